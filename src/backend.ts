@@ -1,0 +1,78 @@
+/**
+ * Tensor backend selection.
+ *
+ * Order of preference: the backend named by `QUANTBOOK_BACKEND` (wasm | tensorflow | cpu), else
+ * `@tensorflow/tfjs-node` when it is installed and loads (it is an optional dependency whose
+ * install needs a download that fails on registry-only machines), else the WebAssembly backend,
+ * else the pure-JS cpu backend.
+ *
+ * ```ts
+ * await qb.initBackend();          // idempotent
+ * qb.activeBackend();              // "wasm"
+ * ```
+ */
+import * as tf from "@tensorflow/tfjs";
+
+export type BackendName = "tensorflow" | "wasm" | "cpu";
+
+let initialized: Promise<BackendName> | null = null;
+
+function tryRequire(name: string): boolean {
+  try {
+    require(name);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function activate(name: BackendName): Promise<boolean> {
+  if (name === "tensorflow" && !tryRequire("@tensorflow/tfjs-node")) return false;
+  if (name === "wasm" && !tryRequire("@tensorflow/tfjs-backend-wasm")) return false;
+  try {
+    return await tf.setBackend(name);
+  } catch {
+    return false;
+  }
+}
+
+async function choose(): Promise<BackendName> {
+  const wanted = process.env.QUANTBOOK_BACKEND;
+  if (wanted !== undefined && wanted !== "") {
+    if (wanted !== "tensorflow" && wanted !== "wasm" && wanted !== "cpu") {
+      throw new Error(
+        `QUANTBOOK_BACKEND=${wanted} is not a backend quantbook knows; expected one of wasm, tensorflow, cpu (or unset it to choose automatically)`,
+      );
+    }
+    if (!(await activate(wanted))) {
+      throw new Error(
+        `QUANTBOOK_BACKEND=${wanted}: that backend did not load` +
+          (wanted === "tensorflow" ? "; @tensorflow/tfjs-node is optional and its native library may not be installed. Use wasm instead." : ""),
+      );
+    }
+    return wanted;
+  }
+  for (const name of ["tensorflow", "wasm", "cpu"] as const) {
+    if (await activate(name)) return name;
+  }
+  throw new Error("no tensor backend could be activated (tried tensorflow, wasm, cpu)");
+}
+
+/** Selects and readies the tensor backend once; later calls return the same choice. */
+export function initBackend(): Promise<BackendName> {
+  if (initialized === null) {
+    initialized = choose().then(async (name) => {
+      await tf.ready();
+      return name;
+    });
+    initialized.catch(() => {
+      initialized = null;
+    });
+  }
+  return initialized;
+}
+
+/** The name of the backend running tensor ops now (as tfjs reports it). */
+export function activeBackend(): string {
+  return tf.getBackend();
+}

@@ -1,0 +1,1 @@
+export { SmallModel, SmallModelMulSum } from "./articleModel";

@@ -1,0 +1,41 @@
+/**
+ * quantbook: simulate Horizon's quantization toolchain in TypeScript.
+ *
+ * ```ts
+ * import * as qb from "quantbook";
+ * await qb.initBackend();
+ * qb.setMarch(qb.March.NASH_M);
+ * const calib = qb.prepare(model.eval(), x, { qconfigSetter: [qb.calibration8bitWeight16bitActQconfigSetter] });
+ * qb.setFakeQuantize(calib, qb.FakeQuantState.CALIBRATION);
+ * await qb.calibrate(calib, [x]);
+ * qb.setFakeQuantize(calib, qb.FakeQuantState.VALIDATION);
+ * const y = calib.forward(x);
+ * ```
+ */
+export { initBackend, activeBackend, type BackendName } from "./backend";
+export * as nn from "./nn";
+export { F, QuantStub, DeQuantStub, manualSeed } from "./nn";
+export * as quant from "./quant";
+export * as io from "./io";
+export { qint8, qint16, qint32, type QuantDType } from "./quant/dtypes";
+export { FakeQuantState } from "./quant/state";
+export { MinMaxObserver, MSEObserver, PercentileObserver, FixedScaleObserver } from "./quant/observers";
+export { getQconfig, type QConfig, type GetQconfigOptions } from "./quant/qconfig";
+export { March, setMarch, getMarch } from "./march/march";
+export {
+  calibration8bitWeight16bitActQconfigSetter,
+  defaultCalibrationQconfigSetter,
+  qat8bitWeight16bitActQconfigSetter,
+  defaultQatQconfigSetter,
+  ModuleNameQconfigSetter,
+  OpTypeQconfigSetter,
+  FixedScaleQconfigSetter,
+  type QconfigSetter,
+} from "./workflow/qconfigSetters";
+export { prepare, modelCheckResult, preparedOps, type PrepareOptions } from "./workflow/prepare";
+export { setFakeQuantize, getFakeQuantState } from "./workflow/setFakeQuantize";
+export { calibrate, setDefaultProgress, type Progress, type ProgressCallback } from "./workflow/calibrate";
+export { qatStep, qat, mseLoss } from "./workflow/qat";
+export type { CheckReport } from "./workflow/checkReport";
+export type { OpInfo, Graph } from "./workflow/graph";
+export * as examples from "./examples";

@@ -1,0 +1,2 @@
+export { loadTorch, parseTorch, disposeAll } from "./torch";
+export { loadSafetensors, saveSafetensors, parseSafetensors, serializeSafetensors } from "./safetensors";

@@ -1,0 +1,65 @@
+import * as tf from "@tensorflow/tfjs";
+import { currentForward } from "./forwardContext";
+import type { Compute, OpCall } from "./runtime";
+
+export interface OpSpec {
+  type: string;
+  /** Name inside the running module; null for the module's own op (a Linear's path is its name). */
+  name: string | null;
+  /** Name used when the op runs at the root, or outside any module. */
+  fallback: string;
+  weight?: tf.Tensor;
+  params?: tf.Tensor[];
+  flops?: number;
+}
+
+function describeShapes(inputs: tf.Tensor[]): string {
+  return inputs.map((t) => `[${t.shape}]`).join(" and ");
+}
+
+/** Runs `compute`, turning a backend error into one that names the op and the input shapes. */
+function computeWithContext(name: string, type: string, compute: Compute): Compute {
+  return (inputs, weight, params) => {
+    try {
+      return compute(inputs, weight, params);
+    } catch (e) {
+      const msg = e instanceof Error ? e.message : String(e);
+      if (msg.startsWith(`${name} (`)) throw e;
+      throw new Error(`${name} (${type}): ${msg} (input shapes ${describeShapes(inputs)})`);
+    }
+  };
+}
+
+/**
+ * Runs one quantization-aware op: names it after the running module, then lets the prepared
+ * model's interceptor (if any) fake-quantize its inputs, weight and output.
+ */
+export function runOp(spec: OpSpec, inputs: tf.Tensor[], compute: Compute): tf.Tensor {
+  for (const [i, t] of inputs.entries()) {
+    if (!(t instanceof tf.Tensor)) {
+      throw new Error(`${spec.fallback} (${spec.type}): input ${i} is ${typeof t}, expected a tf.Tensor`);
+    }
+  }
+  const fwd = currentForward();
+  const params = spec.params ?? [];
+  if (fwd === null) return computeWithContext(spec.fallback, spec.type, compute)(inputs, spec.weight, params);
+  const name = fwd.opName(spec.name, spec.fallback);
+  const guarded = computeWithContext(name, spec.type, compute);
+  if (fwd.interceptor === null) return guarded(inputs, spec.weight, params);
+  const call: OpCall = {
+    name,
+    type: spec.type,
+    modulePath: fwd.modulePath(),
+    inputs,
+    weight: spec.weight,
+    params,
+    flops: spec.flops ?? Math.max(...inputs.map((t) => t.size), 0),
+  };
+  return fwd.interceptor.runOp(call, guarded);
+}
+
+/** Name of the running op's module path, for error messages raised before runOp. */
+export function currentModulePath(fallback: string): string {
+  const fwd = currentForward();
+  return fwd === null ? fallback : fwd.modulePath() || fallback;
+}

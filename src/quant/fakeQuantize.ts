@@ -1,0 +1,98 @@
+/**
+ * Fake quantization: `clamp(round(x * (1 / scale)), qmin, qmax) * scale`, zero point 0.
+ *
+ * Matches `torch.fake_quantize_per_tensor_affine` / `_per_channel_affine` bit for bit: the
+ * inverse scale is computed in float32 and multiplied (as PyTorch's kernels do), rounding is
+ * half to even. `roundMode: "bpu"` rounds as the BPU does, `floor(x / scale + 0.5)`.
+ * The gradient is straight-through inside [qmin, qmax] and zero outside (for QAT).
+ *
+ * ```ts
+ * const y = qb.quant.fakeQuantize(x, { scale: 7 / 32767, dtype: qb.qint16 });
+ * const w = qb.quant.fakeQuantize(weight, { scale: perRowScales, dtype: qb.qint8, axis: 0 });
+ * ```
+ */
+import * as tf from "@tensorflow/tfjs";
+import type { QuantDType } from "./dtypes";
+
+export type RoundMode = "half_even" | "bpu";
+
+export interface FakeQuantizeOptions {
+  /** A number (per tensor) or one scale per channel along `axis`. */
+  scale: number | ArrayLike<number> | tf.Tensor1D;
+  dtype: QuantDType;
+  /** Channel axis for per-channel scales (negative counts from the end). */
+  axis?: number;
+  roundMode?: RoundMode;
+}
+
+function checkScales(values: ArrayLike<number>, where: string): void {
+  for (let i = 0; i < values.length; i++) {
+    const s = values[i];
+    if (!(s > 0) || !Number.isFinite(s)) {
+      throw new Error(`${where}: scale[${i}] is ${s}; every scale must be a finite number > 0 (calibrate the op or give a fixed scale)`);
+    }
+  }
+}
+
+/** Scale (and its float32 inverse) shaped to broadcast against `x`. */
+function scaleTensors(x: tf.Tensor, opts: FakeQuantizeOptions): [tf.Tensor, tf.Tensor] {
+  const { scale } = opts;
+  if (typeof scale === "number") {
+    checkScales([scale], "fakeQuantize");
+    const s = tf.scalar(scale, "float32");
+    return [s, tf.div(1, s)];
+  }
+  const rank = x.rank;
+  const axis = opts.axis ?? 0;
+  const ax = axis < 0 ? axis + rank : axis;
+  if (ax < 0 || ax >= rank) {
+    throw new Error(`fakeQuantize: axis ${axis} is out of range for a tensor of shape [${x.shape}]; pass an axis in [${-rank}, ${rank - 1}]`);
+  }
+  const values = scale instanceof tf.Tensor ? (scale.dataSync() as Float32Array) : Float32Array.from(scale);
+  if (values.length !== x.shape[ax]) {
+    throw new Error(
+      `fakeQuantize: ${values.length} per-channel scales for axis ${ax} of shape [${x.shape}], expected ${x.shape[ax]} (one per channel)`,
+    );
+  }
+  checkScales(values, "fakeQuantize");
+  const bshape = x.shape.map((d, i) => (i === ax ? d : 1));
+  const s = tf.tensor(values, bshape, "float32");
+  return [s, tf.div(1, s)];
+}
+
+function quantizeRaw(x: tf.Tensor, s: tf.Tensor, inv: tf.Tensor, mode: RoundMode): tf.Tensor {
+  return mode === "bpu" ? tf.floor(tf.add(tf.div(x, s), 0.5)) : tf.round(tf.mul(x, inv));
+}
+
+/** Fake-quantizes `x` (float32). Disposes everything it creates but the result. */
+export function fakeQuantize(x: tf.Tensor, opts: FakeQuantizeOptions): tf.Tensor {
+  if (x.dtype !== "float32") {
+    throw new Error(`fakeQuantize: expected a float32 tensor, got ${x.dtype}; cast it with x.toFloat()`);
+  }
+  const { qmin, qmax } = opts.dtype;
+  const mode = opts.roundMode ?? "half_even";
+  return tf.tidy(() => {
+    const [s, inv] = scaleTensors(x, opts);
+    const f = tf.customGrad(((input: tf.Tensor, save: tf.GradSaveFunc) => {
+      const q = quantizeRaw(input, s, inv, mode);
+      save([q]);
+      return {
+        value: tf.mul(tf.clipByValue(q, qmin, qmax), s),
+        gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+          const inside = tf.logicalAnd(tf.greaterEqual(saved[0], qmin), tf.lessEqual(saved[0], qmax));
+          return tf.mul(dy, tf.cast(inside, "float32"));
+        },
+      };
+    }) as unknown as Parameters<typeof tf.customGrad>[0]);
+    return f(x);
+  });
+}
+
+/** The integer codes `clamp(round(x / scale), qmin, qmax)` as an int32 tensor. */
+export function quantizeToInt(x: tf.Tensor, opts: FakeQuantizeOptions): tf.Tensor {
+  const { qmin, qmax } = opts.dtype;
+  return tf.tidy(() => {
+    const [s, inv] = scaleTensors(x, opts);
+    return tf.cast(tf.clipByValue(quantizeRaw(x, s, inv, opts.roundMode ?? "half_even"), qmin, qmax), "int32");
+  });
+}

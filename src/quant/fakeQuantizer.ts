@@ -1,0 +1,79 @@
+import * as tf from "@tensorflow/tfjs";
+import type { QuantDType } from "./dtypes";
+import { fakeQuantize, type RoundMode } from "./fakeQuantize";
+import { NonFiniteError, type Observer, type ObserverSnapshot } from "./observers/observer";
+import { FakeQuantState } from "./state";
+
+/**
+ * One quantization point of a prepared model (an op's output, input or weight): an observer,
+ * a dtype and the model's state. `observerEnabled` / `fakeQuantEnabled` let debug tools switch
+ * single points on or off independently of the state.
+ */
+export class FakeQuantizer {
+  state: FakeQuantState = FakeQuantState.FLOAT;
+  roundMode: RoundMode = "half_even";
+  /** Per-point overrides used by analysis tools; null follows the state. */
+  fakeQuantOverride: boolean | null = null;
+
+  constructor(
+    /** Where this point is, e.g. "linear2.weight" or "linear2" (its output). */
+    readonly where: string,
+    readonly dtype: QuantDType,
+    readonly observer: Observer,
+  ) {}
+
+  get axis(): number | undefined {
+    return this.observer.axis;
+  }
+
+  /** Whether fake quantization is applied in the current state. */
+  get quantizing(): boolean {
+    if (this.fakeQuantOverride !== null) return this.fakeQuantOverride;
+    return this.state === FakeQuantState.VALIDATION || this.state === FakeQuantState.QAT;
+  }
+
+  get observing(): boolean {
+    return this.state === FakeQuantState.CALIBRATION || this.state === FakeQuantState.QAT;
+  }
+
+  /** Current scale(s); null when the observer has seen no data and the scale is not fixed. */
+  scale(): Float64Array | null {
+    return this.observer.scale();
+  }
+
+  forward(x: tf.Tensor): tf.Tensor {
+    if (this.observing) {
+      try {
+        this.observer.observe(x);
+      } catch (e) {
+        if (e instanceof NonFiniteError) {
+          throw new Error(
+            `${this.where}: ${e.message} — the data reaching this op is not finite. Check the calibration batch for NaN/Inf (or the op before it for overflow) and drop or clean that batch.`,
+          );
+        }
+        throw e;
+      }
+    }
+    if (!this.quantizing) return x;
+    const scale = this.scale();
+    if (scale === null) {
+      throw new Error(
+        `${this.where}: no scale yet — its observer saw no data. Run setFakeQuantize(model, FakeQuantState.CALIBRATION) and calibrate() before VALIDATION or QAT.`,
+      );
+    }
+    return fakeQuantize(x, {
+      scale: this.axis === undefined ? scale[0] : scale,
+      dtype: this.dtype,
+      axis: this.axis,
+      roundMode: this.roundMode,
+    });
+  }
+
+  snapshot(): ObserverSnapshot {
+    return this.observer.snapshot();
+  }
+
+  restore(s: ObserverSnapshot): void {
+    this.observer.restore(s);
+  }
+}

@@ -1,0 +1,114 @@
+/**
+ * Observers watch the values a tensor takes during calibration (and QAT) and turn them into a
+ * scale. Ranges are smoothed across batches with an exponential moving average: the first batch
+ * sets the range, each later batch moves it by `averagingConstant` (0.01) towards its own.
+ */
+import * as tf from "@tensorflow/tfjs";
+import type { QuantDType } from "../dtypes";
+import { scaleFromRange } from "../scale";
+import { withScope } from "../../util/scope";
+
+export interface ObserverOptions {
+  dtype: QuantDType;
+  /** Channel axis for per-channel observation; undefined means per tensor. */
+  axis?: number;
+  /** Moving-average constant across batches (default 0.01). */
+  averagingConstant?: number;
+}
+
+export interface ObserverSnapshot {
+  min: Float64Array | null;
+  max: Float64Array | null;
+  batches: number;
+}
+
+/** Raised when a batch holds NaN or Inf; the fake-quantizer adds the op name. */
+export class NonFiniteError extends Error {}
+
+/** A batch as rows: [channels, elements per channel] (one row when per tensor). */
+export function asRows(x: tf.Tensor, axis: number | undefined): tf.Tensor2D {
+  if (axis === undefined) return tf.reshape(x, [1, -1]);
+  const ax = axis < 0 ? axis + x.rank : axis;
+  if (ax < 0 || ax >= x.rank) {
+    throw new Error(`observer: channel axis ${axis} is out of range for shape [${x.shape}]`);
+  }
+  const perm = [ax, ...x.shape.map((_, i) => i).filter((i) => i !== ax)];
+  return tf.reshape(tf.transpose(x, perm), [x.shape[ax], -1]);
+}
+
+export abstract class Observer {
+  readonly dtype: QuantDType;
+  readonly axis: number | undefined;
+  readonly averagingConstant: number;
+  protected min: Float64Array | null = null;
+  protected max: Float64Array | null = null;
+  /** Batches seen so far. */
+  batches = 0;
+
+  constructor(opts: ObserverOptions) {
+    this.dtype = opts.dtype;
+    this.axis = opts.axis;
+    this.averagingConstant = opts.averagingConstant ?? 0.01;
+  }
+
+  /** The range this batch asks for, one entry per channel (one in all when per tensor). */
+  protected abstract batchRange(rows: tf.Tensor2D): { min: Float64Array; max: Float64Array };
+
+  /** Updates the smoothed range from one batch. Throws NonFiniteError on NaN/Inf. */
+  observe(x: tf.Tensor): void {
+    const r = withScope(() => {
+      const rows = asRows(x, this.axis);
+      const [mn, mx] = [tf.min(rows, 1).dataSync(), tf.max(rows, 1).dataSync()];
+      for (let i = 0; i < mn.length; i++) {
+        if (!Number.isFinite(mn[i]) || !Number.isFinite(mx[i])) {
+          throw new NonFiniteError(`values are NaN or Inf (min ${mn[i]}, max ${mx[i]})`);
+        }
+      }
+      return this.batchRange(rows);
+    });
+    if (this.min === null || this.max === null) {
+      this.min = r.min;
+      this.max = r.max;
+    } else {
+      const c = this.averagingConstant;
+      for (let i = 0; i < r.min.length; i++) {
+        this.min[i] += c * (r.min[i] - this.min[i]);
+        this.max[i] += c * (r.max[i] - this.max[i]);
+      }
+    }
+    this.batches++;
+  }
+
+  /** Smoothed range, or null before the first batch. */
+  range(): { min: Float64Array; max: Float64Array } | null {
+    return this.min === null || this.max === null ? null : { min: this.min, max: this.max };
+  }
+
+  /** The scale(s) from the smoothed range, or null when no batch was seen. */
+  scale(): Float64Array | null {
+    const r = this.range();
+    if (r === null) return null;
+    return r.min.map((mn, i) => scaleFromRange(mn, r.max[i], this.dtype));
+  }
+
+  snapshot(): ObserverSnapshot {
+    return { min: this.min && this.min.slice(), max: this.max && this.max.slice(), batches: this.batches };
+  }
+
+  restore(s: ObserverSnapshot): void {
+    this.min = s.min && s.min.slice();
+    this.max = s.max && s.max.slice();
+    this.batches = s.batches;
+  }
+
+  /** Short description for tables, e.g. "MSEObserver(qint16)". */
+  describe(): string {
+    return `${this.constructor.name}(${this.dtype.name}${this.axis === undefined ? "" : `, axis ${this.axis}`})`;
+  }
+}
+
+/** What a qconfig holds: a way to make an observer, never an observer instance. */
+export interface ObserverFactory {
+  create(opts: ObserverOptions): Observer;
+  readonly observerName: string;
+}

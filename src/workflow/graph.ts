@@ -1,0 +1,87 @@
+/**
+ * The traced graph of a model: one record per op call of the example forward, in execution
+ * (topological) order, with where each input came from and who consumes each output.
+ */
+import * as tf from "@tensorflow/tfjs";
+import type { OpCall, OpInterceptor } from "../nn/runtime";
+
+/** Source of an op input: another op's name, the model input, or a float constant. */
+export const MODEL_INPUT = "<input>";
+export const FLOAT_CONSTANT = "<float>";
+
+export interface OpInfo {
+  name: string;
+  type: string;
+  modulePath: string;
+  inputs: { source: string; shape: number[] }[];
+  outputShape: number[];
+  weightShape?: number[];
+  paramShapes: number[][];
+  flops: number;
+  /** Names of the ops that read this op's output (filled after tracing). */
+  consumers: string[];
+}
+
+export interface Graph {
+  ops: OpInfo[];
+  byName: Map<string, OpInfo>;
+  /** Ops whose output the model returns. */
+  outputs: string[];
+}
+
+/** Records op calls during the one forward `prepare` runs on the example input. */
+export class Tracer implements OpInterceptor {
+  readonly ops: OpInfo[] = [];
+  private readonly producers = new Map<object, string>();
+  private outputs: string[] = [];
+
+  begin(args: unknown[]): void {
+    const visit = (v: unknown): void => {
+      if (v instanceof tf.Tensor) this.producers.set(v.dataId, MODEL_INPUT);
+      else if (Array.isArray(v)) v.forEach(visit);
+    };
+    args.forEach(visit);
+  }
+
+  runOp(call: OpCall, compute: (i: tf.Tensor[], w: tf.Tensor | undefined, p: tf.Tensor[]) => tf.Tensor): tf.Tensor {
+    const inputs = call.inputs.map((t) => ({ source: this.producers.get(t.dataId) ?? FLOAT_CONSTANT, shape: t.shape.slice() }));
+    const out = compute(call.inputs, call.weight, call.params);
+    this.producers.set(out.dataId, call.name);
+    this.ops.push({
+      name: call.name,
+      type: call.type,
+      modulePath: call.modulePath,
+      inputs,
+      outputShape: out.shape.slice(),
+      weightShape: call.weight?.shape.slice(),
+      paramShapes: call.params.map((p) => p.shape.slice()),
+      flops: call.flops,
+      consumers: [],
+    });
+    return out;
+  }
+
+  end(result: unknown): void {
+    const found: string[] = [];
+    const visit = (v: unknown): void => {
+      if (v instanceof tf.Tensor) {
+        const p = this.producers.get(v.dataId);
+        if (p !== undefined && p !== MODEL_INPUT) found.push(p);
+      } else if (Array.isArray(v)) v.forEach(visit);
+      else if (v !== null && typeof v === "object") Object.values(v).forEach(visit);
+    };
+    visit(result);
+    this.outputs = found;
+  }
+
+  graph(): Graph {
+    const byName = new Map(this.ops.map((o) => [o.name, o]));
+    for (const op of this.ops) {
+      for (const inp of op.inputs) byName.get(inp.source)?.consumers.push(op.name);
+    }
+    return { ops: this.ops, byName, outputs: this.outputs };
+  }
+}
+
+/** GEMM-like op types (weights per channel, int32 accumulation). */
+export const GEMM_TYPES = new Set(["Linear", "Matmul", "Conv2d"]);

@@ -1,0 +1,122 @@
+/**
+ * The workflow, as on the reference toolchain:
+ *
+ * ```
+ *  float model ──(1) prepare──► prepared model (fake-quantizers, FLOAT state)
+ *                                  │
+ *        (2) setFakeQuantize(CALIBRATION) + calibrate(batches)   observers learn ranges
+ *                                  │
+ *        (3) setFakeQuantize(VALIDATION)                         fake quantization, frozen scales
+ *                                  │            ╲
+ *        (4) optional QAT: train(), setFakeQuantize(QAT), qat()   ╲ (5) export → convert (march)
+ * ```
+ */
+import * as tf from "@tensorflow/tfjs";
+import { getMarch } from "../march/march";
+import { cloneModule, type Module } from "../nn/module";
+import { INTERCEPTOR } from "../nn/runtime";
+import { FakeQuantizer } from "../quant/fakeQuantizer";
+import { MinMaxObserver } from "../quant/observers/minmax";
+import { MSEObserver } from "../quant/observers/mse";
+import { mergeQconfig, type FakeQuantSpec, type QConfig } from "../quant/qconfig";
+import { qint8 } from "../quant/dtypes";
+import { buildCheckReport, type CheckReport } from "./checkReport";
+import { Tracer, type Graph } from "./graph";
+import type { QconfigSetter } from "./qconfigSetters";
+import { QuantRuntime, runtimeOf, type PreparedOp } from "./quantRuntime";
+
+export interface PrepareOptions {
+  /** Applied in order; the earlier setter wins for every field it decides. */
+  qconfigSetter: QconfigSetter | QconfigSetter[];
+}
+
+const checkReports = new WeakMap<object, CheckReport>();
+
+function makeFakeQuantizer(where: string, spec: FakeQuantSpec, role: "weight" | "activation"): FakeQuantizer {
+  const dtype = spec.dtype ?? qint8;
+  const factory = spec.observer ?? (role === "weight" ? MinMaxObserver : MSEObserver);
+  const observer = factory.create({ dtype, axis: role === "weight" ? 0 : undefined });
+  return new FakeQuantizer(where, dtype, observer);
+}
+
+function resolveQconfigs(graph: Graph, setters: QconfigSetter[]): Map<string, PreparedOp> {
+  for (const s of setters) {
+    if (s === undefined || s === null || typeof s.qconfigFor !== "function") {
+      throw new Error("prepare: every qconfigSetter must be a setter such as qb.calibration8bitWeight16bitActQconfigSetter or qb.ModuleNameQconfigSetter({...})");
+    }
+    s.validate?.(graph);
+  }
+  const ops = new Map<string, PreparedOp>();
+  for (const info of graph.ops) {
+    let qc: QConfig = {};
+    for (const s of setters) {
+      const got = s.qconfigFor(info, graph);
+      if (got !== undefined) qc = mergeQconfig(qc, got);
+    }
+    const inputSpec = qc.input;
+    ops.set(info.name, {
+      info,
+      qconfig: qc,
+      inputs: info.inputs.map((_, i) => (inputSpec ? makeFakeQuantizer(`${info.name}.input_${i}`, inputSpec, "activation") : null)),
+      weight: qc.weight && info.weightShape ? makeFakeQuantizer(`${info.name}.weight`, qc.weight, "weight") : null,
+      output: qc.output && info.type !== "DeQuantStub" ? makeFakeQuantizer(info.name, qc.output, "activation") : null,
+    });
+  }
+  return ops;
+}
+
+/**
+ * (1) Copies the float model, traces its forward once on `exampleInput`, names every op by
+ * module path and attaches fake-quantizers per the qconfig setters. The float model is left
+ * untouched (use it as the baseline). The result starts in FLOAT state.
+ *
+ * ```ts
+ * qb.setMarch(qb.March.NASH_M);
+ * const calib = qb.prepare(model.eval(), x, { qconfigSetter: [qb.calibration8bitWeight16bitActQconfigSetter] });
+ * ```
+ */
+export function prepare<T extends Module>(model: T, exampleInput: tf.Tensor | tf.Tensor[], opts: PrepareOptions): T {
+  if (getMarch() === null) {
+    throw new Error("prepare: no target chip set; call qb.setMarch(qb.March.NASH_M) (or NASH_E / NASH_P) before prepare");
+  }
+  if (model === null || typeof model !== "object" || typeof (model as Module).namedModules !== "function") {
+    throw new Error("prepare: expected a qb.nn.Module as the model");
+  }
+  if (opts === undefined || opts.qconfigSetter === undefined) {
+    throw new Error("prepare: pass { qconfigSetter: [...] }, e.g. [qb.calibration8bitWeight16bitActQconfigSetter]");
+  }
+  const args = Array.isArray(exampleInput) ? exampleInput : [exampleInput];
+  const copy = cloneModule(model);
+  const tracer = new Tracer();
+  const holder = copy as unknown as Record<symbol, unknown>;
+  holder[INTERCEPTOR] = tracer;
+  try {
+    const out = (copy.forward as (...a: tf.Tensor[]) => tf.TensorContainer)(...args);
+    tf.dispose(out);
+    const graph = tracer.graph();
+    if (graph.ops.length === 0) {
+      throw new Error("the forward ran no quantization-aware op; build it from qb.nn layers and qb.F ops");
+    }
+    const setters = Array.isArray(opts.qconfigSetter) ? opts.qconfigSetter : [opts.qconfigSetter];
+    const ops = resolveQconfigs(graph, setters);
+    const runtime = new QuantRuntime(graph, ops, getMarch());
+    holder[INTERCEPTOR] = runtime;
+    checkReports.set(copy, buildCheckReport(copy, graph, ops));
+    return copy;
+  } catch (e) {
+    copy.dispose();
+    const msg = e instanceof Error ? e.message : String(e);
+    throw new Error(`prepare(${model.constructor.name}): ${msg}`);
+  }
+}
+
+/** The check report `prepare` made for a prepared model. */
+export function modelCheckResult(prepared: Module): CheckReport {
+  runtimeOf(prepared, "modelCheckResult");
+  return checkReports.get(prepared) as CheckReport;
+}
+
+/** The traced ops of a prepared model with their qconfigs and fake-quantizers. */
+export function preparedOps(prepared: Module): PreparedOp[] {
+  return [...runtimeOf(prepared, "preparedOps").ops.values()];
+}

@@ -1,0 +1,123 @@
+/**
+ * QConfig setters decide each op's qconfig from the traced graph. `prepare` applies them in the
+ * order given and the earlier one wins, field by field (see `mergeQconfig`): put specific
+ * setters (by module name, by op type) before a template.
+ */
+import { qint16, qint8, type QuantDType } from "../quant/dtypes";
+import { MinMaxObserver } from "../quant/observers/minmax";
+import { MSEObserver } from "../quant/observers/mse";
+import type { ObserverFactory } from "../quant/observers/observer";
+import { getQconfig, type QConfig } from "../quant/qconfig";
+import { GEMM_TYPES, type Graph, type OpInfo } from "./graph";
+
+export interface QconfigSetter {
+  readonly setterName: string;
+  /** The qconfig this setter proposes for an op, or undefined to leave it to later setters. */
+  qconfigFor(op: OpInfo, graph: Graph): QConfig | undefined;
+  /** Throws when the setter refers to something the model does not have. */
+  validate?(graph: Graph): void;
+}
+
+/** True for a GEMM whose only consumer is the DeQuantStub: it keeps a high-precision output. */
+export function feedsOnlyDequant(op: OpInfo, graph: Graph): boolean {
+  return GEMM_TYPES.has(op.type) && op.consumers.length === 1 && graph.byName.get(op.consumers[0])?.type === "DeQuantStub";
+}
+
+function template(setterName: string, weightDtype: QuantDType, actDtype: QuantDType, actObserver: ObserverFactory): QconfigSetter {
+  return {
+    setterName,
+    qconfigFor(op, graph) {
+      if (op.type === "DeQuantStub") return { output: null };
+      const highPrecision = feedsOnlyDequant(op, graph);
+      return {
+        weight: op.weightShape ? { dtype: weightDtype, observer: MinMaxObserver } : undefined,
+        output: highPrecision ? null : { dtype: actDtype, observer: actObserver },
+      };
+    },
+  };
+}
+
+/** int8 per-channel MinMax weights, int16 MSE activations (the article's calibration template). */
+export const calibration8bitWeight16bitActQconfigSetter = template("calibration8bitWeight16bitActQconfigSetter", qint8, qint16, MSEObserver);
+/** int8 weights and activations, MSE-calibrated activations. */
+export const defaultCalibrationQconfigSetter = template("defaultCalibrationQconfigSetter", qint8, qint8, MSEObserver);
+/** QAT twin of calibration8bitWeight16bitActQconfigSetter: MinMax (moving-average) activations. */
+export const qat8bitWeight16bitActQconfigSetter = template("qat8bitWeight16bitActQconfigSetter", qint8, qint16, MinMaxObserver);
+/** QAT twin of defaultCalibrationQconfigSetter. */
+export const defaultQatQconfigSetter = template("defaultQatQconfigSetter", qint8, qint8, MinMaxObserver);
+
+function editDistance(a: string, b: string): number {
+  const d = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = d[0];
+    d[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const tmp = d[j];
+      d[j] = Math.min(d[j] + 1, d[j - 1] + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = tmp;
+    }
+  }
+  return d[b.length];
+}
+
+/** Op names and module paths of a graph, nearest to `name` first. */
+export function nearestNames(name: string, graph: Graph, n = 5): string[] {
+  const names = new Set<string>();
+  for (const op of graph.ops) {
+    names.add(op.name);
+    if (op.modulePath !== "") names.add(op.modulePath);
+  }
+  return [...names].sort((a, b) => editDistance(name, a) - editDistance(name, b)).slice(0, n);
+}
+
+/**
+ * Qconfigs by op name (`linear2.mul`) or module path (`linear2`, `layernorm`: every op the
+ * module runs itself).
+ *
+ * ```ts
+ * qb.ModuleNameQconfigSetter({ linear2: qb.getQconfig({ weightDtype: qb.qint16 }) })
+ * ```
+ */
+export function ModuleNameQconfigSetter(byName: Record<string, QConfig>): QconfigSetter {
+  return {
+    setterName: "ModuleNameQconfigSetter",
+    qconfigFor: (op) => byName[op.name] ?? byName[op.modulePath],
+    validate(graph) {
+      for (const key of Object.keys(byName)) {
+        const known = graph.ops.some((op) => op.name === key || op.modulePath === key);
+        if (!known) {
+          throw new Error(
+            `ModuleNameQconfigSetter: '${key}' is not an op or module of this model; nearest names: ${nearestNames(key, graph).join(", ")}. ` +
+              "Use a name from that list (module paths are field names joined by dots).",
+          );
+        }
+      }
+    },
+  };
+}
+
+/** Qconfigs by op type (`Linear`, `Mul`, `Sigmoid`, ...). */
+export function OpTypeQconfigSetter(byType: Record<string, QConfig>): QconfigSetter {
+  return {
+    setterName: "OpTypeQconfigSetter",
+    qconfigFor: (op) => byType[op.type],
+    validate(graph) {
+      const types = new Set(graph.ops.map((o) => o.type));
+      for (const key of Object.keys(byType)) {
+        if (!types.has(key)) {
+          throw new Error(`OpTypeQconfigSetter: this model has no op of type '${key}'; its op types are ${[...types].join(", ")}`);
+        }
+      }
+    },
+  };
+}
+
+/**
+ * Fixed output scales by op name, e.g. the article's `{ "linear2.mul": 7 / 32767 }` (int16
+ * unless the dtype is given).
+ */
+export function FixedScaleQconfigSetter(scales: Record<string, number>, dtype: QuantDType = qint16): QconfigSetter {
+  const byName: Record<string, QConfig> = {};
+  for (const [k, s] of Object.entries(scales)) byName[k] = getQconfig({ outDtype: dtype, fixScale: s });
+  return { ...ModuleNameQconfigSetter(byName), setterName: "FixedScaleQconfigSetter" };
+}

@@ -1,0 +1,100 @@
+/**
+ * The state a prepared model carries: per op its qconfig and fake-quantizers, the traced graph,
+ * the target chip and the fake-quant state. It intercepts every functional op of the forward.
+ */
+import * as tf from "@tensorflow/tfjs";
+import type { Module } from "../nn/module";
+import { INTERCEPTOR, type Compute, type OpCall, type OpInterceptor } from "../nn/runtime";
+import type { March } from "../march/march";
+import type { FakeQuantizer } from "../quant/fakeQuantizer";
+import type { QConfig } from "../quant/qconfig";
+import { FakeQuantState } from "../quant/state";
+import type { Graph, OpInfo } from "./graph";
+
+export interface PreparedOp {
+  info: OpInfo;
+  qconfig: QConfig;
+  /** One per activation input when the qconfig re-quantizes inputs. */
+  inputs: (FakeQuantizer | null)[];
+  weight: FakeQuantizer | null;
+  /** null: the output stays in high precision. */
+  output: FakeQuantizer | null;
+}
+
+/** Where a tap sees a tensor: an op input (`input_0`), its (fake-quantized) weight or its output. */
+export type TapRole = "weight" | "output" | `input_${number}`;
+
+/** Called with tensors as they flow (after fake quantization); used by analysis tools. */
+export type Tap = (op: PreparedOp, role: TapRole, value: tf.Tensor, raw: tf.Tensor) => void;
+
+export class QuantRuntime implements OpInterceptor {
+  state: FakeQuantState = FakeQuantState.FLOAT;
+  readonly taps: Tap[] = [];
+  /** Replaces an op's computation (analysis tools feed recorded tensors with it). */
+  override: ((call: OpCall, op: PreparedOp) => tf.Tensor | undefined) | null = null;
+
+  constructor(
+    readonly graph: Graph,
+    readonly ops: Map<string, PreparedOp>,
+    readonly march: March | null,
+  ) {}
+
+  *fakeQuantizers(): Generator<[PreparedOp, TapRole, FakeQuantizer]> {
+    for (const op of this.ops.values()) {
+      for (const [i, fq] of op.inputs.entries()) if (fq) yield [op, `input_${i}`, fq];
+      if (op.weight) yield [op, "weight", op.weight];
+      if (op.output) yield [op, "output", op.output];
+    }
+  }
+
+  begin(_args: unknown[], root: object): void {
+    const training = (root as Module).training;
+    const needsEval = this.state === FakeQuantState.CALIBRATION || this.state === FakeQuantState.VALIDATION;
+    if (needsEval && training) {
+      throw new Error(`forward: the model is in ${this.state} state but in training mode; call model.eval() first (${this.state} runs in eval mode)`);
+    }
+    if (this.state === FakeQuantState.QAT && !training) {
+      throw new Error("forward: the model is in QAT state but in eval mode; call model.train() first, or setFakeQuantize(model, VALIDATION) to evaluate");
+    }
+  }
+
+  end(): void {}
+
+  runOp(call: OpCall, compute: Compute): tf.Tensor {
+    const op = this.ops.get(call.name);
+    if (op === undefined) {
+      throw new Error(
+        `${call.name} (${call.type}): this op did not run when prepare() traced the model, so it has no fake-quantizers. ` +
+          "The forward takes a different path now (control flow depending on data or mode); re-run prepare with an input that takes this path.",
+      );
+    }
+    const tap = (role: TapRole, value: tf.Tensor, raw: tf.Tensor) => {
+      for (const t of this.taps) t(op, role, value, raw);
+    };
+    const inputs = call.inputs.map((x, i) => {
+      const fq = op.inputs[i];
+      const y = fq ? fq.forward(x) : x;
+      tap(`input_${i}`, y, x);
+      return y;
+    });
+    let weight = call.weight;
+    if (weight !== undefined) {
+      const raw = weight;
+      weight = op.weight ? op.weight.forward(weight) : weight;
+      tap("weight", weight, raw);
+    }
+    const computed = this.override?.({ ...call, inputs, weight }, op) ?? compute(inputs, weight, call.params);
+    const out = op.output ? op.output.forward(computed) : computed;
+    tap("output", out, computed);
+    return out;
+  }
+}
+
+/** The runtime of a prepared model, or a clear error when the model was not prepared. */
+export function runtimeOf(model: unknown, caller: string): QuantRuntime {
+  const rt = model !== null && typeof model === "object" ? (model as Record<symbol, unknown>)[INTERCEPTOR] : undefined;
+  if (!(rt instanceof QuantRuntime)) {
+    throw new Error(`${caller}: this model was not prepared; call qb.prepare(model, exampleInput, { qconfigSetter }) and pass the model it returns`);
+  }
+  return rt;
+}
