@@ -22,9 +22,6 @@ export interface StorageRef {
 
 export class PickleError extends Error {}
 
-/** A Python tuple (kept apart from lists for readers who care). */
-export class PyTuple extends Array<unknown> {}
-
 const MARK = Symbol("mark");
 
 export interface UnpickleOptions {
@@ -101,11 +98,11 @@ export function unpickle(buf: Buffer, opts: UnpickleOptions): unknown {
       case 0x28: stack.push(MARK); break; // MARK
       case 0x7d: stack.push({}); break; // EMPTY_DICT
       case 0x5d: stack.push([]); break; // EMPTY_LIST
-      case 0x29: stack.push(new PyTuple()); break; // EMPTY_TUPLE
-      case 0x74: stack.push(PyTuple.from(popMark())); break; // TUPLE
-      case 0x85: stack.push(PyTuple.of(pop())); break; // TUPLE1
-      case 0x86: { const b = pop(); const a = pop(); stack.push(PyTuple.of(a, b)); break; } // TUPLE2
-      case 0x87: { const c = pop(); const b = pop(); const a = pop(); stack.push(PyTuple.of(a, b, c)); break; } // TUPLE3
+      case 0x29: stack.push([]); break; // EMPTY_TUPLE
+      case 0x74: stack.push(popMark()); break; // TUPLE
+      case 0x85: stack.push(Array.of<unknown>(pop())); break; // TUPLE1
+      case 0x86: { const b = pop(); const a = pop(); stack.push(Array.of<unknown>(a, b)); break; } // TUPLE2
+      case 0x87: { const c = pop(); const b = pop(); const a = pop(); stack.push(Array.of<unknown>(a, b, c)); break; } // TUPLE3
       case 0x6c: stack.push(popMark()); break; // LIST
       case 0x64: { const d: Record<string, unknown> = {}; setItems(d, popMark()); stack.push(d); break; } // DICT
       case 0x4e: stack.push(null); break; // NONE

@@ -1,0 +1,50 @@
+import * as tf from "@tensorflow/tfjs";
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import * as path from "node:path";
+import * as qb from "../src";
+
+export const FIXTURES = path.join(__dirname, "..", "..", "test", "fixtures");
+
+export function fixture(name: string): string {
+  return path.join(FIXTURES, name);
+}
+
+export function readJson<T>(name: string): T {
+  return JSON.parse(readFileSync(fixture(name), "utf8")) as T;
+}
+
+export async function setup(): Promise<void> {
+  await qb.initBackend();
+  qb.setMarch(qb.March.NASH_M);
+}
+
+export function maxAbsDiff(a: tf.Tensor | ArrayLike<number>, b: tf.Tensor | ArrayLike<number>): number {
+  const x = a instanceof tf.Tensor ? a.dataSync() : a;
+  const y = b instanceof tf.Tensor ? b.dataSync() : b;
+  assert.equal(x.length, y.length, "lengths differ");
+  let m = 0;
+  for (let i = 0; i < x.length; i++) m = Math.max(m, Math.abs(x[i] - y[i]));
+  return m;
+}
+
+/** Runs fn `times` times and checks that the number of live tensors does not grow. */
+export async function assertNoLeak(fn: () => unknown | Promise<unknown>, times = 3): Promise<void> {
+  await fn(); // warm-up may cache constants
+  const before = tf.memory().numTensors;
+  for (let i = 0; i < times; i++) await fn();
+  assert.equal(tf.memory().numTensors, before, "tensors leaked");
+}
+
+/** Asserts that fn throws and that the message matches every pattern. */
+export async function assertThrows(fn: () => unknown, ...patterns: RegExp[]): Promise<string> {
+  let msg: string | null = null;
+  try {
+    await fn();
+  } catch (e) {
+    msg = e instanceof Error ? e.message : String(e);
+  }
+  assert.notEqual(msg, null, "expected an error");
+  for (const p of patterns) assert.match(msg as string, p);
+  return msg as string;
+}

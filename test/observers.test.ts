@@ -1,0 +1,115 @@
+import * as tf from "@tensorflow/tfjs";
+import assert from "node:assert/strict";
+import { before, describe, it } from "node:test";
+import * as qb from "../src";
+import { assertNoLeak, assertThrows, readJson, setup } from "./helpers";
+
+interface ObsFixture {
+  batches: number[][];
+  shape: [number, number];
+  cases: { observer: string; dtype: "qint8" | "qint16"; min?: number; max?: number; scale?: number; scales?: number[]; picks?: number[] }[];
+}
+
+const fx = readJson<ObsFixture>("observers.json");
+const dtypes = { qint8: qb.qint8, qint16: qb.qint16 };
+
+function feed(obs: qb.quant.Observer, batches: number[][]): void {
+  for (const b of batches) {
+    const t = tf.tensor(b, fx.shape);
+    obs.observe(t);
+    t.dispose();
+  }
+}
+
+function closeRel(got: number, want: number, rel = 1e-6): void {
+  assert.ok(Math.abs(got - want) <= rel * Math.abs(want), `got ${got}, reference ${want}`);
+}
+
+describe("observers against the reference (PyTorch-made fixtures)", () => {
+  before(setup);
+
+  for (const c of fx.cases) {
+    it(`${c.observer} ${c.dtype}`, () => {
+      const dtype = dtypes[c.dtype];
+      if (c.observer === "minmax" || c.observer === "mse") {
+        const obs = c.observer === "mse" ? new qb.MSEObserver({ dtype }) : new qb.MinMaxObserver({ dtype });
+        feed(obs, fx.batches);
+        const r = obs.range();
+        assert.ok(r);
+        closeRel(r.min[0], c.min as number);
+        closeRel(r.max[0], c.max as number);
+        closeRel((obs.scale() as Float64Array)[0], c.scale as number);
+        if (c.picks) {
+          // the last batch (mostly tiny values, two outliers) must pick the same shrink as the reference
+          assert.equal((obs as qb.MSEObserver).lastPick[0], c.picks[c.picks.length - 1]);
+        }
+      } else {
+        const obs = new qb.MinMaxObserver({ dtype, axis: 0 });
+        feed(obs, [fx.batches[0]]);
+        const s = obs.scale() as Float64Array;
+        assert.equal(s.length, 4);
+        c.scales?.forEach((want, i) => closeRel(s[i], want));
+      }
+    });
+  }
+
+  it("MSE picks each shrink per batch as the reference does", () => {
+    const c = fx.cases.find((k) => k.observer === "mse" && k.dtype === "qint8");
+    assert.ok(c?.picks);
+    const picks: number[] = [];
+    const obs = new qb.MSEObserver({ dtype: qb.qint8 });
+    for (const b of fx.batches) {
+      feed(obs, [b]);
+      picks.push(obs.lastPick[0]);
+    }
+    assert.deepEqual(picks, c.picks);
+  });
+
+  it("moving average: the first batch sets the range, later ones move it by 0.01", () => {
+    const obs = new qb.MinMaxObserver({ dtype: qb.qint8 });
+    obs.observe(tf.tensor([-1, 2]));
+    obs.observe(tf.tensor([-11, 102]));
+    const r = obs.range();
+    assert.ok(r);
+    closeRel(r.min[0], -1 + 0.01 * (-11 + 1), 1e-12);
+    closeRel(r.max[0], 2 + 0.01 * (102 - 2), 1e-12);
+  });
+
+  it("percentile ignores rare outliers (hand-derived)", () => {
+    const values = Array.from({ length: 1001 }, (_, i) => i / 1000); // 0 .. 1
+    values[1000] = 1000; // one outlier
+    const obs = new qb.PercentileObserver({ dtype: qb.qint16, percentile: 99 });
+    obs.observe(tf.tensor(values));
+    const r = obs.range();
+    assert.ok(r);
+    closeRel(r.max[0], 0.99, 1e-6); // 99th percentile of 0..0.999 (+1 outlier), interpolated
+    closeRel(r.min[0], 0.01, 1e-6);
+    assert.throws(() => new qb.PercentileObserver({ dtype: qb.qint8, percentile: 20 }), /percentile 20 must be in \(50, 100\]/);
+  });
+
+  it("fixed scale keeps the given scale whatever it sees", () => {
+    const obs = new qb.FixedScaleObserver({ dtype: qb.qint16, scale: 7 / 32767 });
+    assert.equal((obs.scale() as Float64Array)[0], 7 / 32767);
+    obs.observe(tf.tensor([-100, 100]));
+    assert.equal((obs.scale() as Float64Array)[0], 7 / 32767);
+    assert.throws(() => new qb.FixedScaleObserver({ dtype: qb.qint16, scale: 0 }), /must be a finite number > 0/);
+  });
+
+  it("raises on NaN/Inf and keeps its state", async () => {
+    const obs = new qb.MSEObserver({ dtype: qb.qint8 });
+    obs.observe(tf.tensor([-1, 1]));
+    const before = obs.snapshot();
+    await assertThrows(() => obs.observe(tf.tensor([0, NaN])), /NaN or Inf/);
+    await assertThrows(() => obs.observe(tf.tensor([0, Infinity])), /NaN or Inf/);
+    assert.deepEqual(obs.snapshot(), before);
+  });
+
+  it("does not leak tensors", async () => {
+    const x = tf.randomNormal([8, 32]);
+    const mse = new qb.MSEObserver({ dtype: qb.qint16, axis: 0 });
+    await assertNoLeak(() => mse.observe(x));
+    const pct = new qb.PercentileObserver({ dtype: qb.qint8 });
+    await assertNoLeak(() => pct.observe(x));
+    x.dispose();
+  });
+});
