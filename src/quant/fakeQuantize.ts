@@ -12,6 +12,7 @@
  * ```
  */
 import * as tf from "@tensorflow/tfjs";
+import { fusedFakeQuantize } from "../kernels/fakeQuantKernels";
 import type { QuantDType } from "./dtypes";
 
 export type RoundMode = "half_even" | "bpu";
@@ -64,6 +65,11 @@ function quantizeRaw(x: tf.Tensor, s: tf.Tensor, inv: tf.Tensor, mode: RoundMode
   return mode === "bpu" ? tf.floor(tf.add(tf.div(x, s), 0.5)) : tf.round(tf.mul(x, inv));
 }
 
+/** float32 `1 / scale`, as PyTorch's kernels compute the inverse scale. */
+export function inverseScale(scale: number): number {
+  return Math.fround(1 / Math.fround(scale));
+}
+
 /** Fake-quantizes `x` (float32). Disposes everything it creates but the result. */
 export function fakeQuantize(x: tf.Tensor, opts: FakeQuantizeOptions): tf.Tensor {
   if (x.dtype !== "float32") {
@@ -71,15 +77,23 @@ export function fakeQuantize(x: tf.Tensor, opts: FakeQuantizeOptions): tf.Tensor
   }
   const { qmin, qmax } = opts.dtype;
   const mode = opts.roundMode ?? "half_even";
+  // per tensor, half-to-even: one fused pass on the wasm backend (same float32 arithmetic)
+  const fused = typeof opts.scale === "number" && mode === "half_even";
   return tf.tidy(() => {
     const [s, inv] = scaleTensors(x, opts);
     const f = tf.customGrad(((input: tf.Tensor, save: tf.GradSaveFunc) => {
-      const q = quantizeRaw(input, s, inv, mode);
-      save([q]);
+      save([input]);
+      const scale = opts.scale as number;
+      const value =
+        (fused ? fusedFakeQuantize(input, scale, inverseScale(scale), qmin, qmax) : null) ??
+        tf.mul(tf.clipByValue(quantizeRaw(input, s, inv, mode), qmin, qmax), s);
       return {
-        value: tf.mul(tf.clipByValue(q, qmin, qmax), s),
+        value,
         gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-          const inside = tf.logicalAnd(tf.greaterEqual(saved[0], qmin), tf.lessEqual(saved[0], qmax));
+          // the forward's scale tensors are gone by now: rebuild them
+          const [s2, inv2] = scaleTensors(saved[0], opts);
+          const q = quantizeRaw(saved[0], s2, inv2, mode);
+          const inside = tf.logicalAnd(tf.greaterEqual(q, qmin), tf.lessEqual(q, qmax));
           return tf.mul(dy, tf.cast(inside, "float32"));
         },
       };

@@ -1,4 +1,6 @@
 import * as tf from "@tensorflow/tfjs";
+import { fusedKernelsAvailable, fusedQuantError } from "../../kernels/fakeQuantKernels";
+import { inverseScale } from "../fakeQuantize";
 import { scaleFromRange } from "../scale";
 import { Observer, type ObserverOptions } from "./observer";
 
@@ -24,16 +26,11 @@ export class MSEObserver extends Observer {
     const channels = mn.length;
     const best = new Float64Array(channels).fill(Infinity);
     const pick = new Int32Array(channels);
-    const { qmin, qmax } = this.dtype;
     for (let i = 0; i < MSE_CANDIDATES; i++) {
       const f = 1 - 0.01 * i;
       const scales = new Float32Array(channels);
       for (let c = 0; c < channels; c++) scales[c] = scaleFromRange(mn[c] * f, mx[c] * f, this.dtype);
-      const err = tf.tidy(() => {
-        const s = tf.tensor2d(scales, [channels, 1]);
-        const q = tf.clipByValue(tf.round(tf.mul(rows, tf.div(1, s))), qmin, qmax);
-        return tf.sum(tf.square(tf.sub(tf.mul(q, s), rows)), 1).dataSync();
-      });
+      const err = this.errors(rows, scales);
       for (let c = 0; c < channels; c++) {
         if (err[c] <= best[c]) {
           best[c] = err[c];
@@ -47,4 +44,19 @@ export class MSEObserver extends Observer {
       max: mx.map((v, c) => v * (1 - 0.01 * pick[c])),
     };
   }
+
+  /** Σ (fq(row) - row)² per row for the given per-row scales. */
+  private errors(rows: tf.Tensor2D, scales: Float32Array): ArrayLike<number> {
+    const [channels, n] = rows.shape;
+    const { qmin, qmax } = this.dtype;
+    if (fusedKernelsAvailable()) {
+      return Float64Array.from(scales, (s, c) => fusedQuantError(rows, s, inverseScale(s), qmin, qmax, c * n, n) as number);
+    }
+    return tf.tidy(() => {
+      const s = tf.tensor2d(scales, [channels, 1]);
+      const q = tf.clipByValue(tf.round(tf.mul(rows, tf.div(1, s))), qmin, qmax);
+      return tf.sum(tf.square(tf.sub(tf.mul(q, s), rows)), 1).dataSync();
+    });
+  }
+
 }

@@ -1,0 +1,81 @@
+/**
+ * `npm run bench`: times the steps the issues name, and the same steps in PyTorch when
+ * `import torch` works, with the ratio quantbook / PyTorch. Medians of several runs.
+ */
+import * as tf from "@tensorflow/tfjs";
+import { execFileSync } from "node:child_process";
+import * as path from "node:path";
+import * as qb from "../src";
+
+const FIXTURES = path.join(__dirname, "..", "..", "test", "fixtures");
+const RUNS = Number(process.env.BENCH_RUNS ?? 7);
+
+async function medianMs(fn: () => unknown | Promise<unknown>, runs = RUNS): Promise<number> {
+  await fn();
+  const times: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const t = performance.now();
+    await fn();
+    times.push(performance.now() - t);
+  }
+  times.sort((a, b) => a - b);
+  return times[Math.floor(times.length / 2)];
+}
+
+function torchTimes(): Record<string, number> | null {
+  for (const py of ["python3", "/usr/bin/python3"]) {
+    try {
+      execFileSync(py, ["-c", "import torch"], { stdio: "ignore" });
+      const out = execFileSync(py, [path.join(__dirname, "..", "..", "bench", "torch_bench.py"), String(RUNS)], { encoding: "utf8" });
+      return JSON.parse(out.trim().split("\n").pop() as string);
+    } catch {
+      /* try the next interpreter */
+    }
+  }
+  return null;
+}
+
+export async function benchCore(): Promise<Record<string, number>> {
+  const sd = (await qb.io.loadTorch(path.join(FIXTURES, "float-checkpoint.ckpt"))) as Record<string, tf.Tensor>;
+  const x = (await qb.io.loadTorch(path.join(FIXTURES, "random_data.pt"))) as tf.Tensor;
+  const model = new qb.examples.SmallModel();
+  model.loadStateDict(sd);
+  const mul = tf.tidy(() => {
+    const h = tf.relu(model.layernorm.forward(model.linear1.forward(x)));
+    return tf.mul(tf.reshape(h, [2, 100, 1, 256]), tf.reshape(sd["linear2.weight"], [1, 1, 60, 256]));
+  });
+  const out: Record<string, number> = {};
+  out["fake-quant int16 [2,100,60,256]"] = await medianMs(() => qb.quant.fakeQuantize(mul, { scale: 0.01, dtype: qb.qint16 }).dispose());
+  const calib = qb.prepare(model.eval(), x, { qconfigSetter: [qb.calibration8bitWeight16bitActQconfigSetter] });
+  qb.setFakeQuantize(calib, qb.FakeQuantState.CALIBRATION);
+  out["calibration pass, article model"] = await medianMs(() => qb.calibrate(calib, [x], { onProgress: () => {} }));
+  const obs = new qb.MSEObserver({ dtype: qb.qint16 });
+  out["MSE observer on the mul output"] = await medianMs(() => obs.observe(mul), Math.max(1, Math.floor(RUNS / 2)));
+  calib.dispose();
+  model.dispose();
+  mul.dispose();
+  x.dispose();
+  qb.io.disposeAll(sd);
+  return out;
+}
+
+async function main(): Promise<void> {
+  const backend = await qb.initBackend();
+  qb.setMarch(qb.March.NASH_M);
+  console.log(`quantbook bench (backend ${backend}, median of ${RUNS} runs)`);
+  const ours = await benchCore();
+  const torch = torchTimes();
+  console.log(torch ? "PyTorch timings from bench/torch_bench.py" : "PyTorch not importable: quantbook timings only");
+  const rows = Object.entries(ours).map(([name, ms]) => {
+    const ref = torch?.[name];
+    return { step: name, quantbook_ms: ms.toFixed(2), pytorch_ms: ref === undefined ? "-" : ref.toFixed(2), ratio: ref === undefined ? "-" : (ms / ref).toFixed(2) };
+  });
+  console.table(rows);
+}
+
+if (require.main === module) {
+  main().catch((e) => {
+    console.error(e);
+    process.exit(1);
+  });
+}

@@ -1,0 +1,92 @@
+"""The same steps as bench.ts, in PyTorch, for the time ratios `npm run bench` prints.
+
+Prints one JSON object: {name: median milliseconds}. Run by bench.ts when torch imports.
+"""
+import json
+import os
+import statistics
+import sys
+import time
+
+import torch
+
+torch.set_num_threads(2)
+torch.manual_seed(0)
+FIX = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "test", "fixtures")
+RUNS = int(sys.argv[1]) if len(sys.argv) > 1 else 5
+
+
+def median_ms(fn, runs=RUNS):
+    fn()
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t) * 1e3)
+    return statistics.median(times)
+
+
+def scale_of(mn, mx, qmax):
+    return max(max(-min(mn, 0.0), max(mx, 0.0)) / ((2 * qmax + 1) / 2), 1.1920928955078125e-07)
+
+
+def mse_observe(x, qmax=32767):
+    """The MSE observer's per-batch search: 95 shrunk ranges, lowest L2 error."""
+    mn, mx = float(x.min()), float(x.max())
+    best, pick = None, 0
+    for i in range(95):
+        f = 1 - 0.01 * i
+        s = scale_of(mn * f, mx * f, qmax)
+        err = float(((torch.fake_quantize_per_tensor_affine(x, s, 0, -qmax - 1, qmax) - x).double() ** 2).sum())
+        if best is None or err <= best:
+            best, pick = err, i
+    return pick
+
+
+def minmax_per_channel(w, qmax=127):
+    return torch.clamp(torch.maximum(-w.min(dim=1).values, w.max(dim=1).values) / ((2 * qmax + 1) / 2), min=1.1920928955078125e-07)
+
+
+def calibration_pass(sd, x):
+    """One calibration forward of the article model: MSE observers on every activation (the
+    LayerNorm as its sub-ops), per-channel MinMax on weights, as quantbook does."""
+    def linear(h, name):
+        minmax_per_channel(sd[name + ".weight"])
+        y = torch.nn.functional.linear(h, sd[name + ".weight"], sd[name + ".bias"])
+        return y
+
+    mse_observe(x)
+    h = linear(x, "linear1"); mse_observe(h)
+    mean = h.mean(-1, keepdim=True); mse_observe(mean)
+    diff = h - mean; mse_observe(diff)
+    sq = diff * diff; mse_observe(sq)
+    var = sq.mean(-1, keepdim=True); mse_observe(var)
+    ve = var + 1e-5; mse_observe(ve)
+    r = torch.rsqrt(ve); mse_observe(r)
+    n = diff * r; mse_observe(n)
+    minmax_per_channel(sd["layernorm.weight"].reshape(-1, 1))
+    n = n * sd["layernorm.weight"]; mse_observe(n)
+    n = n + sd["layernorm.bias"]; mse_observe(n)
+    h = torch.relu(n); mse_observe(h)
+    h = linear(h, "linear2"); mse_observe(h)
+    return linear(h, "linear3")
+
+
+def main():
+    sd = torch.load(os.path.join(FIX, "float-checkpoint.ckpt"))
+    x = torch.load(os.path.join(FIX, "random_data.pt"))
+    w = sd["linear2.weight"]
+    with torch.no_grad():
+        h = torch.relu(torch.nn.functional.layer_norm(torch.nn.functional.linear(x, sd["linear1.weight"], sd["linear1.bias"]), (256,),
+                                                      sd["layernorm.weight"], sd["layernorm.bias"]))
+        mul = h.reshape(2, 100, 1, 256) * w.reshape(1, 1, 60, 256)
+        out = {
+            "fake-quant int16 [2,100,60,256]": median_ms(lambda: torch.fake_quantize_per_tensor_affine(mul, 0.01, 0, -32768, 32767)),
+            "calibration pass, article model": median_ms(lambda: calibration_pass(sd, x)),
+            "MSE observer on the mul output": median_ms(lambda: mse_observe(mul), runs=max(1, RUNS // 2)),
+        }
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
