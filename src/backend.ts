@@ -2,8 +2,8 @@
  * Tensor backend selection.
  *
  * Order of preference: the backend named by `QUANTBOOK_BACKEND` (wasm | tensorflow | cpu), else
- * `@tensorflow/tfjs-node` when it is installed and loads (it is an optional dependency whose
- * install needs a download that fails on registry-only machines), else the WebAssembly backend,
+ * `@tensorflow/tfjs-node` when it is installed and loads (an optional dependency, aliased
+ * `tfjs-node-native`, whose install needs a download that fails on registry-only machines), else the WebAssembly backend,
  * else the pure-JS cpu backend.
  *
  * ```ts
@@ -27,7 +27,9 @@ function tryRequire(name: string): boolean {
 }
 
 async function activate(name: BackendName): Promise<boolean> {
-  if (name === "tensorflow" && !tryRequire("@tensorflow/tfjs-node")) return false;
+  // the optional native package is installed under the alias "tfjs-node-native", because
+  // danfojs-node's own dependency on @tensorflow/tfjs-node is overridden to plain tfjs
+  if (name === "tensorflow" && !tryRequire("tfjs-node-native")) return false;
   if (name === "wasm" && !tryRequire("@tensorflow/tfjs-backend-wasm")) return false;
   try {
     return await tf.setBackend(name);
