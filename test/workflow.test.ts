@@ -107,7 +107,7 @@ describe("prepare", () => {
     const m = qb.prepare(new NoStub().eval(), x, { qconfigSetter: [qb.calibration8bitWeight16bitActQconfigSetter] });
     const report = qb.modelCheckResult(m);
     assert.deepEqual(report.floatInputs, [
-      { op: "fc", input: 0, source: "<input>" },
+      { op: "fc", input: 0, source: "<input:0>" },
       { op: "add", input: 1, source: "<float>" },
     ]);
     assert.deepEqual(report.unusedModules, ["spare"]);

@@ -1,2 +1,3 @@
 export { loadTorch, parseTorch, disposeAll } from "./torch";
 export { loadSafetensors, saveSafetensors, parseSafetensors, serializeSafetensors } from "./safetensors";
+export { saveIr, loadIr } from "./ir";

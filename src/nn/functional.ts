@@ -21,7 +21,10 @@ type Operand = tf.Tensor | number;
 function binary(type: string, fallback: string, a: Operand, b: Operand, fn: (x: tf.Tensor | number, y: tf.Tensor | number) => tf.Tensor, opts?: OpOptions): tf.Tensor {
   const tensors = [a, b].filter((v): v is tf.Tensor => typeof v !== "number");
   if (tensors.length === 0) throw new Error(`${fallback}: at least one operand must be a tensor, got two numbers`);
-  return runOp({ type, name: opts?.name ?? fallback, fallback }, tensors, (ins) => {
+  const attrs: Record<string, unknown> = {};
+  if (typeof a === "number") Object.assign(attrs, { scalar: a, scalarIndex: 0 });
+  if (typeof b === "number") Object.assign(attrs, { scalar: b, scalarIndex: 1 });
+  return runOp({ type, name: opts?.name ?? fallback, fallback, attrs }, tensors, (ins) => {
     let k = 0;
     const x = typeof a === "number" ? a : ins[k++];
     const y = typeof b === "number" ? b : ins[k++];
@@ -46,11 +49,11 @@ export function div(a: Operand, b: Operand, opts?: OpOptions): tf.Tensor {
 }
 
 export function sum(x: tf.Tensor, axis: number | number[], keepDims = false, opts?: OpOptions): tf.Tensor {
-  return runOp({ type: "Sum", name: opts?.name ?? "sum", fallback: "sum" }, [x], ([t]) => tf.sum(t, axis, keepDims));
+  return runOp({ type: "Sum", name: opts?.name ?? "sum", fallback: "sum", attrs: { axis, keepDims } }, [x], ([t]) => tf.sum(t, axis, keepDims));
 }
 
 export function mean(x: tf.Tensor, axis: number | number[], keepDims = false, opts?: OpOptions): tf.Tensor {
-  return runOp({ type: "Mean", name: opts?.name ?? "mean", fallback: "mean" }, [x], ([t]) => tf.mean(t, axis, keepDims));
+  return runOp({ type: "Mean", name: opts?.name ?? "mean", fallback: "mean", attrs: { axis, keepDims } }, [x], ([t]) => tf.mean(t, axis, keepDims));
 }
 
 /** Batched matrix product of two activations (`a @ b`). */
@@ -96,5 +99,5 @@ export const exp = unary("Exp", "exp", (t) => tf.exp(t));
 export const rsqrt = unary("Rsqrt", "rsqrt", (t) => tf.rsqrt(t));
 
 export function concat(xs: tf.Tensor[], axis: number, opts?: OpOptions): tf.Tensor {
-  return runOp({ type: "Concat", name: opts?.name ?? "concat", fallback: "concat" }, xs, (ins) => tf.concat(ins, axis));
+  return runOp({ type: "Concat", name: opts?.name ?? "concat", fallback: "concat", attrs: { axis } }, xs, (ins) => tf.concat(ins, axis));
 }

@@ -11,6 +11,7 @@ export interface OpSpec {
   weight?: tf.Tensor;
   params?: tf.Tensor[];
   flops?: number;
+  attrs?: Record<string, unknown>;
 }
 
 function describeShapes(inputs: tf.Tensor[]): string {
@@ -54,6 +55,7 @@ export function runOp(spec: OpSpec, inputs: tf.Tensor[], compute: Compute): tf.T
     weight: spec.weight,
     params,
     flops: spec.flops ?? Math.max(...inputs.map((t) => t.size), 0),
+    attrs: spec.attrs ?? {},
   };
   return fwd.interceptor.runOp(call, guarded);
 }

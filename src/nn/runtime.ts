@@ -21,6 +21,8 @@ export interface OpCall {
   params: tf.Tensor[];
   /** Multiply-accumulates (GEMMs) or element operations, for sensitivity tables. */
   flops: number;
+  /** Op attributes an exporter needs (axes, scalar operands). */
+  attrs: Record<string, unknown>;
 }
 
 export type Compute = (inputs: tf.Tensor[], weight: tf.Tensor | undefined, params: tf.Tensor[]) => tf.Tensor;

@@ -4,7 +4,7 @@
  * modules never called, ops left unquantized.
  */
 import type { Module } from "../nn/module";
-import { FLOAT_CONSTANT, MODEL_INPUT, type Graph } from "./graph";
+import { FLOAT_CONSTANT, isModelInput, type Graph } from "./graph";
 import type { PreparedOp } from "./quantRuntime";
 
 export interface CheckReport {
@@ -21,7 +21,7 @@ export function buildCheckReport(root: Module, graph: Graph, ops: Map<string, Pr
   for (const op of graph.ops) {
     if (op.type === "QuantStub") continue;
     op.inputs.forEach((inp, i) => {
-      if (inp.source === MODEL_INPUT || inp.source === FLOAT_CONSTANT) floatInputs.push({ op: op.name, input: i, source: inp.source });
+      if (isModelInput(inp.source) || inp.source === FLOAT_CONSTANT) floatInputs.push({ op: op.name, input: i, source: inp.source });
     });
   }
   const pathsOf = new Map<Module, string[]>();

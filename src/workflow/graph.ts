@@ -5,9 +5,16 @@
 import * as tf from "@tensorflow/tfjs";
 import type { OpCall, OpInterceptor } from "../nn/runtime";
 
-/** Source of an op input: another op's name, the model input, or a float constant. */
-export const MODEL_INPUT = "<input>";
+/** Source of an op input: another op's name, a model input (`<input:0>`), or a float constant. */
 export const FLOAT_CONSTANT = "<float>";
+
+export function modelInput(i: number): string {
+  return `<input:${i}>`;
+}
+
+export function isModelInput(source: string): boolean {
+  return source.startsWith("<input:");
+}
 
 export interface OpInfo {
   name: string;
@@ -18,6 +25,7 @@ export interface OpInfo {
   weightShape?: number[];
   paramShapes: number[][];
   flops: number;
+  attrs: Record<string, unknown>;
   /** Names of the ops that read this op's output (filled after tracing). */
   consumers: string[];
 }
@@ -36,11 +44,9 @@ export class Tracer implements OpInterceptor {
   private outputs: string[] = [];
 
   begin(args: unknown[]): void {
-    const visit = (v: unknown): void => {
-      if (v instanceof tf.Tensor) this.producers.set(v.dataId, MODEL_INPUT);
-      else if (Array.isArray(v)) v.forEach(visit);
-    };
-    args.forEach(visit);
+    args.forEach((v, i) => {
+      if (v instanceof tf.Tensor) this.producers.set(v.dataId, modelInput(i));
+    });
   }
 
   runOp(call: OpCall, compute: (i: tf.Tensor[], w: tf.Tensor | undefined, p: tf.Tensor[]) => tf.Tensor): tf.Tensor {
@@ -56,6 +62,7 @@ export class Tracer implements OpInterceptor {
       weightShape: call.weight?.shape.slice(),
       paramShapes: call.params.map((p) => p.shape.slice()),
       flops: call.flops,
+      attrs: call.attrs,
       consumers: [],
     });
     return out;
@@ -66,7 +73,7 @@ export class Tracer implements OpInterceptor {
     const visit = (v: unknown): void => {
       if (v instanceof tf.Tensor) {
         const p = this.producers.get(v.dataId);
-        if (p !== undefined && p !== MODEL_INPUT) found.push(p);
+        if (p !== undefined && !isModelInput(p)) found.push(p);
       } else if (Array.isArray(v)) v.forEach(visit);
       else if (v !== null && typeof v === "object") Object.values(v).forEach(visit);
     };

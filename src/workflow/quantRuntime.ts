@@ -21,8 +21,8 @@ export interface PreparedOp {
   output: FakeQuantizer | null;
 }
 
-/** Where a tap sees a tensor: an op input (`input_0`), its (fake-quantized) weight or its output. */
-export type TapRole = "weight" | "output" | `input_${number}`;
+/** Where a tap sees a tensor: an op input (`input_0`), its (fake-quantized) weight, a float parameter or its output. */
+export type TapRole = "weight" | "output" | `input_${number}` | `param_${number}`;
 
 /** Called with tensors as they flow (after fake quantization); used by analysis tools. */
 export type Tap = (op: PreparedOp, role: TapRole, value: tf.Tensor, raw: tf.Tensor) => void;
@@ -83,6 +83,7 @@ export class QuantRuntime implements OpInterceptor {
       weight = op.weight ? op.weight.forward(weight) : weight;
       tap("weight", weight, raw);
     }
+    call.params.forEach((p, i) => tap(`param_${i}`, p, p));
     const computed = this.override?.({ ...call, inputs, weight }, op) ?? compute(inputs, weight, call.params);
     const out = op.output ? op.output.forward(computed) : computed;
     tap("output", out, computed);

@@ -1,0 +1,222 @@
+/**
+ * Integer implementations of each op type. Inputs arrive as integer codes at their scales;
+ * GEMMs and products accumulate exactly (float64 holds every integer below 2^53), biases are
+ * int32 at the accumulator's scale, results are requantized with fixed-point multipliers
+ * (fixedPoint.ts) and saturated to the output dtype. LUT ops use a table over every input code.
+ */
+import type { IrNode, IrQuant } from "../ir/types";
+import { clamp, multiplier, requant, roundHalfEven, roundShift, type Multiplier } from "./fixedPoint";
+import { broadcastIndex, broadcastShape, sizeOf, sumAxes } from "./shapes";
+import { isFloat, rangeOf, requantize, tensorScale, toReal, type Value } from "./value";
+
+const INT32: [number, number] = [-2147483648, 2147483647];
+
+/** Writes accumulators at per-slot ratio `ratio(slot)` into the node's output dtype (or real values). */
+function emit(acc: Float64Array, shape: number[], out: IrQuant, ratio: (i: number) => number, where: string): Value {
+  if (isFloat(out)) return { data: acc.map((a, i) => Math.fround(a * ratio(i))), shape, quant: out };
+  const so = tensorScale(out, where);
+  const [lo, hi] = rangeOf(out);
+  const cache = new Map<number, [Multiplier, number]>();
+  const data = new Float64Array(acc.length);
+  for (let i = 0; i < acc.length; i++) {
+    const r = ratio(i) / so;
+    let mm = cache.get(r);
+    if (mm === undefined) {
+      mm = r === 0 ? [{ m: 0, shift: 0 }, 1] : [multiplier(Math.abs(r)), Math.sign(r)];
+      cache.set(r, mm);
+    }
+    data[i] = requant(acc[i], mm[0], mm[1], lo, hi);
+  }
+  return { data, shape, quant: out };
+}
+
+function perChannelScale(q: IrQuant, channels: number): (c: number) => number {
+  const s = q.scale as number[];
+  return s.length === 1 ? () => s[0] : (c) => s[c % channels];
+}
+
+export function linear(node: IrNode, x: Value): Value {
+  const w = node.weight!;
+  const [out, inF] = w.shape;
+  const sx = tensorScale(x.quant, node.name);
+  const sw = perChannelScale(w.quant, out);
+  const rows = x.data.length / inF;
+  const bias = node.params[0]?.data;
+  const qb = bias ? bias.map((b, o) => clamp(roundHalfEven(b / (sx * sw(o))), INT32[0], INT32[1])) : null;
+  const acc = new Float64Array(rows * out);
+  const wd = w.data;
+  for (let r = 0; r < rows; r++) {
+    const xo = r * inF;
+    for (let o = 0; o < out; o++) {
+      let s = qb ? qb[o] : 0;
+      const wo = o * inF;
+      for (let k = 0; k < inF; k++) s += x.data[xo + k] * wd[wo + k];
+      acc[r * out + o] = s;
+    }
+  }
+  return emit(acc, node.output.shape, node.output.quant, (i) => sx * sw(i % out), node.name);
+}
+
+export function matmul(node: IrNode, a: Value, b: Value): Value {
+  const [m, k] = a.shape.slice(-2);
+  const n = b.shape[b.shape.length - 1];
+  const batches = sizeOf(a.shape.slice(0, -2));
+  const bBatched = b.shape.length > 2;
+  const acc = new Float64Array(batches * m * n);
+  for (let t = 0; t < batches; t++) {
+    const ao = t * m * k;
+    const bo = bBatched ? t * k * n : 0;
+    for (let i = 0; i < m; i++) {
+      for (let j = 0; j < n; j++) {
+        let s = 0;
+        for (let p = 0; p < k; p++) s += a.data[ao + i * k + p] * b.data[bo + p * n + j];
+        acc[t * m * n + i * n + j] = s;
+      }
+    }
+  }
+  const r = tensorScale(a.quant, node.name) * tensorScale(b.quant, node.name);
+  return emit(acc, node.output.shape, node.output.quant, () => r, node.name);
+}
+
+/** An operand of an elementwise op: integer codes with scale per channel, or real constants. */
+interface Operand {
+  data: Float64Array;
+  shape: number[];
+  /** Scale of element i (codes), or null for real values. */
+  scaleAt: ((i: number) => number) | null;
+}
+
+function operandOf(v: Value): Operand {
+  if (isFloat(v.quant)) return { data: v.data, shape: v.shape, scaleAt: null };
+  const s = v.quant.scale as number[];
+  if (s.length === 1) return { data: v.data, shape: v.shape, scaleAt: () => s[0] };
+  const inner = sizeOf(v.shape) / v.shape[0];
+  return { data: v.data, shape: v.shape, scaleAt: (i) => s[Math.floor(i / inner)] };
+}
+
+export function mul(node: IrNode, ops: Operand[], scalar: number | undefined): Value {
+  const [a, b] = ops;
+  if (b === undefined) {
+    // tensor × scalar: one multiplier
+    if (a.scaleAt === null) throw new Error(`${node.name}: a float operand needs a QuantStub`);
+    const sa = a.scaleAt;
+    return emit(a.data, a.shape, node.output.quant, (i) => sa(i) * (scalar as number), node.name);
+  }
+  if (a.scaleAt === null || b.scaleAt === null) throw new Error(`${node.name}: both operands of an integer Mul must be quantized`);
+  const shape = broadcastShape(a.shape, b.shape, node.name);
+  const ia = broadcastIndex(a.shape, shape);
+  const ib = broadcastIndex(b.shape, shape);
+  const acc = new Float64Array(ia.length);
+  for (let i = 0; i < acc.length; i++) acc[i] = a.data[ia[i]] * b.data[ib[i]];
+  const sa = a.scaleAt;
+  const sb = b.scaleAt;
+  return emit(acc, shape, node.output.quant, (i) => sa(ia[i]) * sb(ib[i]), node.name);
+}
+
+/** a ± b with both rescaled to the output scale over one shared shift; real operands are folded in. */
+export function addSub(node: IrNode, ops: Operand[], sign: 1 | -1, scalar: number | undefined, scalarIndex: number): Value {
+  const out = node.output.quant;
+  if (isFloat(out)) throw new Error(`${node.name}: ${node.type} needs a quantized output to run in integers`);
+  const so = tensorScale(out, node.name);
+  const [lo, hi] = rangeOf(out);
+  const terms: Operand[] = [...ops];
+  if (scalar !== undefined) terms.splice(scalarIndex, 0, { data: Float64Array.of(scalar), shape: [], scaleAt: null });
+  const shape = terms.reduce((s, t) => broadcastShape(s, t.shape, node.name), [] as number[]);
+  const ratios = terms.map((t) => (t.scaleAt === null ? 0 : Math.abs(t.scaleAt(0)) / so));
+  const maxRatio = Math.max(...ratios, 1e-30);
+  const shift = multiplier(maxRatio).shift;
+  const idx = terms.map((t) => broadcastIndex(t.shape, shape));
+  const data = new Float64Array(sizeOf(shape));
+  const ms = terms.map((t) => (t.scaleAt === null ? null : new Map<number, number>()));
+  for (let i = 0; i < data.length; i++) {
+    let acc = 0;
+    terms.forEach((t, k) => {
+      const v = t.data[idx[k][i]];
+      const sgn = k === 0 ? 1 : sign;
+      if (t.scaleAt === null) acc += sgn * roundHalfEven((v / so) * 2 ** shift);
+      else {
+        const s = t.scaleAt(idx[k][i]);
+        const cache = ms[k] as Map<number, number>;
+        let m = cache.get(s);
+        if (m === undefined) {
+          m = Math.round((s / so) * 2 ** shift);
+          cache.set(s, m);
+        }
+        acc += sgn * v * m;
+      }
+    });
+    data[i] = clamp(roundShift(acc, shift), lo, hi);
+  }
+  return { data, shape, quant: out };
+}
+
+export function reduce(node: IrNode, x: Value, mean: boolean): Value {
+  const axis = node.attrs.axis as number | number[];
+  const axes = Array.isArray(axis) ? axis : [axis];
+  const r = sumAxes(x.data, x.shape, axes, Boolean(node.attrs.keepDims));
+  const s = tensorScale(x.quant, node.name) / (mean ? r.count : 1);
+  return emit(r.data, node.output.shape, node.output.quant, () => s, node.name);
+}
+
+export function concat(node: IrNode, xs: Value[]): Value {
+  const axisRaw = node.attrs.axis as number;
+  const shape = node.output.shape;
+  const axis = axisRaw < 0 ? axisRaw + shape.length : axisRaw;
+  const parts = xs.map((x) => requantize(x, node.output.quant, node.name));
+  const outer = sizeOf(shape.slice(0, axis));
+  const data = new Float64Array(sizeOf(shape));
+  let p = 0;
+  for (let o = 0; o < outer; o++) {
+    for (const part of parts) {
+      const chunk = sizeOf(part.shape.slice(axis));
+      data.set(part.data.subarray(o * chunk, (o + 1) * chunk), p);
+      p += chunk;
+    }
+  }
+  return { data, shape, quant: node.output.quant };
+}
+
+const LUT_FUNCTIONS: Record<string, (x: number) => number> = {
+  Sigmoid: (x) => 1 / (1 + Math.exp(-x)),
+  Tanh: Math.tanh,
+  Exp: Math.exp,
+  Rsqrt: (x) => 1 / Math.sqrt(x),
+  ReLU: (x) => Math.max(x, 0),
+};
+
+/** A table with one entry per input code, built once at convert time. */
+export function buildLut(node: IrNode): (x: Value) => Value {
+  const f = LUT_FUNCTIONS[node.type];
+  const inQ = node.inputs[0].quant;
+  const si = tensorScale(inQ, node.name);
+  const [ilo, ihi] = rangeOf(inQ);
+  const out = node.output.quant;
+  const table = new Float64Array(ihi - ilo + 1);
+  if (isFloat(out)) {
+    for (let q = ilo; q <= ihi; q++) table[q - ilo] = Math.fround(f(Math.fround(q * si)));
+  } else {
+    const so = tensorScale(out, node.name);
+    const [lo, hi] = rangeOf(out);
+    for (let q = ilo; q <= ihi; q++) {
+      const y = f(Math.fround(q * si)) / so;
+      table[q - ilo] = Number.isNaN(y) ? 0 : clamp(roundHalfEven(y), lo, hi);
+    }
+  }
+  return (x) => ({ data: x.data.map((q) => table[q - ilo]), shape: x.shape, quant: out });
+}
+
+export function quantStub(node: IrNode, x: Value): Value {
+  const out = node.output.quant;
+  if (!isFloat(x.quant)) return requantize(x, out, node.name);
+  if (isFloat(out)) return x;
+  const s = Math.fround(tensorScale(out, node.name));
+  const inv = Math.fround(1 / s);
+  const [lo, hi] = rangeOf(out);
+  return { data: x.data.map((v) => clamp(roundHalfEven(Math.fround(Math.fround(v) * inv)), lo, hi)), shape: x.shape, quant: out };
+}
+
+export function deQuantStub(x: Value): Value {
+  return { data: toReal(x), shape: x.shape, quant: { dtype: "float32", scale: null } };
+}
+
+export { operandOf };

@@ -1,0 +1,54 @@
+/** Shape helpers for the integer interpreter (row-major Float64Array data). */
+
+export const sizeOf = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
+
+export function broadcastShape(a: number[], b: number[], where: string): number[] {
+  const rank = Math.max(a.length, b.length);
+  const out: number[] = [];
+  for (let i = 0; i < rank; i++) {
+    const da = a[a.length - rank + i] ?? 1;
+    const db = b[b.length - rank + i] ?? 1;
+    if (da !== db && da !== 1 && db !== 1) throw new Error(`${where}: cannot broadcast [${a}] with [${b}]`);
+    out.push(Math.max(da, db));
+  }
+  return out;
+}
+
+/** For each output element of a broadcast, the flat index into an operand of `shape`. */
+export function broadcastIndex(shape: number[], out: number[]): Int32Array {
+  const n = sizeOf(out);
+  const idx = new Int32Array(n);
+  const rank = out.length;
+  const strides = new Array<number>(rank).fill(0);
+  let s = 1;
+  for (let i = shape.length - 1; i >= 0; i--) {
+    const o = rank - shape.length + i;
+    strides[o] = shape[i] === 1 ? 0 : s;
+    s *= shape[i];
+  }
+  const counter = new Array<number>(rank).fill(0);
+  let pos = 0;
+  for (let k = 0; k < n; k++) {
+    idx[k] = pos;
+    for (let d = rank - 1; d >= 0; d--) {
+      counter[d]++;
+      pos += strides[d];
+      if (counter[d] < out[d]) break;
+      pos -= strides[d] * out[d];
+      counter[d] = 0;
+    }
+  }
+  return idx;
+}
+
+/** Sums over the given axes; returns the sums, the reduced shape and how many were summed. */
+export function sumAxes(data: Float64Array, shape: number[], axes: number[], keepDims: boolean): { data: Float64Array; shape: number[]; count: number } {
+  const rank = shape.length;
+  const ax = new Set(axes.map((a) => (a < 0 ? a + rank : a)));
+  const kept = shape.map((d, i) => (ax.has(i) ? 1 : d));
+  const out = new Float64Array(sizeOf(kept));
+  const idx = broadcastIndex(kept, shape); // maps every input element to its output slot
+  for (let i = 0; i < data.length; i++) out[idx[i]] += data[i];
+  const count = [...ax].reduce((p, a) => p * shape[a], 1);
+  return { data: out, shape: keepDims ? kept : shape.filter((_, i) => !ax.has(i)), count };
+}

@@ -1,0 +1,56 @@
+import { IR_FORMAT, IR_OP_TYPES, IR_VERSION, type Ir } from "./types";
+
+const size = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
+
+/**
+ * Checks an IR's structure and consistency; throws one error listing every problem, each
+ * naming the node. `where` names the file or caller.
+ */
+export function validateIr(ir: unknown, where: string): asserts ir is Ir {
+  const fail = (problems: string[]): never => {
+    throw new Error(`${where}: invalid IR: ${problems.join("; ")}`);
+  };
+  if (ir === null || typeof ir !== "object") fail(["expected a JSON object"]);
+  const x = ir as Partial<Ir>;
+  if (x.format !== IR_FORMAT) fail([`format is ${JSON.stringify(x.format)}, expected "${IR_FORMAT}"`]);
+  if (x.version !== IR_VERSION) {
+    fail([`version ${x.version} is not supported (this quantbook reads version ${IR_VERSION}); re-export the model with this version`]);
+  }
+  if (!Array.isArray(x.nodes) || !Array.isArray(x.inputs) || !Array.isArray(x.outputs)) fail(["nodes, inputs and outputs must be arrays"]);
+  const problems: string[] = [];
+  const seen = new Map<string, number[]>();
+  x.inputs!.forEach((inp, i) => seen.set(`<input:${i}>`, inp.shape));
+  for (const n of x.nodes!) {
+    const at = `node ${n.name ?? "?"}`;
+    if (!IR_OP_TYPES.has(n.type)) {
+      problems.push(`${at}: unknown op type '${n.type}' (known: ${[...IR_OP_TYPES].join(", ")})`);
+      continue;
+    }
+    n.inputs.forEach((inp, i) => {
+      if (inp.source === "<float>") {
+        const c = n.constants.find((k) => k.input === i);
+        if (!c || c.data.length !== size(inp.shape)) problems.push(`${at}: input ${i} is a constant without ${size(inp.shape)} values`);
+        return;
+      }
+      const produced = seen.get(inp.source);
+      if (produced === undefined) problems.push(`${at}: input ${i} comes from '${inp.source}', which is not an earlier node or a model input`);
+      else if (size(produced) !== size(inp.shape)) {
+        problems.push(`${at}: input ${i} has shape [${inp.shape}] but '${inp.source}' produces [${produced}] (${size(produced)} elements)`);
+      }
+    });
+    if (n.weight) {
+      if (n.weight.data.length !== size(n.weight.shape)) problems.push(`${at}: weight has ${n.weight.data.length} values for shape [${n.weight.shape}]`);
+      const s = n.weight.quant.scale;
+      if (s !== null && s.length !== 1 && s.length !== n.weight.shape[n.weight.quant.axis ?? 0]) {
+        problems.push(`${at}: weight has ${s.length} scales for ${n.weight.shape[n.weight.quant.axis ?? 0]} channels`);
+      }
+    }
+    if (n.type === "Linear" && n.weight && n.inputs[0] && n.inputs[0].shape[n.inputs[0].shape.length - 1] !== n.weight.shape[1]) {
+      problems.push(`${at}: Linear input [${n.inputs[0].shape}] does not match weight [${n.weight.shape}]`);
+    }
+    for (const p of n.params) if (p.data.length !== size(p.shape)) problems.push(`${at}: a parameter has ${p.data.length} values for shape [${p.shape}]`);
+    seen.set(n.name, n.output.shape);
+  }
+  for (const o of x.outputs!) if (!seen.has(o)) problems.push(`output '${o}' is not a node`);
+  if (problems.length > 0) fail(problems);
+}

@@ -1,0 +1,47 @@
+/** Op tables shared by the Nash marches; each march file composes its own from these. */
+import type { ComboRule, OpRule } from "../spec";
+
+const Q = ["qint8", "qint16"] as const;
+const quantized = [...Q];
+
+/** No int16 activation together with an int16 weight (or second operand) on one GEMM. */
+export const noInt16Pair = (second: "weight" | "input_1"): ComboRule => ({
+  when: { input_0: "qint16", [second]: "qint16" },
+  rule: `cannot take int16 input with int16 ${second === "weight" ? "weight" : "second operand"}`,
+  fixes:
+    second === "weight"
+      ? [
+          "quantize the input to int8: ModuleNameQconfigSetter({ '{op}': getQconfig({ inDtype: qint8 }) })",
+          "quantize the weight to int8: ModuleNameQconfigSetter({ '{op}': getQconfig({ weightDtype: qint8 }) })",
+          "rewrite it with qb.transforms.replaceLinearWithBroadcastMulSum(model, '{module}') (int16 mul + sum)",
+        ]
+      : ["quantize one operand to int8: ModuleNameQconfigSetter({ '{op}': getQconfig({ inDtype: qint8 }) })"],
+});
+
+export function gemm(forbidden: ComboRule[] = []): OpRule {
+  return { unit: "tensor", input: quantized, weight: quantized, output: [...Q, "float32"], forbidden };
+}
+
+export function matmul(forbidden: ComboRule[] = []): OpRule {
+  return { unit: "tensor", input: quantized, output: [...Q, "float32"], forbidden };
+}
+
+const vector: OpRule = { unit: "vector", input: quantized, output: quantized };
+const lut: OpRule = { unit: "lut", input: quantized, output: quantized };
+
+/** Ops every Nash march runs the same way. */
+export const nashCommonOps: Record<string, OpRule> = {
+  QuantStub: { unit: "none", input: ["float32"], output: quantized },
+  DeQuantStub: { unit: "none", input: [...Q, "float32"], output: ["float32"] },
+  Mul: { ...vector, weight: quantized },
+  Add: vector,
+  Sub: vector,
+  Sum: vector,
+  Mean: vector,
+  Concat: vector,
+  ReLU: vector,
+  Sigmoid: lut,
+  Tanh: lut,
+  Exp: lut,
+  Rsqrt: lut,
+};

@@ -1,0 +1,16 @@
+import { March } from "../march";
+import type { MarchSpec } from "../spec";
+import { nashE } from "./nashE";
+import { nashM } from "./nashM";
+import { nashP } from "./nashP";
+
+const SPECS: Record<March, MarchSpec> = { [March.NASH_E]: nashE, [March.NASH_M]: nashM, [March.NASH_P]: nashP };
+
+/** The rule and perf table of a march. */
+export function marchSpec(march: March): MarchSpec {
+  const spec = SPECS[march];
+  if (spec === undefined) {
+    throw new Error(`unknown march '${String(march)}'; expected one of ${Object.keys(March).map((k) => `March.${k}`).join(", ")}`);
+  }
+  return spec;
+}

@@ -1,0 +1,43 @@
+import type { Module } from "../nn/module";
+import { FLOAT, type DTypeName } from "../quant/dtypes";
+import type { Ir } from "../ir/types";
+import { FLOAT_CONSTANT, isModelInput } from "../workflow/graph";
+import { runtimeOf } from "../workflow/quantRuntime";
+
+/** The dtypes one op sees: what chip rules are checked against. */
+export interface OpDtypes {
+  name: string;
+  type: string;
+  module: string;
+  inputs: DTypeName[];
+  weight?: DTypeName;
+  output: DTypeName;
+}
+
+/** Dtypes per op of a prepared model (no calibration needed) or of an IR. */
+export function opDtypes(modelOrIr: Module | Ir): OpDtypes[] {
+  if ((modelOrIr as Ir).format !== undefined && Array.isArray((modelOrIr as Ir).nodes)) {
+    return (modelOrIr as Ir).nodes.map((n) => ({
+      name: n.name,
+      type: n.type,
+      module: n.module,
+      inputs: n.inputs.map((i) => i.quant.dtype),
+      weight: n.weight?.quant.dtype,
+      output: n.output.quant.dtype,
+    }));
+  }
+  const rt = runtimeOf(modelOrIr, "checkModel");
+  return [...rt.ops.values()].map((op) => ({
+    name: op.info.name,
+    type: op.info.type,
+    module: op.info.modulePath,
+    inputs: op.info.inputs.map((inp, i) => {
+      const requant = op.inputs[i];
+      if (requant) return requant.dtype.name;
+      if (isModelInput(inp.source) || inp.source === FLOAT_CONSTANT) return FLOAT;
+      return rt.ops.get(inp.source)?.output?.dtype.name ?? FLOAT;
+    }),
+    weight: op.info.weightShape ? op.weight?.dtype.name ?? FLOAT : undefined,
+    output: op.output?.dtype.name ?? FLOAT,
+  }));
+}

@@ -1,0 +1,229 @@
+import * as tf from "@tensorflow/tfjs";
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import * as path from "node:path";
+import { after, before, describe, it } from "node:test";
+import * as qb from "../src";
+import { checkOpDtypes } from "../src/march/check";
+import type { OpDtypes } from "../src/march/opDtypes";
+import { assertNoLeak, assertThrows, fixture, setup } from "./helpers";
+
+const Q = ["qint8", "qint16"] as const;
+const ALL = ["qint8", "qint16", "float32"] as const;
+type D = (typeof ALL)[number];
+
+function op(type: string, inputs: D[], output: D, weight?: D): OpDtypes {
+  return { name: "op", type, module: "m", inputs, weight, output };
+}
+
+describe("chip rules, every op and dtype combination", () => {
+  const gemms = ["Linear", "Conv2d"];
+  const elementwise = ["Mul", "Add", "Sub", "Sum", "Mean", "Concat", "ReLU"];
+  const luts = ["Sigmoid", "Tanh", "Exp", "Rsqrt"];
+
+  for (const march of [qb.March.NASH_E, qb.March.NASH_M, qb.March.NASH_P]) {
+    const pairBanned = march !== qb.March.NASH_P;
+    it(`${march}: GEMMs (input x weight x output)`, () => {
+      for (const type of gemms) {
+        for (const i of ALL) for (const w of ALL) for (const o of ALL) {
+          const res = checkOpDtypes([op(type, [i], o, w)], march);
+          const expected =
+            (i === "float32" ? 1 : 0) + (w === "float32" ? 1 : 0) + (pairBanned && i === "qint16" && w === "qint16" ? 1 : 0);
+          assert.equal(res.violations.length, expected, `${type} ${i} x ${w} -> ${o}`);
+        }
+      }
+    });
+    it(`${march}: Matmul operands`, () => {
+      for (const a of Q) for (const b of Q) {
+        const res = checkOpDtypes([op("Matmul", [a, b], "qint16")], march);
+        assert.equal(res.ok, !(pairBanned && a === "qint16" && b === "qint16"), `${a} @ ${b}`);
+      }
+    });
+    it(`${march}: elementwise, reductions and LUTs take int8/int16 only`, () => {
+      for (const type of [...elementwise, ...luts]) {
+        for (const i of ALL) for (const o of ALL) {
+          const res = checkOpDtypes([op(type, [i, i].slice(0, type === "Mul" || type === "Add" ? 2 : 1), o)], march);
+          const bad = (i === "float32" ? (type === "Mul" || type === "Add" ? 2 : 1) : 0) + (o === "float32" ? 1 : 0);
+          assert.equal(res.violations.length, bad, `${type} ${i} -> ${o}`);
+        }
+      }
+    });
+    it(`${march}: stubs and unsupported ops`, () => {
+      assert.ok(checkOpDtypes([op("QuantStub", ["float32"], "qint16")], march).ok);
+      assert.equal(checkOpDtypes([op("QuantStub", ["float32"], "float32")], march).ok, false);
+      assert.ok(checkOpDtypes([op("DeQuantStub", ["float32"], "float32")], march).ok, "a high-precision GEMM output may feed the DeQuantStub");
+      const div = checkOpDtypes([op("Div", ["qint16", "qint16"], "qint16")], march);
+      assert.match(div.violations[0].message, /Div is not supported by the BPU/);
+    });
+  }
+
+  it("the article's violation names the op, the rule and all three fixes", () => {
+    const [v] = checkOpDtypes([{ name: "linear2", type: "Linear", module: "linear2", inputs: ["qint16"], weight: "qint16", output: "qint16" }], qb.March.NASH_M).violations;
+    assert.equal(v.rule, "cannot take int16 input with int16 weight");
+    assert.deepEqual(v.actual, { input_0: "qint16", weight: "qint16", output: "qint16" });
+    assert.match(v.message, /^linear2: NASH_M Linear cannot take int16 input with int16 weight; fix: /);
+    assert.match(v.message, /inDtype: qint8/);
+    assert.match(v.message, /weightDtype: qint8/);
+    assert.match(v.message, /replaceLinearWithBroadcastMulSum\(model, 'linear2'\)/);
+    const df = checkOpDtypes([{ name: "linear2", type: "Linear", module: "linear2", inputs: ["qint16"], weight: "qint16", output: "qint16" }], qb.March.NASH_M).toDataFrame();
+    assert.deepEqual(df.shape, [1, 5]);
+    assert.deepEqual(df.columns, ["op", "op_type", "rule", "dtypes", "fixes"]);
+    assert.equal(df.iat(0, 3), "input_0=qint16 weight=qint16 output=qint16");
+  });
+});
+
+let sd: Record<string, tf.Tensor>;
+let x: tf.Tensor;
+
+async function calibrated(model: qb.nn.Module, setters: qb.QconfigSetter[]): Promise<qb.nn.Module> {
+  const c = qb.prepare(model.eval(), x, { qconfigSetter: setters });
+  qb.setFakeQuantize(c, qb.FakeQuantState.CALIBRATION);
+  await qb.calibrate(c, [x], { onProgress: () => {} });
+  qb.setFakeQuantize(c, qb.FakeQuantState.VALIDATION);
+  return c;
+}
+
+function meanAbs(a: tf.Tensor, b: tf.Tensor): number {
+  return tf.tidy(() => tf.mean(tf.abs(tf.sub(a, b))).dataSync()[0]);
+}
+
+const int16Linear2 = () => qb.ModuleNameQconfigSetter({ linear2: qb.getQconfig({ weightDtype: qb.qint16 }) });
+const int8InputLinear2 = () => qb.ModuleNameQconfigSetter({ linear2: qb.getQconfig({ inDtype: qb.qint8, weightDtype: qb.qint16 }) });
+
+describe("export, convert and perf on the article model", () => {
+  before(async () => {
+    await setup();
+    sd = (await qb.io.loadTorch(fixture("float-checkpoint.ckpt"))) as Record<string, tf.Tensor>;
+    x = (await qb.io.loadTorch(fixture("random_data.pt"))) as tf.Tensor;
+  });
+  after(() => {
+    qb.io.disposeAll(sd);
+    x.dispose();
+  });
+
+  it("the integer model is closer to the fake-quant model than that is to float", async () => {
+    const model = new qb.examples.SmallModel();
+    model.loadStateDict(sd);
+    const floatOut = model.eval().forward(x);
+    const calib = await calibrated(model, [qb.calibration8bitWeight16bitActQconfigSetter]);
+    const fq = calib.forward(x);
+    const hb = qb.convert(qb.export(calib, x), qb.March.NASH_M);
+    const y = hb.forward(x);
+    const intVsFq = meanAbs(y, fq);
+    const fqVsFloat = meanAbs(fq, floatOut);
+    console.log(`# article model, mean |diff|: integer vs fake-quant ${intVsFq.toExponential(2)}, fake-quant vs float ${fqVsFloat.toExponential(2)}`);
+    assert.ok(intVsFq > 0, "the integer model really computes in integers");
+    assert.ok(intVsFq < fqVsFloat / 10, `${intVsFq} vs ${fqVsFloat}`);
+    tf.dispose([floatOut, fq, y]);
+    calib.dispose();
+    model.dispose();
+  });
+
+  it("convert refuses int16 input with int16 weight on NASH_M, in one error naming every violation; NASH_P accepts it", async () => {
+    const model = new qb.examples.SmallModel();
+    model.loadStateDict(sd);
+    const calib = await calibrated(model, [int16Linear2(), qb.calibration8bitWeight16bitActQconfigSetter]);
+    assert.equal(qb.checkModel(calib, qb.March.NASH_M).violations.length, 1);
+    const ir = qb.export(calib, x);
+    await assertThrows(() => qb.convert(ir, qb.March.NASH_M), /convert: 1 violation\(s\) of the nash-m rules/, /linear2: NASH_M Linear cannot take int16 input with int16 weight/);
+    await assertThrows(() => qb.convert(ir, qb.March.NASH_E), /NASH_E Linear/);
+    const hb = qb.convert(ir, qb.March.NASH_P);
+    tf.dispose(hb.forward(x));
+    calib.dispose();
+    model.dispose();
+  });
+
+  it("reproduces the article's latency ordering for linear2", async () => {
+    const model = new qb.examples.SmallModel();
+    model.loadStateDict(sd);
+    const mulSum = new qb.examples.SmallModelMulSum(sd["linear2.weight"], sd["linear2.bias"]);
+    mulSum.loadStateDict(sd, { strict: false });
+    const configs: [string, qb.nn.Module, qb.QconfigSetter[]][] = [
+      ["input+output int16, int8 weight", model, [qb.calibration8bitWeight16bitActQconfigSetter]],
+      ["weight+output int16, int8 input", model, [int8InputLinear2(), qb.calibration8bitWeight16bitActQconfigSetter]],
+      ["all int16 via mul + sum", mulSum, [qb.calibration8bitWeight16bitActQconfigSetter]],
+    ];
+    const lat: number[] = [];
+    for (const [name, m, setters] of configs) {
+      const calib = await calibrated(m, setters);
+      const report = qb.perf(qb.convert(qb.export(calib, x), qb.March.NASH_M));
+      const linear2 = report.ops.filter((o) => o.op.includes("linear2")).reduce((a, o) => a + o.timeUs, 0);
+      console.log(`# ${name}: model ${report.latencyMs.toFixed(4)} ms, linear2 ${linear2.toFixed(2)} us, int16 MAC share ${(report.int16MacShare * 100).toFixed(0)}% (${report.int16Verdict})`);
+      lat.push(report.latencyMs);
+      calib.dispose();
+    }
+    assert.ok(lat[0] < lat[1] && lat[1] < lat[2], `ordering ${lat}`);
+    model.dispose();
+    mulSum.dispose();
+  });
+
+  it("perf splits MACs by dtype pair and reports the int16 share", async () => {
+    const model = new qb.examples.SmallModel();
+    model.loadStateDict(sd);
+    const calib = await calibrated(model, [qb.ModuleNameQconfigSetter({ linear1: qb.getQconfig({ inDtype: qb.qint8 }), linear2: qb.getQconfig({ inDtype: qb.qint8 }) }), qb.calibration8bitWeight16bitActQconfigSetter]);
+    const report = qb.perf(qb.export(calib, x), qb.March.NASH_M);
+    const byOp = new Map(report.ops.map((o) => [o.op, o]));
+    assert.equal(byOp.get("linear1")?.macs.qint8xqint8, 200 * 256 * 256);
+    assert.equal(byOp.get("linear3")?.macs.qint16xqint8, 200 * 60 * 60);
+    const share = (200 * 60 * 60) / (200 * 256 * 256 + 200 * 256 * 60 + 200 * 60 * 60);
+    assert.ok(Math.abs(report.int16MacShare - share) < 1e-12);
+    assert.equal(report.int16Verdict, "fine (< 10%)");
+    const df = report.toDataFrame();
+    assert.equal(df.shape[0], report.ops.length);
+    assert.ok(df.columns.includes("MACs int16xint8"));
+    calib.dispose();
+    model.dispose();
+  });
+
+  it("IR round-trips through saveIr / loadIr losslessly", async () => {
+    const model = new qb.examples.SmallModel();
+    model.loadStateDict(sd);
+    const calib = await calibrated(model, [qb.calibration8bitWeight16bitActQconfigSetter]);
+    const ir = qb.export(calib, x);
+    const dir = mkdtempSync(path.join(tmpdir(), "qb-ir-"));
+    const file = path.join(dir, "m.json");
+    await qb.io.saveIr(file, ir);
+    const back = await qb.io.loadIr(file);
+    assert.deepEqual(back, ir);
+    const [a, b] = [qb.convert(ir, qb.March.NASH_M).forward(x), qb.convert(back, qb.March.NASH_M).forward(x)];
+    assert.deepEqual(Array.from(a.dataSync()), Array.from(b.dataSync()));
+
+    const edited = (f: (j: any) => void) => {
+      const j = JSON.parse(JSON.stringify(ir));
+      f(j);
+      writeFileSync(file, JSON.stringify(j));
+    };
+    edited((j) => (j.version = 2));
+    await assertThrows(() => qb.io.loadIr(file), /m\.json: invalid IR: version 2 is not supported/, /re-export/);
+    edited((j) => (j.nodes[3].type = "Frobnicate"));
+    await assertThrows(() => qb.io.loadIr(file), /unknown op type 'Frobnicate'/);
+    edited((j) => (j.nodes.find((n: any) => n.name === "linear2").inputs[0].shape = [2, 100, 255]));
+    await assertThrows(() => qb.io.loadIr(file), /node linear2: input 0 has shape \[2,100,255\] but 'relu' produces \[2,100,256\]/);
+    edited((j) => j.nodes.find((n: any) => n.name === "linear2").weight.data.pop());
+    await assertThrows(() => qb.io.loadIr(file), /node linear2: weight has 15359 values for shape \[60,256\]/);
+    writeFileSync(file, "{oops");
+    await assertThrows(() => qb.io.loadIr(file), /is not JSON/);
+    rmSync(dir, { recursive: true });
+    tf.dispose([a, b]);
+    calib.dispose();
+    model.dispose();
+  });
+
+  it("export needs VALIDATION; export and the integer model do not leak", async () => {
+    const model = new qb.examples.SmallModel();
+    model.loadStateDict(sd);
+    const calib = qb.prepare(model.eval(), x, { qconfigSetter: [qb.calibration8bitWeight16bitActQconfigSetter] });
+    await assertThrows(() => qb.export(calib, x), /export: the model is in FLOAT state/, /VALIDATION/);
+    qb.setFakeQuantize(calib, qb.FakeQuantState.CALIBRATION);
+    await qb.calibrate(calib, [x], { onProgress: () => {} });
+    await assertThrows(() => qb.export(calib, x), /CALIBRATION state/);
+    qb.setFakeQuantize(calib, qb.FakeQuantState.VALIDATION);
+    await assertNoLeak(() => qb.export(calib, x), 1);
+    const hb = qb.convert(qb.export(calib, x), qb.March.NASH_M);
+    await assertNoLeak(() => hb.forward(x).dispose(), 1);
+    await assertThrows(() => hb.forward(tf.zeros([2, 100, 255])), /input 0 has shape \[2,100,255\], the model was exported with \[2,100,256\]/);
+    calib.dispose();
+    model.dispose();
+  });
+});
