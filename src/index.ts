@@ -46,3 +46,7 @@ export { perf, type PerfReport, type PerfOp } from "./march/perf";
 export { marchSpec } from "./march/data";
 export type { MarchSpec, OpRule, PerfParams } from "./march/spec";
 export type { Ir, IrNode } from "./ir/types";
+export { QuantAnalysis, sensitiveOpQconfigSetter, scaleExplorer } from "./analysis";
+export * as analysis from "./analysis";
+export * as transforms from "./transforms";
+export { toDataFrame } from "./display/dataframe";

@@ -1,1 +1,2 @@
 export { SmallModel, SmallModelMulSum } from "./articleModel";
+export { GatedMulSum } from "./gatedModel";

@@ -14,6 +14,8 @@ export class FakeQuantizer {
   roundMode: RoundMode = "half_even";
   /** Per-point overrides used by analysis tools; null follows the state. */
   fakeQuantOverride: boolean | null = null;
+  /** A scale to use instead of the observer's (the scale explorer tries settings with it). */
+  scaleOverride: Float64Array | null = null;
 
   constructor(
     /** Where this point is, e.g. "linear2.weight" or "linear2" (its output). */
@@ -38,7 +40,7 @@ export class FakeQuantizer {
 
   /** Current scale(s); null when the observer has seen no data and the scale is not fixed. */
   scale(): Float64Array | null {
-    return this.observer.scale();
+    return this.scaleOverride ?? this.observer.scale();
   }
 
   forward(x: tf.Tensor): tf.Tensor {

@@ -1,0 +1,1 @@
+export { replaceLinearWithBroadcastMulSum, BroadcastMulSumLinear } from "./linearToMulSum";
