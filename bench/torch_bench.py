@@ -72,6 +72,45 @@ def calibration_pass(sd, x):
     return linear(h, "linear3")
 
 
+def article_forward(sd, x, point=None, scales=None, record=None):
+    """The article model with its ops named as quantbook names them; fake-quantizes only `point`
+    (an op output name, or "<op>.weight"), records output ranges into `record`."""
+    def out(name, t):
+        if record is not None:
+            record[name] = max(float(t.abs().max()), 1e-8) / 32767.5
+        if point == name:
+            return torch.fake_quantize_per_tensor_affine(t, scales[name], 0, -32768, 32767)
+        return t
+
+    def weight(name, w):
+        if point == name + ".weight":
+            s = minmax_per_channel(w.reshape(w.shape[0], -1))
+            return torch.fake_quantize_per_channel_affine(w, s, torch.zeros(w.shape[0], dtype=torch.int32), 0, -128, 127)
+        return w
+
+    h = out("quant", x)
+    h = out("linear1", torch.nn.functional.linear(h, weight("linear1", sd["linear1.weight"]), sd["linear1.bias"]))
+    mean = out("layernorm.var_mean.pre_mean", h.mean(-1, keepdim=True))
+    diff = out("layernorm.var_mean.sub", h - mean)
+    var = out("layernorm.var_mean.post_mean", out("layernorm.var_mean.mul", diff * diff).mean(-1, keepdim=True))
+    r = out("layernorm.rsqrt", torch.rsqrt(out("layernorm.add_eps", var + 1e-5)))
+    n = out("layernorm.norm_mul", diff * r)
+    n = out("layernorm.weight_mul", n * weight("layernorm.weight_mul", sd["layernorm.weight"]))
+    n = out("layernorm.bias_add", n + sd["layernorm.bias"])
+    h = out("relu", torch.relu(n))
+    h = out("linear2", torch.nn.functional.linear(h, weight("linear2", sd["linear2.weight"]), sd["linear2.bias"]))
+    return torch.nn.functional.linear(h, weight("linear3", sd["linear3.weight"]), sd["linear3.bias"])
+
+
+def sensitivity(sd, x):
+    """The debug tool's algorithm: one point fake-quantized at a time, L1 against float, sorted."""
+    scales = {}
+    ref = article_forward(sd, x, record=scales)
+    points = list(scales) + [n + ".weight" for n in ("linear1", "layernorm.weight_mul", "linear2", "linear3")]
+    rows = [(p, float((article_forward(sd, x, p, scales) - ref).abs().mean())) for p in points]
+    return sorted(rows, key=lambda r: -r[1])
+
+
 def main():
     sd = torch.load(os.path.join(FIX, "float-checkpoint.ckpt"))
     x = torch.load(os.path.join(FIX, "random_data.pt"))
@@ -84,6 +123,7 @@ def main():
             "fake-quant int16 [2,100,60,256]": median_ms(lambda: torch.fake_quantize_per_tensor_affine(mul, 0.01, 0, -32768, 32767)),
             "calibration pass, article model": median_ms(lambda: calibration_pass(sd, x)),
             "MSE observer on the mul output": median_ms(lambda: mse_observe(mul), runs=max(1, RUNS // 2)),
+            "sensitivity, article model": median_ms(lambda: sensitivity(sd, x)),
         }
     print(json.dumps(out))
 
