@@ -50,3 +50,5 @@ export { QuantAnalysis, sensitiveOpQconfigSetter, scaleExplorer } from "./analys
 export * as analysis from "./analysis";
 export * as transforms from "./transforms";
 export { toDataFrame } from "./display/dataframe";
+export { display, displayProgress, clearOutput } from "./display";
+export * as plots from "./display/plots";

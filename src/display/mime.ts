@@ -1,0 +1,112 @@
+/**
+ * Rich display: turns a value into a Jupyter MIME bundle. The only place that knows MIME types.
+ *
+ * - a value with a `[Symbol.for("Jupyter.display")]()` method: the bundle it returns (the
+ *   convention of Deno's kernel);
+ * - danfo DataFrames / Series: an escaped HTML table (shape, head and tail rows) plus text;
+ * - Vega-Lite specs: the spec as `application/vnd.vegalite.v5+json`, an SVG rendered in Node,
+ *   and text — in one bundle;
+ * - quantbook results (sensitivity and statistics tables, chip checks, perf reports): tables
+ *   with a caption;
+ * - arrays of records: a table; tensors and modules: a text summary; anything else: inspect().
+ */
+import * as tf from "@tensorflow/tfjs";
+import { inspect } from "node:util";
+import { escapeHtml, htmlTable, textTable } from "./html";
+import { isVegaLiteSpec, renderSvg, VEGA_LITE_MIME } from "./vega";
+
+export type MimeBundle = Record<string, unknown>;
+
+export const DISPLAY_SYMBOL = Symbol.for("Jupyter.display");
+
+interface FrameLike {
+  columns: string[];
+  values: unknown[][];
+  index: (string | number)[];
+  shape: number[];
+}
+
+function isFrame(v: unknown): v is FrameLike {
+  return v !== null && typeof v === "object" && (v.constructor?.name === "DataFrame" || v.constructor?.name === "Series") && Array.isArray((v as FrameLike).values);
+}
+
+function frameBundle(df: FrameLike, caption?: string): MimeBundle {
+  const series = !Array.isArray(df.values[0]) && df.shape.length === 1;
+  const columns = series ? [String((df as unknown as { name?: string }).name ?? "value")] : df.columns;
+  const rows = series ? (df.values as unknown[]).map((v) => [v]) : df.values;
+  const shape = `${df.shape[0]} rows × ${series ? 1 : df.shape[1]} columns`;
+  const cap = caption ? `${caption} (${shape})` : shape;
+  return {
+    "text/html": htmlTable(columns, rows, { caption: cap, index: df.index }),
+    "text/plain": `${cap}\n${textTable(columns, rows)}`,
+  };
+}
+
+function recordsBundle(rows: Record<string, unknown>[], caption?: string): MimeBundle {
+  const columns = [...new Set(rows.flatMap((r) => Object.keys(r)))];
+  const values = rows.map((r) => columns.map((c) => r[c]));
+  const cap = `${caption ? `${caption} ` : ""}(${rows.length} rows)`;
+  return { "text/html": htmlTable(columns, values, { caption: cap }), "text/plain": `${cap}\n${textTable(columns, values)}` };
+}
+
+function isRecordArray(v: unknown): v is Record<string, unknown>[] {
+  return Array.isArray(v) && v.length > 0 && v.length <= 5000 && v.every((r) => r !== null && typeof r === "object" && !Array.isArray(r) && Object.getPrototypeOf(r) === Object.prototype);
+}
+
+/** The caption quantbook gives its result objects, or undefined for other values. */
+function resultCaption(v: Record<string, unknown>): string | undefined {
+  if (Array.isArray(v.violations) && typeof v.ok === "boolean") {
+    const n = (v.violations as unknown[]).length;
+    return `Chip rules ${String(v.march)}: ${n === 0 ? "every op passes" : `${n} violation${n === 1 ? "" : "s"}`} (${String(v.checked)} ops checked)`;
+  }
+  if (typeof v.latencyMs === "number" && Array.isArray(v.ops)) {
+    return `Estimated latency ${(v.latencyMs as number).toFixed(4)} ms on ${String(v.march)} (an analytic estimate, not a chip measurement); int16 MAC share ${(100 * (v.int16MacShare as number)).toFixed(1)}%: ${String(v.int16Verdict)}`;
+  }
+  if (typeof v.metric === "string" && Array.isArray(v.rows)) return `Sensitivity (${v.metric}), worst first`;
+  return undefined;
+}
+
+async function spec(v: Record<string, unknown>): Promise<MimeBundle> {
+  const mark = typeof v.mark === "string" ? v.mark : (v.mark as { type?: string } | undefined)?.type ?? (v.layer ? "layered" : "composite");
+  const title = typeof v.title === "string" ? v.title : (v.title as { text?: string } | undefined)?.text;
+  return {
+    [VEGA_LITE_MIME]: v,
+    "image/svg+xml": await renderSvg(v),
+    "text/plain": `<Vega-Lite ${mark} chart${title ? `: ${title}` : ""}>`,
+  };
+}
+
+function tensorText(t: tf.Tensor): string {
+  if (t.isDisposed) return `Tensor ${t.dtype} [${t.shape}] (disposed)`;
+  return `Tensor ${t.dtype} [${t.shape}]\n${t.toString().replace(/^Tensor\n/, "")}`;
+}
+
+/** The MIME bundle for a value, or null when there is nothing to show (null / undefined). */
+export async function toMimeBundle(value: unknown): Promise<MimeBundle | null> {
+  if (value === null || value === undefined) return null;
+  const custom = (value as Record<symbol, unknown>)[DISPLAY_SYMBOL];
+  if (typeof custom === "function") {
+    const b = await (custom as () => MimeBundle | Promise<MimeBundle>).call(value);
+    if (b === null || typeof b !== "object") throw new Error("a [Symbol.for('Jupyter.display')]() method must return a MIME bundle object, e.g. { 'text/plain': '...' }");
+    return b;
+  }
+  if (isFrame(value)) return frameBundle(value);
+  if (isVegaLiteSpec(value)) return spec(value);
+  if (value instanceof tf.Tensor) return { "text/plain": tensorText(value) };
+  if (typeof value === "object" && !Array.isArray(value)) {
+    const v = value as Record<string, unknown>;
+    const caption = resultCaption(v);
+    if (typeof v.toDataFrame === "function") {
+      const df = (v.toDataFrame as () => FrameLike)();
+      if (df.shape[0] === 0) return { "text/html": `<p>${escapeHtml(caption ?? "empty table")}</p>`, "text/plain": caption ?? "empty table" };
+      return frameBundle(df, caption);
+    }
+    if (typeof v.namedParameters === "function" && typeof v.forward === "function") {
+      const params = (v.namedParameters as () => [string, tf.Tensor][])();
+      const count = params.reduce((a, [, p]) => a + p.size, 0);
+      return { "text/plain": `${value.constructor.name}: ${params.length} parameter tensors, ${count} values\n${params.map(([n, p]) => `  ${n} [${p.shape}]`).join("\n")}` };
+    }
+  }
+  if (isRecordArray(value)) return recordsBundle(value);
+  return { "text/plain": typeof value === "string" ? value : inspect(value, { depth: 4, maxArrayLength: 50, breakLength: 100 }) };
+}

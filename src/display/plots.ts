@@ -1,0 +1,177 @@
+/**
+ * Vega-Lite specs for the plots the notebooks and the report show. Data are summarised in JS
+ * (binned, sampled) so specs stay small; display them with `qb.display(spec)` or as a cell's
+ * last value.
+ */
+import * as tf from "@tensorflow/tfjs";
+import { fakeQuantize } from "../quant/fakeQuantize";
+import { qint16, qint8 } from "../quant/dtypes";
+import { scaleFromRange } from "../quant/scale";
+import { VEGA_LITE_SCHEMA, type VegaLiteSpec } from "./vega";
+
+type Values = tf.Tensor | ArrayLike<number>;
+
+function toArray(v: Values): Float32Array {
+  return v instanceof tf.Tensor ? (v.dataSync() as Float32Array) : Float32Array.from(v);
+}
+
+function base(title: string, extra: Record<string, unknown> = {}): VegaLiteSpec {
+  return { $schema: VEGA_LITE_SCHEMA, title, width: 460, height: 220, ...extra };
+}
+
+/** Histogram with `bins` equal bins between min and max; `logCount` puts counts on a log axis. */
+export function histogram(values: Values, opts: { bins?: number; logCount?: boolean; title?: string; xTitle?: string } = {}): VegaLiteSpec {
+  const data = toArray(values);
+  const bins = opts.bins ?? 60;
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (const v of data) {
+    lo = Math.min(lo, v);
+    hi = Math.max(hi, v);
+  }
+  const width = hi > lo ? (hi - lo) / bins : 1;
+  const counts = new Array<number>(bins).fill(0);
+  for (const v of data) counts[Math.min(bins - 1, Math.floor((v - lo) / width))]++;
+  const rows = counts.map((count, i) => ({ start: lo + i * width, end: lo + (i + 1) * width, count })).filter((r) => !opts.logCount || r.count > 0);
+  return base(opts.title ?? "Histogram", {
+    data: { values: rows },
+    mark: { type: "bar", tooltip: true },
+    encoding: {
+      x: { field: "start", type: "quantitative", bin: { binned: true }, title: opts.xTitle ?? "value" },
+      x2: { field: "end" },
+      y: { field: "count", type: "quantitative", scale: opts.logCount ? { type: "log" } : {}, title: opts.logCount ? "count (log)" : "count" },
+    },
+  });
+}
+
+/**
+ * Distribution of |x| on a log axis with the band that rounds to zero at `scale` (|x| < scale/2)
+ * shaded: the picture of the mul-output trap.
+ */
+export function zeroBandHistogram(values: Values, scale: number, opts: { title?: string; bins?: number } = {}): VegaLiteSpec {
+  const data = toArray(values);
+  const logs: number[] = [];
+  let zeroed = 0;
+  for (const v of data) {
+    if (v === 0) continue;
+    logs.push(Math.log10(Math.abs(v)));
+    if (Math.abs(v) <= scale / 2) zeroed++;
+  }
+  const hist = histogram(logs, { bins: opts.bins ?? 80, logCount: true });
+  const cut = Math.log10(scale / 2);
+  const lo = Math.min(...(hist.data as { values: { start: number }[] }).values.map((r) => r.start), cut);
+  return base(opts.title ?? `|x| and the band that rounds to 0 at scale ${scale.toExponential(2)}: ${((100 * zeroed) / Math.max(data.length, 1)).toFixed(1)}% of values`, {
+    layer: [
+      { data: { values: [{ from: lo, to: cut }] }, mark: { type: "rect", color: "#f4a6a6", opacity: 0.5 }, encoding: { x: { field: "from", type: "quantitative" }, x2: { field: "to" } } },
+      { data: hist.data, mark: { type: "bar", tooltip: true }, encoding: { ...(hist.encoding as object), x: { field: "start", type: "quantitative", bin: { binned: true }, title: "log10 |x|" } } },
+      { data: { values: [{ at: cut }] }, mark: { type: "rule", color: "#c0392b", strokeDash: [4, 3] }, encoding: { x: { field: "at", type: "quantitative" } } },
+    ],
+  });
+}
+
+/** Model-output error and fraction rounded to zero against the scale (scale explorer rows). */
+export function scaleSweepChart(rows: { setting: string; scale: number; zero_fraction: number; output_l1: number }[], opts: { title?: string } = {}): VegaLiteSpec {
+  const panel = (field: string, title: string, log: boolean) => ({
+    width: 300,
+    height: 220,
+    mark: { type: "point", filled: true, size: 80, tooltip: true },
+    encoding: {
+      x: { field: "scale", type: "quantitative", scale: { type: "log" }, title: "output scale (log)" },
+      y: { field, type: "quantitative", title, scale: log ? { type: "log" } : {} },
+      color: { field: "setting", type: "nominal" },
+    },
+  });
+  return { $schema: VEGA_LITE_SCHEMA, title: opts.title ?? "Scale explorer", data: { values: rows }, hconcat: [panel("output_l1", "model output L1 (log)", true), panel("zero_fraction", "fraction rounded to 0", false)] };
+}
+
+/** Horizontal bars of a sensitivity table, worst first. */
+export function sensitivityBars(rows: { op_name: string; sensitive_type: string; value: number }[], opts: { topk?: number; metric?: string; title?: string } = {}): VegaLiteSpec {
+  const top = rows.slice(0, opts.topk ?? 12).map((r) => ({ op: `${r.op_name} (${r.sensitive_type})`, value: r.value, type: r.sensitive_type }));
+  return base(opts.title ?? `Sensitivity (${opts.metric ?? "L1"}), worst first`, {
+    height: Math.max(120, 22 * top.length),
+    data: { values: top },
+    mark: { type: "bar", tooltip: true },
+    encoding: {
+      y: { field: "op", type: "nominal", sort: null, title: null },
+      x: { field: "value", type: "quantitative", title: opts.metric ?? "L1" },
+      color: { field: "type", type: "nominal", title: "type" },
+    },
+  });
+}
+
+/**
+ * Per output channel: the RMS error of the weight quantized int8 per channel against int16 per
+ * tensor (what the broadcast mul + sum rewrite trades).
+ */
+export function weightQuantErrorChart(weight: tf.Tensor2D, opts: { title?: string } = {}): VegaLiteSpec {
+  const rows = tf.tidy(() => {
+    const absMax = tf.max(tf.abs(weight), 1).dataSync();
+    const s8 = Array.from(absMax, (m) => scaleFromRange(-m, m, qint8));
+    const all = tf.max(tf.abs(weight)).dataSync()[0];
+    const q8 = fakeQuantize(weight, { scale: s8, dtype: qint8, axis: 0 });
+    const q16 = fakeQuantize(weight, { scale: scaleFromRange(-all, all, qint16), dtype: qint16 });
+    const e8 = tf.sqrt(tf.mean(tf.squaredDifference(q8, weight), 1)).dataSync();
+    const e16 = tf.sqrt(tf.mean(tf.squaredDifference(q16, weight), 1)).dataSync();
+    const out: { channel: number; scheme: string; rmse: number }[] = [];
+    e8.forEach((v, c) => out.push({ channel: c, scheme: "int8 per channel", rmse: v }, { channel: c, scheme: "int16 per tensor", rmse: e16[c] }));
+    return out;
+  });
+  return base(opts.title ?? "Weight quantization error per output channel", {
+    data: { values: rows },
+    mark: { type: "line", point: true, tooltip: true },
+    encoding: {
+      x: { field: "channel", type: "quantitative", title: "output channel" },
+      y: { field: "rmse", type: "quantitative", scale: { type: "log" }, title: "RMS error (log)" },
+      color: { field: "scheme", type: "nominal", title: null },
+    },
+  });
+}
+
+/** Bars of estimated latency per configuration. */
+export function latencyBars(items: { config: string; latencyMs: number }[], opts: { title?: string } = {}): VegaLiteSpec {
+  return base(opts.title ?? "Estimated latency (analytic model, not a chip measurement)", {
+    height: Math.max(100, 30 * items.length),
+    data: { values: items.map((i) => ({ config: i.config, latency_us: i.latencyMs * 1000 })) },
+    mark: { type: "bar", tooltip: true },
+    encoding: { y: { field: "config", type: "nominal", sort: null, title: null }, x: { field: "latency_us", type: "quantitative", title: "µs" } },
+  });
+}
+
+/** Accuracy against latency, one labelled point per configuration. */
+export function accuracyVsLatency(items: { config: string; latencyMs: number; error: number }[], opts: { title?: string; errorTitle?: string } = {}): VegaLiteSpec {
+  const values = items.map((i) => ({ config: i.config, latency_us: i.latencyMs * 1000, error: i.error }));
+  const enc = {
+    x: { field: "latency_us", type: "quantitative", title: "estimated latency (µs)" },
+    y: { field: "error", type: "quantitative", scale: { type: "log" }, title: opts.errorTitle ?? "output error vs float (log)" },
+  };
+  return base(opts.title ?? "Accuracy against estimated latency", {
+    data: { values },
+    layer: [
+      { mark: { type: "point", filled: true, size: 100, tooltip: true }, encoding: { ...enc, color: { field: "config", type: "nominal", legend: null } } },
+      { mark: { type: "text", align: "left", dx: 8, dy: -6 }, encoding: { ...enc, text: { field: "config" } } },
+    ],
+  });
+}
+
+/** Quantized against float outputs (a deterministic sample of at most `sample` points) with y = x. */
+export function outputScatter(floatOut: Values, quantOut: Values, opts: { sample?: number; title?: string } = {}): VegaLiteSpec {
+  const a = toArray(floatOut);
+  const b = toArray(quantOut);
+  const n = Math.min(opts.sample ?? 1500, a.length);
+  const step = a.length / n;
+  const values = Array.from({ length: n }, (_, i) => ({ float: a[Math.floor(i * step)], quantized: b[Math.floor(i * step)] }));
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (const v of values) {
+    lo = Math.min(lo, v.float);
+    hi = Math.max(hi, v.float);
+  }
+  return base(opts.title ?? "Quantized against float output", {
+    width: 300,
+    height: 300,
+    layer: [
+      { data: { values: [{ x: lo, y: lo }, { x: hi, y: hi }] }, mark: { type: "line", color: "#999", strokeDash: [4, 3] }, encoding: { x: { field: "x", type: "quantitative" }, y: { field: "y", type: "quantitative" } } },
+      { data: { values }, mark: { type: "point", size: 8, opacity: 0.5 }, encoding: { x: { field: "float", type: "quantitative" }, y: { field: "quantized", type: "quantitative" } } },
+    ],
+  });
+}
