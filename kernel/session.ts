@@ -16,17 +16,20 @@ export type Outcome =
   | { ok: false; ename: string; evalue: string; traceback: string[] };
 
 /** Stack frames of the kernel, tslab and Node internals say nothing about the user's cell. */
-function cleanStack(stack: string): string[] {
-  return stack
-    .split("\n")
-    .filter((l) => !/node:internal|node_modules[\\/]tslab[\\/]|[\\/]dist[\\/]kernel[\\/]|^\s+at (new Promise|Generator\.next|Script\.runInThisContext)/.test(l));
+function cleanStack(stack: string, ename: string): string[] {
+  const lines = stack.split("\n");
+  // vm errors come decorated with the offending source line and a caret first: start at "<name>: ..."
+  const head = lines.findIndex((l) => l.startsWith(`${ename}:`) || l === ename);
+  return lines
+    .slice(Math.max(head, 0))
+    .filter((l) => !/node:internal|node:vm|node_modules[\\/]tslab[\\/]|[\\/]dist[\\/]kernel[\\/]|^\s+at (new Promise|Generator\.next|Script\.runInThisContext)/.test(l));
 }
 
 export function describeError(e: unknown): { ename: string; evalue: string; traceback: string[] } {
   if (e instanceof Error) {
     const ename = e.name || e.constructor?.name || "Error";
     const evalue = e.message;
-    const frames = cleanStack(e.stack ?? `${ename}: ${evalue}`);
+    const frames = cleanStack(e.stack ?? `${ename}: ${evalue}`, ename);
     // the first stack line repeats "<name>: <message>"; keep it as the traceback's headline
     return { ename, evalue, traceback: frames.length > 0 ? frames : [`${ename}: ${evalue}`] };
   }

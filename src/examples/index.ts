@@ -1,2 +1,3 @@
 export { SmallModel, SmallModelMulSum } from "./articleModel";
 export { GatedMulSum } from "./gatedModel";
+export { fixturePath } from "./fixtures";

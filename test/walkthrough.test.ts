@@ -1,0 +1,86 @@
+/**
+ * The main job: every notebook through the Node client on a fresh kernel, outputs checked, and
+ * the static report opened in headless Chromium (plots and tables render, no console errors).
+ */
+import assert from "node:assert/strict";
+import { existsSync, readFileSync } from "node:fs";
+import * as path from "node:path";
+import { before, describe, it } from "node:test";
+import type { Notebook } from "../src/display/notebookHtml";
+import { checkNotebooks } from "../scripts/notebooks";
+import { REPORT, walkthrough, type NotebookRun } from "../scripts/walkthrough";
+import { notebookProblems, type Expectation } from "./notebookChecks";
+
+const ROOT = path.join(__dirname, "..", "..");
+const CHROMIUM = "/usr/bin/chromium";
+const expectations = JSON.parse(readFileSync(path.join(ROOT, "test", "notebook_expectations.json"), "utf8")) as Record<string, Expectation>;
+
+describe("walkthrough and report", { timeout: 600000 }, () => {
+  let runs: NotebookRun[] = [];
+  before(async () => {
+    const t0 = performance.now();
+    runs = await walkthrough();
+    console.log(`# walkthrough: ${runs.length} notebooks in ${((performance.now() - t0) / 1000).toFixed(1)} s; kernel start to first result ${(Math.min(...runs.map((r) => r.firstResultMs)) / 1000).toFixed(2)}-${(Math.max(...runs.map((r) => r.firstResultMs)) / 1000).toFixed(2)} s`);
+  });
+
+  it("the committed notebooks match their sources", () => {
+    assert.deepEqual(checkNotebooks(), [], "run `npm run notebooks:build`");
+  });
+
+  it("runs every notebook without errors and with the expected outputs", () => {
+    assert.ok(runs.length >= 6, `${runs.length} notebooks`);
+    for (const r of runs) {
+      assert.ok(r.ok, `${r.name}: ${r.error}`);
+      const nb = JSON.parse(readFileSync(path.join(REPORT, "notebooks", `${r.name}.ipynb`), "utf8")) as Notebook;
+      assert.deepEqual(notebookProblems(nb, expectations[r.name]), [], r.name);
+    }
+  });
+
+  it("the report renders in headless Chromium: plots, tables, no console errors", { skip: existsSync(CHROMIUM) ? false : `${CHROMIUM} is not installed (apt-get install chromium)` }, async () => {
+    const { chromium } = require("playwright-core") as typeof import("playwright-core");
+    const browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+    });
+    try {
+      const page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
+      const errors: string[] = [];
+      page.on("console", (m) => {
+        if (m.type() === "error") errors.push(m.text());
+      });
+      page.on("pageerror", (e) => errors.push(e.message));
+      for (const name of ["index", ...runs.map((r) => r.name)]) {
+        await page.goto(`file://${path.join(REPORT, `${name}.html`)}`);
+        // browser-side code as strings: the project compiles without the DOM library
+        const counts = (await page.evaluate(`({
+          svgs: [...document.querySelectorAll(".qb-plot svg")].filter((s) => s.getBoundingClientRect().width > 100).length,
+          tables: document.querySelectorAll("table").length,
+        })`)) as { svgs: number; tables: number };
+        const exp = expectations[name];
+        if (exp) {
+          assert.ok(counts.svgs >= exp.plots, `${name}: ${counts.svgs} visible plots, expected ${exp.plots}`);
+          assert.ok(counts.tables >= exp.tables, `${name}: ${counts.tables} tables, expected ${exp.tables}`);
+        } else assert.ok(counts.tables >= 1, `${name}: no table`);
+        const png = (await page.screenshot({ fullPage: false })).toString("base64");
+        const inked = (await page.evaluate(`(async () => {
+          const img = new Image();
+          img.src = "data:image/png;base64,${png}";
+          await img.decode();
+          const c = document.createElement("canvas");
+          c.width = img.width;
+          c.height = img.height;
+          const ctx = c.getContext("2d");
+          ctx.drawImage(img, 0, 0);
+          const d = ctx.getImageData(0, 0, c.width, c.height).data;
+          let dark = 0;
+          for (let i = 0; i < d.length; i += 4) if (d[i] + d[i + 1] + d[i + 2] < 600) dark++;
+          return dark / (d.length / 4);
+        })()`)) as number;
+        assert.ok(inked > 0.01, `${name}: the screenshot is blank (${(inked * 100).toFixed(2)}% inked pixels)`);
+      }
+      assert.deepEqual(errors, [], "console errors");
+    } finally {
+      await browser.close();
+    }
+  });
+});
