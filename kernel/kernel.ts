@@ -91,7 +91,7 @@ export class Kernel {
       this.sendDisplay(data.data, data.transient?.display_id, update);
     void this.heartbeat();
     void this.serve(this.shell, (m) => this.enqueue(m));
-    void this.serve(this.control, (m) => this.handle(m, this.out.control, this.control));
+    void this.serve(this.control, (m) => this.handle(m, this.out.control));
     this.publish("status", { execution_state: "starting" }, null);
     await initBackend();
     this.session.warmUp();
@@ -110,7 +110,7 @@ export class Kernel {
   }
 
   private enqueue(m: Message): void {
-    this.queue = this.queue.then(() => this.handle(m, this.out.shell, this.shell));
+    this.queue = this.queue.then(() => this.handle(m, this.out.shell));
   }
 
   publish(type: string, content: unknown, parent: Message | null): void {
@@ -140,7 +140,7 @@ export class Kernel {
     }
   }
 
-  private async handle(req: Message, outbox: Outbox, _socket: zmq.Router): Promise<void> {
+  private async handle(req: Message, outbox: Outbox): Promise<void> {
     this.publish("status", { execution_state: "busy" }, req);
     try {
       await this.dispatch(req, outbox);

@@ -31,7 +31,7 @@ export class Wire {
 
   constructor(
     private readonly key: string,
-    private readonly scheme = "hmac-sha256",
+    scheme = "hmac-sha256",
   ) {
     if (key !== "" && scheme !== "hmac-sha256") throw new Error(`unsupported signature scheme ${scheme}; quantbook signs with hmac-sha256`);
   }

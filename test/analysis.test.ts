@@ -5,19 +5,12 @@ import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 import * as qb from "../src";
-import { assertNoLeak, assertThrows, fixture, maxAbsDiff, readJson, setup } from "./helpers";
+import { assertNoLeak, assertThrows, calibrated, fixture, maxAbsDiff, readJson, setup } from "./helpers";
 
 let sd: Record<string, tf.Tensor>;
 let x: tf.Tensor;
 let model: qb.examples.SmallModel;
 
-async function calibrated<T extends qb.nn.Module>(m: T, data: tf.Tensor, setters: qb.QconfigSetter[]): Promise<T> {
-  const c = qb.prepare(m.eval(), data, { qconfigSetter: setters });
-  qb.setFakeQuantize(c, qb.FakeQuantState.CALIBRATION);
-  await qb.calibrate(c, [data], { onProgress: () => {} });
-  qb.setFakeQuantize(c, qb.FakeQuantState.VALIDATION);
-  return c;
-}
 
 const quiet = { onProgress: () => {} };
 

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { after, before, describe, it } from "node:test";
 import * as qb from "../src";
-import { assertNoLeak, assertThrows, fixture, maxAbsDiff, setup } from "./helpers";
+import { assertNoLeak, assertThrows, calibrated, fixture, maxAbsDiff, setup } from "./helpers";
 
 let sd: Record<string, tf.Tensor>;
 let x: tf.Tensor;
@@ -16,13 +16,6 @@ function meanMaxAbs(a: tf.Tensor, b: tf.Tensor): [number, number] {
   });
 }
 
-async function calibrated(model: qb.nn.Module, setters: qb.QconfigSetter[]): Promise<qb.nn.Module> {
-  const calib = qb.prepare(model.eval(), x, { qconfigSetter: setters });
-  qb.setFakeQuantize(calib, qb.FakeQuantState.CALIBRATION);
-  await qb.calibrate(calib, [x], { onProgress: () => {} });
-  qb.setFakeQuantize(calib, qb.FakeQuantState.VALIDATION);
-  return calib;
-}
 
 describe("the article's model", () => {
   before(async () => {
@@ -85,12 +78,12 @@ describe("the article's model", () => {
     const floatOut = model.eval().forward(x);
     const mulSum = new qb.examples.SmallModelMulSum(sd["linear2.weight"], sd["linear2.bias"]);
     mulSum.loadStateDict(sd, { strict: false });
-    const int8 = await calibrated(model, [qb.calibration8bitWeight16bitActQconfigSetter]);
-    const int16 = await calibrated(model, [
+    const int8 = await calibrated(model, x, [qb.calibration8bitWeight16bitActQconfigSetter]);
+    const int16 = await calibrated(model, x, [
       qb.ModuleNameQconfigSetter({ linear2: qb.getQconfig({ weightDtype: qb.qint16 }) }),
       qb.calibration8bitWeight16bitActQconfigSetter,
     ]);
-    const ms = await calibrated(mulSum, [qb.calibration8bitWeight16bitActQconfigSetter]);
+    const ms = await calibrated(mulSum, x, [qb.calibration8bitWeight16bitActQconfigSetter]);
     const [o8, o16, oms] = [int8.forward(x), int16.forward(x), ms.forward(x)] as tf.Tensor[];
     const e8 = meanMaxAbs(o8, floatOut);
     const e16 = meanMaxAbs(o16, floatOut);

@@ -48,3 +48,12 @@ export async function assertThrows(fn: () => unknown, ...patterns: RegExp[]): Pr
   for (const p of patterns) assert.match(msg as string, p);
   return msg as string;
 }
+
+/** prepare → calibrate on `data` → VALIDATION: the calibrated model, ready to compare. */
+export async function calibrated<T extends qb.nn.Module>(m: T, data: tf.Tensor, setters: qb.QconfigSetter[]): Promise<T> {
+  const c = qb.prepare(m.eval(), data, { qconfigSetter: setters });
+  qb.setFakeQuantize(c, qb.FakeQuantState.CALIBRATION);
+  await qb.calibrate(c, [data], { onProgress: () => {} });
+  qb.setFakeQuantize(c, qb.FakeQuantState.VALIDATION);
+  return c;
+}

@@ -7,7 +7,7 @@ import { after, before, describe, it } from "node:test";
 import * as qb from "../src";
 import { checkOpDtypes } from "../src/march/check";
 import type { OpDtypes } from "../src/march/opDtypes";
-import { assertNoLeak, assertThrows, fixture, setup } from "./helpers";
+import { assertNoLeak, assertThrows, calibrated, fixture, setup } from "./helpers";
 
 const Q = ["qint8", "qint16"] as const;
 const ALL = ["qint8", "qint16", "float32"] as const;
@@ -76,13 +76,6 @@ describe("chip rules, every op and dtype combination", () => {
 let sd: Record<string, tf.Tensor>;
 let x: tf.Tensor;
 
-async function calibrated(model: qb.nn.Module, setters: qb.QconfigSetter[]): Promise<qb.nn.Module> {
-  const c = qb.prepare(model.eval(), x, { qconfigSetter: setters });
-  qb.setFakeQuantize(c, qb.FakeQuantState.CALIBRATION);
-  await qb.calibrate(c, [x], { onProgress: () => {} });
-  qb.setFakeQuantize(c, qb.FakeQuantState.VALIDATION);
-  return c;
-}
 
 function meanAbs(a: tf.Tensor, b: tf.Tensor): number {
   return tf.tidy(() => tf.mean(tf.abs(tf.sub(a, b))).dataSync()[0]);
@@ -106,7 +99,7 @@ describe("export, convert and perf on the article model", () => {
     const model = new qb.examples.SmallModel();
     model.loadStateDict(sd);
     const floatOut = model.eval().forward(x);
-    const calib = await calibrated(model, [qb.calibration8bitWeight16bitActQconfigSetter]);
+    const calib = await calibrated(model, x, [qb.calibration8bitWeight16bitActQconfigSetter]);
     const fq = calib.forward(x);
     const hb = qb.convert(qb.export(calib, x), qb.March.NASH_M);
     const y = hb.forward(x);
@@ -123,7 +116,7 @@ describe("export, convert and perf on the article model", () => {
   it("convert refuses int16 input with int16 weight on NASH_M, in one error naming every violation; NASH_P accepts it", async () => {
     const model = new qb.examples.SmallModel();
     model.loadStateDict(sd);
-    const calib = await calibrated(model, [int16Linear2(), qb.calibration8bitWeight16bitActQconfigSetter]);
+    const calib = await calibrated(model, x, [int16Linear2(), qb.calibration8bitWeight16bitActQconfigSetter]);
     assert.equal(qb.checkModel(calib, qb.March.NASH_M).violations.length, 1);
     const ir = qb.export(calib, x);
     await assertThrows(() => qb.convert(ir, qb.March.NASH_M), /convert: 1 violation\(s\) of the nash-m rules/, /linear2: NASH_M Linear cannot take int16 input with int16 weight/);
@@ -146,7 +139,7 @@ describe("export, convert and perf on the article model", () => {
     ];
     const lat: number[] = [];
     for (const [name, m, setters] of configs) {
-      const calib = await calibrated(m, setters);
+      const calib = await calibrated(m, x, setters);
       const report = qb.perf(qb.convert(qb.export(calib, x), qb.March.NASH_M));
       const linear2 = report.ops.filter((o) => o.op.includes("linear2")).reduce((a, o) => a + o.timeUs, 0);
       console.log(`# ${name}: model ${report.latencyMs.toFixed(4)} ms, linear2 ${linear2.toFixed(2)} us, int16 MAC share ${(report.int16MacShare * 100).toFixed(0)}% (${report.int16Verdict})`);
@@ -161,7 +154,7 @@ describe("export, convert and perf on the article model", () => {
   it("perf splits MACs by dtype pair and reports the int16 share", async () => {
     const model = new qb.examples.SmallModel();
     model.loadStateDict(sd);
-    const calib = await calibrated(model, [qb.ModuleNameQconfigSetter({ linear1: qb.getQconfig({ inDtype: qb.qint8 }), linear2: qb.getQconfig({ inDtype: qb.qint8 }) }), qb.calibration8bitWeight16bitActQconfigSetter]);
+    const calib = await calibrated(model, x, [qb.ModuleNameQconfigSetter({ linear1: qb.getQconfig({ inDtype: qb.qint8 }), linear2: qb.getQconfig({ inDtype: qb.qint8 }) }), qb.calibration8bitWeight16bitActQconfigSetter]);
     const report = qb.perf(qb.export(calib, x), qb.March.NASH_M);
     const byOp = new Map(report.ops.map((o) => [o.op, o]));
     assert.equal(byOp.get("linear1")?.macs.qint8xqint8, 200 * 256 * 256);
@@ -179,7 +172,7 @@ describe("export, convert and perf on the article model", () => {
   it("IR round-trips through saveIr / loadIr losslessly", async () => {
     const model = new qb.examples.SmallModel();
     model.loadStateDict(sd);
-    const calib = await calibrated(model, [qb.calibration8bitWeight16bitActQconfigSetter]);
+    const calib = await calibrated(model, x, [qb.calibration8bitWeight16bitActQconfigSetter]);
     const ir = qb.export(calib, x);
     const dir = mkdtempSync(path.join(tmpdir(), "qb-ir-"));
     const file = path.join(dir, "m.json");

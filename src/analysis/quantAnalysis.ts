@@ -23,7 +23,7 @@ import { QuantRuntime, runtimeOf } from "../workflow/quantRuntime";
 import { advise, type AdviceRow } from "./advisor";
 import { comparePerLayer, type LayerRow } from "./comparePerLayer";
 import { checkMetric, largerIsWorse, metric, type Metric } from "./metrics";
-import { checkData, flatOutputs, uncalibrated, withPoints, runModel, type Data } from "./runner";
+import { checkData, uncalibrated, withPoints, runModel, type Data } from "./runner";
 import { runSensitivity, type SensitivityRow } from "./sensitivity";
 import { collectStatistics, STAT_COLUMNS, type StatRow } from "./statistics";
 import { textTable } from "./textTable";
@@ -139,7 +139,7 @@ export class QuantAnalysis {
       const args = checkData(this.rt, batch, `QuantAnalysis.autoFindBadCase (batch ${k})`);
       const b = this.base(args);
       const ref = withPoints(b.rt, FakeQuantState.FLOAT, () => {}, () => runModel(b.model, b.rt, args));
-      const out = withPoints(this.rt, FakeQuantState.VALIDATION, () => {}, () => flatOutputs(runModel(this.analysis, this.rt, args)));
+      const out = withPoints(this.rt, FakeQuantState.VALIDATION, () => {}, () => runModel(this.analysis, this.rt, args));
       out.forEach((o, i) => {
         const v = metric(m, ref[i], o);
         const cur = worst[i];

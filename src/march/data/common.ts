@@ -45,3 +45,11 @@ export const nashCommonOps: Record<string, OpRule> = {
   Exp: lut,
   Rsqrt: lut,
 };
+
+/** NASH_E and NASH_M: the common ops, and GEMMs that refuse int16 on both sides. */
+export const nashEMOps: Record<string, OpRule> = {
+  ...nashCommonOps,
+  Linear: gemm([noInt16Pair("weight")]),
+  Conv2d: gemm([noInt16Pair("weight")]),
+  Matmul: matmul([noInt16Pair("input_1")]),
+};

@@ -8,17 +8,12 @@
  */
 import { March } from "../march";
 import type { MarchSpec } from "../spec";
-import { gemm, matmul, nashCommonOps, noInt16Pair } from "./common";
+import { nashEMOps } from "./common";
 
 export const nashE: MarchSpec = {
   march: March.NASH_E,
   chip: "J6E",
-  ops: {
-    ...nashCommonOps,
-    Linear: gemm([noInt16Pair("weight")]),
-    Conv2d: gemm([noInt16Pair("weight")]),
-    Matmul: matmul([noInt16Pair("input_1")]),
-  },
+  ops: nashEMOps,
   perf: {
     macsPerSecond: 40e12,
     gemmUtilization: 0.1,

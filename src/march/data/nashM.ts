@@ -5,17 +5,12 @@
  */
 import { March } from "../march";
 import type { MarchSpec } from "../spec";
-import { gemm, matmul, nashCommonOps, noInt16Pair } from "./common";
+import { nashEMOps } from "./common";
 
 export const nashM: MarchSpec = {
   march: March.NASH_M,
   chip: "J6M",
-  ops: {
-    ...nashCommonOps,
-    Linear: gemm([noInt16Pair("weight")]),
-    Conv2d: gemm([noInt16Pair("weight")]),
-    Matmul: matmul([noInt16Pair("input_1")]),
-  },
+  ops: nashEMOps,
   perf: {
     macsPerSecond: 64e12,
     gemmUtilization: 0.1,
