@@ -5,6 +5,8 @@
 import * as tf from "@tensorflow/tfjs";
 import { execFileSync } from "node:child_process";
 import * as path from "node:path";
+import { KernelClient } from "../kernel/client";
+import { kernelSpec } from "../kernel/main";
 import * as qb from "../src";
 
 const FIXTURES = path.join(__dirname, "..", "..", "test", "fixtures");
@@ -52,6 +54,11 @@ export async function benchCore(): Promise<Record<string, number>> {
   const obs = new qb.MSEObserver({ dtype: qb.qint16 });
   out["MSE observer on the mul output"] = await medianMs(() => obs.observe(mul), Math.max(1, Math.floor(RUNS / 2)));
   qb.setFakeQuantize(calib, qb.FakeQuantState.VALIDATION);
+  out["export, article model"] = await medianMs(() => qb.export(calib, x), 3);
+  const ir = qb.export(calib, x);
+  out["convert, article model"] = await medianMs(() => qb.convert(ir, qb.March.NASH_M), 3);
+  const hb = qb.convert(ir, qb.March.NASH_M);
+  out["integer model forward, article model"] = await medianMs(() => hb.forward(x).dispose(), 3);
   const qa = new qb.QuantAnalysis(model, calib);
   const quiet = () => {};
   out["sensitivity, article model"] = await medianMs(() => qa.sensitivity({ data: x, onProgress: quiet }), 3);
@@ -64,11 +71,22 @@ export async function benchCore(): Promise<Record<string, number>> {
   return out;
 }
 
+/** Kernel process start → first execute_result, through the Node Jupyter client. */
+async function kernelFirstResultMs(): Promise<number> {
+  const t0 = performance.now();
+  const client = await KernelClient.start(kernelSpec().argv as string[], path.join(__dirname, "..", "..", "notebooks"));
+  await client.execute("1 + 1");
+  const ms = performance.now() - t0;
+  await client.shutdown();
+  return ms;
+}
+
 async function main(): Promise<void> {
   const backend = await qb.initBackend();
   qb.setMarch(qb.March.NASH_M);
   console.log(`quantbook bench (backend ${backend}, median of ${RUNS} runs)`);
   const ours = await benchCore();
+  ours["kernel start to first result"] = await medianMs(kernelFirstResultMs, 3);
   const torch = torchTimes();
   console.log(torch ? "PyTorch timings from bench/torch_bench.py" : "PyTorch not importable: quantbook timings only");
   const rows = Object.entries(ours).map(([name, ms]) => {
