@@ -37,6 +37,7 @@ export interface ExecuteResult {
 
 export class KernelClient {
   private readonly shell = new zmq.Dealer();
+  private readonly control = new zmq.Dealer();
   private readonly iopub = new zmq.Subscriber();
   private readonly waiting = new Map<string, (m: Message) => void>();
   private readonly listeners = new Map<string, (m: Message) => void>();
@@ -62,9 +63,11 @@ export class KernelClient {
     proc.stderr?.on("data", (d) => (stderr += d.toString()));
     const client = new KernelClient(proc, new Wire(key), dir);
     client.shell.connect(`tcp://127.0.0.1:${conn.shell_port}`);
+    client.control.connect(`tcp://127.0.0.1:${conn.control_port}`);
     client.iopub.connect(`tcp://127.0.0.1:${conn.iopub_port}`);
     client.iopub.subscribe();
-    void client.readShell();
+    void client.readReplies(client.shell);
+    void client.readReplies(client.control);
     void client.readIopub();
     const deadline = Date.now() + timeoutMs;
     // like jupyter_client's wait_for_ready: ask for kernel_info until iopub is flowing too
@@ -76,8 +79,8 @@ export class KernelClient {
     return client;
   }
 
-  private async readShell(): Promise<void> {
-    for await (const frames of this.shell) {
+  private async readReplies(socket: zmq.Dealer): Promise<void> {
+    for await (const frames of socket) {
       const m = this.wire.decode(frames as Buffer[]);
       if (typeof m === "string") continue;
       const id = m.parent_header.msg_id as string;
@@ -95,15 +98,25 @@ export class KernelClient {
     }
   }
 
-  /** Sends a shell request and resolves with its reply. */
-  request(type: string, content: Record<string, unknown>, onIopub?: (m: Message) => void): Promise<Message> {
+  /** Sends a shell (or control) request and resolves with its reply. */
+  request(type: string, content: Record<string, unknown>, onIopub?: (m: Message) => void, channel: "shell" | "control" = "shell"): Promise<Message> {
     const frames = this.wire.encode(type, content, null);
     const id = JSON.parse(frames[2].toString()).msg_id as string;
     if (onIopub) this.listeners.set(id, onIopub);
     return new Promise((resolve) => {
       this.waiting.set(id, resolve);
-      void this.shell.send(frames);
+      void (channel === "shell" ? this.shell : this.control).send(frames);
     });
+  }
+
+  /** interrupt_request on the control channel (what a frontend sends for interrupt_mode "message"). */
+  interruptByMessage(): Promise<Message> {
+    return this.request("interrupt_request", {}, undefined, "control");
+  }
+
+  /** SIGINT to the kernel process (interrupt_mode "signal", the kernelspec's default). */
+  interruptBySignal(): void {
+    this.proc.kill("SIGINT");
   }
 
   /** Runs code; resolves when the kernel is idle again, with the cell's nbformat outputs. */
@@ -173,6 +186,7 @@ export class KernelClient {
     await new Promise((r) => setTimeout(r, 100));
     if (this.proc.exitCode === null) this.proc.kill("SIGKILL");
     this.shell.close();
+    this.control.close();
     this.iopub.close();
     rmSync(this.dir, { recursive: true, force: true });
   }

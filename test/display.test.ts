@@ -1,0 +1,85 @@
+import * as tf from "@tensorflow/tfjs";
+import assert from "node:assert/strict";
+import { before, describe, it } from "node:test";
+import * as qb from "../src";
+import { toMimeBundle, type MimeBundle } from "../src/display/mime";
+import { notebookHtml } from "../src/display/notebookHtml";
+import { setup } from "./helpers";
+
+const html = (b: MimeBundle | null) => String(b?.["text/html"] ?? "");
+
+describe("rich display", () => {
+  before(setup);
+
+  it("danfo DataFrames: escaped HTML with shape, head and tail rows, plus text", async () => {
+    const rows = Array.from({ length: 40 }, (_, i) => ({ op: i === 0 ? "<script>alert(1)</script>" : `op${i}`, L1: i / 10 }));
+    const b = await toMimeBundle(qb.toDataFrame(rows));
+    assert.ok(html(b).includes("&lt;script&gt;alert(1)&lt;/script&gt;"), "cells are escaped");
+    assert.ok(!html(b).includes("<script>"));
+    assert.match(html(b), /40 rows × 2 columns/);
+    assert.match(html(b), /op19</);
+    assert.doesNotMatch(html(b), /op20</, "the middle is elided");
+    assert.match(html(b), /op39</);
+    assert.match(String(b?.["text/plain"]), /40 rows × 2 columns/);
+  });
+
+  it("the display protocol symbol wins, and a bad return value is a clear error", async () => {
+    const b = await toMimeBundle({ [Symbol.for("Jupyter.display")]: () => ({ "text/markdown": "**x**" }) });
+    assert.deepEqual(b, { "text/markdown": "**x**" });
+    await assert.rejects(() => toMimeBundle({ [Symbol.for("Jupyter.display")]: () => 5 }), /must return a MIME bundle object/);
+    assert.equal(await toMimeBundle(undefined), null);
+  });
+
+  it("every plot builder gives a Vega-Lite spec that renders to SVG", async () => {
+    const w = tf.tensor2d([[1, -2, 40], [0.5, 0.1, -0.2]]);
+    const specs = [
+      qb.plots.histogram([1, 2, 3, 3], { logCount: true }),
+      qb.plots.zeroBandHistogram([1e-4, 2e-3, 5, -300], 0.01),
+      qb.plots.scaleSweepChart([{ setting: "MSE", scale: 0.01, zero_fraction: 0.9, output_l1: 0.08 }, { setting: "fixed", scale: 2e-4, zero_fraction: 0.04, output_l1: 8e-4 }]),
+      qb.plots.sensitivityBars([{ op_name: "linear2", sensitive_type: "weight", value: 0.02 }]),
+      qb.plots.weightQuantErrorChart(w),
+      qb.plots.latencyBars([{ config: "a", latencyMs: 0.07 }]),
+      qb.plots.accuracyVsLatency([{ config: "a", latencyMs: 0.07, error: 0.02 }]),
+      qb.plots.outputScatter([1, 2, 3], [1.1, 2, 2.9]),
+    ];
+    for (const spec of specs) {
+      const b = await toMimeBundle(spec);
+      assert.ok(b?.["application/vnd.vegalite.v5+json"], "spec");
+      assert.match(String(b?.["image/svg+xml"]), /^<svg[\s\S]*<\/svg>$/);
+      assert.match(String(b?.["text/plain"]), /^<Vega-Lite/);
+    }
+    w.dispose();
+  });
+
+  it("quantbook results get captions; tensors and records a readable form", async () => {
+    const check = qb.checkModel(
+      { format: "quantbook-ir", version: 1, march: "nash-m", inputs: [], outputs: [], nodes: [] } as unknown as qb.Ir,
+      qb.March.NASH_M,
+    );
+    assert.match(String((await toMimeBundle(check))?.["text/plain"]), /Chip rules nash-m: every op passes \(0 ops checked\)/);
+    const t = tf.tensor([1, 2, 3]);
+    assert.match(String((await toMimeBundle(t))?.["text/plain"]), /^Tensor float32 \[3\]/);
+    t.dispose();
+    assert.match(html(await toMimeBundle([{ a: 1, b: "<b>" }])), /&lt;b&gt;/);
+  });
+
+  it("renders a notebook to static HTML with plots and tables", async () => {
+    const spec = await toMimeBundle(qb.plots.histogram([1, 2, 3]));
+    const page = notebookHtml(
+      {
+        nbformat: 4,
+        nbformat_minor: 5,
+        metadata: {},
+        cells: [
+          { cell_type: "markdown", source: ["# Title\n", "Some *prose*."] },
+          { cell_type: "code", source: "1", execution_count: 1, outputs: [{ output_type: "display_data", data: spec as Record<string, unknown> }, { output_type: "error", ename: "Error", evalue: "x<y", traceback: ["Error: x<y"] }] },
+        ],
+      },
+      "t",
+    );
+    assert.match(page, /<h1[^>]*>Title<\/h1>/);
+    assert.match(page, /<em>prose<\/em>/);
+    assert.match(page, /<div class="qb-plot"><svg/);
+    assert.match(page, /x&lt;y/);
+  });
+});

@@ -1,0 +1,91 @@
+/** The kernel through quantbook's Node client: results, errors, state that survives, interrupts. */
+import assert from "node:assert/strict";
+import * as path from "node:path";
+import { after, before, describe, it } from "node:test";
+import { KernelClient, type NbOutput } from "../kernel/client";
+import { kernelSpec } from "../kernel/main";
+
+const NOTEBOOKS = path.join(__dirname, "..", "..", "notebooks");
+
+function only<T extends NbOutput["output_type"]>(outs: NbOutput[], type: T): Extract<NbOutput, { output_type: T }>[] {
+  return outs.filter((o) => o.output_type === type) as Extract<NbOutput, { output_type: T }>[];
+}
+
+describe("quantbook kernel", { timeout: 120000 }, () => {
+  let k: KernelClient;
+  before(async () => {
+    k = await KernelClient.start(kernelSpec().argv as string[], NOTEBOOKS);
+  });
+  after(async () => {
+    await k.shutdown();
+  });
+
+  it("returns the last expression as a rich execute_result", async () => {
+    const r = await k.execute('import * as qb from "quantbook";\nconst rows = [{ op: "linear2", L1: 0.02 }, { op: "linear3", L1: 0.004 }];\nrows');
+    assert.equal(r.status, "ok");
+    const [res] = only(r.outputs, "execute_result");
+    assert.match(String(res.data["text/html"]), /<table class="qb-table">.*linear2/);
+    assert.match(String(res.data["text/plain"]), /linear3/);
+  });
+
+  it("shows a Vega-Lite spec as spec + SVG + text in one bundle", async () => {
+    const r = await k.execute("qb.plots.histogram([1, 2, 2, 3, 3, 3], { bins: 3 })");
+    const [res] = only(r.outputs, "execute_result");
+    assert.ok(res.data["application/vnd.vegalite.v5+json"]);
+    assert.equal(typeof res.data["application/vnd.vegalite.v5+json"], "object");
+    assert.match(String(res.data["image/svg+xml"]), /^<svg/);
+    assert.match(String(res.data["text/plain"]), /Vega-Lite bar chart/);
+  });
+
+  it("reports errors with ename, evalue and traceback, and keeps earlier variables", async () => {
+    const a = await k.execute("const kept = 41;");
+    assert.equal(a.status, "ok");
+    const e = await k.execute('throw new RangeError("scale must be > 0")');
+    assert.equal(e.status, "error");
+    const [err] = only(e.outputs, "error");
+    assert.equal(err.ename, "RangeError");
+    assert.equal(err.evalue, "scale must be > 0");
+    assert.match(err.traceback[0], /^RangeError: scale must be > 0/);
+    const t = await k.execute("const n: number = 'text';");
+    const [terr] = only(t.outputs, "error");
+    assert.equal(terr.ename, "TypeScriptError");
+    assert.match(terr.evalue, /not assignable to type 'number'/);
+    const b = await k.execute("kept + 1");
+    assert.equal(only(b.outputs, "execute_result")[0].data["text/plain"], "42");
+  });
+
+  it("a quantbook error names the op and leaves the kernel alive", async () => {
+    const r = await k.execute("qb.quant.fakeQuantize(require('@tensorflow/tfjs').ones([2]), { scale: -1, dtype: qb.qint8 })");
+    const [err] = only(r.outputs, "error");
+    assert.match(err.evalue, /fakeQuantize: scale\[0\] is -1/);
+    const ok = await k.execute("1 + 1");
+    assert.equal(ok.status, "ok");
+  });
+
+  it("streams console output and updates the progress display in place", async () => {
+    const r = await k.execute(
+      'console.log("before");\nconst p = qb.displayProgress(0);\nfor (let i = 1; i <= 3; i++) p({ task: "demo", done: i, total: 3, elapsedMs: 0 });\nconsole.error("after");',
+    );
+    assert.deepEqual(only(r.outputs, "stream").map((s) => [s.name, s.text]), [["stdout", "before\n"], ["stderr", "after\n"]]);
+    const displays = only(r.outputs, "display_data");
+    assert.equal(displays.length, 1, "one progress output, updated in place");
+    assert.match(String(displays[0].data["text/plain"]), /demo: 3\/3 .* done/);
+  });
+
+  it("is interrupted by interrupt_request (async cell) and by SIGINT (busy loop)", async () => {
+    const waiting = k.execute("await new Promise((r) => setTimeout(r, 60000));");
+    await new Promise((r) => setTimeout(r, 300));
+    const reply = await k.interruptByMessage();
+    assert.equal((reply.content as { status: string }).status, "ok");
+    const r1 = await waiting;
+    assert.equal(r1.status, "error");
+    const spinning = k.execute("while (true) {}");
+    await new Promise((r) => setTimeout(r, 500));
+    k.interruptBySignal();
+    const r2 = await spinning;
+    assert.equal(r2.status, "error");
+    assert.match(only(r2.outputs, "error")[0].evalue, /interrupted/i);
+    const alive = await k.execute("kept");
+    assert.equal(only(alive.outputs, "execute_result")[0].data["text/plain"], "41");
+  });
+});
