@@ -249,7 +249,10 @@ describe("scale explorer: the mul-output trap", () => {
     const sweep = qb.scaleExplorer(c, "gate_mul", { data, settings: [], sweep: [1e-4, 1e-3, 1e-2] });
     assert.deepEqual(sweep.map((r) => r.scale), [1e-4, 1e-3, 1e-2]);
     assert.ok(sweep[0].zero_fraction < sweep[2].zero_fraction);
-    const advice = new qb.QuantAnalysis(g, c).advisor({ data });
+    const gqa = new qb.QuantAnalysis(g, c);
+    await assertThrows(() => gqa.advisor(), /advisor: pass \{ data \}, or run statistics/);
+    gqa.comparePerLayer({ data });
+    const advice = gqa.advisor(); // reuses the data of the last call
     assert.ok(advice.rows.some((r) => r.op_name === "quant" && r.issue === "input far from symmetric"));
     assert.ok(advice.rows.some((r) => r.op_name === "gate_sigmoid" && r.issue === "model output not high precision"));
     [c, fixedModel, g].forEach((m) => m.dispose());

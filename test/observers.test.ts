@@ -65,6 +65,20 @@ describe("observers against the reference (PyTorch-made fixtures)", () => {
     assert.deepEqual(picks, c.picks);
   });
 
+  it("per-channel MSE picks for each channel what a per-tensor MSE picks on that channel alone", () => {
+    const x = tf.tensor(fx.batches[3], fx.shape); // the spiky batch: channels differ a lot
+    const perChannel = new qb.MSEObserver({ dtype: qb.qint8, axis: 0 });
+    perChannel.observe(x);
+    const rows = tf.split(x, fx.shape[0], 0);
+    rows.forEach((row, c) => {
+      const alone = new qb.MSEObserver({ dtype: qb.qint8 });
+      alone.observe(row);
+      assert.equal(perChannel.lastPick[c], alone.lastPick[0], `channel ${c}`);
+      closeRel((perChannel.scale() as Float64Array)[c], (alone.scale() as Float64Array)[0], 1e-12);
+    });
+    tf.dispose([x, ...rows]);
+  });
+
   it("moving average: the first batch sets the range, later ones move it by 0.01", () => {
     const obs = new qb.MinMaxObserver({ dtype: qb.qint8 });
     obs.observe(tf.tensor([-1, 2]));

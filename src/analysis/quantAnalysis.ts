@@ -57,6 +57,8 @@ function table<R>(rows: R[], columns: string[], plain: (r: R) => Plain = (r) => 
 export class QuantAnalysis {
   private readonly rt: QuantRuntime;
   private baselineRun: { model: Module; rt: QuantRuntime } | null = null;
+  /** The data of the last call, for advisor() without arguments. */
+  private lastData: Data | null = null;
   readonly outDir: string | undefined;
   readonly onProgress: ProgressCallback | undefined;
 
@@ -86,6 +88,12 @@ export class QuantAnalysis {
     writeFileSync(path.join(this.outDir, file), text);
   }
 
+  private data(given: Data | undefined, where: string): tf.Tensor[] {
+    const args = checkData(this.rt, given ?? (this.lastData as Data), where);
+    this.lastData = given ?? this.lastData;
+    return args;
+  }
+
   /** The baseline as a prepared float model (all ops named like the analysis model's). */
   private base(args: tf.Tensor[]): { model: Module; rt: QuantRuntime } {
     if (this.baselineRun !== null) return this.baselineRun;
@@ -100,7 +108,7 @@ export class QuantAnalysis {
 
   /** Per-op statistics of both models; writes baseline_statistic.txt and analysis_statistic.txt. */
   statistics(opts: { data: Data }): { baseline: Table<StatRow>; analysis: Table<StatRow> } {
-    const args = checkData(this.rt, opts?.data, "QuantAnalysis.statistics");
+    const args = this.data(opts?.data, "QuantAnalysis.statistics");
     const b = this.base(args);
     const baseline = table(collectStatistics(b.model, b.rt, args, FakeQuantState.FLOAT), STAT_COLUMNS);
     const analysis = table(collectStatistics(this.analysis, this.rt, args, FakeQuantState.VALIDATION), STAT_COLUMNS);
@@ -112,7 +120,7 @@ export class QuantAnalysis {
   /** Sensitivity table, worst first; writes <metric>_sensitive_ops.txt. */
   sensitivity(opts: { data: Data; metric?: Metric; reuseFloat?: boolean; onProgress?: ProgressCallback }): SensitivityResult {
     const m = checkMetric(opts?.metric ?? "L1", "QuantAnalysis.sensitivity");
-    const args = checkData(this.rt, opts?.data, "QuantAnalysis.sensitivity");
+    const args = this.data(opts?.data, "QuantAnalysis.sensitivity");
     const t0 = performance.now();
     const rows = runSensitivity(this.analysis, this.rt, args, { metric: m, reuseFloat: opts.reuseFloat, onProgress: opts.onProgress ?? this.onProgress });
     const columns = ["op_name", "sensitive_type", "op_type", m, "quant_dtype", "flops"];
@@ -123,7 +131,7 @@ export class QuantAnalysis {
 
   /** Every op's output in both models; writes compare_per_layer_out.txt. */
   comparePerLayer(opts: { data: Data }): Table<LayerRow> {
-    const args = checkData(this.rt, opts?.data, "QuantAnalysis.comparePerLayer");
+    const args = this.data(opts?.data, "QuantAnalysis.comparePerLayer");
     const rows = comparePerLayer(this.base(args), { model: this.analysis, rt: this.rt }, args);
     const t = table(rows, Object.keys(rows[0] ?? { mod_name: "" }));
     this.write("compare_per_layer_out.txt", t.text);
@@ -153,9 +161,15 @@ export class QuantAnalysis {
     return t;
   }
 
-  /** Abnormal layers with a fix each; writes abnormal_layer_advisor.txt. */
-  advisor(opts: { data: Data }): Table<AdviceRow> {
-    const args = checkData(this.rt, opts?.data, "QuantAnalysis.advisor");
+  /**
+   * Abnormal layers with a fix each; writes abnormal_layer_advisor.txt. Without `data` it uses
+   * the data of the last statistics / sensitivity / comparePerLayer call.
+   */
+  advisor(opts: { data?: Data } = {}): Table<AdviceRow> {
+    if (opts.data === undefined && this.lastData === null) {
+      throw new Error("QuantAnalysis.advisor: pass { data }, or run statistics / sensitivity / comparePerLayer first so their data can be reused");
+    }
+    const args = this.data(opts.data, "QuantAnalysis.advisor");
     const t = table(advise(this.analysis, this.rt, args), ["op_name", "op_type", "attr", "issue", "detail", "fix"]);
     this.write("abnormal_layer_advisor.txt", t.text);
     return t;
