@@ -32,6 +32,8 @@ type Plain = Record<string, string | number | boolean | null>;
 
 export interface Table<R> {
   rows: R[];
+  /** One line saying what the table is (shown above it in notebooks). */
+  caption: string;
   /** The text written to outDir (reference layout). */
   text: string;
   toDataFrame(): DataFrame;
@@ -49,9 +51,9 @@ export interface BadCaseRow {
   value: number;
 }
 
-function table<R>(rows: R[], columns: string[], plain: (r: R) => Plain = (r) => r as unknown as Plain): Table<R> {
+function table<R>(caption: string, rows: R[], columns: string[], plain: (r: R) => Plain = (r) => r as unknown as Plain): Table<R> {
   const flat = rows.map(plain);
-  return { rows, text: textTable(flat, columns), toDataFrame: () => toDataFrame(flat, columns) };
+  return { rows, caption, text: textTable(flat, columns), toDataFrame: () => toDataFrame(flat, columns) };
 }
 
 export class QuantAnalysis {
@@ -110,8 +112,8 @@ export class QuantAnalysis {
   statistics(opts: { data: Data }): { baseline: Table<StatRow>; analysis: Table<StatRow> } {
     const args = this.data(opts?.data, "QuantAnalysis.statistics");
     const b = this.base(args);
-    const baseline = table(collectStatistics(b.model, b.rt, args, FakeQuantState.FLOAT), STAT_COLUMNS);
-    const analysis = table(collectStatistics(this.analysis, this.rt, args, FakeQuantState.VALIDATION), STAT_COLUMNS);
+    const baseline = table("Statistics of the baseline (float) model", collectStatistics(b.model, b.rt, args, FakeQuantState.FLOAT), STAT_COLUMNS);
+    const analysis = table("Statistics of the analysis (quantized) model", collectStatistics(this.analysis, this.rt, args, FakeQuantState.VALIDATION), STAT_COLUMNS);
     this.write("baseline_statistic.txt", baseline.text);
     this.write("analysis_statistic.txt", analysis.text);
     return { baseline, analysis };
@@ -124,7 +126,7 @@ export class QuantAnalysis {
     const t0 = performance.now();
     const rows = runSensitivity(this.analysis, this.rt, args, { metric: m, reuseFloat: opts.reuseFloat, onProgress: opts.onProgress ?? this.onProgress });
     const columns = ["op_name", "sensitive_type", "op_type", m, "quant_dtype", "flops"];
-    const t = table(rows, columns, (r) => ({ op_name: r.op_name, sensitive_type: r.sensitive_type, op_type: r.op_type, [m]: r.value, quant_dtype: r.quant_dtype, flops: r.flops }));
+    const t = table(`Sensitivity (${m}), worst first`, rows, columns, (r) => ({ op_name: r.op_name, sensitive_type: r.sensitive_type, op_type: r.op_type, [m]: r.value, quant_dtype: r.quant_dtype, flops: r.flops }));
     this.write(`${m}_sensitive_ops.txt`, t.text);
     return { ...t, metric: m, elapsedMs: performance.now() - t0 };
   }
@@ -133,7 +135,7 @@ export class QuantAnalysis {
   comparePerLayer(opts: { data: Data }): Table<LayerRow> {
     const args = this.data(opts?.data, "QuantAnalysis.comparePerLayer");
     const rows = comparePerLayer(this.base(args), { model: this.analysis, rt: this.rt }, args);
-    const t = table(rows, Object.keys(rows[0] ?? { mod_name: "" }));
+    const t = table("Per-layer comparison: baseline vs analysis outputs", rows, Object.keys(rows[0] ?? { mod_name: "" }));
     this.write("compare_per_layer_out.txt", t.text);
     return t;
   }
@@ -156,7 +158,7 @@ export class QuantAnalysis {
       });
       tf.dispose([...ref, ...out]);
     });
-    const t = table(worst, ["output", "worst_batch", "metric", "value"]);
+    const t = table(`Worst batch per output (${m})`, worst, ["output", "worst_batch", "metric", "value"]);
     this.write("badcase.txt", t.text);
     return t;
   }
@@ -170,7 +172,9 @@ export class QuantAnalysis {
       throw new Error("QuantAnalysis.advisor: pass { data }, or run statistics / sensitivity / comparePerLayer first so their data can be reused");
     }
     const args = this.data(opts.data, "QuantAnalysis.advisor");
-    const t = table(advise(this.analysis, this.rt, args), ["op_name", "op_type", "attr", "issue", "detail", "fix"]);
+    const rows = advise(this.analysis, this.rt, args);
+    const caption = rows.length === 0 ? "Advisor: no abnormal layer found" : `Advisor: ${rows.length} finding${rows.length === 1 ? "" : "s"}, each with a fix`;
+    const t = table(caption, rows, ["op_name", "op_type", "attr", "issue", "detail", "fix"]);
     this.write("abnormal_layer_advisor.txt", t.text);
     return t;
   }

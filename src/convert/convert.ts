@@ -14,7 +14,7 @@ import type { Ir, IrNode } from "../ir/types";
 import { validateIr } from "../ir/validate";
 import { checkModel, type CheckResult } from "../march/check";
 import { March } from "../march/march";
-import { addSub, buildLut, concat, deQuantStub, linear, matmul, mul, operandOf, quantStub, reduce } from "./kernels";
+import { addSub, buildLut, concat, deQuantStub, linear, matmul, mul, operandOf, quantStub, reduce, transpose } from "./kernels";
 import { requantize, type Value } from "./value";
 
 type Kernel = (inputs: Value[]) => Value;
@@ -50,6 +50,8 @@ function kernelFor(node: IrNode): Kernel {
       return ([x]) => reduce(node, x, true);
     case "Concat":
       return (xs) => concat(node, xs);
+    case "Transpose":
+      return ([x]) => transpose(node, x);
     case "Sigmoid":
     case "Tanh":
     case "Exp":

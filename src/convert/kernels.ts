@@ -176,6 +176,25 @@ export function concat(node: IrNode, xs: Value[]): Value {
   return { data, shape, quant: node.output.quant };
 }
 
+/** Moves the codes, then re-expresses them at the output's scale. */
+export function transpose(node: IrNode, x: Value): Value {
+  const perm = node.attrs.perm as number[];
+  const outShape = perm.map((p) => x.shape[p]);
+  const inStrides = x.shape.map((_, i) => sizeOf(x.shape.slice(i + 1)));
+  const data = new Float64Array(x.data.length);
+  const idx = new Array<number>(outShape.length).fill(0);
+  for (let k = 0; k < data.length; k++) {
+    let src = 0;
+    for (let d = 0; d < idx.length; d++) src += idx[d] * inStrides[perm[d]];
+    data[k] = x.data[src];
+    for (let d = idx.length - 1; d >= 0; d--) {
+      if (++idx[d] < outShape[d]) break;
+      idx[d] = 0;
+    }
+  }
+  return requantize({ data, shape: outShape, quant: x.quant }, node.output.quant, node.name);
+}
+
 const LUT_FUNCTIONS: Record<string, (x: number) => number> = {
   Sigmoid: (x) => 1 / (1 + Math.exp(-x)),
   Tanh: Math.tanh,

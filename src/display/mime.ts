@@ -62,7 +62,7 @@ function resultCaption(v: Record<string, unknown>): string | undefined {
   if (typeof v.latencyMs === "number" && Array.isArray(v.ops)) {
     return `Estimated latency ${(v.latencyMs as number).toFixed(4)} ms on ${String(v.march)} (an analytic estimate, not a chip measurement); int16 MAC share ${(100 * (v.int16MacShare as number)).toFixed(1)}%: ${String(v.int16Verdict)}`;
   }
-  if (typeof v.metric === "string" && Array.isArray(v.rows)) return `Sensitivity (${v.metric}), worst first`;
+  if (typeof v.caption === "string") return v.caption;
   return undefined;
 }
 

@@ -60,7 +60,9 @@ function opCost(n: IrNode, p: PerfParams, unit: string): PerfOp {
   if (unit === "tensor") {
     const pair = `${inD[0]}x${wD}` as Pair;
     const rate = p.macRate[pair];
-    if (!rate) throw new Error(`perf: ${n.name}: no ${inD[0]} x ${wD} GEMM rate for this march (the chip does not run it)`);
+    if (!rate) {
+      throw new Error(`perf: ${n.name}: the chip has no ${inD[0]} x ${wD} GEMM; run qb.checkModel and fix its violations before estimating latency`);
+    }
     macs[pair] = n.flops;
     compute = n.flops / (p.macsPerSecond * p.gemmUtilization * rate);
   } else if (unit === "vector" || unit === "none") {

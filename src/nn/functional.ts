@@ -98,6 +98,16 @@ export const tanh = unary("Tanh", "tanh", (t) => tf.tanh(t));
 export const exp = unary("Exp", "exp", (t) => tf.exp(t));
 export const rsqrt = unary("Rsqrt", "rsqrt", (t) => tf.rsqrt(t));
 
+/**
+ * Transpose as an op of its own (a data move on the BPU), so the graph stays connected: a raw
+ * `tf.transpose` between two ops makes a new tensor that `prepare` cannot trace back (its check
+ * report lists it as a float input). `tf.reshape` needs no wrapper.
+ */
+export function transpose(x: tf.Tensor, perm?: number[], opts?: OpOptions): tf.Tensor {
+  const p = perm ?? x.shape.map((_, i) => x.rank - 1 - i);
+  return runOp({ type: "Transpose", name: opts?.name ?? "transpose", fallback: "transpose", attrs: { perm: p }, flops: x.size }, [x], ([t]) => tf.transpose(t, p));
+}
+
 export function concat(xs: tf.Tensor[], axis: number, opts?: OpOptions): tf.Tensor {
   return runOp({ type: "Concat", name: opts?.name ?? "concat", fallback: "concat", attrs: { axis } }, xs, (ins) => tf.concat(ins, axis));
 }

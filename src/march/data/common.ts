@@ -39,6 +39,7 @@ export const nashCommonOps: Record<string, OpRule> = {
   Sum: vector,
   Mean: vector,
   Concat: vector,
+  Transpose: vector,
   ReLU: vector,
   Sigmoid: lut,
   Tanh: lut,
