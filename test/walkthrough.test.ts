@@ -36,6 +36,14 @@ describe("walkthrough and report", { timeout: 600000 }, () => {
     }
   });
 
+  it("runs deterministically: a second run writes the same notebook byte for byte", async () => {
+    const file = path.join(REPORT, "notebooks", "04_the_mul_output_scale_trap.ipynb");
+    const first = readFileSync(file, "utf8");
+    const [again] = await walkthrough(/^04_/);
+    assert.ok(again.ok);
+    assert.equal(readFileSync(file, "utf8"), first);
+  });
+
   it("the report renders in headless Chromium: plots, tables, no console errors", { skip: existsSync(CHROMIUM) ? false : `${CHROMIUM} is not installed (apt-get install chromium)` }, async () => {
     const { chromium } = require("playwright-core") as typeof import("playwright-core");
     const browser = await chromium.launch({

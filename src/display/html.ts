@@ -31,7 +31,7 @@ export function htmlTable(columns: string[], rows: unknown[][], opts: { caption?
     .map(([i, r]) =>
       r === null
         ? `<tr><td>…</td>${columns.map(() => "<td>…</td>").join("")}</tr>`
-        : `<tr><th>${escapeHtml(idx[i])}</th>${r.map((v) => `<td>${escapeHtml(formatCell(v))}</td>`).join("")}</tr>`,
+        : `<tr><th>${escapeHtml(idx[i])}</th>${r.map((v) => `<td${typeof v === "number" ? "" : ' class="qb-t"'}>${escapeHtml(formatCell(v))}</td>`).join("")}</tr>`,
     )
     .join("");
   const caption = opts.caption ? `<caption>${escapeHtml(opts.caption)}</caption>` : "";

@@ -63,7 +63,8 @@ pre { background: #f6f8fa; padding: .6rem .8rem; overflow-x: auto; font-size: 13
 table.qb-table { border-collapse: collapse; font-size: 13px; margin: .5rem 0; }
 table.qb-table caption { text-align: left; font-weight: 600; padding: .3rem 0; }
 table.qb-table th, table.qb-table td { border: 1px solid #ddd; padding: 2px 8px; text-align: right; }
-table.qb-table td:first-child, table.qb-table th:first-child { color: #888; }
+table.qb-table td.qb-t { text-align: left; }
+table.qb-table th:first-child { color: #888; }
 .qb-plot svg { max-width: 100%; height: auto; }
 nav a { margin-right: 1rem; }
 `;

@@ -32,7 +32,10 @@ export function histogram(values: Values, opts: { bins?: number; logCount?: bool
   const width = hi > lo ? (hi - lo) / bins : 1;
   const counts = new Array<number>(bins).fill(0);
   for (const v of data) counts[Math.min(bins - 1, Math.floor((v - lo) / width))]++;
-  const rows = counts.map((count, i) => ({ start: lo + i * width, end: lo + (i + 1) * width, count })).filter((r) => !opts.logCount || r.count > 0);
+  // on a log axis a bar cannot start at 0: it starts at 0.5 (below the smallest count, 1)
+  const rows = counts
+    .map((count, i) => ({ start: lo + i * width, end: lo + (i + 1) * width, count, base: opts.logCount ? 0.5 : 0 }))
+    .filter((r) => !opts.logCount || r.count > 0);
   return base(opts.title ?? "Histogram", {
     data: { values: rows },
     mark: { type: "bar", tooltip: true },
@@ -40,6 +43,7 @@ export function histogram(values: Values, opts: { bins?: number; logCount?: bool
       x: { field: "start", type: "quantitative", bin: { binned: true }, title: opts.xTitle ?? "value" },
       x2: { field: "end" },
       y: { field: "count", type: "quantitative", scale: opts.logCount ? { type: "log" } : {}, title: opts.logCount ? "count (log)" : "count" },
+      y2: { field: "base" },
     },
   });
 }

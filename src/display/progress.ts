@@ -20,7 +20,8 @@ export function displayProgress(minIntervalMs = 200): ProgressCallback {
     if (!finished && now - last < minIntervalMs && p.done !== 1) return;
     last = now;
     const of = p.total === undefined ? "" : `/${p.total}`;
-    const text = `${p.task}: ${p.done}${of} (${(p.elapsedMs / 1000).toFixed(1)} s)${finished ? " done" : ""}`;
+    // the final text carries no timing, so executed notebooks come out the same on every run
+    const text = finished ? `${p.task}: ${p.done}${of} done` : `${p.task}: ${p.done}${of} (${(p.elapsedMs / 1000).toFixed(1)} s)`;
     const bar = p.total === undefined ? "" : `<progress value="${p.done}" max="${p.total}"></progress> `;
     displayBundle({ "text/html": `<div class="qb-progress">${bar}${escapeHtml(text)}</div>`, "text/plain": text }, { displayId: id, update: p.done !== 1 });
   };
