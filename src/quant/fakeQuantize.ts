@@ -12,7 +12,7 @@
  * ```
  */
 import * as tf from "@tensorflow/tfjs";
-import { fusedFakeQuantize } from "../kernels/fakeQuantKernels";
+import { fusedFakeQuantize } from "../wasm/fusedFakeQuant";
 import type { QuantDType } from "./dtypes";
 
 export type RoundMode = "half_even" | "bpu";

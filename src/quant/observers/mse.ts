@@ -1,5 +1,5 @@
 import * as tf from "@tensorflow/tfjs";
-import { fusedKernelsAvailable, fusedQuantError } from "../../kernels/fakeQuantKernels";
+import { fusedKernelsAvailable, fusedQuantError } from "../../wasm/fusedFakeQuant";
 import { inverseScale } from "../fakeQuantize";
 import { scaleFromRange } from "../scale";
 import { Observer, type ObserverOptions } from "./observer";

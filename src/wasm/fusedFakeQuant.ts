@@ -11,7 +11,7 @@
  * Used only when the active backend is wasm; other backends take the tfjs-op path.
  */
 import * as tf from "@tensorflow/tfjs";
-import { assemble, op, simd, T } from "./wasmAssembler";
+import { assemble, op, simd, T } from "./assembler";
 
 interface Exports {
   fq(src: number, dst: number, n: number, inv: number, scale: number, qmin: number, qmax: number): void;
