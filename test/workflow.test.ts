@@ -112,7 +112,20 @@ describe("prepare", () => {
     ]);
     assert.deepEqual(report.unusedModules, ["spare"]);
     assert.match(report.text, /Float inputs not behind a QuantStub/);
+    class Shared extends qb.nn.Module {
+      quant = new qb.QuantStub();
+      fc = new qb.nn.Linear(8, 8);
+      alias = this.fc; // the same module under a second name
+      dequant = new qb.DeQuantStub();
+      forward(x: tf.Tensor) {
+        return this.dequant.forward(this.fc.forward(this.fc.forward(this.quant.forward(x))));
+      }
+    }
+    const shared = qb.modelCheckResult(qb.prepare(new Shared().eval(), x, { qconfigSetter: [qb.calibration8bitWeight16bitActQconfigSetter] }));
+    assert.deepEqual(shared.sharedModules, [{ paths: ["fc", "alias"], calls: 2 }]);
+    assert.match(shared.text, /fc, alias \(2 calls\)/);
     const gate = qb.modelCheckResult(prepared());
+    assert.deepEqual(gate.sharedModules, []);
     assert.deepEqual(gate.unusedModules, ["unused"]);
     assert.deepEqual(gate.floatInputs, []);
     x.dispose();

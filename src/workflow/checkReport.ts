@@ -33,17 +33,15 @@ export function buildCheckReport(root: Module, graph: Graph, ops: Map<string, Pr
     stack.delete(m);
   };
   walk(root, "", new Set());
-  const callsOf = (path: string) => graph.ops.filter((o) => o.modulePath === path && o.name.startsWith(path)).length;
-  const sharedModules: CheckReport["sharedModules"] = [];
-  for (const paths of pathsOf.values()) {
-    if (paths.length > 1) sharedModules.push({ paths, calls: paths.map(callsOf).reduce((a, b) => a + b, 0) });
-  }
+  // a module's own op (a Linear's, a stub's) is named after its path: "fc", then "fc_1", "fc_2" on later calls
+  const ownCalls = new Map<string, number>();
   for (const op of graph.ops) {
-    const m = /^(.*)_(\d+)$/.exec(op.name);
-    if (m && op.name === `${op.modulePath}_${m[2]}` && !sharedModules.some((s) => s.paths.includes(op.modulePath))) {
-      sharedModules.push({ paths: [op.modulePath], calls: Number(m[2]) + 1 });
-    }
+    const own = op.name === op.modulePath || (op.name.startsWith(`${op.modulePath}_`) && /^\d+$/.test(op.name.slice(op.modulePath.length + 1)));
+    if (own) ownCalls.set(op.modulePath, (ownCalls.get(op.modulePath) ?? 0) + 1);
   }
+  const sharedModules = [...pathsOf.values()]
+    .map((paths) => ({ paths, calls: ownCalls.get(paths[0]) ?? 0 }))
+    .filter((s) => s.paths[0] !== "" && (s.paths.length > 1 || s.calls > 1));
   const used = new Set(graph.ops.map((o) => o.modulePath));
   const unusedModules = [...pathsOf.values()]
     .map((p) => p[0])

@@ -29,8 +29,8 @@ export class FixedScaleObserver extends Observer {
     return new FixedScaleObserver({ ...opts, scale: opts.scale });
   }
 
-  protected batchRange(rows: tf.Tensor2D) {
-    return { min: Float64Array.from(tf.min(rows, 1).dataSync()), max: Float64Array.from(tf.max(rows, 1).dataSync()) };
+  protected batchRange(_rows: tf.Tensor2D, min: Float64Array, max: Float64Array) {
+    return { min, max };
   }
 
   override scale(): Float64Array {

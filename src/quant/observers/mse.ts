@@ -20,9 +20,7 @@ export class MSEObserver extends Observer {
   /** The shrink index chosen per channel in the last batch (for the scale explorer). */
   lastPick: Int32Array = new Int32Array(0);
 
-  protected batchRange(rows: tf.Tensor2D) {
-    const mn = Float64Array.from(tf.min(rows, 1).dataSync());
-    const mx = Float64Array.from(tf.max(rows, 1).dataSync());
+  protected batchRange(rows: tf.Tensor2D, mn: Float64Array, mx: Float64Array) {
     const channels = mn.length;
     const best = new Float64Array(channels).fill(Infinity);
     const pick = new Int32Array(channels);

@@ -51,20 +51,23 @@ export abstract class Observer {
     this.averagingConstant = opts.averagingConstant ?? 0.01;
   }
 
-  /** The range this batch asks for, one entry per channel (one in all when per tensor). */
-  protected abstract batchRange(rows: tf.Tensor2D): { min: Float64Array; max: Float64Array };
+  /**
+   * The range this batch asks for, one entry per channel (one in all when per tensor), given
+   * the batch's own min and max per channel.
+   */
+  protected abstract batchRange(rows: tf.Tensor2D, min: Float64Array, max: Float64Array): { min: Float64Array; max: Float64Array };
 
   /** Updates the smoothed range from one batch. Throws NonFiniteError on NaN/Inf. */
   observe(x: tf.Tensor): void {
     const r = withScope(() => {
       const rows = asRows(x, this.axis);
-      const [mn, mx] = [tf.min(rows, 1).dataSync(), tf.max(rows, 1).dataSync()];
+      const [mn, mx] = [Float64Array.from(tf.min(rows, 1).dataSync()), Float64Array.from(tf.max(rows, 1).dataSync())];
       for (let i = 0; i < mn.length; i++) {
         if (!Number.isFinite(mn[i]) || !Number.isFinite(mx[i])) {
           throw new NonFiniteError(`values are NaN or Inf (min ${mn[i]}, max ${mx[i]})`);
         }
       }
-      return this.batchRange(rows);
+      return this.batchRange(rows, mn, mx);
     });
     if (this.min === null || this.max === null) {
       this.min = r.min;
