@@ -30,7 +30,7 @@ function freePort(): Promise<number> {
 }
 
 export interface ExecuteResult {
-  status: "ok" | "error";
+  status: "ok" | "error" | "aborted";
   executionCount: number;
   outputs: NbOutput[];
 }
@@ -143,7 +143,7 @@ export class KernelClient {
         if (!idleMsg || reply === null) return;
         clearTimeout(timer);
         this.listeners.delete(reply.parent_header.msg_id as string);
-        const c = reply.content as { status: "ok" | "error"; execution_count: number };
+        const c = reply.content as { status: ExecuteResult["status"]; execution_count: number };
         resolve({ status: c.status, executionCount: c.execution_count, outputs });
       };
       void this.request("execute_request", { code, silent: false, store_history: true, user_expressions: {}, allow_stdin: false, stop_on_error: true }, (m) => {

@@ -57,6 +57,9 @@ export class Kernel {
   /** The request whose cell is running (or ran last): where output goes. */
   private current: Message | null = null;
   private queue: Promise<void> = Promise.resolve();
+  /** Shell messages received so far, and the count before which queued cells are aborted. */
+  private received = 0;
+  private abortBefore = 0;
   private closing = false;
 
   constructor(
@@ -110,7 +113,17 @@ export class Kernel {
   }
 
   private enqueue(m: Message): void {
-    this.queue = this.queue.then(() => this.handle(m, this.out.shell));
+    const seq = ++this.received;
+    this.queue = this.queue.then(() =>
+      m.header.msg_type === "execute_request" && seq <= this.abortBefore ? this.abort(m) : this.handle(m, this.out.shell),
+    );
+  }
+
+  /** A cell queued behind one that failed with stop_on_error: not run, as the spec asks. */
+  private abort(req: Message): void {
+    this.publish("status", { execution_state: "busy" }, req);
+    this.reply(this.out.shell, req, "execute_reply", { status: "aborted", execution_count: this.executionCount }, { status: "aborted" });
+    this.publish("status", { execution_state: "idle" }, req);
   }
 
   publish(type: string, content: unknown, parent: Message | null): void {
@@ -238,6 +251,8 @@ export class Kernel {
     } else {
       const { ename, evalue, traceback } = outcome;
       if (!silent) this.publish("error", { ename, evalue, traceback }, req);
+      // cells already queued behind this one are aborted (stop_on_error defaults to true)
+      if (c.stop_on_error !== false) this.abortBefore = this.received;
       this.reply(outbox, req, "execute_reply", { status: "error", execution_count: count, ename, evalue, traceback }, { status: "error" });
     }
   }

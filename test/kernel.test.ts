@@ -54,6 +54,15 @@ describe("quantbook kernel", { timeout: 120000 }, () => {
     assert.equal(only(b.outputs, "execute_result")[0].data["text/plain"], "42");
   });
 
+  it("aborts cells queued behind a failing one (stop_on_error), then runs new ones", async () => {
+    const [failed, queued] = await Promise.all([k.execute('throw new Error("first")'), k.execute("'never runs'")]);
+    assert.equal(failed.status, "error");
+    assert.equal(queued.status, "aborted");
+    assert.deepEqual(queued.outputs, []);
+    const after = await k.execute("'runs'");
+    assert.equal(after.status, "ok");
+  });
+
   it("a quantbook error names the op and leaves the kernel alive", async () => {
     const r = await k.execute("qb.quant.fakeQuantize(require('@tensorflow/tfjs').ones([2]), { scale: -1, dtype: qb.qint8 })");
     const [err] = only(r.outputs, "error");
