@@ -14,7 +14,7 @@ import type { Ir, IrNode } from "../ir/types";
 import { validateIr } from "../ir/validate";
 import { checkModel, type CheckResult } from "../march/check";
 import { March } from "../march/march";
-import { addSub, buildLut, concat, deQuantStub, linear, matmul, mul, operandOf, quantStub, reduce, transpose } from "./kernels";
+import { addSub, buildLut, concat, conv2d, deQuantStub, linear, matmul, mul, operandOf, quantStub, reduce, transpose } from "./kernels";
 import { requantize, type Value } from "./value";
 
 type Kernel = (inputs: Value[]) => Value;
@@ -33,6 +33,8 @@ function kernelFor(node: IrNode): Kernel {
       return ([x]) => deQuantStub(x);
     case "Linear":
       return ([x]) => linear(node, x);
+    case "Conv2d":
+      return ([x]) => conv2d(node, x);
     case "Matmul":
       return ([a, b]) => matmul(node, a, b);
     case "Mul": {

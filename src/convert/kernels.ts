@@ -57,6 +57,45 @@ export function linear(node: IrNode, x: Value): Value {
   return emit(acc, node.output.shape, node.output.quant, (i) => sx * sw(i % out), node.name);
 }
 
+/** NCHW convolution with zero padding: exact integer sums, int32 bias, per-channel requantization. */
+export function conv2d(node: IrNode, x: Value): Value {
+  const w = node.weight!;
+  const [out, inC, kh, kw] = w.shape;
+  const [n, , h, wd] = x.shape;
+  const [, , oh, ow] = node.output.shape;
+  const [sh, sw] = node.attrs.stride as number[];
+  const [ph, pw] = node.attrs.padding as number[];
+  const [dh, dw] = node.attrs.dilation as number[];
+  const sx = tensorScale(x.quant, node.name);
+  const ws = perChannelScale(w.quant, out);
+  const bias = node.params[0]?.data;
+  const acc = new Float64Array(n * out * oh * ow);
+  for (let b = 0; b < n; b++) {
+    for (let o = 0; o < out; o++) {
+      const qb = bias ? clamp(roundHalfEven(bias[o] / (sx * ws(o))), INT32[0], INT32[1]) : 0;
+      for (let y = 0; y < oh; y++) {
+        for (let xo = 0; xo < ow; xo++) {
+          let s = qb;
+          for (let c = 0; c < inC; c++) {
+            for (let ky = 0; ky < kh; ky++) {
+              const iy = y * sh - ph + ky * dh;
+              if (iy < 0 || iy >= h) continue;
+              for (let kx = 0; kx < kw; kx++) {
+                const ix = xo * sw - pw + kx * dw;
+                if (ix < 0 || ix >= wd) continue;
+                s += x.data[((b * inC + c) * h + iy) * wd + ix] * w.data[((o * inC + c) * kh + ky) * kw + kx];
+              }
+            }
+          }
+          acc[((b * out + o) * oh + y) * ow + xo] = s;
+        }
+      }
+    }
+  }
+  const plane = oh * ow;
+  return emit(acc, node.output.shape, node.output.quant, (i) => sx * ws(Math.floor(i / plane) % out), node.name);
+}
+
 export function matmul(node: IrNode, a: Value, b: Value): Value {
   const [m, k] = a.shape.slice(-2);
   const n = b.shape[b.shape.length - 1];

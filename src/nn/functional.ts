@@ -108,6 +108,8 @@ export function transpose(x: tf.Tensor, perm?: number[], opts?: OpOptions): tf.T
   return runOp({ type: "Transpose", name: opts?.name ?? "transpose", fallback: "transpose", attrs: { perm: p }, flops: x.size }, [x], ([t]) => tf.transpose(t, p));
 }
 
+export { conv2d } from "./conv";
+
 export function concat(xs: tf.Tensor[], axis: number, opts?: OpOptions): tf.Tensor {
   return runOp({ type: "Concat", name: opts?.name ?? "concat", fallback: "concat", attrs: { axis } }, xs, (ins) => tf.concat(ins, axis));
 }

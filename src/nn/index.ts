@@ -1,5 +1,6 @@
 export { Module, cloneModule, type LoadResult } from "./module";
 export { Linear } from "./linear";
+export { Conv2d, type Conv2dOptions } from "./conv";
 export { LayerNorm } from "./layernorm";
 export { ReLU, Sigmoid, QuantStub, DeQuantStub } from "./layers";
 export { manualSeed } from "./init";

@@ -1,0 +1,59 @@
+import * as tf from "@tensorflow/tfjs";
+import assert from "node:assert/strict";
+import { before, describe, it } from "node:test";
+import * as qb from "../src";
+import { assertThrows, calibrated, fixture, maxAbsDiff, setup } from "./helpers";
+
+class ConvNet extends qb.nn.Module {
+  quant = new qb.QuantStub();
+  conv1 = new qb.nn.Conv2d(3, 8, 3, { stride: 1, padding: 1 });
+  relu = new qb.nn.ReLU();
+  conv2 = new qb.nn.Conv2d(8, 4, [3, 2], { stride: 2, padding: [1, 0], dilation: [1, 2] });
+  dequant = new qb.DeQuantStub();
+  forward(x: tf.Tensor) {
+    return this.dequant.forward(this.conv2.forward(this.relu.forward(this.conv1.forward(this.quant.forward(x)))));
+  }
+}
+
+describe("Conv2d", () => {
+  let saved: { state_dict: Record<string, tf.Tensor>; input: tf.Tensor; output: tf.Tensor };
+  before(async () => {
+    await setup();
+    saved = (await qb.io.loadTorch(fixture("convnet.pt"))) as typeof saved;
+  });
+
+  it("matches PyTorch's Conv2d (stride, padding, dilation) within 1e-5 from its state dict", () => {
+    const m = new ConvNet();
+    assert.deepEqual(m.loadStateDict(saved.state_dict), { missingKeys: [], unexpectedKeys: [] });
+    const y = m.eval().forward(saved.input);
+    assert.deepEqual(y.shape, saved.output.shape);
+    assert.ok(maxAbsDiff(y, saved.output) <= 1e-5, `max diff ${maxAbsDiff(y, saved.output)}`);
+    y.dispose();
+  });
+
+  it("quantizes weights per output channel and runs in integers within one output step", async () => {
+    const m = new ConvNet();
+    m.loadStateDict(saved.state_dict);
+    const c = await calibrated(m, saved.input, [qb.defaultCalibrationQconfigSetter]);
+    const op = qb.preparedOps(c).find((o) => o.info.name === "conv1");
+    assert.equal(op?.weight?.axis, 0);
+    assert.equal(op?.weight?.scale()?.length, 8);
+    assert.equal(op?.info.flops, 2 * 8 * 9 * 10 * 3 * 3 * 3);
+    const ir = qb.export(c, saved.input);
+    const hb = qb.convert(ir, qb.March.NASH_M);
+    const fq = c.forward(saved.input).dataSync();
+    const y = hb.forward(saved.input).dataSync();
+    // conv2 feeds the DeQuantStub: high precision, so compare against its input step
+    const step = (ir.nodes.find((n) => n.name === "relu")?.output.quant.scale as number[])[0];
+    let within = 0;
+    for (let i = 0; i < y.length; i++) if (Math.abs(y[i] - fq[i]) <= step) within++;
+    assert.ok(within / y.length >= 0.999, `${within}/${y.length}`);
+    assert.ok(qb.perf(hb).ops.find((o) => o.op === "conv1")?.macs.qint8xqint8 === 2 * 8 * 9 * 10 * 3 * 3 * 3);
+  });
+
+  it("refuses what it does not support, and shape mismatches, with clear errors", async () => {
+    await assertThrows(() => new qb.nn.Conv2d(4, 4, 3, { groups: 2 }), /groups = 2 is not supported/);
+    const m = new ConvNet();
+    await assertThrows(() => m.forward(tf.zeros([1, 4, 8, 8])), /conv1 \(Conv2d\)/, /expected NCHW input with 3 channels/);
+  });
+});
