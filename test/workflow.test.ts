@@ -80,6 +80,10 @@ describe("prepare", () => {
     );
     await assertThrows(() => prepared([qb.OpTypeQconfigSetter({ Conv2d: {} })]), /no op of type 'Conv2d'/);
     await assertThrows(() => qb.getQconfig({ weightdtype: qb.qint16 } as never), /unknown option 'weightdtype'/);
+    await assertThrows(() => qb.getQconfig({ weightDtype: "int16" as never }), /weightDtype must be qb.qint8 or qb.qint16, got "int16"/);
+    await assertThrows(() => qb.getQconfig({ outDtype: qb.qint32 }), /outDtype must be qb.qint8 or qb.qint16, got qint32/);
+    await assertThrows(() => qb.getQconfig({ observer: new qb.MSEObserver({ dtype: qb.qint8 }) as never }), /the class, not an instance/);
+    assert.deepEqual(qb.getQconfig({ weightDtype: "qint16" }), { weight: { dtype: qb.qint16 } }, "names are accepted too");
   });
 
   it("leaves the float model usable and unchanged", () => {

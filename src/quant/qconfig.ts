@@ -9,7 +9,7 @@
  * changes linear2's weight dtype and keeps everything else from the template.
  * `output: null` keeps the output in high precision (not quantized).
  */
-import { qint16, type QuantDType } from "./dtypes";
+import { isQuantDType, qint16, qint8, type QuantDType } from "./dtypes";
 import { FixedScaleObserver } from "./observers/fixedScale";
 import type { ObserverFactory } from "./observers/observer";
 
@@ -27,13 +27,15 @@ export interface QConfig {
   output?: FakeQuantSpec | null;
 }
 
+type DTypeArg = QuantDType | "qint8" | "qint16";
+
 export interface GetQconfigOptions {
   /** Observer of activations (input and output). */
   observer?: ObserverFactory;
-  inDtype?: QuantDType;
-  weightDtype?: QuantDType;
+  inDtype?: DTypeArg;
+  weightDtype?: DTypeArg;
   /** Output dtype; null keeps the output in float. */
-  outDtype?: QuantDType | null;
+  outDtype?: DTypeArg | null;
   /** A fixed output scale, e.g. 7 / 32767; the output dtype defaults to qint16 with it. */
   fixScale?: number;
 }
@@ -53,16 +55,28 @@ export function getQconfig(opts: GetQconfigOptions = {}): QConfig {
       throw new Error(`getQconfig: unknown option '${k}'; expected one of ${[...known].join(", ")}`);
     }
   }
+  const dtype = (key: string, v: DTypeArg | undefined): QuantDType | undefined => {
+    if (v === undefined) return undefined;
+    if (v === "qint8" || v === qint8) return qint8;
+    if (v === "qint16" || v === qint16) return qint16;
+    throw new Error(`getQconfig: ${key} must be qb.qint8 or qb.qint16, got ${isQuantDType(v) ? v.name : JSON.stringify(v)}`);
+  };
+  if (opts.observer !== undefined && (opts.observer === null || typeof opts.observer.create !== "function")) {
+    throw new Error("getQconfig: observer must be an observer class such as qb.MSEObserver or qb.MinMaxObserver (the class, not an instance)");
+  }
+  const inDtype = dtype("inDtype", opts.inDtype);
+  const weightDtype = dtype("weightDtype", opts.weightDtype);
+  const outDtype = opts.outDtype === null ? null : dtype("outDtype", opts.outDtype);
   const qc: QConfig = {};
-  if (opts.inDtype !== undefined) qc.input = { dtype: opts.inDtype, observer: opts.observer };
-  if (opts.weightDtype !== undefined) qc.weight = { dtype: opts.weightDtype };
+  if (inDtype !== undefined) qc.input = { dtype: inDtype, observer: opts.observer };
+  if (weightDtype !== undefined) qc.weight = { dtype: weightDtype };
   if (opts.fixScale !== undefined) {
-    if (opts.outDtype === null) throw new Error("getQconfig: fixScale needs a quantized output; drop outDtype: null");
-    qc.output = { dtype: opts.outDtype ?? qint16, observer: FixedScaleObserver.withScale(opts.fixScale) };
-  } else if (opts.outDtype === null) {
+    if (outDtype === null) throw new Error("getQconfig: fixScale needs a quantized output; drop outDtype: null");
+    qc.output = { dtype: outDtype ?? qint16, observer: FixedScaleObserver.withScale(opts.fixScale) };
+  } else if (outDtype === null) {
     qc.output = null;
-  } else if (opts.outDtype !== undefined || opts.observer !== undefined) {
-    qc.output = { dtype: opts.outDtype, observer: opts.observer };
+  } else if (outDtype !== undefined || opts.observer !== undefined) {
+    qc.output = { dtype: outDtype, observer: opts.observer };
   }
   return qc;
 }
