@@ -7,11 +7,12 @@ import { assertThrows, calibrated, fixture, maxAbsDiff, setup } from "./helpers"
 class ConvNet extends qb.nn.Module {
   quant = new qb.QuantStub();
   conv1 = new qb.nn.Conv2d(3, 8, 3, { stride: 1, padding: 1 });
+  bn1 = new qb.nn.BatchNorm2d(8);
   relu = new qb.nn.ReLU();
   conv2 = new qb.nn.Conv2d(8, 4, [3, 2], { stride: 2, padding: [1, 0], dilation: [1, 2] });
   dequant = new qb.DeQuantStub();
   forward(x: tf.Tensor) {
-    return this.dequant.forward(this.conv2.forward(this.relu.forward(this.conv1.forward(this.quant.forward(x)))));
+    return this.dequant.forward(this.conv2.forward(this.relu.forward(this.bn1.forward(this.conv1.forward(this.quant.forward(x))))));
   }
 }
 
@@ -22,7 +23,7 @@ describe("Conv2d", () => {
     saved = (await qb.io.loadTorch(fixture("convnet.pt"))) as typeof saved;
   });
 
-  it("matches PyTorch's Conv2d (stride, padding, dilation) within 1e-5 from its state dict", () => {
+  it("matches PyTorch's Conv2d (stride, padding, dilation) and BatchNorm2d within 1e-5 from its state dict", () => {
     const m = new ConvNet();
     assert.deepEqual(m.loadStateDict(saved.state_dict), { missingKeys: [], unexpectedKeys: [] });
     const y = m.eval().forward(saved.input);
@@ -49,6 +50,31 @@ describe("Conv2d", () => {
     for (let i = 0; i < y.length; i++) if (Math.abs(y[i] - fq[i]) <= step) within++;
     assert.ok(within / y.length >= 0.999, `${within}/${y.length}`);
     assert.ok(qb.perf(hb).ops.find((o) => o.op === "conv1")?.macs.qint8xqint8 === 2 * 8 * 9 * 10 * 3 * 3 * 3);
+  });
+
+  it("fuseConvBn folds the BatchNorm into the conv: same float output, one op fewer, integer model still within one step", async () => {
+    const m = new ConvNet();
+    m.loadStateDict(saved.state_dict);
+    const fused = qb.transforms.fuseConvBn(m, [["conv1", "bn1"]]);
+    assert.ok(fused.bn1 instanceof qb.nn.Identity);
+    assert.ok(m.bn1 instanceof qb.nn.BatchNorm2d, "the original model is unchanged");
+    const [a, b] = [m.eval().forward(saved.input), fused.eval().forward(saved.input)];
+    assert.ok(maxAbsDiff(a, b) <= 1e-5, `max diff ${maxAbsDiff(a, b)}`);
+    const unfused = await calibrated(m, saved.input, [qb.defaultCalibrationQconfigSetter]);
+    const c = await calibrated(fused, saved.input, [qb.defaultCalibrationQconfigSetter]);
+    assert.equal(qb.preparedOps(c).length, qb.preparedOps(unfused).length - 1);
+    for (const model of [unfused, c]) {
+      const ir = qb.export(model, saved.input);
+      const y = qb.convert(ir, qb.March.NASH_M).forward(saved.input).dataSync();
+      const fq = model.forward(saved.input).dataSync();
+      const step = (ir.nodes.find((n) => n.name === "relu")?.output.quant.scale as number[])[0];
+      let within = 0;
+      for (let i = 0; i < y.length; i++) if (Math.abs(y[i] - fq[i]) <= step) within++;
+      assert.ok(within / y.length >= 0.999, `${within}/${y.length}`);
+    }
+    await assertThrows(() => qb.transforms.fuseConvBn(m, [["conv2", "bn1"]]), /bn1 has 8 channels but conv2 outputs 4/);
+    await assertThrows(() => qb.transforms.fuseConvBn(m, [["relu", "bn1"]]), /'relu' is a ReLU, expected a Conv2d/);
+    tf.dispose([a, b]);
   });
 
   it("refuses what it does not support, and shape mismatches, with clear errors", async () => {

@@ -14,7 +14,7 @@ import type { Ir, IrNode } from "../ir/types";
 import { validateIr } from "../ir/validate";
 import { checkModel, type CheckResult } from "../march/check";
 import { March } from "../march/march";
-import { addSub, buildLut, concat, conv2d, deQuantStub, linear, matmul, mul, operandOf, quantStub, reduce, transpose } from "./kernels";
+import { addSub, batchNorm, buildLut, concat, conv2d, deQuantStub, linear, matmul, mul, operandOf, quantStub, reduce, transpose } from "./kernels";
 import { requantize, type Value } from "./value";
 
 type Kernel = (inputs: Value[]) => Value;
@@ -54,6 +54,8 @@ function kernelFor(node: IrNode): Kernel {
       return (xs) => concat(node, xs);
     case "Transpose":
       return ([x]) => transpose(node, x);
+    case "BatchNorm":
+      return ([x]) => batchNorm(node, x);
     case "Sigmoid":
     case "Tanh":
     case "Exp":

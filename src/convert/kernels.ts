@@ -215,6 +215,26 @@ export function concat(node: IrNode, xs: Value[]): Value {
   return { data, shape, quant: node.output.quant };
 }
 
+/** Per-channel y = x · scale[c] + shift[c] (an unfused BatchNorm) on NCHW codes, one shared shift. */
+export function batchNorm(node: IrNode, x: Value): Value {
+  const out = node.output.quant;
+  const [scale, shift] = node.params.map((p) => p.data);
+  const channels = x.shape[1];
+  const plane = sizeOf(x.shape.slice(2));
+  const sx = tensorScale(x.quant, node.name);
+  if (isFloat(out)) return { data: x.data.map((q, i) => Math.fround(q * sx * scale[Math.floor(i / plane) % channels] + shift[Math.floor(i / plane) % channels])), shape: x.shape, quant: out };
+  const so = tensorScale(out, node.name);
+  const [lo, hi] = rangeOf(out);
+  const bits = multiplier(Math.max(...scale.map((s) => Math.abs((sx * s) / so)), 1e-30)).shift;
+  const m = scale.map((s) => Math.round(((sx * s) / so) * 2 ** bits));
+  const t = shift.map((b) => roundHalfEven((b / so) * 2 ** bits));
+  const data = x.data.map((q, i) => {
+    const c = Math.floor(i / plane) % channels;
+    return clamp(roundShift(q * m[c] + t[c], bits), lo, hi);
+  });
+  return { data, shape: x.shape, quant: out };
+}
+
 /** Moves the codes, then re-expresses them at the output's scale. */
 export function transpose(node: IrNode, x: Value): Value {
   const perm = node.attrs.perm as number[];

@@ -55,5 +55,5 @@ export interface Ir {
 
 /** Op types `export` writes and `convert` understands. */
 export const IR_OP_TYPES = new Set([
-  "QuantStub", "DeQuantStub", "Linear", "Conv2d", "Matmul", "Mul", "Add", "Sub", "Sum", "Mean", "Concat", "Transpose", "ReLU", "Sigmoid", "Tanh", "Exp", "Rsqrt", "Div",
+  "QuantStub", "DeQuantStub", "Linear", "Conv2d", "Matmul", "Mul", "Add", "Sub", "Sum", "Mean", "Concat", "Transpose", "BatchNorm", "ReLU", "Sigmoid", "Tanh", "Exp", "Rsqrt", "Div",
 ]);

@@ -96,7 +96,7 @@ export abstract class Module {
     return out;
   }
 
-  /** Parameters (tf.Variable fields) by dotted name. */
+  /** Parameters and buffers (tf.Variable fields; buffers are not trainable) by dotted name. */
   namedParameters(): [string, tf.Variable][] {
     const out: [string, tf.Variable][] = [];
     for (const [path, m] of this.namedModules()) {
@@ -154,7 +154,7 @@ export abstract class Module {
     }
     for (const [name, v] of params) {
       const t = stateDict[name];
-      if (t instanceof tf.Tensor) v.assign(t.dtype === "float32" ? t : tf.tidy(() => tf.cast(t, "float32")));
+      if (t instanceof tf.Tensor) v.assign(t.dtype === v.dtype ? t : tf.tidy(() => tf.cast(t, v.dtype)));
     }
     return { missingKeys, unexpectedKeys };
   }

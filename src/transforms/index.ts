@@ -1,1 +1,2 @@
 export { replaceLinearWithBroadcastMulSum, BroadcastMulSumLinear } from "./linearToMulSum";
+export { fuseConvBn } from "./fuseConvBn";

@@ -15,6 +15,7 @@ import * as F from "../nn/functional";
 import { QuantStub } from "../nn/layers";
 import { Linear } from "../nn/linear";
 import { cloneModule, Module } from "../nn/module";
+import { replaceChild } from "./replace";
 
 /** A Linear as broadcast mul + sum + add; parameters keep the Linear's names and shapes. */
 export class BroadcastMulSumLinear extends Module {
@@ -59,16 +60,6 @@ export function replaceLinearWithBroadcastMulSum<T extends Module>(model: T, pat
     );
   }
   const copy = cloneModule(model);
-  for (const [parentPath, parent] of copy.namedModules()) {
-    for (const [name, child] of parent.namedChildren()) {
-      if ((parentPath === "" ? name : `${parentPath}.${name}`) !== path) continue;
-      const replacement = new BroadcastMulSumLinear(child as Linear);
-      const [field, index] = name.split(".");
-      const holder = parent as unknown as Record<string, unknown>;
-      if (index === undefined) holder[field] = replacement;
-      else (holder[field] as Module[])[Number(index)] = replacement;
-      child.dispose();
-    }
-  }
+  replaceChild(copy, path, new BroadcastMulSumLinear(new Map(copy.namedModules()).get(path) as Linear));
   return copy;
 }

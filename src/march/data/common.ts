@@ -40,6 +40,7 @@ export const nashCommonOps: Record<string, OpRule> = {
   Mean: vector,
   Concat: vector,
   Transpose: vector,
+  BatchNorm: vector,
   ReLU: vector,
   Sigmoid: lut,
   Tanh: lut,
