@@ -33,6 +33,7 @@ export {
   type QconfigSetter,
 } from "./workflow/qconfigSetters";
 export { prepare, modelCheckResult, preparedOps, type PrepareOptions } from "./workflow/prepare";
+export { quantSummary, type SummaryRow } from "./workflow/summary";
 export { setFakeQuantize, getFakeQuantState } from "./workflow/setFakeQuantize";
 export { calibrate, setDefaultProgress, type Progress, type ProgressCallback } from "./workflow/calibrate";
 export { qatStep, qat, mseLoss } from "./workflow/qat";

@@ -47,6 +47,20 @@ describe("prepare", () => {
     assert.deepEqual(ops.get("out")?.info.consumers, ["dequant"]);
   });
 
+  it("quantSummary lists each op's dtypes, scales and observer", async () => {
+    const m = prepared();
+    const before = qb.quantSummary(m).rows.find((r) => r.op === "fc");
+    assert.deepEqual(before, { op: "fc", type: "Linear", inputs: "qint16", weight: "qint8", weight_scale: "(not calibrated)", output: "qint16", output_scale: "(not calibrated)", observer: "MSEObserver" });
+    qb.setFakeQuantize(m, qb.FakeQuantState.CALIBRATION);
+    const x = data(20);
+    await qb.calibrate(m, [x], { onProgress: () => {} });
+    const after = qb.quantSummary(m).rows.find((r) => r.op === "fc");
+    assert.match(after?.weight_scale ?? "", /^per-channel\[4\] /);
+    assert.match(after?.output_scale ?? "", /^\d\.\d{4}e?-?\d*$/);
+    assert.equal(qb.quantSummary(m).rows.find((r) => r.op === "out")?.output, "float32");
+    x.dispose();
+  });
+
   it("applies the template: int8 per-channel weights, int16 activations, high-precision last GEMM", () => {
     const ops = opsByName(prepared());
     assert.equal(ops.get("fc")?.weight?.dtype, qb.qint8);

@@ -53,12 +53,7 @@ model
 
 // %%
 const calib = qb.prepare(model, data, { qconfigSetter: [qb.calibration8bitWeight16bitActQconfigSetter] });
-qb.preparedOps(calib).map((op) => ({
-  op: op.info.name,
-  type: op.info.type,
-  weight: op.weight?.dtype.name ?? "-",
-  output: op.output?.dtype.name ?? "float (high precision)",
-}))
+qb.quantSummary(calib)
 
 // %% [markdown]
 // Calibration runs data through the model while observers record the value ranges; nothing is
@@ -72,6 +67,7 @@ qb.setFakeQuantize(calib, qb.FakeQuantState.VALIDATION);
 const quantOut = calib.forward(data);
 const err = tf.tidy(() => tf.max(tf.abs(tf.sub(quantOut, floatOut))).dataSync()[0]);
 console.log(`max |quantized - float| = ${err.toExponential(3)}`);
+qb.quantSummary(calib) // now with the calibrated scales
 
 // %% [markdown]
 // The last steps check the chip's rules, build an integer-only model (int8/int16 codes, int32
