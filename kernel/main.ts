@@ -1,3 +1,4 @@
+#!/usr/bin/env node
 /**
  * `node dist/kernel/main.js kernel --connection-file <file>`: runs the quantbook kernel.
  * `node dist/kernel/main.js install [--user | --sys-prefix | --prefix DIR]`: installs the
