@@ -77,8 +77,35 @@ describe("Conv2d", () => {
     tf.dispose([a, b]);
   });
 
-  it("refuses what it does not support, and shape mismatches, with clear errors", async () => {
-    await assertThrows(() => new qb.nn.Conv2d(4, 4, 3, { groups: 2 }), /groups = 2 is not supported/);
+  it("grouped and depthwise convolutions match PyTorch and run in integers", async () => {
+    class GroupNet extends qb.nn.Module {
+      quant = new qb.QuantStub();
+      grouped = new qb.nn.Conv2d(4, 6, 3, { padding: 1, groups: 2 });
+      relu = new qb.nn.ReLU();
+      depthwise = new qb.nn.Conv2d(6, 6, 3, { stride: 2, padding: 1, groups: 6, bias: false });
+      dequant = new qb.DeQuantStub();
+      forward(x: tf.Tensor) {
+        return this.dequant.forward(this.depthwise.forward(this.relu.forward(this.grouped.forward(this.quant.forward(x)))));
+      }
+    }
+    const g = (await qb.io.loadTorch(fixture("groupnet.pt"))) as typeof saved;
+    const m = new GroupNet();
+    assert.deepEqual(m.loadStateDict(g.state_dict), { missingKeys: [], unexpectedKeys: [] });
+    const y = m.eval().forward(g.input);
+    assert.ok(maxAbsDiff(y, g.output) <= 1e-5, `max diff ${maxAbsDiff(y, g.output)}`);
+    const c = await calibrated(m, g.input, [qb.defaultCalibrationQconfigSetter]);
+    const ir = qb.export(c, g.input);
+    const yi = qb.convert(ir, qb.March.NASH_M).forward(g.input).dataSync();
+    const fq = c.forward(g.input).dataSync();
+    const step = (ir.nodes.find((n) => n.name === "relu")?.output.quant.scale as number[])[0];
+    let within = 0;
+    for (let i = 0; i < yi.length; i++) if (Math.abs(yi[i] - fq[i]) <= step) within++;
+    assert.ok(within / yi.length >= 0.999, `${within}/${yi.length}`);
+    y.dispose();
+  });
+
+  it("refuses bad groups and shape mismatches with clear errors", async () => {
+    await assertThrows(() => new qb.nn.Conv2d(4, 6, 3, { groups: 4 }), /groups = 4 must be a positive integer dividing inChannels \(4\) and outChannels \(6\)/);
     const m = new ConvNet();
     await assertThrows(() => m.forward(tf.zeros([1, 4, 8, 8])), /conv1 \(Conv2d\)/, /expected NCHW input with 3 channels/);
   });

@@ -60,8 +60,9 @@ export function linear(node: IrNode, x: Value): Value {
 /** NCHW convolution with zero padding: exact integer sums, int32 bias, per-channel requantization. */
 export function conv2d(node: IrNode, x: Value): Value {
   const w = node.weight!;
-  const [out, inC, kh, kw] = w.shape;
-  const [n, , h, wd] = x.shape;
+  const [out, inPerGroup, kh, kw] = w.shape;
+  const [n, inC, h, wd] = x.shape;
+  const outPerGroup = out / ((node.attrs.groups as number | undefined) ?? 1);
   const [, , oh, ow] = node.output.shape;
   const [sh, sw] = node.attrs.stride as number[];
   const [ph, pw] = node.attrs.padding as number[];
@@ -76,14 +77,16 @@ export function conv2d(node: IrNode, x: Value): Value {
       for (let y = 0; y < oh; y++) {
         for (let xo = 0; xo < ow; xo++) {
           let s = qb;
-          for (let c = 0; c < inC; c++) {
+          const c0 = Math.floor(o / outPerGroup) * inPerGroup; // first input channel of o's group
+          for (let ci = 0; ci < inPerGroup; ci++) {
+            const c = c0 + ci;
             for (let ky = 0; ky < kh; ky++) {
               const iy = y * sh - ph + ky * dh;
               if (iy < 0 || iy >= h) continue;
               for (let kx = 0; kx < kw; kx++) {
                 const ix = xo * sw - pw + kx * dw;
                 if (ix < 0 || ix >= wd) continue;
-                s += x.data[((b * inC + c) * h + iy) * wd + ix] * w.data[((o * inC + c) * kh + ky) * kw + kx];
+                s += x.data[((b * inC + c) * h + iy) * wd + ix] * w.data[((o * inPerGroup + ci) * kh + ky) * kw + kx];
               }
             }
           }
