@@ -37,6 +37,24 @@ export function describeError(e: unknown): { ename: string; evalue: string; trac
   return { ename: "Thrown", evalue, traceback: [`Thrown value: ${evalue}`] };
 }
 
+/**
+ * `{ data }` → `{ data: data }`. tslab rewrites references to earlier cells' variables but misses
+ * shorthand properties, so `{ data }` would fail with "data is not defined"; the long form is the
+ * same program.
+ */
+export function expandShorthand(code: string): string {
+  const src = ts.createSourceFile("cell.ts", code, ts.ScriptTarget.Latest, true, ts.ScriptKind.TS);
+  const ends: { at: number; name: string }[] = [];
+  const visit = (node: import("typescript").Node): void => {
+    if (ts.isShorthandPropertyAssignment(node)) ends.push({ at: node.name.getEnd(), name: node.name.text });
+    ts.forEachChild(node, visit);
+  };
+  visit(src);
+  let out = code;
+  for (const e of ends.sort((a, b) => b.at - a.at)) out = `${out.slice(0, e.at)}: ${e.name}${out.slice(e.at)}`;
+  return out;
+}
+
 export class Session {
   private readonly executor: Executor;
   private readonly converters: ConverterSet;
@@ -80,7 +98,7 @@ export class Session {
     this.value = { set: false };
     this.diagnostics = [];
     this.runtimeError = null;
-    const ok = await this.executor.execute(code);
+    const ok = await this.executor.execute(expandShorthand(code));
     if (this.diagnostics.length > 0) {
       return { ok: false, ename: "TypeScriptError", evalue: this.diagnostics.join("; "), traceback: ["The cell did not compile:", ...this.diagnostics] };
     }

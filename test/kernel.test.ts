@@ -63,6 +63,13 @@ describe("quantbook kernel", { timeout: 120000 }, () => {
     assert.equal(after.status, "ok");
   });
 
+  it("object shorthand works with earlier cells' variables", async () => {
+    await k.execute("const shorty = 5;");
+    const r = await k.execute("const o = { shorty, other: 1 };\n({ shorty }).shorty + o.shorty");
+    assert.equal(r.status, "ok", JSON.stringify(r.outputs));
+    assert.equal(only(r.outputs, "execute_result")[0].data["text/plain"], "10");
+  });
+
   it("a quantbook error names the op and leaves the kernel alive", async () => {
     const r = await k.execute("qb.quant.fakeQuantize(require('@tensorflow/tfjs').ones([2]), { scale: -1, dtype: qb.qint8 })");
     const [err] = only(r.outputs, "error");

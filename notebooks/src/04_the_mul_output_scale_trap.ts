@@ -55,7 +55,7 @@ qb.plots.zeroBandHistogram(products, mseScale)
 // for the small products.
 
 // %%
-const explored = qb.scaleExplorer(calib, "gate_mul", { data: data, sweep: [1e-4, 1e-3, 3e-3, 1e-2, 3e-2] });
+const explored = qb.scaleExplorer(calib, "gate_mul", { data, sweep: [1e-4, 1e-3, 3e-3, 1e-2, 3e-2] });
 explored
 
 // %%
