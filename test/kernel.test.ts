@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
-import { KernelClient, type NbOutput } from "../kernel/client";
+import { KernelClient, type ExecuteResult, type NbOutput } from "../kernel/client";
 import { kernelSpec } from "../kernel/main";
 
 const NOTEBOOKS = path.join(__dirname, "..", "..", "notebooks");
@@ -55,7 +55,11 @@ describe("quantbook kernel", { timeout: 120000 }, () => {
   });
 
   it("aborts cells queued behind a failing one (stop_on_error), then runs new ones", async () => {
-    const [failed, queued] = await Promise.all([k.execute('throw new Error("first")'), k.execute("'never runs'")]);
+    // the first cell waits before failing, so the second request is surely queued behind it
+    const [failed, queued] = await Promise.all([
+      k.execute('await new Promise((r) => setTimeout(r, 500));\nthrow new Error("first")'),
+      k.execute("'never runs'"),
+    ]);
     assert.equal(failed.status, "error");
     assert.equal(queued.status, "aborted");
     assert.deepEqual(queued.outputs, []);
@@ -89,16 +93,23 @@ describe("quantbook kernel", { timeout: 120000 }, () => {
   });
 
   it("is interrupted by interrupt_request (async cell) and by SIGINT (busy loop)", async () => {
-    const waiting = k.execute("await new Promise((r) => setTimeout(r, 60000));");
-    await new Promise((r) => setTimeout(r, 300));
-    const reply = await k.interruptByMessage();
-    assert.equal((reply.content as { status: string }).status, "ok");
-    const r1 = await waiting;
+    // interrupt until the cell ends: an interrupt that lands before the cell starts waiting is lost
+    const until = async (cell: Promise<ExecuteResult>, interrupt: () => unknown): Promise<ExecuteResult> => {
+      let done = false;
+      void cell.then(() => (done = true));
+      while (!done) {
+        await new Promise((r) => setTimeout(r, 300));
+        if (!done) await interrupt();
+      }
+      return cell;
+    };
+    let replyStatus = "";
+    const r1 = await until(k.execute("await new Promise((r) => setTimeout(r, 60000));"), async () => {
+      replyStatus = ((await k.interruptByMessage()).content as { status: string }).status;
+    });
+    assert.equal(replyStatus, "ok");
     assert.equal(r1.status, "error");
-    const spinning = k.execute("while (true) {}");
-    await new Promise((r) => setTimeout(r, 500));
-    k.interruptBySignal();
-    const r2 = await spinning;
+    const r2 = await until(k.execute("while (true) {}"), () => k.interruptBySignal());
     assert.equal(r2.status, "error");
     assert.match(only(r2.outputs, "error")[0].evalue, /interrupted/i);
     const alive = await k.execute("kept");
