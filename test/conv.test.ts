@@ -2,7 +2,7 @@ import * as tf from "@tensorflow/tfjs";
 import assert from "node:assert/strict";
 import { before, describe, it } from "node:test";
 import * as qb from "../src";
-import { assertThrows, calibrated, fixture, maxAbsDiff, setup } from "./helpers";
+import { assertThrows, assertWithinOneStep, calibrated, fixture, maxAbsDiff, setup } from "./helpers";
 
 class ConvNet extends qb.nn.Module {
   quant = new qb.QuantStub();
@@ -46,9 +46,7 @@ describe("Conv2d", () => {
     const y = hb.forward(saved.input).dataSync();
     // conv2 feeds the DeQuantStub: high precision, so compare against its input step
     const step = (ir.nodes.find((n) => n.name === "relu")?.output.quant.scale as number[])[0];
-    let within = 0;
-    for (let i = 0; i < y.length; i++) if (Math.abs(y[i] - fq[i]) <= step) within++;
-    assert.ok(within / y.length >= 0.999, `${within}/${y.length}`);
+    assertWithinOneStep(y, fq, step);
     assert.ok(qb.perf(hb).ops.find((o) => o.op === "conv1")?.macs.qint8xqint8 === 2 * 8 * 9 * 10 * 3 * 3 * 3);
   });
 
@@ -68,9 +66,7 @@ describe("Conv2d", () => {
       const y = qb.convert(ir, qb.March.NASH_M).forward(saved.input).dataSync();
       const fq = model.forward(saved.input).dataSync();
       const step = (ir.nodes.find((n) => n.name === "relu")?.output.quant.scale as number[])[0];
-      let within = 0;
-      for (let i = 0; i < y.length; i++) if (Math.abs(y[i] - fq[i]) <= step) within++;
-      assert.ok(within / y.length >= 0.999, `${within}/${y.length}`);
+      assertWithinOneStep(y, fq, step);
     }
     await assertThrows(() => qb.transforms.fuseConvBn(m, [["conv2", "bn1"]]), /bn1 has 8 channels but conv2 outputs 4/);
     await assertThrows(() => qb.transforms.fuseConvBn(m, [["relu", "bn1"]]), /'relu' is a ReLU, expected a Conv2d/);
@@ -98,9 +94,7 @@ describe("Conv2d", () => {
     const yi = qb.convert(ir, qb.March.NASH_M).forward(g.input).dataSync();
     const fq = c.forward(g.input).dataSync();
     const step = (ir.nodes.find((n) => n.name === "relu")?.output.quant.scale as number[])[0];
-    let within = 0;
-    for (let i = 0; i < yi.length; i++) if (Math.abs(yi[i] - fq[i]) <= step) within++;
-    assert.ok(within / yi.length >= 0.999, `${within}/${yi.length}`);
+    assertWithinOneStep(yi, fq, step);
     y.dispose();
   });
 

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { before, describe, it } from "node:test";
 import * as qb from "../src";
 import { multiplier, roundShift } from "../src/convert/fixedPoint";
-import { setup } from "./helpers";
+import { assertWithinOneStep, setup } from "./helpers";
 
 class OneLinear extends qb.nn.Module {
   quant = new qb.QuantStub();
@@ -66,9 +66,7 @@ describe("integer model against the fake-quant model", () => {
       const fq = c.forward(x).dataSync();
       const y = hb.forward(x).dataSync();
       const step = (ir.nodes.find((n) => n.name === "act")?.output.quant.scale as number[])[0];
-      let within = 0;
-      for (let i = 0; i < y.length; i++) if (Math.abs(y[i] - fq[i]) <= step * (1 + 1e-6)) within++;
-      assert.ok(within / y.length >= 0.999, `${within}/${y.length} within one step of ${step}`);
+      assertWithinOneStep(y, fq, step * (1 + 1e-6));
       x.dispose();
     });
   }

@@ -57,3 +57,11 @@ export async function calibrated<T extends qb.nn.Module>(m: T, data: tf.Tensor, 
   qb.setFakeQuantize(c, qb.FakeQuantState.VALIDATION);
   return c;
 }
+
+/** Asserts that at least `fraction` of `got` lies within `step` of `want` (one output step). */
+export function assertWithinOneStep(got: ArrayLike<number>, want: ArrayLike<number>, step: number, fraction = 0.999): void {
+  assert.equal(got.length, want.length, "lengths differ");
+  let within = 0;
+  for (let i = 0; i < got.length; i++) if (Math.abs(got[i] - want[i]) <= step) within++;
+  assert.ok(within / got.length >= fraction, `${within}/${got.length} within one step of ${step}`);
+}

@@ -6,6 +6,7 @@
  */
 import type { IrNode, IrQuant } from "../ir/types";
 import { clamp, multiplier, requant, roundHalfEven, roundShift, type Multiplier } from "./fixedPoint";
+import { stridedOffsets } from "../util/strided";
 import { broadcastIndex, broadcastShape, sizeOf, sumAxes } from "./shapes";
 import { isFloat, rangeOf, requantize, tensorScale, toReal, type Value } from "./value";
 
@@ -243,17 +244,8 @@ export function transpose(node: IrNode, x: Value): Value {
   const perm = node.attrs.perm as number[];
   const outShape = perm.map((p) => x.shape[p]);
   const inStrides = x.shape.map((_, i) => sizeOf(x.shape.slice(i + 1)));
-  const data = new Float64Array(x.data.length);
-  const idx = new Array<number>(outShape.length).fill(0);
-  for (let k = 0; k < data.length; k++) {
-    let src = 0;
-    for (let d = 0; d < idx.length; d++) src += idx[d] * inStrides[perm[d]];
-    data[k] = x.data[src];
-    for (let d = idx.length - 1; d >= 0; d--) {
-      if (++idx[d] < outShape[d]) break;
-      idx[d] = 0;
-    }
-  }
+  const src = stridedOffsets(outShape, perm.map((p) => inStrides[p]));
+  const data = Float64Array.from(src, (o) => x.data[o]);
   return requantize({ data, shape: outShape, quant: x.quant }, node.output.quant, node.name);
 }
 

@@ -1,3 +1,5 @@
+import { stridedOffsets } from "../util/strided";
+
 /** Shape helpers for the integer interpreter (row-major Float64Array data). */
 
 export const sizeOf = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
@@ -16,29 +18,14 @@ export function broadcastShape(a: number[], b: number[], where: string): number[
 
 /** For each output element of a broadcast, the flat index into an operand of `shape`. */
 export function broadcastIndex(shape: number[], out: number[]): Int32Array {
-  const n = sizeOf(out);
-  const idx = new Int32Array(n);
   const rank = out.length;
   const strides = new Array<number>(rank).fill(0);
   let s = 1;
   for (let i = shape.length - 1; i >= 0; i--) {
-    const o = rank - shape.length + i;
-    strides[o] = shape[i] === 1 ? 0 : s;
+    strides[rank - shape.length + i] = shape[i] === 1 ? 0 : s;
     s *= shape[i];
   }
-  const counter = new Array<number>(rank).fill(0);
-  let pos = 0;
-  for (let k = 0; k < n; k++) {
-    idx[k] = pos;
-    for (let d = rank - 1; d >= 0; d--) {
-      counter[d]++;
-      pos += strides[d];
-      if (counter[d] < out[d]) break;
-      pos -= strides[d] * out[d];
-      counter[d] = 0;
-    }
-  }
-  return idx;
+  return stridedOffsets(out, strides);
 }
 
 /** Sums over the given axes; returns the sums, the reduced shape and how many were summed. */

@@ -11,6 +11,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { readFile } from "node:fs/promises";
+import { stridedOffsets } from "../util/strided";
 import { decodeStorage, tfDType, type StorageDType } from "./dtypeDecode";
 import { PickleError, unpickle, type KnownGlobal, type StorageRef } from "./pickle";
 import { isZip, readZipEntries, readZipEntry, ZipError, type ZipEntry } from "./zip";
@@ -79,19 +80,11 @@ class TorchReader {
     const n = size.reduce((a, b) => a * b, 1);
     const Ctor = data.constructor as { new (n: number): Float32Array | Int32Array | Uint8Array };
     const out = new Ctor(n);
-    const rank = size.length;
-    const idx = new Array<number>(rank).fill(0);
-    let src = offset;
+    const offsets = stridedOffsets(size, stride, offset);
     for (let i = 0; i < n; i++) {
+      const src = offsets[i];
       if (src < 0 || src >= data.length) throw new Error(`a tensor view reads element ${src} of a storage of ${data.length} (the file is inconsistent)`);
       out[i] = data[src];
-      for (let d = rank - 1; d >= 0; d--) {
-        idx[d]++;
-        src += stride[d];
-        if (idx[d] < size[d]) break;
-        src -= stride[d] * size[d];
-        idx[d] = 0;
-      }
     }
     const t = tf.tensor(out, size, tfDType(h.dtype));
     this.created.push(t);

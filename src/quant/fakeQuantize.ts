@@ -80,19 +80,21 @@ export function fakeQuantize(x: tf.Tensor, opts: FakeQuantizeOptions): tf.Tensor
   // per tensor, half-to-even: one fused pass on the wasm backend (same float32 arithmetic)
   const fused = typeof opts.scale === "number" && mode === "half_even";
   return tf.tidy(() => {
-    const [s, inv] = scaleTensors(x, opts);
+    if (fused) checkScales([opts.scale as number], "fakeQuantize");
+    // the tfjs-op path; the fused path needs no scale tensors
+    const viaOps = (input: tf.Tensor) => {
+      const [s, inv] = scaleTensors(input, opts);
+      return tf.mul(tf.clipByValue(quantizeRaw(input, s, inv, mode), qmin, qmax), s);
+    };
     const f = tf.customGrad(((input: tf.Tensor, save: tf.GradSaveFunc) => {
       save([input]);
       const scale = opts.scale as number;
-      const value =
-        (fused ? fusedFakeQuantize(input, scale, inverseScale(scale), qmin, qmax) : null) ??
-        tf.mul(tf.clipByValue(quantizeRaw(input, s, inv, mode), qmin, qmax), s);
+      const value = (fused ? fusedFakeQuantize(input, scale, inverseScale(scale), qmin, qmax) : null) ?? viaOps(input);
       return {
         value,
         gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-          // the forward's scale tensors are gone by now: rebuild them
-          const [s2, inv2] = scaleTensors(saved[0], opts);
-          const q = quantizeRaw(saved[0], s2, inv2, mode);
+          const [s, inv] = scaleTensors(saved[0], opts);
+          const q = quantizeRaw(saved[0], s, inv, mode);
           const inside = tf.logicalAnd(tf.greaterEqual(q, qmin), tf.lessEqual(q, qmax));
           return tf.mul(dy, tf.cast(inside, "float32"));
         },
