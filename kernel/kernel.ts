@@ -1,16 +1,26 @@
 /**
  * The quantbook Jupyter kernel: shell, control, stdin, iopub and heartbeat sockets; each shell
- * request is handled in turn (busy → reply → idle); control requests (interrupt, shutdown) are
- * handled at once. Cell output, displays and progress go to iopub for the request running.
+ * request is handled in turn (busy → reply → idle); control requests are served by a worker
+ * thread (kernel/controlWorker.ts), so an interrupt is answered even while a cell is busy.
+ * Cell output, displays and progress go to iopub for the request running; stream output is
+ * coalesced (kernel/streams.ts). Errors no cell catches — a rejected promise nobody awaited, a
+ * throw in a timer — are reported, never fatal.
  */
+import * as path from "node:path";
+import { Worker } from "node:worker_threads";
 import * as zmq from "zeromq";
-import { initBackend } from "../src/backend";
-import { setDefaultProgress } from "../src/workflow/calibrate";
+import { initBackend, repairEngine } from "../src/backend";
+import { setDefaultProgress } from "../src/util/progress";
+import { clearInterrupt, requestInterrupt, useInterruptFlag } from "../src/util/interrupt";
+import { runningOperations } from "../src/util/operations";
 import { displayProgress } from "../src/display/progress";
 import { setDisplaySink } from "../src/display/sink";
 import { toMimeBundle, type MimeBundle } from "../src/display/mime";
+import type { ControlWorkerData, ToMain } from "./controlWorker";
+import { cellContext } from "./executor";
 import { History } from "./history";
 import { Session, describeError } from "./session";
+import { StreamBuffer, type StreamName } from "./streams";
 import { PROTOCOL_VERSION, Wire, type Message } from "./wire";
 
 export interface ConnectionInfo {
@@ -43,14 +53,25 @@ const originalStderrWrite = process.stderr.write.bind(process.stderr) as (s: str
 
 const VERSION = (require("../../package.json") as { version: string }).version;
 
+/** How long an interrupt waits for the cell to stop by itself before it sends SIGINT (ms). */
+const INTERRUPT_GRACE_MS = 1500;
+
 export class Kernel {
   private readonly wire: Wire;
   private readonly shell = new zmq.Router();
-  private readonly control = new zmq.Router();
   private readonly stdin = new zmq.Router();
-  private readonly iopub = new zmq.Publisher();
+  // no high-water mark: a publisher drops messages past it, and cell output must not be lost
+  private readonly iopub = new zmq.Publisher({ sendHighWaterMark: 0 });
   private readonly hb = new zmq.Reply();
   private readonly out: { shell: Outbox; control: Outbox; iopub: Outbox };
+  private control: Worker | null = null;
+  /** [0] interrupt requested, [1] running cell (0: idle); shared with the control worker. */
+  private readonly flags = new Int32Array(new SharedArrayBuffer(8));
+  private readonly streams = new StreamBuffer((name, text) => this.send("stream", { name, text }, this.current));
+  /** The cell running now (0: none), and output or errors that arrived while none was. */
+  private running = 0;
+  private lastOrigin: number | undefined = undefined;
+  private held: { name: StreamName; text: string }[] = [];
   private readonly session: Session;
   private readonly history = new History();
   private executionCount = 0;
@@ -67,8 +88,13 @@ export class Kernel {
     rootDir: string,
   ) {
     this.wire = new Wire(conn.key, conn.signature_scheme);
-    this.out = { shell: new Outbox(this.shell), control: new Outbox(this.control), iopub: new Outbox(this.iopub) };
+    this.out = {
+      shell: new Outbox(this.shell),
+      control: new Outbox({ send: async (frames) => this.control?.postMessage({ send: frames }) }),
+      iopub: new Outbox(this.iopub),
+    };
     this.session = new Session(rootDir);
+    useInterruptFlag(this.flags);
   }
 
   private addr(port: number): string {
@@ -76,9 +102,9 @@ export class Kernel {
   }
 
   async start(): Promise<void> {
+    this.control = this.startControl();
     await Promise.all([
       this.shell.bind(this.addr(this.conn.shell_port)),
-      this.control.bind(this.addr(this.conn.control_port)),
       this.stdin.bind(this.addr(this.conn.stdin_port)),
       this.iopub.bind(this.addr(this.conn.iopub_port)),
       this.hb.bind(this.addr(this.conn.hb_port)),
@@ -94,10 +120,31 @@ export class Kernel {
       this.sendDisplay(data.data, data.transient?.display_id, update);
     void this.heartbeat();
     void this.serve(this.shell, (m) => this.enqueue(m));
-    void this.serve(this.control, (m) => this.handle(m, this.out.control));
     this.publish("status", { execution_state: "starting" }, null);
     await initBackend();
     this.session.warmUp();
+  }
+
+  private startControl(): Worker {
+    const data: ControlWorkerData = {
+      address: this.addr(this.conn.control_port),
+      key: this.conn.key,
+      scheme: this.conn.signature_scheme,
+      shared: this.flags.buffer as SharedArrayBuffer,
+      graceMs: INTERRUPT_GRACE_MS,
+    };
+    const worker = new Worker(path.join(__dirname, "controlWorker.js"), { workerData: data });
+    worker.on("message", (m: ToMain) => {
+      if ("log" in m) log(m.log);
+      else if ("interrupted" in m) this.interrupt();
+      else {
+        const req = this.wire.decode(m.frames.map((f) => Buffer.from(f)));
+        if (typeof req !== "string") void this.handle(req, this.out.control);
+      }
+    });
+    worker.on("error", (e) => log(`control thread failed: ${e.stack ?? e}`));
+    worker.unref();
+    return worker;
   }
 
   private async heartbeat(): Promise<void> {
@@ -126,7 +173,13 @@ export class Kernel {
     this.publish("status", { execution_state: "idle" }, req);
   }
 
+  /** Sends an iopub message after any stream output buffered before it (output stays in order). */
   publish(type: string, content: unknown, parent: Message | null): void {
+    this.streams.flush();
+    this.send(type, content, parent);
+  }
+
+  private send(type: string, content: unknown, parent: Message | null): void {
     void this.out.iopub.send(this.wire.encode(type, content, parent));
   }
 
@@ -139,17 +192,51 @@ export class Kernel {
     this.publish(update && displayId ? "update_display_data" : "display_data", { data: bundle, metadata: {}, transient }, this.current);
   }
 
-  /** Cell output (console.log, process.stdout.write) becomes stream messages of the running request. */
+  /**
+   * Cell output (console.log, process.stdout.write) becomes stream messages of the running cell.
+   * Output of work a cell left running (a timer, an un-awaited promise) is marked with the cell it
+   * came from; when no cell runs it waits for the next one.
+   */
   private captureOutput(): void {
     for (const name of ["stdout", "stderr"] as const) {
       const stream = process[name];
       stream.write = ((chunk: string | Uint8Array, enc?: unknown, cb?: unknown) => {
         const text = typeof chunk === "string" ? chunk : Buffer.from(chunk).toString(typeof enc === "string" ? (enc as BufferEncoding) : "utf8");
-        if (this.current !== null && text.length > 0) this.publish("stream", { name, text }, this.current);
+        this.write(name, text, cellContext.getStore()?.cell);
         const done = typeof enc === "function" ? enc : cb;
         if (typeof done === "function") (done as () => void)();
         return true;
       }) as typeof stream.write;
+    }
+  }
+
+  private write(name: StreamName, text: string, origin: number | undefined): void {
+    if (text.length === 0) return;
+    if (this.running === 0) {
+      this.held.push({ name, text: origin === undefined ? text : `[output of cell ${origin}, which finished earlier, from work it left running]\n${text}` });
+      return;
+    }
+    if (origin !== undefined && origin !== this.running && origin !== this.lastOrigin) {
+      this.streams.write(name, `[output of cell ${origin}, from work it left running]\n`);
+    } else if (origin === this.running && this.lastOrigin !== undefined && this.lastOrigin !== this.running) {
+      this.streams.write(name, `[cell ${this.running}]\n`);
+    }
+    this.lastOrigin = origin ?? this.lastOrigin;
+    this.streams.write(name, text);
+  }
+
+  /**
+   * An error no cell caught (a rejected promise nobody awaited, a throw in a timer): an `error`
+   * output on the running cell, or stderr on the next cell when none runs. Never fatal.
+   */
+  reportUncaught(e: unknown, kind: string): void {
+    const err = this.session.describe(e);
+    const origin = /\(?cell (\d+)/.exec(err.traceback.join("\n"))?.[1];
+    const from = origin === undefined ? "" : ` from cell ${origin}`;
+    if (this.running !== 0) {
+      this.publish("error", { ...err, traceback: [`[${kind}${from}; the kernel and its variables are intact]`, ...err.traceback] }, this.current);
+    } else {
+      this.held.push({ name: "stderr", text: `[${kind}${from}, after that cell finished]\n${err.traceback.join("\n")}\n` });
     }
   }
 
@@ -213,7 +300,7 @@ export class Kernel {
       case "comm_close":
         return;
       case "interrupt_request":
-        this.session.interrupt();
+        this.interrupt();
         return this.reply(outbox, req, "interrupt_reply", { status: "ok" });
       case "shutdown_request":
         this.reply(outbox, req, "shutdown_reply", { status: "ok", restart: Boolean(c.restart) });
@@ -233,15 +320,31 @@ export class Kernel {
     if (!silent) this.publish("execute_input", { code, execution_count: count }, req);
     const entry = store ? this.history.add(count, code) : null;
     this.current = req;
-    let outcome = await this.session.execute(code);
+    this.running = count > 0 ? count : -1;
+    Atomics.store(this.flags, 1, this.running);
+    clearInterrupt();
+    this.lastOrigin = this.running;
+    const held = this.held;
+    this.held = [];
+    for (const h of held) this.streams.write(h.name, h.text);
+    const t0 = performance.now();
+    let outcome = await this.session.execute(code, count);
+    this.warnUnawaited(t0);
+    if (!outcome.ok) {
+      const open = repairEngine();
+      if (open > 0) log(`closed ${open} tensor scope(s) the failed cell left open`);
+    }
     let bundle: MimeBundle | null = null;
     if (outcome.ok && outcome.hasValue) {
       try {
         bundle = await toMimeBundle(outcome.value);
       } catch (e) {
-        outcome = { ok: false, ...describeError(e) };
+        outcome = { ok: false, ...this.session.describe(e) };
       }
     }
+    this.running = 0;
+    Atomics.store(this.flags, 1, 0);
+    this.streams.endCell();
     if (outcome.ok) {
       if (bundle !== null && !silent) {
         this.publish("execute_result", { execution_count: count, data: bundle, metadata: {} }, req);
@@ -257,7 +360,21 @@ export class Kernel {
     }
   }
 
+  /** A quantbook operation this cell started and left running is almost always a missing `await`. */
+  private warnUnawaited(cellStart: number): void {
+    for (const op of runningOperations()) {
+      if (op.since < cellStart) continue;
+      this.streams.write(
+        "stderr",
+        `Warning: ${op.task}(...) started in this cell is still running — the cell ended without waiting for it. ` +
+          `Write \`await ${op.task}(...)\`; until it finishes, the model it works on refuses other calls.\n`,
+      );
+    }
+  }
+
+  /** Interrupt (SIGINT, or interrupt_request through the control thread): stops quantbook's long operations and the cell's wait. */
   interrupt(): void {
+    requestInterrupt();
     this.session.interrupt();
   }
 
@@ -266,7 +383,9 @@ export class Kernel {
     this.closing = true;
     setTimeout(() => {
       this.session.close();
-      for (const s of [this.shell, this.control, this.stdin, this.iopub, this.hb]) s.close();
+      this.streams.flush();
+      this.control?.postMessage({ close: true });
+      for (const s of [this.shell, this.stdin, this.iopub, this.hb]) s.close();
       process.exit(0);
     }, 50);
   }

@@ -14,7 +14,8 @@ export function kernelSpec(): Record<string, unknown> {
     argv: [process.execPath, path.resolve(__dirname, "main.js"), "kernel", "--connection-file", "{connection_file}"],
     display_name: "TypeScript (quantbook)",
     language: "typescript",
-    interrupt_mode: "signal",
+    // interrupts come as interrupt_request on the control channel, answered by a thread of their own
+    interrupt_mode: "message",
     metadata: { debugger: false },
   };
 }
@@ -32,6 +33,39 @@ export function install(opts: { user?: boolean; sysPrefix?: boolean; prefix?: st
   mkdirSync(dir, { recursive: true });
   writeFileSync(path.join(dir, "kernel.json"), JSON.stringify(kernelSpec(), null, 1));
   return dir;
+}
+
+const FATAL_EVENTS = { uncaughtException: "uncaught exception", unhandledRejection: "unhandled promise rejection" } as const;
+type FatalEvent = keyof typeof FATAL_EVENTS;
+const wrapped = new WeakSet<object>();
+
+/**
+ * Makes errors no cell caught non-fatal: the process's uncaughtException / unhandledRejection
+ * handlers become `report`, and handlers other code installs (the wasm backend's Emscripten glue
+ * installs ones that re-throw, which would kill the kernel) run inside a try/catch.
+ */
+export function guardProcess(report: (e: unknown, kind: string) => void): void {
+  for (const ev of Object.keys(FATAL_EVENTS) as FatalEvent[]) {
+    process.removeAllListeners(ev);
+    process.on(ev, (e: unknown) => report(e, FATAL_EVENTS[ev]));
+  }
+  const p = process as unknown as Record<string, unknown>;
+  if (wrapped.has(p.on as object)) return;
+  for (const method of ["on", "addListener", "prependListener", "once", "prependOnceListener"]) {
+    const orig = (p[method] as (...a: unknown[]) => unknown).bind(process);
+    const safe = (ev: string | symbol, fn: (...a: unknown[]) => unknown) => {
+      if (!(ev in FATAL_EVENTS)) return orig(ev, fn);
+      return orig(ev, (...a: unknown[]) => {
+        try {
+          fn(...a);
+        } catch (thrown) {
+          if (thrown !== a[0]) report(thrown, `error in a ${String(ev)} handler`);
+        }
+      });
+    };
+    wrapped.add(safe);
+    p[method] = safe;
+  }
 }
 
 function arg(args: string[], name: string): string | undefined {
@@ -53,9 +87,10 @@ async function main(args: string[]): Promise<void> {
     const kernel = new Kernel(conn, process.cwd());
     process.on("SIGINT", () => kernel.interrupt());
     process.on("SIGTERM", () => kernel.shutdown());
-    process.on("uncaughtException", (e) => process.stderr.write(`uncaught exception: ${e?.stack ?? e}\n`));
-    process.on("unhandledRejection", (e) => process.stderr.write(`unhandled rejection: ${(e as Error)?.stack ?? e}\n`));
+    const report = (e: unknown, kind: string) => kernel.reportUncaught(e, kind);
+    guardProcess(report);
     await kernel.start();
+    guardProcess(report); // again: loading the wasm backend added its own (re-throwing) handlers
     return;
   }
   console.error("usage: main.js kernel --connection-file FILE | main.js install [--user | --sys-prefix | --prefix DIR]");

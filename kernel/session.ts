@@ -1,37 +1,69 @@
 /**
- * Runs cells with tslab's TypeScript converter and executor, and turns what tslab reports through
- * its console interface into structured outcomes: the last expression's value (for a rich
- * execute_result), compile diagnostics and runtime errors (for ename / evalue / traceback).
+ * A kernel session: runs cells through the executor and turns what happens into structured
+ * outcomes — the last expression's value (for a rich execute_result), compile diagnostics and
+ * runtime errors (ename / evalue / a traceback whose frames name cell lines, user frames first).
  */
-import type { ConverterSet, Executor } from "tslab/dist/executor";
-import type { Converter, CompletionInfo } from "tslab/dist/converter";
-
-const { createConverter, isCompleteCode } = require("tslab/dist/converter") as typeof import("tslab/dist/converter");
-const { createExecutor } = require("tslab/dist/executor") as typeof import("tslab/dist/executor");
-const { printQuickInfo } = require("tslab/dist/inspect") as { printQuickInfo(info: unknown): string };
-const ts = require("@tslab/typescript-for-tslab") as typeof import("typescript");
+import type { CompletionInfo } from "./tslab";
+import { Executor } from "./executor";
+import { loadTslab } from "./tslab";
 
 export type Outcome =
   | { ok: true; hasValue: boolean; value?: unknown }
   | { ok: false; ename: string; evalue: string; traceback: string[] };
 
-/** Stack frames of the kernel, tslab and Node internals say nothing about the user's cell. */
-function cleanStack(stack: string, ename: string): string[] {
-  const lines = stack.split("\n");
-  // vm errors come decorated with the offending source line and a caret first: start at "<name>: ..."
-  const head = lines.findIndex((l) => l.startsWith(`${ename}:`) || l === ename);
-  return lines
-    .slice(Math.max(head, 0))
-    .filter((l) => !/node:internal|node:vm|node_modules[\\/]tslab[\\/]|[\\/]dist[\\/]kernel[\\/]|^\s+at (new Promise|Generator\.next|Script\.runInThisContext)/.test(l));
+type Locate = (frame: string) => string | null;
+
+/** Frames of the kernel, tslab and Node's internals say nothing about the user's code. */
+const HIDDEN = /node:internal|node:vm|node:async_hooks|node_modules[\\/]tslab[\\/]|[\\/]dist[\\/]kernel[\\/]|^\s+at (new Promise|Generator\.next|Script\.runInThisContext|AsyncLocalStorage\.run)|^\s+at (async )?Promise\.(all|race)/;
+
+/** Which library a frame is in, for the folded summary. */
+function libraryOf(frame: string): string {
+  const m = /node_modules[\\/]((?:@[^\\/]+[\\/])?[^\\/]+)/.exec(frame);
+  if (m) return m[1].replace("\\", "/");
+  if (/[\\/]dist[\\/]src[\\/]/.test(frame)) return "quantbook";
+  return "node";
 }
 
-export function describeError(e: unknown): { ename: string; evalue: string; traceback: string[] } {
+/**
+ * A traceback for an error: the headline, then the user's frames (cell frames as "cell N, line L"),
+ * then one line that folds the library frames (quantbook, tfjs, ...) by library.
+ */
+export function traceback(stack: string, ename: string, locate: Locate): string[] {
+  const lines = stack.split("\n");
+  // vm errors come decorated with the offending source line and a caret first: start at "<name>: ..."
+  const head = Math.max(0, lines.findIndex((l) => l.startsWith(`${ename}:`) || l === ename));
+  const firstFrame = lines.findIndex((l, i) => i >= head && /^\s+at /.test(l));
+  const headline = firstFrame < 0 ? lines.slice(head) : lines.slice(head, firstFrame);
+  const frames = firstFrame < 0 ? [] : lines.slice(firstFrame).filter((l) => !HIDDEN.test(l));
+  const user: string[] = [];
+  const folded = new Map<string, number>();
+  for (const f of frames) {
+    const where = locate(f);
+    if (where !== null) {
+      // the cell's own wrapper function: no line of the user's
+      if (!where.includes("line")) continue;
+      const fn = /^\s+at (?:async )?(?:Proxy\.)?([^\s(]+) \(/.exec(f)?.[1];
+      user.push(fn && fn !== "eval" && fn !== "<anonymous>" ? `    at ${fn} (${where})` : `    at ${where}`);
+    } else {
+      const lib = libraryOf(f);
+      folded.set(lib, (folded.get(lib) ?? 0) + 1);
+    }
+  }
+  const out = [...headline, ...user];
+  if (folded.size > 0) {
+    const n = [...folded.values()].reduce((a, b) => a + b, 0);
+    out.push(`    (+ ${n} library frame${n === 1 ? "" : "s"}: ${[...folded].map(([k, v]) => `${k} ×${v}`).join(", ")})`);
+  }
+  return out;
+}
+
+export function describeError(e: unknown, locate: Locate = () => null): { ename: string; evalue: string; traceback: string[] } {
   if (e instanceof Error) {
     const ename = e.name || e.constructor?.name || "Error";
     const evalue = e.message;
-    const frames = cleanStack(e.stack ?? `${ename}: ${evalue}`, ename);
-    // the first stack line repeats "<name>: <message>"; keep it as the traceback's headline
-    return { ename, evalue, traceback: frames.length > 0 ? frames : [`${ename}: ${evalue}`] };
+    const tb = traceback(e.stack ?? `${ename}: ${evalue}`, ename, locate);
+    const cause = e.cause instanceof Error ? [`Caused by: ${e.cause.name}: ${e.cause.message}`] : [];
+    return { ename, evalue, traceback: tb.length > 0 ? [...tb, ...cause] : [`${ename}: ${evalue}`] };
   }
   const evalue = typeof e === "string" ? e : JSON.stringify(e) ?? String(e);
   return { ename: "Thrown", evalue, traceback: [`Thrown value: ${evalue}`] };
@@ -43,6 +75,7 @@ export function describeError(e: unknown): { ename: string; evalue: string; trac
  * same program.
  */
 export function expandShorthand(code: string): string {
+  const ts = loadTslab().ts;
   const src = ts.createSourceFile("cell.ts", code, ts.ScriptTarget.Latest, true, ts.ScriptKind.TS);
   const ends: { at: number; name: string }[] = [];
   const visit = (node: import("typescript").Node): void => {
@@ -56,56 +89,29 @@ export function expandShorthand(code: string): string {
 }
 
 export class Session {
-  private readonly executor: Executor;
-  private readonly converters: ConverterSet;
-  private value: { set: boolean; v?: unknown } = { set: false };
-  private diagnostics: string[] = [];
-  private runtimeError: { e: unknown } | null = null;
+  readonly executor: Executor;
 
   constructor(rootDir: string) {
-    let node: Converter | null = null;
-    this.converters = {
-      get node() {
-        node ??= createConverter({ isJS: false, isBrowser: false });
-        return node;
-      },
-      get browser(): Converter {
-        throw new Error("browser mode (%browser cells) is not supported by the quantbook kernel");
-      },
-      close: () => node?.close(),
-    };
-    this.executor = createExecutor(rootDir, this.converters, {
-      log: (v: unknown) => {
-        this.value = { set: true, v };
-      },
-      error: (first: unknown, ...rest: unknown[]) => {
-        if (first === "%s%d:%d - %s" && rest.length === 4) {
-          const [file, line, col, msg] = rest as [string, number, number, string];
-          this.diagnostics.push(`${file}${line}:${col} - ${msg}`);
-        } else if (this.runtimeError === null) {
-          this.runtimeError = { e: first };
-        }
-      },
-    });
+    this.executor = new Executor(rootDir);
   }
 
-  /** Compiles the converter now (it is created lazily), so the first cell is fast. */
+  /** Compiles a first cell now (the converter builds its program lazily), so the user's first cell is fast. */
   warmUp(): void {
-    void this.converters.node;
+    this.executor.complete("", 0);
   }
 
-  async execute(code: string): Promise<Outcome> {
-    this.value = { set: false };
-    this.diagnostics = [];
-    this.runtimeError = null;
-    const ok = await this.executor.execute(expandShorthand(code));
-    if (this.diagnostics.length > 0) {
-      return { ok: false, ename: "TypeScriptError", evalue: this.diagnostics.join("; "), traceback: ["The cell did not compile:", ...this.diagnostics] };
+  async execute(code: string, cell: number): Promise<Outcome> {
+    const r = await this.executor.run(expandShorthand(code), cell);
+    if (r.kind === "compileError") {
+      return { ok: false, ename: "TypeScriptError", evalue: r.diagnostics.join("; "), traceback: ["The cell did not compile:", ...r.diagnostics] };
     }
-    const err = this.runtimeError as { e: unknown } | null; // set by the console callbacks
-    if (err !== null) return { ok: false, ...describeError(err.e) };
-    if (!ok) return { ok: false, ename: "Error", evalue: "the cell failed", traceback: ["The cell failed without an error message"] };
-    return this.value.set ? { ok: true, hasValue: true, value: this.value.v } : { ok: true, hasValue: false };
+    if (r.kind === "error") return { ok: false, ...this.describe(r.error) };
+    return r.hasValue ? { ok: true, hasValue: true, value: r.value } : { ok: true, hasValue: false };
+  }
+
+  /** An error as ename / evalue / traceback, its frames mapped to cell lines. */
+  describe(e: unknown): { ename: string; evalue: string; traceback: string[] } {
+    return describeError(e, (f) => this.executor.cellLocation(f));
   }
 
   interrupt(): void {
@@ -117,14 +123,14 @@ export class Session {
   }
 
   inspect(code: string, pos: number): string | null {
-    const info = this.executor.inspect(code, pos);
-    return info ? printQuickInfo(info) : null;
+    return this.executor.inspect(code, pos);
   }
 
   /** "complete", "incomplete" (with an indent) or "invalid" (a syntax error that more lines cannot fix). */
   isComplete(code: string): { status: "complete" | "incomplete" | "invalid"; indent?: string } {
-    const r = isCompleteCode(code);
+    const r = this.executor.isCompleteCode(code);
     if (!r.completed) return { status: "incomplete", indent: r.indent ?? "" };
+    const ts = this.executor.ts;
     const src = ts.createSourceFile("cell.ts", code, ts.ScriptTarget.Latest, false, ts.ScriptKind.TS) as unknown as { parseDiagnostics?: unknown[] };
     return (src.parseDiagnostics?.length ?? 0) > 0 ? { status: "invalid" } : { status: "complete" };
   }

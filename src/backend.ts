@@ -78,3 +78,21 @@ export function initBackend(): Promise<BackendName> {
 export function activeBackend(): string {
   return tf.getBackend();
 }
+
+/**
+ * Puts the tensor engine back into its between-calls state after code was stopped in the middle
+ * (an interrupt breaks out of `tf.tidy` without running its cleanup): open scopes are closed,
+ * disposing what they tracked, and the kernel / gradient depth counters go back to zero.
+ * Returns how many scopes were left open.
+ */
+export function repairEngine(): number {
+  const engine = tf.engine() as unknown as { state: { scopeStack: unknown[]; kernelDepth: number; gradientDepth: number }; endScope(): void };
+  let n = 0;
+  while (engine.state.scopeStack.length > 0) {
+    engine.endScope();
+    n++;
+  }
+  engine.state.kernelDepth = 0;
+  engine.state.gradientDepth = 0;
+  return n;
+}

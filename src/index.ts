@@ -35,7 +35,9 @@ export {
 export { prepare, modelCheckResult, preparedOps, type PrepareOptions } from "./workflow/prepare";
 export { quantSummary, type SummaryRow } from "./workflow/summary";
 export { setFakeQuantize, getFakeQuantState } from "./workflow/setFakeQuantize";
-export { calibrate, setDefaultProgress, type Progress, type ProgressCallback } from "./workflow/calibrate";
+export { calibrate } from "./workflow/calibrate";
+export { setDefaultProgress, type Progress, type ProgressCallback } from "./util/progress";
+export { InterruptedError } from "./util/interrupt";
 export { qatStep, qat, mseLoss } from "./workflow/qat";
 export type { CheckReport } from "./workflow/checkReport";
 export type { OpInfo, Graph } from "./workflow/graph";

@@ -17,7 +17,7 @@ import { toDataFrame } from "../display/dataframe";
 import type { Module } from "../nn/module";
 import { INTERCEPTOR } from "../nn/runtime";
 import { FakeQuantState } from "../quant/state";
-import type { ProgressCallback } from "../workflow/calibrate";
+import type { ProgressCallback } from "../util/progress";
 import { prepare } from "../workflow/prepare";
 import { QuantRuntime, runtimeOf } from "../workflow/quantRuntime";
 import { advise, type AdviceRow } from "./advisor";

@@ -9,7 +9,7 @@
 import * as tf from "@tensorflow/tfjs";
 import type { Module } from "../nn/module";
 import { FakeQuantState } from "../quant/state";
-import { reportProgress, type ProgressCallback } from "../workflow/calibrate";
+import { reportProgress, type ProgressCallback } from "../util/progress";
 import type { PreparedOp, QuantRuntime, TapRole } from "../workflow/quantRuntime";
 import { largerIsWorse, metric, type Metric } from "./metrics";
 import { pct, runModel, withPoints } from "./runner";

@@ -108,5 +108,6 @@ export async function toMimeBundle(value: unknown): Promise<MimeBundle | null> {
     }
   }
   if (isRecordArray(value)) return recordsBundle(value);
-  return { "text/plain": typeof value === "string" ? value : inspect(value, { depth: 4, maxArrayLength: 50, breakLength: 100 }) };
+  // strings quoted, as Node's REPL shows them
+  return { "text/plain": inspect(value, { depth: 4, maxArrayLength: 50, breakLength: 100 }) };
 }

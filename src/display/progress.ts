@@ -1,4 +1,4 @@
-import type { Progress, ProgressCallback } from "../workflow/calibrate";
+import type { Progress, ProgressCallback } from "../util/progress";
 import { escapeHtml } from "./html";
 import { displayBundle } from "./sink";
 

@@ -1,43 +1,16 @@
 import * as tf from "@tensorflow/tfjs";
 import type { Module } from "../nn/module";
 import { FakeQuantState } from "../quant/state";
+import { reportProgress, type ProgressCallback } from "../util/progress";
+import { InterruptedError } from "../util/interrupt";
+import { beginOperation } from "../util/operations";
 import { runtimeOf } from "./quantRuntime";
-
-export interface Progress {
-  /** What is running, e.g. "calibrate". */
-  task: string;
-  done: number;
-  /** Total when known (arrays), else undefined. */
-  total?: number;
-  elapsedMs: number;
-}
-
-export type ProgressCallback = (p: Progress) => void;
 
 export type Batch = tf.Tensor | tf.Tensor[];
 export type Batches = Iterable<Batch> | AsyncIterable<Batch>;
 
 export interface CalibrateOptions {
   onProgress?: ProgressCallback;
-}
-
-/** Default progress: a line on a terminal's stderr (notebooks get the kernel's progress bar). */
-export function terminalProgress(p: Progress): void {
-  if (!process.stderr.isTTY) return;
-  const of = p.total === undefined ? "" : `/${p.total}`;
-  process.stderr.write(`\r${p.task}: ${p.done}${of} batches, ${(p.elapsedMs / 1000).toFixed(1)} s`);
-  if (p.total !== undefined && p.done === p.total) process.stderr.write("\n");
-}
-
-let defaultProgress: ProgressCallback = terminalProgress;
-
-/** Replaces the progress display used when a call passes no onProgress (the kernel sets one). */
-export function setDefaultProgress(cb: ProgressCallback): void {
-  defaultProgress = cb;
-}
-
-export function reportProgress(cb: ProgressCallback | undefined, p: Progress): void {
-  (cb ?? defaultProgress)(p);
 }
 
 /**
@@ -62,19 +35,28 @@ export async function calibrate(model: Module, batches: Batches, opts: Calibrate
   const start = performance.now();
   const fqs = [...rt.fakeQuantizers()].map(([, , fq]) => fq);
   let done = 0;
-  for await (const batch of batches as AsyncIterable<Batch>) {
-    const saved = fqs.map((fq) => fq.snapshot());
-    try {
-      const args = Array.isArray(batch) ? batch : [batch];
-      tf.dispose((model.forward as (...a: tf.Tensor[]) => tf.TensorContainer)(...args));
-    } catch (e) {
-      fqs.forEach((fq, i) => fq.restore(saved[i]));
-      const msg = e instanceof Error ? e.message : String(e);
-      throw new Error(`calibrate: batch ${done} failed, observers are as before it: ${msg}`);
+  const running = beginOperation("qb.calibrate");
+  rt.busy = running.op;
+  try {
+    for await (const batch of batches as AsyncIterable<Batch>) {
+      const saved = fqs.map((fq) => fq.snapshot());
+      try {
+        const args = Array.isArray(batch) ? batch : [batch];
+        tf.dispose((model.forward as (...a: tf.Tensor[]) => tf.TensorContainer)(...args));
+      } catch (e) {
+        fqs.forEach((fq, i) => fq.restore(saved[i]));
+        if (e instanceof InterruptedError) throw e;
+        const msg = e instanceof Error ? e.message : String(e);
+        throw new Error(`calibrate: batch ${done} failed, observers are as before it: ${msg}`, { cause: e });
+      }
+      done++;
+      // a macrotask between batches lets an interrupt (or any other event) in
+      await new Promise((r) => setImmediate(r));
+      reportProgress(opts.onProgress, { task: "calibrate", done, total, elapsedMs: performance.now() - start });
     }
-    done++;
-    reportProgress(opts.onProgress, { task: "calibrate", done, total, elapsedMs: performance.now() - start });
-    await new Promise((r) => setImmediate(r));
+  } finally {
+    rt.busy = null;
+    running.end();
   }
   return { batches: done, elapsedMs: performance.now() - start };
 }

@@ -1,7 +1,7 @@
 import * as tf from "@tensorflow/tfjs";
 import type { Module } from "../nn/module";
 import { FakeQuantState } from "../quant/state";
-import { reportProgress, type ProgressCallback } from "./calibrate";
+import { reportProgress, type ProgressCallback } from "../util/progress";
 import { runtimeOf } from "./quantRuntime";
 
 export type LossFn = (prediction: tf.Tensor, target: tf.Tensor) => tf.Scalar;

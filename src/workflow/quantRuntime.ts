@@ -9,6 +9,7 @@ import type { March } from "../march/march";
 import type { FakeQuantizer } from "../quant/fakeQuantizer";
 import type { QConfig } from "../quant/qconfig";
 import { FakeQuantState } from "../quant/state";
+import type { Operation } from "../util/operations";
 import type { Graph, OpInfo } from "./graph";
 
 export interface PreparedOp {
@@ -32,6 +33,8 @@ export class QuantRuntime implements OpInterceptor {
   readonly taps: Tap[] = [];
   /** Replaces an op's computation (analysis tools feed recorded tensors with it). */
   override: ((call: OpCall, op: PreparedOp) => tf.Tensor | undefined) | null = null;
+  /** A long asynchronous operation (qb.calibrate) that is running on this model now, if any. */
+  busy: Operation | null = null;
 
   constructor(
     readonly graph: Graph,
@@ -96,6 +99,12 @@ export function runtimeOf(model: unknown, caller: string): QuantRuntime {
   const rt = model !== null && typeof model === "object" ? (model as Record<symbol, unknown>)[INTERCEPTOR] : undefined;
   if (!(rt instanceof QuantRuntime)) {
     throw new Error(`${caller}: this model was not prepared; call qb.prepare(model, exampleInput, { qconfigSetter }) and pass the model it returns`);
+  }
+  if (rt.busy !== null) {
+    throw new Error(
+      `${caller}: ${rt.busy.task} is still running on this model (started ${((performance.now() - rt.busy.since) / 1000).toFixed(1)} s ago); ` +
+        `wait for it with \`await ${rt.busy.task}(...)\` before using the model — a call without await returns at once while it runs on`,
+    );
   }
   return rt;
 }
