@@ -118,11 +118,13 @@ export class Kernel {
     const tslabJupyter = require("tslab/dist/jupyter") as { lastWriteDisplayData: unknown };
     tslabJupyter.lastWriteDisplayData = (data: { data: MimeBundle; transient?: { display_id?: string } }, update: boolean) =>
       this.sendDisplay(data.data, data.transient?.display_id, update);
+    // requests that arrive while the backend starts wait for it (quantbook needs it to load)
+    const ready = initBackend().then(() => this.session.warmUp());
+    this.queue = ready.catch((e) => log(`the tensor backend did not start: ${describeError(e).evalue}`));
     void this.heartbeat();
     void this.serve(this.shell, (m) => this.enqueue(m));
     this.publish("status", { execution_state: "starting" }, null);
-    await initBackend();
-    this.session.warmUp();
+    await ready;
   }
 
   private startControl(): Worker {
@@ -375,16 +377,25 @@ export class Kernel {
   /** Interrupt (SIGINT, or interrupt_request through the control thread): stops quantbook's long operations and the cell's wait. */
   interrupt(): void {
     requestInterrupt();
-    this.session.interrupt();
+    // a quantbook operation stops by itself at its next step, with its own InterruptedError
+    if (runningOperations().length === 0) this.session.interrupt();
+    else setTimeout(() => this.session.interrupt(), INTERRUPT_GRACE_MS).unref();
   }
 
   shutdown(): void {
     if (this.closing) return;
     this.closing = true;
-    setTimeout(() => {
+    setTimeout(async () => {
       this.session.close();
       this.streams.flush();
-      this.control?.postMessage({ close: true });
+      // the control thread closes its socket first: zmq aborts the process if a thread's socket is open at exit
+      const worker = this.control;
+      if (worker) {
+        const exited = new Promise((r) => worker.once("exit", r));
+        worker.postMessage({ close: true });
+        await Promise.race([exited, new Promise((r) => setTimeout(r, 1000))]);
+        await worker.terminate();
+      }
       for (const s of [this.shell, this.stdin, this.iopub, this.hb]) s.close();
       process.exit(0);
     }, 50);

@@ -22,7 +22,7 @@ class QuantbookKernelTests(jkt.KernelTests):
     code_generate_error = 'throw new Error("boom")'
     code_execute_result = [
         {"code": "6 * 7", "result": "42"},
-        {"code": '"quant" + "book"', "result": "quantbook"},
+        {"code": '"quant" + "book"', "result": "'quantbook'"},
         {"code": "[1, 2, 3].length", "result": "3"},
     ]
     code_display_data = [
@@ -33,6 +33,52 @@ class QuantbookKernelTests(jkt.KernelTests):
     supported_history_operations = ("tail", "range", "search")
     code_inspect_sample = "Math.abs"
     code_clear_output = 'require("quantbook").clearOutput()'
+
+    # --- the kernel survives what user code leaves behind (issue: the kernel loses the user's work)
+
+    def run(self, code, timeout=30):
+        reply, outputs = self.execute_helper(code=code, timeout=timeout)
+        return reply["content"], outputs
+
+    def value(self, code):
+        content, outputs = self.run(code)
+        self.assertEqual(content["status"], "ok", outputs)
+        results = [o for o in outputs if o["msg_type"] == "execute_result"]
+        self.assertEqual(len(results), 1, outputs)
+        return results[0]["content"]["data"]["text/plain"]
+
+    def test_survives_stray_promises_and_timer_throws(self):
+        self.run("const survivor = 41;")
+        for code in [
+            'const p = require("quantbook").io.loadTorch("nope.ckpt"); "started"',
+            'async function late() { await new Promise((r) => setTimeout(r, 50)); throw new Error("late"); }\nlate(); console.log("cell done")',
+            'setTimeout(() => { throw new Error("timer boom"); }, 10); "scheduled"',
+        ]:
+            content, _ = self.run(code)
+            self.assertEqual(content["status"], "ok")
+            self.run("await new Promise((r) => setTimeout(r, 200));")
+            self.assertEqual(self.value("survivor + 1"), "42")
+        content, outputs = self.run('Promise.reject(new Error("rejected value"))')
+        self.assertEqual(content["status"], "error")
+        self.assertEqual(content["evalue"], "rejected value")
+        self.assertEqual(self.value("survivor + 1"), "42")
+
+    def test_failed_cell_keeps_what_it_declared(self):
+        content, _ = self.run('const declaredBefore = 123;\nthrow new Error("x");')
+        self.assertEqual(content["status"], "error")
+        self.assertEqual(self.value("declaredBefore"), "123")
+
+    def test_traceback_names_the_cell_line(self):
+        content, _ = self.run('function thrower() {\n  throw new Error("deep");\n}\nthrower();')
+        self.assertEqual(content["status"], "error")
+        tb = "\n".join(content["traceback"])
+        self.assertRegex(tb, r"at thrower \(cell \d+, line 2\)")
+
+    def test_many_printed_lines_all_arrive(self):
+        content, outputs = self.run('for (let i = 0; i < 20000; i++) console.log("line " + i);', timeout=60)
+        self.assertEqual(content["status"], "ok")
+        text = "".join(o["content"]["text"] for o in outputs if o["msg_type"] == "stream")
+        self.assertEqual(text, "".join("line %d\n" % i for i in range(20000)))
 
 
 if __name__ == "__main__":
