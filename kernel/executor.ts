@@ -150,6 +150,8 @@ export class Executor {
   private readonly locals: Record<string, unknown> = {};
   private readonly exports: Record<string, unknown>;
   private written: Set<string> | null = null;
+  /** Set when a cell replaced an object held by a top-level name (memory may be reclaimable). */
+  replacedObjects = false;
   private readonly require: (id: string) => unknown;
   private readonly sideOutputs = new Map<string, string>();
   private readonly sideModules = new Map<string, Module>();
@@ -159,19 +161,23 @@ export class Executor {
   constructor(rootDir: string) {
     this.converter = this.tslab.createConverter(rootDir);
     const locals = this.locals;
-    const note = (prop: string | symbol) => {
-      if (typeof prop === "string") this.written?.add(prop);
+    const note = (prop: string | symbol, value: unknown) => {
+      if (typeof prop !== "string") return;
+      this.written?.add(prop);
+      const old = locals[prop];
+      if (old !== value && old !== null && typeof old === "object") this.replacedObjects = true;
     };
     this.exports = new Proxy(locals, {
       defineProperty: (_t, prop, attrs) => {
         if (prop === "__esModule") return true;
-        (locals as Record<string | symbol, unknown>)[prop] = attrs.get ? attrs.get() : attrs.value;
-        note(prop);
+        const value = attrs.get ? attrs.get() : attrs.value;
+        note(prop, value);
+        (locals as Record<string | symbol, unknown>)[prop] = value;
         return true;
       },
       set: (_t, prop, value) => {
+        note(prop, value);
         (locals as Record<string | symbol, unknown>)[prop] = value;
-        note(prop);
         return true;
       },
     });

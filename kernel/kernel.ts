@@ -346,6 +346,7 @@ export class Kernel {
     }
     this.running = 0;
     Atomics.store(this.flags, 1, 0);
+    this.collectReplaced();
     this.streams.endCell();
     if (outcome.ok) {
       if (bundle !== null && !silent) {
@@ -360,6 +361,17 @@ export class Kernel {
       if (c.stop_on_error !== false) this.abortBefore = this.received;
       this.reply(outbox, req, "execute_reply", { status: "error", execution_count: count, ename, evalue, traceback }, { status: "error" });
     }
+  }
+
+  /**
+   * After a cell replaced objects held by top-level names (a re-run `prepare` cell), a garbage
+   * collection lets the old models' tensors go (src/nn/ownership.ts); the kernel runs with --expose-gc.
+   */
+  private collectReplaced(): void {
+    const ex = this.session.executor;
+    if (!ex.replacedObjects) return;
+    ex.replacedObjects = false;
+    (globalThis as { gc?: () => void }).gc?.();
   }
 
   /** A quantbook operation this cell started and left running is almost always a missing `await`. */

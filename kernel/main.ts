@@ -11,7 +11,8 @@ import { Kernel, type ConnectionInfo } from "./kernel";
 
 export function kernelSpec(): Record<string, unknown> {
   return {
-    argv: [process.execPath, path.resolve(__dirname, "main.js"), "kernel", "--connection-file", "{connection_file}"],
+    // --expose-gc: the kernel collects garbage after a cell replaced a model, so its tensors are freed
+    argv: [process.execPath, "--expose-gc", path.resolve(__dirname, "main.js"), "kernel", "--connection-file", "{connection_file}"],
     display_name: "TypeScript (quantbook)",
     language: "typescript",
     // interrupts come as interrupt_request on the control channel, answered by a thread of their own

@@ -172,6 +172,17 @@ describe("kernel robustness", { timeout: 240000 }, () => {
     assert.equal(valueOf(again), "'1x4x6x60'");
   });
 
+  it("re-running a prepare-and-calibrate cell keeps tf.memory().numTensors flat", async () => {
+    const cell = "const rerun = qb.prepare(m.eval(), x, { qconfigSetter: [qb.calibration8bitWeight16bitActQconfigSetter] });\nqb.setFakeQuantize(rerun, qb.FakeQuantState.CALIBRATION);\nawait qb.calibrate(rerun, [x]);";
+    const counts: number[] = [];
+    for (let i = 0; i < 6; i++) {
+      assert.equal((await k.execute(cell)).status, "ok");
+      await sleep(50); // finalizers run after the collection
+      counts.push(Number(valueOf(await k.execute("tf.memory().numTensors"))));
+    }
+    assert.ok(counts[5] <= counts[1], `numTensors after each run: ${counts.join(", ")}`);
+  });
+
   it("interrupt_request stops a synchronous loop and is answered", async () => {
     let replies = 0;
     const r = await interruptUntilDone(k.execute("while (true) {}"), async () => {

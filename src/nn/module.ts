@@ -14,6 +14,7 @@
  * ```
  */
 import * as tf from "@tensorflow/tfjs";
+import { disposeWithOwner } from "./ownership";
 import { INTERCEPTOR, type OpInterceptor } from "./runtime";
 import { ForwardContext, currentForward, setCurrentForward } from "./forwardContext";
 
@@ -133,11 +134,13 @@ export abstract class Module {
     const missingKeys = [...params.keys()].filter((k) => !(stateDict[k] instanceof tf.Tensor));
     const unexpectedKeys = tensorKeys.filter((k) => !params.has(k));
     const problems: string[] = [];
+    let shapeProblems = 0;
     for (const [name, v] of params) {
       const t = stateDict[name];
       if (!(t instanceof tf.Tensor)) continue;
       if (t.shape.length !== v.shape.length || t.shape.some((d: number, i: number) => d !== v.shape[i])) {
         problems.push(`${name}: checkpoint shape [${t.shape}], model shape [${v.shape}]`);
+        shapeProblems++;
       }
     }
     if (strict && (missingKeys.length > 0 || unexpectedKeys.length > 0)) {
@@ -149,7 +152,7 @@ export abstract class Module {
     if (problems.length > 0) {
       throw new Error(
         `loadStateDict(${this.constructor.name}): ${problems.join("; ")}. Nothing was loaded; ` +
-          (strict ? "fix the names, or pass { strict: false } to load the keys that match." : "fix the shapes of these tensors."),
+          fixAdvice(strict, shapeProblems, missingKeys.length + unexpectedKeys.length),
       );
     }
     for (const [name, v] of params) {
@@ -178,16 +181,39 @@ export abstract class Module {
   }
 }
 
-/** A deep copy of a module tree: new parameters (as variables) and constants, same classes. */
-export function cloneModule<T extends Module>(m: T, seen = new Map<Module, Module>()): T {
+/** What to do about a failed load: name problems and shape problems have different fixes. */
+function fixAdvice(strict: boolean, shapeProblems: number, nameProblems: number): string {
+  const fixes: string[] = [];
+  if (shapeProblems > 0) {
+    fixes.push("a shape mismatch means the model was built with other sizes than the checkpoint's: construct it with the sizes the checkpoint has (e.g. in/out features, channels)");
+  }
+  if (strict && nameProblems > 0) fixes.push("fix the names, or pass { strict: false } to load the keys that match");
+  return `${fixes.join("; ")}.`;
+}
+
+/**
+ * A deep copy of a module tree: new parameters (as variables) and constants, same classes. The
+ * copy owns its tensors: they are disposed when the copy is garbage-collected (or by `dispose()`).
+ */
+export function cloneModule<T extends Module>(m: T): T {
+  const created: tf.Tensor[] = [];
+  const copy = cloneInto(m, new Map(), created);
+  disposeWithOwner(copy, created);
+  return copy;
+}
+
+function cloneInto<T extends Module>(m: T, seen: Map<Module, Module>, created: tf.Tensor[]): T {
   const done = seen.get(m);
   if (done !== undefined) return done as T; // shared modules stay shared
   const copy = Object.create(Object.getPrototypeOf(m)) as T;
   seen.set(m, copy);
   const cloneValue = (v: unknown): unknown => {
-    if (v instanceof Module) return cloneModule(v, seen);
-    if (v instanceof tf.Variable) return tf.variable(v, v.trainable);
-    if (v instanceof tf.Tensor) return tf.clone(v);
+    if (v instanceof Module) return cloneInto(v, seen, created);
+    if (v instanceof tf.Tensor) {
+      const t = v instanceof tf.Variable ? tf.variable(v, v.trainable) : tf.clone(v);
+      created.push(t);
+      return t;
+    }
     if (Array.isArray(v)) return v.map(cloneValue);
     return v;
   };

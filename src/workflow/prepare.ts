@@ -28,6 +28,25 @@ import { QuantRuntime, runtimeOf, type PreparedOp } from "./quantRuntime";
 export interface PrepareOptions {
   /** Applied in order; the earlier setter wins for every field it decides. */
   qconfigSetter: QconfigSetter | QconfigSetter[];
+  /** Print a short warning when the check report has findings (default true). */
+  warn?: boolean;
+}
+
+/** One line per kind of finding that usually means a mistake (float data cut into the graph, shared modules). */
+export function checkWarning(name: string, r: CheckReport): string | null {
+  const parts: string[] = [];
+  if (r.floatInputs.length > 0) {
+    const first = r.floatInputs.slice(0, 3).map((f) => `${f.op} input ${f.input} <- ${f.source}`);
+    parts.push(
+      `${r.floatInputs.length} op input(s) take float data no QuantStub quantized (${first.join("; ")}${r.floatInputs.length > 3 ? "; ..." : ""}) — ` +
+        "a raw tf op between quantbook ops cuts the traced graph: use the qb.F / qb.nn equivalent, or quantize model inputs with a QuantStub",
+    );
+  }
+  if (r.sharedModules.length > 0) {
+    parts.push(`${r.sharedModules.length} module(s) called in several places share one set of scales (${r.sharedModules.map((s) => s.paths.join(", ")).slice(0, 3).join("; ")}) — give each call its own module`);
+  }
+  if (parts.length === 0) return null;
+  return `prepare(${name}): ${parts.join(". ")}. The whole report: qb.modelCheckResult(model).text (silence with { warn: false }).`;
 }
 
 const checkReports = new WeakMap<object, CheckReport>();
@@ -101,7 +120,10 @@ export function prepare<T extends Module>(model: T, exampleInput: tf.Tensor | tf
     const ops = resolveQconfigs(graph, setters);
     const runtime = new QuantRuntime(graph, ops, getMarch());
     holder[INTERCEPTOR] = runtime;
-    checkReports.set(copy, buildCheckReport(copy, graph, ops));
+    const report = buildCheckReport(copy, graph, ops);
+    checkReports.set(copy, report);
+    const warning = opts.warn === false ? null : checkWarning(model.constructor.name, report);
+    if (warning !== null) console.warn(warning);
     return copy;
   } catch (e) {
     copy.dispose();

@@ -36,46 +36,47 @@ class QuantbookKernelTests(jkt.KernelTests):
 
     # --- the kernel survives what user code leaves behind (issue: the kernel loses the user's work)
 
-    def run(self, code, timeout=30):
+    def run_cell(self, code, timeout=30):
+        self.flush_channels()
         reply, outputs = self.execute_helper(code=code, timeout=timeout)
         return reply["content"], outputs
 
     def value(self, code):
-        content, outputs = self.run(code)
+        content, outputs = self.run_cell(code)
         self.assertEqual(content["status"], "ok", outputs)
         results = [o for o in outputs if o["msg_type"] == "execute_result"]
         self.assertEqual(len(results), 1, outputs)
         return results[0]["content"]["data"]["text/plain"]
 
     def test_survives_stray_promises_and_timer_throws(self):
-        self.run("const survivor = 41;")
+        self.run_cell("const survivor = 41;")
         for code in [
             'const p = require("quantbook").io.loadTorch("nope.ckpt"); "started"',
             'async function late() { await new Promise((r) => setTimeout(r, 50)); throw new Error("late"); }\nlate(); console.log("cell done")',
             'setTimeout(() => { throw new Error("timer boom"); }, 10); "scheduled"',
         ]:
-            content, _ = self.run(code)
+            content, _ = self.run_cell(code)
             self.assertEqual(content["status"], "ok")
-            self.run("await new Promise((r) => setTimeout(r, 200));")
+            self.run_cell("await new Promise((r) => setTimeout(r, 200));")
             self.assertEqual(self.value("survivor + 1"), "42")
-        content, outputs = self.run('Promise.reject(new Error("rejected value"))')
+        content, outputs = self.run_cell('Promise.reject(new Error("rejected value"))')
         self.assertEqual(content["status"], "error")
         self.assertEqual(content["evalue"], "rejected value")
         self.assertEqual(self.value("survivor + 1"), "42")
 
     def test_failed_cell_keeps_what_it_declared(self):
-        content, _ = self.run('const declaredBefore = 123;\nthrow new Error("x");')
+        content, _ = self.run_cell('const declaredBefore = 123;\nthrow new Error("x");')
         self.assertEqual(content["status"], "error")
         self.assertEqual(self.value("declaredBefore"), "123")
 
     def test_traceback_names_the_cell_line(self):
-        content, _ = self.run('function thrower() {\n  throw new Error("deep");\n}\nthrower();')
+        content, _ = self.run_cell('function thrower() {\n  throw new Error("deep");\n}\nthrower();')
         self.assertEqual(content["status"], "error")
         tb = "\n".join(content["traceback"])
         self.assertRegex(tb, r"at thrower \(cell \d+, line 2\)")
 
     def test_many_printed_lines_all_arrive(self):
-        content, outputs = self.run('for (let i = 0; i < 20000; i++) console.log("line " + i);', timeout=60)
+        content, outputs = self.run_cell('for (let i = 0; i < 20000; i++) console.log("line " + i);', timeout=60)
         self.assertEqual(content["status"], "ok")
         text = "".join(o["content"]["text"] for o in outputs if o["msg_type"] == "stream")
         self.assertEqual(text, "".join("line %d\n" % i for i in range(20000)))
