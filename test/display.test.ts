@@ -4,7 +4,7 @@ import { before, describe, it } from "node:test";
 import * as qb from "../src";
 import { toMimeBundle, type MimeBundle } from "../src/display/mime";
 import { notebookHtml } from "../src/display/notebookHtml";
-import { setup } from "./helpers";
+import { calibrated, setup } from "./helpers";
 
 const html = (b: MimeBundle | null) => String(b?.["text/html"] ?? "");
 
@@ -21,6 +21,28 @@ describe("rich display", () => {
     assert.doesNotMatch(html(b), /op20</, "the middle is elided");
     assert.match(html(b), /op39</);
     assert.match(String(b?.["text/plain"]), /40 rows × 2 columns/);
+  });
+
+  it("quantbook results display as what they are: both statistics tables, per-layer table, check report, integer model, quoted strings", async () => {
+    qb.setMarch(qb.March.NASH_M);
+    const m = new qb.examples.SmallModel();
+    const x = tf.randomNormal([1, 3, 4, 256], 0, 1, "float32", 3);
+    const calib = await calibrated(m, x, [qb.calibration8bitWeight16bitActQconfigSetter]);
+    const qa = new qb.QuantAnalysis(m, calib);
+    const stats = await toMimeBundle(qa.statistics({ data: x }));
+    assert.match(html(stats), /<h4>baseline<\/h4>[\s\S]*Statistics of the baseline[\s\S]*<h4>analysis<\/h4>/);
+    assert.match(String(stats?.["text/plain"]), /^baseline:\n[\s\S]*\n\nanalysis:\n/);
+    // a column named "shape" must not hide the frame's size (danfo exposes columns as properties)
+    const cpl = await toMimeBundle(qa.comparePerLayer({ data: x }));
+    const ops = qb.preparedOps(calib).length;
+    assert.match(String(cpl?.["text/plain"]), new RegExp(`^Per-layer comparison: baseline vs analysis outputs \\(${ops} rows × 16 columns\\)`));
+    const check = await toMimeBundle(qb.modelCheckResult(calib));
+    assert.match(String(check?.["text/plain"]), new RegExp(`^Model check of ${ops} ops: .*\\nFloat inputs not behind a QuantStub`));
+    assert.match(html(check), /<pre>Float inputs/);
+    const hb = await toMimeBundle(qb.convert(qb.export(calib, x), qb.March.NASH_M));
+    assert.match(String(hb?.["text/plain"]), /^Integer model for nash-m: \d+ nodes, input \[1, 3, 4, 256\], output dequant\nops: QuantStub ×1, Linear ×3/);
+    assert.equal((await toMimeBundle("ab"))?.["text/plain"], "'ab'");
+    x.dispose();
   });
 
   it("the display protocol symbol wins, and a bad return value is a clear error", async () => {

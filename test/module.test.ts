@@ -84,6 +84,9 @@ describe("nn.Module", () => {
     const sd = net.stateDict();
     const wrong = tf.zeros([3, 5]);
     await assertThrows(() => net.loadStateDict({ ...sd, "head.weight": wrong }), /head\.weight: checkpoint shape \[3,5\], model shape \[3,4\]/);
+    // the advice fits the problem: sizes, not { strict: false }, which would not help
+    await assertThrows(() => net.loadStateDict({ ...sd, "head.weight": wrong }), /construct it with the sizes the checkpoint has/);
+    assert.throws(() => net.loadStateDict({ ...sd, "head.weight": wrong }), (e: Error) => !/strict: false/.test(e.message));
     tf.dispose([...Object.values(sd), wrong]);
     net.dispose();
   });

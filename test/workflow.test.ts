@@ -149,6 +149,35 @@ describe("prepare", () => {
     x.dispose();
   });
 
+  it("prepare warns about a raw tf op between quantized ops and a missing QuantStub, not about constants", () => {
+    class RawTanh extends qb.nn.Module {
+      quant = new qb.QuantStub();
+      fc = new qb.nn.Linear(8, 4);
+      bias = tf.ones([4]);
+      forward(x: tf.Tensor) {
+        return qb.F.add(this.fc.forward(tf.tanh(this.quant.forward(x))), this.bias);
+      }
+    }
+    const x = data(3);
+    const warnings: string[] = [];
+    const orig = console.warn;
+    console.warn = (m: string) => warnings.push(m);
+    try {
+      const m = qb.prepare(new RawTanh().eval(), x, { qconfigSetter: [qb.calibration8bitWeight16bitActQconfigSetter] });
+      assert.deepEqual(qb.modelCheckResult(m).untracedInputs, [{ op: "fc", input: 0 }]);
+      assert.equal(warnings.length, 1);
+      assert.match(warnings[0], /^prepare\(RawTanh\): 1 op input\(s\) come from a raw tf op, which cuts the traced graph \(fc input 0\) — use the qb\.F \/ qb\.nn equivalent\. The whole report: qb\.modelCheckResult/);
+      assert.doesNotMatch(warnings[0], /add input 1/, "a module's own constant is not a finding");
+      qb.prepare(new RawTanh().eval(), x, { qconfigSetter: [qb.calibration8bitWeight16bitActQconfigSetter], warn: false });
+      assert.equal(warnings.length, 1, "{ warn: false } silences it");
+      qb.prepare(new Gate().eval(), x, { qconfigSetter: [qb.calibration8bitWeight16bitActQconfigSetter] });
+      assert.equal(warnings.length, 1, "a clean model gets no warning");
+    } finally {
+      console.warn = orig;
+      x.dispose();
+    }
+  });
+
 });
 
 describe("fake-quant states", () => {

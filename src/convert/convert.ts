@@ -81,6 +81,25 @@ export class HbModel {
     this.kernels = ir.nodes.map(kernelFor);
   }
 
+  /** One line about the model: chip, node count, inputs and outputs. */
+  get caption(): string {
+    const inputs = this.ir.inputs.map((i) => `[${i.shape.join(", ")}]`).join(", ");
+    return `Integer model for ${this.march}: ${this.ir.nodes.length} nodes, input ${inputs}, output ${this.ir.outputs.join(", ")}`;
+  }
+
+  /** Its nodes by op type, and the dtypes they compute in. */
+  get text(): string {
+    const byType = new Map<string, number>();
+    for (const n of this.ir.nodes) byType.set(n.type, (byType.get(n.type) ?? 0) + 1);
+    const dtypes = new Map<string, number>();
+    for (const n of this.ir.nodes) {
+      const d = n.output.quant.dtype;
+      dtypes.set(d, (dtypes.get(d) ?? 0) + 1);
+    }
+    const list = (m: Map<string, number>) => [...m].map(([k, v]) => `${k} ×${v}`).join(", ");
+    return `ops: ${list(byType)}\noutput dtypes: ${list(dtypes)}\nchip rules: ${this.check.violations.length === 0 ? "every op passes" : `${this.check.violations.length} violations`}`;
+  }
+
   /** Runs the integer model. Float tensors in, float tensors out (one or a list, as the model). */
   forward(...inputs: tf.Tensor[]): tf.Tensor {
     const outs = this.run(inputs);

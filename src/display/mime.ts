@@ -31,10 +31,11 @@ function isFrame(v: unknown): v is FrameLike {
 }
 
 function frameBundle(df: FrameLike, caption?: string): MimeBundle {
-  const series = !Array.isArray(df.values[0]) && df.shape.length === 1;
+  const series = df.constructor?.name === "Series";
   const columns = series ? [String((df as unknown as { name?: string }).name ?? "value")] : df.columns;
   const rows = series ? (df.values as unknown[]).map((v) => [v]) : df.values;
-  const shape = `${df.shape[0]} rows × ${series ? 1 : df.shape[1]} columns`;
+  // not df.shape: danfo exposes columns as properties, so a column named "shape" hides it
+  const shape = `${rows.length} rows × ${columns.length} columns`;
   const cap = caption ? `${caption} (${shape})` : shape;
   return {
     "text/html": htmlTable(columns, rows, { caption: cap, index: df.index }),
@@ -51,6 +52,16 @@ function recordsBundle(rows: Record<string, unknown>[], caption?: string): MimeB
 
 function isRecordArray(v: unknown): v is Record<string, unknown>[] {
   return Array.isArray(v) && v.length > 0 && v.length <= 5000 && v.every((r) => r !== null && typeof r === "object" && !Array.isArray(r) && Object.getPrototypeOf(r) === Object.prototype);
+}
+
+function isTable(v: Record<string, unknown>): boolean {
+  return typeof v.toDataFrame === "function";
+}
+
+function tableBundle(v: Record<string, unknown>, caption: string | undefined): MimeBundle {
+  const df = (v.toDataFrame as () => FrameLike)();
+  if (df.values.length === 0) return { "text/html": `<p>${escapeHtml(caption ?? "empty table")}</p>`, "text/plain": caption ?? "empty table" };
+  return frameBundle(df, caption);
 }
 
 /** The caption quantbook gives its result objects, or undefined for other values. */
@@ -96,10 +107,20 @@ export async function toMimeBundle(value: unknown): Promise<MimeBundle | null> {
   if (typeof value === "object" && !Array.isArray(value)) {
     const v = value as Record<string, unknown>;
     const caption = resultCaption(v);
-    if (typeof v.toDataFrame === "function") {
-      const df = (v.toDataFrame as () => FrameLike)();
-      if (df.shape[0] === 0) return { "text/html": `<p>${escapeHtml(caption ?? "empty table")}</p>`, "text/plain": caption ?? "empty table" };
-      return frameBundle(df, caption);
+    if (isTable(v)) return tableBundle(v, caption);
+    // several results in one object (statistics: baseline and analysis): each in turn
+    const parts = Object.entries(v).filter(([, p]) => p !== null && typeof p === "object" && isTable(p as Record<string, unknown>));
+    if (parts.length > 0 && parts.length === Object.keys(v).length) {
+      const bundles = parts.map(([k, p]) => [k, tableBundle(p as Record<string, unknown>, resultCaption(p as Record<string, unknown>) ?? k)] as const);
+      return {
+        "text/html": bundles.map(([k, b]) => `<h4>${escapeHtml(k)}</h4>${String(b["text/html"])}`).join("\n"),
+        "text/plain": bundles.map(([k, b]) => `${k}:\n${String(b["text/plain"])}`).join("\n\n"),
+      };
+    }
+    // a quantbook report with a text form (chip check report, integer model)
+    if (typeof v.text === "string") {
+      const plain = caption ? `${caption}\n${v.text}` : v.text;
+      return { "text/html": `${caption ? `<p>${escapeHtml(caption)}</p>` : ""}<pre>${escapeHtml(v.text)}</pre>`, "text/plain": plain };
     }
     if (typeof v.namedParameters === "function" && typeof v.forward === "function") {
       const params = (v.namedParameters as () => [string, tf.Tensor][])();

@@ -9,19 +9,25 @@ import type { PreparedOp } from "./quantRuntime";
 
 export interface CheckReport {
   floatInputs: { op: string; input: number; source: string }[];
+  /** Float inputs made by a raw tf op inside forward (they cut the traced graph). */
+  untracedInputs: { op: string; input: number }[];
   sharedModules: { paths: string[]; calls: number }[];
   unusedModules: string[];
   unquantizedOutputs: string[];
+  /** One line: how many findings of each kind. */
+  caption: string;
   /** Text as in model_check_result.txt. */
   text: string;
 }
 
 export function buildCheckReport(root: Module, graph: Graph, ops: Map<string, PreparedOp>): CheckReport {
   const floatInputs: CheckReport["floatInputs"] = [];
+  const untracedInputs: CheckReport["untracedInputs"] = [];
   for (const op of graph.ops) {
     if (op.type === "QuantStub") continue;
     op.inputs.forEach((inp, i) => {
       if (isModelInput(inp.source) || inp.source === FLOAT_CONSTANT) floatInputs.push({ op: op.name, input: i, source: inp.source });
+      if (inp.untraced) untracedInputs.push({ op: op.name, input: i });
     });
   }
   const pathsOf = new Map<Module, string[]>();
@@ -55,8 +61,18 @@ export function buildCheckReport(root: Module, graph: Graph, ops: Map<string, Pr
     lines.push(`${title}:`, ...(rows.length ? rows.map((r) => `  ${r}`) : ["  (none)"]), "");
   };
   section("Float inputs not behind a QuantStub (quantize them with a QuantStub)", floatInputs.map((f) => `${f.op} input ${f.input} <- ${f.source}`));
+  section("Inputs made by a raw tf op inside forward (use the qb.F / qb.nn equivalent so the graph stays connected)", untracedInputs.map((u) => `${u.op} input ${u.input}`));
   section("Shared modules (one module called in several places shares its weight and scales)", sharedModules.map((s) => `${s.paths.join(", ")} (${s.calls} calls)`));
   section("Unused modules (never called by forward)", unusedModules);
   section("Ops without a qconfig for their output (they stay float; add a qconfig setter)", unquantizedOutputs);
-  return { floatInputs, sharedModules, unusedModules, unquantizedOutputs, text: lines.join("\n") };
+  const counts = [
+    [floatInputs.length, "float input"],
+    [untracedInputs.length, "untraced input"],
+    [sharedModules.length, "shared module"],
+    [unusedModules.length, "unused module"],
+    [unquantizedOutputs.length, "op without output qconfig"],
+  ] as const;
+  const found = counts.filter(([n]) => n > 0).map(([n, what]) => `${n} ${what}${n === 1 ? "" : "s"}`);
+  const caption = `Model check of ${graph.ops.length} ops: ${found.length === 0 ? "nothing to report" : found.join(", ")}`;
+  return { floatInputs, untracedInputs, sharedModules, unusedModules, unquantizedOutputs, caption, text: lines.join("\n") };
 }

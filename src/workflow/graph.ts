@@ -20,7 +20,8 @@ export interface OpInfo {
   name: string;
   type: string;
   modulePath: string;
-  inputs: { source: string; shape: number[] }[];
+  /** `untraced`: a float tensor that is neither the model's own (parameter, buffer) nor an op output — made by a raw tf op. */
+  inputs: { source: string; shape: number[]; untraced?: boolean }[];
   outputShape: number[];
   weightShape?: number[];
   paramShapes: number[][];
@@ -43,6 +44,9 @@ export class Tracer implements OpInterceptor {
   private readonly producers = new Map<object, string>();
   private outputs: string[] = [];
 
+  /** `own`: the data ids of the model's own tensors (parameters, buffers), which are constants, not cuts. */
+  constructor(private readonly own: Set<object> = new Set()) {}
+
   begin(args: unknown[]): void {
     args.forEach((v, i) => {
       if (v instanceof tf.Tensor) this.producers.set(v.dataId, modelInput(i));
@@ -50,7 +54,11 @@ export class Tracer implements OpInterceptor {
   }
 
   runOp(call: OpCall, compute: (i: tf.Tensor[], w: tf.Tensor | undefined, p: tf.Tensor[]) => tf.Tensor): tf.Tensor {
-    const inputs = call.inputs.map((t) => ({ source: this.producers.get(t.dataId) ?? FLOAT_CONSTANT, shape: t.shape.slice() }));
+    const inputs = call.inputs.map((t) => {
+      const source = this.producers.get(t.dataId);
+      if (source !== undefined) return { source, shape: t.shape.slice() };
+      return this.own.has(t.dataId) ? { source: FLOAT_CONSTANT, shape: t.shape.slice() } : { source: FLOAT_CONSTANT, shape: t.shape.slice(), untraced: true };
+    });
     const out = compute(call.inputs, call.weight, call.params);
     this.producers.set(out.dataId, call.name);
     this.ops.push({

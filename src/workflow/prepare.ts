@@ -21,7 +21,7 @@ import { MSEObserver } from "../quant/observers/mse";
 import { mergeQconfig, type FakeQuantSpec, type QConfig } from "../quant/qconfig";
 import { qint8 } from "../quant/dtypes";
 import { buildCheckReport, type CheckReport } from "./checkReport";
-import { Tracer, type Graph } from "./graph";
+import { isModelInput, Tracer, type Graph } from "./graph";
 import type { QconfigSetter } from "./qconfigSetters";
 import { QuantRuntime, runtimeOf, type PreparedOp } from "./quantRuntime";
 
@@ -32,18 +32,21 @@ export interface PrepareOptions {
   warn?: boolean;
 }
 
-/** One line per kind of finding that usually means a mistake (float data cut into the graph, shared modules). */
+/** One line per kind of finding that usually means a mistake: model inputs without a QuantStub, raw tf ops, shared modules. */
 export function checkWarning(name: string, r: CheckReport): string | null {
   const parts: string[] = [];
-  if (r.floatInputs.length > 0) {
-    const first = r.floatInputs.slice(0, 3).map((f) => `${f.op} input ${f.input} <- ${f.source}`);
+  const some = (xs: string[]) => `${xs.slice(0, 3).join("; ")}${xs.length > 3 ? "; ..." : ""}`;
+  const unstubbed = r.floatInputs.filter((f) => isModelInput(f.source));
+  if (unstubbed.length > 0) {
+    parts.push(`${unstubbed.length} op input(s) take a model input no QuantStub quantized (${some(unstubbed.map((f) => `${f.op} input ${f.input}`))}) — put a qb.QuantStub in front`);
+  }
+  if (r.untracedInputs.length > 0) {
     parts.push(
-      `${r.floatInputs.length} op input(s) take float data no QuantStub quantized (${first.join("; ")}${r.floatInputs.length > 3 ? "; ..." : ""}) — ` +
-        "a raw tf op between quantbook ops cuts the traced graph: use the qb.F / qb.nn equivalent, or quantize model inputs with a QuantStub",
+      `${r.untracedInputs.length} op input(s) come from a raw tf op, which cuts the traced graph (${some(r.untracedInputs.map((u) => `${u.op} input ${u.input}`))}) — use the qb.F / qb.nn equivalent`,
     );
   }
   if (r.sharedModules.length > 0) {
-    parts.push(`${r.sharedModules.length} module(s) called in several places share one set of scales (${r.sharedModules.map((s) => s.paths.join(", ")).slice(0, 3).join("; ")}) — give each call its own module`);
+    parts.push(`${r.sharedModules.length} module(s) called in several places share one set of scales (${some(r.sharedModules.map((s) => s.paths.join(", ")))}) — give each call its own module`);
   }
   if (parts.length === 0) return null;
   return `prepare(${name}): ${parts.join(". ")}. The whole report: qb.modelCheckResult(model).text (silence with { warn: false }).`;
@@ -106,7 +109,9 @@ export function prepare<T extends Module>(model: T, exampleInput: tf.Tensor | tf
   }
   const args = Array.isArray(exampleInput) ? exampleInput : [exampleInput];
   const copy = cloneModule(model);
-  const tracer = new Tracer();
+  const own = new Set<object>();
+  for (const [, m] of copy.namedModules()) for (const v of Object.values(m)) if (v instanceof tf.Tensor) own.add(v.dataId);
+  const tracer = new Tracer(own);
   const holder = copy as unknown as Record<symbol, unknown>;
   holder[INTERCEPTOR] = tracer;
   try {

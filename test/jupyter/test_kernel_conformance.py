@@ -75,6 +75,19 @@ class QuantbookKernelTests(jkt.KernelTests):
         tb = "\n".join(content["traceback"])
         self.assertRegex(tb, r"at thrower \(cell \d+, line 2\)")
 
+    def test_interrupt_stops_a_synchronous_loop(self):
+        # the kernelspec says interrupt_mode "message": jupyter_client sends interrupt_request on control
+        self.flush_channels()
+        msg_id = self.kc.execute("while (true) {}")
+        import time
+        time.sleep(0.5)
+        self.km.interrupt_kernel()
+        reply = self.kc.get_shell_msg(timeout=20)
+        self.assertEqual(reply["parent_header"]["msg_id"], msg_id)
+        self.assertEqual(reply["content"]["status"], "error")
+        self.assertEqual(reply["content"]["ename"], "KeyboardInterrupt")
+        self.assertEqual(self.value("6 * 7"), "42")
+
     def test_many_printed_lines_all_arrive(self):
         content, outputs = self.run_cell('for (let i = 0; i < 20000; i++) console.log("line " + i);', timeout=60)
         self.assertEqual(content["status"], "ok")
