@@ -2,7 +2,7 @@ import * as tf from "@tensorflow/tfjs";
 import assert from "node:assert/strict";
 import { before, describe, it } from "node:test";
 import * as qb from "../src";
-import { multiplier, roundShift } from "../src/convert/fixedPoint";
+import { multiplier, roundShift } from "../src/ops/int/fixedPoint";
 import { assertWithinOneStep, setup } from "./helpers";
 
 class OneLinear extends qb.nn.Module {

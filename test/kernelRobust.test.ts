@@ -180,6 +180,7 @@ describe("kernel robustness", { timeout: 240000 }, () => {
       await sleep(50); // finalizers run after the collection
       counts.push(Number(valueOf(await k.execute("tf.memory().numTensors"))));
     }
+    console.log(`# numTensors after each of 6 runs of a prepare + calibrate cell: ${counts.join(", ")}`);
     assert.ok(counts[5] <= counts[1], `numTensors after each run: ${counts.join(", ")}`);
   });
 

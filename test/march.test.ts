@@ -53,8 +53,11 @@ describe("chip rules, every op and dtype combination", () => {
       assert.ok(checkOpDtypes([op("QuantStub", ["float32"], "qint16")], march).ok);
       assert.equal(checkOpDtypes([op("QuantStub", ["float32"], "float32")], march).ok, false);
       assert.ok(checkOpDtypes([op("DeQuantStub", ["float32"], "float32")], march).ok, "a high-precision GEMM output may feed the DeQuantStub");
-      const div = checkOpDtypes([op("Div", ["qint16", "qint16"], "qint16")], march);
-      assert.match(div.violations[0].message, /Div is not supported by the BPU/);
+      // an op type the march's data has no rule for is reported, never passed silently
+      const unknown = checkOpDtypes([op("Erf", ["qint16"], "qint16")], march);
+      assert.equal(unknown.ok, false);
+      assert.equal(unknown.violations[0].kind, "no-rule");
+      assert.match(unknown.violations[0].message, /Erf has no rule known for this march — assumed to run on the CPU/);
     });
   }
 
@@ -67,9 +70,9 @@ describe("chip rules, every op and dtype combination", () => {
     assert.match(v.message, /weightDtype: qint8/);
     assert.match(v.message, /replaceLinearWithBroadcastMulSum\(model, 'linear2'\)/);
     const df = checkOpDtypes([{ name: "linear2", type: "Linear", module: "linear2", inputs: ["qint16"], weight: "qint16", output: "qint16" }], qb.March.NASH_M).toDataFrame();
-    assert.deepEqual(df.shape, [1, 5]);
-    assert.deepEqual(df.columns, ["op", "op_type", "rule", "dtypes", "fixes"]);
-    assert.equal(df.iat(0, 3), "input_0=qint16 weight=qint16 output=qint16");
+    assert.deepEqual(df.shape, [1, 6]);
+    assert.deepEqual(df.columns, ["kind", "op", "op_type", "rule", "dtypes", "fixes"]);
+    assert.equal(df.iat(0, 4), "input_0=qint16 weight=qint16 output=qint16");
   });
 });
 

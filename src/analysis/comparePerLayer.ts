@@ -48,7 +48,8 @@ export function comparePerLayer(base: { model: Module; rt: QuantRuntime }, analy
       const bo = b.get(name);
       const ao = a.get(name);
       if (bo === undefined || ao === undefined) continue;
-      const scale = op.output?.scale() ?? null;
+      const fq = analysis.rt.outputQuantizer(name);
+      const scale = fq?.scale() ?? null;
       const atol = tf.tidy(() => tf.max(tf.abs(tf.sub(bo, ao))).dataSync()[0]);
       const [bmin, bmax, bmean] = moments(bo);
       const [amin, amax, amean] = moments(ao);
@@ -57,7 +58,7 @@ export function comparePerLayer(base: { model: Module; rt: QuantRuntime }, analy
         base_op_type: base.rt.ops.get(name)?.info.type ?? "",
         analy_op_type: op.info.type,
         shape: `[${ao.shape.join(", ")}]`,
-        quant_dtype: op.output ? op.output.dtype.name : "float32",
+        quant_dtype: fq ? fq.dtype.name : "float32",
         qscale: formatScale(scale),
         Cosine: metric("Cosine", bo, ao),
         L1: metric("L1", bo, ao),

@@ -45,12 +45,12 @@ export function inputQuantizer(rt: QuantRuntime, op: PreparedOp, i: number): Fak
   if (own) return own;
   const src = op.info.inputs[i]?.source;
   if (src === undefined || isModelInput(src) || src === FLOAT_CONSTANT) return null;
-  return rt.ops.get(src)?.output ?? null;
+  return rt.outputQuantizer(src);
 }
 
 function quantizerFor(rt: QuantRuntime, op: PreparedOp, role: TapRole): FakeQuantizer | null {
   if (role === "weight") return op.weight;
-  if (role === "output") return op.output;
+  if (role === "output") return rt.outputQuantizer(op.info.name);
   if (role.startsWith("input_")) return inputQuantizer(rt, op, Number(role.slice(6)));
   return null;
 }

@@ -14,63 +14,16 @@ import type { Ir, IrNode } from "../ir/types";
 import { validateIr } from "../ir/validate";
 import { checkModel, type CheckResult } from "../march/check";
 import { March } from "../march/march";
-import { addSub, batchNorm, buildLut, concat, conv2d, deQuantStub, linear, matmul, mul, operandOf, quantStub, reduce, transpose } from "./kernels";
-import { requantize, type Value } from "./value";
+import { opDef, type IntKernel } from "../ops";
+import { requantize, toReal, type Value } from "../ops/int/value";
 
-type Kernel = (inputs: Value[]) => Value;
-
-function kernelFor(node: IrNode): Kernel {
-  const scalar = node.attrs.scalar as number | undefined;
-  const scalarIndex = (node.attrs.scalarIndex as number | undefined) ?? 1;
-  const extra = (): Value[] => [
-    ...(node.weight ? [{ data: Float64Array.from(node.weight.data), shape: node.weight.shape, quant: node.weight.quant }] : []),
-    ...node.params.map((p) => ({ data: Float64Array.from(p.data), shape: p.shape, quant: { dtype: "float32" as const, scale: null } })),
-  ];
-  switch (node.type) {
-    case "QuantStub":
-      return ([x]) => quantStub(node, x);
-    case "DeQuantStub":
-      return ([x]) => deQuantStub(x);
-    case "Linear":
-      return ([x]) => linear(node, x);
-    case "Conv2d":
-      return ([x]) => conv2d(node, x);
-    case "Matmul":
-      return ([a, b]) => matmul(node, a, b);
-    case "Mul": {
-      const more = extra();
-      return (xs) => mul(node, [...xs, ...more].map(operandOf), scalar);
-    }
-    case "Add":
-    case "Sub": {
-      const more = extra();
-      return (xs) => addSub(node, [...xs, ...more].map(operandOf), node.type === "Add" ? 1 : -1, scalar, scalarIndex);
-    }
-    case "Sum":
-      return ([x]) => reduce(node, x, false);
-    case "Mean":
-      return ([x]) => reduce(node, x, true);
-    case "Concat":
-      return (xs) => concat(node, xs);
-    case "Transpose":
-      return ([x]) => transpose(node, x);
-    case "BatchNorm":
-      return ([x]) => batchNorm(node, x);
-    case "Sigmoid":
-    case "Tanh":
-    case "Exp":
-    case "Rsqrt":
-    case "ReLU": {
-      const lut = buildLut(node);
-      return ([x]) => lut(x);
-    }
-    default:
-      throw new Error(`convert: ${node.name}: op type ${node.type} has no integer implementation; keep it out of the quantized graph`);
-  }
+/** The integer kernel of a node, from the op registry. */
+function kernelFor(node: IrNode): IntKernel {
+  return opDef(node.type, `convert: ${node.name}`).integer(node);
 }
 
 export class HbModel {
-  private readonly kernels: Kernel[];
+  private readonly kernels: IntKernel[];
 
   constructor(
     readonly ir: Ir,
@@ -134,7 +87,7 @@ export class HbModel {
     });
     return this.ir.outputs.map((name) => {
       const v = values.get(name) as Value;
-      const real = v.quant.dtype === "float32" ? v.data : deQuantStub(v).data;
+      const real = toReal(v);
       return tf.tensor(Float32Array.from(real), v.shape, "float32");
     });
   }
@@ -150,8 +103,10 @@ export function convert(ir: Ir, march: March): HbModel {
     throw new Error(`convert: unknown march '${String(march)}'; expected one of ${Object.keys(March).map((k) => `March.${k}`).join(", ")}`);
   }
   const check = checkModel(ir, march);
-  if (!check.ok) {
-    throw new Error(`convert: ${check.violations.length} violation(s) of the ${march} rules:\n${check.violations.map((v) => `  - ${v.message}`).join("\n")}`);
+  // ops without a rule (assumed CPU) are simulated like the rest; refused dtypes stop the conversion
+  const refused = check.violations.filter((v) => v.kind === "rule");
+  if (refused.length > 0) {
+    throw new Error(`convert: ${refused.length} violation(s) of the ${march} rules:\n${refused.map((v) => `  - ${v.message}`).join("\n")}`);
   }
   return new HbModel(ir, march, check);
 }

@@ -53,7 +53,3 @@ export interface Ir {
   nodes: IrNode[];
 }
 
-/** Op types `export` writes and `convert` understands. */
-export const IR_OP_TYPES = new Set([
-  "QuantStub", "DeQuantStub", "Linear", "Conv2d", "Matmul", "Mul", "Add", "Sub", "Sum", "Mean", "Concat", "Transpose", "BatchNorm", "ReLU", "Sigmoid", "Tanh", "Exp", "Rsqrt", "Div",
-]);

@@ -1,4 +1,5 @@
-import { IR_FORMAT, IR_OP_TYPES, IR_VERSION, type Ir } from "./types";
+import { findOp, opTypes } from "../ops";
+import { IR_FORMAT, IR_VERSION, type Ir } from "./types";
 
 const size = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
 
@@ -22,8 +23,8 @@ export function validateIr(ir: unknown, where: string): asserts ir is Ir {
   x.inputs!.forEach((inp, i) => seen.set(`<input:${i}>`, inp.shape));
   for (const n of x.nodes!) {
     const at = `node ${n.name ?? "?"}`;
-    if (!IR_OP_TYPES.has(n.type)) {
-      problems.push(`${at}: unknown op type '${n.type}' (known: ${[...IR_OP_TYPES].join(", ")})`);
+    if (findOp(n.type) === undefined) {
+      problems.push(`${at}: unknown op type '${n.type}' (known: ${opTypes().join(", ")})`);
       continue;
     }
     n.inputs.forEach((inp, i) => {

@@ -19,6 +19,8 @@ import { opDtypes, type OpDtypes } from "./opDtypes";
 import type { Role } from "./spec";
 
 export interface Violation {
+  /** "rule": the chip refuses these dtypes; "no-rule": the march's data has no rule for the op type (assumed CPU). */
+  kind: "rule" | "no-rule";
   op: string;
   opType: string;
   module: string;
@@ -53,10 +55,10 @@ function actualOf(d: OpDtypes): Violation["actual"] {
   return a;
 }
 
-function violation(d: OpDtypes, march: March, rule: string, fixes: string[]): Violation {
+function violation(d: OpDtypes, march: March, rule: string, fixes: string[], kind: Violation["kind"] = "rule"): Violation {
   const filled = fixes.map((f) => f.replace(/\{op\}/g, d.name).replace(/\{module\}/g, d.module || d.name));
   const message = `${d.name}: ${marchName(march)} ${d.type} ${rule}; ${filled.length ? `fix: ${filled.join(", or ")}` : "no fix known"}`;
-  return { op: d.name, opType: d.type, module: d.module, rule, actual: actualOf(d), fixes: filled, message };
+  return { kind, op: d.name, opType: d.type, module: d.module, rule, actual: actualOf(d), fixes: filled, message };
 }
 
 export function checkOpDtypes(ops: OpDtypes[], march: March): CheckResult {
@@ -65,7 +67,15 @@ export function checkOpDtypes(ops: OpDtypes[], march: March): CheckResult {
   for (const d of ops) {
     const rule = spec.ops[d.type];
     if (rule === undefined) {
-      violations.push(violation(d, march, "is not supported by the BPU", ["replace it with supported ops, or run it on the CPU outside the quantized graph"]));
+      violations.push(
+        violation(
+          d,
+          march,
+          "has no rule known for this march — assumed to run on the CPU",
+          ["replace it with ops the BPU runs", `or add a rule for ${d.type} to src/march/data/ if the chip runs it`],
+          "no-rule",
+        ),
+      );
       continue;
     }
     d.inputs.forEach((t, i) => {
@@ -94,13 +104,14 @@ export function checkOpDtypes(ops: OpDtypes[], march: March): CheckResult {
     toDataFrame: () =>
       toDataFrame(
         violations.map((v) => ({
+          kind: v.kind,
           op: v.op,
           op_type: v.opType,
           rule: v.rule,
           dtypes: Object.entries(v.actual).map(([k, d]) => `${k}=${d}`).join(" "),
           fixes: v.fixes.join(" | "),
         })),
-        ["op", "op_type", "rule", "dtypes", "fixes"],
+        ["kind", "op", "op_type", "rule", "dtypes", "fixes"],
       ),
   };
 }

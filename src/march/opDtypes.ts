@@ -35,9 +35,9 @@ export function opDtypes(modelOrIr: Module | Ir): OpDtypes[] {
       const requant = op.inputs[i];
       if (requant) return requant.dtype.name;
       if (isModelInput(inp.source) || inp.source === FLOAT_CONSTANT) return FLOAT;
-      return rt.ops.get(inp.source)?.output?.dtype.name ?? FLOAT;
+      return rt.outputQuantizer(inp.source)?.dtype.name ?? FLOAT;
     }),
     weight: op.info.weightShape ? op.weight?.dtype.name ?? FLOAT : undefined,
-    output: op.output?.dtype.name ?? FLOAT,
+    output: rt.outputQuantizer(op.info.name)?.dtype.name ?? FLOAT,
   }));
 }

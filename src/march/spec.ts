@@ -46,6 +46,8 @@ export interface PerfParams {
   bytesPerSecond: number;
   /** Fixed cost per op (dispatch, synchronisation), seconds. */
   opOverheadSeconds: number;
+  /** Element operations per second of an op with no BPU rule (run on the CPU). */
+  cpuOpsPerSecond: number;
 }
 
 export interface MarchSpec {

@@ -42,10 +42,7 @@ export class BatchNorm2d extends Module {
       throw new Error(`BatchNorm2d: input shape [${x.shape}] is not NCHW with ${this.numFeatures} channels`);
     }
     const { scale, shift } = this.affine();
-    const c = this.numFeatures;
-    return runOp({ type: "BatchNorm", name: null, fallback: "batchnorm", params: [scale, shift] }, [x], ([t], _w, [s, b]) =>
-      tf.add(tf.mul(t, tf.reshape(s, [1, c, 1, 1])), tf.reshape(b, [1, c, 1, 1])),
-    );
+    return runOp({ type: "BatchNorm", name: null, fallback: "batchnorm", params: [scale, shift] }, [x]);
   }
 }
 

@@ -33,9 +33,7 @@ export class LayerNorm extends Module {
     const variance = F.mean(F.mul(diff, diff, { name: "var_mean.mul" }), -1, true, { name: "var_mean.post_mean" });
     const inv = F.rsqrt(F.add(variance, this.eps, { name: "add_eps" }), { name: "rsqrt" });
     const normed = F.mul(diff, inv, { name: "norm_mul" });
-    const scaled = runOp({ type: "Mul", name: "weight_mul", fallback: "weight_mul", weight: this.weight }, [normed], ([t], w) =>
-      tf.mul(t, w as tf.Tensor),
-    );
-    return runOp({ type: "Add", name: "bias_add", fallback: "bias_add", params: [this.bias] }, [scaled], ([t], _w, [b]) => tf.add(t, b));
+    const scaled = runOp({ type: "Mul", name: "weight_mul", fallback: "weight_mul", weight: this.weight }, [normed]);
+    return runOp({ type: "Add", name: "bias_add", fallback: "bias_add", params: [this.bias] }, [scaled]);
   }
 }

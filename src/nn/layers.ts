@@ -18,13 +18,13 @@ export class Sigmoid extends Module {
 /** Entry of float data into the quantized graph: its output is the first fake-quantized tensor. */
 export class QuantStub extends Module {
   forward(x: tf.Tensor): tf.Tensor {
-    return runOp({ type: "QuantStub", name: null, fallback: "quant" }, [x], ([t]) => t);
+    return runOp({ type: "QuantStub", name: null, fallback: "quant" }, [x]);
   }
 }
 
 /** Exit of the quantized graph: its output is float. */
 export class DeQuantStub extends Module {
   forward(x: tf.Tensor): tf.Tensor {
-    return runOp({ type: "DeQuantStub", name: null, fallback: "dequant" }, [x], ([t]) => t);
+    return runOp({ type: "DeQuantStub", name: null, fallback: "dequant" }, [x]);
   }
 }

@@ -1,4 +1,5 @@
 import * as tf from "@tensorflow/tfjs";
+import { flopsOf, opDef } from "../ops";
 import { currentForward } from "./forwardContext";
 import type { Compute, OpCall } from "./runtime";
 
@@ -10,7 +11,6 @@ export interface OpSpec {
   fallback: string;
   weight?: tf.Tensor;
   params?: tf.Tensor[];
-  flops?: number;
   attrs?: Record<string, unknown>;
 }
 
@@ -32,10 +32,14 @@ function computeWithContext(name: string, type: string, compute: Compute): Compu
 }
 
 /**
- * Runs one quantization-aware op: names it after the running module, then lets the prepared
- * model's interceptor (if any) fake-quantize its inputs, weight and output.
+ * Runs one quantization-aware op of the registry (its float compute and flops come from there):
+ * names it after the running module, then lets the prepared model's interceptor (if any)
+ * fake-quantize its inputs, weight and output.
  */
-export function runOp(spec: OpSpec, inputs: tf.Tensor[], compute: Compute): tf.Tensor {
+export function runOp(spec: OpSpec, inputs: tf.Tensor[]): tf.Tensor {
+  const def = opDef(spec.type, spec.fallback);
+  const attrs = spec.attrs ?? {};
+  const compute: Compute = (ins, w, ps) => def.compute(ins, w, ps, attrs);
   for (const [i, t] of inputs.entries()) {
     if (!(t instanceof tf.Tensor)) {
       throw new Error(`${spec.fallback} (${spec.type}): input ${i} is ${typeof t}, expected a tf.Tensor`);
@@ -54,8 +58,8 @@ export function runOp(spec: OpSpec, inputs: tf.Tensor[], compute: Compute): tf.T
     inputs,
     weight: spec.weight,
     params,
-    flops: spec.flops ?? Math.max(...inputs.map((t) => t.size), 0),
-    attrs: spec.attrs ?? {},
+    flops: flopsOf(def, inputs.map((t) => t.shape), spec.weight?.shape, attrs),
+    attrs,
   };
   return fwd.interceptor.runOp(call, guarded);
 }

@@ -4,6 +4,7 @@
  * modules never called, ops left unquantized.
  */
 import type { Module } from "../nn/module";
+import { findOp } from "../ops";
 import { FLOAT_CONSTANT, isModelInput, type Graph } from "./graph";
 import type { PreparedOp } from "./quantRuntime";
 
@@ -53,7 +54,7 @@ export function buildCheckReport(root: Module, graph: Graph, ops: Map<string, Pr
     .map((p) => p[0])
     .filter((p) => p !== "" && ![...used].some((u) => u === p || u.startsWith(`${p}.`)));
   const unquantizedOutputs = [...ops.values()]
-    .filter((o) => o.output === null && o.info.type !== "DeQuantStub" && o.qconfig.output !== null)
+    .filter((o) => o.output === null && o.info.type !== "DeQuantStub" && o.qconfig.output !== null && findOp(o.info.type)?.role !== "passthrough")
     .map((o) => o.info.name);
 
   const lines: string[] = [];

@@ -65,9 +65,9 @@ export function exportModel(model: Module, exampleInput: tf.Tensor | tf.Tensor[]
         inputs: info.inputs.map((inp, i) => {
           const requant = op.inputs[i] ?? null;
           const producer = isModelInput(inp.source) || inp.source === FLOAT_CONSTANT ? null : rt.ops.get(inp.source);
-          return { source: inp.source, shape: inp.shape, quant: requant ? quantOf(requant) : quantOf(producer?.output ?? null), requant: requant !== null };
+          return { source: inp.source, shape: inp.shape, quant: quantOf(requant ?? (producer ? rt.outputQuantizer(producer.info.name) : null)), requant: requant !== null };
         }),
-        output: { shape: info.outputShape, quant: quantOf(op.output) },
+        output: { shape: info.outputShape, quant: quantOf(rt.outputQuantizer(info.name)) },
         params: info.paramShapes.map((shape, i) => ({ shape, data: caps.get(`param_${i}`) ?? [] })),
         constants: info.inputs.flatMap((inp, i) => (inp.source === FLOAT_CONSTANT ? [{ input: i, data: caps.get(`input_${i}`) ?? [] }] : [])),
         attrs: info.attrs,

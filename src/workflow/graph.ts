@@ -4,6 +4,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import type { OpCall, OpInterceptor } from "../nn/runtime";
+import { findOp } from "../ops";
 
 /** Source of an op input: another op's name, a model input (`<input:0>`), or a float constant. */
 export const FLOAT_CONSTANT = "<float>";
@@ -98,5 +99,7 @@ export class Tracer implements OpInterceptor {
   }
 }
 
-/** GEMM-like op types (weights per channel, int32 accumulation). */
-export const GEMM_TYPES = new Set(["Linear", "Matmul", "Conv2d"]);
+/** GEMM-like ops (weights per channel, int32 accumulation), by the registry's quantization role. */
+export function isGemm(type: string): boolean {
+  return findOp(type)?.role === "gemm";
+}

@@ -15,6 +15,7 @@ import * as tf from "@tensorflow/tfjs";
 import { getMarch } from "../march/march";
 import { cloneModule, type Module } from "../nn/module";
 import { INTERCEPTOR } from "../nn/runtime";
+import { opDef } from "../ops";
 import { FakeQuantizer } from "../quant/fakeQuantizer";
 import { MinMaxObserver } from "../quant/observers/minmax";
 import { MSEObserver } from "../quant/observers/mse";
@@ -54,10 +55,10 @@ export function checkWarning(name: string, r: CheckReport): string | null {
 
 const checkReports = new WeakMap<object, CheckReport>();
 
-function makeFakeQuantizer(where: string, spec: FakeQuantSpec, role: "weight" | "activation"): FakeQuantizer {
+function makeFakeQuantizer(where: string, spec: FakeQuantSpec, role: "weight" | "activation", weightAxis = 0): FakeQuantizer {
   const dtype = spec.dtype ?? qint8;
   const factory = spec.observer ?? (role === "weight" ? MinMaxObserver : MSEObserver);
-  const observer = factory.create({ dtype, axis: role === "weight" ? 0 : undefined });
+  const observer = factory.create({ dtype, axis: role === "weight" ? weightAxis : undefined });
   return new FakeQuantizer(where, dtype, observer);
 }
 
@@ -76,12 +77,15 @@ function resolveQconfigs(graph: Graph, setters: QconfigSetter[]): Map<string, Pr
       if (got !== undefined) qc = mergeQconfig(qc, got);
     }
     const inputSpec = qc.input;
+    const def = opDef(info.type, `prepare: ${info.name}`);
+    // ops that only move or select values keep their input's scale: no output fake-quantizer
+    const ownOutput = def.role !== "passthrough" && info.type !== "DeQuantStub";
     ops.set(info.name, {
       info,
       qconfig: qc,
       inputs: info.inputs.map((_, i) => (inputSpec ? makeFakeQuantizer(`${info.name}.input_${i}`, inputSpec, "activation") : null)),
-      weight: qc.weight && info.weightShape ? makeFakeQuantizer(`${info.name}.weight`, qc.weight, "weight") : null,
-      output: qc.output && info.type !== "DeQuantStub" ? makeFakeQuantizer(info.name, qc.output, "activation") : null,
+      weight: qc.weight && info.weightShape ? makeFakeQuantizer(`${info.name}.weight`, qc.weight, "weight", def.weightAxis) : null,
+      output: qc.output && ownOutput ? makeFakeQuantizer(info.name, qc.output, "activation") : null,
     });
   }
   return ops;

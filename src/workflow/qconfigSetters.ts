@@ -8,7 +8,7 @@ import { MinMaxObserver } from "../quant/observers/minmax";
 import { MSEObserver } from "../quant/observers/mse";
 import type { ObserverFactory } from "../quant/observers/observer";
 import { getQconfig, type QConfig } from "../quant/qconfig";
-import { GEMM_TYPES, type Graph, type OpInfo } from "./graph";
+import { isGemm, type Graph, type OpInfo } from "./graph";
 
 export interface QconfigSetter {
   readonly setterName: string;
@@ -20,7 +20,7 @@ export interface QconfigSetter {
 
 /** True for a GEMM whose only consumer is the DeQuantStub: it keeps a high-precision output. */
 export function feedsOnlyDequant(op: OpInfo, graph: Graph): boolean {
-  return GEMM_TYPES.has(op.type) && op.consumers.length === 1 && graph.byName.get(op.consumers[0])?.type === "DeQuantStub";
+  return isGemm(op.type) && op.consumers.length === 1 && graph.byName.get(op.consumers[0])?.type === "DeQuantStub";
 }
 
 function template(setterName: string, weightDtype: QuantDType, actDtype: QuantDType, actObserver: ObserverFactory): QconfigSetter {

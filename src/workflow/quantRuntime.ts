@@ -6,6 +6,7 @@ import * as tf from "@tensorflow/tfjs";
 import type { Module } from "../nn/module";
 import { INTERCEPTOR, type Compute, type OpCall, type OpInterceptor } from "../nn/runtime";
 import type { March } from "../march/march";
+import { findOp } from "../ops";
 import type { FakeQuantizer } from "../quant/fakeQuantizer";
 import type { QConfig } from "../quant/qconfig";
 import { FakeQuantState } from "../quant/state";
@@ -48,6 +49,20 @@ export class QuantRuntime implements OpInterceptor {
       if (op.weight) yield [op, "weight", op.weight];
       if (op.output) yield [op, "output", op.output];
     }
+  }
+
+  /**
+   * The fake-quantizer whose grid an op's output lies on: its own, or — for an op that keeps its
+   * input's scale (a registry `passthrough`) — its input's. null: the output is float.
+   */
+  outputQuantizer(name: string): FakeQuantizer | null {
+    const op = this.ops.get(name);
+    if (op === undefined) return null;
+    if (op.output !== null) return op.output;
+    if (findOp(op.info.type)?.role !== "passthrough") return null;
+    if (op.inputs[0]) return op.inputs[0];
+    const src = op.info.inputs[0]?.source;
+    return src === undefined ? null : this.outputQuantizer(src);
   }
 
   begin(_args: unknown[], root: object): void {

@@ -43,7 +43,7 @@ export function quantSummary(model: Module): { rows: SummaryRow[]; caption: stri
       weight: d?.weight ?? "",
       weight_scale: scaleText(op.weight),
       output: d?.output ?? "",
-      output_scale: scaleText(op.output),
+      output_scale: scaleText(rt.outputQuantizer(op.info.name)),
       observer: op.output ? op.output.observer.constructor.name : "",
     };
   });

@@ -36,6 +36,8 @@ export const nashCommonOps: Record<string, OpRule> = {
   Mul: { ...vector, weight: quantized },
   Add: vector,
   Sub: vector,
+  // assumption: division runs as a reciprocal table plus a multiply, costed as one vector pass
+  Div: vector,
   Sum: vector,
   Mean: vector,
   Concat: vector,

@@ -22,5 +22,7 @@ export const nashE: MarchSpec = {
     lutOpsPerSecond: 64e9,
     bytesPerSecond: 51.2e9,
     opOverheadSeconds: 2e-6,
+    // assumption: an op with no BPU rule runs on the SoC's CPU cores at ~1e9 element ops/s, plus a round trip through DDR
+    cpuOpsPerSecond: 1e9,
   },
 };

@@ -19,5 +19,7 @@ export const nashM: MarchSpec = {
     lutOpsPerSecond: 96e9,
     bytesPerSecond: 68e9,
     opOverheadSeconds: 2e-6,
+    // assumption: an op with no BPU rule runs on the SoC's CPU cores at ~1e9 element ops/s, plus a round trip through DDR
+    cpuOpsPerSecond: 1e9,
   },
 };

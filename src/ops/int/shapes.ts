@@ -1,4 +1,4 @@
-import { stridedOffsets } from "../util/strided";
+import { stridedOffsets } from "../../util/strided";
 
 /** Shape helpers for the integer interpreter (row-major Float64Array data). */
 

@@ -1,5 +1,5 @@
-import type { IrQuant } from "../ir/types";
-import { dtypeByName } from "../quant/dtypes";
+import type { IrQuant } from "../../ir/types";
+import { dtypeByName } from "../../quant/dtypes";
 import { clamp, multiplier, requant } from "./fixedPoint";
 
 /** A tensor in the integer model: integer codes when quantized, real values when float32. */

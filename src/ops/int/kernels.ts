@@ -4,9 +4,9 @@
  * int32 at the accumulator's scale, results are requantized with fixed-point multipliers
  * (fixedPoint.ts) and saturated to the output dtype. LUT ops use a table over every input code.
  */
-import type { IrNode, IrQuant } from "../ir/types";
+import type { IrNode, IrQuant } from "../../ir/types";
 import { clamp, multiplier, requant, roundHalfEven, roundShift, type Multiplier } from "./fixedPoint";
-import { stridedOffsets } from "../util/strided";
+import { stridedOffsets } from "../../util/strided";
 import { broadcastIndex, broadcastShape, sizeOf, sumAxes } from "./shapes";
 import { isFloat, rangeOf, requantize, tensorScale, toReal, type Value } from "./value";
 
@@ -249,17 +249,8 @@ export function transpose(node: IrNode, x: Value): Value {
   return requantize({ data, shape: outShape, quant: x.quant }, node.output.quant, node.name);
 }
 
-const LUT_FUNCTIONS: Record<string, (x: number) => number> = {
-  Sigmoid: (x) => 1 / (1 + Math.exp(-x)),
-  Tanh: Math.tanh,
-  Exp: Math.exp,
-  Rsqrt: (x) => 1 / Math.sqrt(x),
-  ReLU: (x) => Math.max(x, 0),
-};
-
 /** A table with one entry per input code, built once at convert time. */
-export function buildLut(node: IrNode): (x: Value) => Value {
-  const f = LUT_FUNCTIONS[node.type];
+export function buildLut(node: IrNode, f: (x: number) => number): (xs: Value[]) => Value {
   const inQ = node.inputs[0].quant;
   const si = tensorScale(inQ, node.name);
   const [ilo, ihi] = rangeOf(inQ);
@@ -275,7 +266,7 @@ export function buildLut(node: IrNode): (x: Value) => Value {
       table[q - ilo] = Number.isNaN(y) ? 0 : clamp(roundHalfEven(y), lo, hi);
     }
   }
-  return (x) => ({ data: x.data.map((q) => table[q - ilo]), shape: x.shape, quant: out });
+  return ([x]) => ({ data: x.data.map((q) => table[q - ilo]), shape: x.shape, quant: out });
 }
 
 export function quantStub(node: IrNode, x: Value): Value {
@@ -293,3 +284,40 @@ export function deQuantStub(x: Value): Value {
 }
 
 export { operandOf };
+
+/** Real numbers (float32) to the output's dtype: rounded once (half to even) and saturated. */
+export function quantizeReal(data: Float64Array, shape: number[], out: IrQuant, where: string): Value {
+  if (isFloat(out)) return { data: data.map((v) => Math.fround(v)), shape, quant: out };
+  const so = tensorScale(out, where);
+  const [lo, hi] = rangeOf(out);
+  return { data: data.map((v) => (Number.isNaN(v) ? 0 : clamp(roundHalfEven(v / so), lo, hi))), shape, quant: out };
+}
+
+/**
+ * An element-wise function of several operands computed in real numbers from their codes (or
+ * float values) and quantized once: what the chip's exact-or-table implementation yields up to
+ * one step.
+ */
+export function realElementwise(node: IrNode, values: Value[], fn: (xs: number[]) => number): Value {
+  const ops = values.map(operandOf);
+  const shape = ops.reduce((s, o) => broadcastShape(s, o.shape, node.name), [] as number[]);
+  const idx = ops.map((o) => broadcastIndex(o.shape, shape));
+  const data = new Float64Array(sizeOf(shape));
+  const xs = new Array<number>(ops.length);
+  for (let i = 0; i < data.length; i++) {
+    for (let k = 0; k < ops.length; k++) {
+      const o = ops[k];
+      const j = idx[k][i];
+      xs[k] = o.scaleAt === null ? o.data[j] : Math.fround(o.data[j] * o.scaleAt(j));
+    }
+    data[i] = fn(xs);
+  }
+  return quantizeReal(data, shape, node.output.quant, node.name);
+}
+
+/** a / b, exactly, rounded once. */
+export function divide(node: IrNode, values: Value[], scalar: number | undefined, scalarIndex: number): Value {
+  const all = [...values];
+  if (scalar !== undefined) all.splice(scalarIndex, 0, { data: Float64Array.of(scalar), shape: [], quant: { dtype: "float32", scale: null } });
+  return realElementwise(node, all, (xs) => xs.slice(1).reduce((a, b) => a / b, xs[0]));
+}

@@ -1,0 +1,68 @@
+/**
+ * Element-wise arithmetic with broadcasting: Mul, Add, Sub, Div. Operands are the activation
+ * inputs, then the op's weight (quantized, e.g. LayerNorm's gamma) and float parameters (e.g. a
+ * bias), with an optional number operand (`attrs.scalar` at `attrs.scalarIndex`).
+ */
+import * as tf from "@tensorflow/tfjs";
+import { addSub, divide, mul, operandOf } from "./int/kernels";
+import { extraOperands } from "./common";
+import { defineOp, type Attrs } from "./registry";
+
+/** All operands in order, the number operand (if any) at its index. */
+function operands(inputs: tf.Tensor[], weight: tf.Tensor | undefined, params: tf.Tensor[], attrs: Attrs): (tf.Tensor | number)[] {
+  const all: (tf.Tensor | number)[] = [...inputs, ...(weight ? [weight] : []), ...params];
+  if (typeof attrs.scalar === "number") all.splice((attrs.scalarIndex as number | undefined) ?? 1, 0, attrs.scalar);
+  return all;
+}
+
+function fold(fn: (a: tf.Tensor | number, b: tf.Tensor | number) => tf.Tensor) {
+  return (inputs: tf.Tensor[], weight: tf.Tensor | undefined, params: tf.Tensor[], attrs: Attrs): tf.Tensor => {
+    const [first, ...rest] = operands(inputs, weight, params, attrs);
+    return rest.reduce<tf.Tensor | number>((acc, v) => fn(acc, v), first) as tf.Tensor;
+  };
+}
+
+defineOp({
+  type: "Mul",
+  doc: "a · b (broadcasting)",
+  role: "compute",
+  unit: "vector",
+  compute: fold((a, b) => tf.mul(a, b)),
+  integer: (node) => {
+    const more = extraOperands(node);
+    return (xs) => mul(node, [...xs, ...more].map(operandOf), node.attrs.scalar as number | undefined);
+  },
+});
+
+for (const [type, sign, fn] of [
+  ["Add", 1, (a: tf.Tensor | number, b: tf.Tensor | number) => tf.add(a, b)],
+  ["Sub", -1, (a: tf.Tensor | number, b: tf.Tensor | number) => tf.sub(a, b)],
+] as const) {
+  defineOp({
+    type,
+    doc: type === "Add" ? "a + b (broadcasting)" : "a − b (broadcasting)",
+    role: "compute",
+    unit: "vector",
+    compute: fold(fn),
+    integer: (node) => {
+      const more = extraOperands(node);
+      const scalar = node.attrs.scalar as number | undefined;
+      const at = (node.attrs.scalarIndex as number | undefined) ?? 1;
+      return (xs) => addSub(node, [...xs, ...more].map(operandOf), sign, scalar, at);
+    },
+  });
+}
+
+defineOp({
+  type: "Div",
+  doc: "a / b (broadcasting); the integer model divides exactly and rounds once (the BPU's reciprocal table + multiply is assumed exact)",
+  role: "compute",
+  unit: "vector",
+  compute: fold((a, b) => tf.div(a, b)),
+  integer: (node) => {
+    const more = extraOperands(node);
+    const scalar = node.attrs.scalar as number | undefined;
+    const at = (node.attrs.scalarIndex as number | undefined) ?? 1;
+    return (xs) => divide(node, [...xs, ...more], scalar, at);
+  },
+});

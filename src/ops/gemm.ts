@@ -1,0 +1,90 @@
+/** Linear, Conv2d and Matmul: weights per output channel, int32 accumulation. */
+import * as tf from "@tensorflow/tfjs";
+import { conv2d as intConv2d, linear as intLinear, matmul as intMatmul } from "./int/kernels";
+import { pair, sizeOf } from "./common";
+import { defineOp } from "./registry";
+
+defineOp({
+  type: "Linear",
+  doc: "x @ weight^T + bias, weight [out, in]",
+  role: "gemm",
+  weightAxis: 0,
+  unit: "tensor",
+  compute: ([t], w, params) => {
+    const weight = w as tf.Tensor;
+    const [out, inF] = weight.shape;
+    if (t.shape[t.rank - 1] !== inF) {
+      throw new Error(`input shape [${t.shape}] does not match weight shape [${weight.shape}]: the last input dimension must be ${inF}`);
+    }
+    const flat = tf.reshape(t, [-1, inF]);
+    let y = tf.matMul(flat, weight, false, true);
+    if (params.length > 0) y = tf.add(y, params[0]);
+    return tf.reshape(y, [...t.shape.slice(0, -1), out]);
+  },
+  flops: ([x], w) => (sizeOf(x) / (x[x.length - 1] || 1)) * (w as number[])[0] * (w as number[])[1],
+  integer: (node) => ([x]) => intLinear(node, x),
+});
+
+/** Output height and width of a convolution (PyTorch's formula). */
+export function convOutput(h: number, w: number, k: [number, number], stride: [number, number], padding: [number, number], dilation: [number, number]): [number, number] {
+  return [
+    Math.floor((h + 2 * padding[0] - dilation[0] * (k[0] - 1) - 1) / stride[0]) + 1,
+    Math.floor((w + 2 * padding[1] - dilation[1] * (k[1] - 1) - 1) / stride[1]) + 1,
+  ];
+}
+
+defineOp({
+  type: "Conv2d",
+  doc: "2-D convolution, NCHW input, weight [out, in / groups, kh, kw], zero padding",
+  role: "gemm",
+  weightAxis: 0,
+  unit: "tensor",
+  compute: ([t], w, params, attrs) => {
+    const weight = w as tf.Tensor;
+    const [, inPerGroup] = weight.shape;
+    const groups = (attrs.groups as number | undefined) ?? 1;
+    const stride = pair(attrs.stride as number[] | undefined, 1);
+    const padding = pair(attrs.padding as number[] | undefined, 0);
+    const dilation = pair(attrs.dilation as number[] | undefined, 1);
+    if (t.rank !== 4 || t.shape[1] !== inPerGroup * groups) {
+      throw new Error(`input shape [${t.shape}] does not match weight shape [${weight.shape}]: expected NCHW input with ${inPerGroup * groups} channels`);
+    }
+    const pad: [[number, number], [number, number], [number, number], [number, number]] = [[0, 0], [padding[0], padding[0]], [padding[1], padding[1]], [0, 0]];
+    // tfjs cannot stride and dilate at once: dilate with stride 1, then keep every stride-th row / column
+    const both = (stride[0] > 1 || stride[1] > 1) && (dilation[0] > 1 || dilation[1] > 1);
+    const one = (xg: tf.Tensor, wg: tf.Tensor) => {
+      const nhwc = tf.transpose(xg, [0, 2, 3, 1]) as tf.Tensor4D;
+      const filter = tf.transpose(wg, [2, 3, 1, 0]) as tf.Tensor4D;
+      const y = tf.conv2d(nhwc, filter, both ? 1 : stride, pad, "NHWC", dilation);
+      return both ? tf.stridedSlice(y, [0, 0, 0, 0], y.shape, [1, stride[0], stride[1], 1]) : y;
+    };
+    // groups: each slice of input channels meets its slice of filters
+    const xs = groups === 1 ? [t] : tf.split(t, groups, 1);
+    const ws = groups === 1 ? [weight] : tf.split(weight, groups, 0);
+    let y: tf.Tensor = groups === 1 ? one(t, weight) : tf.concat(xs.map((xg, g) => one(xg, ws[g])), 3);
+    if (params.length > 0) y = tf.add(y, params[0]);
+    return tf.transpose(y, [0, 3, 1, 2]);
+  },
+  flops: ([x], w, attrs) => {
+    const [out, inPerGroup, kh, kw] = w as number[];
+    const [oh, ow] = convOutput(x[2], x[3], [kh, kw], pair(attrs.stride as number[], 1), pair(attrs.padding as number[], 0), pair(attrs.dilation as number[], 1));
+    // each output element sums over its group's input channels only
+    return x[0] * out * oh * ow * inPerGroup * kh * kw;
+  },
+  integer: (node) => ([x]) => intConv2d(node, x),
+});
+
+defineOp({
+  type: "Matmul",
+  doc: "batched matrix product of two activations (a @ b)",
+  role: "gemm",
+  unit: "tensor",
+  compute: ([x, y]) => {
+    if (x.shape[x.rank - 1] !== y.shape[y.rank - 2]) {
+      throw new Error(`inner dimensions differ: [${x.shape}] @ [${y.shape}] needs ${x.shape[x.rank - 1]} rows in the second operand`);
+    }
+    return tf.matMul(x, y);
+  },
+  flops: ([a, b]) => sizeOf(a) * (b[b.length - 1] ?? 1),
+  integer: (node) => ([a, b]) => intMatmul(node, a, b),
+});
