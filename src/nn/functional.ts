@@ -87,3 +87,123 @@ export { conv2d } from "./conv";
 export function concat(xs: tf.Tensor[], axis: number, opts?: OpOptions): tf.Tensor {
   return runOp({ type: "Concat", name: opts?.name ?? "concat", fallback: "concat", attrs: { axis } }, xs);
 }
+
+type Pair = number | [number, number];
+type Named = { name?: string | null };
+const opName = (o: Named | undefined, fallback: string) => (o?.name === undefined ? fallback : o.name);
+const one = (type: string, fallback: string, x: tf.Tensor, attrs: Record<string, unknown>, o?: Named) =>
+  runOp({ type, name: opName(o, fallback), fallback, attrs }, [x]);
+
+/** clamp(x, min, max); keeps its input's scale (`relu6` is clip(0, 6), `hardtanh` clip(-1, 1) by default). */
+export function clip(x: tf.Tensor, min: number | null, max: number | null, opts?: Named): tf.Tensor {
+  return one("Clip", "clip", x, { min, max }, opts);
+}
+export const relu6 = (x: tf.Tensor, opts?: Named) => clip(x, 0, 6, { name: opName(opts, "relu6") });
+export const hardtanh = (x: tf.Tensor, minVal = -1, maxVal = 1, opts?: Named) => clip(x, minVal, maxVal, { name: opName(opts, "hardtanh") });
+
+/** clamp(alpha·x + beta, 0, 1): PyTorch's alpha 1/6, beta 0.5 by default; Paddle's and ONNX's alpha is 0.2. */
+export function hardsigmoid(x: tf.Tensor, opts: Named & { alpha?: number; beta?: number } = {}): tf.Tensor {
+  return one("HardSigmoid", "hardsigmoid", x, { alpha: opts.alpha ?? 1 / 6, beta: opts.beta ?? 0.5 }, opts);
+}
+export const hardswish = (x: tf.Tensor, opts?: Named) => one("HardSwish", "hardswish", x, {}, opts);
+export const silu = (x: tf.Tensor, opts?: Named) => one("SiLU", "silu", x, {}, opts);
+/** GELU; approximate "none" (erf, PyTorch's default) or "tanh". */
+export function gelu(x: tf.Tensor, opts: Named & { approximate?: "none" | "tanh" } = {}): tf.Tensor {
+  return one("GELU", "gelu", x, { approximate: opts.approximate ?? "none" }, opts);
+}
+export function leakyRelu(x: tf.Tensor, negativeSlope = 0.01, opts?: Named): tf.Tensor {
+  return one("LeakyReLU", "leaky_relu", x, { negativeSlope }, opts);
+}
+export function softmax(x: tf.Tensor, dim: number, opts?: Named): tf.Tensor {
+  return one("Softmax", "softmax", x, { dim }, opts);
+}
+export const sqrt = (x: tf.Tensor, opts?: Named) => one("Sqrt", "sqrt", x, {}, opts);
+export const reciprocal = (x: tf.Tensor, opts?: Named) => one("Reciprocal", "reciprocal", x, {}, opts);
+/** x ^ exponent for a constant exponent. */
+export function pow(x: tf.Tensor, exponent: number, opts?: Named): tf.Tensor {
+  if (typeof exponent !== "number") throw new Error("pow: the exponent must be a number (a constant); a tensor exponent is not supported");
+  return one("Pow", "pow", x, { exponent }, opts);
+}
+/** Maximum over `axis`; keeps its input's scale. */
+export function max(x: tf.Tensor, axis: number | number[], keepDims = false, opts?: Named): tf.Tensor {
+  return one("MaxReduce", "max", x, { axis, keepDims }, opts);
+}
+
+export interface PoolOptions extends Named {
+  stride?: Pair | null;
+  padding?: Pair;
+  ceilMode?: boolean;
+}
+const pairOf = (v: Pair | null | undefined): [number, number] | null | undefined => (v === null || v === undefined ? v : typeof v === "number" ? [v, v] : v);
+
+export function maxPool2d(x: tf.Tensor, kernelSize: Pair, opts: PoolOptions & { dilation?: Pair } = {}): tf.Tensor {
+  return one("MaxPool2d", "max_pool2d", x, { kernelSize: pairOf(kernelSize), stride: pairOf(opts.stride) ?? null, padding: pairOf(opts.padding ?? 0), dilation: pairOf(opts.dilation ?? 1), ceilMode: Boolean(opts.ceilMode) }, opts);
+}
+export function avgPool2d(x: tf.Tensor, kernelSize: Pair, opts: PoolOptions & { countIncludePad?: boolean; divisorOverride?: number | null } = {}): tf.Tensor {
+  return one(
+    "AvgPool2d",
+    "avg_pool2d",
+    x,
+    { kernelSize: pairOf(kernelSize), stride: pairOf(opts.stride) ?? null, padding: pairOf(opts.padding ?? 0), ceilMode: Boolean(opts.ceilMode), countIncludePad: opts.countIncludePad ?? true, divisorOverride: opts.divisorOverride ?? null },
+    opts,
+  );
+}
+/** Average over PyTorch's adaptive bins; outputSize 1 is global average pooling. */
+export function adaptiveAvgPool2d(x: tf.Tensor, outputSize: Pair, opts?: Named): tf.Tensor {
+  return one("AdaptiveAvgPool2d", "adaptive_avg_pool2d", x, { outputSize: pairOf(outputSize) }, opts);
+}
+
+/** PyTorch's F.interpolate for NCHW: mode "nearest" or "bilinear" (alignCorners). */
+export function interpolate(x: tf.Tensor, opts: Named & { size?: Pair; scaleFactor?: Pair; mode?: "nearest" | "bilinear"; alignCorners?: boolean }): tf.Tensor {
+  const mode = opts.mode ?? "nearest";
+  if (mode !== "nearest" && mode !== "bilinear") throw new Error(`interpolate: mode '${String(mode)}' is not supported; use "nearest" or "bilinear"`);
+  if (opts.size === undefined && opts.scaleFactor === undefined) throw new Error("interpolate: pass size or scaleFactor");
+  const attrs = { size: pairOf(opts.size) ?? null, scaleFactor: pairOf(opts.scaleFactor) ?? null, alignCorners: Boolean(opts.alignCorners) };
+  return mode === "nearest" ? one("ResizeNearest", "interpolate", x, attrs, opts) : one("ResizeBilinear", "interpolate", x, attrs, opts);
+}
+
+/** x[starts:ends:steps] on `axes` (default 0, 1, ...); negative indices count from the end. */
+export function slice(x: tf.Tensor, starts: number[], ends: number[], axes?: number[], steps?: number[], opts?: Named): tf.Tensor {
+  return one("Slice", "slice", x, { starts, ends, axes: axes ?? starts.map((_, i) => i), steps: steps ?? starts.map(() => 1) }, opts);
+}
+/** torch.split: pieces of `sizes` (or equal pieces of that size) along `axis`, each a Slice op. */
+export function split(x: tf.Tensor, sizes: number | number[], axis = 0, opts?: Named): tf.Tensor[] {
+  const ax = axis < 0 ? axis + x.rank : axis;
+  const n = x.shape[ax];
+  const parts = Array.isArray(sizes) ? sizes : Array.from({ length: Math.ceil(n / sizes) }, (_, i) => Math.min(sizes, n - i * sizes));
+  if (parts.reduce((a, b) => a + b, 0) !== n) throw new Error(`split: sizes [${parts}] do not add up to dimension ${axis} of [${x.shape}] (${n})`);
+  let at = 0;
+  return parts.map((p) => {
+    const piece = slice(x, [at], [at + p], [ax], [1], { name: opName(opts, "split") });
+    at += p;
+    return piece;
+  });
+}
+/** Elements at constant `indices` along `axis`. */
+export function gather(x: tf.Tensor, indices: number[], axis = 0, opts?: Named): tf.Tensor {
+  return one("Gather", "gather", x, { indices, axis }, opts);
+}
+export function expand(x: tf.Tensor, shape: number[], opts?: Named): tf.Tensor {
+  return one("Expand", "expand", x, { shape }, opts);
+}
+/** PyTorch's F.pad (constant mode): `pad` lists (before, after) from the last dimension backwards. */
+export function pad(x: tf.Tensor, padding: number[], value = 0, opts?: Named): tf.Tensor {
+  if (padding.length % 2 !== 0 || padding.length / 2 > x.rank) throw new Error(`pad: padding [${padding}] must hold (before, after) pairs for at most ${x.rank} dimensions`);
+  const pads = x.shape.map(() => [0, 0] as [number, number]);
+  for (let i = 0; i < padding.length / 2; i++) pads[x.rank - 1 - i] = [padding[2 * i], padding[2 * i + 1]];
+  return one("Pad", "pad", x, { pads, value }, opts);
+}
+/** torch.permute: a Transpose op. */
+export const permute = (x: tf.Tensor, dims: number[], opts?: OpOptions) => transpose(x, dims, opts);
+
+/** Reshapes keep the tensor's data, so they need no op of their own (the traced graph stays connected). */
+export const reshape = (x: tf.Tensor, shape: number[]) => tf.reshape(x, shape);
+export function flatten(x: tf.Tensor, startDim = 1, endDim = -1): tf.Tensor {
+  const end = endDim < 0 ? endDim + x.rank : endDim;
+  const merged = x.shape.slice(startDim, end + 1).reduce((a, b) => a * b, 1);
+  return tf.reshape(x, [...x.shape.slice(0, startDim), merged, ...x.shape.slice(end + 1)]);
+}
+export const squeeze = (x: tf.Tensor, axis?: number[]) => tf.squeeze(x, axis);
+export const unsqueeze = (x: tf.Tensor, axis: number) => tf.expandDims(x, axis);
+
+export { convTranspose2d } from "./convTranspose";

@@ -3,6 +3,27 @@ export { Linear } from "./linear";
 export { Conv2d, type Conv2dOptions } from "./conv";
 export { BatchNorm2d, Identity } from "./batchnorm";
 export { LayerNorm } from "./layernorm";
-export { ReLU, Sigmoid, QuantStub, DeQuantStub } from "./layers";
+export {
+  ReLU,
+  Sigmoid,
+  QuantStub,
+  DeQuantStub,
+  ReLU6,
+  Hardtanh,
+  Hardsigmoid,
+  Hardswish,
+  SiLU,
+  GELU,
+  Tanh,
+  LeakyReLU,
+  Softmax,
+  MaxPool2d,
+  AvgPool2d,
+  AdaptiveAvgPool2d,
+  Upsample,
+  Flatten,
+  Dropout,
+} from "./layers";
+export { ConvTranspose2d, type ConvTranspose2dOptions } from "./convTranspose";
 export { manualSeed } from "./init";
 export * as F from "./functional";

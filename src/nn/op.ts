@@ -39,7 +39,8 @@ function computeWithContext(name: string, type: string, compute: Compute): Compu
 export function runOp(spec: OpSpec, inputs: tf.Tensor[]): tf.Tensor {
   const def = opDef(spec.type, spec.fallback);
   const attrs = spec.attrs ?? {};
-  const compute: Compute = (ins, w, ps) => def.compute(ins, w, ps, attrs);
+  // intermediates of the op's compute are freed; only its result survives
+  const compute: Compute = (ins, w, ps) => tf.tidy(() => def.compute(ins, w, ps, attrs));
   for (const [i, t] of inputs.entries()) {
     if (!(t instanceof tf.Tensor)) {
       throw new Error(`${spec.fallback} (${spec.type}): input ${i} is ${typeof t}, expected a tf.Tensor`);

@@ -5,6 +5,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { buildLut } from "./int/kernels";
+import { realArithmetic } from "./int/generic";
 import { defineOp, type Attrs } from "./registry";
 
 /** A LUT op: float compute and the table's real function. */
@@ -33,3 +34,74 @@ defineOp({
   compute: ([t]) => tf.relu(t),
   integer: (node) => ([x]) => ({ data: x.data.map((q) => Math.max(q, 0)), shape: x.shape, quant: node.output.quant }),
 });
+
+/** erf(x), |error| < 1.2e-7 (Numerical Recipes' erfc Chebyshev fit): below float32's resolution. */
+export function erf(x: number): number {
+  const z = Math.abs(x);
+  const t = 1 / (1 + 0.5 * z);
+  const r =
+    t *
+    Math.exp(
+      -z * z -
+        1.26551223 +
+        t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))),
+    );
+  return x >= 0 ? 1 - r : r - 1;
+}
+
+const hardSigmoid = (x: number, a: Attrs) => Math.min(1, Math.max(0, (a.alpha as number) * x + (a.beta as number)));
+const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
+
+defineLut(
+  "HardSigmoid",
+  "clamp(alpha·x + beta, 0, 1); alpha 1/6, beta 1/2 in PyTorch, alpha 0.2 in Paddle's and ONNX's defaults",
+  (t, a) => tf.clipByValue(tf.add(tf.mul(t, a.alpha as number), a.beta as number), 0, 1),
+  hardSigmoid,
+);
+defineLut("HardSwish", "x · relu6(x + 3) / 6", (t) => tf.mul(t, tf.div(tf.clipByValue(tf.add(t, 3), 0, 6), 6)), (x) => (x * Math.min(6, Math.max(0, x + 3))) / 6);
+defineLut("SiLU", "x · sigmoid(x)", (t) => tf.mul(t, tf.sigmoid(t)), (x) => x / (1 + Math.exp(-x)));
+defineLut(
+  "GELU",
+  "x · Φ(x) (attrs.approximate 'none': erf form; 'tanh': the tanh approximation)",
+  (t, a) =>
+    a.approximate === "tanh"
+      ? tf.mul(tf.mul(t, 0.5), tf.add(1, tf.tanh(tf.mul(tf.add(t, tf.mul(tf.pow(t, 3), 0.044715)), SQRT_2_OVER_PI))))
+      : tf.mul(tf.mul(t, 0.5), tf.add(1, tf.erf(tf.div(t, Math.SQRT2)))),
+  (x, a) => (a.approximate === "tanh" ? 0.5 * x * (1 + Math.tanh(SQRT_2_OVER_PI * (x + 0.044715 * x * x * x))) : 0.5 * x * (1 + erf(x / Math.SQRT2))),
+);
+defineLut("LeakyReLU", "x for x ≥ 0, negative_slope · x below", (t, a) => tf.leakyRelu(t, a.negativeSlope as number), (x, a) => (x >= 0 ? x : (a.negativeSlope as number) * x));
+defineLut("Sqrt", "√x", (t) => tf.sqrt(t), Math.sqrt);
+defineLut("Reciprocal", "1 / x", (t) => tf.reciprocal(t), (x) => 1 / x);
+defineLut("Pow", "x ^ attrs.exponent (a constant)", (t, a) => tf.pow(t, a.exponent as number), (x, a) => x ** (a.exponent as number));
+
+defineOp({
+  type: "Clip",
+  doc: "clamp(x, min, max) (ReLU6 is clip(0, 6)); keeps its input's scale, the bounds rounded to its grid",
+  role: "passthrough",
+  unit: "vector",
+  compute: ([t], _w, _p, a) => tf.clipByValue(t, (a.min as number | null) ?? -3.4e38, (a.max as number | null) ?? 3.4e38),
+  integer: (node) => ([x]) => {
+    const s = x.quant.scale;
+    if (s === null) return { data: x.data.map((v) => Math.min(Math.max(v, (node.attrs.min as number | null) ?? -Infinity), (node.attrs.max as number | null) ?? Infinity)), shape: x.shape, quant: x.quant };
+    const lo = node.attrs.min === null || node.attrs.min === undefined ? -Infinity : Math.round((node.attrs.min as number) / s[0]);
+    const hi = node.attrs.max === null || node.attrs.max === undefined ? Infinity : Math.round((node.attrs.max as number) / s[0]);
+    return { data: x.data.map((q) => Math.min(Math.max(q, lo), hi)), shape: x.shape, quant: node.output.quant };
+  },
+});
+
+defineOp({
+  type: "Softmax",
+  doc: "exp(x − max) / Σ exp over attrs.dim",
+  role: "compute",
+  unit: "vector",
+  compute: ([t], _w, _p, a) => softmax(t, a.dim as number),
+  flops: ([x]) => 3 * x.reduce((p, d) => p * d, 1),
+  integer: realArithmetic((xs, _w, _p, a) => softmax(xs[0], a.dim as number)),
+});
+
+export function softmax(t: tf.Tensor, dim: number): tf.Tensor {
+  const d = dim < 0 ? dim + t.rank : dim;
+  if (d === t.rank - 1) return tf.softmax(t);
+  const e = tf.exp(tf.sub(t, tf.max(t, d, true)));
+  return tf.div(e, tf.sum(e, d, true));
+}

@@ -2,7 +2,8 @@
 import * as tf from "@tensorflow/tfjs";
 import { conv2d as intConv2d, linear as intLinear, matmul as intMatmul } from "./int/kernels";
 import { pair, sizeOf } from "./common";
-import { defineOp } from "./registry";
+import { defineOp, findOp } from "./registry";
+import { realArithmetic } from "./int/generic";
 
 defineOp({
   type: "Linear",
@@ -87,4 +88,61 @@ defineOp({
   },
   flops: ([a, b]) => sizeOf(a) * (b[b.length - 1] ?? 1),
   integer: (node) => ([a, b]) => intMatmul(node, a, b),
+});
+
+/**
+ * Transposed convolution as PyTorch's ConvTranspose2d (weight [in, out / groups, kh, kw]): the
+ * input with stride − 1 zeros between pixels, padded by dilation·(k − 1) − padding (plus
+ * output_padding after), convolved with the flipped, in/out-swapped kernel.
+ */
+export function convTranspose2d(t: tf.Tensor, weight: tf.Tensor, bias: tf.Tensor | undefined, attrs: Record<string, unknown>): tf.Tensor {
+  const [inC, outPerGroup, kh, kw] = weight.shape;
+  const groups = (attrs.groups as number | undefined) ?? 1;
+  const stride = pair(attrs.stride as number[] | undefined, 1);
+  const padding = pair(attrs.padding as number[] | undefined, 0);
+  const outPad = pair(attrs.outputPadding as number[] | undefined, 0);
+  const dilation = pair(attrs.dilation as number[] | undefined, 1);
+  if (t.rank !== 4 || t.shape[1] !== inC) throw new Error(`input shape [${t.shape}] does not match weight shape [${weight.shape}]: expected NCHW input with ${inC} channels`);
+  const [n, , h, w] = t.shape;
+  // zeros between pixels
+  let x = t;
+  if (stride[0] > 1 || stride[1] > 1) {
+    x = tf.reshape(t, [n, inC, h, 1, w, 1]);
+    x = tf.pad(x, [[0, 0], [0, 0], [0, 0], [0, stride[0] - 1], [0, 0], [0, stride[1] - 1]]);
+    x = tf.reshape(x, [n, inC, h * stride[0], w * stride[1]]);
+    x = tf.slice(x, [0, 0, 0, 0], [n, inC, (h - 1) * stride[0] + 1, (w - 1) * stride[1] + 1]);
+  }
+  const edge = [dilation[0] * (kh - 1) - padding[0], dilation[1] * (kw - 1) - padding[1]];
+  // negative edges crop instead of padding
+  const padOrCrop = (v: tf.Tensor, axis: 2 | 3, before: number, after: number) => {
+    const size = v.shape[axis] as number;
+    const cropped = tf.slice(v, axis === 2 ? [0, 0, Math.max(0, -before), 0] : [0, 0, 0, Math.max(0, -before)], axis === 2 ? [-1, -1, size - Math.max(0, -before) - Math.max(0, -after), -1] : [-1, -1, -1, size - Math.max(0, -before) - Math.max(0, -after)]);
+    const pads: [number, number][] = [[0, 0], [0, 0], [0, 0], [0, 0]];
+    pads[axis] = [Math.max(0, before), Math.max(0, after)];
+    return tf.pad(cropped, pads);
+  };
+  x = padOrCrop(padOrCrop(x, 2, edge[0], edge[0] + outPad[0]), 3, edge[1], edge[1] + outPad[1]);
+  // [in, out/g, kh, kw] → [out, in/g, kh, kw], spatially flipped
+  const inPerGroup = inC / groups;
+  let wc = tf.reshape(weight, [groups, inPerGroup, outPerGroup, kh, kw]);
+  wc = tf.reshape(tf.transpose(wc, [0, 2, 1, 3, 4]), [groups * outPerGroup, inPerGroup, kh, kw]);
+  wc = tf.reverse(wc, [2, 3]);
+  return opDefConv.compute([x], wc, bias ? [bias] : [], { stride: [1, 1], padding: [0, 0], dilation, groups });
+}
+
+const opDefConv = findOp("Conv2d") as NonNullable<ReturnType<typeof findOp>>;
+
+defineOp({
+  type: "ConvTranspose2d",
+  doc: "transposed 2-D convolution, weight [in, out / groups, kh, kw] (stride, padding, outputPadding, dilation, groups)",
+  role: "gemm",
+  weightAxis: 1,
+  unit: "tensor",
+  compute: ([t], w, params, attrs) => convTranspose2d(t, w as tf.Tensor, params[0], attrs),
+  flops: ([x], w) => {
+    const [, outPerGroup, kh, kw] = w as number[];
+    // every input pixel scatters into out/g channels × kh × kw positions
+    return sizeOf(x) * outPerGroup * kh * kw;
+  },
+  integer: realArithmetic(([t], w, params, attrs) => convTranspose2d(t, w as tf.Tensor, params[0], attrs)),
 });

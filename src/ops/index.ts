@@ -9,5 +9,7 @@ import "./reduce";
 import "./activation";
 import "./layout";
 import "./norm";
+import "./pool";
+import "./resize";
 
 export { allOps, defineOp, findOp, flopsOf, opDef, opTypes, type Attrs, type ChipUnit, type IntKernel, type OpDef, type QuantRole } from "./registry";

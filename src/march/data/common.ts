@@ -48,6 +48,29 @@ export const nashCommonOps: Record<string, OpRule> = {
   Tanh: lut,
   Exp: lut,
   Rsqrt: lut,
+  // The op set of deployment CNNs and transformers. Units are assumptions of the right kind (the
+  // public docs list these ops as BPU-supported without per-unit figures): nonlinear functions as
+  // tables, moves / selections / pooling / resize / softmax on the vector unit.
+  Clip: vector,
+  HardSigmoid: lut,
+  HardSwish: lut,
+  SiLU: lut,
+  GELU: lut,
+  LeakyReLU: lut,
+  Sqrt: lut,
+  Reciprocal: lut,
+  Pow: lut,
+  Softmax: vector,
+  MaxReduce: vector,
+  MaxPool2d: vector,
+  AvgPool2d: vector,
+  AdaptiveAvgPool2d: vector,
+  ResizeNearest: vector,
+  ResizeBilinear: vector,
+  Slice: vector,
+  Gather: vector,
+  Expand: vector,
+  Pad: vector,
 };
 
 /** NASH_E and NASH_M: the common ops, and GEMMs that refuse int16 on both sides. */
@@ -55,5 +78,7 @@ export const nashEMOps: Record<string, OpRule> = {
   ...nashCommonOps,
   Linear: gemm([noInt16Pair("weight")]),
   Conv2d: gemm([noInt16Pair("weight")]),
+  // assumption: a transposed convolution runs on the same MAC array under the same dtype rule as Conv
+  ConvTranspose2d: gemm([noInt16Pair("weight")]),
   Matmul: matmul([noInt16Pair("input_1")]),
 };

@@ -10,7 +10,7 @@ import { gemm, matmul, nashCommonOps } from "./common";
 export const nashP: MarchSpec = {
   march: March.NASH_P,
   chip: "J6P",
-  ops: { ...nashCommonOps, Linear: gemm(), Conv2d: gemm(), Matmul: matmul() },
+  ops: { ...nashCommonOps, Linear: gemm(), Conv2d: gemm(), ConvTranspose2d: gemm(), Matmul: matmul() },
   perf: {
     macsPerSecond: 280e12,
     gemmUtilization: 0.1,

@@ -1,0 +1,236 @@
+/**
+ * The op registry, walked: every op type has a PyTorch golden case (float compute), a chip rule on
+ * every march (or is reported "no rule known"), an integer kernel within one quantization step of
+ * the fake-quant model, and no tensor leak.
+ */
+import * as tf from "@tensorflow/tfjs";
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import * as path from "node:path";
+import { before, describe, it } from "node:test";
+import * as qb from "../src";
+import { checkOpDtypes } from "../src/march/check";
+import { allOps, opTypes } from "../src/ops";
+import { assertWithinOneStep, setup } from "./helpers";
+
+interface T {
+  shape: number[];
+  data: number[];
+}
+interface Case {
+  name: string;
+  inputs: T[];
+  output: T;
+  weight?: T;
+  bias?: T;
+  scale?: T;
+  shift?: T;
+}
+
+const golden = JSON.parse(readFileSync(path.join(__dirname, "..", "..", "test", "fixtures", "ops_golden.json"), "utf8")) as { cases: Case[] };
+const ten = (v: T) => tf.tensor(v.data, v.shape, "float32");
+const F = qb.F;
+
+/** A case's constant tensors (weight, bias, a BatchNorm module), made once per case. */
+interface Consts {
+  weight?: tf.Tensor;
+  bias?: tf.Tensor;
+  bn?: qb.nn.BatchNorm2d;
+}
+type Run = (xs: tf.Tensor[], k: Consts) => tf.Tensor;
+
+function constsOf(c: Case): Consts {
+  return {
+    weight: c.weight && ten(c.weight),
+    bias: c.bias && ten(c.bias),
+    bn: c.scale && c.shift ? batchNormOf(ten(c.scale), ten(c.shift)) : undefined,
+  };
+}
+const disposeConsts = (k: Consts) => {
+  tf.dispose([k.weight, k.bias].filter((t): t is tf.Tensor => t !== undefined));
+  k.bn?.dispose();
+};
+/** Each golden case: the op type it exercises and the qb.F call that reproduces it. */
+const RUNS: Record<string, [string, Run]> = {
+  mul: ["Mul", ([a, b]) => F.mul(a, b)],
+  add: ["Add", ([a, b]) => F.add(a, b)],
+  sub: ["Sub", ([a, b]) => F.sub(a, b)],
+  div: ["Div", ([a, b]) => F.div(a, b)],
+  relu: ["ReLU", ([a]) => F.relu(a)],
+  relu6: ["Clip", ([a]) => F.relu6(a)],
+  clip: ["Clip", ([a]) => F.clip(a, -1, 0.5)],
+  hardtanh: ["Clip", ([a]) => F.hardtanh(a)],
+  sigmoid: ["Sigmoid", ([a]) => F.sigmoid(a)],
+  tanh: ["Tanh", ([a]) => F.tanh(a)],
+  exp: ["Exp", ([a]) => F.exp(a)],
+  hardsigmoid: ["HardSigmoid", ([a]) => F.hardsigmoid(a)],
+  hardsigmoid_paddle: ["HardSigmoid", ([a]) => F.hardsigmoid(a, { alpha: 0.2 })],
+  hardswish: ["HardSwish", ([a]) => F.hardswish(a)],
+  silu: ["SiLU", ([a]) => F.silu(a)],
+  gelu: ["GELU", ([a]) => F.gelu(a)],
+  gelu_tanh: ["GELU", ([a]) => F.gelu(a, { approximate: "tanh" })],
+  leaky_relu: ["LeakyReLU", ([a]) => F.leakyRelu(a, 0.1)],
+  softmax_last: ["Softmax", ([a]) => F.softmax(a, -1)],
+  softmax_dim1: ["Softmax", ([a]) => F.softmax(a, 1)],
+  sqrt: ["Sqrt", ([a]) => F.sqrt(a)],
+  rsqrt: ["Rsqrt", ([a]) => F.rsqrt(a)],
+  reciprocal: ["Reciprocal", ([a]) => F.reciprocal(a)],
+  pow: ["Pow", ([a]) => F.pow(a, 2)],
+  sum: ["Sum", ([a]) => F.sum(a, [2, 3], true)],
+  mean: ["Mean", ([a]) => F.mean(a, -1)],
+  max: ["MaxReduce", ([a]) => F.max(a, 1)],
+  max_pool: ["MaxPool2d", ([a]) => F.maxPool2d(a, 3, { stride: 2, padding: 1 })],
+  max_pool_ceil: ["MaxPool2d", ([a]) => F.maxPool2d(a, 2, { stride: 2, ceilMode: true })],
+  avg_pool: ["AvgPool2d", ([a]) => F.avgPool2d(a, 3, { stride: 2, padding: 1 })],
+  avg_pool_nopad_ceil: ["AvgPool2d", ([a]) => F.avgPool2d(a, 3, { stride: 2, padding: 1, ceilMode: true, countIncludePad: false })],
+  avg_pool_ceil: ["AvgPool2d", ([a]) => F.avgPool2d(a, 2, { stride: 2, ceilMode: true })],
+  adaptive_avg_pool_1: ["AdaptiveAvgPool2d", ([a]) => F.adaptiveAvgPool2d(a, 1)],
+  adaptive_avg_pool_3x4: ["AdaptiveAvgPool2d", ([a]) => F.adaptiveAvgPool2d(a, [3, 4])],
+  upsample_nearest_2: ["ResizeNearest", ([a]) => F.interpolate(a, { scaleFactor: 2, mode: "nearest" })],
+  upsample_nearest_size: ["ResizeNearest", ([a]) => F.interpolate(a, { size: [7, 9], mode: "nearest" })],
+  upsample_bilinear: ["ResizeBilinear", ([a]) => F.interpolate(a, { scaleFactor: 2, mode: "bilinear" })],
+  upsample_bilinear_ac: ["ResizeBilinear", ([a]) => F.interpolate(a, { size: [9, 11], mode: "bilinear", alignCorners: true })],
+  downsample_bilinear: ["ResizeBilinear", ([a]) => F.interpolate(a, { size: [3, 4], mode: "bilinear" })],
+  transpose: ["Transpose", ([a]) => F.permute(a, [0, 2, 3, 1])],
+  concat: ["Concat", ([a, b]) => F.concat([a, b], 1)],
+  slice: ["Slice", ([a]) => F.slice(a, [1, 0, -4], [3, 2147483647, 2147483647], [1, 2, 3], [1, 2, 1])],
+  gather: ["Gather", ([a]) => F.gather(a, [5, 0, 2], 3)],
+  expand: ["Expand", ([a]) => F.expand(a, [2, 3, 5, 6])],
+  pad: ["Pad", ([a]) => F.pad(a, [1, 2, 0, 1])],
+  split: [
+    "Slice",
+    ([a]) => {
+      const [first, second] = F.split(a, [2, 1], 1);
+      first.dispose();
+      return second;
+    },
+  ],
+  linear: ["Linear", ([a], k) => F.linear(a, k.weight as tf.Tensor, k.bias as tf.Tensor)],
+  matmul: ["Matmul", ([a, b]) => F.matmul(a, b)],
+  conv: ["Conv2d", ([a], k) => F.conv2d(a, k.weight as tf.Tensor, k.bias as tf.Tensor, { stride: 2, padding: 1 })],
+  conv_transpose: ["ConvTranspose2d", ([a], k) => F.convTranspose2d(a, k.weight as tf.Tensor, k.bias as tf.Tensor, { stride: 2, padding: 1, outputPadding: 1 })],
+  conv_transpose_groups: ["ConvTranspose2d", ([a], k) => F.convTranspose2d(a, k.weight as tf.Tensor, null, { stride: [1, 2], padding: [0, 1], dilation: [2, 1], groups: 3 })],
+  batchnorm: ["BatchNorm", ([a], k) => (k.bn as qb.nn.BatchNorm2d).forward(a)],
+};
+
+/** A BatchNorm2d computing x · scale + shift per channel (running mean 0, running var 1 − eps). */
+function batchNormOf(scale: tf.Tensor, shift: tf.Tensor): qb.nn.BatchNorm2d {
+  const bn = new qb.nn.BatchNorm2d(scale.shape[0]);
+  bn.weight.assign(scale as tf.Tensor1D);
+  bn.bias.assign(shift as tf.Tensor1D);
+  tf.tidy(() => bn.running_var.assign(tf.fill([scale.shape[0]], 1 - bn.eps) as tf.Tensor1D));
+  tf.dispose([scale, shift]);
+  return bn;
+}
+
+/** QuantStub per input → the op → DeQuantStub, for the integer-model check. */
+class OneOp extends qb.nn.Module {
+  stubs: qb.QuantStub[];
+  dequant = new qb.DeQuantStub();
+  constructor(
+    n: number,
+    private readonly run: Run,
+    private readonly k: Consts,
+  ) {
+    super();
+    this.stubs = Array.from({ length: n }, () => new qb.QuantStub());
+  }
+  forward(...xs: tf.Tensor[]): tf.Tensor {
+    return this.dequant.forward(this.run(xs.map((x, i) => this.stubs[i].forward(x)), this.k));
+  }
+}
+
+function maxRelErr(got: tf.Tensor, want: tf.Tensor): number {
+  return tf.tidy(() => tf.max(tf.div(tf.abs(tf.sub(got, want)), tf.add(tf.abs(want), 1))).dataSync()[0]);
+}
+
+describe("op registry", () => {
+  before(setup);
+
+  it("every registry op has a golden case, and every case names a registry op", () => {
+    const covered = new Set(Object.values(RUNS).map(([type]) => type));
+    const missing = opTypes().filter((t) => !covered.has(t) && t !== "QuantStub" && t !== "DeQuantStub");
+    assert.deepEqual(missing, [], "ops without a PyTorch golden case");
+    for (const c of golden.cases) assert.ok(RUNS[c.name], `golden case ${c.name} has no qb.F call in this test`);
+    for (const [type] of Object.values(RUNS)) assert.ok(opTypes().includes(type), `${type} is not in the registry`);
+  });
+
+  for (const c of golden.cases) {
+    it(`float: ${c.name} matches PyTorch`, () => {
+      const [type, run] = RUNS[c.name];
+      const xs = c.inputs.map(ten);
+      const k = constsOf(c);
+      const want = ten(c.output);
+      const got = run(xs, k);
+      assert.deepEqual(got.shape, c.output.shape, `${type} output shape`);
+      const err = maxRelErr(got, want);
+      assert.ok(err < 1e-5, `${c.name} (${type}): max |got - torch| / (1 + |torch|) = ${err}`);
+      tf.dispose([...xs, want, got]);
+      disposeConsts(k);
+    });
+  }
+
+  it("every op has a chip rule on every march, or checkModel reports it as 'no rule known'", () => {
+    for (const march of [qb.March.NASH_E, qb.March.NASH_M, qb.March.NASH_P]) {
+      const spec = qb.marchSpec(march);
+      for (const def of allOps()) {
+        if (spec.ops[def.type] !== undefined) continue;
+        const r = checkOpDtypes([{ name: "x", type: def.type, module: "x", inputs: ["qint8"], output: "qint8" }], march);
+        assert.equal(r.violations[0]?.kind, "no-rule", `${march}: ${def.type} has no rule and is not reported`);
+      }
+    }
+  });
+
+  for (const dtype of ["qint8", "qint16"] as const) {
+    it(`integer model within one step of fake-quant, every op, ${dtype} activations`, async () => {
+      qb.setMarch(qb.March.NASH_P); // accepts every dtype pair, so each op is converted as configured
+      const setter = dtype === "qint8" ? qb.defaultCalibrationQconfigSetter : qb.calibration8bitWeight16bitActQconfigSetter;
+      const problems: string[] = [];
+      for (const c of golden.cases) {
+        const [type, run] = RUNS[c.name];
+        const xs = c.inputs.map(ten);
+        const k = constsOf(c);
+        const model = new OneOp(xs.length, run, k);
+        const calib = qb.prepare(model.eval(), xs, { qconfigSetter: [setter], warn: false });
+        qb.setFakeQuantize(calib, qb.FakeQuantState.CALIBRATION);
+        await qb.calibrate(calib, [xs]);
+        qb.setFakeQuantize(calib, qb.FakeQuantState.VALIDATION);
+        const ir = qb.export(calib, xs);
+        const hb = qb.convert(ir, qb.March.NASH_P);
+        const fq = calib.forward(...xs);
+        const y = hb.forward(...xs);
+        const node = ir.nodes.find((n) => n.type === type) as (typeof ir.nodes)[number];
+        const scale = node.output.quant.scale;
+        if (scale === null) {
+          // a high-precision output (a GEMM before the DeQuantStub): compare relative to the values
+          const err = maxRelErr(y, fq);
+          if (err > 1e-3) problems.push(`${c.name}: float output differs by ${err}`);
+        } else {
+          try {
+            assertWithinOneStep(y.dataSync(), fq.dataSync(), scale[0] * (1 + 1e-6), 0.999);
+          } catch (e) {
+            problems.push(`${c.name} (${type}): ${(e as Error).message}`);
+          }
+        }
+        tf.dispose([...xs, fq, y]);
+        calib.dispose();
+        disposeConsts(k);
+      }
+      assert.deepEqual(problems, []);
+    });
+  }
+
+  it("no op leaks tensors", () => {
+    for (const c of golden.cases) {
+      const [, run] = RUNS[c.name];
+      const xs = c.inputs.map(ten);
+      const k = constsOf(c);
+      tf.dispose(run(xs, k)); // warm up (first calls may allocate backend state)
+      const before = tf.memory().numTensors;
+      for (let i = 0; i < 3; i++) tf.dispose(run(xs, k));
+      assert.equal(tf.memory().numTensors - before, 0, `${c.name}: tensors leaked over 3 calls`);
+      tf.dispose(xs);
+      disposeConsts(k);
+    }
+  });
+});
