@@ -25,5 +25,6 @@ export {
   Dropout,
 } from "./layers";
 export { ConvTranspose2d, type ConvTranspose2dOptions } from "./convTranspose";
+export { Sequential } from "./sequential";
 export { manualSeed } from "./init";
 export * as F from "./functional";

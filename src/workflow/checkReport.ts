@@ -48,7 +48,9 @@ export function buildCheckReport(root: Module, graph: Graph, ops: Map<string, Pr
   }
   const sharedModules = [...pathsOf.values()]
     .map((paths) => ({ paths, calls: ownCalls.get(paths[0]) ?? 0 }))
-    .filter((s) => s.paths[0] !== "" && (s.paths.length > 1 || s.calls > 1));
+    .filter((s) => s.paths[0] !== "" && (s.paths.length > 1 || s.calls > 1))
+    // a module without fake-quantizers of its own (a ReLU, which keeps its input's scale) shares nothing
+    .filter((s) => [...ops.values()].some((o) => o.info.modulePath === s.paths[0] && (o.output !== null || o.weight !== null || o.inputs.some((i) => i !== null))));
   const used = new Set(graph.ops.map((o) => o.modulePath));
   const unusedModules = [...pathsOf.values()]
     .map((p) => p[0])
