@@ -71,6 +71,34 @@ export async function benchCore(): Promise<Record<string, number>> {
   return out;
 }
 
+/**
+ * ResNet-18 and MobileNetV3-Small at 1×3×224×224 (deterministic weights): float forward, one
+ * calibration pass (MSE observers on every op output), full sensitivity (every activation and
+ * weight point). PyTorch does the same steps in bench/torch_bench.py.
+ */
+export async function benchModels(runs = Number(process.env.BENCH_MODEL_RUNS ?? 1)): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
+  const x = tf.randomUniform([1, 3, 224, 224], -1, 1, "float32", 3);
+  const quiet = () => {};
+  for (const [name, make] of [
+    ["resnet18", () => new qb.examples.ResNet18()],
+    ["mobilenet_v3_small", () => new qb.examples.MobileNetV3Small()],
+  ] as const) {
+    const float = qb.examples.deterministicInit(make().eval());
+    out[`${name}: float forward`] = await medianMs(() => tf.dispose(float.forward(x)), Math.max(runs, 3));
+    const calib = qb.prepare(float, x, { qconfigSetter: [qb.calibration8bitWeight16bitActQconfigSetter], warn: false });
+    qb.setFakeQuantize(calib, qb.FakeQuantState.CALIBRATION);
+    out[`${name}: calibration pass`] = await medianMs(() => qb.calibrate(calib, [x], { onProgress: quiet }), runs);
+    qb.setFakeQuantize(calib, qb.FakeQuantState.VALIDATION);
+    const qa = new qb.QuantAnalysis(float, calib, { onProgress: quiet });
+    out[`${name}: sensitivity`] = await medianMs(() => qa.sensitivity({ data: x, onProgress: quiet }), runs);
+    calib.dispose();
+    float.dispose();
+  }
+  x.dispose();
+  return out;
+}
+
 /** Kernel process start → first execute_result, through the Node Jupyter client. */
 async function kernelFirstResultMs(): Promise<number> {
   const t0 = performance.now();
@@ -87,6 +115,7 @@ async function main(): Promise<void> {
   console.log(`quantbook bench (backend ${backend}, median of ${RUNS} runs)`);
   const ours = await benchCore();
   ours["kernel start to first result"] = await medianMs(kernelFirstResultMs, 3);
+  if (process.env.BENCH_MODELS !== "0") Object.assign(ours, await benchModels());
   const torch = torchTimes();
   console.log(torch ? "PyTorch timings from bench/torch_bench.py" : "PyTorch not importable: quantbook timings only");
   const rows = Object.entries(ours).map(([name, ms]) => {
@@ -96,6 +125,7 @@ async function main(): Promise<void> {
   console.table(rows);
   const reuse = ours["sensitivity, no float reuse"] / ours["sensitivity, article model"];
   console.log(`sensitivity: reusing float activations is ${reuse.toFixed(2)}x faster than recomputing every op`);
+  console.log(`peak RSS of this process: ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MB`);
 }
 
 if (require.main === module) {

@@ -111,6 +111,63 @@ def sensitivity(sd, x):
     return sorted(rows, key=lambda r: -r[1])
 
 
+def model_steps(runs):
+    """ResNet-18 and MobileNetV3-Small at 1x3x224x224: float forward; a calibration pass with the
+    MSE observer on every leaf module's output and per-channel MinMax on every weight; sensitivity:
+    for each point (a leaf module output, or a weight) the whole model with only that point
+    fake-quantized (torch.fake_quantize_per_tensor_affine / per_channel), L1 against float."""
+    import torchvision
+    out = {}
+    x = torch.rand(1, 3, 224, 224) * 2 - 1
+    for name, make in (("resnet18", torchvision.models.resnet18), ("mobilenet_v3_small", torchvision.models.mobilenet_v3_small)):
+        model = make().eval()
+        leaves = [(n, m) for n, m in model.named_modules() if len(list(m.children())) == 0 and not isinstance(m, torch.nn.Dropout)]
+        weights = [(n, m) for n, m in leaves if getattr(m, "weight", None) is not None and m.weight.dim() > 1]
+        state = {"point": None, "scales": {}}
+
+        def hook(n):
+            def f(_m, _i, y):
+                if state["point"] == "calib":
+                    state["scales"][n] = scale_of(float(y.min()), float(y.max()), 32767)
+                    mse_observe(y)
+                elif state["point"] == n:
+                    return torch.fake_quantize_per_tensor_affine(y, state["scales"][n], 0, -32768, 32767)
+            return f
+
+        handles = [m.register_forward_hook(hook(n)) for n, m in leaves]
+        with torch.no_grad():
+            out[name + ": float forward"] = median_ms(lambda: model(x), runs=max(runs, 3))
+
+            def calib():
+                state["point"] = "calib"
+                for _n, m in weights:
+                    minmax_per_channel(m.weight.reshape(m.weight.shape[0], -1))
+                model(x)
+                state["point"] = None
+
+            out[name + ": calibration pass"] = median_ms(calib, runs=runs)
+
+            def sens():
+                ref = model(x)
+                rows = []
+                for n, _m in leaves:
+                    state["point"] = n
+                    rows.append((n, float((model(x) - ref).abs().mean())))
+                state["point"] = None
+                for n, m in weights:
+                    w = m.weight.data.clone()
+                    s = minmax_per_channel(w.reshape(w.shape[0], -1))
+                    m.weight.data = torch.fake_quantize_per_channel_affine(w, s, torch.zeros(w.shape[0], dtype=torch.int32), 0, -128, 127)
+                    rows.append((n + ".weight", float((model(x) - ref).abs().mean())))
+                    m.weight.data = w
+                return sorted(rows, key=lambda r: -r[1])
+
+            out[name + ": sensitivity"] = median_ms(sens, runs=runs)
+        for h in handles:
+            h.remove()
+    return out
+
+
 def main():
     sd = torch.load(os.path.join(FIX, "float-checkpoint.ckpt"))
     x = torch.load(os.path.join(FIX, "random_data.pt"))
@@ -125,6 +182,8 @@ def main():
             "MSE observer on the mul output": median_ms(lambda: mse_observe(mul), runs=max(1, RUNS // 2)),
             "sensitivity, article model": median_ms(lambda: sensitivity(sd, x)),
         }
+        if os.environ.get("BENCH_MODELS") != "0":
+            out.update(model_steps(int(os.environ.get("BENCH_MODEL_RUNS", "1"))))
     print(json.dumps(out))
 
 

@@ -106,6 +106,7 @@ const RUNS: Record<string, [string, Run]> = {
     },
   ],
   linear: ["Linear", ([a], k) => F.linear(a, k.weight as tf.Tensor, k.bias as tf.Tensor)],
+  linear_in_out: ["Linear", ([a], k) => F.linear(a, k.weight as tf.Tensor, k.bias as tf.Tensor, { weightLayout: "in_out" })],
   matmul: ["Matmul", ([a, b]) => F.matmul(a, b)],
   conv: ["Conv2d", ([a], k) => F.conv2d(a, k.weight as tf.Tensor, k.bias as tf.Tensor, { stride: 2, padding: 1 })],
   conv_transpose: ["ConvTranspose2d", ([a], k) => F.convTranspose2d(a, k.weight as tf.Tensor, k.bias as tf.Tensor, { stride: 2, padding: 1, outputPadding: 1 })],

@@ -46,7 +46,8 @@ export function validateIr(ir: unknown, where: string): asserts ir is Ir {
         problems.push(`${at}: weight has ${s.length} scales for ${n.weight.shape[n.weight.quant.axis ?? 0]} channels`);
       }
     }
-    if (n.type === "Linear" && n.weight && n.inputs[0] && n.inputs[0].shape[n.inputs[0].shape.length - 1] !== n.weight.shape[1]) {
+    const inFeatures = n.weight ? n.weight.shape[n.attrs.weightLayout === "in_out" ? 0 : 1] : undefined;
+    if (n.type === "Linear" && n.weight && n.inputs[0] && n.inputs[0].shape[n.inputs[0].shape.length - 1] !== inFeatures) {
       problems.push(`${at}: Linear input [${n.inputs[0].shape}] does not match weight [${n.weight.shape}]`);
     }
     for (const p of n.params) if (p.data.length !== size(p.shape)) problems.push(`${at}: a parameter has ${p.data.length} values for shape [${p.shape}]`);

@@ -56,10 +56,14 @@ export function matmul(a: tf.Tensor, b: tf.Tensor, opts?: OpOptions): tf.Tensor 
   return runOp({ type: "Matmul", name: opts?.name ?? "matmul", fallback: "matmul" }, [a, b]);
 }
 
-/** `x @ weight^T + bias` with weight [out, in]; weight quantized with the op's weight qconfig. */
-export function linear(x: tf.Tensor, weight: tf.Tensor, bias: tf.Tensor | null, opts?: { name?: string | null }): tf.Tensor {
+/**
+ * `x @ weight^T + bias` with weight [out, in] — or `x @ weight` with weight [in, out] when
+ * `weightLayout: "in_out"` (Paddle's layout; quantized per output channel, axis 1).
+ */
+export function linear(x: tf.Tensor, weight: tf.Tensor, bias: tf.Tensor | null, opts?: { name?: string | null; weightLayout?: "out_in" | "in_out" }): tf.Tensor {
   const name = opts?.name === undefined ? "linear" : opts.name;
-  return runOp({ type: "Linear", name, fallback: "linear", weight, params: bias ? [bias] : [] }, [x]);
+  const attrs = opts?.weightLayout === "in_out" ? { weightLayout: "in_out" } : {};
+  return runOp({ type: "Linear", name, fallback: "linear", weight, params: bias ? [bias] : [], attrs }, [x]);
 }
 
 function unary(type: string, fallback: string) {

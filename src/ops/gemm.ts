@@ -5,20 +5,23 @@ import { pair, sizeOf } from "./common";
 import { defineOp, findOp } from "./registry";
 import { realArithmetic } from "./int/generic";
 
+/** Paddle stores a Linear's weight as [in, out] (attrs.weightLayout "in_out"); PyTorch as [out, in]. */
+const inOut = (attrs: Record<string, unknown>) => attrs.weightLayout === "in_out";
+
 defineOp({
   type: "Linear",
-  doc: "x @ weight^T + bias, weight [out, in]",
+  doc: "x @ weight^T + bias, weight [out, in] (or x @ weight with weightLayout 'in_out', Paddle's layout)",
   role: "gemm",
-  weightAxis: 0,
+  weightAxis: (attrs) => (inOut(attrs) ? 1 : 0),
   unit: "tensor",
-  compute: ([t], w, params) => {
+  compute: ([t], w, params, attrs) => {
     const weight = w as tf.Tensor;
-    const [out, inF] = weight.shape;
+    const [out, inF] = (inOut(attrs) ? [weight.shape[1], weight.shape[0]] : weight.shape) as [number, number];
     if (t.shape[t.rank - 1] !== inF) {
       throw new Error(`input shape [${t.shape}] does not match weight shape [${weight.shape}]: the last input dimension must be ${inF}`);
     }
     const flat = tf.reshape(t, [-1, inF]);
-    let y = tf.matMul(flat, weight, false, true);
+    let y = tf.matMul(flat, weight, false, !inOut(attrs));
     if (params.length > 0) y = tf.add(y, params[0]);
     return tf.reshape(y, [...t.shape.slice(0, -1), out]);
   },

@@ -30,8 +30,8 @@ export interface OpDef {
   /** One line: what it computes. */
   doc: string;
   role: QuantRole;
-  /** `gemm`: the weight's per-channel axis. */
-  weightAxis?: number;
+  /** `gemm`: the weight's per-channel axis (may depend on the call's attributes, e.g. a weight layout). */
+  weightAxis?: number | ((attrs: Attrs) => number);
   /** The unit it runs on (perf uses the march's rule when it has one). */
   unit: ChipUnit;
   /** Float compute with PyTorch's semantics (NCHW). */
@@ -74,6 +74,11 @@ export function allOps(): OpDef[] {
 }
 
 const size = (s: number[]) => s.reduce((a, b) => a * b, 1);
+
+/** The per-channel axis of an op's weight in one call (0 when the op does not say). */
+export function weightAxisOf(def: OpDef, attrs: Attrs): number {
+  return typeof def.weightAxis === "function" ? def.weightAxis(attrs) : def.weightAxis ?? 0;
+}
 
 /** The flops of one call: the op's own count, or the largest input's size. */
 export function flopsOf(def: OpDef, inputs: number[][], weight: number[] | undefined, attrs: Attrs): number {

@@ -15,7 +15,7 @@ import * as tf from "@tensorflow/tfjs";
 import { getMarch } from "../march/march";
 import { cloneModule, type Module } from "../nn/module";
 import { INTERCEPTOR } from "../nn/runtime";
-import { opDef } from "../ops";
+import { opDef, weightAxisOf } from "../ops";
 import { FakeQuantizer } from "../quant/fakeQuantizer";
 import { MinMaxObserver } from "../quant/observers/minmax";
 import { MSEObserver } from "../quant/observers/mse";
@@ -84,7 +84,7 @@ function resolveQconfigs(graph: Graph, setters: QconfigSetter[]): Map<string, Pr
       info,
       qconfig: qc,
       inputs: info.inputs.map((_, i) => (inputSpec ? makeFakeQuantizer(`${info.name}.input_${i}`, inputSpec, "activation") : null)),
-      weight: qc.weight && info.weightShape ? makeFakeQuantizer(`${info.name}.weight`, qc.weight, "weight", def.weightAxis) : null,
+      weight: qc.weight && info.weightShape ? makeFakeQuantizer(`${info.name}.weight`, qc.weight, "weight", weightAxisOf(def, info.attrs)) : null,
       output: qc.output && ownOutput ? makeFakeQuantizer(info.name, qc.output, "activation") : null,
     });
   }

@@ -31,13 +31,24 @@ function emit(acc: Float64Array, shape: number[], out: IrQuant, ratio: (i: numbe
   return { data, shape, quant: out };
 }
 
+function transpose2d(data: number[], rows: number, cols: number): number[] {
+  const out = new Array<number>(data.length);
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = data[r * cols + c];
+  return out;
+}
+
 function perChannelScale(q: IrQuant, channels: number): (c: number) => number {
   const s = q.scale as number[];
   return s.length === 1 ? () => s[0] : (c) => s[c % channels];
 }
 
 export function linear(node: IrNode, x: Value): Value {
-  const w = node.weight!;
+  const stored = node.weight!;
+  // Paddle's [in, out] layout: read it as [out, in] (its scales are per axis 1, i.e. per output)
+  const w =
+    node.attrs.weightLayout === "in_out"
+      ? { ...stored, shape: [stored.shape[1], stored.shape[0]], data: transpose2d(stored.data, stored.shape[0], stored.shape[1]) }
+      : stored;
   const [out, inF] = w.shape;
   const sx = tensorScale(x.quant, node.name);
   const sw = perChannelScale(w.quant, out);
