@@ -33,7 +33,7 @@ export {
   type QconfigSetter,
 } from "./workflow/qconfigSetters";
 export { prepare, modelCheckResult, preparedOps, type PrepareOptions } from "./workflow/prepare";
-export { quantSummary, type SummaryRow } from "./workflow/summary";
+export { quantSummary, type SummaryRow } from "./analysis/summary";
 export { setFakeQuantize, getFakeQuantState } from "./workflow/setFakeQuantize";
 export { calibrate } from "./workflow/calibrate";
 export { setDefaultProgress, type Progress, type ProgressCallback } from "./util/progress";

@@ -3,7 +3,7 @@ import { toDataFrame } from "../display/dataframe";
 import { opDtypes } from "../march/opDtypes";
 import type { Module } from "../nn/module";
 import type { FakeQuantizer } from "../quant/fakeQuantizer";
-import { runtimeOf } from "./quantRuntime";
+import { runtimeOf } from "../workflow/quantRuntime";
 
 export interface SummaryRow {
   op: string;
