@@ -54,7 +54,17 @@ export class KernelClient {
     const dir = mkdtempSync(path.join(tmpdir(), "qb-kernel-"));
     const key = randomBytes(16).toString("hex");
     const ports = await Promise.all([0, 1, 2, 3, 4].map(() => freePort()));
-    const conn = { transport: "tcp", ip: "127.0.0.1", shell_port: ports[0], iopub_port: ports[1], stdin_port: ports[2], control_port: ports[3], hb_port: ports[4], key, signature_scheme: "hmac-sha256" };
+    const conn = {
+      transport: "tcp",
+      ip: "127.0.0.1",
+      shell_port: ports[0],
+      iopub_port: ports[1],
+      stdin_port: ports[2],
+      control_port: ports[3],
+      hb_port: ports[4],
+      key,
+      signature_scheme: "hmac-sha256",
+    };
     const file = path.join(dir, "connection.json");
     writeFileSync(file, JSON.stringify(conn));
     const [cmd, ...args] = argv.map((a) => a.replace("{connection_file}", file));

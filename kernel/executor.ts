@@ -22,10 +22,7 @@ import { loadTslab, PACKAGE_ROOT, type CellConverter, type ConvertResult, type D
 /** The cell whose code (or whose background work) is running. */
 export const cellContext = new AsyncLocalStorage<{ cell: number }>();
 
-export type RunResult =
-  | { kind: "ok"; hasValue: boolean; value?: unknown }
-  | { kind: "compileError"; diagnostics: string[] }
-  | { kind: "error"; error: unknown };
+export type RunResult = { kind: "ok"; hasValue: boolean; value?: unknown } | { kind: "compileError"; diagnostics: string[] } | { kind: "error"; error: unknown };
 
 export class KeyboardInterrupt extends Error {
   constructor(what = "the cell") {
@@ -223,7 +220,12 @@ export class Executor {
     mod.filename = file;
     mod.paths = (Module as unknown as { _nodeModulePaths(d: string): string[] })._nodeModulePaths(path.dirname(file));
     const req = this.makeRequire(path.dirname(file));
-    mod.require = Object.assign((id: string) => req(id), { resolve: mod.require.resolve, cache: mod.require.cache, main: undefined, extensions: mod.require.extensions }) as NodeRequire;
+    mod.require = Object.assign((id: string) => req(id), {
+      resolve: mod.require.resolve,
+      cache: mod.require.cache,
+      main: undefined,
+      extensions: mod.require.extensions,
+    }) as NodeRequire;
     (mod as unknown as { _compile(code: string, file: string): void })._compile(code, file);
     this.sideModules.set(file, mod);
     return mod.exports;

@@ -31,15 +31,27 @@ export class History {
         if (session !== this.session) return [];
         const start = c.start ?? 1;
         const stop = c.stop ?? Infinity;
-        return this.format(this.entries.filter((e) => e.line >= start && e.line < stop), output);
+        return this.format(
+          this.entries.filter((e) => e.line >= start && e.line < stop),
+          output,
+        );
       }
       case "search": {
         const glob = c.pattern ?? "*";
-        const re = new RegExp(`^${glob.replace(/[.+^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*").replace(/\?/g, ".")}$`, "s");
+        const re = new RegExp(
+          `^${glob
+            .replace(/[.+^${}()|[\]\\]/g, "\\$&")
+            .replace(/\*/g, ".*")
+            .replace(/\?/g, ".")}$`,
+          "s",
+        );
         let found = this.entries.filter((e) => re.test(e.input));
         if (c.unique) {
           const seen = new Set<string>();
-          found = found.reverse().filter((e) => (seen.has(e.input) ? false : (seen.add(e.input), true))).reverse();
+          found = found
+            .reverse()
+            .filter((e) => (seen.has(e.input) ? false : (seen.add(e.input), true)))
+            .reverse();
         }
         if (c.n !== undefined && c.n > 0) found = found.slice(-c.n);
         return this.format(found, output);

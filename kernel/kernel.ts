@@ -163,9 +163,7 @@ export class Kernel {
 
   private enqueue(m: Message): void {
     const seq = ++this.received;
-    this.queue = this.queue.then(() =>
-      m.header.msg_type === "execute_request" && seq <= this.abortBefore ? this.abort(m) : this.handle(m, this.out.shell),
-    );
+    this.queue = this.queue.then(() => (m.header.msg_type === "execute_request" && seq <= this.abortBefore ? this.abort(m) : this.handle(m, this.out.shell)));
   }
 
   /** A cell queued behind one that failed with stop_on_error: not run, as the spec asks. */

@@ -22,14 +22,14 @@ export function kernelSpec(): Record<string, unknown> {
 }
 
 /** Where `install` writes the kernelspec, by option (user: the Jupyter data dir). */
-export function kernelDir(opts: { user?: boolean; sysPrefix?: boolean; prefix?: string }): string {
+export function kernelDir(opts: { user?: boolean; sysPrefix?: boolean; prefix?: string | undefined }): string {
   if (opts.prefix) return path.join(opts.prefix, "share", "jupyter", "kernels", "quantbook");
   if (opts.sysPrefix) return path.join("/usr/local", "share", "jupyter", "kernels", "quantbook");
   const data = process.env.JUPYTER_DATA_DIR ?? path.join(process.env.XDG_DATA_HOME ?? path.join(homedir(), ".local", "share"), "jupyter");
   return path.join(data, "kernels", "quantbook");
 }
 
-export function install(opts: { user?: boolean; sysPrefix?: boolean; prefix?: string }): string {
+export function install(opts: { user?: boolean; sysPrefix?: boolean; prefix?: string | undefined }): string {
   const dir = kernelDir(opts);
   mkdirSync(dir, { recursive: true });
   writeFileSync(path.join(dir, "kernel.json"), JSON.stringify(kernelSpec(), null, 1));

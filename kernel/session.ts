@@ -7,14 +7,13 @@ import type { CompletionInfo } from "./tslab";
 import { Executor } from "./executor";
 import { loadTslab } from "./tslab";
 
-export type Outcome =
-  | { ok: true; hasValue: boolean; value?: unknown }
-  | { ok: false; ename: string; evalue: string; traceback: string[] };
+export type Outcome = { ok: true; hasValue: boolean; value?: unknown } | { ok: false; ename: string; evalue: string; traceback: string[] };
 
 type Locate = (frame: string) => string | null;
 
 /** Frames of the kernel, tslab and Node's internals say nothing about the user's code. */
-const HIDDEN = /node:internal|node:vm|node:async_hooks|node_modules[\\/]tslab[\\/]|[\\/]dist[\\/]kernel[\\/]|^\s+at (new Promise|Generator\.next|Script\.runInThisContext|AsyncLocalStorage\.run)|^\s+at (async )?Promise\.(all|race)/;
+const HIDDEN =
+  /node:internal|node:vm|node:async_hooks|node_modules[\\/]tslab[\\/]|[\\/]dist[\\/]kernel[\\/]|^\s+at (new Promise|Generator\.next|Script\.runInThisContext|AsyncLocalStorage\.run)|^\s+at (async )?Promise\.(all|race)/;
 
 /** Which library a frame is in, for the folded summary. */
 function libraryOf(frame: string): string {
@@ -31,7 +30,10 @@ function libraryOf(frame: string): string {
 export function traceback(stack: string, ename: string, locate: Locate): string[] {
   const lines = stack.split("\n");
   // vm errors come decorated with the offending source line and a caret first: start at "<name>: ..."
-  const head = Math.max(0, lines.findIndex((l) => l.startsWith(`${ename}:`) || l === ename));
+  const head = Math.max(
+    0,
+    lines.findIndex((l) => l.startsWith(`${ename}:`) || l === ename),
+  );
   const firstFrame = lines.findIndex((l, i) => i >= head && /^\s+at /.test(l));
   const headline = firstFrame < 0 ? lines.slice(head) : lines.slice(head, firstFrame);
   const frames = firstFrame < 0 ? [] : lines.slice(firstFrame).filter((l) => !HIDDEN.test(l));
@@ -65,7 +67,7 @@ export function describeError(e: unknown, locate: Locate = () => null): { ename:
     const cause = e.cause instanceof Error ? [`Caused by: ${e.cause.name}: ${e.cause.message}`] : [];
     return { ename, evalue, traceback: tb.length > 0 ? [...tb, ...cause] : [`${ename}: ${evalue}`] };
   }
-  const evalue = typeof e === "string" ? e : JSON.stringify(e) ?? String(e);
+  const evalue = typeof e === "string" ? e : (JSON.stringify(e) ?? String(e));
   return { ename: "Thrown", evalue, traceback: [`Thrown value: ${evalue}`] };
 }
 

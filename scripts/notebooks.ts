@@ -46,7 +46,9 @@ export function toNotebook(cells: NbCell[]): Notebook {
 }
 
 export function sources(): string[] {
-  return readdirSync(path.join(NOTEBOOK_DIR, "src")).filter((f) => /^\d\d_.*\.ts$/.test(f)).sort();
+  return readdirSync(path.join(NOTEBOOK_DIR, "src"))
+    .filter((f) => /^\d\d_.*\.ts$/.test(f))
+    .sort();
 }
 
 function render(file: string): string {

@@ -20,7 +20,7 @@ export interface NotebookRun {
   cells: number;
   ms: number;
   firstResultMs: number;
-  error?: string;
+  error?: string | undefined;
 }
 
 export async function runNotebook(file: string): Promise<{ nb: Notebook; run: NotebookRun }> {
@@ -52,7 +52,10 @@ export async function runNotebook(file: string): Promise<{ nb: Notebook; run: No
 
 function indexHtml(runs: NotebookRun[]): string {
   const rows = runs
-    .map((r) => `<tr><td><a href="${escapeHtml(r.name)}.html">${escapeHtml(r.name)}</a></td><td>${r.ok ? "ok" : `failed: ${escapeHtml(r.error)}`}</td><td>${r.cells}</td><td>${(r.ms / 1000).toFixed(1)} s</td></tr>`)
+    .map(
+      (r) =>
+        `<tr><td><a href="${escapeHtml(r.name)}.html">${escapeHtml(r.name)}</a></td><td>${r.ok ? "ok" : `failed: ${escapeHtml(r.error)}`}</td><td>${r.cells}</td><td>${(r.ms / 1000).toFixed(1)} s</td></tr>`,
+    )
     .join("");
   return `<!doctype html><html><head><meta charset="utf-8"><title>quantbook walkthrough</title><style>${REPORT_CSS}</style></head><body>
 <h1>quantbook walkthrough</h1>
@@ -62,7 +65,9 @@ function indexHtml(runs: NotebookRun[]): string {
 }
 
 export async function walkthrough(only?: RegExp): Promise<NotebookRun[]> {
-  const files = readdirSync(NOTEBOOKS).filter((f) => /^\d\d_.*\.ipynb$/.test(f) && (!only || only.test(f))).sort();
+  const files = readdirSync(NOTEBOOKS)
+    .filter((f) => /^\d\d_.*\.ipynb$/.test(f) && (!only || only.test(f)))
+    .sort();
   mkdirSync(path.join(REPORT, "notebooks"), { recursive: true });
   const runs: NotebookRun[] = [];
   const nav = `<nav><a href="index.html">index</a>${files.map((f) => `<a href="${f.replace(/\.ipynb$/, ".html")}">${f.replace(/\.ipynb$/, "")}</a>`).join("")}</nav>`;
@@ -71,7 +76,9 @@ export async function walkthrough(only?: RegExp): Promise<NotebookRun[]> {
     writeFileSync(path.join(REPORT, "notebooks", f), `${JSON.stringify(nb, null, 1)}\n`);
     writeFileSync(path.join(REPORT, `${run.name}.html`), notebookHtml(nb, run.name, nav));
     runs.push(run);
-    console.log(`${run.ok ? "ok  " : "FAIL"} ${run.name}: ${run.cells} cells, ${(run.ms / 1000).toFixed(1)} s (first result after ${(run.firstResultMs / 1000).toFixed(2)} s)${run.error ? ` — ${run.error}` : ""}`);
+    console.log(
+      `${run.ok ? "ok  " : "FAIL"} ${run.name}: ${run.cells} cells, ${(run.ms / 1000).toFixed(1)} s (first result after ${(run.firstResultMs / 1000).toFixed(2)} s)${run.error ? ` — ${run.error}` : ""}`,
+    );
   }
   writeFileSync(path.join(REPORT, "index.html"), indexHtml(runs));
   return runs;
@@ -81,7 +88,9 @@ if (require.main === module) {
   const t0 = performance.now();
   walkthrough(process.argv[2] ? new RegExp(process.argv[2]) : undefined)
     .then((runs) => {
-      console.log(`walkthrough: ${runs.filter((r) => r.ok).length}/${runs.length} notebooks ok in ${((performance.now() - t0) / 1000).toFixed(1)} s; report in ${path.relative(process.cwd(), path.join(REPORT, "index.html"))}`);
+      console.log(
+        `walkthrough: ${runs.filter((r) => r.ok).length}/${runs.length} notebooks ok in ${((performance.now() - t0) / 1000).toFixed(1)} s; report in ${path.relative(process.cwd(), path.join(REPORT, "index.html"))}`,
+      );
       if (runs.some((r) => !r.ok)) process.exit(1);
     })
     .catch((e) => {

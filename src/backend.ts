@@ -42,9 +42,7 @@ async function choose(): Promise<BackendName> {
   const wanted = process.env.QUANTBOOK_BACKEND;
   if (wanted !== undefined && wanted !== "") {
     if (wanted !== "tensorflow" && wanted !== "wasm" && wanted !== "cpu") {
-      throw new Error(
-        `QUANTBOOK_BACKEND=${wanted} is not a backend quantbook knows; expected one of wasm, tensorflow, cpu (or unset it to choose automatically)`,
-      );
+      throw new Error(`QUANTBOOK_BACKEND=${wanted} is not a backend quantbook knows; expected one of wasm, tensorflow, cpu (or unset it to choose automatically)`);
     }
     if (!(await activate(wanted))) {
       throw new Error(

@@ -11,7 +11,6 @@ let sd: Record<string, tf.Tensor>;
 let x: tf.Tensor;
 let model: qb.examples.SmallModel;
 
-
 const quiet = { onProgress: () => {} };
 
 describe("QuantAnalysis on the article model", () => {
@@ -61,7 +60,11 @@ describe("QuantAnalysis on the article model", () => {
     for (const metric of ["L1", "Cosine", "SQNR"] as const) {
       const fast = qa.sensitivity({ data: x, metric, ...quiet });
       const slow = qa.sensitivity({ data: x, metric, reuseFloat: false, ...quiet });
-      assert.deepEqual(fast.rows.map((r) => `${r.op_name}/${r.sensitive_type}`), slow.rows.map((r) => `${r.op_name}/${r.sensitive_type}`), metric);
+      assert.deepEqual(
+        fast.rows.map((r) => `${r.op_name}/${r.sensitive_type}`),
+        slow.rows.map((r) => `${r.op_name}/${r.sensitive_type}`),
+        metric,
+      );
       fast.rows.forEach((r, i) => assert.ok(Math.abs(r.value - slow.rows[i].value) <= 1e-6 * Math.max(1, Math.abs(r.value)), `${metric} ${r.op_name}`));
     }
     c.dispose();
@@ -106,7 +109,10 @@ describe("QuantAnalysis on the article model", () => {
     const c = await calibrated(model, x, [qb.calibration8bitWeight16bitActQconfigSetter]);
     const bad = tf.mul(x, 6); // far outside the calibrated ranges: clipped everywhere
     const t = new qb.QuantAnalysis(model, c).autoFindBadCase([x, bad, x]);
-    assert.deepEqual(t.rows.map((r) => [r.output, r.worst_batch]), [[0, 1]]);
+    assert.deepEqual(
+      t.rows.map((r) => [r.output, r.worst_batch]),
+      [[0, 1]],
+    );
     bad.dispose();
     c.dispose();
   });
@@ -179,11 +185,15 @@ describe("sensitiveOpQconfigSetter", () => {
     const c = await calibrated(m, data, [qb.calibration8bitWeight16bitActQconfigSetter]);
     const table = new qb.QuantAnalysis(m, c).sensitivity({ data, ...quiet });
     const top = table.rows[0];
-    const promoted = qb.prepare(m, data, { qconfigSetter: [qb.sensitiveOpQconfigSetter(table, { topk: 1, sensitiveType: "weight" }), qb.calibration8bitWeight16bitActQconfigSetter] });
+    const promoted = qb.prepare(m, data, {
+      qconfigSetter: [qb.sensitiveOpQconfigSetter(table, { topk: 1, sensitiveType: "weight" }), qb.calibration8bitWeight16bitActQconfigSetter],
+    });
     const op = qb.preparedOps(promoted).find((o) => o.info.name === top.op_name);
     assert.equal(op?.weight?.dtype, qb.qint16);
     const weights = table.rows.filter((r) => r.sensitive_type === "weight").length;
-    const byRatio = qb.prepare(m, data, { qconfigSetter: [qb.sensitiveOpQconfigSetter(table, { ratio: 1, sensitiveType: "weight" }), qb.calibration8bitWeight16bitActQconfigSetter] });
+    const byRatio = qb.prepare(m, data, {
+      qconfigSetter: [qb.sensitiveOpQconfigSetter(table, { ratio: 1, sensitiveType: "weight" }), qb.calibration8bitWeight16bitActQconfigSetter],
+    });
     assert.equal(qb.preparedOps(byRatio).filter((o) => o.weight?.dtype === qb.qint16).length, weights);
     await assertThrows(() => qb.sensitiveOpQconfigSetter(table, {}), /exactly one of topk or ratio/);
     await assertThrows(() => qb.sensitiveOpQconfigSetter(table, { ratio: 2 }), /ratio 2 must be in \(0, 1\]/);
@@ -247,7 +257,10 @@ describe("scale explorer: the mul-output trap", () => {
     const l1 = tf.tidy(() => tf.mean(tf.abs(tf.sub(fixedModel.forward(data), floatOut))).dataSync()[0]);
     assert.ok(Math.abs(l1 - fixed.output_l1) < 1e-6, `${l1} vs ${fixed.output_l1}`);
     const sweep = qb.scaleExplorer(c, "gate_mul", { data, settings: [], sweep: [1e-4, 1e-3, 1e-2] });
-    assert.deepEqual(sweep.map((r) => r.scale), [1e-4, 1e-3, 1e-2]);
+    assert.deepEqual(
+      sweep.map((r) => r.scale),
+      [1e-4, 1e-3, 1e-2],
+    );
     assert.ok(sweep[0].zero_fraction < sweep[2].zero_fraction);
     const gqa = new qb.QuantAnalysis(g, c);
     await assertThrows(() => gqa.advisor(), /advisor: pass \{ data \}, or run statistics/);

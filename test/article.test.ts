@@ -16,7 +16,6 @@ function meanMaxAbs(a: tf.Tensor, b: tf.Tensor): [number, number] {
   });
 }
 
-
 describe("the article's model", () => {
   before(async () => {
     await setup();
@@ -79,10 +78,7 @@ describe("the article's model", () => {
     const mulSum = new qb.examples.SmallModelMulSum(sd["linear2.weight"], sd["linear2.bias"]);
     mulSum.loadStateDict(sd, { strict: false });
     const int8 = await calibrated(model, x, [qb.calibration8bitWeight16bitActQconfigSetter]);
-    const int16 = await calibrated(model, x, [
-      qb.ModuleNameQconfigSetter({ linear2: qb.getQconfig({ weightDtype: qb.qint16 }) }),
-      qb.calibration8bitWeight16bitActQconfigSetter,
-    ]);
+    const int16 = await calibrated(model, x, [qb.ModuleNameQconfigSetter({ linear2: qb.getQconfig({ weightDtype: qb.qint16 }) }), qb.calibration8bitWeight16bitActQconfigSetter]);
     const ms = await calibrated(mulSum, x, [qb.calibration8bitWeight16bitActQconfigSetter]);
     const [o8, o16, oms] = [int8.forward(x), int16.forward(x), ms.forward(x)] as tf.Tensor[];
     const e8 = meanMaxAbs(o8, floatOut);

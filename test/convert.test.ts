@@ -57,7 +57,11 @@ describe("fixed-point requantization (hand-derived)", () => {
 describe("integer model against the fake-quant model", () => {
   before(setup);
 
-  for (const [inF, outF, dtype] of [[16, 8, qb.qint8], [64, 32, qb.qint16], [256, 60, qb.qint8]] as const) {
+  for (const [inF, outF, dtype] of [
+    [16, 8, qb.qint8],
+    [64, 32, qb.qint16],
+    [256, 60, qb.qint8],
+  ] as const) {
     it(`random Linear ${inF}->${outF}, ${dtype.name} activations: within one output step for >= 99.9% of elements`, async () => {
       qb.manualSeed(inF + outF);
       const x = tf.randomNormal([50, inF], 0, 1, "float32", inF);

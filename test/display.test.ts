@@ -53,11 +53,17 @@ describe("rich display", () => {
   });
 
   it("every plot builder gives a Vega-Lite spec that renders to SVG", async () => {
-    const w = tf.tensor2d([[1, -2, 40], [0.5, 0.1, -0.2]]);
+    const w = tf.tensor2d([
+      [1, -2, 40],
+      [0.5, 0.1, -0.2],
+    ]);
     const specs = [
       qb.plots.histogram([1, 2, 3, 3], { logCount: true }),
       qb.plots.zeroBandHistogram([1e-4, 2e-3, 5, -300], 0.01),
-      qb.plots.scaleSweepChart([{ setting: "MSE", scale: 0.01, zero_fraction: 0.9, output_l1: 0.08 }, { setting: "fixed", scale: 2e-4, zero_fraction: 0.04, output_l1: 8e-4 }]),
+      qb.plots.scaleSweepChart([
+        { setting: "MSE", scale: 0.01, zero_fraction: 0.9, output_l1: 0.08 },
+        { setting: "fixed", scale: 2e-4, zero_fraction: 0.04, output_l1: 8e-4 },
+      ]),
       qb.plots.sensitivityBars([{ op_name: "linear2", sensitive_type: "weight", value: 0.02 }]),
       qb.plots.weightQuantErrorChart(w),
       qb.plots.latencyBars([{ config: "a", latencyMs: 0.07 }]),
@@ -74,10 +80,7 @@ describe("rich display", () => {
   });
 
   it("quantbook results get captions; tensors and records a readable form", async () => {
-    const check = qb.checkModel(
-      { format: "quantbook-ir", version: 1, march: "nash-m", inputs: [], outputs: [], nodes: [] } as unknown as qb.Ir,
-      qb.March.NASH_M,
-    );
+    const check = qb.checkModel({ format: "quantbook-ir", version: 1, march: "nash-m", inputs: [], outputs: [], nodes: [] } as unknown as qb.Ir, qb.March.NASH_M);
     assert.match(String((await toMimeBundle(check))?.["text/plain"]), /Chip rules nash-m: every op passes \(0 ops checked\)/);
     const t = tf.tensor([1, 2, 3]);
     assert.match(String((await toMimeBundle(t))?.["text/plain"]), /^Tensor float32 \[3\]/);
@@ -94,7 +97,15 @@ describe("rich display", () => {
         metadata: {},
         cells: [
           { cell_type: "markdown", source: ["# Title\n", "Some *prose*."] },
-          { cell_type: "code", source: "1", execution_count: 1, outputs: [{ output_type: "display_data", data: spec as Record<string, unknown> }, { output_type: "error", ename: "Error", evalue: "x<y", traceback: ["Error: x<y"] }] },
+          {
+            cell_type: "code",
+            source: "1",
+            execution_count: 1,
+            outputs: [
+              { output_type: "display_data", data: spec as Record<string, unknown> },
+              { output_type: "error", ename: "Error", evalue: "x<y", traceback: ["Error: x<y"] },
+            ],
+          },
         ],
       },
       "t",

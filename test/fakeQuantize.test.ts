@@ -9,7 +9,7 @@ interface Case {
   dtype: "qint8" | "qint16";
   scale?: number;
   scales?: number[];
-  axis?: number;
+  axis?: number | undefined;
   shape: number[];
   x: number[];
   y: number[];

@@ -25,7 +25,14 @@ describe("loadTorch (PyTorch zip checkpoints)", () => {
       const wantDtype = name === "bool" ? "bool" : /int/.test(name) ? "int32" : "float32";
       assert.equal(t.dtype, wantDtype, name);
       // float16/bfloat16 values were rounded by PyTorch; the fixture holds the rounded values
-      assert.equal(maxAbsDiff(t.dataSync(), want.values.map((v) => Math.fround(v))), 0, name);
+      assert.equal(
+        maxAbsDiff(
+          t.dataSync(),
+          want.values.map((v) => Math.fround(v)),
+        ),
+        0,
+        name,
+      );
     }
     qb.io.disposeAll(sd);
   });
@@ -54,9 +61,7 @@ describe("loadTorch (PyTorch zip checkpoints)", () => {
 
   it("reads the article checkpoint as a state dict", async () => {
     const sd = (await qb.io.loadTorch(fixture("float-checkpoint.ckpt"))) as Record<string, tf.Tensor>;
-    assert.deepEqual(Object.keys(sd), [
-      "linear1.weight", "linear1.bias", "layernorm.weight", "layernorm.bias", "linear2.weight", "linear2.bias", "linear3.weight", "linear3.bias",
-    ]);
+    assert.deepEqual(Object.keys(sd), ["linear1.weight", "linear1.bias", "layernorm.weight", "layernorm.bias", "linear2.weight", "linear2.bias", "linear3.weight", "linear3.bias"]);
     assert.deepEqual(sd["linear2.weight"].shape, [60, 256]);
     const stats = readJson<{ linear2_weight: { min: number; max: number } }>("article_stats.json");
     assert.equal(sd["linear2.weight"].min().dataSync()[0], Math.fround(stats.linear2_weight.min));
@@ -105,7 +110,14 @@ describe("safetensors", () => {
   it("round-trips what it writes", async () => {
     const dir = mkdtempSync(path.join(tmpdir(), "qb-"));
     const file = path.join(dir, "w.safetensors");
-    const src = { w: tf.tensor([[1.25, -3], [7, 0.1]]), n: tf.tensor([4, -5], [2], "int32"), m: tf.tensor([true, false], [2], "bool") };
+    const src = {
+      w: tf.tensor([
+        [1.25, -3],
+        [7, 0.1],
+      ]),
+      n: tf.tensor([4, -5], [2], "int32"),
+      m: tf.tensor([true, false], [2], "bool"),
+    };
     await qb.io.saveSafetensors(file, src, { note: "test" });
     const back = await qb.io.loadSafetensors(file);
     for (const k of Object.keys(src) as (keyof typeof src)[]) {

@@ -38,7 +38,9 @@ describe("Jupyter conformance and nbclient", () => {
 
   it("runs every notebook under nbclient with the expected outputs", { skip: skipOrFail(jupyterMissing(["nbclient", "nbformat"])), timeout: 600000 }, () => {
     const nbDir = path.join(ROOT, "notebooks");
-    const files = readdirSync(nbDir).filter((f) => /^\d\d_.*\.ipynb$/.test(f)).sort();
+    const files = readdirSync(nbDir)
+      .filter((f) => /^\d\d_.*\.ipynb$/.test(f))
+      .sort();
     const out = mkdtempSync(path.join(tmpdir(), "qb-nbclient-"));
     const t0 = performance.now();
     const r = spawnSync(PYTHON, [path.join(ROOT, "test", "jupyter", "run_notebooks.py"), out, ...files.map((f) => path.join(nbDir, f))], {

@@ -56,10 +56,7 @@ describe("quantbook kernel", { timeout: 120000 }, () => {
 
   it("aborts cells queued behind a failing one (stop_on_error), then runs new ones", async () => {
     // the first cell waits before failing, so the second request is surely queued behind it
-    const [failed, queued] = await Promise.all([
-      k.execute('await new Promise((r) => setTimeout(r, 500));\nthrow new Error("first")'),
-      k.execute("'never runs'"),
-    ]);
+    const [failed, queued] = await Promise.all([k.execute('await new Promise((r) => setTimeout(r, 500));\nthrow new Error("first")'), k.execute("'never runs'")]);
     assert.equal(failed.status, "error");
     assert.equal(queued.status, "aborted");
     assert.deepEqual(queued.outputs, []);
@@ -86,7 +83,13 @@ describe("quantbook kernel", { timeout: 120000 }, () => {
     const r = await k.execute(
       'console.log("before");\nconst p = qb.displayProgress(0);\nfor (let i = 1; i <= 3; i++) p({ task: "demo", done: i, total: 3, elapsedMs: 0 });\nconsole.error("after");',
     );
-    assert.deepEqual(only(r.outputs, "stream").map((s) => [s.name, s.text]), [["stdout", "before\n"], ["stderr", "after\n"]]);
+    assert.deepEqual(
+      only(r.outputs, "stream").map((s) => [s.name, s.text]),
+      [
+        ["stdout", "before\n"],
+        ["stderr", "after\n"],
+      ],
+    );
     const displays = only(r.outputs, "display_data");
     assert.equal(displays.length, 1, "one progress output, updated in place");
     assert.equal(displays[0].data["text/plain"], "demo: 3/3 done");

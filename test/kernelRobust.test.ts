@@ -70,7 +70,10 @@ describe("kernel robustness", { timeout: 240000 }, () => {
   it("survives each crash case of the issue, and earlier variables stay", async () => {
     const cases: [string, RegExp][] = [
       ['const p = qb.io.loadTorch("nope.ckpt"); "started"', /unhandled promise rejection[\s\S]*nope\.ckpt/],
-      ['async function late() { await new Promise((r) => setTimeout(r, 50)); throw new Error("late"); }\nlate(); console.log("cell done")', /unhandled promise rejection from cell \d+[\s\S]*Error: late/],
+      [
+        'async function late() { await new Promise((r) => setTimeout(r, 50)); throw new Error("late"); }\nlate(); console.log("cell done")',
+        /unhandled promise rejection from cell \d+[\s\S]*Error: late/,
+      ],
       ['setTimeout(() => { throw new Error("timer boom"); }, 10); "scheduled"', /uncaught exception from cell \d+[\s\S]*timer boom/],
     ];
     for (const [code, report] of cases) {
@@ -144,9 +147,8 @@ describe("kernel robustness", { timeout: 240000 }, () => {
       'qb.setMarch(qb.March.NASH_M);\nconst m = new qb.examples.SmallModel();\nconst x = tf.randomNormal([1, 4, 6, 256], 0, 1, "float32", 7);\nconst calib = qb.prepare(m.eval(), x, { qconfigSetter: [qb.calibration8bitWeight16bitActQconfigSetter] });\nqb.setFakeQuantize(calib, qb.FakeQuantState.CALIBRATION);\nlet batchesSeen = 0;',
     );
     assert.equal(setup.status, "ok", JSON.stringify(setup.outputs));
-    const r = await interruptUntilDone(
-      k.execute("await qb.calibrate(calib, Array.from({ length: 100000 }, () => x), { onProgress: (p) => (batchesSeen = p.done) });"),
-      () => k.interruptByMessage(),
+    const r = await interruptUntilDone(k.execute("await qb.calibrate(calib, Array.from({ length: 100000 }, () => x), { onProgress: (p) => (batchesSeen = p.done) });"), () =>
+      k.interruptByMessage(),
     );
     assert.equal(r.status, "error");
     const err = only(r.outputs, "error")[0];
@@ -161,7 +163,9 @@ describe("kernel robustness", { timeout: 240000 }, () => {
 
   it("interrupt stops sensitivity within an op", async () => {
     const r = await interruptUntilDone(
-      k.execute("const qa = new qb.QuantAnalysis(m, calib);\nlet rowsSeen = 0;\nfor (let i = 0; i < 1000; i++) qa.sensitivity({ data: x, onProgress: (p) => (rowsSeen = p.done) });"),
+      k.execute(
+        "const qa = new qb.QuantAnalysis(m, calib);\nlet rowsSeen = 0;\nfor (let i = 0; i < 1000; i++) qa.sensitivity({ data: x, onProgress: (p) => (rowsSeen = p.done) });",
+      ),
       () => k.interruptByMessage(),
       500,
     );
@@ -173,7 +177,8 @@ describe("kernel robustness", { timeout: 240000 }, () => {
   });
 
   it("re-running a prepare-and-calibrate cell keeps tf.memory().numTensors flat", async () => {
-    const cell = "const rerun = qb.prepare(m.eval(), x, { qconfigSetter: [qb.calibration8bitWeight16bitActQconfigSetter] });\nqb.setFakeQuantize(rerun, qb.FakeQuantState.CALIBRATION);\nawait qb.calibrate(rerun, [x]);";
+    const cell =
+      "const rerun = qb.prepare(m.eval(), x, { qconfigSetter: [qb.calibration8bitWeight16bitActQconfigSetter] });\nqb.setFakeQuantize(rerun, qb.FakeQuantState.CALIBRATION);\nawait qb.calibrate(rerun, [x]);";
     const counts: number[] = [];
     for (let i = 0; i < 6; i++) {
       assert.equal((await k.execute(cell)).status, "ok");
@@ -216,7 +221,9 @@ describe("kernel robustness", { timeout: 240000 }, () => {
     await k.interruptByMessage();
     // the same mistake inside one cell: the second call says what is wrong
     await sleep(300);
-    const same = await k.execute("qb.setFakeQuantize(calib, qb.FakeQuantState.CALIBRATION);\nqb.calibrate(calib, [x, x]);\nqb.setFakeQuantize(calib, qb.FakeQuantState.VALIDATION);");
+    const same = await k.execute(
+      "qb.setFakeQuantize(calib, qb.FakeQuantState.CALIBRATION);\nqb.calibrate(calib, [x, x]);\nqb.setFakeQuantize(calib, qb.FakeQuantState.VALIDATION);",
+    );
     assert.match(only(same.outputs, "error")[0].evalue, /setFakeQuantize: qb\.calibrate is still running on this model/);
     // a promise as the last value is awaited, so this form needs no await
     const last = await k.execute("await new Promise((r) => setTimeout(r, 100));\nqb.setFakeQuantize(calib, qb.FakeQuantState.CALIBRATION);\nqb.calibrate(calib, [x])");

@@ -26,27 +26,30 @@ describe("chip rules, every op and dtype combination", () => {
     const pairBanned = march !== qb.March.NASH_P;
     it(`${march}: GEMMs (input x weight x output)`, () => {
       for (const type of gemms) {
-        for (const i of ALL) for (const w of ALL) for (const o of ALL) {
-          const res = checkOpDtypes([op(type, [i], o, w)], march);
-          const expected =
-            (i === "float32" ? 1 : 0) + (w === "float32" ? 1 : 0) + (pairBanned && i === "qint16" && w === "qint16" ? 1 : 0);
-          assert.equal(res.violations.length, expected, `${type} ${i} x ${w} -> ${o}`);
-        }
+        for (const i of ALL)
+          for (const w of ALL)
+            for (const o of ALL) {
+              const res = checkOpDtypes([op(type, [i], o, w)], march);
+              const expected = (i === "float32" ? 1 : 0) + (w === "float32" ? 1 : 0) + (pairBanned && i === "qint16" && w === "qint16" ? 1 : 0);
+              assert.equal(res.violations.length, expected, `${type} ${i} x ${w} -> ${o}`);
+            }
       }
     });
     it(`${march}: Matmul operands`, () => {
-      for (const a of Q) for (const b of Q) {
-        const res = checkOpDtypes([op("Matmul", [a, b], "qint16")], march);
-        assert.equal(res.ok, !(pairBanned && a === "qint16" && b === "qint16"), `${a} @ ${b}`);
-      }
+      for (const a of Q)
+        for (const b of Q) {
+          const res = checkOpDtypes([op("Matmul", [a, b], "qint16")], march);
+          assert.equal(res.ok, !(pairBanned && a === "qint16" && b === "qint16"), `${a} @ ${b}`);
+        }
     });
     it(`${march}: elementwise, reductions and LUTs take int8/int16 only`, () => {
       for (const type of [...elementwise, ...luts]) {
-        for (const i of ALL) for (const o of ALL) {
-          const res = checkOpDtypes([op(type, [i, i].slice(0, type === "Mul" || type === "Add" ? 2 : 1), o)], march);
-          const bad = (i === "float32" ? (type === "Mul" || type === "Add" ? 2 : 1) : 0) + (o === "float32" ? 1 : 0);
-          assert.equal(res.violations.length, bad, `${type} ${i} -> ${o}`);
-        }
+        for (const i of ALL)
+          for (const o of ALL) {
+            const res = checkOpDtypes([op(type, [i, i].slice(0, type === "Mul" || type === "Add" ? 2 : 1), o)], march);
+            const bad = (i === "float32" ? (type === "Mul" || type === "Add" ? 2 : 1) : 0) + (o === "float32" ? 1 : 0);
+            assert.equal(res.violations.length, bad, `${type} ${i} -> ${o}`);
+          }
       }
     });
     it(`${march}: stubs and unsupported ops`, () => {
@@ -78,7 +81,6 @@ describe("chip rules, every op and dtype combination", () => {
 
 let sd: Record<string, tf.Tensor>;
 let x: tf.Tensor;
-
 
 function meanAbs(a: tf.Tensor, b: tf.Tensor): number {
   return tf.tidy(() => tf.mean(tf.abs(tf.sub(a, b))).dataSync()[0]);
@@ -145,7 +147,9 @@ describe("export, convert and perf on the article model", () => {
       const calib = await calibrated(m, x, setters);
       const report = qb.perf(qb.convert(qb.export(calib, x), qb.March.NASH_M));
       const linear2 = report.ops.filter((o) => o.op.includes("linear2")).reduce((a, o) => a + o.timeUs, 0);
-      console.log(`# ${name}: model ${report.latencyMs.toFixed(4)} ms, linear2 ${linear2.toFixed(2)} us, int16 MAC share ${(report.int16MacShare * 100).toFixed(0)}% (${report.int16Verdict})`);
+      console.log(
+        `# ${name}: model ${report.latencyMs.toFixed(4)} ms, linear2 ${linear2.toFixed(2)} us, int16 MAC share ${(report.int16MacShare * 100).toFixed(0)}% (${report.int16Verdict})`,
+      );
       lat.push(report.latencyMs);
       calib.dispose();
     }
@@ -157,7 +161,10 @@ describe("export, convert and perf on the article model", () => {
   it("perf splits MACs by dtype pair and reports the int16 share", async () => {
     const model = new qb.examples.SmallModel();
     model.loadStateDict(sd);
-    const calib = await calibrated(model, x, [qb.ModuleNameQconfigSetter({ linear1: qb.getQconfig({ inDtype: qb.qint8 }), linear2: qb.getQconfig({ inDtype: qb.qint8 }) }), qb.calibration8bitWeight16bitActQconfigSetter]);
+    const calib = await calibrated(model, x, [
+      qb.ModuleNameQconfigSetter({ linear1: qb.getQconfig({ inDtype: qb.qint8 }), linear2: qb.getQconfig({ inDtype: qb.qint8 }) }),
+      qb.calibration8bitWeight16bitActQconfigSetter,
+    ]);
     const report = qb.perf(qb.export(calib, x), qb.March.NASH_M);
     const byOp = new Map(report.ops.map((o) => [o.op, o]));
     assert.equal(byOp.get("linear1")?.macs.qint8xqint8, 200 * 256 * 256);

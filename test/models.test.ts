@@ -24,7 +24,10 @@ const MODELS: [string, () => qb.nn.Module][] = [
 
 function goldenInput(): tf.Tensor {
   const n = golden.input.reduce((a, b) => a * b, 1);
-  return tf.tensor(Float32Array.from(uniforms("input", n), (u) => 2 * u - 1), golden.input);
+  return tf.tensor(
+    Float32Array.from(uniforms("input", n), (u) => 2 * u - 1),
+    golden.input,
+  );
 }
 
 describe("torchvision models written with qb.nn", { timeout: 300000 }, () => {
@@ -65,18 +68,26 @@ describe("torchvision models written with qb.nn", { timeout: 300000 }, () => {
       const sens = qa.sensitivity({ data: batches[0] });
       const ms = performance.now() - t0;
       assert.ok(sens.rows.length > 20, `${name}: ${sens.rows.length} sensitivity rows`);
-      assert.ok(sens.rows.every((r, i) => i === 0 || sens.rows[i - 1].value >= r.value), "worst first");
+      assert.ok(
+        sens.rows.every((r, i) => i === 0 || sens.rows[i - 1].value >= r.value),
+        "worst first",
+      );
       assert.equal(tf.memory().numTensors, before, "sensitivity leaves no tensors behind");
       const check = qb.checkModel(calib, qb.March.NASH_M);
       // int16 activations with int8 weights: every GEMM is allowed on NASH_M
-      assert.deepEqual(check.violations.map((v) => v.message), []);
+      assert.deepEqual(
+        check.violations.map((v) => v.message),
+        [],
+      );
       const ir = qb.export(calib, batches[0]);
       const hb = qb.convert(ir, qb.March.NASH_M);
       const fq = calib.forward(batches[1]) as tf.Tensor;
       const yi = hb.forward(batches[1]);
       const yf = float.forward(batches[1]) as tf.Tensor;
       const [intVsFq, fqVsFloat] = tf.tidy(() => [tf.mean(tf.abs(tf.sub(yi, fq))).dataSync()[0], tf.mean(tf.abs(tf.sub(fq, yf))).dataSync()[0]]);
-      console.log(`# ${name}: ${sens.rows.length} sensitivity rows in ${ms.toFixed(0)} ms; worst ${sens.rows[0].op_name} (${sens.rows[0].sensitive_type}); mean |int - fake-quant| ${intVsFq.toExponential(2)}, |fake-quant - float| ${fqVsFloat.toExponential(2)}`);
+      console.log(
+        `# ${name}: ${sens.rows.length} sensitivity rows in ${ms.toFixed(0)} ms; worst ${sens.rows[0].op_name} (${sens.rows[0].sensitive_type}); mean |int - fake-quant| ${intVsFq.toExponential(2)}, |fake-quant - float| ${fqVsFloat.toExponential(2)}`,
+      );
       assert.ok(intVsFq < fqVsFloat, "the integer model is closer to the fake-quant model than that is to float");
       const p = qb.perf(hb);
       assert.ok(p.latencyMs > 0 && p.ops.length === ir.nodes.length);

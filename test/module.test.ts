@@ -86,7 +86,10 @@ describe("nn.Module", () => {
     await assertThrows(() => net.loadStateDict({ ...sd, "head.weight": wrong }), /head\.weight: checkpoint shape \[3,5\], model shape \[3,4\]/);
     // the advice fits the problem: sizes, not { strict: false }, which would not help
     await assertThrows(() => net.loadStateDict({ ...sd, "head.weight": wrong }), /construct it with the sizes the checkpoint has/);
-    assert.throws(() => net.loadStateDict({ ...sd, "head.weight": wrong }), (e: Error) => !/strict: false/.test(e.message));
+    assert.throws(
+      () => net.loadStateDict({ ...sd, "head.weight": wrong }),
+      (e: Error) => !/strict: false/.test(e.message),
+    );
     tf.dispose([...Object.values(sd), wrong]);
     net.dispose();
   });

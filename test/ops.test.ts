@@ -33,9 +33,9 @@ const F = qb.F;
 
 /** A case's constant tensors (weight, bias, a BatchNorm module), made once per case. */
 interface Consts {
-  weight?: tf.Tensor;
-  bias?: tf.Tensor;
-  bn?: qb.nn.BatchNorm2d;
+  weight?: tf.Tensor | undefined;
+  bias?: tf.Tensor | undefined;
+  bn?: qb.nn.BatchNorm2d | undefined;
 }
 type Run = (xs: tf.Tensor[], k: Consts) => tf.Tensor;
 
@@ -137,7 +137,12 @@ class OneOp extends qb.nn.Module {
     this.stubs = Array.from({ length: n }, () => new qb.QuantStub());
   }
   forward(...xs: tf.Tensor[]): tf.Tensor {
-    return this.dequant.forward(this.run(xs.map((x, i) => this.stubs[i].forward(x)), this.k));
+    return this.dequant.forward(
+      this.run(
+        xs.map((x, i) => this.stubs[i].forward(x)),
+        this.k,
+      ),
+    );
   }
 }
 

@@ -20,7 +20,9 @@ describe("walkthrough and report", { timeout: 600000 }, () => {
   before(async () => {
     const t0 = performance.now();
     runs = await walkthrough();
-    console.log(`# walkthrough: ${runs.length} notebooks in ${((performance.now() - t0) / 1000).toFixed(1)} s; kernel start to first result ${(Math.min(...runs.map((r) => r.firstResultMs)) / 1000).toFixed(2)}-${(Math.max(...runs.map((r) => r.firstResultMs)) / 1000).toFixed(2)} s`);
+    console.log(
+      `# walkthrough: ${runs.length} notebooks in ${((performance.now() - t0) / 1000).toFixed(1)} s; kernel start to first result ${(Math.min(...runs.map((r) => r.firstResultMs)) / 1000).toFixed(2)}-${(Math.max(...runs.map((r) => r.firstResultMs)) / 1000).toFixed(2)} s`,
+    );
   });
 
   it("the committed notebooks match their sources", () => {
@@ -44,33 +46,36 @@ describe("walkthrough and report", { timeout: 600000 }, () => {
     assert.equal(readFileSync(file, "utf8"), first);
   });
 
-  it("the report renders in headless Chromium: plots, tables, no console errors", { skip: existsSync(CHROMIUM) ? false : `${CHROMIUM} is not installed (apt-get install chromium)` }, async () => {
-    const { chromium } = require("playwright-core") as typeof import("playwright-core");
-    const browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-    });
-    try {
-      const page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
-      const errors: string[] = [];
-      page.on("console", (m) => {
-        if (m.type() === "error") errors.push(m.text());
+  it(
+    "the report renders in headless Chromium: plots, tables, no console errors",
+    { skip: existsSync(CHROMIUM) ? false : `${CHROMIUM} is not installed (apt-get install chromium)` },
+    async () => {
+      const { chromium } = require("playwright-core") as typeof import("playwright-core");
+      const browser = await chromium.launch({
+        executablePath: CHROMIUM,
+        args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
       });
-      page.on("pageerror", (e) => errors.push(e.message));
-      for (const name of ["index", ...runs.map((r) => r.name)]) {
-        await page.goto(`file://${path.join(REPORT, `${name}.html`)}`);
-        // browser-side code as strings: the project compiles without the DOM library
-        const counts = (await page.evaluate(`({
+      try {
+        const page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
+        const errors: string[] = [];
+        page.on("console", (m) => {
+          if (m.type() === "error") errors.push(m.text());
+        });
+        page.on("pageerror", (e) => errors.push(e.message));
+        for (const name of ["index", ...runs.map((r) => r.name)]) {
+          await page.goto(`file://${path.join(REPORT, `${name}.html`)}`);
+          // browser-side code as strings: the project compiles without the DOM library
+          const counts = (await page.evaluate(`({
           svgs: [...document.querySelectorAll(".qb-plot svg")].filter((s) => s.getBoundingClientRect().width > 100).length,
           tables: document.querySelectorAll("table").length,
         })`)) as { svgs: number; tables: number };
-        const exp = expectations[name];
-        if (exp) {
-          assert.ok(counts.svgs >= exp.plots, `${name}: ${counts.svgs} visible plots, expected ${exp.plots}`);
-          assert.ok(counts.tables >= exp.tables, `${name}: ${counts.tables} tables, expected ${exp.tables}`);
-        } else assert.ok(counts.tables >= 1, `${name}: no table`);
-        const png = (await page.screenshot({ fullPage: false })).toString("base64");
-        const inked = (await page.evaluate(`(async () => {
+          const exp = expectations[name];
+          if (exp) {
+            assert.ok(counts.svgs >= exp.plots, `${name}: ${counts.svgs} visible plots, expected ${exp.plots}`);
+            assert.ok(counts.tables >= exp.tables, `${name}: ${counts.tables} tables, expected ${exp.tables}`);
+          } else assert.ok(counts.tables >= 1, `${name}: no table`);
+          const png = (await page.screenshot({ fullPage: false })).toString("base64");
+          const inked = (await page.evaluate(`(async () => {
           const img = new Image();
           img.src = "data:image/png;base64,${png}";
           await img.decode();
@@ -84,11 +89,12 @@ describe("walkthrough and report", { timeout: 600000 }, () => {
           for (let i = 0; i < d.length; i += 4) if (d[i] + d[i + 1] + d[i + 2] < 600) dark++;
           return dark / (d.length / 4);
         })()`)) as number;
-        assert.ok(inked > 0.01, `${name}: the screenshot is blank (${(inked * 100).toFixed(2)}% inked pixels)`);
+          assert.ok(inked > 0.01, `${name}: the screenshot is blank (${(inked * 100).toFixed(2)}% inked pixels)`);
+        }
+        assert.deepEqual(errors, [], "console errors");
+      } finally {
+        await browser.close();
       }
-      assert.deepEqual(errors, [], "console errors");
-    } finally {
-      await browser.close();
-    }
-  });
+    },
+  );
 });

@@ -50,7 +50,16 @@ describe("prepare", () => {
   it("quantSummary lists each op's dtypes, scales and observer", async () => {
     const m = prepared();
     const before = qb.quantSummary(m).rows.find((r) => r.op === "fc");
-    assert.deepEqual(before, { op: "fc", type: "Linear", inputs: "qint16", weight: "qint8", weight_scale: "(not calibrated)", output: "qint16", output_scale: "(not calibrated)", observer: "MSEObserver" });
+    assert.deepEqual(before, {
+      op: "fc",
+      type: "Linear",
+      inputs: "qint16",
+      weight: "qint8",
+      weight_scale: "(not calibrated)",
+      output: "qint16",
+      output_scale: "(not calibrated)",
+      observer: "MSEObserver",
+    });
     qb.setFakeQuantize(m, qb.FakeQuantState.CALIBRATION);
     const x = data(20);
     await qb.calibrate(m, [x], { onProgress: () => {} });
@@ -166,7 +175,10 @@ describe("prepare", () => {
       const m = qb.prepare(new RawTanh().eval(), x, { qconfigSetter: [qb.calibration8bitWeight16bitActQconfigSetter] });
       assert.deepEqual(qb.modelCheckResult(m).untracedInputs, [{ op: "fc", input: 0 }]);
       assert.equal(warnings.length, 1);
-      assert.match(warnings[0], /^prepare\(RawTanh\): 1 op input\(s\) come from a raw tf op, which cuts the traced graph \(fc input 0\) — use the qb\.F \/ qb\.nn equivalent\. The whole report: qb\.modelCheckResult/);
+      assert.match(
+        warnings[0],
+        /^prepare\(RawTanh\): 1 op input\(s\) come from a raw tf op, which cuts the traced graph \(fc input 0\) — use the qb\.F \/ qb\.nn equivalent\. The whole report: qb\.modelCheckResult/,
+      );
       assert.doesNotMatch(warnings[0], /add input 1/, "a module's own constant is not a finding");
       qb.prepare(new RawTanh().eval(), x, { qconfigSetter: [qb.calibration8bitWeight16bitActQconfigSetter], warn: false });
       assert.equal(warnings.length, 1, "{ warn: false } silences it");
@@ -177,7 +189,6 @@ describe("prepare", () => {
       x.dispose();
     }
   });
-
 });
 
 describe("fake-quant states", () => {
@@ -230,7 +241,11 @@ describe("fake-quant states", () => {
     const bad = tf.tidy(() => data(9).mul(tf.tensor([NaN, 1, 1, 1, 1, 1, 1, 1])));
     await assertThrows(() => qb.calibrate(m, [data(10), bad]), /batch 1 failed/, /^calibrate: .*quant: values are NaN or Inf/, /observers are as before/);
     const after = [...opsByName(m).values()].map((o) => o.output?.snapshot());
-    assert.deepEqual(after.map((s) => s?.batches), before.map((s) => (s ? s.batches + 1 : undefined)), "only the good batch counted");
+    assert.deepEqual(
+      after.map((s) => s?.batches),
+      before.map((s) => (s ? s.batches + 1 : undefined)),
+      "only the good batch counted",
+    );
     bad.dispose();
   });
 

@@ -19,7 +19,7 @@ import * as qb from "quantbook";
 
 await qb.initBackend();
 qb.setMarch(qb.March.NASH_M); // the target chip, set before prepare
-qb.activeBackend()
+qb.activeBackend();
 
 // %% [markdown]
 // A model is a `qb.nn.Module` subclass, written the way a PyTorch model is: its fields are its
@@ -43,7 +43,7 @@ qb.manualSeed(0);
 const model = new TinyNet().eval();
 const data = tf.randomNormal([64, 8], 0, 1, "float32", 1);
 const floatOut = model.forward(data);
-model
+model;
 
 // %% [markdown]
 // `prepare` copies the model, runs it once to find every op, and attaches fake-quantizers as
@@ -53,7 +53,7 @@ model
 
 // %%
 const calib = qb.prepare(model, data, { qconfigSetter: [qb.calibration8bitWeight16bitActQconfigSetter] });
-qb.quantSummary(calib)
+qb.quantSummary(calib);
 
 // %% [markdown]
 // Calibration runs data through the model while observers record the value ranges; nothing is
@@ -67,7 +67,7 @@ qb.setFakeQuantize(calib, qb.FakeQuantState.VALIDATION);
 const quantOut = calib.forward(data);
 const err = tf.tidy(() => tf.max(tf.abs(tf.sub(quantOut, floatOut))).dataSync()[0]);
 console.log(`max |quantized - float| = ${err.toExponential(3)}`);
-qb.quantSummary(calib) // now with the calibrated scales
+qb.quantSummary(calib); // now with the calibrated scales
 
 // %% [markdown]
 // The last steps check the chip's rules, build an integer-only model (int8/int16 codes, int32
@@ -80,4 +80,4 @@ const hb = qb.convert(ir, qb.March.NASH_M);
 const intOut = hb.forward(data);
 const intErr = tf.tidy(() => tf.max(tf.abs(tf.sub(intOut, quantOut))).dataSync()[0]);
 console.log(`max |integer model - fake-quant model| = ${intErr.toExponential(3)}`);
-qb.perf(hb)
+qb.perf(hb);

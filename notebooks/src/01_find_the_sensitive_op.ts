@@ -48,10 +48,10 @@ const qa = new qb.QuantAnalysis(model, calib);
 const sensitivity = qa.sensitivity({ data: x });
 const rank = sensitivity.rows.findIndex((r) => r.op_name === "linear2" && r.sensitive_type === "weight") + 1;
 console.log(`linear2 weight rank: ${rank} of ${sensitivity.rows.length}`);
-sensitivity
+sensitivity;
 
 // %%
-qb.plots.sensitivityBars(sensitivity.rows, { topk: 10 })
+qb.plots.sensitivityBars(sensitivity.rows, { topk: 10 });
 
 // %% [markdown]
 // `linear2`'s weight, quantized to int8, dominates the error. The statistics table says why: per op
@@ -60,7 +60,7 @@ qb.plots.sensitivityBars(sensitivity.rows, { topk: 10 })
 
 // %%
 const stats = qa.statistics({ data: x });
-stats.baseline.rows.filter((r) => r["Mod Name"] === "linear2")
+stats.baseline.rows.filter((r) => r["Mod Name"] === "linear2");
 
 // %% [markdown]
 // The weight's variance is small (about 0.44) but its extremes reach −41.7 and 31.2. With one
@@ -69,4 +69,4 @@ stats.baseline.rows.filter((r) => r["Mod Name"] === "linear2")
 // only a handful of integer levels. On a log-count histogram the outliers stand apart:
 
 // %%
-qb.plots.histogram(model.linear2.weight, { bins: 80, logCount: true, title: "linear2.weight (log count)", xTitle: "weight value" })
+qb.plots.histogram(model.linear2.weight, { bins: 80, logCount: true, title: "linear2.weight (log count)", xTitle: "weight value" });

@@ -34,7 +34,7 @@ function meanAbsDiff(a: tf.Tensor, b: tf.Tensor): number {
 // channel (what a Linear gets) and int16 per tensor (one scale for the whole weight):
 
 // %%
-qb.plots.weightQuantErrorChart(model.linear2.weight as tf.Tensor2D)
+qb.plots.weightQuantErrorChart(model.linear2.weight as tf.Tensor2D);
 
 // %% [markdown]
 // Setters given to `prepare` apply in order and the earlier one wins, field by field. So a
@@ -43,10 +43,7 @@ qb.plots.weightQuantErrorChart(model.linear2.weight as tf.Tensor2D)
 
 // %%
 const int8 = await calibrated([qb.calibration8bitWeight16bitActQconfigSetter]);
-const int16 = await calibrated([
-  qb.ModuleNameQconfigSetter({ linear2: qb.getQconfig({ weightDtype: qb.qint16 }) }),
-  qb.calibration8bitWeight16bitActQconfigSetter,
-]);
+const int16 = await calibrated([qb.ModuleNameQconfigSetter({ linear2: qb.getQconfig({ weightDtype: qb.qint16 }) }), qb.calibration8bitWeight16bitActQconfigSetter]);
 const e8 = meanAbsDiff(int8.forward(x), floatOut);
 const e16 = meanAbsDiff(int16.forward(x), floatOut);
 console.log(`mean |output - float|: linear2 weight int8 ${e8.toExponential(3)}, int16 ${e16.toExponential(3)} (${(e8 / e16).toFixed(1)}x smaller)`);
@@ -58,7 +55,7 @@ console.log(`mean |output - float|: linear2 weight int8 ${e8.toExponential(3)}, 
 // rules as data and reports every violation with its fixes:
 
 // %%
-qb.checkModel(int16, qb.March.NASH_M)
+qb.checkModel(int16, qb.March.NASH_M);
 
 // %% [markdown]
 // `convert`, which builds the integer model for the chip, refuses the model with the same

@@ -47,19 +47,16 @@ async function calibrated(m: qb.nn.Module, setters: qb.QconfigSetter[]) {
   return c;
 }
 const mulSum = await calibrated(rewritten, [qb.calibration8bitWeight16bitActQconfigSetter]);
-const linear16 = await calibrated(model, [
-  qb.ModuleNameQconfigSetter({ linear2: qb.getQconfig({ weightDtype: qb.qint16 }) }),
-  qb.calibration8bitWeight16bitActQconfigSetter,
-]);
+const linear16 = await calibrated(model, [qb.ModuleNameQconfigSetter({ linear2: qb.getQconfig({ weightDtype: qb.qint16 }) }), qb.calibration8bitWeight16bitActQconfigSetter]);
 qb.preparedOps(mulSum)
   .filter((o) => o.info.modulePath === "linear2")
-  .map((o) => ({ op: o.info.name, type: o.info.type, output: o.output?.dtype.name, scale: o.output?.scale()?.[0] }))
+  .map((o) => ({ op: o.info.name, type: o.info.type, output: o.output?.dtype.name, scale: o.output?.scale()?.[0] }));
 
 // %% [markdown]
 // The chip rule is satisfied now: every op of the mul + sum form runs in int16 on NASH_M.
 
 // %%
-qb.checkModel(mulSum, qb.March.NASH_M)
+qb.checkModel(mulSum, qb.March.NASH_M);
 
 // %% [markdown]
 // ## Output consistency
@@ -80,12 +77,14 @@ function ends(t: tf.Tensor, b: number, r: number): string {
   { output: "float", first: ends(floatLinear, 0, 0), last: ends(floatLinear, 1, 99) },
   { output: "Linear, int16 weight", first: ends(outLinear16, 0, 0), last: ends(outLinear16, 1, 99) },
   { output: "mul + sum, int16", first: ends(outMulSum, 0, 0), last: ends(outMulSum, 1, 99) },
-]
+];
 
 // %%
 const gap = (a: tf.Tensor, b: tf.Tensor) => tf.tidy(() => tf.mean(tf.abs(tf.sub(a, b))).dataSync()[0]);
-console.log(`mean |diff|: mul+sum vs float ${gap(outMulSum, floatLinear).toExponential(3)}, Linear int16 vs float ${gap(outLinear16, floatLinear).toExponential(3)}, mul+sum vs Linear int16 ${gap(outMulSum, outLinear16).toExponential(3)}`);
-qb.plots.outputScatter(floatLinear, outMulSum, { title: "mul + sum (int16) against float output" })
+console.log(
+  `mean |diff|: mul+sum vs float ${gap(outMulSum, floatLinear).toExponential(3)}, Linear int16 vs float ${gap(outLinear16, floatLinear).toExponential(3)}, mul+sum vs Linear int16 ${gap(outMulSum, outLinear16).toExponential(3)}`,
+);
+qb.plots.outputScatter(floatLinear, outMulSum, { title: "mul + sum (int16) against float output" });
 
 // %% [markdown]
 // Both int16 forms sit about as far from float as each other, and closer to each other than to

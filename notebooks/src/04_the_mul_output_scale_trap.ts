@@ -41,7 +41,7 @@ console.log(`MSE-calibrated scale of gate_mul: ${mseScale.toExponential(3)}; gat
 
 // %%
 const products = tf.tidy(() => tf.mul(tf.reshape(data, [2, 64, 1, 256]), tf.reshape(model.weight, [1, 1, 16, 256])));
-qb.plots.zeroBandHistogram(products, mseScale)
+qb.plots.zeroBandHistogram(products, mseScale);
 
 // %% [markdown]
 // ## Scale explorer
@@ -56,10 +56,10 @@ qb.plots.zeroBandHistogram(products, mseScale)
 
 // %%
 const explored = qb.scaleExplorer(calib, "gate_mul", { data, sweep: [1e-4, 1e-3, 3e-3, 1e-2, 3e-2] });
-explored
+explored;
 
 // %%
-qb.plots.scaleSweepChart(explored)
+qb.plots.scaleSweepChart(explored);
 
 // %% [markdown]
 // The fix in the qconfig: give the mul output the fixed scale, ahead of the template.
@@ -95,4 +95,4 @@ const articleCalib = qb.prepare(article.eval(), x, { qconfigSetter: [qb.calibrat
 qb.setFakeQuantize(articleCalib, qb.FakeQuantState.CALIBRATION);
 await qb.calibrate(articleCalib, [x]);
 qb.setFakeQuantize(articleCalib, qb.FakeQuantState.VALIDATION);
-qb.scaleExplorer(articleCalib, "linear2.mul", { data: x })
+qb.scaleExplorer(articleCalib, "linear2.mul", { data: x });

@@ -49,7 +49,7 @@ for (const c of configs) {
   const linear2Us = p.ops.filter((o) => o.op.startsWith("linear2")).reduce((a, o) => a + o.timeUs, 0);
   results.push({ config: c.config, error, latencyMs: p.latencyMs, linear2_us: linear2Us, int16_mac_share: p.int16MacShare, perf: p });
 }
-results.map(({ perf, ...r }) => ({ ...r, latency_us: r.latencyMs * 1000 }))
+results.map(({ perf, ...r }) => ({ ...r, latency_us: r.latencyMs * 1000 }));
 
 // %% [markdown]
 // The ranking matches what Horizon's engineers report for the real chip: int16 input with an
@@ -58,10 +58,10 @@ results.map(({ perf, ...r }) => ({ ...r, latency_us: r.latencyMs * 1000 }))
 // `[2, 100, 60, 256]` int16 tensor to memory before the sum reads it back.
 
 // %%
-qb.plots.latencyBars(results)
+qb.plots.latencyBars(results);
 
 // %%
-qb.plots.accuracyVsLatency(results, { errorTitle: "mean |integer model - float| (log)" })
+qb.plots.accuracyVsLatency(results, { errorTitle: "mean |integer model - float| (log)" });
 
 // %% [markdown]
 // Where the mul + sum form spends its time, per op:
@@ -69,7 +69,7 @@ qb.plots.accuracyVsLatency(results, { errorTitle: "mean |integer model - float| 
 // %%
 const order = results.map((r) => `${r.config}: ${(r.latencyMs * 1000).toFixed(1)} µs`).join(" < ");
 console.log(`estimated latency: ${order}`);
-results[2].perf
+results[2].perf;
 
 // %% [markdown]
 // The int16 MAC share — MACs with an int16 operand over all MACs — is the reference toolchain's

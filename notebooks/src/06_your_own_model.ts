@@ -73,13 +73,13 @@ qb.setFakeQuantize(calib, qb.FakeQuantState.VALIDATION);
 // %%
 const qa = new qb.QuantAnalysis(model, calib);
 const table = qa.sensitivity({ data: batches[0] });
-table
+table;
 
 // %% [markdown]
 // The advisor reads the same data and lists layers that look abnormal, each with a suggested fix.
 
 // %%
-qa.advisor()
+qa.advisor();
 
 // %% [markdown]
 // `sensitiveOpQconfigSetter` turns the table into a qconfig: the worst points (here the two
@@ -109,4 +109,4 @@ const costs = [
   { config: "all int8", latencyMs: qb.perf(qb.export(calib, batches[0])).latencyMs },
   { config: "top-2 int16", latencyMs: qb.perf(qb.export(promoted, batches[0])).latencyMs },
 ];
-qb.plots.latencyBars(costs)
+qb.plots.latencyBars(costs);

@@ -34,7 +34,12 @@ function outputs(model: Module, rt: QuantRuntime, args: tf.Tensor[], state: Fake
   const tap = (op: PreparedOp, role: TapRole, value: tf.Tensor) => {
     if (role === "output") got.set(op.info.name, tf.keep(tf.clone(value)));
   };
-  withPoints(rt, state, () => {}, () => tf.dispose(runModel(model, rt, args, [tap])));
+  withPoints(
+    rt,
+    state,
+    () => {},
+    () => tf.dispose(runModel(model, rt, args, [tap])),
+  );
   return got;
 }
 

@@ -120,13 +120,20 @@ export class QuantAnalysis {
   }
 
   /** Sensitivity table, worst first; writes <metric>_sensitive_ops.txt. */
-  sensitivity(opts: { data: Data; metric?: Metric; reuseFloat?: boolean; onProgress?: ProgressCallback }): SensitivityResult {
+  sensitivity(opts: { data: Data; metric?: Metric; reuseFloat?: boolean | undefined; onProgress?: ProgressCallback | undefined }): SensitivityResult {
     const m = checkMetric(opts?.metric ?? "L1", "QuantAnalysis.sensitivity");
     const args = this.data(opts?.data, "QuantAnalysis.sensitivity");
     const t0 = performance.now();
     const rows = runSensitivity(this.analysis, this.rt, args, { metric: m, reuseFloat: opts.reuseFloat, onProgress: opts.onProgress ?? this.onProgress });
     const columns = ["op_name", "sensitive_type", "op_type", m, "quant_dtype", "flops"];
-    const t = table(`Sensitivity (${m}), worst first`, rows, columns, (r) => ({ op_name: r.op_name, sensitive_type: r.sensitive_type, op_type: r.op_type, [m]: r.value, quant_dtype: r.quant_dtype, flops: r.flops }));
+    const t = table(`Sensitivity (${m}), worst first`, rows, columns, (r) => ({
+      op_name: r.op_name,
+      sensitive_type: r.sensitive_type,
+      op_type: r.op_type,
+      [m]: r.value,
+      quant_dtype: r.quant_dtype,
+      flops: r.flops,
+    }));
     this.write(`${m}_sensitive_ops.txt`, t.text);
     return { ...t, metric: m, elapsedMs: performance.now() - t0 };
   }
@@ -148,8 +155,18 @@ export class QuantAnalysis {
     batches.forEach((batch, k) => {
       const args = checkData(this.rt, batch, `QuantAnalysis.autoFindBadCase (batch ${k})`);
       const b = this.base(args);
-      const ref = withPoints(b.rt, FakeQuantState.FLOAT, () => {}, () => runModel(b.model, b.rt, args));
-      const out = withPoints(this.rt, FakeQuantState.VALIDATION, () => {}, () => runModel(this.analysis, this.rt, args));
+      const ref = withPoints(
+        b.rt,
+        FakeQuantState.FLOAT,
+        () => {},
+        () => runModel(b.model, b.rt, args),
+      );
+      const out = withPoints(
+        this.rt,
+        FakeQuantState.VALIDATION,
+        () => {},
+        () => runModel(this.analysis, this.rt, args),
+      );
       out.forEach((o, i) => {
         const v = metric(m, ref[i], o);
         const cur = worst[i];

@@ -67,13 +67,21 @@ export function scaleExplorer(model: Module, opName: string, opts: { data: Data;
   const missing = uncalibrated(rt);
   if (missing.length > 0) throw new Error(`scaleExplorer: the model was never calibrated (${missing.slice(0, 3).join(", ")} have no scale); calibrate it first`);
   const args = checkData(rt, opts.data, "scaleExplorer");
-  const settings: ScaleSetting[] = [...(opts.settings ?? defaultSettings(fq.dtype.name)), ...(opts.sweep ?? []).map((scale) => ({ scale, label: `sweep ${scale.toPrecision(4)}` }))];
+  const settings: ScaleSetting[] = [
+    ...(opts.settings ?? defaultSettings(fq.dtype.name)),
+    ...(opts.sweep ?? []).map((scale) => ({ scale, label: `sweep ${scale.toPrecision(4)}` })),
+  ];
 
   let raw: tf.Tensor | null = null;
   const grab = (o: PreparedOp, role: TapRole, _v: tf.Tensor, r: tf.Tensor) => {
     if (o === op && role === "output") raw = tf.keep(tf.clone(r));
   };
-  const refs = withPoints(rt, FakeQuantState.FLOAT, (_o, _r, f) => (f.fakeQuantOverride = false), () => runModel(model, rt, args, [grab]));
+  const refs = withPoints(
+    rt,
+    FakeQuantState.FLOAT,
+    (_o, _r, f) => (f.fakeQuantOverride = false),
+    () => runModel(model, rt, args, [grab]),
+  );
   const x = raw as unknown as tf.Tensor;
   try {
     return settings.map((s) => {
@@ -94,9 +102,14 @@ export function scaleExplorer(model: Module, opName: string, opts: { data: Data;
           Math.sqrt(tf.mean(tf.squaredDifference(q, x)).dataSync()[0]),
         ];
       });
-      const outs = withPoints(rt, FakeQuantState.VALIDATION, (_o, _r, f) => {
-        if (f === fq) f.scaleOverride = Float64Array.of(scale);
-      }, () => runModel(model, rt, args));
+      const outs = withPoints(
+        rt,
+        FakeQuantState.VALIDATION,
+        (_o, _r, f) => {
+          if (f === fq) f.scaleOverride = Float64Array.of(scale);
+        },
+        () => runModel(model, rt, args),
+      );
       const l1 = outs.reduce((acc, o, i) => acc + metric("L1", refs[i], o), 0) / outs.length;
       tf.dispose(outs);
       return { setting: labelOf(s), scale, zero_fraction: zero, clipped_fraction: clipped, op_rmse: rmse, output_l1: l1 };

@@ -45,7 +45,10 @@ export function sensitiveOpQconfigSetter(table: SensitivityRow[] | { rows: Sensi
     qconfigFor: (op) => byOp.get(op.name),
     validate(graph) {
       for (const name of byOp.keys()) {
-        if (!graph.byName.has(name)) throw new Error(`sensitiveOpQconfigSetter: '${name}' is not an op of this model (was the table made on another model?); nearest: ${nearestNames(name, graph).join(", ")}`);
+        if (!graph.byName.has(name))
+          throw new Error(
+            `sensitiveOpQconfigSetter: '${name}' is not an op of this model (was the table made on another model?); nearest: ${nearestNames(name, graph).join(", ")}`,
+          );
       }
     },
   };

@@ -27,8 +27,8 @@ export interface SensitivityRow {
 export interface SensitivityOptions {
   metric?: Metric;
   /** Feed recorded float outputs to the ops before the one under test (default true). */
-  reuseFloat?: boolean;
-  onProgress?: ProgressCallback;
+  reuseFloat?: boolean | undefined;
+  onProgress?: ProgressCallback | undefined;
 }
 
 function errorOf(m: Metric, refs: tf.Tensor[], outs: tf.Tensor[]): number {
@@ -48,15 +48,23 @@ export function runSensitivity(model: Module, rt: QuantRuntime, args: tf.Tensor[
     if (role === "output" && reuse) cache.set(op.info.name, tf.keep(tf.clone(value)));
   };
   try {
-    const refs = withPoints(rt, FakeQuantState.FLOAT, (_op, _role, fq) => (fq.fakeQuantOverride = false), () => runModel(model, rt, args, [record]));
+    const refs = withPoints(
+      rt,
+      FakeQuantState.FLOAT,
+      (_op, _role, fq) => (fq.fakeQuantOverride = false),
+      () => runModel(model, rt, args, [record]),
+    );
     const rows: SensitivityRow[] = [];
     try {
       points.forEach(([op, role, fq], k) => {
         const limit = (order.get(op.info.name) as number) + (role === "output" ? 1 : 0);
-        const override = reuse
-          ? (_call: unknown, o: PreparedOp) => ((order.get(o.info.name) as number) < limit ? tf.clone(cache.get(o.info.name) as tf.Tensor) : undefined)
-          : null;
-        const outs = withPoints(rt, FakeQuantState.FLOAT, (_o, _r, f) => (f.fakeQuantOverride = f === fq), () => runModel(model, rt, args, [], override));
+        const override = reuse ? (_call: unknown, o: PreparedOp) => ((order.get(o.info.name) as number) < limit ? tf.clone(cache.get(o.info.name) as tf.Tensor) : undefined) : null;
+        const outs = withPoints(
+          rt,
+          FakeQuantState.FLOAT,
+          (_o, _r, f) => (f.fakeQuantOverride = f === fq),
+          () => runModel(model, rt, args, [], override),
+        );
         rows.push({
           op_name: op.info.name,
           sensitive_type: role === "weight" ? "weight" : "activation",

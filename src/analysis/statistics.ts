@@ -97,6 +97,11 @@ export function collectStatistics(model: Module, rt: QuantRuntime, args: tf.Tens
       Shape: `[${value.shape.join(", ")}]`,
     });
   };
-  withPoints(rt, state, () => {}, () => tf.dispose(runModel(model, rt, args, [tap])));
+  withPoints(
+    rt,
+    state,
+    () => {},
+    () => tf.dispose(runModel(model, rt, args, [tap])),
+  );
   return rows;
 }

@@ -100,7 +100,11 @@ export class HbModel {
 export function convert(ir: Ir, march: March): HbModel {
   validateIr(ir, "convert");
   if (!Object.values(March).includes(march)) {
-    throw new Error(`convert: unknown march '${String(march)}'; expected one of ${Object.keys(March).map((k) => `March.${k}`).join(", ")}`);
+    throw new Error(
+      `convert: unknown march '${String(march)}'; expected one of ${Object.keys(March)
+        .map((k) => `March.${k}`)
+        .join(", ")}`,
+    );
   }
   const check = checkModel(ir, march);
   // ops without a rule (assumed CPU) are simulated like the rest; refused dtypes stop the conversion

@@ -43,6 +43,10 @@ export function textTable(columns: string[], rows: unknown[][], maxRows = 25): s
   const cut = rows.length > maxRows ? [...rows.slice(0, maxRows - 5), null, ...rows.slice(-5)] : rows;
   const cells = cut.map((r) => (r === null ? columns.map(() => "…") : r.map(formatCell)));
   const widths = columns.map((c, i) => Math.max(c.length, ...cells.map((r) => r[i].length)));
-  const line = (vals: string[]) => vals.map((v, i) => v.padEnd(widths[i])).join("  ").trimEnd();
+  const line = (vals: string[]) =>
+    vals
+      .map((v, i) => v.padEnd(widths[i]))
+      .join("  ")
+      .trimEnd();
   return [line(columns), ...cells.map(line)].join("\n");
 }

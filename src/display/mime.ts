@@ -51,7 +51,12 @@ function recordsBundle(rows: Record<string, unknown>[], caption?: string): MimeB
 }
 
 function isRecordArray(v: unknown): v is Record<string, unknown>[] {
-  return Array.isArray(v) && v.length > 0 && v.length <= 5000 && v.every((r) => r !== null && typeof r === "object" && !Array.isArray(r) && Object.getPrototypeOf(r) === Object.prototype);
+  return (
+    Array.isArray(v) &&
+    v.length > 0 &&
+    v.length <= 5000 &&
+    v.every((r) => r !== null && typeof r === "object" && !Array.isArray(r) && Object.getPrototypeOf(r) === Object.prototype)
+  );
 }
 
 function isTable(v: Record<string, unknown>): boolean {
@@ -78,7 +83,7 @@ function resultCaption(v: Record<string, unknown>): string | undefined {
 }
 
 async function spec(v: Record<string, unknown>): Promise<MimeBundle> {
-  const mark = typeof v.mark === "string" ? v.mark : (v.mark as { type?: string } | undefined)?.type ?? (v.layer ? "layered" : "composite");
+  const mark = typeof v.mark === "string" ? v.mark : ((v.mark as { type?: string } | undefined)?.type ?? (v.layer ? "layered" : "composite"));
   const title = typeof v.title === "string" ? v.title : (v.title as { text?: string } | undefined)?.text;
   return {
     [VEGA_LITE_MIME]: v,

@@ -28,7 +28,7 @@ export interface Notebook {
   nbformat_minor: number;
 }
 
-const join = (s: string | string[] | undefined) => (Array.isArray(s) ? s.join("") : s ?? "");
+const join = (s: string | string[] | undefined) => (Array.isArray(s) ? s.join("") : (s ?? ""));
 
 // ANSI colour codes in tracebacks are noise in HTML
 const stripAnsi = (s: string) => s.replace(/\u001b\[[0-9;]*m/g, "");

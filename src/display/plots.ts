@@ -33,9 +33,7 @@ export function histogram(values: Values, opts: { bins?: number; logCount?: bool
   const counts = new Array<number>(bins).fill(0);
   for (const v of data) counts[Math.min(bins - 1, Math.floor((v - lo) / width))]++;
   // on a log axis a bar cannot start at 0: it starts at 0.5 (below the smallest count, 1)
-  const rows = counts
-    .map((count, i) => ({ start: lo + i * width, end: lo + (i + 1) * width, count, base: opts.logCount ? 0.5 : 0 }))
-    .filter((r) => !opts.logCount || r.count > 0);
+  const rows = counts.map((count, i) => ({ start: lo + i * width, end: lo + (i + 1) * width, count, base: opts.logCount ? 0.5 : 0 })).filter((r) => !opts.logCount || r.count > 0);
   return base(opts.title ?? "Histogram", {
     data: { values: rows },
     mark: { type: "bar", tooltip: true },
@@ -66,8 +64,16 @@ export function zeroBandHistogram(values: Values, scale: number, opts: { title?:
   const lo = Math.min(...(hist.data as { values: { start: number }[] }).values.map((r) => r.start), cut);
   return base(opts.title ?? `|x| and the band that rounds to 0 at scale ${scale.toExponential(2)}: ${((100 * zeroed) / Math.max(data.length, 1)).toFixed(1)}% of values`, {
     layer: [
-      { data: { values: [{ from: lo, to: cut }] }, mark: { type: "rect", color: "#f4a6a6", opacity: 0.5 }, encoding: { x: { field: "from", type: "quantitative" }, x2: { field: "to" } } },
-      { data: hist.data, mark: { type: "bar", tooltip: true }, encoding: { ...(hist.encoding as object), x: { field: "start", type: "quantitative", bin: { binned: true }, title: "log10 |x|" } } },
+      {
+        data: { values: [{ from: lo, to: cut }] },
+        mark: { type: "rect", color: "#f4a6a6", opacity: 0.5 },
+        encoding: { x: { field: "from", type: "quantitative" }, x2: { field: "to" } },
+      },
+      {
+        data: hist.data,
+        mark: { type: "bar", tooltip: true },
+        encoding: { ...(hist.encoding as object), x: { field: "start", type: "quantitative", bin: { binned: true }, title: "log10 |x|" } },
+      },
       { data: { values: [{ at: cut }] }, mark: { type: "rule", color: "#c0392b", strokeDash: [4, 3] }, encoding: { x: { field: "at", type: "quantitative" } } },
     ],
   });
@@ -85,7 +91,12 @@ export function scaleSweepChart(rows: { setting: string; scale: number; zero_fra
       color: { field: "setting", type: "nominal" },
     },
   });
-  return { $schema: VEGA_LITE_SCHEMA, title: opts.title ?? "Scale explorer", data: { values: rows }, hconcat: [panel("output_l1", "model output L1 (log)", true), panel("zero_fraction", "fraction rounded to 0", false)] };
+  return {
+    $schema: VEGA_LITE_SCHEMA,
+    title: opts.title ?? "Scale explorer",
+    data: { values: rows },
+    hconcat: [panel("output_l1", "model output L1 (log)", true), panel("zero_fraction", "fraction rounded to 0", false)],
+  };
 }
 
 /** Horizontal bars of a sensitivity table, worst first. */
@@ -174,8 +185,21 @@ export function outputScatter(floatOut: Values, quantOut: Values, opts: { sample
     width: 300,
     height: 300,
     layer: [
-      { data: { values: [{ x: lo, y: lo }, { x: hi, y: hi }] }, mark: { type: "line", color: "#999", strokeDash: [4, 3] }, encoding: { x: { field: "x", type: "quantitative" }, y: { field: "y", type: "quantitative" } } },
-      { data: { values }, mark: { type: "point", size: 8, opacity: 0.5 }, encoding: { x: { field: "float", type: "quantitative" }, y: { field: "quantized", type: "quantitative" } } },
+      {
+        data: {
+          values: [
+            { x: lo, y: lo },
+            { x: hi, y: hi },
+          ],
+        },
+        mark: { type: "line", color: "#999", strokeDash: [4, 3] },
+        encoding: { x: { field: "x", type: "quantitative" }, y: { field: "y", type: "quantitative" } },
+      },
+      {
+        data: { values },
+        mark: { type: "point", size: 8, opacity: 0.5 },
+        encoding: { x: { field: "float", type: "quantitative" }, y: { field: "quantized", type: "quantitative" } },
+      },
     ],
   });
 }

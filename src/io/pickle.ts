@@ -92,50 +92,170 @@ export function unpickle(buf: Buffer, opts: UnpickleOptions): unknown {
   for (;;) {
     const op = u8();
     switch (op) {
-      case 0x80: u8(); break; // PROTO
-      case 0x95: need(8); p += 8; break; // FRAME
-      case 0x2e: return pop(); // STOP
-      case 0x28: stack.push(MARK); break; // MARK
-      case 0x7d: stack.push({}); break; // EMPTY_DICT
-      case 0x5d: stack.push([]); break; // EMPTY_LIST
-      case 0x29: stack.push([]); break; // EMPTY_TUPLE
-      case 0x74: stack.push(popMark()); break; // TUPLE
-      case 0x85: stack.push(Array.of<unknown>(pop())); break; // TUPLE1
-      case 0x86: { const b = pop(); const a = pop(); stack.push(Array.of<unknown>(a, b)); break; } // TUPLE2
-      case 0x87: { const c = pop(); const b = pop(); const a = pop(); stack.push(Array.of<unknown>(a, b, c)); break; } // TUPLE3
-      case 0x6c: stack.push(popMark()); break; // LIST
-      case 0x64: { const d: Record<string, unknown> = {}; setItems(d, popMark()); stack.push(d); break; } // DICT
-      case 0x4e: stack.push(null); break; // NONE
-      case 0x88: stack.push(true); break; // NEWTRUE
-      case 0x89: stack.push(false); break; // NEWFALSE
-      case 0x4a: stack.push(i32()); break; // BININT
-      case 0x4b: stack.push(u8()); break; // BININT1
-      case 0x4d: stack.push(u16()); break; // BININT2
-      case 0x8a: stack.push(long(u8())); break; // LONG1
-      case 0x8b: stack.push(long(u32())); break; // LONG4
-      case 0x47: need(8); stack.push(buf.readDoubleBE(p)); p += 8; break; // BINFLOAT
-      case 0x58: stack.push(str(u32())); break; // BINUNICODE
-      case 0x8c: stack.push(str(u8())); break; // SHORT_BINUNICODE
-      case 0x8d: { need(8); const n = Number(buf.readBigUInt64LE(p)); p += 8; stack.push(str(n)); break; } // BINUNICODE8
-      case 0x42: { const n = u32(); need(n); stack.push(Buffer.from(buf.subarray(p, p + n))); p += n; break; } // BINBYTES
-      case 0x43: { const n = u8(); need(n); stack.push(Buffer.from(buf.subarray(p, p + n))); p += n; break; } // SHORT_BINBYTES
-      case 0x71: memo.set(u8(), top()); break; // BINPUT
-      case 0x72: memo.set(u32(), top()); break; // LONG_BINPUT
-      case 0x94: memo.set(memo.size, top()); break; // MEMOIZE
-      case 0x68: case 0x6a: { // BINGET, LONG_BINGET
+      case 0x80:
+        u8();
+        break; // PROTO
+      case 0x95:
+        need(8);
+        p += 8;
+        break; // FRAME
+      case 0x2e:
+        return pop(); // STOP
+      case 0x28:
+        stack.push(MARK);
+        break; // MARK
+      case 0x7d:
+        stack.push({});
+        break; // EMPTY_DICT
+      case 0x5d:
+        stack.push([]);
+        break; // EMPTY_LIST
+      case 0x29:
+        stack.push([]);
+        break; // EMPTY_TUPLE
+      case 0x74:
+        stack.push(popMark());
+        break; // TUPLE
+      case 0x85:
+        stack.push(Array.of<unknown>(pop()));
+        break; // TUPLE1
+      case 0x86: {
+        const b = pop();
+        const a = pop();
+        stack.push(Array.of<unknown>(a, b));
+        break;
+      } // TUPLE2
+      case 0x87: {
+        const c = pop();
+        const b = pop();
+        const a = pop();
+        stack.push(Array.of<unknown>(a, b, c));
+        break;
+      } // TUPLE3
+      case 0x6c:
+        stack.push(popMark());
+        break; // LIST
+      case 0x64: {
+        const d: Record<string, unknown> = {};
+        setItems(d, popMark());
+        stack.push(d);
+        break;
+      } // DICT
+      case 0x4e:
+        stack.push(null);
+        break; // NONE
+      case 0x88:
+        stack.push(true);
+        break; // NEWTRUE
+      case 0x89:
+        stack.push(false);
+        break; // NEWFALSE
+      case 0x4a:
+        stack.push(i32());
+        break; // BININT
+      case 0x4b:
+        stack.push(u8());
+        break; // BININT1
+      case 0x4d:
+        stack.push(u16());
+        break; // BININT2
+      case 0x8a:
+        stack.push(long(u8()));
+        break; // LONG1
+      case 0x8b:
+        stack.push(long(u32()));
+        break; // LONG4
+      case 0x47:
+        need(8);
+        stack.push(buf.readDoubleBE(p));
+        p += 8;
+        break; // BINFLOAT
+      case 0x58:
+        stack.push(str(u32()));
+        break; // BINUNICODE
+      case 0x8c:
+        stack.push(str(u8()));
+        break; // SHORT_BINUNICODE
+      case 0x8d: {
+        need(8);
+        const n = Number(buf.readBigUInt64LE(p));
+        p += 8;
+        stack.push(str(n));
+        break;
+      } // BINUNICODE8
+      case 0x42: {
+        const n = u32();
+        need(n);
+        stack.push(Buffer.from(buf.subarray(p, p + n)));
+        p += n;
+        break;
+      } // BINBYTES
+      case 0x43: {
+        const n = u8();
+        need(n);
+        stack.push(Buffer.from(buf.subarray(p, p + n)));
+        p += n;
+        break;
+      } // SHORT_BINBYTES
+      case 0x71:
+        memo.set(u8(), top());
+        break; // BINPUT
+      case 0x72:
+        memo.set(u32(), top());
+        break; // LONG_BINPUT
+      case 0x94:
+        memo.set(memo.size, top());
+        break; // MEMOIZE
+      case 0x68:
+      case 0x6a: {
+        // BINGET, LONG_BINGET
         const k = op === 0x68 ? u8() : u32();
         if (!memo.has(k)) throw new PickleError(`pickle memo has no entry ${k}`);
         stack.push(memo.get(k));
         break;
       }
-      case 0x73: { const v = pop(); const k = pop(); setItems(top(), [k, v]); break; } // SETITEM
-      case 0x75: { const items = popMark(); setItems(top(), items); break; } // SETITEMS
-      case 0x61: { const v = pop(); const l = top(); if (!Array.isArray(l)) throw new PickleError("APPEND to something that is not a list"); l.push(v); break; }
-      case 0x65: { const items = popMark(); const l = top(); if (!Array.isArray(l)) throw new PickleError("APPENDS to something that is not a list"); l.push(...items); break; }
-      case 0x63: { const module = line(); const name = line(); stack.push(global(module, name)); break; } // GLOBAL
-      case 0x93: { const name = pop(); const module = pop(); stack.push(global(String(module), String(name))); break; } // STACK_GLOBAL
-      case 0x51: stack.push(opts.persistentLoad(pop())); break; // BINPERSID
-      case 0x52: { // REDUCE
+      case 0x73: {
+        const v = pop();
+        const k = pop();
+        setItems(top(), [k, v]);
+        break;
+      } // SETITEM
+      case 0x75: {
+        const items = popMark();
+        setItems(top(), items);
+        break;
+      } // SETITEMS
+      case 0x61: {
+        const v = pop();
+        const l = top();
+        if (!Array.isArray(l)) throw new PickleError("APPEND to something that is not a list");
+        l.push(v);
+        break;
+      }
+      case 0x65: {
+        const items = popMark();
+        const l = top();
+        if (!Array.isArray(l)) throw new PickleError("APPENDS to something that is not a list");
+        l.push(...items);
+        break;
+      }
+      case 0x63: {
+        const module = line();
+        const name = line();
+        stack.push(global(module, name));
+        break;
+      } // GLOBAL
+      case 0x93: {
+        const name = pop();
+        const module = pop();
+        stack.push(global(String(module), String(name)));
+        break;
+      } // STACK_GLOBAL
+      case 0x51:
+        stack.push(opts.persistentLoad(pop()));
+        break; // BINPERSID
+      case 0x52: {
+        // REDUCE
         const args = pop();
         const fn = pop() as KnownGlobal;
         if (!Array.isArray(args) || fn === null || typeof fn !== "object" || typeof fn.call !== "function") {
@@ -144,7 +264,8 @@ export function unpickle(buf: Buffer, opts: UnpickleOptions): unknown {
         stack.push(fn.call(args));
         break;
       }
-      case 0x62: { // BUILD: state for an object; only dict attributes (OrderedDict._metadata) are accepted and kept aside
+      case 0x62: {
+        // BUILD: state for an object; only dict attributes (OrderedDict._metadata) are accepted and kept aside
         const state = pop();
         const obj = top();
         if (obj !== null && typeof obj === "object" && (state === null || isPlainDict(state))) {

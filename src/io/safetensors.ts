@@ -12,7 +12,16 @@ import { readFile, writeFile } from "node:fs/promises";
 import { BYTES, decodeStorage, tfDType, type StorageDType } from "./dtypeDecode";
 
 const CODES: Record<string, StorageDType> = {
-  F32: "float32", F16: "float16", BF16: "bfloat16", F64: "float64", I64: "int64", I32: "int32", I16: "int16", I8: "int8", U8: "uint8", BOOL: "bool",
+  F32: "float32",
+  F16: "float16",
+  BF16: "bfloat16",
+  F64: "float64",
+  I64: "int64",
+  I32: "int32",
+  I16: "int16",
+  I8: "int8",
+  U8: "uint8",
+  BOOL: "bool",
 };
 
 export function parseSafetensors(buf: Buffer, name = "<buffer>"): Record<string, tf.Tensor> {

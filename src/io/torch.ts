@@ -17,8 +17,16 @@ import { PickleError, unpickle, type KnownGlobal, type StorageRef } from "./pick
 import { isZip, readZipEntries, readZipEntry, ZipError, type ZipEntry } from "./zip";
 
 const STORAGE_TYPES: Record<string, StorageDType> = {
-  FloatStorage: "float32", HalfStorage: "float16", BFloat16Storage: "bfloat16", DoubleStorage: "float64",
-  LongStorage: "int64", IntStorage: "int32", ShortStorage: "int16", CharStorage: "int8", ByteStorage: "uint8", BoolStorage: "bool",
+  FloatStorage: "float32",
+  HalfStorage: "float16",
+  BFloat16Storage: "bfloat16",
+  DoubleStorage: "float64",
+  LongStorage: "int64",
+  IntStorage: "int32",
+  ShortStorage: "int16",
+  CharStorage: "int8",
+  ByteStorage: "uint8",
+  BoolStorage: "bool",
 };
 
 interface StorageHandle {

@@ -28,7 +28,7 @@ function findEocd(buf: Buffer): number {
 }
 
 function readZip64Extra(extra: Buffer, entry: ZipEntry): void {
-  for (let p = 0; p + 4 <= extra.length; ) {
+  for (let p = 0; p + 4 <= extra.length;) {
     const id = extra.readUInt16LE(p);
     const len = extra.readUInt16LE(p + 2);
     if (id === 0x0001) {

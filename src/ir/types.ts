@@ -52,4 +52,3 @@ export interface Ir {
   outputs: string[];
   nodes: IrNode[];
 }
-

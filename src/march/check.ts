@@ -90,7 +90,7 @@ export function checkOpDtypes(ops: OpDtypes[], march: March): CheckResult {
     if (!rule.output.includes(d.output)) {
       violations.push(violation(d, march, `output is ${d.output}, expected ${rule.output.join(" or ")}`, [`give it an output qconfig with ${rule.output.join(" or ")}`]));
     }
-    const roles: Partial<Record<Role, string>> = { input_0: d.inputs[0], input_1: d.inputs[1], weight: d.weight, output: d.output };
+    const roles: Partial<Record<Role, string | undefined>> = { input_0: d.inputs[0], input_1: d.inputs[1], weight: d.weight, output: d.output };
     for (const combo of rule.forbidden ?? []) {
       const hit = Object.entries(combo.when).every(([role, dtype]) => roles[role as Role] === dtype);
       if (hit) violations.push(violation(d, march, combo.rule, combo.fixes));
@@ -108,7 +108,9 @@ export function checkOpDtypes(ops: OpDtypes[], march: March): CheckResult {
           op: v.op,
           op_type: v.opType,
           rule: v.rule,
-          dtypes: Object.entries(v.actual).map(([k, d]) => `${k}=${d}`).join(" "),
+          dtypes: Object.entries(v.actual)
+            .map(([k, d]) => `${k}=${d}`)
+            .join(" "),
           fixes: v.fixes.join(" | "),
         })),
         ["kind", "op", "op_type", "rule", "dtypes", "fixes"],

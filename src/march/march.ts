@@ -13,7 +13,11 @@ let current: March | null = null;
 /** Sets the target chip; set it before `prepare`, as the reference toolchain asks. */
 export function setMarch(m: March): void {
   if (!Object.values(March).includes(m)) {
-    throw new Error(`setMarch: unknown march '${String(m)}'; expected one of ${Object.keys(March).map((k) => `March.${k}`).join(", ")}`);
+    throw new Error(
+      `setMarch: unknown march '${String(m)}'; expected one of ${Object.keys(March)
+        .map((k) => `March.${k}`)
+        .join(", ")}`,
+    );
   }
   current = m;
 }

@@ -10,7 +10,7 @@ export interface OpDtypes {
   type: string;
   module: string;
   inputs: DTypeName[];
-  weight?: DTypeName;
+  weight?: DTypeName | undefined;
   output: DTypeName;
 }
 
@@ -37,7 +37,7 @@ export function opDtypes(modelOrIr: Module | Ir): OpDtypes[] {
       if (isModelInput(inp.source) || inp.source === FLOAT_CONSTANT) return FLOAT;
       return rt.outputQuantizer(inp.source)?.dtype.name ?? FLOAT;
     }),
-    weight: op.info.weightShape ? op.weight?.dtype.name ?? FLOAT : undefined,
+    weight: op.info.weightShape ? (op.weight?.dtype.name ?? FLOAT) : undefined,
     output: rt.outputQuantizer(op.info.name)?.dtype.name ?? FLOAT,
   }));
 }

@@ -35,7 +35,10 @@ export class Conv2d extends Module {
     readonly options: Conv2dOptions & { groups?: number } = {},
   ) {
     super();
-    for (const [k, v] of [["inChannels", inChannels], ["outChannels", outChannels]] as const) {
+    for (const [k, v] of [
+      ["inChannels", inChannels],
+      ["outChannels", outChannels],
+    ] as const) {
       if (!Number.isInteger(v) || v <= 0) throw new Error(`Conv2d: ${k} must be a positive integer, got ${v}`);
     }
     const groups = options.groups ?? 1;

@@ -19,7 +19,13 @@ const pair = (v: number | [number, number] | undefined, d: number): [number, num
  * and arguments; the weight is quantized per output channel (axis 1).
  */
 export function convTranspose2d(x: tf.Tensor, weight: tf.Tensor, bias: tf.Tensor | null, opts: ConvTranspose2dOptions & { name?: string | null } = {}): tf.Tensor {
-  const attrs = { stride: pair(opts.stride, 1), padding: pair(opts.padding, 0), outputPadding: pair(opts.outputPadding, 0), dilation: pair(opts.dilation, 1), groups: opts.groups ?? 1 };
+  const attrs = {
+    stride: pair(opts.stride, 1),
+    padding: pair(opts.padding, 0),
+    outputPadding: pair(opts.outputPadding, 0),
+    dilation: pair(opts.dilation, 1),
+    groups: opts.groups ?? 1,
+  };
   const [sh, sw] = attrs.stride;
   const [dh, dw] = attrs.dilation;
   if (attrs.outputPadding[0] >= Math.max(sh, dh) || attrs.outputPadding[1] >= Math.max(sw, dw)) {

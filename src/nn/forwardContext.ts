@@ -32,7 +32,7 @@ export class ForwardContext {
     const m = this.top();
     const known = this.paths.get(m);
     if (known !== undefined) return known;
-    const parent = this.stack.length > 1 ? this.paths.get(this.stack[this.stack.length - 2]) ?? "" : "";
+    const parent = this.stack.length > 1 ? (this.paths.get(this.stack[this.stack.length - 2]) ?? "") : "";
     const anon = `<${m.constructor.name}>`;
     return parent === "" ? anon : `${parent}.${anon}`;
   }

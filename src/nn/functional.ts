@@ -95,8 +95,7 @@ export function concat(xs: tf.Tensor[], axis: number, opts?: OpOptions): tf.Tens
 type Pair = number | [number, number];
 type Named = { name?: string | null };
 const opName = (o: Named | undefined, fallback: string) => (o?.name === undefined ? fallback : o.name);
-const one = (type: string, fallback: string, x: tf.Tensor, attrs: Record<string, unknown>, o?: Named) =>
-  runOp({ type, name: opName(o, fallback), fallback, attrs }, [x]);
+const one = (type: string, fallback: string, x: tf.Tensor, attrs: Record<string, unknown>, o?: Named) => runOp({ type, name: opName(o, fallback), fallback, attrs }, [x]);
 
 /** clamp(x, min, max); keeps its input's scale (`relu6` is clip(0, 6), `hardtanh` clip(-1, 1) by default). */
 export function clip(x: tf.Tensor, min: number | null, max: number | null, opts?: Named): tf.Tensor {
@@ -141,14 +140,33 @@ export interface PoolOptions extends Named {
 const pairOf = (v: Pair | null | undefined): [number, number] | null | undefined => (v === null || v === undefined ? v : typeof v === "number" ? [v, v] : v);
 
 export function maxPool2d(x: tf.Tensor, kernelSize: Pair, opts: PoolOptions & { dilation?: Pair } = {}): tf.Tensor {
-  return one("MaxPool2d", "max_pool2d", x, { kernelSize: pairOf(kernelSize), stride: pairOf(opts.stride) ?? null, padding: pairOf(opts.padding ?? 0), dilation: pairOf(opts.dilation ?? 1), ceilMode: Boolean(opts.ceilMode) }, opts);
+  return one(
+    "MaxPool2d",
+    "max_pool2d",
+    x,
+    {
+      kernelSize: pairOf(kernelSize),
+      stride: pairOf(opts.stride) ?? null,
+      padding: pairOf(opts.padding ?? 0),
+      dilation: pairOf(opts.dilation ?? 1),
+      ceilMode: Boolean(opts.ceilMode),
+    },
+    opts,
+  );
 }
 export function avgPool2d(x: tf.Tensor, kernelSize: Pair, opts: PoolOptions & { countIncludePad?: boolean; divisorOverride?: number | null } = {}): tf.Tensor {
   return one(
     "AvgPool2d",
     "avg_pool2d",
     x,
-    { kernelSize: pairOf(kernelSize), stride: pairOf(opts.stride) ?? null, padding: pairOf(opts.padding ?? 0), ceilMode: Boolean(opts.ceilMode), countIncludePad: opts.countIncludePad ?? true, divisorOverride: opts.divisorOverride ?? null },
+    {
+      kernelSize: pairOf(kernelSize),
+      stride: pairOf(opts.stride) ?? null,
+      padding: pairOf(opts.padding ?? 0),
+      ceilMode: Boolean(opts.ceilMode),
+      countIncludePad: opts.countIncludePad ?? true,
+      divisorOverride: opts.divisorOverride ?? null,
+    },
     opts,
   );
 }

@@ -56,7 +56,10 @@ export class Tanh extends Module {
 }
 
 export class Hardtanh extends Module {
-  constructor(readonly minVal = -1, readonly maxVal = 1) {
+  constructor(
+    readonly minVal = -1,
+    readonly maxVal = 1,
+  ) {
     super();
   }
   forward(x: tf.Tensor): tf.Tensor {
@@ -66,7 +69,10 @@ export class Hardtanh extends Module {
 
 /** clamp(alpha·x + beta, 0, 1): PyTorch's alpha = 1/6; Paddle's Hardsigmoid uses alpha = 0.2 (pass it). */
 export class Hardsigmoid extends Module {
-  constructor(readonly alpha = 1 / 6, readonly beta = 0.5) {
+  constructor(
+    readonly alpha = 1 / 6,
+    readonly beta = 0.5,
+  ) {
     super();
   }
   forward(x: tf.Tensor): tf.Tensor {

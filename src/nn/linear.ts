@@ -19,7 +19,10 @@ export class Linear extends Module {
     opts: { bias?: boolean; weightLayout?: "out_in" | "in_out" } = {},
   ) {
     super();
-    for (const [k, v] of [["inFeatures", inFeatures], ["outFeatures", outFeatures]] as const) {
+    for (const [k, v] of [
+      ["inFeatures", inFeatures],
+      ["outFeatures", outFeatures],
+    ] as const) {
       if (!Number.isInteger(v) || v <= 0) throw new Error(`Linear: ${k} must be a positive integer, got ${v}`);
     }
     const bound = 1 / Math.sqrt(inFeatures);

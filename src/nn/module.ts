@@ -151,8 +151,7 @@ export abstract class Module {
     }
     if (problems.length > 0) {
       throw new Error(
-        `loadStateDict(${this.constructor.name}): ${problems.join("; ")}. Nothing was loaded; ` +
-          fixAdvice(strict, shapeProblems, missingKeys.length + unexpectedKeys.length),
+        `loadStateDict(${this.constructor.name}): ${problems.join("; ")}. Nothing was loaded; ` + fixAdvice(strict, shapeProblems, missingKeys.length + unexpectedKeys.length),
       );
     }
     for (const [name, v] of params) {
@@ -185,7 +184,9 @@ export abstract class Module {
 function fixAdvice(strict: boolean, shapeProblems: number, nameProblems: number): string {
   const fixes: string[] = [];
   if (shapeProblems > 0) {
-    fixes.push("a shape mismatch means the model was built with other sizes than the checkpoint's: construct it with the sizes the checkpoint has (e.g. in/out features, channels)");
+    fixes.push(
+      "a shape mismatch means the model was built with other sizes than the checkpoint's: construct it with the sizes the checkpoint has (e.g. in/out features, channels)",
+    );
   }
   if (strict && nameProblems > 0) fixes.push("fix the names, or pass { strict: false } to load the keys that match");
   return `${fixes.join("; ")}.`;

@@ -9,7 +9,7 @@ export interface OpSpec {
   name: string | null;
   /** Name used when the op runs at the root, or outside any module. */
   fallback: string;
-  weight?: tf.Tensor;
+  weight?: tf.Tensor | undefined;
   params?: tf.Tensor[];
   attrs?: Record<string, unknown>;
 }
@@ -59,7 +59,12 @@ export function runOp(spec: OpSpec, inputs: tf.Tensor[]): tf.Tensor {
     inputs,
     weight: spec.weight,
     params,
-    flops: flopsOf(def, inputs.map((t) => t.shape), spec.weight?.shape, attrs),
+    flops: flopsOf(
+      def,
+      inputs.map((t) => t.shape),
+      spec.weight?.shape,
+      attrs,
+    ),
     attrs,
   };
   return fwd.interceptor.runOp(call, guarded);

@@ -16,7 +16,7 @@ export interface OpCall {
   /** Activation inputs (quantized by the producing op or an input fake-quantizer). */
   inputs: tf.Tensor[];
   /** A parameter quantized with the op's weight qconfig (Linear weight, LayerNorm gamma). */
-  weight?: tf.Tensor;
+  weight?: tf.Tensor | undefined;
   /** Parameters kept in high precision (biases). */
   params: tf.Tensor[];
   /** Multiply-accumulates (GEMMs) or element operations, for sensitivity tables. */

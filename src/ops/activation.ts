@@ -21,10 +21,20 @@ export function defineLut(type: string, doc: string, compute: (t: tf.Tensor, att
   });
 }
 
-defineLut("Sigmoid", "1 / (1 + e^-x)", (t) => tf.sigmoid(t), (x) => 1 / (1 + Math.exp(-x)));
+defineLut(
+  "Sigmoid",
+  "1 / (1 + e^-x)",
+  (t) => tf.sigmoid(t),
+  (x) => 1 / (1 + Math.exp(-x)),
+);
 defineLut("Tanh", "tanh(x)", (t) => tf.tanh(t), Math.tanh);
 defineLut("Exp", "e^x", (t) => tf.exp(t), Math.exp);
-defineLut("Rsqrt", "1 / sqrt(x)", (t) => tf.rsqrt(t), (x) => 1 / Math.sqrt(x));
+defineLut(
+  "Rsqrt",
+  "1 / sqrt(x)",
+  (t) => tf.rsqrt(t),
+  (x) => 1 / Math.sqrt(x),
+);
 
 defineOp({
   type: "ReLU",
@@ -32,7 +42,9 @@ defineOp({
   role: "passthrough",
   unit: "vector",
   compute: ([t]) => tf.relu(t),
-  integer: (node) => ([x]) => ({ data: x.data.map((q) => Math.max(q, 0)), shape: x.shape, quant: node.output.quant }),
+  integer:
+    (node) =>
+    ([x]) => ({ data: x.data.map((q) => Math.max(q, 0)), shape: x.shape, quant: node.output.quant }),
 });
 
 /** erf(x), |error| < 1.2e-7 (Numerical Recipes' erfc Chebyshev fit): below float32's resolution. */
@@ -58,8 +70,18 @@ defineLut(
   (t, a) => tf.clipByValue(tf.add(tf.mul(t, a.alpha as number), a.beta as number), 0, 1),
   hardSigmoid,
 );
-defineLut("HardSwish", "x · relu6(x + 3) / 6", (t) => tf.mul(t, tf.div(tf.clipByValue(tf.add(t, 3), 0, 6), 6)), (x) => (x * Math.min(6, Math.max(0, x + 3))) / 6);
-defineLut("SiLU", "x · sigmoid(x)", (t) => tf.mul(t, tf.sigmoid(t)), (x) => x / (1 + Math.exp(-x)));
+defineLut(
+  "HardSwish",
+  "x · relu6(x + 3) / 6",
+  (t) => tf.mul(t, tf.div(tf.clipByValue(tf.add(t, 3), 0, 6), 6)),
+  (x) => (x * Math.min(6, Math.max(0, x + 3))) / 6,
+);
+defineLut(
+  "SiLU",
+  "x · sigmoid(x)",
+  (t) => tf.mul(t, tf.sigmoid(t)),
+  (x) => x / (1 + Math.exp(-x)),
+);
 defineLut(
   "GELU",
   "x · Φ(x) (attrs.approximate 'none': erf form; 'tanh': the tanh approximation)",
@@ -69,10 +91,25 @@ defineLut(
       : tf.mul(tf.mul(t, 0.5), tf.add(1, tf.erf(tf.div(t, Math.SQRT2)))),
   (x, a) => (a.approximate === "tanh" ? 0.5 * x * (1 + Math.tanh(SQRT_2_OVER_PI * (x + 0.044715 * x * x * x))) : 0.5 * x * (1 + erf(x / Math.SQRT2))),
 );
-defineLut("LeakyReLU", "x for x ≥ 0, negative_slope · x below", (t, a) => tf.leakyRelu(t, a.negativeSlope as number), (x, a) => (x >= 0 ? x : (a.negativeSlope as number) * x));
+defineLut(
+  "LeakyReLU",
+  "x for x ≥ 0, negative_slope · x below",
+  (t, a) => tf.leakyRelu(t, a.negativeSlope as number),
+  (x, a) => (x >= 0 ? x : (a.negativeSlope as number) * x),
+);
 defineLut("Sqrt", "√x", (t) => tf.sqrt(t), Math.sqrt);
-defineLut("Reciprocal", "1 / x", (t) => tf.reciprocal(t), (x) => 1 / x);
-defineLut("Pow", "x ^ attrs.exponent (a constant)", (t, a) => tf.pow(t, a.exponent as number), (x, a) => x ** (a.exponent as number));
+defineLut(
+  "Reciprocal",
+  "1 / x",
+  (t) => tf.reciprocal(t),
+  (x) => 1 / x,
+);
+defineLut(
+  "Pow",
+  "x ^ attrs.exponent (a constant)",
+  (t, a) => tf.pow(t, a.exponent as number),
+  (x, a) => x ** (a.exponent as number),
+);
 
 defineOp({
   type: "Clip",
@@ -80,13 +117,20 @@ defineOp({
   role: "passthrough",
   unit: "vector",
   compute: ([t], _w, _p, a) => tf.clipByValue(t, (a.min as number | null) ?? -3.4e38, (a.max as number | null) ?? 3.4e38),
-  integer: (node) => ([x]) => {
-    const s = x.quant.scale;
-    if (s === null) return { data: x.data.map((v) => Math.min(Math.max(v, (node.attrs.min as number | null) ?? -Infinity), (node.attrs.max as number | null) ?? Infinity)), shape: x.shape, quant: x.quant };
-    const lo = node.attrs.min === null || node.attrs.min === undefined ? -Infinity : Math.round((node.attrs.min as number) / s[0]);
-    const hi = node.attrs.max === null || node.attrs.max === undefined ? Infinity : Math.round((node.attrs.max as number) / s[0]);
-    return { data: x.data.map((q) => Math.min(Math.max(q, lo), hi)), shape: x.shape, quant: node.output.quant };
-  },
+  integer:
+    (node) =>
+    ([x]) => {
+      const s = x.quant.scale;
+      if (s === null)
+        return {
+          data: x.data.map((v) => Math.min(Math.max(v, (node.attrs.min as number | null) ?? -Infinity), (node.attrs.max as number | null) ?? Infinity)),
+          shape: x.shape,
+          quant: x.quant,
+        };
+      const lo = node.attrs.min === null || node.attrs.min === undefined ? -Infinity : Math.round((node.attrs.min as number) / s[0]);
+      const hi = node.attrs.max === null || node.attrs.max === undefined ? Infinity : Math.round((node.attrs.max as number) / s[0]);
+      return { data: x.data.map((q) => Math.min(Math.max(q, lo), hi)), shape: x.shape, quant: node.output.quant };
+    },
 });
 
 defineOp({

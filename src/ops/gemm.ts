@@ -26,15 +26,15 @@ defineOp({
     return tf.reshape(y, [...t.shape.slice(0, -1), out]);
   },
   flops: ([x], w) => (sizeOf(x) / (x[x.length - 1] || 1)) * (w as number[])[0] * (w as number[])[1],
-  integer: (node) => ([x]) => intLinear(node, x),
+  integer:
+    (node) =>
+    ([x]) =>
+      intLinear(node, x),
 });
 
 /** Output height and width of a convolution (PyTorch's formula). */
 export function convOutput(h: number, w: number, k: [number, number], stride: [number, number], padding: [number, number], dilation: [number, number]): [number, number] {
-  return [
-    Math.floor((h + 2 * padding[0] - dilation[0] * (k[0] - 1) - 1) / stride[0]) + 1,
-    Math.floor((w + 2 * padding[1] - dilation[1] * (k[1] - 1) - 1) / stride[1]) + 1,
-  ];
+  return [Math.floor((h + 2 * padding[0] - dilation[0] * (k[0] - 1) - 1) / stride[0]) + 1, Math.floor((w + 2 * padding[1] - dilation[1] * (k[1] - 1) - 1) / stride[1]) + 1];
 }
 
 defineOp({
@@ -53,7 +53,12 @@ defineOp({
     if (t.rank !== 4 || t.shape[1] !== inPerGroup * groups) {
       throw new Error(`input shape [${t.shape}] does not match weight shape [${weight.shape}]: expected NCHW input with ${inPerGroup * groups} channels`);
     }
-    const pad: [[number, number], [number, number], [number, number], [number, number]] = [[0, 0], [padding[0], padding[0]], [padding[1], padding[1]], [0, 0]];
+    const pad: [[number, number], [number, number], [number, number], [number, number]] = [
+      [0, 0],
+      [padding[0], padding[0]],
+      [padding[1], padding[1]],
+      [0, 0],
+    ];
     // tfjs cannot stride and dilate at once: dilate with stride 1, then keep every stride-th row / column
     const both = (stride[0] > 1 || stride[1] > 1) && (dilation[0] > 1 || dilation[1] > 1);
     const one = (xg: tf.Tensor, wg: tf.Tensor) => {
@@ -65,7 +70,13 @@ defineOp({
     // groups: each slice of input channels meets its slice of filters
     const xs = groups === 1 ? [t] : tf.split(t, groups, 1);
     const ws = groups === 1 ? [weight] : tf.split(weight, groups, 0);
-    let y: tf.Tensor = groups === 1 ? one(t, weight) : tf.concat(xs.map((xg, g) => one(xg, ws[g])), 3);
+    let y: tf.Tensor =
+      groups === 1
+        ? one(t, weight)
+        : tf.concat(
+            xs.map((xg, g) => one(xg, ws[g])),
+            3,
+          );
     if (params.length > 0) y = tf.add(y, params[0]);
     return tf.transpose(y, [0, 3, 1, 2]);
   },
@@ -75,7 +86,10 @@ defineOp({
     // each output element sums over its group's input channels only
     return x[0] * out * oh * ow * inPerGroup * kh * kw;
   },
-  integer: (node) => ([x]) => intConv2d(node, x),
+  integer:
+    (node) =>
+    ([x]) =>
+      intConv2d(node, x),
 });
 
 defineOp({
@@ -90,7 +104,10 @@ defineOp({
     return tf.matMul(x, y);
   },
   flops: ([a, b]) => sizeOf(a) * (b[b.length - 1] ?? 1),
-  integer: (node) => ([a, b]) => intMatmul(node, a, b),
+  integer:
+    (node) =>
+    ([a, b]) =>
+      intMatmul(node, a, b),
 });
 
 /**
@@ -111,7 +128,14 @@ export function convTranspose2d(t: tf.Tensor, weight: tf.Tensor, bias: tf.Tensor
   let x = t;
   if (stride[0] > 1 || stride[1] > 1) {
     x = tf.reshape(t, [n, inC, h, 1, w, 1]);
-    x = tf.pad(x, [[0, 0], [0, 0], [0, 0], [0, stride[0] - 1], [0, 0], [0, stride[1] - 1]]);
+    x = tf.pad(x, [
+      [0, 0],
+      [0, 0],
+      [0, 0],
+      [0, stride[0] - 1],
+      [0, 0],
+      [0, stride[1] - 1],
+    ]);
     x = tf.reshape(x, [n, inC, h * stride[0], w * stride[1]]);
     x = tf.slice(x, [0, 0, 0, 0], [n, inC, (h - 1) * stride[0] + 1, (w - 1) * stride[1] + 1]);
   }
@@ -119,8 +143,17 @@ export function convTranspose2d(t: tf.Tensor, weight: tf.Tensor, bias: tf.Tensor
   // negative edges crop instead of padding
   const padOrCrop = (v: tf.Tensor, axis: 2 | 3, before: number, after: number) => {
     const size = v.shape[axis] as number;
-    const cropped = tf.slice(v, axis === 2 ? [0, 0, Math.max(0, -before), 0] : [0, 0, 0, Math.max(0, -before)], axis === 2 ? [-1, -1, size - Math.max(0, -before) - Math.max(0, -after), -1] : [-1, -1, -1, size - Math.max(0, -before) - Math.max(0, -after)]);
-    const pads: [number, number][] = [[0, 0], [0, 0], [0, 0], [0, 0]];
+    const cropped = tf.slice(
+      v,
+      axis === 2 ? [0, 0, Math.max(0, -before), 0] : [0, 0, 0, Math.max(0, -before)],
+      axis === 2 ? [-1, -1, size - Math.max(0, -before) - Math.max(0, -after), -1] : [-1, -1, -1, size - Math.max(0, -before) - Math.max(0, -after)],
+    );
+    const pads: [number, number][] = [
+      [0, 0],
+      [0, 0],
+      [0, 0],
+      [0, 0],
+    ];
     pads[axis] = [Math.max(0, before), Math.max(0, after)];
     return tf.pad(cropped, pads);
   };

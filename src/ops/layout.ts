@@ -10,7 +10,10 @@ defineOp({
   role: "passthrough",
   unit: "vector",
   compute: ([t], _w, _p, attrs) => tf.transpose(t, attrs.perm as number[]),
-  integer: (node) => ([x]) => transpose(node, x),
+  integer:
+    (node) =>
+    ([x]) =>
+      transpose(node, x),
 });
 
 defineOp({
@@ -75,9 +78,11 @@ defineOp({
   role: "passthrough",
   unit: "vector",
   compute: ([t], _w, _p, a) => padConstant(t, a),
-  integer: (node) => ([x]) => {
-    const v = (node.attrs.value as number | undefined) ?? 0;
-    const code = x.quant.scale === null ? v : Math.round(v / x.quant.scale[0]);
-    return movesCodes(([t], _w, _p, a) => padConstant(t, a, code))(node)([x]);
-  },
+  integer:
+    (node) =>
+    ([x]) => {
+      const v = (node.attrs.value as number | undefined) ?? 0;
+      const code = x.quant.scale === null ? v : Math.round(v / x.quant.scale[0]);
+      return movesCodes(([t], _w, _p, a) => padConstant(t, a, code))(node)([x]);
+    },
 });

@@ -12,5 +12,8 @@ defineOp({
     const c = t.shape[1] as number;
     return tf.add(tf.mul(t, tf.reshape(s, [1, c, 1, 1])), tf.reshape(b, [1, c, 1, 1]));
   },
-  integer: (node) => ([x]) => batchNorm(node, x),
+  integer:
+    (node) =>
+    ([x]) =>
+      batchNorm(node, x),
 });

@@ -39,7 +39,16 @@ const nhwc = (t: tf.Tensor) => tf.transpose(t, [0, 2, 3, 1]) as tf.Tensor4D;
 const nchw = (t: tf.Tensor) => tf.transpose(t, [0, 3, 1, 2]);
 
 function padNCHW(t: tf.Tensor, g: PoolGeometry, value: number): tf.Tensor {
-  return tf.pad(t, [[0, 0], [0, 0], [g.p[0], g.p[0] + g.extra[0]], [g.p[1], g.p[1] + g.extra[1]]], value);
+  return tf.pad(
+    t,
+    [
+      [0, 0],
+      [0, 0],
+      [g.p[0], g.p[0] + g.extra[0]],
+      [g.p[1], g.p[1] + g.extra[1]],
+    ],
+    value,
+  );
 }
 
 export function maxPool2d(t: tf.Tensor, a: Attrs): tf.Tensor {
@@ -57,7 +66,12 @@ export function avgPool2d(t: tf.Tensor, a: Attrs): tf.Tensor {
   const mask =
     a.countIncludePad === false
       ? padNCHW(tf.ones([1, 1, h, w]), g, 0)
-      : tf.pad(tf.ones([1, 1, h + 2 * g.p[0], w + 2 * g.p[1]]), [[0, 0], [0, 0], [0, g.extra[0]], [0, g.extra[1]]]);
+      : tf.pad(tf.ones([1, 1, h + 2 * g.p[0], w + 2 * g.p[1]]), [
+          [0, 0],
+          [0, 0],
+          [0, g.extra[0]],
+          [0, g.extra[1]],
+        ]);
   const counts = tf.mul(tf.avgPool(nhwc(mask), g.k, g.s, "valid"), area);
   const divisor = typeof a.divisorOverride === "number" ? a.divisorOverride : counts;
   return nchw(tf.div(sums, divisor));

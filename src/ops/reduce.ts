@@ -13,6 +13,9 @@ for (const [type, mean] of [
     role: "compute",
     unit: "vector",
     compute: ([t], _w, _p, attrs) => (mean ? tf.mean : tf.sum)(t, attrs.axis as number | number[], Boolean(attrs.keepDims)),
-    integer: (node) => ([x]) => reduce(node, x, mean),
+    integer:
+      (node) =>
+      ([x]) =>
+        reduce(node, x, mean),
   });
 }

@@ -77,7 +77,7 @@ const size = (s: number[]) => s.reduce((a, b) => a * b, 1);
 
 /** The per-channel axis of an op's weight in one call (0 when the op does not say). */
 export function weightAxisOf(def: OpDef, attrs: Attrs): number {
-  return typeof def.weightAxis === "function" ? def.weightAxis(attrs) : def.weightAxis ?? 0;
+  return typeof def.weightAxis === "function" ? def.weightAxis(attrs) : (def.weightAxis ?? 0);
 }
 
 /** The flops of one call: the op's own count, or the largest input's size. */

@@ -19,7 +19,7 @@ export function resizeOutput(shape: number[], a: Attrs): [number, number] {
 /** The factor source = dst · scale uses: 1 / scaleFactor when given (PyTorch), else in / out. */
 function coordScale(n: number, out: number, a: Attrs, axis: 0 | 1): number {
   if (Array.isArray(a.size) || a.scaleFactor === undefined || a.scaleFactor === null) return n / out;
-  const f = Array.isArray(a.scaleFactor) ? (a.scaleFactor as number[])[axis] ?? (a.scaleFactor as number[])[0] : (a.scaleFactor as number);
+  const f = Array.isArray(a.scaleFactor) ? ((a.scaleFactor as number[])[axis] ?? (a.scaleFactor as number[])[0]) : (a.scaleFactor as number);
   return 1 / f;
 }
 

@@ -8,7 +8,10 @@ defineOp({
   role: "stub",
   unit: "none",
   compute: ([x]) => x,
-  integer: (node) => ([x]) => quantStub(node, x),
+  integer:
+    (node) =>
+    ([x]) =>
+      quantStub(node, x),
 });
 
 defineOp({
@@ -17,5 +20,8 @@ defineOp({
   role: "stub",
   unit: "none",
   compute: ([x]) => x,
-  integer: () => ([x]) => deQuantStub(x),
+  integer:
+    () =>
+    ([x]) =>
+      deQuantStub(x),
 });

@@ -22,8 +22,8 @@ export interface FakeQuantizeOptions {
   scale: number | ArrayLike<number> | tf.Tensor1D;
   dtype: QuantDType;
   /** Channel axis for per-channel scales (negative counts from the end). */
-  axis?: number;
-  roundMode?: RoundMode;
+  axis?: number | undefined;
+  roundMode?: RoundMode | undefined;
 }
 
 function checkScales(values: ArrayLike<number>, where: string): void {
@@ -51,9 +51,7 @@ function scaleTensors(x: tf.Tensor, opts: FakeQuantizeOptions): [tf.Tensor, tf.T
   }
   const values = scale instanceof tf.Tensor ? (scale.dataSync() as Float32Array) : Float32Array.from(scale);
   if (values.length !== x.shape[ax]) {
-    throw new Error(
-      `fakeQuantize: ${values.length} per-channel scales for axis ${ax} of shape [${x.shape}], expected ${x.shape[ax]} (one per channel)`,
-    );
+    throw new Error(`fakeQuantize: ${values.length} per-channel scales for axis ${ax} of shape [${x.shape}], expected ${x.shape[ax]} (one per channel)`);
   }
   checkScales(values, "fakeQuantize");
   const bshape = x.shape.map((d, i) => (i === ax ? d : 1));

@@ -59,9 +59,7 @@ export class FakeQuantizer {
     if (!this.quantizing) return x;
     const scale = this.scale();
     if (scale === null) {
-      throw new Error(
-        `${this.where}: no scale yet — its observer saw no data. Run setFakeQuantize(model, FakeQuantState.CALIBRATION) and calibrate() before VALIDATION or QAT.`,
-      );
+      throw new Error(`${this.where}: no scale yet — its observer saw no data. Run setFakeQuantize(model, FakeQuantState.CALIBRATION) and calibrate() before VALIDATION or QAT.`);
     }
     return fakeQuantize(x, {
       scale: this.axis === undefined ? scale[0] : scale,

@@ -14,15 +14,15 @@ import { FixedScaleObserver } from "./observers/fixedScale";
 import type { ObserverFactory } from "./observers/observer";
 
 export interface FakeQuantSpec {
-  dtype?: QuantDType;
-  observer?: ObserverFactory;
+  dtype?: QuantDType | undefined;
+  observer?: ObserverFactory | undefined;
 }
 
 export interface QConfig {
   /** Re-quantize every activation input of the op (in_dtype). */
   input?: FakeQuantSpec | null;
   /** Weight of Linear-like ops; per channel along axis 0. */
-  weight?: FakeQuantSpec | null;
+  weight?: FakeQuantSpec | null | undefined;
   /** The op's output; null = high precision. */
   output?: FakeQuantSpec | null;
 }

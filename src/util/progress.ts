@@ -9,7 +9,7 @@ export interface Progress {
   task: string;
   done: number;
   /** Total when known (arrays), else undefined. */
-  total?: number;
+  total?: number | undefined;
   elapsedMs: number;
 }
 

@@ -28,7 +28,11 @@ export async function calibrate(model: Module, batches: Batches, opts: Calibrate
   if (rt.state !== FakeQuantState.CALIBRATION) {
     throw new Error(`calibrate: the model is in ${rt.state} state; call qb.setFakeQuantize(model, qb.FakeQuantState.CALIBRATION) first`);
   }
-  if (batches === null || batches === undefined || (typeof (batches as Iterable<Batch>)[Symbol.iterator] !== "function" && typeof (batches as AsyncIterable<Batch>)[Symbol.asyncIterator] !== "function")) {
+  if (
+    batches === null ||
+    batches === undefined ||
+    (typeof (batches as Iterable<Batch>)[Symbol.iterator] !== "function" && typeof (batches as AsyncIterable<Batch>)[Symbol.asyncIterator] !== "function")
+  ) {
     throw new Error("calibrate: batches must be an array (or iterable) of input tensors, e.g. [exampleInput]");
   }
   const total = Array.isArray(batches) ? batches.length : undefined;

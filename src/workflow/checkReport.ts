@@ -52,9 +52,7 @@ export function buildCheckReport(root: Module, graph: Graph, ops: Map<string, Pr
     // a module without fake-quantizers of its own (a ReLU, which keeps its input's scale) shares nothing
     .filter((s) => [...ops.values()].some((o) => o.info.modulePath === s.paths[0] && (o.output !== null || o.weight !== null || o.inputs.some((i) => i !== null))));
   const used = new Set(graph.ops.map((o) => o.modulePath));
-  const unusedModules = [...pathsOf.values()]
-    .map((p) => p[0])
-    .filter((p) => p !== "" && ![...used].some((u) => u === p || u.startsWith(`${p}.`)));
+  const unusedModules = [...pathsOf.values()].map((p) => p[0]).filter((p) => p !== "" && ![...used].some((u) => u === p || u.startsWith(`${p}.`)));
   const unquantizedOutputs = [...ops.values()]
     .filter((o) => o.output === null && o.info.type !== "DeQuantStub" && o.qconfig.output !== null && findOp(o.info.type)?.role !== "passthrough")
     .map((o) => o.info.name);
@@ -63,9 +61,18 @@ export function buildCheckReport(root: Module, graph: Graph, ops: Map<string, Pr
   const section = (title: string, rows: string[]) => {
     lines.push(`${title}:`, ...(rows.length ? rows.map((r) => `  ${r}`) : ["  (none)"]), "");
   };
-  section("Float inputs not behind a QuantStub (quantize them with a QuantStub)", floatInputs.map((f) => `${f.op} input ${f.input} <- ${f.source}`));
-  section("Inputs made by a raw tf op inside forward (use the qb.F / qb.nn equivalent so the graph stays connected)", untracedInputs.map((u) => `${u.op} input ${u.input}`));
-  section("Shared modules (one module called in several places shares its weight and scales)", sharedModules.map((s) => `${s.paths.join(", ")} (${s.calls} calls)`));
+  section(
+    "Float inputs not behind a QuantStub (quantize them with a QuantStub)",
+    floatInputs.map((f) => `${f.op} input ${f.input} <- ${f.source}`),
+  );
+  section(
+    "Inputs made by a raw tf op inside forward (use the qb.F / qb.nn equivalent so the graph stays connected)",
+    untracedInputs.map((u) => `${u.op} input ${u.input}`),
+  );
+  section(
+    "Shared modules (one module called in several places shares its weight and scales)",
+    sharedModules.map((s) => `${s.paths.join(", ")} (${s.calls} calls)`),
+  );
   section("Unused modules (never called by forward)", unusedModules);
   section("Ops without a qconfig for their output (they stay float; add a qconfig setter)", unquantizedOutputs);
   const counts = [

@@ -79,7 +79,15 @@ export function exportModel(model: Module, exampleInput: tf.Tensor | tf.Tensor[]
         const data =
           quant.scale === null
             ? Array.from(w.dataSync())
-            : tf.tidy(() => Array.from(quantizeToInt(w, { scale: quant.axis === undefined ? (quant.scale as number[])[0] : (quant.scale as number[]), dtype: op.weight!.dtype, axis: quant.axis }).dataSync()));
+            : tf.tidy(() =>
+                Array.from(
+                  quantizeToInt(w, {
+                    scale: quant.axis === undefined ? (quant.scale as number[])[0] : (quant.scale as number[]),
+                    dtype: op.weight!.dtype,
+                    axis: quant.axis,
+                  }).dataSync(),
+                ),
+              );
         node.weight = { shape: info.weightShape, quant, data };
       }
       nodes.push(node);

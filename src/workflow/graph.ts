@@ -22,9 +22,9 @@ export interface OpInfo {
   type: string;
   modulePath: string;
   /** `untraced`: a float tensor that is neither the model's own (parameter, buffer) nor an op output — made by a raw tf op. */
-  inputs: { source: string; shape: number[]; untraced?: boolean }[];
+  inputs: { source: string; shape: number[]; untraced?: boolean | undefined }[];
   outputShape: number[];
-  weightShape?: number[];
+  weightShape?: number[] | undefined;
   paramShapes: number[][];
   flops: number;
   attrs: Record<string, unknown>;

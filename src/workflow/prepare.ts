@@ -39,7 +39,9 @@ export function checkWarning(name: string, r: CheckReport): string | null {
   const some = (xs: string[]) => `${xs.slice(0, 3).join("; ")}${xs.length > 3 ? "; ..." : ""}`;
   const unstubbed = r.floatInputs.filter((f) => isModelInput(f.source));
   if (unstubbed.length > 0) {
-    parts.push(`${unstubbed.length} op input(s) take a model input no QuantStub quantized (${some(unstubbed.map((f) => `${f.op} input ${f.input}`))}) — put a qb.QuantStub in front`);
+    parts.push(
+      `${unstubbed.length} op input(s) take a model input no QuantStub quantized (${some(unstubbed.map((f) => `${f.op} input ${f.input}`))}) — put a qb.QuantStub in front`,
+    );
   }
   if (r.untracedInputs.length > 0) {
     parts.push(
@@ -47,7 +49,9 @@ export function checkWarning(name: string, r: CheckReport): string | null {
     );
   }
   if (r.sharedModules.length > 0) {
-    parts.push(`${r.sharedModules.length} module(s) called in several places share one set of scales (${some(r.sharedModules.map((s) => s.paths.join(", ")))}) — give each call its own module`);
+    parts.push(
+      `${r.sharedModules.length} module(s) called in several places share one set of scales (${some(r.sharedModules.map((s) => s.paths.join(", ")))}) — give each call its own module`,
+    );
   }
   if (parts.length === 0) return null;
   return `prepare(${name}): ${parts.join(". ")}. The whole report: qb.modelCheckResult(model).text (silence with { warn: false }).`;

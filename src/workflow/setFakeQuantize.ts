@@ -23,8 +23,7 @@ export function setFakeQuantize(model: Module, state: FakeQuantState): void {
     if (missing.length > 0) {
       const shown = missing.slice(0, 8).join(", ") + (missing.length > 8 ? `, … (${missing.length} in all)` : "");
       throw new Error(
-        `setFakeQuantize(VALIDATION): ${shown} ha${missing.length === 1 ? "s" : "ve"} no scale yet. ` +
-          "Set CALIBRATION and run qb.calibrate(model, batches) first.",
+        `setFakeQuantize(VALIDATION): ${shown} ha${missing.length === 1 ? "s" : "ve"} no scale yet. ` + "Set CALIBRATION and run qb.calibrate(model, batches) first.",
       );
     }
   }

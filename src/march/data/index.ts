@@ -10,7 +10,11 @@ const SPECS: Record<March, MarchSpec> = { [March.NASH_E]: nashE, [March.NASH_M]:
 export function marchSpec(march: March): MarchSpec {
   const spec = SPECS[march];
   if (spec === undefined) {
-    throw new Error(`unknown march '${String(march)}'; expected one of ${Object.keys(March).map((k) => `March.${k}`).join(", ")}`);
+    throw new Error(
+      `unknown march '${String(march)}'; expected one of ${Object.keys(March)
+        .map((k) => `March.${k}`)
+        .join(", ")}`,
+    );
   }
   return spec;
 }

@@ -23,7 +23,14 @@ const tensorOf = (data: ArrayLike<number>, shape: number[]) => tf.tensor(Float32
 export function movesCodes(compute: FloatCompute) {
   return (node: IrNode): IntKernel =>
     (xs: Value[]) => {
-      const out = tf.tidy(() => compute(xs.map((x) => tensorOf(x.data, x.shape)), undefined, [], node.attrs));
+      const out = tf.tidy(() =>
+        compute(
+          xs.map((x) => tensorOf(x.data, x.shape)),
+          undefined,
+          [],
+          node.attrs,
+        ),
+      );
       const data = Float64Array.from(out.dataSync());
       const shape = out.shape.slice();
       out.dispose();

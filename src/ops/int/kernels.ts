@@ -46,9 +46,7 @@ export function linear(node: IrNode, x: Value): Value {
   const stored = node.weight!;
   // Paddle's [in, out] layout: read it as [out, in] (its scales are per axis 1, i.e. per output)
   const w =
-    node.attrs.weightLayout === "in_out"
-      ? { ...stored, shape: [stored.shape[1], stored.shape[0]], data: transpose2d(stored.data, stored.shape[0], stored.shape[1]) }
-      : stored;
+    node.attrs.weightLayout === "in_out" ? { ...stored, shape: [stored.shape[1], stored.shape[0]], data: transpose2d(stored.data, stored.shape[0], stored.shape[1]) } : stored;
   const [out, inF] = w.shape;
   const sx = tensorScale(x.quant, node.name);
   const sw = perChannelScale(w.quant, out);
@@ -237,7 +235,8 @@ export function batchNorm(node: IrNode, x: Value): Value {
   const channels = x.shape[1];
   const plane = sizeOf(x.shape.slice(2));
   const sx = tensorScale(x.quant, node.name);
-  if (isFloat(out)) return { data: x.data.map((q, i) => Math.fround(q * sx * scale[Math.floor(i / plane) % channels] + shift[Math.floor(i / plane) % channels])), shape: x.shape, quant: out };
+  if (isFloat(out))
+    return { data: x.data.map((q, i) => Math.fround(q * sx * scale[Math.floor(i / plane) % channels] + shift[Math.floor(i / plane) % channels])), shape: x.shape, quant: out };
   const so = tensorScale(out, node.name);
   const [lo, hi] = rangeOf(out);
   const bits = multiplier(Math.max(...scale.map((s) => Math.abs((sx * s) / so)), 1e-30)).shift;
@@ -255,7 +254,10 @@ export function transpose(node: IrNode, x: Value): Value {
   const perm = node.attrs.perm as number[];
   const outShape = perm.map((p) => x.shape[p]);
   const inStrides = x.shape.map((_, i) => sizeOf(x.shape.slice(i + 1)));
-  const src = stridedOffsets(outShape, perm.map((p) => inStrides[p]));
+  const src = stridedOffsets(
+    outShape,
+    perm.map((p) => inStrides[p]),
+  );
   const data = Float64Array.from(src, (o) => x.data[o]);
   return requantize({ data, shape: outShape, quant: x.quant }, node.output.quant, node.name);
 }

@@ -37,5 +37,4 @@ export class FixedScaleObserver extends Observer {
     const channels = this.range()?.min.length ?? 1;
     return new Float64Array(channels).fill(this.fixedScale);
   }
-
 }

@@ -56,5 +56,4 @@ export class MSEObserver extends Observer {
       return tf.sum(tf.square(tf.sub(tf.mul(q, s), rows)), 1).dataSync();
     });
   }
-
 }

@@ -11,7 +11,7 @@ import { withScope } from "../../util/scope";
 export interface ObserverOptions {
   dtype: QuantDType;
   /** Channel axis for per-channel observation; undefined means per tensor. */
-  axis?: number;
+  axis?: number | undefined;
   /** Moving-average constant across batches (default 0.01). */
   averagingConstant?: number;
 }

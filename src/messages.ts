@@ -1,0 +1,124 @@
+/**
+ * Every user-facing error quantbook raises, as builder functions (one vocabulary, one wording per
+ * situation). Each returns a `QuantbookError` whose `code` says what kind of problem it is and
+ * whose message names the op, module path or file, says what was expected and what was found,
+ * and how to fix it. An error that wraps another keeps it as `cause`.
+ *
+ * ```ts
+ * throw errors.notCalibrated("export", ["linear2"]);
+ * try { ... } catch (e) { if (e instanceof qb.QuantbookError && e.code === "NOT_CALIBRATED") ... }
+ * ```
+ */
+
+export type ErrorCode =
+  | "NOT_PREPARED"
+  | "NOT_CALIBRATED"
+  | "WRONG_STATE"
+  | "BUSY"
+  | "INVALID_ARGUMENT"
+  | "SHAPE_MISMATCH"
+  | "UNKNOWN_NAME"
+  | "UNSUPPORTED"
+  | "CHIP_RULES"
+  | "BAD_FILE"
+  | "INVALID_IR"
+  | "OP_FAILED"
+  | "BATCH_FAILED"
+  | "INTERRUPTED";
+
+export class QuantbookError extends Error {
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = "QuantbookError";
+  }
+}
+
+const messageOf = (e: unknown): string => (e instanceof Error ? e.message : String(e));
+const list = (xs: string[], n = 5): string => `${xs.slice(0, n).join(", ")}${xs.length > n ? `, … (${xs.length} in all)` : ""}`;
+
+/** Levenshtein distance, for "did you mean". */
+function distance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = row[0];
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const cur = row[j];
+      row[j] = Math.min(row[j] + 1, row[j - 1] + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = cur;
+    }
+  }
+  return row[b.length];
+}
+
+/** The `n` candidates closest to `name` (edit distance; a containing name counts as close). */
+export function nearestNames(name: string, candidates: Iterable<string>, n = 5): string[] {
+  const scored = [...new Set(candidates)].map((c) => ({ c, d: c.includes(name) || name.includes(c) ? Math.abs(c.length - name.length) * 0.1 : distance(name, c) }));
+  return scored
+    .sort((a, b) => a.d - b.d || a.c.localeCompare(b.c))
+    .slice(0, n)
+    .map((s) => s.c);
+}
+
+export const errors = {
+  /** A call that needs a prepared model got another object. */
+  notPrepared: (caller: string) =>
+    new QuantbookError("NOT_PREPARED", `${caller}: this model was not prepared; call qb.prepare(model, exampleInput, { qconfigSetter }) and pass the model it returns`),
+
+  /** Quantization points without a scale: their observers never saw data. The one "not calibrated" message. */
+  notCalibrated: (caller: string, points: string[]) =>
+    new QuantbookError(
+      "NOT_CALIBRATED",
+      `${caller}: ${list(points)} ha${points.length === 1 ? "s" : "ve"} no scale yet — ${points.length === 1 ? "its observer" : "their observers"} saw no data. ` +
+        "Run qb.setFakeQuantize(model, qb.FakeQuantState.CALIBRATION), then await qb.calibrate(model, batches), before VALIDATION, QAT, export or analysis.",
+    ),
+
+  /** The model is in a fake-quant state (or train / eval mode) the call cannot run in. */
+  wrongState: (caller: string, found: string, fix: string) => new QuantbookError("WRONG_STATE", `${caller}: the model is in ${found}; ${fix}`),
+
+  /** A long operation still runs on the model (a forgotten await). */
+  busy: (caller: string, task: string, seconds: number) =>
+    new QuantbookError(
+      "BUSY",
+      `${caller}: ${task} is still running on this model (started ${seconds.toFixed(1)} s ago); wait for it with \`await ${task}(...)\` before using the model — a call without await returns at once while it runs on`,
+    ),
+
+  /** A bad argument: where, what is wrong, and what to pass instead. */
+  invalidArgument: (where: string, problem: string, fix: string) => new QuantbookError("INVALID_ARGUMENT", `${where}: ${problem}; ${fix}`),
+
+  /** Shapes that do not fit: where, what was found, what was expected. */
+  shapeMismatch: (where: string, found: string, expected: string, fix?: string) =>
+    new QuantbookError("SHAPE_MISMATCH", `${where}: ${found}, expected ${expected}${fix ? `; ${fix}` : ""}`),
+
+  /** A name (module path, op, op type, metric, ...) that does not exist, with the nearest ones that do. */
+  unknownName: (where: string, kind: string, name: string, known: Iterable<string>) => {
+    const near = nearestNames(name, known);
+    return new QuantbookError("UNKNOWN_NAME", `${where}: no ${kind} '${name}'${near.length ? `; nearest: ${near.map((n) => `'${n}'`).join(", ")}` : ""}`);
+  },
+
+  /** Something quantbook does not do, and what to do instead. */
+  unsupported: (where: string, what: string, fix: string) => new QuantbookError("UNSUPPORTED", `${where}: ${what} is not supported; ${fix}`),
+
+  /** Chip-rule violations that stop a conversion (each line names the op, the rule and the fixes). */
+  chipRules: (march: string, violations: string[]) =>
+    new QuantbookError("CHIP_RULES", `convert: ${violations.length} violation(s) of the ${march} rules:\n${violations.map((v) => `  - ${v}`).join("\n")}`),
+
+  /** A file that cannot be read or is not what the loader expects; the original error is the cause. */
+  badFile: (loader: string, file: string, problem: string, cause?: unknown) =>
+    new QuantbookError("BAD_FILE", `${loader}: ${file}: ${problem}`, cause === undefined ? undefined : { cause }),
+
+  /** An IR that fails validation: every problem, each naming its node. */
+  invalidIr: (where: string, problems: string[]) => new QuantbookError("INVALID_IR", `${where}: invalid IR: ${problems.join("; ")}`),
+
+  /** An op's computation failed: names the op and its input shapes, keeps the original error. */
+  opFailed: (op: string, type: string, cause: unknown, inputShapes: string) =>
+    new QuantbookError("OP_FAILED", `${op} (${type}): ${messageOf(cause)} (input shapes ${inputShapes})`, { cause }),
+
+  /** A calibration batch failed; the observers are as before it. */
+  batchFailed: (caller: string, batch: number, cause: unknown) =>
+    new QuantbookError("BATCH_FAILED", `${caller}: batch ${batch} failed, observers are as before it: ${messageOf(cause)}`, { cause }),
+};
