@@ -38,6 +38,7 @@ export { setFakeQuantize, getFakeQuantState } from "./workflow/setFakeQuantize";
 export { calibrate } from "./workflow/calibrate";
 export { setDefaultProgress, type Progress, type ProgressCallback } from "./util/progress";
 export { InterruptedError } from "./util/interrupt";
+export { errors, QuantbookError, nearestNames, type ErrorCode } from "./messages";
 export { qatStep, qat, mseLoss } from "./workflow/qat";
 export type { CheckReport } from "./workflow/checkReport";
 export type { OpInfo, Graph } from "./workflow/graph";

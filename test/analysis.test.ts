@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 import * as qb from "../src";
-import { assertNoLeak, assertThrows, calibrated, fixture, maxAbsDiff, readJson, setup } from "./helpers";
+import { assertNoLeak, assertThrows, assertThrowsError, calibrated, fixture, maxAbsDiff, readJson, setup } from "./helpers";
 
 let sd: Record<string, tf.Tensor>;
 let x: tf.Tensor;
@@ -125,9 +125,19 @@ describe("QuantAnalysis on the article model", () => {
     await assertThrows(() => qa.statistics({ data: undefined as never }), /pass \{ data \}/);
     await assertThrows(() => qa.sensitivity({ data: x, metric: "L3" as never }), /unknown metric 'L3'/);
     const raw = qb.prepare(model, x, { qconfigSetter: [qb.calibration8bitWeight16bitActQconfigSetter] });
-    await assertThrows(() => new qb.QuantAnalysis(model, raw), /never calibrated/, /calibrate\(\)/);
+    const points = qb.preparedOps(raw).flatMap((o) => [...o.inputs, o.weight, o.output].flatMap((f) => (f === null ? [] : [f.where])));
+    await assertThrowsError(() => new qb.QuantAnalysis(model, raw), qb.errors.notCalibrated("QuantAnalysis", points));
     await assertThrows(() => new qb.QuantAnalysis(model, model), /not prepared/);
-    await assertThrows(() => qb.scaleExplorer(c, "linear9", { data: x }), /no op 'linear9'/, /nearest names: linear\d/);
+    await assertThrowsError(
+      () => qb.scaleExplorer(c, "linear9", { data: x }),
+      qb.errors.unknownName(
+        "scaleExplorer",
+        "op",
+        "linear9",
+        qb.preparedOps(c).map((o) => o.info.name),
+      ),
+    );
+    await assertThrows(() => qb.scaleExplorer(c, "linear9", { data: x }), /nearest: 'linear1', 'linear2', 'linear3'/);
     wrong.dispose();
     [c, raw].forEach((m) => m.dispose());
   });
@@ -200,7 +210,7 @@ describe("sensitiveOpQconfigSetter", () => {
     const other = new qb.examples.GatedMulSum(tf.ones([2, 256]) as tf.Tensor2D, tf.zeros([2]) as tf.Tensor1D);
     await assertThrows(
       () => qb.prepare(other.eval(), data, { qconfigSetter: [qb.sensitiveOpQconfigSetter(table, { topk: 1 })] }),
-      new RegExp(`'${top.op_name}' is not an op of this model`),
+      new RegExp(`sensitiveOpQconfigSetter \\(was the table made on another model\\?\\): no op '${top.op_name}'`),
     );
     [c, promoted, byRatio, m, other].forEach((x) => x.dispose());
     data.dispose();

@@ -49,6 +49,19 @@ export async function assertThrows(fn: () => unknown, ...patterns: RegExp[]): Pr
   return msg as string;
 }
 
+/** `fn` throws exactly the error a messages.ts builder makes (code and message). */
+export async function assertThrowsError(fn: () => unknown, expected: qb.QuantbookError): Promise<void> {
+  let got: unknown = null;
+  try {
+    await fn();
+  } catch (e) {
+    got = e;
+  }
+  assert.ok(got instanceof qb.QuantbookError, `expected a QuantbookError (${expected.code}), got ${got instanceof Error ? `${got.name}: ${got.message}` : String(got)}`);
+  assert.equal(got.code, expected.code);
+  assert.equal(got.message, expected.message);
+}
+
 /** prepare → calibrate on `data` → VALIDATION: the calibrated model, ready to compare. */
 export async function calibrated<T extends qb.nn.Module>(m: T, data: tf.Tensor, setters: qb.QconfigSetter[]): Promise<T> {
   const c = qb.prepare(m.eval(), data, { qconfigSetter: setters });

@@ -206,7 +206,12 @@ describe("export, convert and perf on the article model", () => {
     edited((j) => j.nodes.find((n: any) => n.name === "linear2").weight.data.pop());
     await assertThrows(() => qb.io.loadIr(file), /node linear2: weight has 15359 values for shape \[60,256\]/);
     writeFileSync(file, "{oops");
-    await assertThrows(() => qb.io.loadIr(file), /is not JSON/);
+    await assertThrows(() => qb.io.loadIr(file), /not JSON/);
+    try {
+      await qb.io.loadIr(file);
+    } catch (e) {
+      assert.ok(e instanceof qb.QuantbookError && e.code === "BAD_FILE" && e.cause instanceof SyntaxError, "a bad file error keeps the parser's error as its cause");
+    }
     rmSync(dir, { recursive: true });
     tf.dispose([a, b]);
     calib.dispose();

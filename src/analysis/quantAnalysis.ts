@@ -27,6 +27,7 @@ import { checkData, uncalibrated, withPoints, runModel, type Data } from "./runn
 import { runSensitivity, type SensitivityRow } from "./sensitivity";
 import { collectStatistics, STAT_COLUMNS, type StatRow } from "./statistics";
 import { textTable } from "./textTable";
+import { errors } from "../messages";
 
 type Plain = Record<string, string | number | boolean | null>;
 
@@ -72,10 +73,7 @@ export class QuantAnalysis {
     this.rt = runtimeOf(analysis, "QuantAnalysis (analysis model)");
     const missing = uncalibrated(this.rt);
     if (missing.length > 0) {
-      throw new Error(
-        `QuantAnalysis: the analysis model was never calibrated: ${missing.slice(0, 5).join(", ")}${missing.length > 5 ? ", …" : ""} have no scale. ` +
-          "Run setFakeQuantize(model, CALIBRATION) and calibrate() first.",
-      );
+      throw errors.notCalibrated("QuantAnalysis", missing);
     }
     if (baseline === null || typeof baseline !== "object" || typeof baseline.namedModules !== "function") {
       throw new Error("QuantAnalysis: the baseline must be a qb.nn.Module (the float model)");

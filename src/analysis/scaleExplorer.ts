@@ -17,10 +17,10 @@ import { MSEObserver } from "../quant/observers/mse";
 import type { ObserverFactory } from "../quant/observers/observer";
 import { PercentileObserver } from "../quant/observers/percentile";
 import { FakeQuantState } from "../quant/state";
-import { nearestNames } from "../workflow/qconfigSetters";
 import { runtimeOf, type PreparedOp, type TapRole } from "../workflow/quantRuntime";
 import { metric } from "./metrics";
 import { checkData, runModel, uncalibrated, withPoints, type Data } from "./runner";
+import { errors } from "../messages";
 
 export interface ScaleSetting {
   label?: string;
@@ -60,12 +60,12 @@ export function scaleExplorer(model: Module, opName: string, opts: { data: Data;
   const rt = runtimeOf(model, "scaleExplorer");
   const op = rt.ops.get(opName);
   if (op === undefined) {
-    throw new Error(`scaleExplorer: no op '${opName}' in this model; nearest names: ${nearestNames(opName, rt.graph).join(", ")}`);
+    throw errors.unknownName("scaleExplorer", "op", opName, rt.ops.keys());
   }
   const fq = op.output;
   if (fq === null) throw new Error(`scaleExplorer: ${opName} (${op.info.type}) has a high-precision output; there is no scale to explore`);
   const missing = uncalibrated(rt);
-  if (missing.length > 0) throw new Error(`scaleExplorer: the model was never calibrated (${missing.slice(0, 3).join(", ")} have no scale); calibrate it first`);
+  if (missing.length > 0) throw errors.notCalibrated("scaleExplorer", missing);
   const args = checkData(rt, opts.data, "scaleExplorer");
   const settings: ScaleSetting[] = [
     ...(opts.settings ?? defaultSettings(fq.dtype.name)),

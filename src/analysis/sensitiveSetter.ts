@@ -1,8 +1,9 @@
 import { qint16, type QuantDType } from "../quant/dtypes";
 import type { QConfig } from "../quant/qconfig";
 import type { QconfigSetter } from "../workflow/qconfigSetters";
-import { nearestNames } from "../workflow/qconfigSetters";
+import { graphNames } from "../workflow/qconfigSetters";
 import type { SensitivityRow } from "./sensitivity";
+import { errors } from "../messages";
 
 export interface SensitiveSetterOptions {
   /** Promote the k worst rows. */
@@ -45,10 +46,7 @@ export function sensitiveOpQconfigSetter(table: SensitivityRow[] | { rows: Sensi
     qconfigFor: (op) => byOp.get(op.name),
     validate(graph) {
       for (const name of byOp.keys()) {
-        if (!graph.byName.has(name))
-          throw new Error(
-            `sensitiveOpQconfigSetter: '${name}' is not an op of this model (was the table made on another model?); nearest: ${nearestNames(name, graph).join(", ")}`,
-          );
+        if (!graph.byName.has(name)) throw errors.unknownName("sensitiveOpQconfigSetter (was the table made on another model?)", "op", name, graphNames(graph));
       }
     },
   };

@@ -16,6 +16,7 @@ import { checkModel, type CheckResult } from "../march/check";
 import { March } from "../march/march";
 import { opDef, type IntKernel } from "../ops";
 import { requantize, toReal, type Value } from "../ops/int/value";
+import { errors } from "../messages";
 
 /** The integer kernel of a node, from the op registry. */
 function kernelFor(node: IrNode): IntKernel {
@@ -110,7 +111,10 @@ export function convert(ir: Ir, march: March): HbModel {
   // ops without a rule (assumed CPU) are simulated like the rest; refused dtypes stop the conversion
   const refused = check.violations.filter((v) => v.kind === "rule");
   if (refused.length > 0) {
-    throw new Error(`convert: ${refused.length} violation(s) of the ${march} rules:\n${refused.map((v) => `  - ${v.message}`).join("\n")}`);
+    throw errors.chipRules(
+      march,
+      refused.map((v) => v.message),
+    );
   }
   return new HbModel(ir, march, check);
 }

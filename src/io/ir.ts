@@ -1,6 +1,7 @@
 import { readFile, writeFile } from "node:fs/promises";
 import type { Ir } from "../ir/types";
 import { validateIr } from "../ir/validate";
+import { errors } from "../messages";
 
 /** Writes an IR as JSON (numbers round-trip exactly). */
 export async function saveIr(path: string, ir: Ir): Promise<void> {
@@ -14,13 +15,13 @@ export async function loadIr(path: string): Promise<Ir> {
   try {
     text = await readFile(path, "utf8");
   } catch (e) {
-    throw new Error(`loadIr: cannot read ${path}: ${(e as Error).message}`);
+    throw errors.badFile("loadIr", path, `cannot read it: ${(e as Error).message}`, e);
   }
   let ir: unknown;
   try {
     ir = JSON.parse(text);
-  } catch {
-    throw new Error(`loadIr: ${path} is not JSON (expected a file written by qb.io.saveIr)`);
+  } catch (e) {
+    throw errors.badFile("loadIr", path, "not JSON (expected a file written by qb.io.saveIr)", e);
   }
   validateIr(ir, `loadIr: ${path}`);
   return ir;

@@ -10,6 +10,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { readFile, writeFile } from "node:fs/promises";
 import { BYTES, decodeStorage, tfDType, type StorageDType } from "./dtypeDecode";
+import { errors } from "../messages";
 
 const CODES: Record<string, StorageDType> = {
   F32: "float32",
@@ -26,7 +27,7 @@ const CODES: Record<string, StorageDType> = {
 
 export function parseSafetensors(buf: Buffer, name = "<buffer>"): Record<string, tf.Tensor> {
   const fail = (msg: string): never => {
-    throw new Error(`loadSafetensors: ${name}: ${msg}`);
+    throw errors.badFile("loadSafetensors", name, msg);
   };
   if (buf.length < 8) fail("the file is shorter than the 8-byte header length (truncated or not safetensors)");
   const headerLen = Number(buf.readBigUInt64LE(0));
@@ -62,7 +63,7 @@ export async function loadSafetensors(path: string): Promise<Record<string, tf.T
   try {
     buf = await readFile(path);
   } catch (e) {
-    throw new Error(`loadSafetensors: cannot read ${path}: ${(e as Error).message}`);
+    throw errors.badFile("loadSafetensors", path, `cannot read it: ${(e as Error).message}`, e);
   }
   return parseSafetensors(buf, path);
 }

@@ -15,6 +15,7 @@ import { stridedOffsets } from "../util/strided";
 import { decodeStorage, tfDType, type StorageDType } from "./dtypeDecode";
 import { PickleError, unpickle, type KnownGlobal, type StorageRef } from "./pickle";
 import { isZip, readZipEntries, readZipEntry, ZipError, type ZipEntry } from "./zip";
+import { errors } from "../messages";
 
 const STORAGE_TYPES: Record<string, StorageDType> = {
   FloatStorage: "float32",
@@ -106,7 +107,7 @@ export async function loadTorch(path: string): Promise<unknown> {
   try {
     buf = await readFile(path);
   } catch (e) {
-    throw new Error(`loadTorch: cannot read ${path}: ${(e as Error).message}`);
+    throw errors.badFile("loadTorch", path, `cannot read it: ${(e as Error).message}`, e);
   }
   return parseTorch(buf, path);
 }
@@ -115,8 +116,10 @@ export async function loadTorch(path: string): Promise<unknown> {
 export function parseTorch(buf: Buffer, name = "<buffer>"): unknown {
   if (!isZip(buf)) {
     const legacy = buf.length > 2 && buf[0] === 0x80;
-    throw new Error(
-      `loadTorch: ${name} is not a PyTorch checkpoint in the zip format` +
+    throw errors.badFile(
+      "loadTorch",
+      name,
+      "not a PyTorch checkpoint in the zip format" +
         (legacy ? " (it looks like the legacy pre-1.6 format; re-save it with torch.save(obj, path) on PyTorch >= 1.6)" : " (no zip header); check the path"),
     );
   }
@@ -133,8 +136,7 @@ export function parseTorch(buf: Buffer, name = "<buffer>"): unknown {
   } catch (e) {
     reader?.created.forEach((t) => t.dispose());
     const msg = e instanceof Error ? e.message : String(e);
-    const kind = e instanceof ZipError ? "damaged archive: " : "";
-    throw new Error(`loadTorch: ${name}: ${kind}${msg}`);
+    throw errors.badFile("loadTorch", name, `${e instanceof ZipError ? "damaged archive: " : ""}${msg}`, e);
   }
 }
 

@@ -1,5 +1,6 @@
 import { findOp, opTypes } from "../ops";
 import { IR_FORMAT, IR_VERSION, type Ir } from "./types";
+import { errors } from "../messages";
 
 const size = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
 
@@ -9,7 +10,7 @@ const size = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
  */
 export function validateIr(ir: unknown, where: string): asserts ir is Ir {
   const fail = (problems: string[]): never => {
-    throw new Error(`${where}: invalid IR: ${problems.join("; ")}`);
+    throw errors.invalidIr(where, problems);
   };
   if (ir === null || typeof ir !== "object") fail(["expected a JSON object"]);
   const x = ir as Partial<Ir>;

@@ -2,6 +2,7 @@ import * as tf from "@tensorflow/tfjs";
 import { flopsOf, opDef } from "../ops";
 import { currentForward } from "./forwardContext";
 import type { Compute, OpCall } from "./runtime";
+import { errors } from "../messages";
 
 export interface OpSpec {
   type: string;
@@ -26,7 +27,7 @@ function computeWithContext(name: string, type: string, compute: Compute): Compu
     } catch (e) {
       const msg = e instanceof Error ? e.message : String(e);
       if (msg.startsWith(`${name} (`)) throw e;
-      throw new Error(`${name} (${type}): ${msg} (input shapes ${describeShapes(inputs)})`);
+      throw errors.opFailed(name, type, e, describeShapes(inputs));
     }
   };
 }

@@ -17,6 +17,7 @@
 import type * as tf from "@tensorflow/tfjs";
 import type { IrNode } from "../ir/types";
 import type { Value } from "./int/value";
+import { errors } from "../messages";
 
 export type QuantRole = "stub" | "gemm" | "compute" | "passthrough";
 /** The unit that runs an op: the tensor (MAC) array, the vector unit, a lookup table, nothing (stubs), or the CPU. */
@@ -61,7 +62,7 @@ export function findOp(type: string): OpDef | undefined {
 /** The op of a type, or an error that lists the known types. */
 export function opDef(type: string, where = "op registry"): OpDef {
   const d = registry.get(type);
-  if (d === undefined) throw new Error(`${where}: unknown op type '${type}'; quantbook knows ${opTypes().join(", ")}`);
+  if (d === undefined) throw errors.unknownName(where, "op type", type, opTypes());
   return d;
 }
 

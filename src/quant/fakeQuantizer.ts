@@ -3,6 +3,7 @@ import type { QuantDType } from "./dtypes";
 import { fakeQuantize, type RoundMode } from "./fakeQuantize";
 import { NonFiniteError, type Observer, type ObserverSnapshot } from "./observers/observer";
 import { FakeQuantState } from "./state";
+import { errors } from "../messages";
 
 /**
  * One quantization point of a prepared model (an op's output, input or weight): an observer,
@@ -59,7 +60,7 @@ export class FakeQuantizer {
     if (!this.quantizing) return x;
     const scale = this.scale();
     if (scale === null) {
-      throw new Error(`${this.where}: no scale yet — its observer saw no data. Run setFakeQuantize(model, FakeQuantState.CALIBRATION) and calibrate() before VALIDATION or QAT.`);
+      throw errors.notCalibrated("forward", [this.where]);
     }
     return fakeQuantize(x, {
       scale: this.axis === undefined ? scale[0] : scale,

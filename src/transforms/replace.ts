@@ -1,4 +1,5 @@
 import type { Module } from "../nn/module";
+import { errors } from "../messages";
 
 /** Puts `replacement` where the module at `path` is (a field or an array item) and disposes the old one. */
 export function replaceChild(root: Module, path: string, replacement: Module): void {
@@ -13,5 +14,10 @@ export function replaceChild(root: Module, path: string, replacement: Module): v
       return;
     }
   }
-  throw new Error(`no module at '${path}'`);
+  throw errors.unknownName(
+    "replace",
+    "module at",
+    path,
+    [...root.namedModules()].map(([p]) => p).filter((p) => p !== ""),
+  );
 }

@@ -5,6 +5,7 @@ import { reportProgress, type ProgressCallback } from "../util/progress";
 import { InterruptedError } from "../util/interrupt";
 import { beginOperation } from "../util/operations";
 import { runtimeOf } from "./quantRuntime";
+import { errors } from "../messages";
 
 export type Batch = tf.Tensor | tf.Tensor[];
 export type Batches = Iterable<Batch> | AsyncIterable<Batch>;
@@ -26,14 +27,14 @@ export interface CalibrateOptions {
 export async function calibrate(model: Module, batches: Batches, opts: CalibrateOptions = {}): Promise<{ batches: number; elapsedMs: number }> {
   const rt = runtimeOf(model, "calibrate");
   if (rt.state !== FakeQuantState.CALIBRATION) {
-    throw new Error(`calibrate: the model is in ${rt.state} state; call qb.setFakeQuantize(model, qb.FakeQuantState.CALIBRATION) first`);
+    throw errors.wrongState("calibrate", `${rt.state} state`, "call qb.setFakeQuantize(model, qb.FakeQuantState.CALIBRATION) first");
   }
   if (
     batches === null ||
     batches === undefined ||
     (typeof (batches as Iterable<Batch>)[Symbol.iterator] !== "function" && typeof (batches as AsyncIterable<Batch>)[Symbol.asyncIterator] !== "function")
   ) {
-    throw new Error("calibrate: batches must be an array (or iterable) of input tensors, e.g. [exampleInput]");
+    throw errors.invalidArgument("calibrate", "batches must be an array (or iterable) of input tensors", "pass e.g. [exampleInput]");
   }
   const total = Array.isArray(batches) ? batches.length : undefined;
   const start = performance.now();
@@ -50,8 +51,7 @@ export async function calibrate(model: Module, batches: Batches, opts: Calibrate
       } catch (e) {
         fqs.forEach((fq, i) => fq.restore(saved[i]));
         if (e instanceof InterruptedError) throw e;
-        const msg = e instanceof Error ? e.message : String(e);
-        throw new Error(`calibrate: batch ${done} failed, observers are as before it: ${msg}`, { cause: e });
+        throw errors.batchFailed("calibrate", done, e);
       }
       done++;
       // a macrotask between batches lets an interrupt (or any other event) in

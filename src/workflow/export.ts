@@ -8,13 +8,14 @@ import { IR_FORMAT, IR_VERSION, type Ir, type IrNode, type IrQuant } from "../ir
 import { validateIr } from "../ir/validate";
 import { FLOAT_CONSTANT, isModelInput } from "./graph";
 import { runtimeOf, type PreparedOp, type TapRole } from "./quantRuntime";
+import { errors } from "../messages";
 
 const FLOAT_QUANT: IrQuant = { dtype: FLOAT, scale: null };
 
 function quantOf(fq: FakeQuantizer | null): IrQuant {
   if (fq === null) return FLOAT_QUANT;
   const s = fq.scale();
-  if (s === null) throw new Error(`export: ${fq.where} has no scale: its observer never saw data. Calibrate the model before exporting.`);
+  if (s === null) throw errors.notCalibrated("export", [fq.where]);
   const q: IrQuant = { dtype: fq.dtype.name, scale: Array.from(s, (v) => Math.fround(v)) };
   if (fq.axis !== undefined) q.axis = fq.axis;
   return q;
@@ -33,7 +34,7 @@ function quantOf(fq: FakeQuantizer | null): IrQuant {
 export function exportModel(model: Module, exampleInput: tf.Tensor | tf.Tensor[]): Ir {
   const rt = runtimeOf(model, "export");
   if (rt.state !== FakeQuantState.VALIDATION) {
-    throw new Error(`export: the model is in ${rt.state} state; calibrate it, then qb.setFakeQuantize(model, qb.FakeQuantState.VALIDATION) before exporting`);
+    throw errors.wrongState("export", `${rt.state} state`, "calibrate it, then qb.setFakeQuantize(model, qb.FakeQuantState.VALIDATION) before exporting");
   }
   const args = Array.isArray(exampleInput) ? exampleInput : [exampleInput];
   const captured = new Map<string, Map<TapRole, number[]>>();

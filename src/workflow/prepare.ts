@@ -14,6 +14,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { getMarch } from "../march/march";
 import { cloneModule, type Module } from "../nn/module";
+import { errors, QuantbookError } from "../messages";
 import { INTERCEPTOR } from "../nn/runtime";
 import { opDef, weightAxisOf } from "../ops";
 import { FakeQuantizer } from "../quant/fakeQuantizer";
@@ -69,7 +70,11 @@ function makeFakeQuantizer(where: string, spec: FakeQuantSpec, role: "weight" | 
 function resolveQconfigs(graph: Graph, setters: QconfigSetter[]): Map<string, PreparedOp> {
   for (const s of setters) {
     if (s === undefined || s === null || typeof s.qconfigFor !== "function") {
-      throw new Error("prepare: every qconfigSetter must be a setter such as qb.calibration8bitWeight16bitActQconfigSetter or qb.ModuleNameQconfigSetter({...})");
+      throw errors.invalidArgument(
+        "prepare",
+        "a qconfigSetter is not a setter",
+        "use setters such as qb.calibration8bitWeight16bitActQconfigSetter or qb.ModuleNameQconfigSetter({...})",
+      );
     }
     s.validate?.(graph);
   }
@@ -107,13 +112,13 @@ function resolveQconfigs(graph: Graph, setters: QconfigSetter[]): Map<string, Pr
  */
 export function prepare<T extends Module>(model: T, exampleInput: tf.Tensor | tf.Tensor[], opts: PrepareOptions): T {
   if (getMarch() === null) {
-    throw new Error("prepare: no target chip set; call qb.setMarch(qb.March.NASH_M) (or NASH_E / NASH_P) before prepare");
+    throw errors.wrongState("prepare", "no target chip", "call qb.setMarch(qb.March.NASH_M) (or NASH_E / NASH_P) before prepare");
   }
   if (model === null || typeof model !== "object" || typeof (model as Module).namedModules !== "function") {
-    throw new Error("prepare: expected a qb.nn.Module as the model");
+    throw errors.invalidArgument("prepare", "the model is not a qb.nn.Module", "pass a model built from qb.nn layers (or loaded with qb.io)");
   }
   if (opts === undefined || opts.qconfigSetter === undefined) {
-    throw new Error("prepare: pass { qconfigSetter: [...] }, e.g. [qb.calibration8bitWeight16bitActQconfigSetter]");
+    throw errors.invalidArgument("prepare", "no qconfigSetter", "pass { qconfigSetter: [...] }, e.g. [qb.calibration8bitWeight16bitActQconfigSetter]");
   }
   const args = Array.isArray(exampleInput) ? exampleInput : [exampleInput];
   const copy = cloneModule(model);
@@ -141,7 +146,8 @@ export function prepare<T extends Module>(model: T, exampleInput: tf.Tensor | tf
   } catch (e) {
     copy.dispose();
     const msg = e instanceof Error ? e.message : String(e);
-    throw new Error(`prepare(${model.constructor.name}): ${msg}`);
+    // the wrapped error keeps its kind (code) and stays reachable as the cause
+    throw new QuantbookError(e instanceof QuantbookError ? e.code : "OP_FAILED", `prepare(${model.constructor.name}): ${msg}`, { cause: e });
   }
 }
 

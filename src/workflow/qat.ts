@@ -3,6 +3,7 @@ import type { Module } from "../nn/module";
 import { FakeQuantState } from "../quant/state";
 import { reportProgress, type ProgressCallback } from "../util/progress";
 import { runtimeOf } from "./quantRuntime";
+import { errors } from "../messages";
 
 export type LossFn = (prediction: tf.Tensor, target: tf.Tensor) => tf.Scalar;
 
@@ -11,7 +12,7 @@ export const mseLoss: LossFn = (p, t) => tf.losses.meanSquaredError(t, p) as tf.
 function checkQat(model: Module, caller: string): void {
   const rt = runtimeOf(model, caller);
   if (rt.state !== FakeQuantState.QAT) {
-    throw new Error(`${caller}: the model is in ${rt.state} state; call model.train() and qb.setFakeQuantize(model, qb.FakeQuantState.QAT) first`);
+    throw errors.wrongState(caller, `${rt.state} state`, "call model.train() and qb.setFakeQuantize(model, qb.FakeQuantState.QAT) first");
   }
 }
 

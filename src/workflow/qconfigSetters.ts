@@ -9,6 +9,7 @@ import { MSEObserver } from "../quant/observers/mse";
 import type { ObserverFactory } from "../quant/observers/observer";
 import { getQconfig, type QConfig } from "../quant/qconfig";
 import { isGemm, type Graph, type OpInfo } from "./graph";
+import { errors } from "../messages";
 
 export interface QconfigSetter {
   readonly setterName: string;
@@ -46,28 +47,9 @@ export const qat8bitWeight16bitActQconfigSetter = template("qat8bitWeight16bitAc
 /** QAT twin of defaultCalibrationQconfigSetter. */
 export const defaultQatQconfigSetter = template("defaultQatQconfigSetter", qint8, qint8, MinMaxObserver);
 
-function editDistance(a: string, b: string): number {
-  const d = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    let prev = d[0];
-    d[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const tmp = d[j];
-      d[j] = Math.min(d[j] + 1, d[j - 1] + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
-      prev = tmp;
-    }
-  }
-  return d[b.length];
-}
-
-/** Op names and module paths of a graph, nearest to `name` first. */
-export function nearestNames(name: string, graph: Graph, n = 5): string[] {
-  const names = new Set<string>();
-  for (const op of graph.ops) {
-    names.add(op.name);
-    if (op.modulePath !== "") names.add(op.modulePath);
-  }
-  return [...names].sort((a, b) => editDistance(name, a) - editDistance(name, b)).slice(0, n);
+/** The names a graph answers to: op names and module paths. */
+export function graphNames(graph: Graph): string[] {
+  return [...new Set(graph.ops.flatMap((op) => (op.modulePath === "" ? [op.name] : [op.name, op.modulePath])))];
 }
 
 /**
@@ -86,10 +68,7 @@ export function ModuleNameQconfigSetter(byName: Record<string, QConfig>): Qconfi
       for (const key of Object.keys(byName)) {
         const known = graph.ops.some((op) => op.name === key || op.modulePath === key);
         if (!known) {
-          throw new Error(
-            `ModuleNameQconfigSetter: '${key}' is not an op or module of this model; nearest names: ${nearestNames(key, graph).join(", ")}. ` +
-              "Use a name from that list (module paths are field names joined by dots).",
-          );
+          throw errors.unknownName("ModuleNameQconfigSetter", "op or module", key, graphNames(graph));
         }
       }
     },
@@ -105,7 +84,7 @@ export function OpTypeQconfigSetter(byType: Record<string, QConfig>): QconfigSet
       const types = new Set(graph.ops.map((o) => o.type));
       for (const key of Object.keys(byType)) {
         if (!types.has(key)) {
-          throw new Error(`OpTypeQconfigSetter: this model has no op of type '${key}'; its op types are ${[...types].join(", ")}`);
+          throw errors.unknownName("OpTypeQconfigSetter", "op of type", key, types);
         }
       }
     },

@@ -12,6 +12,7 @@ import type { QConfig } from "../quant/qconfig";
 import { FakeQuantState } from "../quant/state";
 import type { Operation } from "../util/operations";
 import type { Graph, OpInfo } from "./graph";
+import { errors } from "../messages";
 
 export interface PreparedOp {
   info: OpInfo;
@@ -69,10 +70,10 @@ export class QuantRuntime implements OpInterceptor {
     const training = (root as Module).training;
     const needsEval = this.state === FakeQuantState.CALIBRATION || this.state === FakeQuantState.VALIDATION;
     if (needsEval && training) {
-      throw new Error(`forward: the model is in ${this.state} state but in training mode; call model.eval() first (${this.state} runs in eval mode)`);
+      throw errors.wrongState("forward", `${this.state} state but in training mode`, `call model.eval() first (${this.state} runs in eval mode)`);
     }
     if (this.state === FakeQuantState.QAT && !training) {
-      throw new Error("forward: the model is in QAT state but in eval mode; call model.train() first, or setFakeQuantize(model, VALIDATION) to evaluate");
+      throw errors.wrongState("forward", "QAT state but in eval mode", "call model.train() first, or setFakeQuantize(model, VALIDATION) to evaluate");
     }
   }
 
@@ -113,13 +114,10 @@ export class QuantRuntime implements OpInterceptor {
 export function runtimeOf(model: unknown, caller: string): QuantRuntime {
   const rt = model !== null && typeof model === "object" ? (model as Record<symbol, unknown>)[INTERCEPTOR] : undefined;
   if (!(rt instanceof QuantRuntime)) {
-    throw new Error(`${caller}: this model was not prepared; call qb.prepare(model, exampleInput, { qconfigSetter }) and pass the model it returns`);
+    throw errors.notPrepared(caller);
   }
   if (rt.busy !== null) {
-    throw new Error(
-      `${caller}: ${rt.busy.task} is still running on this model (started ${((performance.now() - rt.busy.since) / 1000).toFixed(1)} s ago); ` +
-        `wait for it with \`await ${rt.busy.task}(...)\` before using the model — a call without await returns at once while it runs on`,
-    );
+    throw errors.busy(caller, rt.busy.task, (performance.now() - rt.busy.since) / 1000);
   }
   return rt;
 }

@@ -1,6 +1,7 @@
 import type { Module } from "../nn/module";
 import { FakeQuantState } from "../quant/state";
 import { runtimeOf } from "./quantRuntime";
+import { errors } from "../messages";
 
 /**
  * Sets the state of every fake-quantizer of a prepared model (see `FakeQuantState`).
@@ -10,21 +11,23 @@ import { runtimeOf } from "./quantRuntime";
 export function setFakeQuantize(model: Module, state: FakeQuantState): void {
   const rt = runtimeOf(model, "setFakeQuantize");
   if (!Object.values(FakeQuantState).includes(state)) {
-    throw new Error(`setFakeQuantize: unknown state '${String(state)}'; expected FakeQuantState.CALIBRATION, VALIDATION, QAT or FLOAT`);
+    throw errors.unknownName(
+      "setFakeQuantize",
+      "state",
+      String(state),
+      Object.values(FakeQuantState).map((s) => `FakeQuantState.${s}`),
+    );
   }
   if ((state === FakeQuantState.CALIBRATION || state === FakeQuantState.VALIDATION) && model.training) {
-    throw new Error(`setFakeQuantize(${state}): the model is in training mode; call model.eval() first`);
+    throw errors.wrongState(`setFakeQuantize(${state})`, "training mode", "call model.eval() first");
   }
   if (state === FakeQuantState.QAT && !model.training) {
-    throw new Error("setFakeQuantize(QAT): the model is in eval mode; call model.train() first");
+    throw errors.wrongState("setFakeQuantize(QAT)", "eval mode", "call model.train() first");
   }
   if (state === FakeQuantState.VALIDATION) {
     const missing = [...rt.fakeQuantizers()].filter(([, , fq]) => fq.scale() === null).map(([, , fq]) => fq.where);
     if (missing.length > 0) {
-      const shown = missing.slice(0, 8).join(", ") + (missing.length > 8 ? `, … (${missing.length} in all)` : "");
-      throw new Error(
-        `setFakeQuantize(VALIDATION): ${shown} ha${missing.length === 1 ? "s" : "ve"} no scale yet. ` + "Set CALIBRATION and run qb.calibrate(model, batches) first.",
-      );
+      throw errors.notCalibrated("setFakeQuantize(VALIDATION)", missing);
     }
   }
   rt.state = state;
