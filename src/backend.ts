@@ -12,6 +12,7 @@
  * ```
  */
 import * as tf from "@tensorflow/tfjs";
+import { errors } from "./messages";
 
 export type BackendName = "tensorflow" | "wasm" | "cpu";
 
@@ -42,10 +43,14 @@ async function choose(): Promise<BackendName> {
   const wanted = process.env.QUANTBOOK_BACKEND;
   if (wanted !== undefined && wanted !== "") {
     if (wanted !== "tensorflow" && wanted !== "wasm" && wanted !== "cpu") {
-      throw new Error(`QUANTBOOK_BACKEND=${wanted} is not a backend quantbook knows; expected one of wasm, tensorflow, cpu (or unset it to choose automatically)`);
+      throw errors.coded(
+        "INVALID_ARGUMENT",
+        `QUANTBOOK_BACKEND=${wanted} is not a backend quantbook knows; expected one of wasm, tensorflow, cpu (or unset it to choose automatically)`,
+      );
     }
     if (!(await activate(wanted))) {
-      throw new Error(
+      throw errors.coded(
+        "INVALID_ARGUMENT",
         `QUANTBOOK_BACKEND=${wanted}: that backend did not load` +
           (wanted === "tensorflow" ? "; @tensorflow/tfjs-node is optional and its native library may not be installed. Use wasm instead." : ""),
       );
@@ -55,7 +60,7 @@ async function choose(): Promise<BackendName> {
   for (const name of ["tensorflow", "wasm", "cpu"] as const) {
     if (await activate(name)) return name;
   }
-  throw new Error("no tensor backend could be activated (tried tensorflow, wasm, cpu)");
+  throw errors.coded("INVALID_ARGUMENT", "no tensor backend could be activated (tried tensorflow, wasm, cpu)");
 }
 
 /** Selects and readies the tensor backend once; later calls return the same choice. */

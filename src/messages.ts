@@ -65,6 +65,9 @@ export function nearestNames(name: string, candidates: Iterable<string>, n = 5):
 }
 
 export const errors = {
+  /** A well-formed message (it names the op or module, what was expected and found, and the fix) under a code. */
+  coded: (code: ErrorCode, message: string) => new QuantbookError(code, message),
+
   /** A call that needs a prepared model got another object. */
   notPrepared: (caller: string) =>
     new QuantbookError("NOT_PREPARED", `${caller}: this model was not prepared; call qb.prepare(model, exampleInput, { qconfigSetter }) and pass the model it returns`),

@@ -1,5 +1,6 @@
 /** Distances between a reference (float) output and a quantized one. */
 import * as tf from "@tensorflow/tfjs";
+import { errors } from "../messages";
 
 export type Metric = "L1" | "MSE" | "Cosine" | "KL" | "SQNR";
 export const METRICS: Metric[] = ["L1", "MSE", "Cosine", "KL", "SQNR"];
@@ -10,7 +11,7 @@ export function largerIsWorse(m: Metric): boolean {
 }
 
 export function checkMetric(m: string, where: string): Metric {
-  if (!METRICS.includes(m as Metric)) throw new Error(`${where}: unknown metric '${m}'; expected one of ${METRICS.join(", ")}`);
+  if (!METRICS.includes(m as Metric)) throw errors.coded("INVALID_ARGUMENT", `${where}: unknown metric '${m}'; expected one of ${METRICS.join(", ")}`);
   return m as Metric;
 }
 

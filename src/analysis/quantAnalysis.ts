@@ -76,7 +76,7 @@ export class QuantAnalysis {
       throw errors.notCalibrated("QuantAnalysis", missing);
     }
     if (baseline === null || typeof baseline !== "object" || typeof baseline.namedModules !== "function") {
-      throw new Error("QuantAnalysis: the baseline must be a qb.nn.Module (the float model)");
+      throw errors.coded("INVALID_ARGUMENT", "QuantAnalysis: the baseline must be a qb.nn.Module (the float model)");
     }
     this.outDir = opts.outDir;
     this.onProgress = opts.onProgress;
@@ -148,7 +148,7 @@ export class QuantAnalysis {
   /** The worst batch per model output (baseline vs analysis); writes badcase.txt. */
   autoFindBadCase(batches: Data[], opts: { metric?: Metric } = {}): Table<BadCaseRow> {
     const m = checkMetric(opts.metric ?? "L1", "QuantAnalysis.autoFindBadCase");
-    if (!Array.isArray(batches) || batches.length === 0) throw new Error("QuantAnalysis.autoFindBadCase: pass a non-empty array of batches");
+    if (!Array.isArray(batches) || batches.length === 0) throw errors.coded("INVALID_ARGUMENT", "QuantAnalysis.autoFindBadCase: pass a non-empty array of batches");
     const worst: BadCaseRow[] = [];
     batches.forEach((batch, k) => {
       const args = checkData(this.rt, batch, `QuantAnalysis.autoFindBadCase (batch ${k})`);
@@ -184,7 +184,7 @@ export class QuantAnalysis {
    */
   advisor(opts: { data?: Data } = {}): Table<AdviceRow> {
     if (opts.data === undefined && this.lastData === null) {
-      throw new Error("QuantAnalysis.advisor: pass { data }, or run statistics / sensitivity / comparePerLayer first so their data can be reused");
+      throw errors.coded("INVALID_ARGUMENT", "QuantAnalysis.advisor: pass { data }, or run statistics / sensitivity / comparePerLayer first so their data can be reused");
     }
     const args = this.data(opts.data, "QuantAnalysis.advisor");
     const rows = advise(this.analysis, this.rt, args);

@@ -63,7 +63,7 @@ export function scaleExplorer(model: Module, opName: string, opts: { data: Data;
     throw errors.unknownName("scaleExplorer", "op", opName, rt.ops.keys());
   }
   const fq = op.output;
-  if (fq === null) throw new Error(`scaleExplorer: ${opName} (${op.info.type}) has a high-precision output; there is no scale to explore`);
+  if (fq === null) throw errors.coded("INVALID_ARGUMENT", `scaleExplorer: ${opName} (${op.info.type}) has a high-precision output; there is no scale to explore`);
   const missing = uncalibrated(rt);
   if (missing.length > 0) throw errors.notCalibrated("scaleExplorer", missing);
   const args = checkData(rt, opts.data, "scaleExplorer");
@@ -91,7 +91,7 @@ export function scaleExplorer(model: Module, opName: string, opts: { data: Data;
         obs.observe(x);
         scale = (obs.scale() as Float64Array)[0];
       } else if (s.scale !== undefined && s.scale > 0) scale = s.scale;
-      else throw new Error(`scaleExplorer: setting ${JSON.stringify(s)} needs a scale > 0 or an observer`);
+      else throw errors.coded("INVALID_ARGUMENT", `scaleExplorer: setting ${JSON.stringify(s)} needs a scale > 0 or an observer`);
       const { qmax } = fq.dtype;
       const [zero, clipped, rmse] = tf.tidy(() => {
         const a = tf.abs(x);

@@ -27,9 +27,9 @@ export interface SensitiveSetterOptions {
  */
 export function sensitiveOpQconfigSetter(table: SensitivityRow[] | { rows: SensitivityRow[] }, opts: SensitiveSetterOptions = {}): QconfigSetter {
   const rows = Array.isArray(table) ? table : table.rows;
-  if (!Array.isArray(rows)) throw new Error("sensitiveOpQconfigSetter: expected the rows of a sensitivity table (QuantAnalysis.sensitivity)");
-  if ((opts.topk === undefined) === (opts.ratio === undefined)) throw new Error("sensitiveOpQconfigSetter: pass exactly one of topk or ratio");
-  if (opts.ratio !== undefined && !(opts.ratio > 0 && opts.ratio <= 1)) throw new Error(`sensitiveOpQconfigSetter: ratio ${opts.ratio} must be in (0, 1]`);
+  if (!Array.isArray(rows)) throw errors.coded("INVALID_ARGUMENT", "sensitiveOpQconfigSetter: expected the rows of a sensitivity table (QuantAnalysis.sensitivity)");
+  if ((opts.topk === undefined) === (opts.ratio === undefined)) throw errors.coded("INVALID_ARGUMENT", "sensitiveOpQconfigSetter: pass exactly one of topk or ratio");
+  if (opts.ratio !== undefined && !(opts.ratio > 0 && opts.ratio <= 1)) throw errors.coded("INVALID_ARGUMENT", `sensitiveOpQconfigSetter: ratio ${opts.ratio} must be in (0, 1]`);
   const kind = opts.sensitiveType ?? "both";
   const eligible = rows.filter((r) => kind === "both" || r.sensitive_type === kind);
   const count = opts.topk ?? Math.ceil((opts.ratio as number) * eligible.length);

@@ -14,6 +14,7 @@ import * as tf from "@tensorflow/tfjs";
 import { inspect } from "node:util";
 import { escapeHtml, htmlTable, textTable } from "./html";
 import { isVegaLiteSpec, renderSvg, VEGA_LITE_MIME } from "./vega";
+import { errors } from "../messages";
 
 export type MimeBundle = Record<string, unknown>;
 
@@ -103,7 +104,8 @@ export async function toMimeBundle(value: unknown): Promise<MimeBundle | null> {
   const custom = (value as Record<symbol, unknown>)[DISPLAY_SYMBOL];
   if (typeof custom === "function") {
     const b = await (custom as () => MimeBundle | Promise<MimeBundle>).call(value);
-    if (b === null || typeof b !== "object") throw new Error("a [Symbol.for('Jupyter.display')]() method must return a MIME bundle object, e.g. { 'text/plain': '...' }");
+    if (b === null || typeof b !== "object")
+      throw errors.coded("INVALID_ARGUMENT", "a [Symbol.for('Jupyter.display')]() method must return a MIME bundle object, e.g. { 'text/plain': '...' }");
     return b;
   }
   if (isFrame(value)) return frameBundle(value);

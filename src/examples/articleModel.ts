@@ -11,6 +11,7 @@ import { LayerNorm } from "../nn/layernorm";
 import { DeQuantStub, QuantStub, ReLU } from "../nn/layers";
 import { Linear } from "../nn/linear";
 import { Module } from "../nn/module";
+import { errors } from "../messages";
 
 export class SmallModel extends Module {
   quant = new QuantStub();
@@ -45,7 +46,7 @@ export class SmallModelMulSum extends Module {
   constructor(linear2Weight: tf.Tensor, linear2Bias: tf.Tensor) {
     super();
     if (linear2Weight.rank !== 2 || linear2Bias.rank !== 1 || linear2Bias.shape[0] !== linear2Weight.shape[0]) {
-      throw new Error(`SmallModelMulSum: expected weight [out, in] and bias [out], got [${linear2Weight.shape}] and [${linear2Bias.shape}]`);
+      throw errors.coded("SHAPE_MISMATCH", `SmallModelMulSum: expected weight [out, in] and bias [out], got [${linear2Weight.shape}] and [${linear2Bias.shape}]`);
     }
     this.linear2_weight = tf.clone(linear2Weight) as tf.Tensor2D;
     this.linear2_bias = tf.clone(linear2Bias) as tf.Tensor1D;

@@ -74,13 +74,13 @@ export function serializeSafetensors(tensors: Record<string, tf.Tensor>, metadat
   const blobs: Buffer[] = [];
   let offset = 0;
   for (const [key, t] of Object.entries(tensors)) {
-    if (!(t instanceof tf.Tensor)) throw new Error(`saveSafetensors: '${key}' is not a tensor`);
+    if (!(t instanceof tf.Tensor)) throw errors.coded("INVALID_ARGUMENT", `saveSafetensors: '${key}' is not a tensor`);
     const values = t.dataSync();
     let raw: Buffer;
     if (t.dtype === "float32") raw = Buffer.from(new Float32Array(values as Float32Array).buffer);
     else if (t.dtype === "int32") raw = Buffer.from(new Int32Array(values as Int32Array).buffer);
     else if (t.dtype === "bool") raw = Buffer.from(Uint8Array.from(values as Uint8Array));
-    else throw new Error(`saveSafetensors: '${key}' has dtype ${t.dtype}; only float32, int32 and bool can be written`);
+    else throw errors.coded("INVALID_ARGUMENT", `saveSafetensors: '${key}' has dtype ${t.dtype}; only float32, int32 and bool can be written`);
     const code = { float32: "F32", int32: "I32", bool: "BOOL" }[t.dtype as "float32" | "int32" | "bool"];
     header[key] = { dtype: code, shape: t.shape, data_offsets: [offset, offset + raw.length] };
     blobs.push(raw);

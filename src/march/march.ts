@@ -1,4 +1,5 @@
 /** Target BPU architectures ("march") of the Journey 6 family. */
+import { errors } from "../messages";
 export enum March {
   /** J6E */
   NASH_E = "nash-e",
@@ -13,7 +14,8 @@ let current: March | null = null;
 /** Sets the target chip; set it before `prepare`, as the reference toolchain asks. */
 export function setMarch(m: March): void {
   if (!Object.values(March).includes(m)) {
-    throw new Error(
+    throw errors.coded(
+      "INVALID_ARGUMENT",
       `setMarch: unknown march '${String(m)}'; expected one of ${Object.keys(March)
         .map((k) => `March.${k}`)
         .join(", ")}`,

@@ -17,6 +17,7 @@ import type { DTypeName } from "../quant/dtypes";
 import { marchSpec } from "./data";
 import { March } from "./march";
 import type { PerfParams } from "./spec";
+import { errors } from "../messages";
 
 type Pair = keyof PerfParams["macRate"];
 
@@ -61,7 +62,7 @@ function opCost(n: IrNode, p: PerfParams, unit: string): PerfOp {
     const pair = `${inD[0]}x${wD}` as Pair;
     const rate = p.macRate[pair];
     if (!rate) {
-      throw new Error(`perf: ${n.name}: the chip has no ${inD[0]} x ${wD} GEMM; run qb.checkModel and fix its violations before estimating latency`);
+      throw errors.coded("WRONG_STATE", `perf: ${n.name}: the chip has no ${inD[0]} x ${wD} GEMM; run qb.checkModel and fix its violations before estimating latency`);
     }
     macs[pair] = n.flops;
     compute = n.flops / (p.macsPerSecond * p.gemmUtilization * rate);

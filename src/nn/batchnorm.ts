@@ -2,6 +2,7 @@ import * as tf from "@tensorflow/tfjs";
 import { constantParameter } from "./init";
 import { Module } from "./module";
 import { runOp } from "./op";
+import { errors } from "../messages";
 
 /**
  * BatchNorm over the channels of NCHW tensors with PyTorch's parameters and buffers (`weight`,
@@ -39,7 +40,7 @@ export class BatchNorm2d extends Module {
 
   forward(x: tf.Tensor): tf.Tensor {
     if (x.rank !== 4 || x.shape[1] !== this.numFeatures) {
-      throw new Error(`BatchNorm2d: input shape [${x.shape}] is not NCHW with ${this.numFeatures} channels`);
+      throw errors.coded("SHAPE_MISMATCH", `BatchNorm2d: input shape [${x.shape}] is not NCHW with ${this.numFeatures} channels`);
     }
     const { scale, shift } = this.affine();
     return runOp({ type: "BatchNorm", name: null, fallback: "batchnorm", params: [scale, shift] }, [x]);

@@ -2,6 +2,7 @@ import * as tf from "@tensorflow/tfjs";
 import { uniformParameter } from "./init";
 import { Module } from "./module";
 import { runOp } from "./op";
+import { errors } from "../messages";
 
 export interface Conv2dOptions {
   stride?: number | [number, number];
@@ -39,11 +40,11 @@ export class Conv2d extends Module {
       ["inChannels", inChannels],
       ["outChannels", outChannels],
     ] as const) {
-      if (!Number.isInteger(v) || v <= 0) throw new Error(`Conv2d: ${k} must be a positive integer, got ${v}`);
+      if (!Number.isInteger(v) || v <= 0) throw errors.coded("INVALID_ARGUMENT", `Conv2d: ${k} must be a positive integer, got ${v}`);
     }
     const groups = options.groups ?? 1;
     if (!Number.isInteger(groups) || groups < 1 || inChannels % groups !== 0 || outChannels % groups !== 0) {
-      throw new Error(`Conv2d: groups = ${groups} must be a positive integer dividing inChannels (${inChannels}) and outChannels (${outChannels})`);
+      throw errors.coded("SHAPE_MISMATCH", `Conv2d: groups = ${groups} must be a positive integer dividing inChannels (${inChannels}) and outChannels (${outChannels})`);
     }
     const [kh, kw] = pair(kernelSize, 1);
     const bound = 1 / Math.sqrt((inChannels / groups) * kh * kw);

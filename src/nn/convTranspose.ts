@@ -2,6 +2,7 @@ import type * as tf from "@tensorflow/tfjs";
 import { uniformParameter } from "./init";
 import { Module } from "./module";
 import { runOp } from "./op";
+import { errors } from "../messages";
 
 export interface ConvTranspose2dOptions {
   stride?: number | [number, number];
@@ -29,7 +30,7 @@ export function convTranspose2d(x: tf.Tensor, weight: tf.Tensor, bias: tf.Tensor
   const [sh, sw] = attrs.stride;
   const [dh, dw] = attrs.dilation;
   if (attrs.outputPadding[0] >= Math.max(sh, dh) || attrs.outputPadding[1] >= Math.max(sw, dw)) {
-    throw new Error(`convTranspose2d: outputPadding [${attrs.outputPadding}] must be smaller than stride or dilation`);
+    throw errors.coded("INVALID_ARGUMENT", `convTranspose2d: outputPadding [${attrs.outputPadding}] must be smaller than stride or dilation`);
   }
   const name = opts.name === undefined ? "conv_transpose2d" : opts.name;
   return runOp({ type: "ConvTranspose2d", name, fallback: "conv_transpose2d", weight, params: bias ? [bias] : [], attrs }, [x]);
@@ -48,7 +49,7 @@ export class ConvTranspose2d extends Module {
     super();
     const groups = options.groups ?? 1;
     if (!Number.isInteger(groups) || groups < 1 || inChannels % groups !== 0 || outChannels % groups !== 0) {
-      throw new Error(`ConvTranspose2d: groups = ${groups} must be a positive integer dividing inChannels (${inChannels}) and outChannels (${outChannels})`);
+      throw errors.coded("SHAPE_MISMATCH", `ConvTranspose2d: groups = ${groups} must be a positive integer dividing inChannels (${inChannels}) and outChannels (${outChannels})`);
     }
     const [kh, kw] = pair(kernelSize, 1);
     const bound = 1 / Math.sqrt((outChannels / groups) * kh * kw);

@@ -10,6 +10,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { runOp } from "./op";
+import { errors } from "../messages";
 
 export interface OpOptions {
   /** Name of the op inside its module (default: the op's own name). */
@@ -20,7 +21,7 @@ type Operand = tf.Tensor | number;
 
 function binary(type: string, fallback: string, a: Operand, b: Operand, opts?: OpOptions): tf.Tensor {
   const tensors = [a, b].filter((v): v is tf.Tensor => typeof v !== "number");
-  if (tensors.length === 0) throw new Error(`${fallback}: at least one operand must be a tensor, got two numbers`);
+  if (tensors.length === 0) throw errors.coded("INVALID_ARGUMENT", `${fallback}: at least one operand must be a tensor, got two numbers`);
   const attrs: Record<string, unknown> = {};
   if (typeof a === "number") Object.assign(attrs, { scalar: a, scalarIndex: 0 });
   if (typeof b === "number") Object.assign(attrs, { scalar: b, scalarIndex: 1 });
@@ -124,7 +125,7 @@ export const sqrt = (x: tf.Tensor, opts?: Named) => one("Sqrt", "sqrt", x, {}, o
 export const reciprocal = (x: tf.Tensor, opts?: Named) => one("Reciprocal", "reciprocal", x, {}, opts);
 /** x ^ exponent for a constant exponent. */
 export function pow(x: tf.Tensor, exponent: number, opts?: Named): tf.Tensor {
-  if (typeof exponent !== "number") throw new Error("pow: the exponent must be a number (a constant); a tensor exponent is not supported");
+  if (typeof exponent !== "number") throw errors.coded("UNSUPPORTED", "pow: the exponent must be a number (a constant); a tensor exponent is not supported");
   return one("Pow", "pow", x, { exponent }, opts);
 }
 /** Maximum over `axis`; keeps its input's scale. */
@@ -178,8 +179,8 @@ export function adaptiveAvgPool2d(x: tf.Tensor, outputSize: Pair, opts?: Named):
 /** PyTorch's F.interpolate for NCHW: mode "nearest" or "bilinear" (alignCorners). */
 export function interpolate(x: tf.Tensor, opts: Named & { size?: Pair; scaleFactor?: Pair; mode?: "nearest" | "bilinear"; alignCorners?: boolean }): tf.Tensor {
   const mode = opts.mode ?? "nearest";
-  if (mode !== "nearest" && mode !== "bilinear") throw new Error(`interpolate: mode '${String(mode)}' is not supported; use "nearest" or "bilinear"`);
-  if (opts.size === undefined && opts.scaleFactor === undefined) throw new Error("interpolate: pass size or scaleFactor");
+  if (mode !== "nearest" && mode !== "bilinear") throw errors.coded("UNSUPPORTED", `interpolate: mode '${String(mode)}' is not supported; use "nearest" or "bilinear"`);
+  if (opts.size === undefined && opts.scaleFactor === undefined) throw errors.coded("INVALID_ARGUMENT", "interpolate: pass size or scaleFactor");
   const attrs = { size: pairOf(opts.size) ?? null, scaleFactor: pairOf(opts.scaleFactor) ?? null, alignCorners: Boolean(opts.alignCorners) };
   return mode === "nearest" ? one("ResizeNearest", "interpolate", x, attrs, opts) : one("ResizeBilinear", "interpolate", x, attrs, opts);
 }
@@ -193,7 +194,7 @@ export function split(x: tf.Tensor, sizes: number | number[], axis = 0, opts?: N
   const ax = axis < 0 ? axis + x.rank : axis;
   const n = x.shape[ax];
   const parts = Array.isArray(sizes) ? sizes : Array.from({ length: Math.ceil(n / sizes) }, (_, i) => Math.min(sizes, n - i * sizes));
-  if (parts.reduce((a, b) => a + b, 0) !== n) throw new Error(`split: sizes [${parts}] do not add up to dimension ${axis} of [${x.shape}] (${n})`);
+  if (parts.reduce((a, b) => a + b, 0) !== n) throw errors.coded("SHAPE_MISMATCH", `split: sizes [${parts}] do not add up to dimension ${axis} of [${x.shape}] (${n})`);
   let at = 0;
   return parts.map((p) => {
     const piece = slice(x, [at], [at + p], [ax], [1], { name: opName(opts, "split") });
@@ -210,7 +211,8 @@ export function expand(x: tf.Tensor, shape: number[], opts?: Named): tf.Tensor {
 }
 /** PyTorch's F.pad (constant mode): `pad` lists (before, after) from the last dimension backwards. */
 export function pad(x: tf.Tensor, padding: number[], value = 0, opts?: Named): tf.Tensor {
-  if (padding.length % 2 !== 0 || padding.length / 2 > x.rank) throw new Error(`pad: padding [${padding}] must hold (before, after) pairs for at most ${x.rank} dimensions`);
+  if (padding.length % 2 !== 0 || padding.length / 2 > x.rank)
+    throw errors.coded("SHAPE_MISMATCH", `pad: padding [${padding}] must hold (before, after) pairs for at most ${x.rank} dimensions`);
   const pads = x.shape.map(() => [0, 0] as [number, number]);
   for (let i = 0; i < padding.length / 2; i++) pads[x.rank - 1 - i] = [padding[2 * i], padding[2 * i + 1]];
   return one("Pad", "pad", x, { pads, value }, opts);

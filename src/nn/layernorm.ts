@@ -3,6 +3,7 @@ import * as F from "./functional";
 import { constantParameter } from "./init";
 import { Module } from "./module";
 import { runOp } from "./op";
+import { errors } from "../messages";
 
 /**
  * LayerNorm over the last axis, written as the quantized sub-ops the BPU runs, so each gets its
@@ -26,7 +27,7 @@ export class LayerNorm extends Module {
 
   forward(x: tf.Tensor): tf.Tensor {
     if (x.shape[x.rank - 1] !== this.normalizedShape) {
-      throw new Error(`LayerNorm: input shape [${x.shape}] does not end in normalizedShape ${this.normalizedShape}`);
+      throw errors.coded("SHAPE_MISMATCH", `LayerNorm: input shape [${x.shape}] does not end in normalizedShape ${this.normalizedShape}`);
     }
     const mean = F.mean(x, -1, true, { name: "var_mean.pre_mean" });
     const diff = F.sub(x, mean, { name: "var_mean.sub" });

@@ -2,6 +2,7 @@ import type * as tf from "@tensorflow/tfjs";
 import * as F from "./functional";
 import { uniformParameter } from "./init";
 import { Module } from "./module";
+import { errors } from "../messages";
 
 /**
  * `y = x W^T + b`, W of shape [outFeatures, inFeatures]; weights quantized per output channel.
@@ -23,7 +24,7 @@ export class Linear extends Module {
       ["inFeatures", inFeatures],
       ["outFeatures", outFeatures],
     ] as const) {
-      if (!Number.isInteger(v) || v <= 0) throw new Error(`Linear: ${k} must be a positive integer, got ${v}`);
+      if (!Number.isInteger(v) || v <= 0) throw errors.coded("INVALID_ARGUMENT", `Linear: ${k} must be a positive integer, got ${v}`);
     }
     const bound = 1 / Math.sqrt(inFeatures);
     this.weightLayout = opts.weightLayout ?? "out_in";

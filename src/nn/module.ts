@@ -17,6 +17,7 @@ import * as tf from "@tensorflow/tfjs";
 import { disposeWithOwner } from "./ownership";
 import { INTERCEPTOR, type OpInterceptor } from "./runtime";
 import { ForwardContext, currentForward, setCurrentForward } from "./forwardContext";
+import { errors } from "../messages";
 
 export interface LoadResult {
   missingKeys: string[];
@@ -127,7 +128,10 @@ export abstract class Module {
   loadStateDict(stateDict: Record<string, unknown>, opts: { strict?: boolean } = {}): LoadResult {
     const strict = opts.strict ?? true;
     if (stateDict === null || typeof stateDict !== "object") {
-      throw new Error(`loadStateDict: expected an object of named tensors (e.g. from qb.io.loadTorch), got ${stateDict === null ? "null" : typeof stateDict}`);
+      throw errors.coded(
+        "INVALID_ARGUMENT",
+        `loadStateDict: expected an object of named tensors (e.g. from qb.io.loadTorch), got ${stateDict === null ? "null" : typeof stateDict}`,
+      );
     }
     const params = new Map(this.namedParameters());
     const tensorKeys = Object.keys(stateDict).filter((k) => stateDict[k] instanceof tf.Tensor);
@@ -150,7 +154,8 @@ export abstract class Module {
       );
     }
     if (problems.length > 0) {
-      throw new Error(
+      throw errors.coded(
+        "SHAPE_MISMATCH",
         `loadStateDict(${this.constructor.name}): ${problems.join("; ")}. Nothing was loaded; ` + fixAdvice(strict, shapeProblems, missingKeys.length + unexpectedKeys.length),
       );
     }

@@ -44,7 +44,7 @@ export function runOp(spec: OpSpec, inputs: tf.Tensor[]): tf.Tensor {
   const compute: Compute = (ins, w, ps) => tf.tidy(() => def.compute(ins, w, ps, attrs));
   for (const [i, t] of inputs.entries()) {
     if (!(t instanceof tf.Tensor)) {
-      throw new Error(`${spec.fallback} (${spec.type}): input ${i} is ${typeof t}, expected a tf.Tensor`);
+      throw errors.coded("INVALID_ARGUMENT", `${spec.fallback} (${spec.type}): input ${i} is ${typeof t}, expected a tf.Tensor`);
     }
   }
   const fwd = currentForward();

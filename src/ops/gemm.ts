@@ -4,6 +4,7 @@ import { conv2d as intConv2d, linear as intLinear, matmul as intMatmul } from ".
 import { pair, sizeOf } from "./common";
 import { defineOp, findOp } from "./registry";
 import { realArithmetic } from "./int/generic";
+import { errors } from "../messages";
 
 /** Paddle stores a Linear's weight as [in, out] (attrs.weightLayout "in_out"); PyTorch as [out, in]. */
 const inOut = (attrs: Record<string, unknown>) => attrs.weightLayout === "in_out";
@@ -18,7 +19,7 @@ defineOp({
     const weight = w as tf.Tensor;
     const [out, inF] = (inOut(attrs) ? [weight.shape[1], weight.shape[0]] : weight.shape) as [number, number];
     if (t.shape[t.rank - 1] !== inF) {
-      throw new Error(`input shape [${t.shape}] does not match weight shape [${weight.shape}]: the last input dimension must be ${inF}`);
+      throw errors.coded("SHAPE_MISMATCH", `input shape [${t.shape}] does not match weight shape [${weight.shape}]: the last input dimension must be ${inF}`);
     }
     const flat = tf.reshape(t, [-1, inF]);
     let y = tf.matMul(flat, weight, false, !inOut(attrs));
@@ -51,7 +52,7 @@ defineOp({
     const padding = pair(attrs.padding as number[] | undefined, 0);
     const dilation = pair(attrs.dilation as number[] | undefined, 1);
     if (t.rank !== 4 || t.shape[1] !== inPerGroup * groups) {
-      throw new Error(`input shape [${t.shape}] does not match weight shape [${weight.shape}]: expected NCHW input with ${inPerGroup * groups} channels`);
+      throw errors.coded("SHAPE_MISMATCH", `input shape [${t.shape}] does not match weight shape [${weight.shape}]: expected NCHW input with ${inPerGroup * groups} channels`);
     }
     const pad: [[number, number], [number, number], [number, number], [number, number]] = [
       [0, 0],
@@ -99,7 +100,7 @@ defineOp({
   unit: "tensor",
   compute: ([x, y]) => {
     if (x.shape[x.rank - 1] !== y.shape[y.rank - 2]) {
-      throw new Error(`inner dimensions differ: [${x.shape}] @ [${y.shape}] needs ${x.shape[x.rank - 1]} rows in the second operand`);
+      throw errors.coded("SHAPE_MISMATCH", `inner dimensions differ: [${x.shape}] @ [${y.shape}] needs ${x.shape[x.rank - 1]} rows in the second operand`);
     }
     return tf.matMul(x, y);
   },
@@ -122,7 +123,8 @@ export function convTranspose2d(t: tf.Tensor, weight: tf.Tensor, bias: tf.Tensor
   const padding = pair(attrs.padding as number[] | undefined, 0);
   const outPad = pair(attrs.outputPadding as number[] | undefined, 0);
   const dilation = pair(attrs.dilation as number[] | undefined, 1);
-  if (t.rank !== 4 || t.shape[1] !== inC) throw new Error(`input shape [${t.shape}] does not match weight shape [${weight.shape}]: expected NCHW input with ${inC} channels`);
+  if (t.rank !== 4 || t.shape[1] !== inC)
+    throw errors.coded("SHAPE_MISMATCH", `input shape [${t.shape}] does not match weight shape [${weight.shape}]: expected NCHW input with ${inC} channels`);
   const [n, , h, w] = t.shape;
   // zeros between pixels
   let x = t;

@@ -3,6 +3,7 @@ import * as tf from "@tensorflow/tfjs";
 import { concat, transpose } from "./int/kernels";
 import { movesCodes } from "./int/generic";
 import { defineOp, type Attrs } from "./registry";
+import { errors } from "../messages";
 
 defineOp({
   type: "Transpose",
@@ -35,7 +36,7 @@ export function sliceBounds(shape: number[], a: Attrs): { begin: number[]; end: 
     const ax = axRaw < 0 ? axRaw + shape.length : axRaw;
     const n = shape[ax];
     const step = ((a.steps as number[] | undefined) ?? [])[i] ?? 1;
-    if (step <= 0) throw new Error(`slice: step ${step} on axis ${axRaw}; only positive steps are supported`);
+    if (step <= 0) throw errors.coded("INVALID_ARGUMENT", `slice: step ${step} on axis ${axRaw}; only positive steps are supported`);
     const norm = (v: number) => Math.min(Math.max(v < 0 ? v + n : v, 0), n);
     begin[ax] = norm((a.starts as number[])[i]);
     end[ax] = Math.max(norm((a.ends as number[])[i]), begin[ax]);

@@ -6,6 +6,7 @@ import * as tf from "@tensorflow/tfjs";
 import { pair } from "./common";
 import { movesCodes, realArithmetic } from "./int/generic";
 import { defineOp, type Attrs } from "./registry";
+import { errors } from "../messages";
 
 interface PoolGeometry {
   k: [number, number];
@@ -29,7 +30,7 @@ function geometry(shape: number[], a: Attrs): PoolGeometry {
   const k = pair(a.kernelSize as number[], 1);
   const s = pair((a.stride as number[] | null) ?? k, 1);
   const p = pair(a.padding as number[], 0);
-  if (p[0] > k[0] / 2 || p[1] > k[1] / 2) throw new Error(`padding [${p}] must be at most half the kernel [${k}]`);
+  if (p[0] > k[0] / 2 || p[1] > k[1] / 2) throw errors.coded("INVALID_ARGUMENT", `padding [${p}] must be at most half the kernel [${k}]`);
   const [oh, eh] = poolDim(shape[2], k[0], s[0], p[0], Boolean(a.ceilMode));
   const [ow, ew] = poolDim(shape[3], k[1], s[1], p[1], Boolean(a.ceilMode));
   return { k, s, p, out: [oh, ow], extra: [eh, ew] };
@@ -52,7 +53,7 @@ function padNCHW(t: tf.Tensor, g: PoolGeometry, value: number): tf.Tensor {
 }
 
 export function maxPool2d(t: tf.Tensor, a: Attrs): tf.Tensor {
-  if (pair(a.dilation as number[], 1).some((d) => d !== 1)) throw new Error("MaxPool2d: dilation > 1 is not supported");
+  if (pair(a.dilation as number[], 1).some((d) => d !== 1)) throw errors.coded("UNSUPPORTED", "MaxPool2d: dilation > 1 is not supported");
   const g = geometry(t.shape, a);
   return nchw(tf.maxPool(nhwc(padNCHW(t, g, -Infinity)), g.k, g.s, "valid"));
 }

@@ -7,12 +7,13 @@
 import * as tf from "@tensorflow/tfjs";
 import { movesCodes, realArithmetic } from "./int/generic";
 import { defineOp, type Attrs } from "./registry";
+import { errors } from "../messages";
 
 /** Output size from attrs.size or attrs.scaleFactor. */
 export function resizeOutput(shape: number[], a: Attrs): [number, number] {
   if (Array.isArray(a.size)) return [a.size[0] as number, (a.size[1] ?? a.size[0]) as number];
   const f = Array.isArray(a.scaleFactor) ? (a.scaleFactor as number[]) : [a.scaleFactor as number, a.scaleFactor as number];
-  if (!(f[0] > 0)) throw new Error("resize needs size or a positive scaleFactor");
+  if (!(f[0] > 0)) throw errors.coded("INVALID_ARGUMENT", "resize needs size or a positive scaleFactor");
   return [Math.floor(shape[2] * f[0]), Math.floor(shape[3] * (f[1] ?? f[0]))];
 }
 

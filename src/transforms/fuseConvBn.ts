@@ -12,16 +12,19 @@ import { BatchNorm2d, Identity } from "../nn/batchnorm";
 import { Conv2d } from "../nn/conv";
 import { cloneModule, type Module } from "../nn/module";
 import { replaceChild } from "./replace";
+import { errors } from "../messages";
 
 export function fuseConvBn<T extends Module>(model: T, pairs: [string, string][]): T {
   const modules = new Map(model.namedModules());
   for (const [convPath, bnPath] of pairs) {
     const conv = modules.get(convPath);
     const bn = modules.get(bnPath);
-    if (!(conv instanceof Conv2d)) throw new Error(`fuseConvBn: '${convPath}' is ${conv ? `a ${conv.constructor.name}` : "not a module of this model"}, expected a Conv2d`);
-    if (!(bn instanceof BatchNorm2d)) throw new Error(`fuseConvBn: '${bnPath}' is ${bn ? `a ${bn.constructor.name}` : "not a module of this model"}, expected a BatchNorm2d`);
+    if (!(conv instanceof Conv2d))
+      throw errors.coded("INVALID_ARGUMENT", `fuseConvBn: '${convPath}' is ${conv ? `a ${conv.constructor.name}` : "not a module of this model"}, expected a Conv2d`);
+    if (!(bn instanceof BatchNorm2d))
+      throw errors.coded("INVALID_ARGUMENT", `fuseConvBn: '${bnPath}' is ${bn ? `a ${bn.constructor.name}` : "not a module of this model"}, expected a BatchNorm2d`);
     if (bn.numFeatures !== conv.outChannels) {
-      throw new Error(`fuseConvBn: ${bnPath} has ${bn.numFeatures} channels but ${convPath} outputs ${conv.outChannels}`);
+      throw errors.coded("SHAPE_MISMATCH", `fuseConvBn: ${bnPath} has ${bn.numFeatures} channels but ${convPath} outputs ${conv.outChannels}`);
     }
   }
   const copy = cloneModule(model);

@@ -16,6 +16,7 @@ import { QuantStub } from "../nn/layers";
 import { Linear } from "../nn/linear";
 import { cloneModule, Module } from "../nn/module";
 import { replaceChild } from "./replace";
+import { errors } from "../messages";
 
 /** A Linear as broadcast mul + sum + add; parameters keep the Linear's names and shapes. */
 export class BroadcastMulSumLinear extends Module {
@@ -34,7 +35,10 @@ export class BroadcastMulSumLinear extends Module {
   forward(x: tf.Tensor): tf.Tensor {
     const [out, inF] = this.weight.shape;
     if (x.shape[x.rank - 1] !== inF) {
-      throw new Error(`BroadcastMulSumLinear: input shape [${x.shape}] does not match weight shape [${this.weight.shape}]: the last input dimension must be ${inF}`);
+      throw errors.coded(
+        "SHAPE_MISMATCH",
+        `BroadcastMulSumLinear: input shape [${x.shape}] does not match weight shape [${this.weight.shape}]: the last input dimension must be ${inF}`,
+      );
     }
     const lead = x.shape.slice(0, -1);
     const w = this.quant_weight.forward(this.weight);
@@ -54,7 +58,8 @@ export function replaceLinearWithBroadcastMulSum<T extends Module>(model: T, pat
   const target = modules.get(path);
   if (!(target instanceof Linear)) {
     const linears = [...modules].filter(([, m]) => m instanceof Linear).map(([p]) => p);
-    throw new Error(
+    throw errors.coded(
+      "INVALID_ARGUMENT",
       `replaceLinearWithBroadcastMulSum: '${path}' is ${target === undefined ? "not a module of this model" : `a ${target.constructor.name}, not a Linear`}; ` +
         `its Linear modules are: ${linears.join(", ") || "(none)"}`,
     );

@@ -6,11 +6,13 @@
  * A host (the Jupyter kernel) may share a flag word with another thread, so an interrupt can be
  * requested while the main thread is busy in synchronous code: `useInterruptFlag(new Int32Array(sab))`.
  */
+import { QuantbookError } from "../messages";
+
 let flag: Int32Array = new Int32Array(1);
 
-export class InterruptedError extends Error {
+export class InterruptedError extends QuantbookError {
   constructor(task: string) {
-    super(`${task}: interrupted by the user; the model is as it was before the interrupted step`);
+    super("INTERRUPTED", `${task}: interrupted by the user; the model is as it was before the interrupted step`);
     this.name = "InterruptedError";
   }
 }

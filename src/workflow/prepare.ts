@@ -132,7 +132,7 @@ export function prepare<T extends Module>(model: T, exampleInput: tf.Tensor | tf
     tf.dispose(out);
     const graph = tracer.graph();
     if (graph.ops.length === 0) {
-      throw new Error("the forward ran no quantization-aware op; build it from qb.nn layers and qb.F ops");
+      throw errors.coded("INVALID_ARGUMENT", "the forward ran no quantization-aware op; build it from qb.nn layers and qb.F ops");
     }
     const setters = Array.isArray(opts.qconfigSetter) ? opts.qconfigSetter : [opts.qconfigSetter];
     const ops = resolveQconfigs(graph, setters);

@@ -30,7 +30,7 @@ export function qatStep(model: Module, optimizer: tf.Optimizer, input: tf.Tensor
   const args = Array.isArray(input) ? input : [input];
   const vars = model.parameters().filter((v) => v.trainable);
   const loss = optimizer.minimize(() => lossFn((model.forward as (...a: tf.Tensor[]) => tf.Tensor)(...args), target), true, vars);
-  if (loss === null) throw new Error("qatStep: the optimizer returned no loss");
+  if (loss === null) throw errors.coded("INVALID_ARGUMENT", "qatStep: the optimizer returned no loss");
   const value = loss.dataSync()[0];
   loss.dispose();
   return value;

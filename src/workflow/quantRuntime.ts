@@ -82,7 +82,8 @@ export class QuantRuntime implements OpInterceptor {
   runOp(call: OpCall, compute: Compute): tf.Tensor {
     const op = this.ops.get(call.name);
     if (op === undefined) {
-      throw new Error(
+      throw errors.coded(
+        "INVALID_ARGUMENT",
         `${call.name} (${call.type}): this op did not run when prepare() traced the model, so it has no fake-quantizers. ` +
           "The forward takes a different path now (control flow depending on data or mode); re-run prepare with an input that takes this path.",
       );

@@ -3,6 +3,7 @@ import type { MarchSpec } from "../spec";
 import { nashE } from "./nashE";
 import { nashM } from "./nashM";
 import { nashP } from "./nashP";
+import { errors } from "../../messages";
 
 const SPECS: Record<March, MarchSpec> = { [March.NASH_E]: nashE, [March.NASH_M]: nashM, [March.NASH_P]: nashP };
 
@@ -10,7 +11,8 @@ const SPECS: Record<March, MarchSpec> = { [March.NASH_E]: nashE, [March.NASH_M]:
 export function marchSpec(march: March): MarchSpec {
   const spec = SPECS[march];
   if (spec === undefined) {
-    throw new Error(
+    throw errors.coded(
+      "INVALID_ARGUMENT",
       `unknown march '${String(march)}'; expected one of ${Object.keys(March)
         .map((k) => `March.${k}`)
         .join(", ")}`,

@@ -9,6 +9,7 @@ import { clamp, multiplier, requant, roundHalfEven, roundShift, type Multiplier 
 import { stridedOffsets } from "../../util/strided";
 import { broadcastIndex, broadcastShape, sizeOf, sumAxes } from "./shapes";
 import { isFloat, rangeOf, requantize, tensorScale, toReal, type Value } from "./value";
+import { errors } from "../../messages";
 
 const INT32: [number, number] = [-2147483648, 2147483647];
 
@@ -150,11 +151,11 @@ export function mul(node: IrNode, ops: Operand[], scalar: number | undefined): V
   const [a, b] = ops;
   if (b === undefined) {
     // tensor × scalar: one multiplier
-    if (a.scaleAt === null) throw new Error(`${node.name}: a float operand needs a QuantStub`);
+    if (a.scaleAt === null) throw errors.coded("INVALID_ARGUMENT", `${node.name}: a float operand needs a QuantStub`);
     const sa = a.scaleAt;
     return emit(a.data, a.shape, node.output.quant, (i) => sa(i) * (scalar as number), node.name);
   }
-  if (a.scaleAt === null || b.scaleAt === null) throw new Error(`${node.name}: both operands of an integer Mul must be quantized`);
+  if (a.scaleAt === null || b.scaleAt === null) throw errors.coded("INVALID_ARGUMENT", `${node.name}: both operands of an integer Mul must be quantized`);
   const shape = broadcastShape(a.shape, b.shape, node.name);
   const ia = broadcastIndex(a.shape, shape);
   const ib = broadcastIndex(b.shape, shape);
@@ -168,7 +169,7 @@ export function mul(node: IrNode, ops: Operand[], scalar: number | undefined): V
 /** a ± b with both rescaled to the output scale over one shared shift; real operands are folded in. */
 export function addSub(node: IrNode, ops: Operand[], sign: 1 | -1, scalar: number | undefined, scalarIndex: number): Value {
   const out = node.output.quant;
-  if (isFloat(out)) throw new Error(`${node.name}: ${node.type} needs a quantized output to run in integers`);
+  if (isFloat(out)) throw errors.coded("INVALID_ARGUMENT", `${node.name}: ${node.type} needs a quantized output to run in integers`);
   const so = tensorScale(out, node.name);
   const [lo, hi] = rangeOf(out);
   const terms: Operand[] = [...ops];

@@ -1,4 +1,5 @@
 import { stridedOffsets } from "../../util/strided";
+import { errors } from "../../messages";
 
 /** Shape helpers for the integer interpreter (row-major Float64Array data). */
 
@@ -10,7 +11,7 @@ export function broadcastShape(a: number[], b: number[], where: string): number[
   for (let i = 0; i < rank; i++) {
     const da = a[a.length - rank + i] ?? 1;
     const db = b[b.length - rank + i] ?? 1;
-    if (da !== db && da !== 1 && db !== 1) throw new Error(`${where}: cannot broadcast [${a}] with [${b}]`);
+    if (da !== db && da !== 1 && db !== 1) throw errors.coded("INVALID_ARGUMENT", `${where}: cannot broadcast [${a}] with [${b}]`);
     out.push(Math.max(da, db));
   }
   return out;

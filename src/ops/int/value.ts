@@ -1,6 +1,7 @@
 import type { IrQuant } from "../../ir/types";
 import { dtypeByName } from "../../quant/dtypes";
 import { clamp, multiplier, requant } from "./fixedPoint";
+import { errors } from "../../messages";
 
 /** A tensor in the integer model: integer codes when quantized, real values when float32. */
 export interface Value {
@@ -20,7 +21,8 @@ export function rangeOf(q: IrQuant): [number, number] {
 
 /** The single scale of a per-tensor quantized value. */
 export function tensorScale(q: IrQuant, where: string): number {
-  if (q.scale === null || q.scale.length !== 1) throw new Error(`${where}: expected a per-tensor quantized input, got ${q.dtype} with ${q.scale?.length ?? 0} scales`);
+  if (q.scale === null || q.scale.length !== 1)
+    throw errors.coded("INVALID_ARGUMENT", `${where}: expected a per-tensor quantized input, got ${q.dtype} with ${q.scale?.length ?? 0} scales`);
   return q.scale[0];
 }
 
@@ -34,7 +36,7 @@ export function toReal(v: Value): Float64Array {
 /** Re-expresses integer codes at another per-tensor scale/dtype (fixed-point multiply, saturating). */
 export function requantize(v: Value, to: IrQuant, where: string): Value {
   if (isFloat(to)) return { data: toReal(v), shape: v.shape, quant: to };
-  if (isFloat(v.quant)) throw new Error(`${where}: cannot requantize a float value; quantize it first`);
+  if (isFloat(v.quant)) throw errors.coded("INVALID_ARGUMENT", `${where}: cannot requantize a float value; quantize it first`);
   const from = tensorScale(v.quant, where);
   const target = tensorScale(to, where);
   const [lo, hi] = rangeOf(to);

@@ -1,5 +1,6 @@
 import * as tf from "@tensorflow/tfjs";
 import { Observer, type ObserverFactory, type ObserverOptions } from "./observer";
+import { errors } from "../../messages";
 
 /**
  * A scale given by the user (the article gives a mul output 7/32767 in int16). It still
@@ -12,7 +13,7 @@ export class FixedScaleObserver extends Observer {
   constructor(opts: ObserverOptions & { scale: number }) {
     super(opts);
     if (!(opts.scale > 0) || !Number.isFinite(opts.scale)) {
-      throw new Error(`FixedScaleObserver: scale ${opts.scale} must be a finite number > 0, e.g. 7 / 32767`);
+      throw errors.coded("INVALID_ARGUMENT", `FixedScaleObserver: scale ${opts.scale} must be a finite number > 0, e.g. 7 / 32767`);
     }
     this.fixedScale = opts.scale;
   }
@@ -24,7 +25,7 @@ export class FixedScaleObserver extends Observer {
 
   static create(opts: ObserverOptions & { scale?: number }): Observer {
     if (opts.scale === undefined) {
-      throw new Error("FixedScaleObserver needs a scale: use FixedScaleObserver.withScale(s) or getQconfig({ fixScale: s })");
+      throw errors.coded("INVALID_ARGUMENT", "FixedScaleObserver needs a scale: use FixedScaleObserver.withScale(s) or getQconfig({ fixScale: s })");
     }
     return new FixedScaleObserver({ ...opts, scale: opts.scale });
   }

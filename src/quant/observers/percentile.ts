@@ -1,5 +1,6 @@
 import * as tf from "@tensorflow/tfjs";
 import { Observer, type ObserverFactory, type ObserverOptions } from "./observer";
+import { errors } from "../../messages";
 
 /** Linear-interpolated quantile of sorted values, as torch.quantile does. */
 function quantile(sorted: Float32Array, q: number): number {
@@ -21,7 +22,7 @@ export class PercentileObserver extends Observer {
     super(opts);
     this.percentile = opts.percentile ?? 99.99;
     if (!(this.percentile > 50 && this.percentile <= 100)) {
-      throw new Error(`PercentileObserver: percentile ${this.percentile} must be in (50, 100], e.g. 99.99`);
+      throw errors.coded("INVALID_ARGUMENT", `PercentileObserver: percentile ${this.percentile} must be in (50, 100], e.g. 99.99`);
     }
   }
 
