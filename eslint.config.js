@@ -12,6 +12,10 @@ const ABOVE = {
   ir: ["nn", "workflow", "march", "analysis", "transforms", "io", "display", "examples"],
   nn: ["workflow", "march", "analysis", "transforms", "io", "display", "examples"],
   workflow: ["analysis", "transforms", "io", "display", "examples"],
+  march: ["analysis", "transforms", "io", "display", "examples"],
+  analysis: ["transforms", "io", "display", "examples"],
+  transforms: ["analysis", "io", "display", "examples"],
+  io: ["analysis", "transforms", "display", "examples"],
   display: ["workflow", "march", "analysis", "transforms", "io", "examples"],
 };
 

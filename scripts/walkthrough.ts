@@ -8,7 +8,7 @@ import * as path from "node:path";
 import { KernelClient } from "../kernel/client";
 import { kernelSpec } from "../kernel/main";
 import { escapeHtml } from "../src/display/html";
-import { notebookHtml, REPORT_CSS, type Notebook } from "../src/display/notebookHtml";
+import { notebookHtml, REPORT_CSS, type Notebook } from "./notebookHtml";
 
 const ROOT = path.join(__dirname, "..", "..");
 const NOTEBOOKS = path.join(ROOT, "notebooks");

@@ -53,6 +53,6 @@ export type { Ir, IrNode } from "./ir/types";
 export { QuantAnalysis, sensitiveOpQconfigSetter, scaleExplorer } from "./analysis";
 export * as analysis from "./analysis";
 export * as transforms from "./transforms";
-export { toDataFrame } from "./display/dataframe";
+export { toDataFrame, makeTable, type Table } from "./util/table";
 export { display, displayProgress, clearOutput } from "./display";
 export * as plots from "./display/plots";

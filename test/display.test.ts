@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { before, describe, it } from "node:test";
 import * as qb from "../src";
 import { toMimeBundle, type MimeBundle } from "../src/display/mime";
-import { notebookHtml } from "../src/display/notebookHtml";
+import { notebookHtml } from "../scripts/notebookHtml";
 import { calibrated, setup } from "./helpers";
 
 const html = (b: MimeBundle | null) => String(b?.["text/html"] ?? "");

@@ -1,4 +1,4 @@
-import type { Notebook } from "../src/display/notebookHtml";
+import type { Notebook } from "../scripts/notebookHtml";
 
 export interface Expectation {
   plots: number;

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
 import * as path from "node:path";
 import { before, describe, it } from "node:test";
-import type { Notebook } from "../src/display/notebookHtml";
+import type { Notebook } from "../scripts/notebookHtml";
 import { checkNotebooks } from "../scripts/notebooks";
 import { REPORT, walkthrough, type NotebookRun } from "../scripts/walkthrough";
 import { notebookProblems, type Expectation } from "./notebookChecks";

@@ -10,10 +10,9 @@
  * ```
  */
 import * as tf from "@tensorflow/tfjs";
-import type { DataFrame } from "danfojs-node";
 import { mkdirSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
-import { toDataFrame } from "../display/dataframe";
+import { makeTable, type Table } from "../util/table";
 import type { Module } from "../nn/module";
 import { INTERCEPTOR } from "../nn/runtime";
 import { FakeQuantState } from "../quant/state";
@@ -26,19 +25,9 @@ import { checkMetric, largerIsWorse, metric, type Metric } from "./metrics";
 import { checkData, uncalibrated, withPoints, runModel, type Data } from "./runner";
 import { runSensitivity, type SensitivityRow } from "./sensitivity";
 import { collectStatistics, STAT_COLUMNS, type StatRow } from "./statistics";
-import { textTable } from "./textTable";
 import { errors } from "../messages";
 
-type Plain = Record<string, string | number | boolean | null>;
-
-export interface Table<R> {
-  rows: R[];
-  /** One line saying what the table is (shown above it in notebooks). */
-  caption: string;
-  /** The text written to outDir (reference layout). */
-  text: string;
-  toDataFrame(): DataFrame;
-}
+export type { Table };
 
 export interface SensitivityResult extends Table<SensitivityRow> {
   metric: Metric;
@@ -50,11 +39,6 @@ export interface BadCaseRow {
   worst_batch: number;
   metric: string;
   value: number;
-}
-
-function table<R>(caption: string, rows: R[], columns: string[], plain: (r: R) => Plain = (r) => r as unknown as Plain): Table<R> {
-  const flat = rows.map(plain);
-  return { rows, caption, text: textTable(flat, columns), toDataFrame: () => toDataFrame(flat, columns) };
 }
 
 export class QuantAnalysis {
@@ -110,8 +94,8 @@ export class QuantAnalysis {
   statistics(opts: { data: Data }): { baseline: Table<StatRow>; analysis: Table<StatRow> } {
     const args = this.data(opts?.data, "QuantAnalysis.statistics");
     const b = this.base(args);
-    const baseline = table("Statistics of the baseline (float) model", collectStatistics(b.model, b.rt, args, FakeQuantState.FLOAT), STAT_COLUMNS);
-    const analysis = table("Statistics of the analysis (quantized) model", collectStatistics(this.analysis, this.rt, args, FakeQuantState.VALIDATION), STAT_COLUMNS);
+    const baseline = makeTable("Statistics of the baseline (float) model", collectStatistics(b.model, b.rt, args, FakeQuantState.FLOAT), STAT_COLUMNS);
+    const analysis = makeTable("Statistics of the analysis (quantized) model", collectStatistics(this.analysis, this.rt, args, FakeQuantState.VALIDATION), STAT_COLUMNS);
     this.write("baseline_statistic.txt", baseline.text);
     this.write("analysis_statistic.txt", analysis.text);
     return { baseline, analysis };
@@ -124,7 +108,7 @@ export class QuantAnalysis {
     const t0 = performance.now();
     const rows = runSensitivity(this.analysis, this.rt, args, { metric: m, reuseFloat: opts.reuseFloat, onProgress: opts.onProgress ?? this.onProgress });
     const columns = ["op_name", "sensitive_type", "op_type", m, "quant_dtype", "flops"];
-    const t = table(`Sensitivity (${m}), worst first`, rows, columns, (r) => ({
+    const t = makeTable(`Sensitivity (${m}), worst first`, rows, columns, (r) => ({
       op_name: r.op_name,
       sensitive_type: r.sensitive_type,
       op_type: r.op_type,
@@ -140,7 +124,7 @@ export class QuantAnalysis {
   comparePerLayer(opts: { data: Data }): Table<LayerRow> {
     const args = this.data(opts?.data, "QuantAnalysis.comparePerLayer");
     const rows = comparePerLayer(this.base(args), { model: this.analysis, rt: this.rt }, args);
-    const t = table("Per-layer comparison: baseline vs analysis outputs", rows, Object.keys(rows[0] ?? { mod_name: "" }));
+    const t = makeTable("Per-layer comparison: baseline vs analysis outputs", rows, Object.keys(rows[0] ?? { mod_name: "" }));
     this.write("compare_per_layer_out.txt", t.text);
     return t;
   }
@@ -173,7 +157,7 @@ export class QuantAnalysis {
       });
       tf.dispose([...ref, ...out]);
     });
-    const t = table(`Worst batch per output (${m})`, worst, ["output", "worst_batch", "metric", "value"]);
+    const t = makeTable(`Worst batch per output (${m})`, worst, ["output", "worst_batch", "metric", "value"]);
     this.write("badcase.txt", t.text);
     return t;
   }
@@ -189,7 +173,7 @@ export class QuantAnalysis {
     const args = this.data(opts.data, "QuantAnalysis.advisor");
     const rows = advise(this.analysis, this.rt, args);
     const caption = rows.length === 0 ? "Advisor: no abnormal layer found" : `Advisor: ${rows.length} finding${rows.length === 1 ? "" : "s"}, each with a fix`;
-    const t = table(caption, rows, ["op_name", "op_type", "attr", "issue", "detail", "fix"]);
+    const t = makeTable(caption, rows, ["op_name", "op_type", "attr", "issue", "detail", "fix"]);
     this.write("abnormal_layer_advisor.txt", t.text);
     return t;
   }

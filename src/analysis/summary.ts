@@ -1,5 +1,5 @@
 import type { DataFrame } from "danfojs-node";
-import { toDataFrame } from "../display/dataframe";
+import { toDataFrame } from "../util/table";
 import { opDtypes } from "../march/opDtypes";
 import type { Module } from "../nn/module";
 import type { FakeQuantizer } from "../quant/fakeQuantizer";

@@ -4,4 +4,4 @@ export { displayProgress } from "./progress";
 export { renderSvg, isVegaLiteSpec, VEGA_LITE_MIME, type VegaLiteSpec } from "./vega";
 export { escapeHtml, htmlTable } from "./html";
 export * as plots from "./plots";
-export { toDataFrame } from "./dataframe";
+export { toDataFrame } from "../util/table";

@@ -70,17 +70,9 @@ function tableBundle(v: Record<string, unknown>, caption: string | undefined): M
   return frameBundle(df, caption);
 }
 
-/** The caption quantbook gives its result objects, or undefined for other values. */
+/** The caption of a quantbook result (every tool's result carries one), or undefined for other values. */
 function resultCaption(v: Record<string, unknown>): string | undefined {
-  if (Array.isArray(v.violations) && typeof v.ok === "boolean") {
-    const n = (v.violations as unknown[]).length;
-    return `Chip rules ${String(v.march)}: ${n === 0 ? "every op passes" : `${n} violation${n === 1 ? "" : "s"}`} (${String(v.checked)} ops checked)`;
-  }
-  if (typeof v.latencyMs === "number" && Array.isArray(v.ops)) {
-    return `Estimated latency ${(v.latencyMs as number).toFixed(4)} ms on ${String(v.march)} (an analytic estimate, not a chip measurement); int16 MAC share ${(100 * (v.int16MacShare as number)).toFixed(1)}%: ${String(v.int16Verdict)}`;
-  }
-  if (typeof v.caption === "string") return v.caption;
-  return undefined;
+  return typeof v.caption === "string" ? v.caption : undefined;
 }
 
 async function spec(v: Record<string, unknown>): Promise<MimeBundle> {

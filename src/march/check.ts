@@ -9,8 +9,7 @@
  * // "linear2: NASH_M Linear cannot take int16 input with int16 weight; ..."
  * ```
  */
-import type { DataFrame } from "danfojs-node";
-import { toDataFrame } from "../display/dataframe";
+import { makeTable, type Table } from "../util/table";
 import type { Module } from "../nn/module";
 import type { Ir } from "../ir/types";
 import { marchSpec } from "./data";
@@ -33,14 +32,13 @@ export interface Violation {
   message: string;
 }
 
-export interface CheckResult {
+/** The check as a table of violations (kind, op, op_type, rule, dtypes, fixes) with a caption. */
+export interface CheckResult extends Table<Violation> {
   march: March;
   ok: boolean;
   violations: Violation[];
   /** Ops checked. */
   checked: number;
-  /** The violations as a danfo DataFrame (op, op_type, rule, dtypes, fixes). */
-  toDataFrame(): DataFrame;
 }
 
 function marchName(m: March): string {
@@ -96,26 +94,19 @@ export function checkOpDtypes(ops: OpDtypes[], march: March): CheckResult {
       if (hit) violations.push(violation(d, march, combo.rule, combo.fixes));
     }
   }
-  return {
-    march,
-    ok: violations.length === 0,
-    violations,
-    checked: ops.length,
-    toDataFrame: () =>
-      toDataFrame(
-        violations.map((v) => ({
-          kind: v.kind,
-          op: v.op,
-          op_type: v.opType,
-          rule: v.rule,
-          dtypes: Object.entries(v.actual)
-            .map(([k, d]) => `${k}=${d}`)
-            .join(" "),
-          fixes: v.fixes.join(" | "),
-        })),
-        ["kind", "op", "op_type", "rule", "dtypes", "fixes"],
-      ),
-  };
+  const n = violations.length;
+  const caption = `Chip rules ${march}: ${n === 0 ? "every op passes" : `${n} violation${n === 1 ? "" : "s"}`} (${ops.length} ops checked)`;
+  const table = makeTable(caption, violations, ["kind", "op", "op_type", "rule", "dtypes", "fixes"], (v) => ({
+    kind: v.kind,
+    op: v.op,
+    op_type: v.opType,
+    rule: v.rule,
+    dtypes: Object.entries(v.actual)
+      .map(([k, d]) => `${k}=${d}`)
+      .join(" "),
+    fixes: v.fixes.join(" | "),
+  }));
+  return { ...table, march, ok: n === 0, violations, checked: ops.length };
 }
 
 /** Checks a prepared model (or an exported IR) against `march`'s rules. */

@@ -9,9 +9,8 @@
  * p.latencyMs; p.int16MacShare; p.ops;
  * ```
  */
-import type { DataFrame } from "danfojs-node";
 import type { HbModel } from "../convert/convert";
-import { toDataFrame } from "../display/dataframe";
+import { makeTable, type Table } from "../util/table";
 import type { Ir, IrNode } from "../ir/types";
 import type { DTypeName } from "../quant/dtypes";
 import { marchSpec } from "./data";
@@ -35,7 +34,8 @@ export interface PerfOp {
   timeUs: number;
 }
 
-export interface PerfReport {
+/** The estimate as a per-op table with a caption (latency, int16 MAC share and its verdict). */
+export interface PerfReport extends Table<PerfOp> {
   march: March;
   latencyMs: number;
   ops: PerfOp[];
@@ -43,8 +43,6 @@ export interface PerfReport {
   int16MacShare: number;
   /** The reference toolchain's rule of thumb for that share. */
   int16Verdict: "fine (< 10%)" | "worth a review (10-30%)" | "costly (> 30%)";
-  /** The per-op table as a danfo DataFrame. */
-  toDataFrame(): DataFrame;
 }
 
 const BYTES: Record<DTypeName, number> = { qint8: 1, qint16: 2, qint32: 4, float32: 4 };
@@ -115,29 +113,37 @@ export function perf(model: HbModel | Ir, march?: March): PerfReport {
   const all = ops.reduce((a, o) => a + Object.values(o.macs).reduce((x, y) => x + y, 0), 0);
   const int16 = ops.reduce((a, o) => a + o.macs.qint16xqint8 + o.macs.qint8xqint16 + o.macs.qint16xqint16, 0);
   const share = all === 0 ? 0 : int16 / all;
-  return {
-    march: m,
-    latencyMs: total / 1000,
-    ops,
-    int16MacShare: share,
-    int16Verdict: share < 0.1 ? "fine (< 10%)" : share <= 0.3 ? "worth a review (10-30%)" : "costly (> 30%)",
-    toDataFrame: () =>
-      toDataFrame(
-        ops.map((o) => ({
-          op: o.op,
-          type: o.type,
-          unit: o.unit,
-          input: o.inputDtypes,
-          weight: o.weightDtype,
-          output: o.outputDtype,
-          "MACs int8xint8": o.macs.qint8xqint8,
-          "MACs int16xint8": o.macs.qint16xqint8,
-          "MACs int8xint16": o.macs.qint8xqint16,
-          "MACs int16xint16": o.macs.qint16xqint16,
-          element_ops: o.elementOps,
-          bytes: o.bytes,
-          time_us: Number(o.timeUs.toFixed(3)),
-        })),
-      ),
-  };
+  const verdict = share < 0.1 ? "fine (< 10%)" : share <= 0.3 ? "worth a review (10-30%)" : "costly (> 30%)";
+  const caption = `Estimated latency ${(total / 1000).toFixed(4)} ms on ${m} (an analytic estimate, not a chip measurement); int16 MAC share ${(100 * share).toFixed(1)}%: ${verdict}`;
+  const columns = [
+    "op",
+    "type",
+    "unit",
+    "input",
+    "weight",
+    "output",
+    "MACs int8xint8",
+    "MACs int16xint8",
+    "MACs int8xint16",
+    "MACs int16xint16",
+    "element_ops",
+    "bytes",
+    "time_us",
+  ];
+  const table = makeTable(caption, ops, columns, (o) => ({
+    op: o.op,
+    type: o.type,
+    unit: o.unit,
+    input: o.inputDtypes,
+    weight: o.weightDtype,
+    output: o.outputDtype,
+    "MACs int8xint8": o.macs.qint8xqint8,
+    "MACs int16xint8": o.macs.qint16xqint8,
+    "MACs int8xint16": o.macs.qint8xqint16,
+    "MACs int16xint16": o.macs.qint16xqint16,
+    element_ops: o.elementOps,
+    bytes: o.bytes,
+    time_us: Number(o.timeUs.toFixed(3)),
+  }));
+  return { ...table, march: m, latencyMs: total / 1000, ops, int16MacShare: share, int16Verdict: verdict };
 }

@@ -2,7 +2,7 @@
  * Static HTML for executed notebooks: markdown cells through `marked`, code cells with their
  * outputs — SVG plots inline, HTML tables, text — so a report reads right with no kernel running.
  */
-import { escapeHtml } from "./html";
+import { escapeHtml } from "../src/display/html";
 
 export interface NbCell {
   cell_type: "markdown" | "code" | "raw";

@@ -1,0 +1,60 @@
+/**
+ * The one result shape of quantbook's tools: `rows` (plain records), `caption`, `text` (a
+ * fixed-width table, the layout of the reference toolchain's *_statistic.txt files) and
+ * `toDataFrame()` (danfo, loaded on first use — it takes about half a second — so the core library
+ * loads lean). Display code renders these; tools only build them.
+ */
+import type { DataFrame } from "danfojs-node";
+
+export type Row = Record<string, string | number | boolean | null>;
+
+let danfo: typeof import("danfojs-node") | null = null;
+
+function load(): typeof import("danfojs-node") {
+  if (danfo === null) danfo = require("danfojs-node") as typeof import("danfojs-node");
+  return danfo;
+}
+
+/** A DataFrame with one row per record and the given column order (all keys when omitted). */
+export function toDataFrame(rows: Row[], columns?: string[]): DataFrame {
+  const cols = columns ?? [...new Set(rows.flatMap((r) => Object.keys(r)))];
+  const data: Record<string, (string | number | boolean | null)[]> = {};
+  for (const c of cols) data[c] = rows.map((r) => r[c] ?? null);
+  const { DataFrame: DF } = load();
+  return rows.length === 0 ? new DF([], { columns: cols }) : new DF(data, { columns: cols });
+}
+type Cell = string | number | boolean | null | undefined;
+
+function fmt(v: Cell): string {
+  if (v === null || v === undefined) return "";
+  if (typeof v === "number") return Number.isInteger(v) ? String(v) : v.toPrecision(8);
+  return String(v);
+}
+
+export function textTable(rows: Record<string, Cell>[], columns: string[]): string {
+  const cells = rows.map((r) => columns.map((c) => fmt(r[c])));
+  const widths = columns.map((c, i) => Math.max(c.length, ...cells.map((r) => r[i].length)));
+  const line = (vals: string[]) =>
+    vals
+      .map((v, i) => v.padEnd(widths[i]))
+      .join(" | ")
+      .trimEnd();
+  const sep = widths.map((w) => "-".repeat(w)).join("-+-");
+  return [line(columns), sep, ...cells.map(line)].join("\n") + "\n";
+}
+
+/** A tool's result: its rows with a caption, a text table and a danfo DataFrame on demand. */
+export interface Table<R> {
+  rows: R[];
+  caption: string;
+  /** Column order of the text table and the DataFrame. */
+  columns: string[];
+  text: string;
+  toDataFrame(): DataFrame;
+}
+
+/** A Table of `rows` (flattened to plain cells by `plain`) in `columns` order. */
+export function makeTable<R>(caption: string, rows: R[], columns: string[], plain: (r: R) => Row = (r) => r as unknown as Row): Table<R> {
+  const flat = rows.map(plain);
+  return { rows, caption, columns, text: textTable(flat, columns), toDataFrame: () => toDataFrame(flat, columns) };
+}
