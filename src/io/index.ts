@@ -1,3 +1,5 @@
 export { loadTorch, parseTorch, disposeAll } from "./torch";
 export { loadSafetensors, saveSafetensors, parseSafetensors, serializeSafetensors } from "./safetensors";
 export { saveIr, loadIr } from "./ir";
+export { loadOnnx, buildOnnxModule, type LoadOnnxOptions } from "./onnx/load";
+export { OnnxGraphModule } from "./onnx/graphModule";

@@ -1,0 +1,112 @@
+/**
+ * An ONNX graph as a `qb.nn.Module`. Weighted nodes become qb.nn layers at the module path torch
+ * gave them (`layer1.0.conv1` is a `Conv2d`, a transformer projection a `Linear`), so sensitivity
+ * tables, ModuleNameQconfigSetter and the transforms (fuseConvBn, replaceLinearWithBroadcastMulSum)
+ * work on it; other float constants are parameters of the root named after their initializer.
+ *
+ * `forward(...inputs)` interprets the graph in order. A node whose inputs are all constants —
+ * shape plumbing: Shape, Gather / Slice / Concat on shapes, Cast, ConstantOfShape, Range, Equal,
+ * Where, ... — is computed right there with plain tfjs (constant folding once the input shape is
+ * known), so it never becomes a quantized op; every other node runs through the registry's ops.
+ */
+import * as tf from "@tensorflow/tfjs";
+import { QuantbookError } from "../../messages";
+import { Module } from "../../nn/module";
+import type { ConstValue } from "./proto";
+import type { PlanStep } from "./plan";
+
+/** A container at a module path; runs the ops of its scope so they are named after it. */
+export class OnnxScope extends Module {
+  forward(run: () => tf.Tensor[]): tf.Tensor[] {
+    return run();
+  }
+}
+
+export function constTensor(c: ConstValue): tf.Tensor {
+  return tf.tensor(c.data, c.dims, c.dtype);
+}
+
+export interface OnnxInfo {
+  file: string;
+  opset: number;
+  producer: string;
+  nodes: number;
+  inputs: { name: string; dims: (number | string)[] }[];
+  outputs: string[];
+}
+
+export class OnnxGraphModule extends OnnxScope {
+  /** What was imported: file, opset, producer, node count, inputs and outputs. */
+  readonly onnx: OnnxInfo;
+  readonly plan: PlanStep[];
+  /**
+   * The root field holding each constant value by its ONNX name: float constants are parameters
+   * (tf.Variable, in the state dict under their initializer name), integer / bool ones (shape
+   * plumbing) plain tensors.
+   */
+  readonly constFields: Record<string, string>;
+
+  constructor(info: OnnxInfo, plan: PlanStep[], constFields: Record<string, string>) {
+    super();
+    this.onnx = info;
+    this.plan = plan;
+    this.constFields = constFields;
+  }
+
+  /** The module at a dotted path (looked up on every call, so transforms that replace a layer apply). */
+  moduleAt(path: string): Module | undefined {
+    if (path === "") return this;
+    let m: unknown = this;
+    for (const seg of path.split(".")) {
+      m = (m as Record<string, unknown>)[seg];
+      if (!(m instanceof Module)) return undefined;
+    }
+    return m as Module;
+  }
+
+  override forward(...args: unknown[]): tf.Tensor[] {
+    if (typeof args[0] === "function") return super.forward(args[0] as () => tf.Tensor[]);
+    const inputs = args as tf.Tensor[];
+    const info = this.onnx;
+    if (inputs.length !== info.inputs.length) {
+      throw new Error(`OnnxGraphModule (${info.file}): the graph takes ${info.inputs.length} input(s) (${info.inputs.map((i) => i.name).join(", ")}), got ${inputs.length}`);
+    }
+    const env = new Map<string, tf.Tensor>();
+    const isConst = new Set<string>();
+    inputs.forEach((t, i) => env.set(info.inputs[i].name, t));
+    const fields = this as unknown as Record<string, tf.Tensor>;
+    const lookup = (name: string): tf.Tensor | undefined => {
+      if (name === "") return undefined;
+      const v = env.get(name);
+      if (v !== undefined) return v;
+      const field = this.constFields[name];
+      if (field === undefined) return undefined;
+      isConst.add(name);
+      return fields[field];
+    };
+    for (const step of this.plan) {
+      const ins = step.inputs.map(lookup);
+      const allConst = step.inputs.every((n, i) => n === "" || ins[i] === undefined || isConst.has(n));
+      let outs: tf.Tensor[];
+      try {
+        outs = step.run(this, ins, allConst);
+      } catch (e) {
+        if (e instanceof QuantbookError && e.message.includes(step.node)) throw e;
+        const shapes = ins.map((t) => (t === undefined ? "-" : `[${t.shape}]`)).join(", ");
+        throw new QuantbookError(e instanceof QuantbookError ? e.code : "OP_FAILED", `${info.file}: node ${step.node} (inputs ${shapes}): ${(e as Error).message}`, { cause: e });
+      }
+      outs.forEach((t, i) => {
+        const name = step.outputs[i];
+        if (name === undefined || name === "") return;
+        env.set(name, t);
+        if (allConst || step.constOutputs) isConst.add(name);
+      });
+    }
+    const outs = info.outputs.map((o) => {
+      const t = lookup(o);
+      if (t === undefined) throw new Error(`OnnxGraphModule (${info.file}): the graph output '${o}' was not computed`);
+      return t;
+    });
+    return outs.length === 1 ? (outs[0] as unknown as tf.Tensor[]) : outs;
+  }
+}

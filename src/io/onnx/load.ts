@@ -1,0 +1,481 @@
+/**
+ * `qb.io.loadOnnx(pathOrBytes, { inputShapes? })`: an exported PyTorch or Paddle graph as a
+ * `qb.nn.Module`, so every quantbook tool works on it. Weighted nodes become layers at torch's
+ * module paths (Conv → Conv2d, ConvTranspose → ConvTranspose2d, Gemm / MatMul with a constant
+ * weight (+ Add of a constant bias) → Linear, BatchNormalization → BatchNorm2d,
+ * LayerNormalization or its decomposed form → LayerNorm); Erf-GELU, x·HardSigmoid(x) and
+ * x·Sigmoid(x) become GELU, HardSwish and SiLU. Unsupported ops are one error before anything is
+ * built; nothing is half-loaded.
+ */
+import * as tf from "@tensorflow/tfjs";
+import { readFile } from "node:fs/promises";
+import { errors } from "../../messages";
+import { BatchNorm2d } from "../../nn/batchnorm";
+import { Conv2d } from "../../nn/conv";
+import { ConvTranspose2d } from "../../nn/convTranspose";
+import * as F from "../../nn/functional";
+import { LayerNorm } from "../../nn/layernorm";
+import { Linear } from "../../nn/linear";
+import type { Module } from "../../nn/module";
+import { constTensor, OnnxGraphModule, OnnxScope } from "./graphModule";
+import { nodeNames, scopePath, cleanPath } from "./names";
+import { contextOf, handledOpTypes, handlerStep, moduleStep, type PlanStep } from "./plan";
+import { readOnnx, type ConstValue, type OnnxGraph, type OnnxNode } from "./proto";
+
+export interface LoadOnnxOptions {
+  /** Shapes for graph inputs with dynamic dims, by input name (or in input order); checks the graph runs at load. */
+  inputShapes?: Record<string, number[]> | number[][];
+}
+
+const near = (a: number, b: number, tol = 1e-3) => Math.abs(a - b) <= tol * Math.max(1, Math.abs(b));
+
+class Builder {
+  readonly consts = new Map<string, ConstValue>();
+  readonly producer = new Map<string, number>();
+  readonly consumers = new Map<string, number[]>();
+  readonly done = new Set<number>();
+  readonly steps: PlanStep[] = [];
+  readonly layers: [string, Module][] = [];
+  /** Float constants read by handler steps (they become root parameters). */
+  readonly usedConsts = new Set<string>();
+  readonly paths = new Set<string>();
+  readonly taken = new Set<string>();
+
+  constructor(readonly g: OnnxGraph) {
+    for (const [k, v] of g.initializers) this.consts.set(k, v);
+    g.nodes.forEach((n, i) => {
+      n.outputs.forEach((o) => this.producer.set(o, i));
+      n.inputs.forEach((inp) => {
+        if (inp !== "") this.consumers.set(inp, [...(this.consumers.get(inp) ?? []), i]);
+      });
+      if (n.opType === "Constant") {
+        const v = constantValue(n);
+        this.consts.set(n.outputs[0], v);
+        this.done.add(i);
+      }
+      const p = cleanPath(scopePath(n.name));
+      const segs = p.split(".");
+      for (let k = 1; k <= segs.length; k++) if (p !== "") this.paths.add(segs.slice(0, k).join("."));
+    });
+  }
+
+  node(i: number): OnnxNode {
+    return this.g.nodes[i];
+  }
+
+  /** The only consumer of a value, or undefined. */
+  soleConsumer(value: string): number | undefined {
+    const c = this.consumers.get(value) ?? [];
+    return c.length === 1 && !this.g.outputs.includes(value) ? c[0] : undefined;
+  }
+
+  /** A value known at load time: a constant, or computed from constants only (no input shapes needed). */
+  staticValue(name: string): ConstValue | null {
+    const c = this.consts.get(name);
+    if (c !== undefined) return c;
+    const i = this.producer.get(name);
+    if (i === undefined) return null;
+    const n = this.node(i);
+    if (n.opType === "Shape" || !handledOpTypes().includes(n.opType)) return null;
+    const ins = n.inputs.map((x) => (x === "" ? null : this.staticValue(x)));
+    if (ins.some((v, k) => v === null && n.inputs[k] !== "")) return null;
+    const ctx = contextOf(n, this.g.opset, "", "");
+    const step = handlerStep(ctx, new Set());
+    const tensors = tf.tidy(() => step.run(null as unknown as OnnxGraphModule, ins.map((v) => (v === null ? undefined : constTensor(v))), true));
+    const out = tensors.map((t) => ({ dims: t.shape.slice(), dtype: t.dtype === "float32" ? "float32" : t.dtype === "bool" ? "bool" : "int32", data: t.dataSync().slice() }) as ConstValue);
+    tf.dispose(tensors);
+    n.outputs.forEach((o, k) => out[k] && this.consts.set(o, out[k]));
+    return this.consts.get(name) ?? null;
+  }
+
+  /** A free module path for a layer (torch's scope path, made unique), with container scopes made. */
+  layerPath(n: OnnxNode): string {
+    const { path, opName } = nodeNames(n.name, this.paths, n.outputs[0] ?? "");
+    let p = path === "" ? opName : path;
+    for (let k = 1; this.taken.has(p); k++) p = `${path === "" ? opName : path}_${k}`;
+    this.taken.add(p);
+    return p;
+  }
+
+  addLayer(path: string, m: Module): void {
+    this.layers.push([path, m]);
+  }
+}
+
+/** The value of a Constant node (value, value_float(s), value_int(s)). */
+function constantValue(n: OnnxNode): ConstValue {
+  const a = n.attrs;
+  if (a.value && typeof a.value === "object" && !Array.isArray(a.value)) return a.value as ConstValue;
+  if (typeof a.value_float === "number") return { data: Float32Array.of(a.value_float), dims: [], dtype: "float32" };
+  if (typeof a.value_int === "number") return { data: Int32Array.of(a.value_int), dims: [], dtype: "int32" };
+  if (Array.isArray(a.value_floats)) return { data: Float32Array.from(a.value_floats as number[]), dims: [a.value_floats.length], dtype: "float32" };
+  if (Array.isArray(a.value_ints)) return { data: Int32Array.from(a.value_ints as number[]), dims: [a.value_ints.length], dtype: "int32" };
+  throw new Error(`Constant node ${n.name} has no value quantbook reads (value, value_float(s), value_int(s))`);
+}
+
+const setParam = (m: Module, field: string, v: ConstValue | null) => {
+  const holder = m as unknown as Record<string, tf.Variable | null>;
+  holder[field]?.dispose();
+  holder[field] = v === null ? null : tf.variable(constTensor(v), false);
+};
+
+const attrs = (n: OnnxNode) => contextOf(n, 0, "", "");
+
+function weightOf(b: Builder, n: OnnxNode, k: number, what: string): ConstValue {
+  const v = n.inputs[k] ? b.staticValue(n.inputs[k]) : null;
+  if (v === null) throw errors.unsupported(`loadOnnx: ${n.name} (${n.opType})`, `a ${what} computed at run time`, "export with constant weights (torch.onnx.export(..., do_constant_folding=True))");
+  return v;
+}
+
+function planConv(b: Builder, i: number): void {
+  const n = b.node(i);
+  const a = attrs(n);
+  const w = weightOf(b, n, 1, "weight");
+  const bias = n.inputs[2] ? weightOf(b, n, 2, "bias") : null;
+  if (w.dims.length !== 4) throw errors.unsupported(`loadOnnx: ${n.name}`, `a ${w.dims.length - 2}-D convolution`, "quantbook imports 2-D convolutions (NCHW)");
+  const transposed = n.opType === "ConvTranspose";
+  const groups = a.attr("group", 1);
+  const [kh, kw] = w.dims.slice(2);
+  const pads = a.attr("pads", [0, 0, 0, 0]);
+  const autoPad = a.attr("auto_pad", "NOTSET");
+  const sym = pads[0] === pads[2] && pads[1] === pads[3];
+  const stride = a.attr("strides", [1, 1]) as [number, number];
+  const dilation = a.attr("dilations", [1, 1]) as [number, number];
+  const path = b.layerPath(n);
+  let m: Module;
+  if (transposed) {
+    if (!sym || autoPad !== "NOTSET") throw errors.unsupported(`loadOnnx: ${n.name}`, "ConvTranspose with asymmetric or automatic pads", "export with symmetric padding");
+    const outC = w.dims[1] * groups;
+    m = new ConvTranspose2d(w.dims[0], outC, [kh, kw], { stride, padding: [pads[0], pads[1]], outputPadding: a.attr("output_padding", [0, 0]) as [number, number], dilation, groups, bias: bias !== null });
+  } else {
+    m = new Conv2d(w.dims[1] * groups, w.dims[0], [kh, kw], { stride, padding: sym && autoPad === "NOTSET" ? [pads[0], pads[1]] : [0, 0], dilation, groups, bias: bias !== null });
+  }
+  setParam(m, "weight", w);
+  if (bias) setParam(m, "bias", bias);
+  b.addLayer(path, m);
+  // asymmetric or automatic padding happens before the layer (a padding op keeps the input's scale)
+  const pre =
+    transposed || (sym && autoPad === "NOTSET")
+      ? undefined
+      : (x: tf.Tensor) => {
+          let p = pads;
+          if (autoPad === "SAME_UPPER" || autoPad === "SAME_LOWER") {
+            const total = [0, 1].map((d) => Math.max(0, (Math.ceil(x.shape[2 + d] / stride[d]) - 1) * stride[d] + (dilation[d] * ((d === 0 ? kh : kw) - 1) + 1) - x.shape[2 + d]));
+            const lo = total.map((t) => (autoPad === "SAME_UPPER" ? Math.floor(t / 2) : Math.ceil(t / 2)));
+            p = [lo[0], lo[1], total[0] - lo[0], total[1] - lo[1]];
+          } else if (autoPad === "VALID") p = [0, 0, 0, 0];
+          return F.pad(x, [p[1], p[3], p[0], p[2]], 0, { name: `${path.replace(/\./g, "_")}_pad` });
+        };
+  b.steps.push(moduleStep(n, path, n.inputs[0], n.outputs, pre));
+}
+
+/** Gemm, or MatMul with a constant 2-D weight (and an Add of a constant bias after it): a Linear. */
+function planLinear(b: Builder, i: number): boolean {
+  const n = b.node(i);
+  const a = attrs(n);
+  const isGemm = n.opType === "Gemm";
+  const w = n.inputs[1] ? b.staticValue(n.inputs[1]) : null;
+  if (w === null || w.dims.length !== 2 || w.dtype !== "float32") return false;
+  if (isGemm && a.attr("transA", 0) !== 0) return false;
+  let bias: ConstValue | null = isGemm && n.inputs[2] ? b.staticValue(n.inputs[2]) : null;
+  let outputs = n.outputs;
+  const transB = isGemm && a.attr("transB", 0) === 1;
+  const [inF, outF] = transB ? [w.dims[1], w.dims[0]] : [w.dims[0], w.dims[1]];
+  if (isGemm && n.inputs[2] && bias === null) return false;
+  if (!isGemm) {
+    const addIdx = b.soleConsumer(n.outputs[0]);
+    const add = addIdx === undefined ? undefined : b.node(addIdx);
+    if (add && add.opType === "Add") {
+      const other = add.inputs[0] === n.outputs[0] ? add.inputs[1] : add.inputs[0];
+      const c = b.staticValue(other);
+      if (c !== null && c.data.length === outF && c.dtype === "float32") {
+        bias = c;
+        outputs = add.outputs;
+        b.done.add(addIdx as number);
+      }
+    }
+  }
+  const alpha = isGemm ? a.attr("alpha", 1) : 1;
+  const beta = isGemm ? a.attr("beta", 1) : 1;
+  const scaled = (v: ConstValue, k: number): ConstValue => (k === 1 ? v : { ...v, data: Float32Array.from(v.data, (x) => x * k) });
+  if (bias !== null && bias.data.length !== outF) {
+    bias = { dims: [outF], dtype: "float32", data: Float32Array.from({ length: outF }, (_, k) => bias!.data[bias!.data.length === 1 ? 0 : k]) };
+  }
+  const path = b.layerPath(n);
+  const m = new Linear(inF, outF, { bias: bias !== null, weightLayout: transB ? "out_in" : "in_out" });
+  setParam(m, "weight", scaled(w, alpha));
+  if (bias) setParam(m, "bias", { ...scaled(bias, beta), dims: [outF] });
+  b.addLayer(path, m);
+  b.steps.push(moduleStep(n, path, n.inputs[0], outputs));
+  return true;
+}
+
+function planBatchNorm(b: Builder, i: number): void {
+  const n = b.node(i);
+  const [scale, shift, mean, variance] = [1, 2, 3, 4].map((k) => weightOf(b, n, k, ["scale", "bias", "mean", "variance"][k - 1]));
+  const m = new BatchNorm2d(scale.data.length, attrs(n).attr("epsilon", 1e-5));
+  setParam(m, "weight", scale);
+  setParam(m, "bias", shift);
+  setParam(m, "running_mean", mean);
+  setParam(m, "running_var", variance);
+  const path = b.layerPath(n);
+  b.addLayer(path, m);
+  b.steps.push(moduleStep(n, path, n.inputs[0], [n.outputs[0]]));
+}
+
+function layerNormModule(b: Builder, n: OnnxNode, gamma: ConstValue, beta: ConstValue | null, eps: number, input: string, outputs: string[]): void {
+  const c = gamma.data.length;
+  const m = new LayerNorm(c, eps);
+  setParam(m, "weight", { ...gamma, dims: [c] });
+  setParam(m, "bias", beta ? { ...beta, dims: [c] } : { data: new Float32Array(c), dims: [c], dtype: "float32" });
+  const path = b.layerPath(n);
+  b.addLayer(path, m);
+  b.steps.push(moduleStep(n, path, input, outputs));
+}
+
+/** ReduceMean → Sub → Pow 2 → ReduceMean → Add eps → Sqrt → Div → Mul γ → Add β over the last axis: one LayerNorm. */
+function planDecomposedLayerNorm(b: Builder, i: number): boolean {
+  const m1 = b.node(i);
+  const x = m1.inputs[0];
+  const next = (value: string, type: string) => {
+    const cs = (b.consumers.get(value) ?? []).filter((k) => b.node(k).opType === type);
+    return cs.length === 1 ? cs[0] : undefined;
+  };
+  const sub = next(m1.outputs[0], "Sub");
+  if (sub === undefined || b.node(sub).inputs[0] !== x) return false;
+  const d = b.node(sub).outputs[0];
+  const pow = next(d, "Pow");
+  const div = next(d, "Div");
+  if (pow === undefined || div === undefined) return false;
+  const two = b.staticValue(b.node(pow).inputs[1]);
+  if (!two || two.data[0] !== 2) return false;
+  const m2 = next(b.node(pow).outputs[0], "ReduceMean");
+  if (m2 === undefined) return false;
+  const add = next(b.node(m2).outputs[0], "Add");
+  if (add === undefined) return false;
+  const eps = b.staticValue(b.node(add).inputs[1]);
+  const sqrt = next(b.node(add).outputs[0], "Sqrt");
+  if (!eps || sqrt === undefined || b.node(div).inputs[1] !== b.node(sqrt).outputs[0]) return false;
+  const mul = b.soleConsumer(b.node(div).outputs[0]);
+  if (mul === undefined || b.node(mul).opType !== "Mul") return false;
+  const gamma = b.staticValue(b.node(mul).inputs.find((v) => v !== b.node(div).outputs[0]) ?? "");
+  if (!gamma) return false;
+  const badd = b.soleConsumer(b.node(mul).outputs[0]);
+  const beta = badd !== undefined && b.node(badd).opType === "Add" ? b.staticValue(b.node(badd).inputs.find((v) => v !== b.node(mul).outputs[0]) ?? "") : null;
+  const last = beta && badd !== undefined ? badd : mul;
+  [i, sub, pow, m2, add, sqrt, div, mul, ...(beta && badd !== undefined ? [badd] : [])].forEach((k) => b.done.add(k));
+  layerNormModule(b, m1, gamma, beta, eps.data[0], x, b.node(last).outputs);
+  return true;
+}
+
+/** Div(x, √2) → Erf → Add 1 → Mul x → Mul ½ (either Mul order): GELU. */
+function planGelu(b: Builder, i: number): boolean {
+  const erf = b.node(i);
+  const di = b.producer.get(erf.inputs[0]);
+  if (di === undefined || b.node(di).opType !== "Div") return false;
+  const x = b.node(di).inputs[0];
+  const r2 = b.staticValue(b.node(di).inputs[1]);
+  if (!r2 || !near(r2.data[0], Math.SQRT2)) return false;
+  const ai = b.soleConsumer(erf.outputs[0]);
+  if (ai === undefined || b.node(ai).opType !== "Add") return false;
+  const m1 = b.soleConsumer(b.node(ai).outputs[0]);
+  if (m1 === undefined || b.node(m1).opType !== "Mul") return false;
+  const other = b.node(m1).inputs.find((v) => v !== b.node(ai).outputs[0]) ?? "";
+  let last = m1;
+  if (other !== x) {
+    // x·½ first, then ·(1 + erf)
+    const hi = b.producer.get(other);
+    if (hi === undefined || b.node(hi).opType !== "Mul" || !b.node(hi).inputs.includes(x)) return false;
+    b.done.add(hi);
+  } else {
+    const m2 = b.soleConsumer(b.node(m1).outputs[0]);
+    const half = m2 === undefined ? null : b.staticValue(b.node(m2).inputs.find((v) => v !== b.node(m1).outputs[0]) ?? "");
+    if (m2 === undefined || b.node(m2).opType !== "Mul" || !half || !near(half.data[0], 0.5)) return false;
+    last = m2;
+  }
+  [di, i, ai, m1, last].forEach((k) => b.done.add(k));
+  const { path, opName } = nodeNames(erf.name, b.paths, erf.outputs[0]);
+  const ctx = contextOf({ ...erf, opType: "GELU" }, b.g.opset, path, opName === "erf" ? "gelu" : opName);
+  b.steps.push(patternStep(b.node(last), ctx, [x], (ins, raw) => [raw ? tf.mul(tf.mul(ins[0], 0.5), tf.add(1, tf.erf(tf.div(ins[0], Math.SQRT2)))) : F.gelu(ins[0], { name: ctx.opName })]));
+  return true;
+}
+
+/** Mul(x, HardSigmoid(x)) → HardSwish; Mul(x, Sigmoid(x)) → SiLU. */
+function planGatedActivation(b: Builder, i: number): boolean {
+  const mul = b.node(i);
+  for (const k of [0, 1]) {
+    const gi = b.producer.get(mul.inputs[k]);
+    if (gi === undefined || b.soleConsumer(mul.inputs[k]) !== i) continue;
+    const gate = b.node(gi);
+    const x = mul.inputs[1 - k];
+    if (gate.inputs[0] !== x) continue;
+    const hs = gate.opType === "HardSigmoid" && near(attrs(gate).attr("alpha", 0.2), 1 / 6) && near(attrs(gate).attr("beta", 0.5), 0.5);
+    if (!hs && gate.opType !== "Sigmoid") continue;
+    b.done.add(gi);
+    b.done.add(i);
+    const { path, opName } = nodeNames(mul.name, b.paths, mul.outputs[0]);
+    const ctx = contextOf(mul, b.g.opset, path, hs ? "hardswish" : opName === "mul" ? "silu" : opName);
+    b.steps.push(patternStep(mul, ctx, [x], (ins, raw) => [raw ? tf.mul(ins[0], hs ? tf.div(tf.clipByValue(tf.add(ins[0], 3), 0, 6), 6) : tf.sigmoid(ins[0])) : hs ? F.hardswish(ins[0], { name: ctx.opName }) : F.silu(ins[0], { name: ctx.opName })]));
+    return true;
+  }
+  return false;
+}
+
+function patternStep(out: OnnxNode, ctx: ReturnType<typeof contextOf>, inputs: string[], fn: (ins: tf.Tensor[], raw: boolean) => tf.Tensor[]): PlanStep {
+  return {
+    node: out.name,
+    inputs,
+    outputs: out.outputs,
+    run(root, ins, allConst) {
+      const xs = ins as tf.Tensor[];
+      if (allConst) return fn(xs, true);
+      const scope = root.moduleAt(ctx.path);
+      return scope instanceof OnnxScope ? scope.forward(() => fn(xs, false)) : fn(xs, false);
+    },
+  };
+}
+
+function matmulStep(b: Builder, n: OnnxNode): PlanStep {
+  const { path, opName } = nodeNames(n.name, b.paths, n.outputs[0]);
+  const ctx = contextOf(n, b.g.opset, path, opName);
+  return patternStep(n, ctx, n.inputs, (ins, raw) => [raw ? tf.matMul(ins[0], ins[1]) : F.matmul(ins[0], ins[1], { name: ctx.opName })]);
+}
+
+/** Every op type the graph uses that quantbook cannot import: one error listing them all. */
+function checkSupported(g: OnnxGraph): void {
+  const known = new Set(handledOpTypes());
+  const bad = new Map<string, string[]>();
+  for (const n of g.nodes) {
+    if (n.domain !== "" && n.domain !== "ai.onnx") bad.set(`${n.domain}.${n.opType}`, [...(bad.get(`${n.domain}.${n.opType}`) ?? []), n.name]);
+    else if (!known.has(n.opType)) bad.set(n.opType, [...(bad.get(n.opType) ?? []), n.name]);
+  }
+  if (bad.size === 0) return;
+  const lines = [...bad].map(([t, names]) => `${t} ×${names.length} (${names.slice(0, 3).join(", ")}${names.length > 3 ? ", …" : ""})`);
+  throw errors.unsupported(
+    `loadOnnx: ${g.file}`,
+    `${bad.size} op type(s) — ${lines.join("; ")}`,
+    "export at another opset (torch.onnx.export(..., opset_version=13)) so the exporter writes ops quantbook knows, or write that piece of the model with qb.F / qb.nn",
+  );
+}
+
+/** Puts a layer at a dotted path, making container scopes; a path under a layer is flattened. */
+function place(root: OnnxGraphModule, path: string, m: Module): void {
+  const segs = path.split(".");
+  let holder: Record<string, unknown> = root as unknown as Record<string, unknown>;
+  for (let k = 0; k < segs.length - 1; k++) {
+    const next = holder[segs[k]];
+    if (next === undefined) holder[segs[k]] = new OnnxScope();
+    else if (!(next instanceof OnnxScope)) {
+      holder[segs.slice(k).join("_")] = m;
+      return;
+    }
+    holder = holder[segs[k]] as Record<string, unknown>;
+  }
+  holder[segs[segs.length - 1]] = m;
+}
+
+function ensureScope(root: OnnxGraphModule, path: string): void {
+  if (path === "") return;
+  let holder: Record<string, unknown> = root as unknown as Record<string, unknown>;
+  for (const seg of path.split(".")) {
+    if (holder[seg] === undefined) holder[seg] = new OnnxScope();
+    if (!(holder[seg] instanceof OnnxScope)) return;
+    holder = holder[seg] as Record<string, unknown>;
+  }
+}
+
+/** Builds the module; on any error everything allocated so far is disposed. */
+export function buildOnnxModule(g: OnnxGraph, opts: LoadOnnxOptions = {}): OnnxGraphModule {
+  checkSupported(g);
+  const b = new Builder(g);
+  const created: Module[] = [];
+  try {
+    g.nodes.forEach((n, i) => {
+      if (b.done.has(i)) return;
+      const t = n.opType;
+      if (t === "Conv" || t === "ConvTranspose") return planConv(b, i);
+      if ((t === "Gemm" || t === "MatMul") && planLinear(b, i)) return;
+      if (t === "BatchNormalization") return planBatchNorm(b, i);
+      if (t === "LayerNormalization") {
+        const a = attrs(n);
+        if (a.attr("axis", -1) !== -1) throw errors.unsupported(`loadOnnx: ${n.name}`, "LayerNormalization over more than the last axis", "normalise over the last axis");
+        return layerNormModule(b, n, weightOf(b, n, 1, "scale"), n.inputs[2] ? weightOf(b, n, 2, "bias") : null, a.attr("epsilon", 1e-5), n.inputs[0], [n.outputs[0]]);
+      }
+      if (t === "ReduceMean" && planDecomposedLayerNorm(b, i)) return;
+      if (t === "Erf" && planGelu(b, i)) return;
+      if (t === "Mul" && planGatedActivation(b, i)) return;
+      if (t === "MatMul") {
+        b.steps.push(matmulStep(b, n));
+        return;
+      }
+      if (t === "Gemm") throw errors.unsupported(`loadOnnx: ${n.name}`, "a Gemm whose B is not a constant 2-D weight (or with transA)", "export the projection as nn.Linear");
+      const { path, opName } = nodeNames(n.name, b.paths, n.outputs[0] ?? "");
+      n.inputs.forEach((inp) => {
+        if (b.consts.has(inp)) b.usedConsts.add(inp);
+      });
+      b.steps.push(handlerStep(contextOf(n, g.opset, path, opName), new Set(b.consts.keys())));
+    });
+    // constants read by steps become root fields: float ones parameters named after the initializer
+    const constFields: Record<string, string> = {};
+    const info = { file: g.file, opset: g.opset, producer: g.producer, nodes: g.nodes.length, inputs: g.inputs, outputs: g.outputs };
+    const root = new OnnxGraphModule(info, b.steps, constFields);
+    created.push(root);
+    for (const [path, m] of b.layers) {
+      created.push(m);
+      place(root, path, m);
+    }
+    for (const step of b.steps) ensureScope(root, (step as { path?: string }).path ?? "");
+    for (const n of g.nodes) ensureScope(root, nodeNames(n.name, b.paths, n.outputs[0] ?? "").path);
+    const holder = root as unknown as Record<string, tf.Tensor>;
+    for (const name of b.usedConsts) {
+      const v = b.consts.get(name) as ConstValue;
+      const field = name in holder ? `const:${name}` : name;
+      holder[field] = v.dtype === "float32" ? tf.variable(constTensor(v), false, `onnx_${Math.random().toString(36).slice(2)}`) : constTensor(v);
+      constFields[name] = field;
+    }
+    checkRuns(root, g, opts);
+    return root;
+  } catch (e) {
+    created.forEach((m) => m.dispose());
+    throw e;
+  }
+}
+
+/** With every input shape known, runs the graph once on zeros so a problem shows at load. */
+function checkRuns(root: OnnxGraphModule, g: OnnxGraph, opts: LoadOnnxOptions): void {
+  const given = opts.inputShapes;
+  const shapes = g.inputs.map((inp, i) => {
+    const s = Array.isArray(given) ? given[i] : given?.[inp.name];
+    if (s !== undefined) {
+      if (s.length !== inp.dims.length) throw errors.shapeMismatch(`loadOnnx: ${g.file}: input '${inp.name}'`, `inputShapes gives [${s}]`, `${inp.dims.length} dims ([${inp.dims}])`);
+      return s;
+    }
+    return inp.dims.every((d) => typeof d === "number" && d > 0) ? (inp.dims as number[]) : null;
+  });
+  if (shapes.some((s) => s === null)) return; // dynamic dims: bound by the example input at prepare
+  tf.tidy(() => {
+    root.forward(...shapes.map((s) => tf.zeros(s as number[])));
+  });
+}
+
+/**
+ * Loads an ONNX model (a path, or its bytes) as a qb.nn.Module.
+ *
+ * ```ts
+ * const model = await qb.io.loadOnnx("resnet18.onnx");
+ * const calib = qb.prepare(model.eval(), x, { qconfigSetter: [qb.calibration8bitWeight16bitActQconfigSetter] });
+ * ```
+ */
+export async function loadOnnx(source: string | Uint8Array, opts: LoadOnnxOptions = {}): Promise<OnnxGraphModule> {
+  let bytes: Uint8Array;
+  const file = typeof source === "string" ? source : "<bytes>";
+  if (typeof source === "string") {
+    try {
+      bytes = await readFile(source);
+    } catch (e) {
+      throw errors.badFile("loadOnnx", source, `cannot read it: ${(e as Error).message}`, e);
+    }
+  } else bytes = source;
+  const g = readOnnx(bytes, file);
+  return buildOnnxModule(g, opts);
+}

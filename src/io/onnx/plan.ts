@@ -1,0 +1,380 @@
+/**
+ * From ONNX nodes to the steps an OnnxGraphModule runs: each node (or fused pattern) becomes a
+ * step that computes its outputs either with plain tfjs (all inputs constant: shape plumbing) or
+ * with the registry's quantization-aware ops, named after the node's module path.
+ */
+import * as tf from "@tensorflow/tfjs";
+import * as F from "../../nn/functional";
+import type { Module } from "../../nn/module";
+import { errors } from "../../messages";
+import { slice as sliceRaw } from "../../ops/layout";
+import { softmax as softmaxRaw } from "../../ops/activation";
+import { resizeBilinear, resizeNearest } from "../../ops/resize";
+import { OnnxScope, type OnnxGraphModule } from "./graphModule";
+import type { AttrValue, OnnxNode } from "./proto";
+
+export interface PlanStep {
+  node: string;
+  inputs: string[];
+  outputs: string[];
+  /** Outputs are constants whatever the inputs (Shape, Size: they read only the input's shape). */
+  constOutputs?: boolean;
+  run(root: OnnxGraphModule, ins: (tf.Tensor | undefined)[], allConst: boolean): tf.Tensor[];
+}
+
+/** What a handler sees of its node. */
+export interface NodeContext {
+  node: OnnxNode;
+  opset: number;
+  attr(name: string, fallback: number): number;
+  attr(name: string, fallback: string): string;
+  attr(name: string, fallback: number[]): number[];
+  attr<T extends AttrValue>(name: string, fallback: T): T;
+  /** Scope path and op name for quantized ops. */
+  path: string;
+  opName: string;
+}
+
+type Ins = (tf.Tensor | undefined)[];
+/** A handler: raw (all inputs constant) or quantized computation of a node's outputs. */
+type Handler = (ctx: NodeContext, ins: Ins, raw: boolean) => tf.Tensor[];
+
+const ints = (t: tf.Tensor | undefined): number[] => (t === undefined ? [] : Array.from(t.dataSync(), Number));
+const need = (ins: Ins, i: number, ctx: NodeContext): tf.Tensor => {
+  const t = ins[i];
+  if (t === undefined) throw new Error(`${ctx.node.name} (${ctx.node.opType}): input ${i} ('${ctx.node.inputs[i] ?? ""}') is missing`);
+  return t;
+};
+const axisOf = (a: number, rank: number) => (a < 0 ? a + rank : a);
+const named = (ctx: NodeContext) => ({ name: ctx.opName });
+const scalarOf = (t: tf.Tensor): number | null => (t.size === 1 ? t.dataSync()[0] : null);
+
+/** a op b, with a constant scalar operand passed as a number (no tensor input of its own). */
+function binary(raw: (a: tf.Tensor, b: tf.Tensor) => tf.Tensor, q: (a: tf.Tensor | number, b: tf.Tensor | number, o: { name: string }) => tf.Tensor) {
+  return (ctx: NodeContext, ins: Ins, isRaw: boolean): tf.Tensor[] => {
+    const a = need(ins, 0, ctx);
+    const b = need(ins, 1, ctx);
+    if (isRaw) return [raw(a, b)];
+    const ca = ctx.node.inputs[0] !== undefined && constNames.has(ctx.node.inputs[0]) ? scalarOf(a) : null;
+    const cb = ctx.node.inputs[1] !== undefined && constNames.has(ctx.node.inputs[1]) ? scalarOf(b) : null;
+    return [q(ca ?? a, cb ?? b, named(ctx))];
+  };
+}
+
+/** Names of values that are constants in the graph being planned (set while planning). */
+let constNames = new Set<string>();
+
+function unary(raw: (t: tf.Tensor) => tf.Tensor, q: (t: tf.Tensor, o: { name: string }) => tf.Tensor): Handler {
+  return (ctx, ins, isRaw) => [isRaw ? raw(need(ins, 0, ctx)) : q(need(ins, 0, ctx), named(ctx))];
+}
+
+/** Axes of a Reduce* node: attribute before opset 13 (18 for all but ReduceSum), second input after. */
+function reduceAxes(ctx: NodeContext, ins: Ins, rank: number): number[] {
+  const fromInput = ins[1] !== undefined ? ints(ins[1]) : null;
+  const axes = fromInput ?? (ctx.attr("axes", null as number[] | null) as number[] | null);
+  return axes === null || axes.length === 0 ? Array.from({ length: rank }, (_, i) => i) : axes.map((a) => axisOf(a, rank));
+}
+
+function reduce(kind: "mean" | "sum" | "max"): Handler {
+  return (ctx, ins, raw) => {
+    const x = need(ins, 0, ctx);
+    const axes = reduceAxes(ctx, ins, x.rank);
+    const keep = ctx.attr("keepdims", 1) !== 0;
+    if (raw) return [(kind === "mean" ? tf.mean : kind === "sum" ? tf.sum : tf.max)(x, axes, keep)];
+    const f = kind === "mean" ? F.mean : kind === "sum" ? F.sum : F.max;
+    return [f(x, axes, keep, named(ctx))];
+  };
+}
+
+/** Slice's starts / ends / axes / steps: attributes before opset 10, inputs after. */
+function sliceArgs(ctx: NodeContext, ins: Ins, rank: number) {
+  const starts = ctx.opset < 10 ? (ctx.attr("starts", [] as number[]) as number[]) : ints(ins[1]);
+  const ends = ctx.opset < 10 ? (ctx.attr("ends", [] as number[]) as number[]) : ints(ins[2]);
+  const axesIn = ctx.opset < 10 ? (ctx.attr("axes", null as number[] | null) as number[] | null) : ins[3] ? ints(ins[3]) : null;
+  const axes = (axesIn ?? starts.map((_, i) => i)).map((a) => axisOf(a, rank));
+  const steps = ctx.opset < 10 ? starts.map(() => 1) : ins[4] ? ints(ins[4]) : starts.map(() => 1);
+  return { starts, ends, axes, steps };
+}
+
+const pads2d = (pads: number[]): { sym: [number, number] | null; pad: number[] } => {
+  // ONNX pads: [top, left, bottom, right]
+  const [t, l, b, r] = pads.length === 4 ? pads : [0, 0, 0, 0];
+  return t === b && l === r ? { sym: [t, l], pad: [] } : { sym: null, pad: [l, r, t, b] };
+};
+
+/** ONNX Div: integer operands divide with truncation (C semantics), as shape arithmetic needs. */
+function divide(a: tf.Tensor, b: tf.Tensor): tf.Tensor {
+  if (a.dtype !== "int32" || b.dtype !== "int32") return tf.div(a, b);
+  const q = tf.div(tf.cast(a, "float32"), tf.cast(b, "float32"));
+  return tf.cast(tf.where(tf.less(q, 0), tf.ceil(q), tf.floor(q)), "int32");
+}
+
+const HANDLERS: Record<string, Handler> = {
+  Identity: (ctx, ins) => [need(ins, 0, ctx)],
+  Dropout: (ctx, ins) => [need(ins, 0, ctx)],
+  Add: binary(tf.add, F.add),
+  Sub: binary(tf.sub, F.sub),
+  Mul: binary(tf.mul, F.mul),
+  Div: binary(divide, F.div),
+  Relu: unary(tf.relu, F.relu),
+  Sigmoid: unary(tf.sigmoid, F.sigmoid),
+  Tanh: unary(tf.tanh, F.tanh),
+  Exp: unary(tf.exp, F.exp),
+  Sqrt: unary(tf.sqrt, F.sqrt),
+  Reciprocal: unary(tf.reciprocal, F.reciprocal),
+  Erf: (ctx, ins, raw) => {
+    if (raw) return [tf.erf(need(ins, 0, ctx))];
+    throw errors.unsupported(`loadOnnx: ${ctx.node.name}`, "an Erf outside the GELU pattern x·½·(1 + erf(x/√2))", "export GELU as one op (nn.GELU) or write the piece with qb.F");
+  },
+  HardSwish: unary((t) => tf.mul(t, tf.div(tf.clipByValue(tf.add(t, 3), 0, 6), 6)), F.hardswish),
+  HardSigmoid: (ctx, ins, raw) => {
+    const alpha = ctx.attr("alpha", 0.2) as number;
+    const beta = ctx.attr("beta", 0.5) as number;
+    const x = need(ins, 0, ctx);
+    return [raw ? tf.clipByValue(tf.add(tf.mul(x, alpha), beta), 0, 1) : F.hardsigmoid(x, { alpha, beta, name: ctx.opName })];
+  },
+  LeakyRelu: (ctx, ins, raw) => {
+    const a = ctx.attr("alpha", 0.01) as number;
+    return [raw ? tf.leakyRelu(need(ins, 0, ctx), a) : F.leakyRelu(need(ins, 0, ctx), a, named(ctx))];
+  },
+  Clip: (ctx, ins, raw) => {
+    const x = need(ins, 0, ctx);
+    const min = ctx.opset < 11 ? (ctx.attr("min", -3.4e38) as number) : ins[1] ? ints(ins[1])[0] ?? null : null;
+    const max = ctx.opset < 11 ? (ctx.attr("max", 3.4e38) as number) : ins[2] ? ints(ins[2])[0] ?? null : null;
+    if (raw) return [tf.clipByValue(x, min ?? -3.4e38, max ?? 3.4e38)];
+    return [F.clip(x, min, max, named(ctx))];
+  },
+  Pow: (ctx, ins, raw) => {
+    const x = need(ins, 0, ctx);
+    const e = need(ins, 1, ctx);
+    if (raw) return [tf.pow(x, e)];
+    const k = scalarOf(e);
+    if (k === null) throw errors.unsupported(`loadOnnx: ${ctx.node.name}`, "Pow with a tensor exponent", "use a constant exponent");
+    return [F.pow(x, k, named(ctx))];
+  },
+  Softmax: (ctx, ins, raw) => {
+    const x = need(ins, 0, ctx);
+    const axis = axisOf(ctx.attr("axis", ctx.opset < 13 ? 1 : -1) as number, x.rank);
+    if (ctx.opset < 13 && axis !== x.rank - 1) {
+      // before opset 13: softmax over the input flattened to [prod(:axis), prod(axis:)]
+      const outer = x.shape.slice(0, axis).reduce((a, b) => a * b, 1);
+      const flat = tf.reshape(x, [outer, -1]);
+      const y = raw ? tf.softmax(flat) : F.softmax(flat, -1, named(ctx));
+      return [tf.reshape(y, x.shape)];
+    }
+    return [raw ? softmaxRaw(x, axis) : F.softmax(x, axis, named(ctx))];
+  },
+  ReduceMean: reduce("mean"),
+  ReduceSum: reduce("sum"),
+  ReduceMax: reduce("max"),
+  GlobalAveragePool: (ctx, ins, raw) => [raw ? tf.mean(need(ins, 0, ctx), [2, 3], true) : F.adaptiveAvgPool2d(need(ins, 0, ctx), 1, named(ctx))],
+  GlobalMaxPool: (ctx, ins, raw) => [raw ? tf.max(need(ins, 0, ctx), [2, 3], true) : F.max(need(ins, 0, ctx), [2, 3], true, named(ctx))],
+  MaxPool: (ctx, ins) => {
+    const x = need(ins, 0, ctx);
+    const p = pads2d(ctx.attr("pads", [0, 0, 0, 0]) as number[]);
+    const kernel = ctx.attr("kernel_shape", [1, 1]) as number[];
+    const input = p.sym ? x : F.pad(x, p.pad, -3.4e38, { name: `${ctx.opName}_pad` });
+    return [F.maxPool2d(input, [kernel[0], kernel[1]], { stride: ctx.attr("strides", [1, 1]) as [number, number], padding: p.sym ?? [0, 0], ceilMode: ctx.attr("ceil_mode", 0) === 1, dilation: ctx.attr("dilations", [1, 1]) as [number, number], name: ctx.opName })];
+  },
+  AveragePool: (ctx, ins) => {
+    const x = need(ins, 0, ctx);
+    const p = pads2d(ctx.attr("pads", [0, 0, 0, 0]) as number[]);
+    if (!p.sym) throw errors.unsupported(`loadOnnx: ${ctx.node.name}`, "AveragePool with asymmetric pads", "export with symmetric padding");
+    const kernel = ctx.attr("kernel_shape", [1, 1]) as number[];
+    return [
+      F.avgPool2d(x, [kernel[0], kernel[1]], {
+        stride: ctx.attr("strides", [1, 1]) as [number, number],
+        padding: p.sym,
+        ceilMode: ctx.attr("ceil_mode", 0) === 1,
+        countIncludePad: ctx.attr("count_include_pad", 0) === 1,
+        name: ctx.opName,
+      }),
+    ];
+  },
+  Concat: (ctx, ins, raw) => {
+    const xs = ins.filter((t): t is tf.Tensor => t !== undefined);
+    const axis = axisOf(ctx.attr("axis", 0) as number, xs[0].rank);
+    return [raw ? tf.concat(xs, axis) : F.concat(xs, axis, named(ctx))];
+  },
+  Transpose: (ctx, ins, raw) => {
+    const x = need(ins, 0, ctx);
+    const perm = ctx.attr("perm", x.shape.map((_, i) => x.rank - 1 - i)) as number[];
+    return [raw ? tf.transpose(x, perm) : F.transpose(x, perm, named(ctx))];
+  },
+  Slice: (ctx, ins, raw) => {
+    const x = need(ins, 0, ctx);
+    const a = sliceArgs(ctx, ins, x.rank);
+    return [raw ? sliceRaw(x, a) : F.slice(x, a.starts, a.ends, a.axes, a.steps, named(ctx))];
+  },
+  Gather: (ctx, ins, raw) => {
+    const x = need(ins, 0, ctx);
+    const idxT = need(ins, 1, ctx);
+    const axis = axisOf(ctx.attr("axis", 0) as number, x.rank);
+    const idx = ints(idxT).map((i) => (i < 0 ? i + x.shape[axis] : i));
+    const y = raw ? tf.gather(x, idx, axis) : F.gather(x, idx, axis, named(ctx));
+    // the output shape: x's with the axis replaced by the indices' shape (a scalar index drops it)
+    return [tf.reshape(y, [...x.shape.slice(0, axis), ...idxT.shape, ...x.shape.slice(axis + 1)])];
+  },
+  Split: (ctx, ins, raw) => {
+    const x = need(ins, 0, ctx);
+    const axis = axisOf(ctx.attr("axis", 0) as number, x.rank);
+    const n = ctx.node.outputs.length;
+    const given = ins[1] !== undefined ? ints(ins[1]) : (ctx.attr("split", null as number[] | null) as number[] | null);
+    const sizes = given ?? Array.from({ length: n }, () => Math.ceil(x.shape[axis] / n)).map((s, i) => (i === n - 1 ? x.shape[axis] - s * (n - 1) : s));
+    return raw ? tf.split(x, sizes, axis) : F.split(x, sizes, axis, named(ctx));
+  },
+  Pad: (ctx, ins, raw) => {
+    const x = need(ins, 0, ctx);
+    const mode = ctx.attr("mode", "constant") as string;
+    if (mode !== "constant") throw errors.unsupported(`loadOnnx: ${ctx.node.name}`, `Pad mode '${mode}'`, "use constant padding");
+    const pads = ctx.opset < 11 ? (ctx.attr("pads", []) as number[]) : ints(ins[1]);
+    const value = ctx.opset < 11 ? (ctx.attr("value", 0) as number) : ins[2] ? ins[2].dataSync()[0] : 0;
+    const r = x.rank;
+    const perAxis: [number, number][] = Array.from({ length: r }, (_, i) => [pads[i] ?? 0, pads[i + r] ?? 0]);
+    if (raw) return [tf.pad(x, perAxis, value)];
+    // F.pad takes PyTorch's order: (before, after) from the last dimension backwards
+    const torchOrder = perAxis.slice().reverse().flat();
+    return [F.pad(x, torchOrder, value, named(ctx))];
+  },
+  Expand: (ctx, ins, raw) => {
+    const x = need(ins, 0, ctx);
+    const shape = ints(need(ins, 1, ctx));
+    // ONNX Expand broadcasts both ways: the result has the broadcast of both shapes
+    const rank = Math.max(shape.length, x.rank);
+    const xs = [...Array(rank - x.rank).fill(1), ...x.shape];
+    const ss = [...Array(rank - shape.length).fill(1), ...shape];
+    const out = xs.map((d, i) => Math.max(d, ss[i]));
+    return [raw ? tf.broadcastTo(tf.reshape(x, xs), out) : F.expand(tf.reshape(x, xs), out, named(ctx))];
+  },
+  Resize: resize,
+  Upsample: resize,
+  // shape plumbing: always plain tfjs (reshapes keep the data, so the traced graph stays connected)
+  Shape: (ctx, ins) => [tf.tensor1d(need(ins, 0, ctx).shape, "int32")],
+  Size: (ctx, ins) => [tf.scalar(need(ins, 0, ctx).size, "int32")],
+  Reshape: (ctx, ins) => {
+    const x = need(ins, 0, ctx);
+    const shape = ctx.opset < 5 ? (ctx.attr("shape", []) as number[]) : ints(ins[1]);
+    const allowZero = ctx.attr("allowzero", 0) === 1;
+    return [tf.reshape(x, shape.map((d, i) => (d === 0 && !allowZero ? x.shape[i] : d)))];
+  },
+  Flatten: (ctx, ins) => {
+    const x = need(ins, 0, ctx);
+    const axis = axisOf(ctx.attr("axis", 1) as number, x.rank);
+    const outer = x.shape.slice(0, axis).reduce((a, b) => a * b, 1);
+    return [tf.reshape(x, [outer, -1])];
+  },
+  Squeeze: (ctx, ins) => {
+    const x = need(ins, 0, ctx);
+    const axes = ctx.opset < 13 ? (ctx.attr("axes", null as number[] | null) as number[] | null) : ins[1] ? ints(ins[1]) : null;
+    return [tf.squeeze(x, axes === null ? undefined : axes.map((a) => axisOf(a, x.rank)))];
+  },
+  Unsqueeze: (ctx, ins) => {
+    const x = need(ins, 0, ctx);
+    const axes = ctx.opset < 13 ? (ctx.attr("axes", []) as number[]) : ints(ins[1]);
+    const rank = x.rank + axes.length;
+    const norm = axes.map((a) => axisOf(a, rank)).sort((a, b) => a - b);
+    const shape = x.shape.slice();
+    for (const a of norm) shape.splice(a, 0, 1);
+    return [tf.reshape(x, shape)];
+  },
+  Cast: (ctx, ins) => {
+    const to = ctx.attr("to", 1) as number;
+    const x = need(ins, 0, ctx);
+    return [tf.cast(x, to === 1 || to === 10 || to === 11 ? "float32" : to === 9 ? "bool" : "int32")];
+  },
+  ConstantOfShape: (ctx, ins) => {
+    const v = ctx.attr("value", null as AttrValue) as { data: ArrayLike<number>; dtype: "float32" | "int32" | "bool" } | null;
+    return [tf.fill(ints(need(ins, 0, ctx)), v ? Number(v.data[0]) : 0, v?.dtype ?? "float32")];
+  },
+  Range: (ctx, ins) => [tf.range(scalarOf(need(ins, 0, ctx)) ?? 0, scalarOf(need(ins, 1, ctx)) ?? 0, scalarOf(need(ins, 2, ctx)) ?? 1, need(ins, 0, ctx).dtype === "float32" ? "float32" : "int32")],
+  Equal: (ctx, ins) => [tf.equal(need(ins, 0, ctx), need(ins, 1, ctx))],
+  Where: (ctx, ins) => {
+    const [c, a, b] = [need(ins, 0, ctx), need(ins, 1, ctx), need(ins, 2, ctx)];
+    const shape = tf.broadcastTo(c, tf.broadcastTo(a, b.shape.length > a.shape.length ? b.shape : a.shape).shape).shape;
+    return [tf.where(tf.broadcastTo(tf.cast(c, "bool"), shape), tf.broadcastTo(a, shape), tf.broadcastTo(b, shape))];
+  },
+};
+
+/** Resize (opset 11+: roi, scales or sizes as inputs) and Upsample (scales): nearest or bilinear, PyTorch's coordinate rules. */
+function resize(ctx: NodeContext, ins: Ins, raw: boolean): tf.Tensor[] {
+  const x = need(ins, 0, ctx);
+  const mode = ctx.attr("mode", "nearest") as string;
+  const coord = ctx.attr("coordinate_transformation_mode", ctx.opset < 11 ? "asymmetric" : "half_pixel") as string;
+  const nearestMode = ctx.attr("nearest_mode", "round_prefer_floor") as string;
+  const scalesIn = ctx.node.opType === "Upsample" ? (ctx.opset < 9 ? null : ins[1]) : ctx.opset < 11 ? ins[1] : ins[2];
+  const scales = scalesIn !== undefined && scalesIn !== null && scalesIn.size > 0 ? Array.from(scalesIn.dataSync()) : ctx.opset < 9 ? (ctx.attr("scales", []) as number[]) : [];
+  const sizes = ctx.node.opType === "Resize" && ctx.opset >= 11 && ins[3] !== undefined && ins[3].size > 0 ? ints(ins[3]) : null;
+  const size: [number, number] | undefined = sizes ? [sizes[2], sizes[3]] : undefined;
+  const scaleFactor: [number, number] | undefined = size ? undefined : [scales[2] ?? 1, scales[3] ?? 1];
+  const where = `loadOnnx: ${ctx.node.name} (Resize)`;
+  let attrs: { size?: [number, number]; scaleFactor?: [number, number]; mode: "nearest" | "bilinear"; alignCorners: boolean };
+  if (mode === "nearest") {
+    if (coord !== "asymmetric" || (nearestMode !== "floor" && ctx.opset >= 11)) {
+      throw errors.unsupported(where, `nearest resize with coordinate_transformation_mode '${coord}' and nearest_mode '${nearestMode}'`, "export with PyTorch's F.interpolate(mode='nearest') (asymmetric / floor)");
+    }
+    attrs = { mode: "nearest", alignCorners: false };
+  } else if (mode === "linear" || mode === "bilinear") {
+    if (coord !== "half_pixel" && coord !== "pytorch_half_pixel" && coord !== "align_corners") {
+      throw errors.unsupported(where, `linear resize with coordinate_transformation_mode '${coord}'`, "export with F.interpolate(mode='bilinear', align_corners=True or False)");
+    }
+    attrs = { mode: "bilinear", alignCorners: coord === "align_corners" };
+  } else {
+    throw errors.unsupported(where, `resize mode '${mode}'`, "use nearest or bilinear");
+  }
+  if (size) attrs.size = size;
+  if (scaleFactor) attrs.scaleFactor = scaleFactor;
+  if (raw) {
+    const a = { size: attrs.size ?? null, scaleFactor: attrs.scaleFactor ?? null, alignCorners: attrs.alignCorners };
+    return [attrs.mode === "nearest" ? resizeNearest(x, a) : resizeBilinear(x, a)];
+  }
+  return [F.interpolate(x, { ...attrs, name: ctx.opName })];
+}
+
+/** ONNX op types quantbook imports (besides the weighted ones and the fused patterns). */
+export function handledOpTypes(): string[] {
+  return [...Object.keys(HANDLERS), "Constant", "Conv", "ConvTranspose", "Gemm", "MatMul", "BatchNormalization", "LayerNormalization"];
+}
+
+/** A step for a node with a handler; runs its quantized ops in the node's scope module. */
+export function handlerStep(ctx: NodeContext, consts: Set<string>): PlanStep {
+  const h = HANDLERS[ctx.node.opType];
+  const shapeOnly = ctx.node.opType === "Shape" || ctx.node.opType === "Size";
+  return {
+    node: ctx.node.name,
+    inputs: ctx.node.inputs,
+    outputs: ctx.node.outputs,
+    constOutputs: shapeOnly,
+    run(root, ins, allConst) {
+      constNames = consts;
+      if (allConst) return h(ctx, ins, true);
+      const scope = root.moduleAt(ctx.path);
+      if (scope instanceof OnnxScope) return scope.forward(() => h(ctx, ins, false));
+      return h(ctx, ins, false);
+    },
+  };
+}
+
+/** A step that runs a layer (Conv2d, Linear, ...) found at `path` when it runs. */
+export function moduleStep(node: OnnxNode, path: string, input: string, outputs: string[], pre?: (x: tf.Tensor) => tf.Tensor): PlanStep {
+  return {
+    node: node.name,
+    inputs: [input],
+    outputs,
+    run(root, ins) {
+      const m = root.moduleAt(path) as Module | undefined;
+      if (m === undefined) throw new Error(`OnnxGraphModule: no layer at '${path}' (was it removed by a transform?)`);
+      const x = ins[0] as tf.Tensor;
+      return [(m.forward as (t: tf.Tensor) => tf.Tensor)(pre ? pre(x) : x)];
+    },
+  };
+}
+
+export function contextOf(node: OnnxNode, opset: number, path: string, opName: string): NodeContext {
+  return {
+    node,
+    opset,
+    path,
+    opName,
+    attr: ((name: string, fallback: AttrValue) => (name in node.attrs && node.attrs[name] !== null ? node.attrs[name] : fallback)) as NodeContext["attr"],
+  };
+}
