@@ -13,8 +13,8 @@ import { runOp } from "./op";
 import { errors } from "../messages";
 
 export interface OpOptions {
-  /** Name of the op inside its module (default: the op's own name). */
-  name?: string;
+  /** Name of the op inside its module (default: the op's own name; null: the module's own op, named by its path). */
+  name?: string | null;
 }
 
 type Operand = tf.Tensor | number;
@@ -25,7 +25,7 @@ function binary(type: string, fallback: string, a: Operand, b: Operand, opts?: O
   const attrs: Record<string, unknown> = {};
   if (typeof a === "number") Object.assign(attrs, { scalar: a, scalarIndex: 0 });
   if (typeof b === "number") Object.assign(attrs, { scalar: b, scalarIndex: 1 });
-  return runOp({ type, name: opts?.name ?? fallback, fallback, attrs }, tensors);
+  return runOp({ type, name: opts?.name === undefined ? fallback : opts.name, fallback, attrs }, tensors);
 }
 
 export function mul(a: Operand, b: Operand, opts?: OpOptions): tf.Tensor {
@@ -45,16 +45,16 @@ export function div(a: Operand, b: Operand, opts?: OpOptions): tf.Tensor {
 }
 
 export function sum(x: tf.Tensor, axis: number | number[], keepDims = false, opts?: OpOptions): tf.Tensor {
-  return runOp({ type: "Sum", name: opts?.name ?? "sum", fallback: "sum", attrs: { axis, keepDims } }, [x]);
+  return runOp({ type: "Sum", name: opts?.name === undefined ? "sum" : opts.name, fallback: "sum", attrs: { axis, keepDims } }, [x]);
 }
 
 export function mean(x: tf.Tensor, axis: number | number[], keepDims = false, opts?: OpOptions): tf.Tensor {
-  return runOp({ type: "Mean", name: opts?.name ?? "mean", fallback: "mean", attrs: { axis, keepDims } }, [x]);
+  return runOp({ type: "Mean", name: opts?.name === undefined ? "mean" : opts.name, fallback: "mean", attrs: { axis, keepDims } }, [x]);
 }
 
 /** Batched matrix product of two activations (`a @ b`). */
 export function matmul(a: tf.Tensor, b: tf.Tensor, opts?: OpOptions): tf.Tensor {
-  return runOp({ type: "Matmul", name: opts?.name ?? "matmul", fallback: "matmul" }, [a, b]);
+  return runOp({ type: "Matmul", name: opts?.name === undefined ? "matmul" : opts.name, fallback: "matmul" }, [a, b]);
 }
 
 /**
@@ -84,13 +84,13 @@ export const rsqrt = unary("Rsqrt", "rsqrt");
  */
 export function transpose(x: tf.Tensor, perm?: number[], opts?: OpOptions): tf.Tensor {
   const p = perm ?? x.shape.map((_, i) => x.rank - 1 - i);
-  return runOp({ type: "Transpose", name: opts?.name ?? "transpose", fallback: "transpose", attrs: { perm: p } }, [x]);
+  return runOp({ type: "Transpose", name: opts?.name === undefined ? "transpose" : opts.name, fallback: "transpose", attrs: { perm: p } }, [x]);
 }
 
 export { conv2d } from "./conv";
 
 export function concat(xs: tf.Tensor[], axis: number, opts?: OpOptions): tf.Tensor {
-  return runOp({ type: "Concat", name: opts?.name ?? "concat", fallback: "concat", attrs: { axis } }, xs);
+  return runOp({ type: "Concat", name: opts?.name === undefined ? "concat" : opts.name, fallback: "concat", attrs: { axis } }, xs);
 }
 
 type Pair = number | [number, number];

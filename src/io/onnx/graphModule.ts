@@ -11,6 +11,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { QuantbookError } from "../../messages";
+import { DeQuantStub, QuantStub } from "../../nn/layers";
 import { Module } from "../../nn/module";
 import type { ConstValue } from "./proto";
 import type { PlanStep } from "./plan";
@@ -21,6 +22,8 @@ export class OnnxScope extends Module {
     return run();
   }
 }
+
+const stubName = (kind: string, i: number) => (i === 0 ? kind : `${kind}_${i}`);
 
 export function constTensor(c: ConstValue): tf.Tensor {
   return tf.tensor(c.data, c.dims, c.dtype);
@@ -51,6 +54,10 @@ export class OnnxGraphModule extends OnnxScope {
     this.onnx = info;
     this.plan = plan;
     this.constFields = constFields;
+    // the QuantStub and DeQuantStub an exported graph implies at its inputs and outputs
+    const holder = this as unknown as Record<string, Module>;
+    info.inputs.forEach((_, i) => (holder[stubName("quant", i)] = new QuantStub()));
+    info.outputs.forEach((_, i) => (holder[stubName("dequant", i)] = new DeQuantStub()));
   }
 
   /** The module at a dotted path (looked up on every call, so transforms that replace a layer apply). */
@@ -73,7 +80,8 @@ export class OnnxGraphModule extends OnnxScope {
     }
     const env = new Map<string, tf.Tensor>();
     const isConst = new Set<string>();
-    inputs.forEach((t, i) => env.set(info.inputs[i].name, t));
+    const holder = this as unknown as Record<string, QuantStub>;
+    inputs.forEach((t, i) => env.set(info.inputs[i].name, t.dtype === "float32" ? holder[stubName("quant", i)].forward(t) : t));
     const fields = this as unknown as Record<string, tf.Tensor>;
     const lookup = (name: string): tf.Tensor | undefined => {
       if (name === "") return undefined;
@@ -89,7 +97,7 @@ export class OnnxGraphModule extends OnnxScope {
       const allConst = step.inputs.every((n, i) => n === "" || ins[i] === undefined || isConst.has(n));
       let outs: tf.Tensor[];
       try {
-        outs = step.run(this, ins, allConst);
+        outs = step.run(this, ins, allConst, step.inputs.map((n) => isConst.has(n)));
       } catch (e) {
         if (e instanceof QuantbookError && e.message.includes(step.node)) throw e;
         const shapes = ins.map((t) => (t === undefined ? "-" : `[${t.shape}]`)).join(", ");
@@ -102,10 +110,10 @@ export class OnnxGraphModule extends OnnxScope {
         if (allConst || step.constOutputs) isConst.add(name);
       });
     }
-    const outs = info.outputs.map((o) => {
+    const outs = info.outputs.map((o, i) => {
       const t = lookup(o);
       if (t === undefined) throw new Error(`OnnxGraphModule (${info.file}): the graph output '${o}' was not computed`);
-      return t;
+      return t.dtype === "float32" ? (holder as unknown as Record<string, DeQuantStub>)[stubName("dequant", i)].forward(t) : t;
     });
     return outs.length === 1 ? (outs[0] as unknown as tf.Tensor[]) : outs;
   }

@@ -18,7 +18,7 @@ import { LayerNorm } from "../../nn/layernorm";
 import { Linear } from "../../nn/linear";
 import type { Module } from "../../nn/module";
 import { constTensor, OnnxGraphModule, OnnxScope } from "./graphModule";
-import { nodeNames, scopePath, cleanPath } from "./names";
+import { cleanPath, nodeNames, ownOpScopes, scopePath } from "./names";
 import { contextOf, handledOpTypes, handlerStep, moduleStep, type PlanStep } from "./plan";
 import { readOnnx, type ConstValue, type OnnxGraph, type OnnxNode } from "./proto";
 
@@ -40,8 +40,11 @@ class Builder {
   readonly usedConsts = new Set<string>();
   readonly paths = new Set<string>();
   readonly taken = new Set<string>();
+  /** Leaf scopes with a single node: that node is the module's own op. */
+  readonly ownOps: Set<string>;
 
   constructor(readonly g: OnnxGraph) {
+    this.ownOps = ownOpScopes(g.nodes.filter((n) => n.opType !== "Constant").map((n) => n.name));
     for (const [k, v] of g.initializers) this.consts.set(k, v);
     g.nodes.forEach((n, i) => {
       n.outputs.forEach((o) => this.producer.set(o, i));
@@ -91,8 +94,9 @@ class Builder {
   /** A free module path for a layer (torch's scope path, made unique), with container scopes made. */
   layerPath(n: OnnxNode): string {
     const { path, opName } = nodeNames(n.name, this.paths, n.outputs[0] ?? "");
-    let p = path === "" ? opName : path;
-    for (let k = 1; this.taken.has(p); k++) p = `${path === "" ? opName : path}_${k}`;
+    const base = path === "" ? (opName ?? n.opType.toLowerCase()) : path;
+    let p = base;
+    for (let k = 1; this.taken.has(p); k++) p = `${base}_${k}`;
     this.taken.add(p);
     return p;
   }
@@ -294,7 +298,7 @@ function planGelu(b: Builder, i: number): boolean {
     last = m2;
   }
   [di, i, ai, m1, last].forEach((k) => b.done.add(k));
-  const { path, opName } = nodeNames(erf.name, b.paths, erf.outputs[0]);
+  const { path, opName } = nodeNames(erf.name, b.paths, erf.outputs[0], b.ownOps);
   const ctx = contextOf({ ...erf, opType: "GELU" }, b.g.opset, path, opName === "erf" ? "gelu" : opName);
   b.steps.push(patternStep(b.node(last), ctx, [x], (ins, raw) => [raw ? tf.mul(tf.mul(ins[0], 0.5), tf.add(1, tf.erf(tf.div(ins[0], Math.SQRT2)))) : F.gelu(ins[0], { name: ctx.opName })]));
   return true;
@@ -313,7 +317,7 @@ function planGatedActivation(b: Builder, i: number): boolean {
     if (!hs && gate.opType !== "Sigmoid") continue;
     b.done.add(gi);
     b.done.add(i);
-    const { path, opName } = nodeNames(mul.name, b.paths, mul.outputs[0]);
+    const { path, opName } = nodeNames(mul.name, b.paths, mul.outputs[0], b.ownOps);
     const ctx = contextOf(mul, b.g.opset, path, hs ? "hardswish" : opName === "mul" ? "silu" : opName);
     b.steps.push(patternStep(mul, ctx, [x], (ins, raw) => [raw ? tf.mul(ins[0], hs ? tf.div(tf.clipByValue(tf.add(ins[0], 3), 0, 6), 6) : tf.sigmoid(ins[0])) : hs ? F.hardswish(ins[0], { name: ctx.opName }) : F.silu(ins[0], { name: ctx.opName })]));
     return true;
@@ -336,7 +340,7 @@ function patternStep(out: OnnxNode, ctx: ReturnType<typeof contextOf>, inputs: s
 }
 
 function matmulStep(b: Builder, n: OnnxNode): PlanStep {
-  const { path, opName } = nodeNames(n.name, b.paths, n.outputs[0]);
+  const { path, opName } = nodeNames(n.name, b.paths, n.outputs[0], b.ownOps);
   const ctx = contextOf(n, b.g.opset, path, opName);
   return patternStep(n, ctx, n.inputs, (ins, raw) => [raw ? tf.matMul(ins[0], ins[1]) : F.matmul(ins[0], ins[1], { name: ctx.opName })]);
 }
@@ -409,7 +413,7 @@ export function buildOnnxModule(g: OnnxGraph, opts: LoadOnnxOptions = {}): OnnxG
         return;
       }
       if (t === "Gemm") throw errors.unsupported(`loadOnnx: ${n.name}`, "a Gemm whose B is not a constant 2-D weight (or with transA)", "export the projection as nn.Linear");
-      const { path, opName } = nodeNames(n.name, b.paths, n.outputs[0] ?? "");
+      const { path, opName } = nodeNames(n.name, b.paths, n.outputs[0] ?? "", b.ownOps);
       n.inputs.forEach((inp) => {
         if (b.consts.has(inp)) b.usedConsts.add(inp);
       });
@@ -430,7 +434,8 @@ export function buildOnnxModule(g: OnnxGraph, opts: LoadOnnxOptions = {}): OnnxG
     for (const name of b.usedConsts) {
       const v = b.consts.get(name) as ConstValue;
       const field = name in holder ? `const:${name}` : name;
-      holder[field] = v.dtype === "float32" ? tf.variable(constTensor(v), false, `onnx_${Math.random().toString(36).slice(2)}`) : constTensor(v);
+      // float tensors (embeddings, biases) are parameters; scalars and integer / bool shape constants are not
+      holder[field] = v.dtype === "float32" && v.data.length > 1 ? tf.variable(constTensor(v), false) : constTensor(v);
       constFields[name] = field;
     }
     checkRuns(root, g, opts);

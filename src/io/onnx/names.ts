@@ -12,7 +12,10 @@ export function scopePath(nodeName: string): string {
   segs.pop(); // the op itself
   let path = "";
   for (const seg of segs) {
-    if (path !== "" && seg.startsWith(`${path}.`)) path = seg;
+    const parts = path === "" ? [] : path.split(".");
+    const last = parts[parts.length - 1];
+    if (path !== "" && seg.startsWith(`${path}.`)) path = seg; // the segment repeats the whole path
+    else if (last !== undefined && seg.startsWith(`${last}.`)) path = [...parts.slice(0, -1), seg].join("."); // or its parent's short name
     else path = path === "" ? seg : `${path}.${seg}`;
   }
   return path;
@@ -32,8 +35,12 @@ export function cleanPath(p: string): string {
  * the path when the unsuffixed module exists too (quantbook names the second call `<path>_1`
  * itself); unscoped nodes are named after the node (or its first output), made field-safe.
  */
-export function nodeNames(nodeName: string, allPaths: Set<string>, firstOutput: string): { path: string; opName: string } {
+export function nodeNames(nodeName: string, allPaths: Set<string>, firstOutput: string, ownOp: Set<string> = new Set()): { path: string; opName: string | null } {
   const raw = scopePath(nodeName);
+  if (raw === "" && nodeName.startsWith("/")) {
+    // a root-level op of a torch graph ("/Concat_1"): named by its type, repeats counted by quantbook
+    return { path: "", opName: (nodeName.split("/").pop() ?? "op").replace(/_\d+$/, "").toLowerCase() };
+  }
   if (raw === "") {
     const base = (nodeName || firstOutput).replace(/^\//, "");
     return { path: "", opName: base.replace(/[^A-Za-z0-9_.]/g, "_").replace(/\./g, "_") };
@@ -43,5 +50,15 @@ export function nodeNames(nodeName: string, allPaths: Set<string>, firstOutput: 
   const m = /^(.*)_(\d+)$/.exec(last);
   if (m && allPaths.has([...segs.slice(0, -1), m[1]].join("."))) segs[segs.length - 1] = m[1];
   const type = nodeName.split("/").pop() ?? "";
-  return { path: segs.join("."), opName: type.replace(/_\d+$/, "").toLowerCase() };
+  // the only op of a leaf module (a ReLU, a pooling) is the module's own op: named by its path
+  return { path: segs.join("."), opName: ownOp.has(raw) ? null : type.replace(/_\d+$/, "").toLowerCase() };
+}
+
+/** Scopes (raw, before `_N` handling) that are leaves holding exactly one node: their op is the module's own. */
+export function ownOpScopes(nodeNamesList: string[]): Set<string> {
+  const count = new Map<string, number>();
+  const raws = nodeNamesList.map(scopePath).filter((p) => p !== "");
+  for (const p of raws) count.set(p, (count.get(p) ?? 0) + 1);
+  const parents = new Set(raws.flatMap((p) => p.split(".").map((_, i, a) => a.slice(0, i).join("."))));
+  return new Set([...count].filter(([p, n]) => n === 1 && !parents.has(p)).map(([p]) => p));
 }

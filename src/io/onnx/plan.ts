@@ -6,6 +6,7 @@
 import * as tf from "@tensorflow/tfjs";
 import * as F from "../../nn/functional";
 import type { Module } from "../../nn/module";
+import { runOp } from "../../nn/op";
 import { errors } from "../../messages";
 import { slice as sliceRaw } from "../../ops/layout";
 import { softmax as softmaxRaw } from "../../ops/activation";
@@ -19,7 +20,8 @@ export interface PlanStep {
   outputs: string[];
   /** Outputs are constants whatever the inputs (Shape, Size: they read only the input's shape). */
   constOutputs?: boolean;
-  run(root: OnnxGraphModule, ins: (tf.Tensor | undefined)[], allConst: boolean): tf.Tensor[];
+  /** `constInputs`: which inputs are constants in this run (initializers or folded from them). */
+  run(root: OnnxGraphModule, ins: (tf.Tensor | undefined)[], allConst: boolean, constInputs?: boolean[]): tf.Tensor[];
 }
 
 /** What a handler sees of its node. */
@@ -30,9 +32,9 @@ export interface NodeContext {
   attr(name: string, fallback: string): string;
   attr(name: string, fallback: number[]): number[];
   attr<T extends AttrValue>(name: string, fallback: T): T;
-  /** Scope path and op name for quantized ops. */
+  /** Scope path and op name for quantized ops (null: the scope module's own op, named by its path). */
   path: string;
-  opName: string;
+  opName: string | null;
 }
 
 type Ins = (tf.Tensor | undefined)[];
@@ -50,7 +52,7 @@ const named = (ctx: NodeContext) => ({ name: ctx.opName });
 const scalarOf = (t: tf.Tensor): number | null => (t.size === 1 ? t.dataSync()[0] : null);
 
 /** a op b, with a constant scalar operand passed as a number (no tensor input of its own). */
-function binary(raw: (a: tf.Tensor, b: tf.Tensor) => tf.Tensor, q: (a: tf.Tensor | number, b: tf.Tensor | number, o: { name: string }) => tf.Tensor) {
+function binary(raw: (a: tf.Tensor, b: tf.Tensor) => tf.Tensor, q: (a: tf.Tensor | number, b: tf.Tensor | number, o: { name: string | null }) => tf.Tensor) {
   return (ctx: NodeContext, ins: Ins, isRaw: boolean): tf.Tensor[] => {
     const a = need(ins, 0, ctx);
     const b = need(ins, 1, ctx);
@@ -64,7 +66,7 @@ function binary(raw: (a: tf.Tensor, b: tf.Tensor) => tf.Tensor, q: (a: tf.Tensor
 /** Names of values that are constants in the graph being planned (set while planning). */
 let constNames = new Set<string>();
 
-function unary(raw: (t: tf.Tensor) => tf.Tensor, q: (t: tf.Tensor, o: { name: string }) => tf.Tensor): Handler {
+function unary(raw: (t: tf.Tensor) => tf.Tensor, q: (t: tf.Tensor, o: { name: string | null }) => tf.Tensor): Handler {
   return (ctx, ins, isRaw) => [isRaw ? raw(need(ins, 0, ctx)) : q(need(ins, 0, ctx), named(ctx))];
 }
 
@@ -173,7 +175,7 @@ const HANDLERS: Record<string, Handler> = {
     const x = need(ins, 0, ctx);
     const p = pads2d(ctx.attr("pads", [0, 0, 0, 0]) as number[]);
     const kernel = ctx.attr("kernel_shape", [1, 1]) as number[];
-    const input = p.sym ? x : F.pad(x, p.pad, -3.4e38, { name: `${ctx.opName}_pad` });
+    const input = p.sym ? x : F.pad(x, p.pad, -3.4e38, { name: `${ctx.opName ?? "maxpool"}_pad` });
     return [F.maxPool2d(input, [kernel[0], kernel[1]], { stride: ctx.attr("strides", [1, 1]) as [number, number], padding: p.sym ?? [0, 0], ceilMode: ctx.attr("ceil_mode", 0) === 1, dilation: ctx.attr("dilations", [1, 1]) as [number, number], name: ctx.opName })];
   },
   AveragePool: (ctx, ins) => {
@@ -336,6 +338,21 @@ export function handledOpTypes(): string[] {
 }
 
 /** A step for a node with a handler; runs its quantized ops in the node's scope module. */
+/** Ops whose inputs are data moved or compared as they are (no quantized arithmetic on a constant operand). */
+const CONSTANT_OPERANDS_OK = new Set(["Reshape", "Flatten", "Squeeze", "Unsqueeze", "Shape", "Size", "Cast", "Identity", "Dropout", "Slice", "Gather", "Split", "Pad", "Expand", "Resize", "Upsample", "Clip", "Pow", "ConstantOfShape", "Range", "Equal", "Where"]);
+
+/**
+ * A float constant tensor (a class token, a position embedding) that meets activations in a
+ * quantized op enters the graph through a QuantStub of its own, so it is quantized like any input.
+ */
+function quantizeConstants(ctx: NodeContext, ins: Ins, constInputs: boolean[]): Ins {
+  if (CONSTANT_OPERANDS_OK.has(ctx.node.opType)) return ins;
+  return ins.map((t, k) => {
+    if (t === undefined || t.dtype !== "float32" || t.size <= 1 || !constInputs[k]) return t;
+    return runOp({ type: "QuantStub", name: `${ctx.opName ?? ctx.node.opType.toLowerCase()}_const${k}`, fallback: "quant" }, [t]);
+  });
+}
+
 export function handlerStep(ctx: NodeContext, consts: Set<string>): PlanStep {
   const h = HANDLERS[ctx.node.opType];
   const shapeOnly = ctx.node.opType === "Shape" || ctx.node.opType === "Size";
@@ -344,12 +361,12 @@ export function handlerStep(ctx: NodeContext, consts: Set<string>): PlanStep {
     inputs: ctx.node.inputs,
     outputs: ctx.node.outputs,
     constOutputs: shapeOnly,
-    run(root, ins, allConst) {
+    run(root, ins, allConst, constInputs = []) {
       constNames = consts;
       if (allConst) return h(ctx, ins, true);
       const scope = root.moduleAt(ctx.path);
-      if (scope instanceof OnnxScope) return scope.forward(() => h(ctx, ins, false));
-      return h(ctx, ins, false);
+      const run = () => h(ctx, quantizeConstants(ctx, ins, constInputs), false);
+      return scope instanceof OnnxScope ? scope.forward(run) : run();
     },
   };
 }
@@ -369,7 +386,7 @@ export function moduleStep(node: OnnxNode, path: string, input: string, outputs:
   };
 }
 
-export function contextOf(node: OnnxNode, opset: number, path: string, opName: string): NodeContext {
+export function contextOf(node: OnnxNode, opset: number, path: string, opName: string | null): NodeContext {
   return {
     node,
     opset,
