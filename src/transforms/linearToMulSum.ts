@@ -24,16 +24,19 @@ export class BroadcastMulSumLinear extends Module {
   bias: tf.Variable | null;
   quant_weight = new QuantStub();
   quant_bias = new QuantStub();
+  /** Paddle-layout weights ([in, out], e.g. an imported MatMul projection) are transposed by an op of their own. */
+  readonly weightLayout: "out_in" | "in_out";
 
   constructor(linear: Linear) {
     super();
+    this.weightLayout = linear.weightLayout;
     this.weight = tf.variable(linear.weight);
     this.bias = linear.bias ? tf.variable(linear.bias) : null;
     this.training = linear.training;
   }
 
   forward(x: tf.Tensor): tf.Tensor {
-    const [out, inF] = this.weight.shape;
+    const [out, inF] = (this.weightLayout === "in_out" ? [this.weight.shape[1], this.weight.shape[0]] : this.weight.shape) as [number, number];
     if (x.shape[x.rank - 1] !== inF) {
       throw errors.coded(
         "SHAPE_MISMATCH",
@@ -41,7 +44,8 @@ export class BroadcastMulSumLinear extends Module {
       );
     }
     const lead = x.shape.slice(0, -1);
-    const w = this.quant_weight.forward(this.weight);
+    const wq = this.quant_weight.forward(this.weight);
+    const w = this.weightLayout === "in_out" ? F.transpose(wq, [1, 0], { name: "weight_t" }) : wq;
     const prod = F.mul(tf.reshape(x, [...lead, 1, inF]), tf.reshape(w, [...lead.map(() => 1), out, inF]));
     const summed = F.sum(prod, -1);
     return this.bias ? F.add(summed, this.quant_bias.forward(this.bias)) : summed;

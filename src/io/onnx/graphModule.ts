@@ -62,18 +62,34 @@ export class OnnxGraphModule extends OnnxScope {
 
   /** The module at a dotted path (looked up on every call, so transforms that replace a layer apply). */
   moduleAt(path: string): Module | undefined {
-    if (path === "") return this;
-    let m: unknown = this;
-    for (const seg of path.split(".")) {
-      m = (m as Record<string, unknown>)[seg];
-      if (!(m instanceof Module)) return undefined;
-    }
-    return m as Module;
+    return path.split(".").reduce<Module | undefined>((m, seg) => {
+      const child = m === undefined || seg === "" ? m : (m as unknown as Record<string, unknown>)[seg];
+      return child instanceof Module ? child : undefined;
+    }, this);
   }
 
   override forward(...args: unknown[]): tf.Tensor[] {
     if (typeof args[0] === "function") return super.forward(args[0] as () => tf.Tensor[]);
-    const inputs = args as tf.Tensor[];
+    return this.interpret(args as tf.Tensor[], null);
+  }
+
+  /**
+   * Every value the graph computes on `inputs`, by its ONNX name (float, outside any prepared
+   * model): for finding where an import diverges from another runtime. The caller disposes them.
+   */
+  values(...inputs: tf.Tensor[]): Map<string, tf.Tensor> {
+    const seen = new Map<string, tf.Tensor>();
+    const out = new Map<string, tf.Tensor>();
+    tf.tidy(() => {
+      this.interpret(inputs, seen);
+      // clones: some values are the model's own constants or the caller's inputs (Identity)
+      seen.forEach((t, k) => out.set(k, tf.keep(tf.clone(t))));
+      return [];
+    });
+    return out;
+  }
+
+  private interpret(inputs: tf.Tensor[], seen: Map<string, tf.Tensor> | null): tf.Tensor[] {
     const info = this.onnx;
     if (inputs.length !== info.inputs.length) {
       throw new Error(`OnnxGraphModule (${info.file}): the graph takes ${info.inputs.length} input(s) (${info.inputs.map((i) => i.name).join(", ")}), got ${inputs.length}`);
@@ -97,7 +113,12 @@ export class OnnxGraphModule extends OnnxScope {
       const allConst = step.inputs.every((n, i) => n === "" || ins[i] === undefined || isConst.has(n));
       let outs: tf.Tensor[];
       try {
-        outs = step.run(this, ins, allConst, step.inputs.map((n) => isConst.has(n)));
+        outs = step.run(
+          this,
+          ins,
+          allConst,
+          step.inputs.map((n) => isConst.has(n)),
+        );
       } catch (e) {
         if (e instanceof QuantbookError && e.message.includes(step.node)) throw e;
         const shapes = ins.map((t) => (t === undefined ? "-" : `[${t.shape}]`)).join(", ");
@@ -107,6 +128,7 @@ export class OnnxGraphModule extends OnnxScope {
         const name = step.outputs[i];
         if (name === undefined || name === "") return;
         env.set(name, t);
+        seen?.set(name, t);
         if (allConst || step.constOutputs) isConst.add(name);
       });
     }

@@ -19,7 +19,7 @@ import { Linear } from "../../nn/linear";
 import type { Module } from "../../nn/module";
 import { constTensor, OnnxGraphModule, OnnxScope } from "./graphModule";
 import { cleanPath, nodeNames, ownOpScopes, scopePath } from "./names";
-import { contextOf, handledOpTypes, handlerStep, moduleStep, type PlanStep } from "./plan";
+import { CONSTANT_OPERANDS_OK, contextOf, handledOpTypes, handlerStep, moduleStep, type PlanStep } from "./plan";
 import { readOnnx, type ConstValue, type OnnxGraph, type OnnxNode } from "./proto";
 
 export interface LoadOnnxOptions {
@@ -36,8 +36,9 @@ class Builder {
   readonly done = new Set<number>();
   readonly steps: PlanStep[] = [];
   readonly layers: [string, Module][] = [];
-  /** Float constants read by handler steps (they become root parameters). */
+  /** Constants read by handler steps (root fields), and those that are data of an arithmetic op (parameters). */
   readonly usedConsts = new Set<string>();
+  readonly dataConsts = new Set<string>();
   readonly paths = new Set<string>();
   readonly taken = new Set<string>();
   /** Leaf scopes with a single node: that node is the module's own op. */
@@ -84,8 +85,16 @@ class Builder {
     if (ins.some((v, k) => v === null && n.inputs[k] !== "")) return null;
     const ctx = contextOf(n, this.g.opset, "", "");
     const step = handlerStep(ctx, new Set());
-    const tensors = tf.tidy(() => step.run(null as unknown as OnnxGraphModule, ins.map((v) => (v === null ? undefined : constTensor(v))), true));
-    const out = tensors.map((t) => ({ dims: t.shape.slice(), dtype: t.dtype === "float32" ? "float32" : t.dtype === "bool" ? "bool" : "int32", data: t.dataSync().slice() }) as ConstValue);
+    const tensors = tf.tidy(() =>
+      step.run(
+        null as unknown as OnnxGraphModule,
+        ins.map((v) => (v === null ? undefined : constTensor(v))),
+        true,
+      ),
+    );
+    const out = tensors.map(
+      (t) => ({ dims: t.shape.slice(), dtype: t.dtype === "float32" ? "float32" : t.dtype === "bool" ? "bool" : "int32", data: t.dataSync().slice() }) as ConstValue,
+    );
     tf.dispose(tensors);
     n.outputs.forEach((o, k) => out[k] && this.consts.set(o, out[k]));
     return this.consts.get(name) ?? null;
@@ -127,7 +136,12 @@ const attrs = (n: OnnxNode) => contextOf(n, 0, "", "");
 
 function weightOf(b: Builder, n: OnnxNode, k: number, what: string): ConstValue {
   const v = n.inputs[k] ? b.staticValue(n.inputs[k]) : null;
-  if (v === null) throw errors.unsupported(`loadOnnx: ${n.name} (${n.opType})`, `a ${what} computed at run time`, "export with constant weights (torch.onnx.export(..., do_constant_folding=True))");
+  if (v === null)
+    throw errors.unsupported(
+      `loadOnnx: ${n.name} (${n.opType})`,
+      `a ${what} computed at run time`,
+      "export with constant weights (torch.onnx.export(..., do_constant_folding=True))",
+    );
   return v;
 }
 
@@ -150,7 +164,14 @@ function planConv(b: Builder, i: number): void {
   if (transposed) {
     if (!sym || autoPad !== "NOTSET") throw errors.unsupported(`loadOnnx: ${n.name}`, "ConvTranspose with asymmetric or automatic pads", "export with symmetric padding");
     const outC = w.dims[1] * groups;
-    m = new ConvTranspose2d(w.dims[0], outC, [kh, kw], { stride, padding: [pads[0], pads[1]], outputPadding: a.attr("output_padding", [0, 0]) as [number, number], dilation, groups, bias: bias !== null });
+    m = new ConvTranspose2d(w.dims[0], outC, [kh, kw], {
+      stride,
+      padding: [pads[0], pads[1]],
+      outputPadding: a.attr("output_padding", [0, 0]) as [number, number],
+      dilation,
+      groups,
+      bias: bias !== null,
+    });
   } else {
     m = new Conv2d(w.dims[1] * groups, w.dims[0], [kh, kw], { stride, padding: sym && autoPad === "NOTSET" ? [pads[0], pads[1]] : [0, 0], dilation, groups, bias: bias !== null });
   }
@@ -300,7 +321,9 @@ function planGelu(b: Builder, i: number): boolean {
   [di, i, ai, m1, last].forEach((k) => b.done.add(k));
   const { path, opName } = nodeNames(erf.name, b.paths, erf.outputs[0], b.ownOps);
   const ctx = contextOf({ ...erf, opType: "GELU" }, b.g.opset, path, opName === "erf" ? "gelu" : opName);
-  b.steps.push(patternStep(b.node(last), ctx, [x], (ins, raw) => [raw ? tf.mul(tf.mul(ins[0], 0.5), tf.add(1, tf.erf(tf.div(ins[0], Math.SQRT2)))) : F.gelu(ins[0], { name: ctx.opName })]));
+  b.steps.push(
+    patternStep(b.node(last), ctx, [x], (ins, raw) => [raw ? tf.mul(tf.mul(ins[0], 0.5), tf.add(1, tf.erf(tf.div(ins[0], Math.SQRT2)))) : F.gelu(ins[0], { name: ctx.opName })]),
+  );
   return true;
 }
 
@@ -319,7 +342,15 @@ function planGatedActivation(b: Builder, i: number): boolean {
     b.done.add(i);
     const { path, opName } = nodeNames(mul.name, b.paths, mul.outputs[0], b.ownOps);
     const ctx = contextOf(mul, b.g.opset, path, hs ? "hardswish" : opName === "mul" ? "silu" : opName);
-    b.steps.push(patternStep(mul, ctx, [x], (ins, raw) => [raw ? tf.mul(ins[0], hs ? tf.div(tf.clipByValue(tf.add(ins[0], 3), 0, 6), 6) : tf.sigmoid(ins[0])) : hs ? F.hardswish(ins[0], { name: ctx.opName }) : F.silu(ins[0], { name: ctx.opName })]));
+    b.steps.push(
+      patternStep(mul, ctx, [x], (ins, raw) => [
+        raw
+          ? tf.mul(ins[0], hs ? tf.div(tf.clipByValue(tf.add(ins[0], 3), 0, 6), 6) : tf.sigmoid(ins[0]))
+          : hs
+            ? F.hardswish(ins[0], { name: ctx.opName })
+            : F.silu(ins[0], { name: ctx.opName }),
+      ]),
+    );
     return true;
   }
   return false;
@@ -415,7 +446,9 @@ export function buildOnnxModule(g: OnnxGraph, opts: LoadOnnxOptions = {}): OnnxG
       if (t === "Gemm") throw errors.unsupported(`loadOnnx: ${n.name}`, "a Gemm whose B is not a constant 2-D weight (or with transA)", "export the projection as nn.Linear");
       const { path, opName } = nodeNames(n.name, b.paths, n.outputs[0] ?? "", b.ownOps);
       n.inputs.forEach((inp) => {
-        if (b.consts.has(inp)) b.usedConsts.add(inp);
+        if (!b.consts.has(inp)) return;
+        b.usedConsts.add(inp);
+        if (!CONSTANT_OPERANDS_OK.has(n.opType)) b.dataConsts.add(inp);
       });
       b.steps.push(handlerStep(contextOf(n, g.opset, path, opName), new Set(b.consts.keys())));
     });
@@ -435,7 +468,7 @@ export function buildOnnxModule(g: OnnxGraph, opts: LoadOnnxOptions = {}): OnnxG
       const v = b.consts.get(name) as ConstValue;
       const field = name in holder ? `const:${name}` : name;
       // float tensors (embeddings, biases) are parameters; scalars and integer / bool shape constants are not
-      holder[field] = v.dtype === "float32" && v.data.length > 1 ? tf.variable(constTensor(v), false) : constTensor(v);
+      holder[field] = v.dtype === "float32" && v.data.length > 1 && b.dataConsts.has(name) ? tf.variable(constTensor(v), false) : constTensor(v);
       constFields[name] = field;
     }
     checkRuns(root, g, opts);
@@ -452,7 +485,8 @@ function checkRuns(root: OnnxGraphModule, g: OnnxGraph, opts: LoadOnnxOptions): 
   const shapes = g.inputs.map((inp, i) => {
     const s = Array.isArray(given) ? given[i] : given?.[inp.name];
     if (s !== undefined) {
-      if (s.length !== inp.dims.length) throw errors.shapeMismatch(`loadOnnx: ${g.file}: input '${inp.name}'`, `inputShapes gives [${s}]`, `${inp.dims.length} dims ([${inp.dims}])`);
+      if (s.length !== inp.dims.length)
+        throw errors.shapeMismatch(`loadOnnx: ${g.file}: input '${inp.name}'`, `inputShapes gives [${s}]`, `${inp.dims.length} dims ([${inp.dims}])`);
       return s;
     }
     return inp.dims.every((d) => typeof d === "number" && d > 0) ? (inp.dims as number[]) : null;

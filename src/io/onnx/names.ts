@@ -14,8 +14,10 @@ export function scopePath(nodeName: string): string {
   for (const seg of segs) {
     const parts = path === "" ? [] : path.split(".");
     const last = parts[parts.length - 1];
-    if (path !== "" && seg.startsWith(`${path}.`)) path = seg; // the segment repeats the whole path
-    else if (last !== undefined && seg.startsWith(`${last}.`)) path = [...parts.slice(0, -1), seg].join("."); // or its parent's short name
+    if (path !== "" && seg.startsWith(`${path}.`))
+      path = seg; // the segment repeats the whole path
+    else if (last !== undefined && seg.startsWith(`${last}.`))
+      path = [...parts.slice(0, -1), seg].join("."); // or its parent's short name
     else path = path === "" ? seg : `${path}.${seg}`;
   }
   return path;

@@ -141,8 +141,8 @@ const HANDLERS: Record<string, Handler> = {
   },
   Clip: (ctx, ins, raw) => {
     const x = need(ins, 0, ctx);
-    const min = ctx.opset < 11 ? (ctx.attr("min", -3.4e38) as number) : ins[1] ? ints(ins[1])[0] ?? null : null;
-    const max = ctx.opset < 11 ? (ctx.attr("max", 3.4e38) as number) : ins[2] ? ints(ins[2])[0] ?? null : null;
+    const min = ctx.opset < 11 ? (ctx.attr("min", -3.4e38) as number) : ins[1] ? (ints(ins[1])[0] ?? null) : null;
+    const max = ctx.opset < 11 ? (ctx.attr("max", 3.4e38) as number) : ins[2] ? (ints(ins[2])[0] ?? null) : null;
     if (raw) return [tf.clipByValue(x, min ?? -3.4e38, max ?? 3.4e38)];
     return [F.clip(x, min, max, named(ctx))];
   },
@@ -176,7 +176,15 @@ const HANDLERS: Record<string, Handler> = {
     const p = pads2d(ctx.attr("pads", [0, 0, 0, 0]) as number[]);
     const kernel = ctx.attr("kernel_shape", [1, 1]) as number[];
     const input = p.sym ? x : F.pad(x, p.pad, -3.4e38, { name: `${ctx.opName ?? "maxpool"}_pad` });
-    return [F.maxPool2d(input, [kernel[0], kernel[1]], { stride: ctx.attr("strides", [1, 1]) as [number, number], padding: p.sym ?? [0, 0], ceilMode: ctx.attr("ceil_mode", 0) === 1, dilation: ctx.attr("dilations", [1, 1]) as [number, number], name: ctx.opName })];
+    return [
+      F.maxPool2d(input, [kernel[0], kernel[1]], {
+        stride: ctx.attr("strides", [1, 1]) as [number, number],
+        padding: p.sym ?? [0, 0],
+        ceilMode: ctx.attr("ceil_mode", 0) === 1,
+        dilation: ctx.attr("dilations", [1, 1]) as [number, number],
+        name: ctx.opName,
+      }),
+    ];
   },
   AveragePool: (ctx, ins) => {
     const x = need(ins, 0, ctx);
@@ -200,7 +208,10 @@ const HANDLERS: Record<string, Handler> = {
   },
   Transpose: (ctx, ins, raw) => {
     const x = need(ins, 0, ctx);
-    const perm = ctx.attr("perm", x.shape.map((_, i) => x.rank - 1 - i)) as number[];
+    const perm = ctx.attr(
+      "perm",
+      x.shape.map((_, i) => x.rank - 1 - i),
+    ) as number[];
     return [raw ? tf.transpose(x, perm) : F.transpose(x, perm, named(ctx))];
   },
   Slice: (ctx, ins, raw) => {
@@ -257,7 +268,12 @@ const HANDLERS: Record<string, Handler> = {
     const x = need(ins, 0, ctx);
     const shape = ctx.opset < 5 ? (ctx.attr("shape", []) as number[]) : ints(ins[1]);
     const allowZero = ctx.attr("allowzero", 0) === 1;
-    return [tf.reshape(x, shape.map((d, i) => (d === 0 && !allowZero ? x.shape[i] : d)))];
+    return [
+      tf.reshape(
+        x,
+        shape.map((d, i) => (d === 0 && !allowZero ? x.shape[i] : d)),
+      ),
+    ];
   },
   Flatten: (ctx, ins) => {
     const x = need(ins, 0, ctx);
@@ -288,7 +304,9 @@ const HANDLERS: Record<string, Handler> = {
     const v = ctx.attr("value", null as AttrValue) as { data: ArrayLike<number>; dtype: "float32" | "int32" | "bool" } | null;
     return [tf.fill(ints(need(ins, 0, ctx)), v ? Number(v.data[0]) : 0, v?.dtype ?? "float32")];
   },
-  Range: (ctx, ins) => [tf.range(scalarOf(need(ins, 0, ctx)) ?? 0, scalarOf(need(ins, 1, ctx)) ?? 0, scalarOf(need(ins, 2, ctx)) ?? 1, need(ins, 0, ctx).dtype === "float32" ? "float32" : "int32")],
+  Range: (ctx, ins) => [
+    tf.range(scalarOf(need(ins, 0, ctx)) ?? 0, scalarOf(need(ins, 1, ctx)) ?? 0, scalarOf(need(ins, 2, ctx)) ?? 1, need(ins, 0, ctx).dtype === "float32" ? "float32" : "int32"),
+  ],
   Equal: (ctx, ins) => [tf.equal(need(ins, 0, ctx), need(ins, 1, ctx))],
   Where: (ctx, ins) => {
     const [c, a, b] = [need(ins, 0, ctx), need(ins, 1, ctx), need(ins, 2, ctx)];
@@ -312,7 +330,11 @@ function resize(ctx: NodeContext, ins: Ins, raw: boolean): tf.Tensor[] {
   let attrs: { size?: [number, number]; scaleFactor?: [number, number]; mode: "nearest" | "bilinear"; alignCorners: boolean };
   if (mode === "nearest") {
     if (coord !== "asymmetric" || (nearestMode !== "floor" && ctx.opset >= 11)) {
-      throw errors.unsupported(where, `nearest resize with coordinate_transformation_mode '${coord}' and nearest_mode '${nearestMode}'`, "export with PyTorch's F.interpolate(mode='nearest') (asymmetric / floor)");
+      throw errors.unsupported(
+        where,
+        `nearest resize with coordinate_transformation_mode '${coord}' and nearest_mode '${nearestMode}'`,
+        "export with PyTorch's F.interpolate(mode='nearest') (asymmetric / floor)",
+      );
     }
     attrs = { mode: "nearest", alignCorners: false };
   } else if (mode === "linear" || mode === "bilinear") {
@@ -339,7 +361,30 @@ export function handledOpTypes(): string[] {
 
 /** A step for a node with a handler; runs its quantized ops in the node's scope module. */
 /** Ops whose inputs are data moved or compared as they are (no quantized arithmetic on a constant operand). */
-const CONSTANT_OPERANDS_OK = new Set(["Reshape", "Flatten", "Squeeze", "Unsqueeze", "Shape", "Size", "Cast", "Identity", "Dropout", "Slice", "Gather", "Split", "Pad", "Expand", "Resize", "Upsample", "Clip", "Pow", "ConstantOfShape", "Range", "Equal", "Where"]);
+export const CONSTANT_OPERANDS_OK = new Set([
+  "Reshape",
+  "Flatten",
+  "Squeeze",
+  "Unsqueeze",
+  "Shape",
+  "Size",
+  "Cast",
+  "Identity",
+  "Dropout",
+  "Slice",
+  "Gather",
+  "Split",
+  "Pad",
+  "Expand",
+  "Resize",
+  "Upsample",
+  "Clip",
+  "Pow",
+  "ConstantOfShape",
+  "Range",
+  "Equal",
+  "Where",
+]);
 
 /**
  * A float constant tensor (a class token, a position embedding) that meets activations in a

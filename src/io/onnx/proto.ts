@@ -81,7 +81,8 @@ export function tensorValue(t: onnx.ITensorProto, file: string): ConstValue {
   // copy the raw bytes to an aligned buffer first
   const view = raw ? new DataView(Uint8Array.from(raw).buffer) : null;
   const need = (bytes: number) => {
-    if (view && view.byteLength < n * bytes) throw new Error(`tensor '${t.name}' has ${view.byteLength} bytes of data for ${n} elements of ${bytes} bytes (the file is truncated?)`);
+    if (view && view.byteLength < n * bytes)
+      throw new Error(`tensor '${t.name}' has ${view.byteLength} bytes of data for ${n} elements of ${bytes} bytes (the file is truncated?)`);
   };
   const fromList = (list: ArrayLike<number | { toNumber(): number }> | null | undefined, what: string): number[] => {
     const xs = Array.from(list ?? [], (v) => toNumber(v as number));
@@ -95,7 +96,11 @@ export function tensorValue(t: onnx.ITensorProto, file: string): ConstValue {
     }
     case T.DOUBLE:
       need(8);
-      return { dims, dtype: "float32", data: view ? Float32Array.from({ length: n }, (_, i) => view.getFloat64(8 * i, true)) : Float32Array.from(fromList(t.doubleData, "double")) };
+      return {
+        dims,
+        dtype: "float32",
+        data: view ? Float32Array.from({ length: n }, (_, i) => view.getFloat64(8 * i, true)) : Float32Array.from(fromList(t.doubleData, "double")),
+      };
     case T.FLOAT16:
       need(2);
       return {
@@ -118,14 +123,26 @@ export function tensorValue(t: onnx.ITensorProto, file: string): ConstValue {
       const size = dt === T.INT32 ? 4 : dt === T.INT16 || dt === T.UINT16 ? 2 : 1;
       need(size);
       const read = (i: number) =>
-        view === null ? 0 : size === 4 ? view.getInt32(4 * i, true) : size === 2 ? (dt === T.INT16 ? view.getInt16(2 * i, true) : view.getUint16(2 * i, true)) : dt === T.INT8 ? view.getInt8(i) : view.getUint8(i);
+        view === null
+          ? 0
+          : size === 4
+            ? view.getInt32(4 * i, true)
+            : size === 2
+              ? dt === T.INT16
+                ? view.getInt16(2 * i, true)
+                : view.getUint16(2 * i, true)
+              : dt === T.INT8
+                ? view.getInt8(i)
+                : view.getUint8(i);
       return { dims, dtype: "int32", data: view ? Int32Array.from({ length: n }, (_, i) => read(i)) : Int32Array.from(fromList(t.int32Data, "int")) };
     }
     case T.BOOL:
       need(1);
       return { dims, dtype: "bool", data: view ? Uint8Array.from({ length: n }, (_, i) => (view.getUint8(i) ? 1 : 0)) : Uint8Array.from(fromList(t.int32Data, "bool")) };
     default:
-      throw new Error(`tensor '${t.name}' has ONNX element type ${onnx.TensorProto.DataType[dt] ?? dt}, which quantbook does not read (float32, float16, double, int8..int64, uint8, bool)`);
+      throw new Error(
+        `tensor '${t.name}' has ONNX element type ${onnx.TensorProto.DataType[dt] ?? dt}, which quantbook does not read (float32, float16, double, int8..int64, uint8, bool)`,
+      );
   }
 }
 
@@ -157,7 +174,12 @@ export function readOnnx(bytes: Uint8Array, file: string): OnnxGraph {
   try {
     model = onnx.ModelProto.decode(bytes);
   } catch (e) {
-    throw errors.badFile("loadOnnx", file, `not a readable ONNX model (${(e as Error).message}); check that the file is complete and was written by torch.onnx.export or paddle2onnx`, e);
+    throw errors.badFile(
+      "loadOnnx",
+      file,
+      `not a readable ONNX model (${(e as Error).message}); check that the file is complete and was written by torch.onnx.export or paddle2onnx`,
+      e,
+    );
   }
   const graph = model.graph;
   if (!graph || (graph.node ?? []).length === 0) {

@@ -1,0 +1,265 @@
+/**
+ * ONNX import: models exported by PyTorch (test/fixtures/make_onnx_models.py) against
+ * onnxruntime-node and PyTorch's own output, the whole workflow on each, module paths a user
+ * recognises, hand-built graphs for opset-9 forms and paddle-style Constant weights, and bad input.
+ */
+import * as tf from "@tensorflow/tfjs";
+import assert from "node:assert/strict";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import * as path from "node:path";
+import { before, describe, it } from "node:test";
+import { onnx } from "onnx-proto";
+import * as qb from "../src";
+import { handledOpTypes } from "../src/io/onnx/plan";
+import { readOnnx } from "../src/io/onnx/proto";
+import { assertWithinOneStep, setup } from "./helpers";
+import { firstDivergence, ortRun, relErr } from "./onnxOracle";
+
+const DIR = path.join(__dirname, "..", "..", "test", "fixtures", "onnx");
+const index = JSON.parse(readFileSync(path.join(DIR, "index.json"), "utf8")) as Record<
+  string,
+  { model: string; opset: number; input: number[]; x: number[]; y: number[]; y_shape: number[] }
+>;
+const files = Object.keys(index).filter((k) => k.endsWith(".onnx"));
+
+/** A small ONNX model from nodes and initializers (what paddle2onnx-style or old-opset graphs look like). */
+function model(opset: number, nodes: onnx.INodeProto[], inits: onnx.ITensorProto[], input: [string, number[]], output: string): Uint8Array {
+  const vi = (name: string, dims: number[]) => ({ name, type: { tensorType: { elemType: 1, shape: { dim: dims.map((d) => ({ dimValue: d })) } } } });
+  return onnx.ModelProto.encode({
+    irVersion: 6,
+    opsetImport: [{ domain: "", version: opset }],
+    producerName: "quantbook-test",
+    graph: { name: "g", node: nodes, initializer: inits, input: [vi(...input)], output: [{ name: output }] },
+  }).finish();
+}
+const floats = (name: string, dims: number[], data: number[]): onnx.ITensorProto => ({ name, dims, dataType: 1, floatData: data });
+const int64s = (name: string, data: number[]): onnx.ITensorProto => ({ name, dims: [data.length], dataType: 7, int64Data: data });
+
+describe("ONNX import", { timeout: 300000 }, () => {
+  before(setup);
+
+  for (const file of files) {
+    it(`${file}: every node imports; float output matches onnxruntime and PyTorch within 1e-4`, async () => {
+      const info = index[file];
+      const g = readOnnx(readFileSync(path.join(DIR, file)), file);
+      const known = new Set(handledOpTypes());
+      assert.deepEqual(
+        g.nodes.filter((n) => !known.has(n.opType)).map((n) => n.opType),
+        [],
+        "op coverage",
+      );
+      const m = await qb.io.loadOnnx(path.join(DIR, file));
+      const x = tf.tensor(index[info.model].x, info.input);
+      const y = m.forward(x) as unknown as tf.Tensor;
+      assert.deepEqual(y.shape, index[info.model].y_shape);
+      const ours = y.dataSync();
+      const rt = await ortRun(path.join(DIR, file), x);
+      if (relErr(ours, rt) >= 1e-4) {
+        const d = await firstDivergence(path.join(DIR, file), m, x);
+        assert.fail(`${file}: vs onnxruntime ${relErr(ours, rt)}; first diverging node: ${JSON.stringify(d)}`);
+      }
+      assert.ok(relErr(ours, index[info.model].y) < 1e-4, `${file}: vs PyTorch ${relErr(ours, index[info.model].y)}`);
+      tf.dispose([x, y]);
+      m.dispose();
+    });
+  }
+
+  it("the divergence finder compares every node output with onnxruntime's (and finds none on a good import)", async () => {
+    const file = path.join(DIR, "vit_opset13.onnx");
+    const m = await qb.io.loadOnnx(file);
+    const x = tf.tensor(index.vit.x, [1, 3, 32, 32]);
+    const before = tf.memory().numTensors;
+    assert.equal(await firstDivergence(file, m, x), null);
+    // with a tolerance below float32 noise it must report some node, with how many it compared
+    const strict = await firstDivergence(file, m, x, 0);
+    assert.ok(strict !== null && strict.compared >= 1 && strict.error > 0, JSON.stringify(strict));
+    assert.equal(tf.memory().numTensors, before, "values() results are disposed");
+    x.dispose();
+    m.dispose();
+  });
+
+  it("names ops and parameters by torch's module paths, so setters and tables speak the user's names", async () => {
+    qb.setMarch(qb.March.NASH_M);
+    const m = await qb.io.loadOnnx(path.join(DIR, "resnet_opset13.onnx"));
+    const x = tf.randomNormal([1, 3, 32, 32], 0, 1, "float32", 1);
+    const c = qb.prepare(m.eval(), x, {
+      qconfigSetter: [qb.ModuleNameQconfigSetter({ "layer1.0.conv1": qb.getQconfig({ weightDtype: qb.qint16 }) }), qb.calibration8bitWeight16bitActQconfigSetter],
+    });
+    const names = qb.preparedOps(c).map((o) => o.info.name);
+    for (const n of ["quant", "conv1", "relu", "maxpool", "layer1.0.conv1", "layer1.0.add", "layer1.0.relu_1", "layer1.1.downsample.0", "avgpool", "fc", "dequant"])
+      assert.ok(names.includes(n), `${n} in ${names.join(", ")}`);
+    assert.equal(qb.preparedOps(c).find((o) => o.info.name === "layer1.0.conv1")?.weight?.dtype, qb.qint16);
+    const keys = Object.keys(m.stateDict());
+    assert.ok(keys.includes("layer1.1.downsample.0.weight") && keys.includes("fc.weight"), keys.join(", "));
+    tf.dispose(x);
+    c.dispose();
+    m.dispose();
+  });
+
+  for (const name of ["resnet", "mobilenet_v2", "mobilenet_v3", "efficient_block", "vit", "unet"]) {
+    it(`${name}: prepare, calibrate, sensitivity, checkModel, export, convert (within one step), perf`, async () => {
+      qb.setMarch(qb.March.NASH_M);
+      const file = path.join(DIR, `${name}_opset13.onnx`);
+      const m = await qb.io.loadOnnx(file);
+      const shape = index[`${name}_opset13.onnx`].input;
+      const batches = [0, 1, 2].map((s) => tf.randomNormal(shape, 0, 1, "float32", 10 + s));
+      const setter = qb.defaultCalibrationQconfigSetter;
+      const c = qb.prepare(m.eval(), batches[0], { qconfigSetter: [setter] });
+      qb.setFakeQuantize(c, qb.FakeQuantState.CALIBRATION);
+      await qb.calibrate(c, batches, { onProgress: () => {} });
+      qb.setFakeQuantize(c, qb.FakeQuantState.VALIDATION);
+      const qa = new qb.QuantAnalysis(m, c, { onProgress: () => {} });
+      const sens = qa.sensitivity({ data: batches[0] });
+      assert.ok(sens.rows.length > 3);
+      const check = qb.checkModel(c, qb.March.NASH_M);
+      assert.deepEqual(
+        check.violations.map((v) => v.message),
+        [],
+      );
+      const ir = qb.export(c, batches[0]);
+      const hb = qb.convert(ir, qb.March.NASH_M);
+      const fq = c.forward(batches[1]) as unknown as tf.Tensor;
+      const yi = hb.forward(batches[1]);
+      const out = ir.nodes.find((n) => n.type === "DeQuantStub") as (typeof ir.nodes)[number];
+      const producer = ir.nodes.find((n) => n.name === out.inputs[0].source) as (typeof ir.nodes)[number];
+      const step = producer.output.quant.scale?.[0];
+      if (step !== undefined) assertWithinOneStep(yi.dataSync(), fq.dataSync(), step * (1 + 1e-6), 0.99);
+      else assert.ok(relErr(yi.dataSync(), fq.dataSync()) < 0.05, "high-precision output close to fake-quant");
+      const p = qb.perf(hb);
+      assert.ok(p.latencyMs > 0);
+      console.log(`# ${name}: ${ir.nodes.length} IR nodes, worst op ${sens.rows[0].op_name} (${sens.rows[0].sensitive_type}), ${p.latencyMs.toFixed(4)} ms on NASH_M`);
+      tf.dispose([...batches, fq, yi]);
+      c.dispose();
+      m.dispose();
+    });
+  }
+
+  it("the article's rewrite applies to an imported transformer projection", async () => {
+    qb.setMarch(qb.March.NASH_M);
+    const m = await qb.io.loadOnnx(path.join(DIR, "vit_opset13.onnx"));
+    const x = tf.randomNormal([1, 3, 32, 32], 0, 1, "float32", 4);
+    const rewritten = qb.transforms.replaceLinearWithBroadcastMulSum(m, "encoder.linear1");
+    const [a, b] = [m.forward(x) as unknown as tf.Tensor, rewritten.forward(x) as unknown as tf.Tensor];
+    assert.ok(relErr(b.dataSync(), a.dataSync()) < 1e-4, "same function in float");
+    const c = qb.prepare(rewritten.eval(), x, { qconfigSetter: [qb.defaultCalibrationQconfigSetter] });
+    assert.ok(qb.preparedOps(c).some((o) => o.info.name === "encoder.linear1.mul"));
+    tf.dispose([x, a, b]);
+    c.dispose();
+    rewritten.dispose();
+    m.dispose();
+  });
+
+  it("opset-9 forms (Slice and Pad attributes, Upsample scales) and paddle-style Constant-node weights", async () => {
+    const w = Array.from({ length: 4 * 2 * 3 * 3 }, (_, i) => Math.sin(i));
+    const bytes = model(
+      9,
+      [
+        { name: "p2o.Constant.0", opType: "Constant", output: ["w"], attribute: [{ name: "value", type: 4, t: floats("", [4, 2, 3, 3], w) }] },
+        { name: "p2o.Conv.0", opType: "Conv", input: ["x", "w"], output: ["c"], attribute: [{ name: "pads", type: 7, ints: [1, 1, 1, 1] }] },
+        {
+          name: "p2o.Slice.0",
+          opType: "Slice",
+          input: ["c"],
+          output: ["s"],
+          attribute: [
+            { name: "starts", type: 7, ints: [1] },
+            { name: "ends", type: 7, ints: [3] },
+            { name: "axes", type: 7, ints: [1] },
+          ],
+        },
+        { name: "p2o.Pad.0", opType: "Pad", input: ["s"], output: ["p"], attribute: [{ name: "pads", type: 7, ints: [0, 0, 1, 0, 0, 0, 0, 2] }] },
+        { name: "p2o.Upsample.0", opType: "Upsample", input: ["p", "scales"], output: ["u"], attribute: [{ name: "mode", type: 3, s: Buffer.from("nearest") }] },
+      ],
+      [floats("scales", [4], [1, 1, 2, 2])],
+      ["x", [1, 2, 5, 5]],
+      "u",
+    );
+    const file = path.join(mkdtempSync(path.join(tmpdir(), "qb-onnx-")), "paddle_style.onnx");
+    writeFileSync(file, bytes);
+    const m = await qb.io.loadOnnx(bytes);
+    const x = tf.randomNormal([1, 2, 5, 5], 0, 1, "float32", 2);
+    const y = m.forward(x) as unknown as tf.Tensor;
+    assert.deepEqual(y.shape, [1, 2, 12, 14]);
+    assert.ok(relErr(y.dataSync(), await ortRun(file, x)) < 1e-5);
+    assert.deepEqual(Object.keys(m.stateDict()), ["p2o_Conv_0.weight"]);
+    tf.dispose([x, y]);
+    m.dispose();
+  });
+
+  it("tensor storage: float16 and int8 raw data, doubles, an external data file", async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), "qb-onnx-ext-"));
+    const half = Buffer.alloc(8);
+    [1, -2, 0.5, 3].forEach((v, i) => half.writeUInt16LE(v === 1 ? 0x3c00 : v === -2 ? 0xc000 : v === 0.5 ? 0x3800 : 0x4200, 2 * i));
+    const ext = Buffer.alloc(16);
+    [10, 20, 30, 40].forEach((v, i) => ext.writeFloatLE(v, 4 * i));
+    writeFileSync(path.join(dir, "weights.bin"), Buffer.concat([Buffer.alloc(8), ext]));
+    const bytes = model(
+      13,
+      [
+        { name: "cast_h", opType: "Cast", input: ["h"], output: ["hf"], attribute: [{ name: "to", type: 2, i: 1 }] },
+        { name: "add_h", opType: "Add", input: ["x", "hf"], output: ["a"] },
+        { name: "mul_d", opType: "Mul", input: ["a", "d"], output: ["b"] },
+        { name: "add_e", opType: "Add", input: ["b", "e"], output: ["c"] },
+        { name: "cast_q", opType: "Cast", input: ["q"], output: ["qf"], attribute: [{ name: "to", type: 2, i: 1 }] },
+        { name: "add_q", opType: "Add", input: ["c", "qf"], output: ["y"] },
+      ],
+      [
+        { name: "h", dims: [4], dataType: 10, rawData: half },
+        { name: "d", dims: [4], dataType: 11, doubleData: [2, 2, 2, 2] },
+        {
+          name: "e",
+          dims: [4],
+          dataType: 1,
+          dataLocation: 1,
+          externalData: [
+            { key: "location", value: "weights.bin" },
+            { key: "offset", value: "8" },
+            { key: "length", value: "16" },
+          ],
+        },
+        { name: "q", dims: [4], dataType: 3, rawData: Buffer.from([1, 255, 2, 128]) },
+      ],
+      ["x", [1, 4]],
+      "y",
+    );
+    const file = path.join(dir, "storage.onnx");
+    writeFileSync(file, bytes);
+    const m = await qb.io.loadOnnx(file);
+    const y = m.forward(tf.zeros([1, 4])) as unknown as tf.Tensor;
+    // (0 + half) * 2 + external + int8 (1, -1, 2, -128)
+    assert.deepEqual(Array.from(y.dataSync()), [2 + 10 + 1, -4 + 20 - 1, 1 + 30 + 2, 6 + 40 - 128]);
+    y.dispose();
+    m.dispose();
+    // without its data file the load names the tensor and the missing file
+    await assert.rejects(qb.io.loadOnnx(bytes), (e: qb.QuantbookError) => e.code === "BAD_FILE" && /tensor 'e'.*weights\.bin/.test(e.message));
+  });
+
+  it("bad input: one error listing every unsupported op, clear errors for non-ONNX and truncated files, nothing left allocated", async () => {
+    const before = tf.memory().numTensors;
+    const bytes = model(
+      13,
+      [
+        { name: "a", opType: "Celu", input: ["x"], output: ["y1"] },
+        { name: "b", opType: "Celu", input: ["y1"], output: ["y2"] },
+        { name: "c", opType: "TopK", input: ["y2", "k"], output: ["y3", "i3"] },
+      ],
+      [int64s("k", [1])],
+      ["x", [1, 4]],
+      "y3",
+    );
+    await assert.rejects(
+      qb.io.loadOnnx(bytes),
+      (e: qb.QuantbookError) => e.code === "UNSUPPORTED" && /2 op type\(s\) — Celu ×2 \(a, b\); TopK ×1 \(c\)/.test(e.message) && /opset_version/.test(e.message),
+    );
+    const resnet = readFileSync(path.join(DIR, "resnet_opset13.onnx"));
+    await assert.rejects(qb.io.loadOnnx(resnet.subarray(0, resnet.length / 2)), (e: qb.QuantbookError) => e.code === "BAD_FILE" && e.message.startsWith("loadOnnx: <bytes>:"));
+    const notOnnx = path.join(__dirname, "..", "..", "test", "fixtures", "random_data.pt");
+    await assert.rejects(qb.io.loadOnnx(notOnnx), (e: qb.QuantbookError) => e.code === "BAD_FILE" && e.message.includes("random_data.pt"));
+    await assert.rejects(qb.io.loadOnnx("no/such/model.onnx"), (e: qb.QuantbookError) => e.code === "BAD_FILE" && e.message.includes("no/such/model.onnx"));
+    // a graph that fails while checking it runs at load: everything it made is freed
+    const badShape = model(13, [{ name: "r", opType: "Reshape", input: ["x", "shape"], output: ["y"] }], [int64s("shape", [3, 5])], ["x", [1, 4]], "y");
+    await assert.rejects(qb.io.loadOnnx(badShape), /node r/);
+    assert.equal(tf.memory().numTensors, before, "a failed load leaves no tensors");
+  });
+});
