@@ -4,6 +4,8 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { execFileSync } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { KernelClient } from "../kernel/client";
 import { kernelSpec } from "../kernel/main";
@@ -99,6 +101,49 @@ export async function benchModels(runs = Number(process.env.BENCH_MODEL_RUNS ?? 
   return out;
 }
 
+/**
+ * ONNX import of full-width ResNet-18 and MobileNetV3-Small exported here by PyTorch: import time,
+ * float forward against onnxruntime-node (one thread), calibration pass and sensitivity of the
+ * imported graph (PyTorch's times for the same models are in the model rows above).
+ */
+export async function benchOnnx(runs = Number(process.env.BENCH_MODEL_RUNS ?? 1)): Promise<Record<string, number>> {
+  const dir = mkdtempSync(path.join(tmpdir(), "qb-bench-onnx-"));
+  try {
+    execFileSync("/usr/bin/python3", [path.join(__dirname, "..", "..", "bench", "export_models.py"), dir], { stdio: "ignore" });
+  } catch {
+    console.log("ONNX bench skipped: /usr/bin/python3 cannot export torchvision models (apt-get install python3-torchvision)");
+    return {};
+  }
+  const ort = require("onnxruntime-node") as typeof import("onnxruntime-node");
+  const out: Record<string, number> = {};
+  const x = tf.randomUniform([1, 3, 224, 224], -1, 1, "float32", 3);
+  const quiet = () => {};
+  for (const name of ["resnet18", "mobilenet_v3_small"]) {
+    const file = path.join(dir, `${name}.onnx`);
+    let model: Awaited<ReturnType<typeof qb.io.loadOnnx>> | null = null;
+    out[`onnx ${name}: import`] = await medianMs(async () => {
+      model?.dispose();
+      model = await qb.io.loadOnnx(file);
+    }, 3);
+    const m = model as unknown as Awaited<ReturnType<typeof qb.io.loadOnnx>>;
+    out[`onnx ${name}: float forward`] = await medianMs(() => tf.dispose(m.forward(x) as unknown as tf.Tensor), 3);
+    const session = await ort.InferenceSession.create(file, { intraOpNumThreads: 1 });
+    const feeds = { [session.inputNames[0]]: new ort.Tensor("float32", x.dataSync() as Float32Array, x.shape) };
+    out[`onnx ${name}: onnxruntime forward (1 thread)`] = await medianMs(() => session.run(feeds), 3);
+    const calib = qb.prepare(m.eval(), x, { qconfigSetter: [qb.defaultCalibrationQconfigSetter], warn: false });
+    qb.setFakeQuantize(calib, qb.FakeQuantState.CALIBRATION);
+    out[`onnx ${name}: calibration pass`] = await medianMs(() => qb.calibrate(calib, [x], { onProgress: quiet }), runs);
+    qb.setFakeQuantize(calib, qb.FakeQuantState.VALIDATION);
+    const qa = new qb.QuantAnalysis(m, calib, { onProgress: quiet });
+    out[`onnx ${name}: sensitivity`] = await medianMs(() => qa.sensitivity({ data: x, onProgress: quiet }), runs);
+    calib.dispose();
+    m.dispose();
+  }
+  x.dispose();
+  rmSync(dir, { recursive: true, force: true });
+  return out;
+}
+
 /** Kernel process start → first execute_result, through the Node Jupyter client. */
 async function kernelFirstResultMs(): Promise<number> {
   const t0 = performance.now();
@@ -115,7 +160,7 @@ async function main(): Promise<void> {
   console.log(`quantbook bench (backend ${backend}, median of ${RUNS} runs)`);
   const ours = await benchCore();
   ours["kernel start to first result"] = await medianMs(kernelFirstResultMs, 3);
-  if (process.env.BENCH_MODELS !== "0") Object.assign(ours, await benchModels());
+  if (process.env.BENCH_MODELS !== "0") Object.assign(ours, await benchModels(), await benchOnnx());
   const torch = torchTimes();
   console.log(torch ? "PyTorch timings from bench/torch_bench.py" : "PyTorch not importable: quantbook timings only");
   const rows = Object.entries(ours).map(([name, ms]) => {
