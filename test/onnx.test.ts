@@ -187,6 +187,41 @@ describe("ONNX import", { timeout: 300000 }, () => {
     m.dispose();
   });
 
+  it("an unfolded Conv + BatchNormalization imports as Conv2d + BatchNorm2d, and fuseConvBn folds them", async () => {
+    const w = Array.from({ length: 3 * 2 * 3 * 3 }, (_, i) => Math.cos(i) * 0.3);
+    const bytes = model(
+      13,
+      [
+        { name: "/conv/Conv", opType: "Conv", input: ["x", "conv.weight"], output: ["c"], attribute: [{ name: "pads", type: 7, ints: [1, 1, 1, 1] }] },
+        {
+          name: "/bn/BatchNormalization",
+          opType: "BatchNormalization",
+          input: ["c", "bn.weight", "bn.bias", "bn.running_mean", "bn.running_var"],
+          output: ["y"],
+          attribute: [{ name: "epsilon", type: 1, f: 1e-5 }],
+        },
+      ],
+      [
+        floats("conv.weight", [3, 2, 3, 3], w),
+        floats("bn.weight", [3], [1.5, 0.5, 1]),
+        floats("bn.bias", [3], [0.1, -0.2, 0.3]),
+        floats("bn.running_mean", [3], [0.2, -0.1, 0]),
+        floats("bn.running_var", [3], [0.8, 1.2, 2]),
+      ],
+      ["x", [1, 2, 6, 6]],
+      "y",
+    );
+    const m = await qb.io.loadOnnx(bytes);
+    assert.deepEqual(Object.keys(m.stateDict()).sort(), ["bn.bias", "bn.num_batches_tracked", "bn.running_mean", "bn.running_var", "bn.weight", "conv.weight"]);
+    const fused = qb.transforms.fuseConvBn(m, [["conv", "bn"]]);
+    const x = tf.randomNormal([1, 2, 6, 6], 0, 1, "float32", 3);
+    const [a, b] = [m.forward(x) as unknown as tf.Tensor, fused.forward(x) as unknown as tf.Tensor];
+    assert.ok(relErr(b.dataSync(), a.dataSync()) < 1e-5);
+    tf.dispose([x, a, b]);
+    fused.dispose();
+    m.dispose();
+  });
+
   it("tensor storage: float16 and int8 raw data, doubles, an external data file", async () => {
     const dir = mkdtempSync(path.join(tmpdir(), "qb-onnx-ext-"));
     const half = Buffer.alloc(8);

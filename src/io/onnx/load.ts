@@ -162,6 +162,9 @@ function planConv(b: Builder, i: number): void {
   const path = b.layerPath(n);
   let m: Module;
   if (transposed) {
+    if (a.attr("output_shape", [] as number[]).length > 0) {
+      throw errors.unsupported(`loadOnnx: ${n.name}`, "ConvTranspose with output_shape", "export with explicit pads and output_padding (PyTorch's ConvTranspose2d does)");
+    }
     if (!sym || autoPad !== "NOTSET") throw errors.unsupported(`loadOnnx: ${n.name}`, "ConvTranspose with asymmetric or automatic pads", "export with symmetric padding");
     const outC = w.dims[1] * groups;
     m = new ConvTranspose2d(w.dims[0], outC, [kh, kw], {
