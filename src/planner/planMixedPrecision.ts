@@ -1,0 +1,519 @@
+/**
+ * A mixed-precision planner that knows the chip: which quantization points to raise to int16, and
+ * which Linears to rewrite as broadcast mul + sum, for the best trade-off between output error and
+ * estimated latency — never a plan the march's rules refuse.
+ *
+ * 1. One sensitivity pass per dtype (all int8, all int16) gives each point's error at each dtype;
+ *    the error of a plan is predicted as their sum, scaled by κ so that the all-int8 prediction
+ *    equals its measurement.
+ * 2. Latency of a plan is the analytic `perf` of the base IR with the plan's dtypes (and each
+ *    rewrite as Mul + Sum + Add nodes), so MAC rates by dtype pair, requantization and the
+ *    rewrite's own cost count.
+ * 3. A Lagrangian sweep over λ picks, for each λ, the choice of every point minimising
+ *    predicted error + λ · latency; a GEMM whose input and weight would both be int16 on a march
+ *    that forbids it is repaired to the cheapest legal alternative (int8 input, int8 weight, or
+ *    the rewrite). Every candidate is checked against the rules.
+ * 4. The distinct candidates (at most `evaluations`) are measured for real (prepare, calibrate,
+ *    output error); κ is re-fitted to the measurements, and the Pareto front of (measured error,
+ *    latency) is returned.
+ *
+ * ```ts
+ * const plan = await qb.planMixedPrecision(model, batches, { march: qb.March.NASH_M });
+ * plan;                                    // the front, a table
+ * const { qconfigSetter, apply } = plan.setter(plan.pick({ latencyMs: 0.08 }));
+ * const calib = qb.prepare(apply(model), x, { qconfigSetter });
+ * ```
+ */
+import * as tf from "@tensorflow/tfjs";
+import type { Ir, IrNode } from "../ir/types";
+import { checkOpDtypes } from "../march/check";
+import type { March } from "../march/march";
+import { getMarch, setMarch } from "../march/march";
+import { marchSpec } from "../march/data";
+import { perf } from "../march/perf";
+import { errors } from "../messages";
+import type { Module } from "../nn/module";
+import { findOp } from "../ops";
+import { qint16, qint8, type DTypeName } from "../quant/dtypes";
+import { getQconfig, type QConfig } from "../quant/qconfig";
+import { FakeQuantState } from "../quant/state";
+import { replaceLinearWithBroadcastMulSum } from "../transforms/linearToMulSum";
+import { reportProgress, type ProgressCallback } from "../util/progress";
+import { makeTable, type Table } from "../util/table";
+import { calibrate } from "../workflow/calibrate";
+import { exportModel } from "../workflow/export";
+import { prepare, preparedOps } from "../workflow/prepare";
+import { defaultCalibrationQconfigSetter, ModuleNameQconfigSetter, type QconfigSetter } from "../workflow/qconfigSetters";
+import { setFakeQuantize } from "../workflow/setFakeQuantize";
+import { QuantAnalysis } from "../analysis/quantAnalysis";
+
+export interface PlannerOptions {
+  march: March;
+  /** The template for every point the plan does not raise (default: all int8). */
+  base?: QconfigSetter;
+  /** Full-model evaluations of candidate plans (default 12, at most 20 recommended). */
+  evaluations?: number;
+  /** Number of λ values swept (default 40). */
+  sweep?: number;
+  onProgress?: ProgressCallback;
+}
+
+/** One point's choice: its output or weight in int16 or int8, or a Linear rewritten (mul output int16, scale MSE or fixed 7/32767). */
+export type Choice = "int16" | "int8" | "rewrite" | "rewrite-fixed";
+
+export interface PlanRow {
+  point: number;
+  measured_error: number;
+  predicted_error: number;
+  latency_ms: number;
+  int16_mac_share: number;
+  rewrites: number;
+  choices: string;
+}
+
+export interface MixedPrecisionPlan extends Table<PlanRow> {
+  march: March;
+  /** Full-model evaluations used (plans measured, top-k references included). */
+  evaluations: number;
+  /** Relative gap |predicted − measured| / measured before and after re-fitting κ (mean over measured plans). */
+  predictionGap: { before: number; after: number };
+  /** Horizon-style promotion of the top-k sensitivity rows, measured the same way. */
+  topk: { k: number; measured_error: number; latency_ms: number; legal: boolean }[];
+  elapsedMs: number;
+  /** The qconfig setters (and rewrites) that reproduce front point `i` through prepare → calibrate. */
+  setter(i: number): { qconfigSetter: QconfigSetter[]; rewrites: string[]; apply<T extends Module>(model: T): T };
+  /** The point of lowest error within `latencyMs`, or of lowest latency within `error`. */
+  pick(budget: { latencyMs?: number; error?: number }): number;
+  /** The front and top-k promotion on one chart (Vega-Lite). */
+  plot(): Record<string, unknown>;
+}
+
+/** A plan: per point key (`op` output or `op.weight`, or a Linear path) its choice. */
+type Plan = Map<string, Choice>;
+
+interface Point {
+  key: string;
+  op: string;
+  kind: "activation" | "weight";
+  /** The dtype the base template gives it. */
+  base: DTypeName;
+  e8: number;
+  e16: number;
+}
+
+const FIXED_MUL_SCALE = 7 / 32767;
+
+function planKey(p: Plan): string {
+  return [...p]
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([k, v]) => `${k}=${v}`)
+    .join(",");
+}
+
+/** The base IR with a plan's dtypes (rewrites as Mul + Sum + Add), for perf and the chip check. */
+function irOf(base: Ir, plan: Plan): Ir {
+  const outDtype = new Map<string, DTypeName>();
+  const nodes: IrNode[] = [];
+  for (const n0 of base.nodes) {
+    const n: IrNode = JSON.parse(JSON.stringify({ ...n0, weight: n0.weight ? { ...n0.weight, data: [] } : undefined }));
+    n.inputs.forEach((inp) => {
+      if (!inp.requant) inp.quant.dtype = outDtype.get(inp.source) ?? inp.quant.dtype;
+    });
+    if (plan.get(`${n.name}.input`) === "int8" && n.inputs[0]) {
+      n.inputs[0].quant.dtype = "qint8";
+      n.inputs[0].requant = true;
+    }
+    const role = findOp(n.type)?.role;
+    if (role === "passthrough") n.output.quant.dtype = n.inputs[0]?.quant.dtype ?? n.output.quant.dtype;
+    const out = plan.get(n.name);
+    if ((out === "int16" || out === "int8") && n.output.quant.dtype !== "float32") n.output.quant.dtype = out === "int16" ? "qint16" : "qint8";
+    const w = plan.get(`${n.name}.weight`);
+    if ((w === "int16" || w === "int8") && n.weight) n.weight.quant.dtype = w === "int16" ? "qint16" : "qint8";
+    const rw = plan.get(`${n.name}.rewrite`);
+    if (rw !== undefined && n.type === "Linear" && n.weight) {
+      const [out, inF] = n.attrs.weightLayout === "in_out" ? [n.weight.shape[1], n.weight.shape[0]] : n.weight.shape;
+      const lead = n.inputs[0].shape.slice(0, -1);
+      const q16 = { dtype: "qint16" as DTypeName, scale: [1] };
+      const { weight: _w, ...rest } = n;
+      const mul: IrNode = {
+        ...rest,
+        name: `${n.name}.mul`,
+        type: "Mul",
+        params: [],
+        inputs: [{ ...n.inputs[0], quant: { ...n.inputs[0].quant, dtype: "qint16" } }],
+        output: { shape: [...lead, out, inF], quant: q16 },
+        flops: lead.reduce((a, b) => a * b, 1) * out * inF,
+      };
+      const sum: IrNode = {
+        ...mul,
+        name: `${n.name}.sum`,
+        type: "Sum",
+        inputs: [{ source: mul.name, shape: mul.output.shape, quant: q16, requant: false }],
+        output: { shape: [...lead, out], quant: q16 },
+        flops: mul.flops,
+      };
+      const add: IrNode = {
+        ...sum,
+        name: n.name,
+        type: "Add",
+        inputs: [{ source: sum.name, shape: sum.output.shape, quant: q16, requant: false }],
+        output: n.output,
+        flops: lead.reduce((a, b) => a * b, 1) * out,
+      };
+      nodes.push(mul, sum, add);
+      outDtype.set(n.name, add.output.quant.dtype);
+      continue;
+    }
+    nodes.push(n);
+    outDtype.set(n.name, n.output.quant.dtype);
+  }
+  return { ...base, nodes };
+}
+
+function ruleViolations(ir: Ir, march: March): string[] {
+  const ops = ir.nodes.map((n) => ({
+    name: n.name,
+    type: n.type,
+    module: n.module,
+    inputs: n.inputs.map((i) => i.quant.dtype),
+    weight: n.weight?.quant.dtype,
+    output: n.output.quant.dtype,
+  }));
+  return checkOpDtypes(ops, march)
+    .violations.filter((v) => v.kind === "rule")
+    .map((v) => v.message);
+}
+
+/** Mean |output − float| over the batches. */
+function outputError(model: Module, float: Module, batches: tf.Tensor[][]): number {
+  return tf.tidy(() => {
+    let s = 0;
+    for (const b of batches) {
+      const y = (model.forward as (...a: tf.Tensor[]) => tf.Tensor)(...b);
+      const r = (float.forward as (...a: tf.Tensor[]) => tf.Tensor)(...b);
+      s += tf.mean(tf.abs(tf.sub(y, r))).dataSync()[0];
+    }
+    return s / batches.length;
+  });
+}
+
+/** The setters (and the model transform) that realise a plan. */
+function realise(plan: Plan, base: QconfigSetter): { qconfigSetter: QconfigSetter[]; rewrites: string[]; apply<T extends Module>(model: T): T } {
+  const byName: Record<string, QConfig> = {};
+  const rewrites: string[] = [];
+  const int16 = getQconfig({ outDtype: qint16 });
+  const dtype = (c: Choice) => (c === "int8" ? qint8 : qint16);
+  for (const [key, choice] of plan) {
+    if (key.endsWith(".rewrite")) {
+      const path = key.slice(0, -".rewrite".length);
+      rewrites.push(path);
+      byName[path] = choice === "rewrite-fixed" ? { output: { dtype: qint16 } } : int16;
+      byName[`${path}.mul`] = choice === "rewrite-fixed" ? getQconfig({ fixScale: FIXED_MUL_SCALE, outDtype: qint16 }) : int16;
+      byName[`${path}.quant_weight`] = int16;
+      byName[`${path}.quant_bias`] = int16;
+    } else if (key.endsWith(".input")) {
+      const op = key.slice(0, -".input".length);
+      byName[op] = { ...(byName[op] ?? {}), input: { dtype: dtype(choice) } };
+    } else if (key.endsWith(".weight")) {
+      const op = key.slice(0, -".weight".length);
+      byName[op] = { ...(byName[op] ?? {}), weight: { dtype: dtype(choice) } };
+    } else {
+      byName[key] = { ...(byName[key] ?? {}), output: { dtype: dtype(choice) } };
+    }
+  }
+  return {
+    qconfigSetter: Object.keys(byName).length > 0 ? [ModuleNameQconfigSetter(byName), base] : [base],
+    rewrites,
+    apply<T extends Module>(model: T): T {
+      return rewrites.reduce((m, path) => replaceLinearWithBroadcastMulSum(m, path), model);
+    },
+  };
+}
+
+export async function planMixedPrecision(float: Module, data: tf.Tensor | tf.Tensor[] | tf.Tensor[][], opts: PlannerOptions): Promise<MixedPrecisionPlan> {
+  const t0 = performance.now();
+  const base = opts.base ?? defaultCalibrationQconfigSetter;
+  const maxEvals = opts.evaluations ?? 12;
+  const batches: tf.Tensor[][] =
+    data instanceof tf.Tensor ? [[data]] : (data as unknown[]).every((d) => d instanceof tf.Tensor) ? (data as tf.Tensor[]).map((d) => [d]) : (data as tf.Tensor[][]);
+  if (batches.length === 0) throw errors.invalidArgument("planMixedPrecision", "no data", "pass one or more input batches");
+  const previousMarch = getMarch();
+  setMarch(opts.march);
+  let evaluations = 0;
+  const progress = (done: number, total: number) => reportProgress(opts.onProgress, { task: "planMixedPrecision", done, total, elapsedMs: performance.now() - t0 });
+  const measure = async (plan: Plan): Promise<{ error: number; ir: Ir }> => {
+    const r = realise(plan, base);
+    const model = r.apply(float);
+    const calib = prepare(model.eval(), batches[0], { qconfigSetter: r.qconfigSetter, warn: false });
+    try {
+      setFakeQuantize(calib, FakeQuantState.CALIBRATION);
+      await calibrate(calib, batches, { onProgress: () => {} });
+      setFakeQuantize(calib, FakeQuantState.VALIDATION);
+      evaluations++;
+      return { error: outputError(calib, float, batches), ir: exportModel(calib, batches[0]) };
+    } finally {
+      calib.dispose();
+      if (model !== float) model.dispose();
+    }
+  };
+  try {
+    // base plan, and one sensitivity pass per dtype
+    const baseMeasured = await measure(new Map());
+    const baseIr = baseMeasured.ir;
+    progress(1, maxEvals + 3);
+    const sens = async (setter: QconfigSetter) => {
+      const calib = prepare(float.eval(), batches[0], { qconfigSetter: [setter], warn: false });
+      try {
+        setFakeQuantize(calib, FakeQuantState.CALIBRATION);
+        await calibrate(calib, batches, { onProgress: () => {} });
+        setFakeQuantize(calib, FakeQuantState.VALIDATION);
+        return { rows: new QuantAnalysis(float, calib, { onProgress: () => {} }).sensitivity({ data: batches[0] }).rows, ops: preparedOps(calib) };
+      } finally {
+        calib.dispose();
+      }
+    };
+    const all = (d: typeof qint8): QconfigSetter => ({ setterName: `all ${d.name}`, qconfigFor: () => getQconfig({ weightDtype: d, outDtype: d }) });
+    const s8 = await sens(all(qint8));
+    const s16 = await sens(all(qint16));
+    progress(3, maxEvals + 3);
+    const keyOf = (r: { op_name: string; sensitive_type: string }) => `${r.op_name}${r.sensitive_type === "weight" ? ".weight" : ""}`;
+    const e16 = new Map(s16.rows.map((r) => [keyOf(r), r.value]));
+    const baseCalib = prepare(float.eval(), batches[0], { qconfigSetter: [base], warn: false });
+    const baseDtype = new Map<string, DTypeName>();
+    for (const o of preparedOps(baseCalib)) {
+      if (o.output) baseDtype.set(o.info.name, o.output.dtype.name);
+      if (o.weight) baseDtype.set(`${o.info.name}.weight`, o.weight.dtype.name);
+    }
+    baseCalib.dispose();
+    const points: Point[] = s8.rows
+      .filter((r) => baseDtype.has(keyOf(r)))
+      .map((r) => ({ key: keyOf(r), op: r.op_name, kind: r.sensitive_type, base: baseDtype.get(keyOf(r)) as DTypeName, e8: r.value, e16: e16.get(keyOf(r)) ?? r.value }));
+    const linears = s8.ops.filter((o) => o.info.type === "Linear").map((o) => o.info.modulePath || o.info.name);
+    const dtypeIn = (p: Point, plan: Plan): DTypeName => {
+      if (plan.has(`${p.op}.rewrite`)) return "qint16";
+      const c = plan.get(p.key);
+      return c === "int16" ? "qint16" : c === "int8" ? "qint8" : p.base;
+    };
+    /** The activation point whose value enters `op` (through ops that keep their input's scale). */
+    const producerPoint = (op: string): Point | undefined => {
+      let src = baseIr.nodes.find((n) => n.name === op)?.inputs[0]?.source;
+      for (let guard = 0; src !== undefined && guard < 100; guard++) {
+        const found = points.find((p) => p.key === src);
+        if (found) return found;
+        const node = baseIr.nodes.find((n) => n.name === src);
+        src = node && findOp(node.type)?.role === "passthrough" ? node.inputs[0]?.source : undefined;
+      }
+      return undefined;
+    };
+    const rawPredict = (plan: Plan) => {
+      let e = points.reduce((a, p) => a + (dtypeIn(p, plan) === "qint16" ? p.e16 : p.e8), 0);
+      // an input lowered to int8 adds its producer's int8 error on top of what the producer keeps
+      for (const [key, c] of plan) {
+        if (!key.endsWith(".input") || c !== "int8") continue;
+        const p = producerPoint(key.slice(0, -".input".length));
+        if (p && dtypeIn(p, plan) === "qint16") e += p.e8 - p.e16;
+      }
+      return e;
+    };
+    let kappa = rawPredict(new Map()) > 0 ? baseMeasured.error / rawPredict(new Map()) : 1;
+    const predict = (plan: Plan) => kappa * rawPredict(plan);
+    const latency = (plan: Plan) => {
+      try {
+        return perf(irOf(baseIr, plan), opts.march).latencyMs;
+      } catch {
+        return Infinity; // a dtype pair the chip has no unit for
+      }
+    };
+    const baseLatency = latency(new Map());
+    // each knob's effect alone: Δerror (predicted) and Δlatency; a GEMM weight raised over an
+    // int16 input on a march that forbids the pair comes with its input lowered to int8
+    const knobs: { key: string; plan: Plan; dErr: number; dLat: number }[] = [];
+    const addKnob = (key: string, plan: Plan) => {
+      const dLat = latency(plan) - baseLatency;
+      if (!Number.isFinite(dLat) || ruleViolations(irOf(baseIr, plan), opts.march).length > 0) return false;
+      knobs.push({ key, plan, dErr: predict(plan) - predict(new Map()), dLat });
+      return true;
+    };
+    for (const p of points) {
+      const flip: Choice = p.base === "qint16" ? "int8" : "int16";
+      const plan: Plan = new Map([[p.key, flip]]);
+      if (addKnob(p.key, plan) || p.kind !== "weight" || flip !== "int16") continue;
+      addKnob(
+        p.key,
+        new Map<string, Choice>([
+          [p.key, "int16"],
+          [`${p.op}.input`, "int8"],
+        ]),
+      );
+    }
+    // the rewrite is an answer to a march that refuses int16 × int16 on a Linear; elsewhere it only costs
+    const refuses = (marchSpec(opts.march).ops.Linear?.forbidden ?? []).length > 0;
+    for (const path of refuses ? linears : []) {
+      for (const choice of ["rewrite", "rewrite-fixed"] as const) addKnob(`${path}.rewrite`, new Map([[`${path}.rewrite`, choice]]));
+    }
+    // Lagrangian sweep: for each λ every knob with dErr + λ·dLat < 0 is on; then rule repair
+    const candidates = new Map<string, Plan>();
+    const lambdas = Array.from({ length: opts.sweep ?? 40 }, (_, i) => 10 ** (-3 + (8 * i) / ((opts.sweep ?? 40) - 1)));
+    for (const lambda of [0, ...lambdas]) {
+      const plan: Plan = new Map();
+      for (const k of knobs.sort((a, b) => a.dErr + lambda * a.dLat - (b.dErr + lambda * b.dLat))) {
+        if (k.dErr + lambda * k.dLat >= 0 || [...k.plan.keys()].some((key) => plan.has(key)) || plan.has(k.key)) continue;
+        k.plan.forEach((v, key) => plan.set(key, v));
+      }
+      repair(plan, baseIr, opts.march, latency, predict);
+      if (ruleViolations(irOf(baseIr, plan), opts.march).length === 0) candidates.set(planKey(plan), plan);
+    }
+    // measure: first each GEMM's own alternatives (int8 input + int16 weight, the rewrite with an
+    // MSE or a fixed mul scale — the article's configurations), then plans spread along the
+    // predicted front
+    const chosen = new Map<string, Plan>();
+    for (const k of knobs.filter((k) => k.key.endsWith(".rewrite") || k.plan.size > 1)) {
+      if (chosen.size < Math.floor(maxEvals / 2)) chosen.set(planKey(k.plan), k.plan);
+    }
+    const ranked = [...candidates.values()].filter((p) => !chosen.has(planKey(p))).sort((a, b) => latency(a) - latency(b));
+    // the two ends of the predicted front always: the fastest plan and the most accurate one
+    for (const end of [ranked[0], [...ranked].sort((a, b) => predict(a) - predict(b))[0]]) if (end !== undefined) chosen.set(planKey(end), end);
+    const room = maxEvals - 1 - chosen.size;
+    const step = Math.max(1, ranked.length / Math.max(1, room));
+    for (let i = 0; i < ranked.length && chosen.size < maxEvals - 1; i += step) chosen.set(planKey(ranked[Math.floor(i)]), ranked[Math.floor(i)]);
+    if (ranked.length > 0 && chosen.size < maxEvals) chosen.set(planKey(ranked[ranked.length - 1]), ranked[ranked.length - 1]);
+    const basePerf = perf(baseIr, opts.march);
+    const measured: { plan: Plan; error: number; predicted: number; latency: number; mac16: number }[] = [
+      { plan: new Map(), error: baseMeasured.error, predicted: predict(new Map()), latency: basePerf.latencyMs, mac16: basePerf.int16MacShare },
+    ];
+    let n = 0;
+    for (const plan of chosen.values()) {
+      if (plan.size === 0) continue;
+      const m = await measure(plan);
+      // the measured plan's own export: its latency is exact (the search used the patched base IR)
+      const p = perf(m.ir, opts.march);
+      measured.push({ plan, error: m.error, predicted: predict(plan), latency: p.latencyMs, mac16: p.int16MacShare });
+      progress(3 + ++n, maxEvals + 3);
+    }
+    // re-fit κ to the measurements: the median ratio measured / raw prediction (robust to a plan
+    // the additive model misjudges badly, such as a rewrite whose mul scale zeroes its outputs)
+    const gap = () => measured.reduce((a, m) => a + Math.abs(m.predicted - m.error) / Math.max(m.error, 1e-12), 0) / measured.length;
+    const before = gap();
+    const ratios = measured.map((m) => m.error / Math.max(rawPredict(m.plan), 1e-30)).sort((a, b) => a - b);
+    kappa = ratios[Math.floor(ratios.length / 2)];
+    measured.forEach((m) => (m.predicted = predict(m.plan)));
+    const after = gap();
+    // Pareto front of (measured error, latency)
+    const front = measured
+      .filter((m) => !measured.some((o) => o !== m && o.error <= m.error && o.latency <= m.latency && (o.error < m.error || o.latency < m.latency)))
+      .sort((a, b) => a.latency - b.latency || a.error - b.error)
+      .filter((m, i, all) => i === 0 || m.error !== all[i - 1].error || m.latency !== all[i - 1].latency);
+    // Horizon-style top-k promotion, measured the same way
+    const topk: MixedPrecisionPlan["topk"] = [];
+    const promotable = points.filter((p) => p.base === "qint8").sort((a, b) => b.e8 - a.e8);
+    for (const k of [1, 2, 4, 8].filter((k) => k <= promotable.length)) {
+      const plan: Plan = new Map(promotable.slice(0, k).map((p) => [p.key, "int16"] as [string, Choice]));
+      const ir = irOf(baseIr, plan);
+      const legal = ruleViolations(ir, opts.march).length === 0;
+      const m = await measure(plan);
+      topk.push({ k, measured_error: m.error, latency_ms: latency(plan), legal });
+    }
+    const rows: PlanRow[] = front.map((m, i) => ({
+      point: i,
+      measured_error: m.error,
+      predicted_error: m.predicted,
+      latency_ms: m.latency,
+      int16_mac_share: m.mac16,
+      rewrites: [...m.plan.keys()].filter((k) => k.endsWith(".rewrite")).length,
+      choices: [...m.plan].map(([k, v]) => `${k.replace(/\.rewrite$/, "")}:${v}`).join(" ") || "(base)",
+    }));
+    const columns = ["point", "measured_error", "predicted_error", "latency_ms", "int16_mac_share", "rewrites", "choices"];
+    const elapsedMs = performance.now() - t0;
+    const table = makeTable(
+      `Mixed-precision front on ${opts.march}: ${rows.length} plans (${evaluations} full-model evaluations, ${(elapsedMs / 1000).toFixed(1)} s; prediction gap ${(100 * before).toFixed(0)}% → ${(100 * after).toFixed(0)}%)`,
+      rows,
+      columns,
+      (r) => ({ ...r }),
+    );
+    return {
+      ...table,
+      march: opts.march,
+      evaluations,
+      predictionGap: { before, after },
+      topk,
+      elapsedMs,
+      setter: (i: number) => {
+        const m = front[i];
+        if (m === undefined) throw errors.invalidArgument("plan.setter", `no front point ${i}`, `pass 0..${front.length - 1}`);
+        return realise(m.plan, base);
+      },
+      pick: (budget) => {
+        if (budget.latencyMs !== undefined) {
+          const ok = rows.filter((r) => r.latency_ms <= budget.latencyMs!);
+          if (ok.length === 0) throw errors.invalidArgument("plan.pick", `no plan within ${budget.latencyMs} ms`, `the fastest is point 0 at ${rows[0].latency_ms.toFixed(4)} ms`);
+          return ok.reduce((b, r) => (r.measured_error < b.measured_error ? r : b)).point;
+        }
+        if (budget.error !== undefined) {
+          const ok = rows.filter((r) => r.measured_error <= budget.error!);
+          if (ok.length === 0) {
+            const best = rows.reduce((b, r) => (r.measured_error < b.measured_error ? r : b));
+            throw errors.invalidArgument("plan.pick", `no plan reaches error ${budget.error}`, `the closest is point ${best.point} with ${best.measured_error.toExponential(3)}`);
+          }
+          return ok.reduce((b, r) => (r.latency_ms < b.latency_ms ? r : b)).point;
+        }
+        throw errors.invalidArgument("plan.pick", "no budget", "pass { latencyMs } or { error }");
+      },
+      plot: () => ({
+        $schema: "https://vega.github.io/schema/vega-lite/v5.json",
+        title: `Error vs estimated latency on ${opts.march}`,
+        data: {
+          values: [
+            ...rows.map((r) => ({ series: "planner front", latency_ms: r.latency_ms, error: r.measured_error, label: r.choices })),
+            ...topk.map((t) => ({ series: "top-k promotion", latency_ms: t.latency_ms, error: t.measured_error, label: `top-${t.k}${t.legal ? "" : " (refused by the chip)"}` })),
+          ],
+        },
+        mark: { type: "line", point: true },
+        encoding: {
+          x: { field: "latency_ms", type: "quantitative", title: "estimated latency (ms)", scale: { zero: false } },
+          y: { field: "error", type: "quantitative", title: "mean |output − float|", scale: { type: "log" } },
+          color: { field: "series", type: "nominal" },
+          tooltip: [{ field: "series" }, { field: "label" }, { field: "latency_ms" }, { field: "error" }],
+        },
+      }),
+    };
+  } finally {
+    if (previousMarch !== null) setMarch(previousMarch);
+  }
+}
+
+/** A GEMM the march refuses (int16 input with int16 weight): the cheapest legal alternative by predicted error + latency. */
+function repair(plan: Plan, baseIr: Ir, march: March, latency: (p: Plan) => number, predict: (p: Plan) => number): void {
+  for (let guard = 0; guard < 50; guard++) {
+    const ir = irOf(baseIr, plan);
+    const bad = checkOpDtypes(
+      ir.nodes.map((n) => ({
+        name: n.name,
+        type: n.type,
+        module: n.module,
+        inputs: n.inputs.map((i) => i.quant.dtype),
+        weight: n.weight?.quant.dtype,
+        output: n.output.quant.dtype,
+      })),
+      march,
+    ).violations.find((v) => v.kind === "rule");
+    if (bad === undefined) return;
+    const node = ir.nodes.find((n) => n.name === bad.op) as IrNode;
+    const producer = node.inputs[0]?.source ?? "";
+    const options: Plan[] = [];
+    const dropWeight = new Map(plan);
+    dropWeight.delete(`${node.name}.weight`);
+    options.push(dropWeight);
+    const dropInput = new Map(plan);
+    dropInput.delete(producer);
+    options.push(dropInput);
+    if (node.type === "Linear") options.push(new Map([...dropWeight, [`${node.name}.rewrite`, "rewrite"]]));
+    const cost = (p: Plan) => predict(p) + 1e-3 * latency(p);
+    const best = options.filter((p) => planKey(p) !== planKey(plan)).sort((a, b) => cost(a) - cost(b))[0];
+    if (best === undefined) {
+      plan.clear();
+      return;
+    }
+    plan.clear();
+    best.forEach((v, k) => plan.set(k, v));
+  }
+}

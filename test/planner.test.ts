@@ -1,0 +1,113 @@
+/**
+ * The mixed-precision planner: every plan it returns passes the march's rules and is reproduced
+ * by its own setter; it is deterministic; it does no worse than Horizon-style top-k promotion at
+ * the same latency; budgets pick a point or say what is achievable.
+ */
+import * as tf from "@tensorflow/tfjs";
+import assert from "node:assert/strict";
+import * as path from "node:path";
+import { after, before, describe, it } from "node:test";
+import * as qb from "../src";
+import { fixture, setup } from "./helpers";
+
+let sd: Record<string, tf.Tensor>;
+let x: tf.Tensor;
+let model: qb.nn.Module;
+
+async function reproduce(plan: qb.MixedPrecisionPlan, i: number, data: tf.Tensor, float: qb.nn.Module): Promise<{ error: number; latency: number; violations: string[] }> {
+  const { qconfigSetter, apply } = plan.setter(i);
+  qb.setMarch(plan.march);
+  const m = apply(float);
+  const c = qb.prepare(m.eval(), data, { qconfigSetter, warn: false });
+  qb.setFakeQuantize(c, qb.FakeQuantState.CALIBRATION);
+  await qb.calibrate(c, [data], { onProgress: () => {} });
+  qb.setFakeQuantize(c, qb.FakeQuantState.VALIDATION);
+  const error = tf.tidy(() => tf.mean(tf.abs(tf.sub(c.forward(data) as tf.Tensor, float.forward(data) as tf.Tensor))).dataSync()[0]);
+  const violations = qb
+    .checkModel(c, plan.march)
+    .violations.filter((v) => v.kind === "rule")
+    .map((v) => v.message);
+  const latency = qb.perf(qb.export(c, data)).latencyMs;
+  c.dispose();
+  if (m !== float) m.dispose();
+  return { error, latency, violations };
+}
+
+describe("mixed-precision planner", { timeout: 300000 }, () => {
+  before(async () => {
+    await setup();
+    sd = (await qb.io.loadTorch(fixture("float-checkpoint.ckpt"))) as Record<string, tf.Tensor>;
+    x = (await qb.io.loadTorch(fixture("random_data.pt"))) as tf.Tensor;
+    model = new qb.examples.SmallModel();
+    model.loadStateDict(sd);
+    model.eval();
+  });
+  after(() => {
+    qb.io.disposeAll(sd);
+    x.dispose();
+    model.dispose();
+  });
+
+  for (const march of [qb.March.NASH_E, qb.March.NASH_M, qb.March.NASH_P]) {
+    it(`${march}: every front point passes the rules and its setter reproduces its error and latency`, async () => {
+      const plan = await qb.planMixedPrecision(model, [x], { march, base: qb.calibration8bitWeight16bitActQconfigSetter, onProgress: () => {} });
+      assert.ok(plan.rows.length >= 2, plan.text);
+      assert.ok(plan.evaluations <= 12 + 4, `${plan.evaluations} evaluations`);
+      for (let i = 0; i < plan.rows.length; i++) {
+        const r = await reproduce(plan, i, x, model);
+        assert.deepEqual(r.violations, [], `point ${i}: ${plan.rows[i].choices}`);
+        assert.ok(Math.abs(r.error - plan.rows[i].measured_error) <= 1e-6 * plan.rows[i].measured_error, `point ${i}: error ${r.error} vs ${plan.rows[i].measured_error}`);
+        assert.ok(Math.abs(r.latency - plan.rows[i].latency_ms) <= 1e-9, `point ${i}: latency ${r.latency} vs ${plan.rows[i].latency_ms}`);
+      }
+      // the front is a front: error falls as latency rises
+      for (let i = 1; i < plan.rows.length; i++)
+        assert.ok(plan.rows[i].latency_ms >= plan.rows[i - 1].latency_ms && plan.rows[i].measured_error <= plan.rows[i - 1].measured_error);
+      console.log(`# ${march}: ${plan.caption}`);
+    });
+  }
+
+  it("is deterministic, and does no worse than top-k promotion at the same latency (NASH_P, where top-k is legal)", async () => {
+    const opts = { march: qb.March.NASH_P, base: qb.calibration8bitWeight16bitActQconfigSetter, onProgress: () => {} };
+    const a = await qb.planMixedPrecision(model, [x], opts);
+    const b = await qb.planMixedPrecision(model, [x], opts);
+    assert.deepEqual(a.rows, b.rows);
+    for (const t of a.topk.filter((t) => t.legal)) {
+      const within = a.rows.filter((r) => r.latency_ms <= t.latency_ms + 1e-12);
+      assert.ok(within.length > 0, `a plan at or below top-${t.k}'s latency`);
+      const best = Math.min(...within.map((r) => r.measured_error));
+      assert.ok(best <= t.measured_error * (1 + 1e-9), `top-${t.k}: planner ${best} vs ${t.measured_error}`);
+      console.log(
+        `# top-${t.k} ${t.measured_error.toExponential(3)} at ${t.latency_ms.toFixed(4)} ms; planner ${best.toExponential(3)} (${(100 * (1 - best / t.measured_error)).toFixed(0)}% lower)`,
+      );
+    }
+    // a budget picks a point, or names the closest achievable one
+    const i = a.pick({ latencyMs: a.rows[a.rows.length - 1].latency_ms });
+    assert.equal(a.rows[i].measured_error, Math.min(...a.rows.map((r) => r.measured_error)));
+    assert.throws(
+      () => a.pick({ latencyMs: 0 }),
+      (e: qb.QuantbookError) => e.code === "INVALID_ARGUMENT" && /the fastest is point 0/.test(e.message),
+    );
+    assert.throws(
+      () => a.pick({ error: 0 }),
+      (e: qb.QuantbookError) => /the closest is point \d+/.test(e.message),
+    );
+    const spec = a.plot() as { data: { values: { series: string }[] } };
+    assert.ok(spec.data.values.some((v) => v.series === "top-k promotion") && spec.data.values.some((v) => v.series === "planner front"));
+  });
+
+  it("plans an imported CNN within the rules (MobileNetV3-Small from ONNX)", async () => {
+    const m = await qb.io.loadOnnx(path.join(__dirname, "..", "..", "test", "fixtures", "onnx", "mobilenet_v3_opset13.onnx"));
+    const batches = [0, 1].map((s) => tf.randomNormal([1, 3, 32, 32], 0, 1, "float32", 30 + s));
+    const t0 = performance.now();
+    const plan = await qb.planMixedPrecision(m, batches, { march: qb.March.NASH_M, onProgress: () => {} });
+    console.log(
+      `# mobilenet_v3 (imported, ${qb.preparedOps(qb.prepare(m.eval(), batches[0], { qconfigSetter: [qb.defaultCalibrationQconfigSetter], warn: false })).length} ops): ${plan.caption}; ${((performance.now() - t0) / 1000).toFixed(1)} s`,
+    );
+    for (let i = 0; i < plan.rows.length; i += Math.max(1, Math.floor(plan.rows.length / 3))) {
+      const r = await reproduce(plan, i, batches[0], m);
+      assert.deepEqual(r.violations, []);
+    }
+    tf.dispose(batches);
+    m.dispose();
+  });
+});
