@@ -75,27 +75,11 @@ function lineMapOf(js: string): number[] {
 /** Top-level names a cell declares (variables, functions, classes, enums, namespaces, imports). */
 function declaredNames(ts: TS, code: string): Set<string> {
   const src = ts.createSourceFile("cell.ts", code, ts.ScriptTarget.Latest, false, ts.ScriptKind.TS);
-  const names = new Set<string>();
-  const bind = (n: import("typescript").BindingName): void => {
-    if (ts.isIdentifier(n)) names.add(n.text);
-    else for (const e of n.elements) if (!ts.isOmittedExpression(e)) bind(e.name);
-  };
-  for (const s of src.statements) {
-    if (ts.isVariableStatement(s)) s.declarationList.declarations.forEach((d) => bind(d.name));
-    else if ((ts.isFunctionDeclaration(s) || ts.isClassDeclaration(s) || ts.isEnumDeclaration(s)) && s.name) names.add(s.name.text);
-    else if (ts.isModuleDeclaration(s) && ts.isIdentifier(s.name)) names.add(s.name.text);
-    else if (ts.isImportDeclaration(s) && s.importClause) {
-      const c = s.importClause;
-      if (c.name) names.add(c.name.text);
-      if (c.namedBindings && ts.isNamespaceImport(c.namedBindings)) names.add(c.namedBindings.name.text);
-      else if (c.namedBindings) c.namedBindings.elements.forEach((e) => names.add(e.name.text));
-    } else if (ts.isImportEqualsDeclaration(s)) names.add(s.name.text);
-  }
-  return names;
+  return new Set(src.statements.flatMap((s) => runtimeNames(ts, s)));
 }
 
-/** Runtime names a declaration-file statement declares (none for interfaces and type aliases). */
-function statementNames(ts: TS, s: import("typescript").Statement): string[] {
+/** Runtime names a statement declares (none for interfaces and type aliases). */
+function runtimeNames(ts: TS, s: import("typescript").Statement): string[] {
   if (ts.isInterfaceDeclaration(s) || ts.isTypeAliasDeclaration(s)) return [];
   const names: string[] = [];
   const bind = (n: import("typescript").BindingName): void => {
@@ -124,12 +108,12 @@ export function keepReached(ts: TS, prevDecl: string, newDecl: string, cellNames
   const prev = parse(prevDecl);
   const kept: string[] = [];
   for (const s of next.statements) {
-    const names = statementNames(ts, s);
+    const names = runtimeNames(ts, s);
     const ours = names.some((n) => cellNames.has(n));
     if (!ours || names.some((n) => written.has(n))) kept.push(newDecl.slice(s.pos, s.end).trim());
   }
   for (const s of prev.statements) {
-    const names = statementNames(ts, s);
+    const names = runtimeNames(ts, s);
     if (names.length > 0 && names.every((n) => cellNames.has(n) && !written.has(n))) kept.push(prevDecl.slice(s.pos, s.end).trim());
   }
   return kept.join("\n") + "\n";

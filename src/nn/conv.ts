@@ -3,6 +3,7 @@ import { uniformParameter } from "./init";
 import { Module } from "./module";
 import { runOp } from "./op";
 import { errors } from "../messages";
+import { pair } from "../ops/common";
 
 export interface Conv2dOptions {
   stride?: number | [number, number];
@@ -12,8 +13,6 @@ export interface Conv2dOptions {
   groups?: number;
   bias?: boolean;
 }
-
-const pair = (v: number | [number, number] | undefined, d: number): [number, number] => (v === undefined ? [d, d] : typeof v === "number" ? [v, v] : v);
 
 /**
  * 2-D convolution on NCHW tensors with weight [out, in / groups, kh, kw] (PyTorch's layout, so

@@ -26,7 +26,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import type { Ir, IrNode } from "../ir/types";
-import { checkOpDtypes } from "../march/check";
+import { checkModel } from "../march/check";
 import type { March } from "../march/march";
 import { getMarch, setMarch } from "../march/march";
 import { marchSpec } from "../march/data";
@@ -171,15 +171,7 @@ function irOf(base: Ir, plan: Plan): Ir {
 }
 
 function ruleViolations(ir: Ir, march: March): string[] {
-  const ops = ir.nodes.map((n) => ({
-    name: n.name,
-    type: n.type,
-    module: n.module,
-    inputs: n.inputs.map((i) => i.quant.dtype),
-    weight: n.weight?.quant.dtype,
-    output: n.output.quant.dtype,
-  }));
-  return checkOpDtypes(ops, march)
+  return checkModel(ir, march)
     .violations.filter((v) => v.kind === "rule")
     .map((v) => v.message);
 }
@@ -485,17 +477,7 @@ export async function planMixedPrecision(float: Module, data: tf.Tensor | tf.Ten
 function repair(plan: Plan, baseIr: Ir, march: March, latency: (p: Plan) => number, predict: (p: Plan) => number): void {
   for (let guard = 0; guard < 50; guard++) {
     const ir = irOf(baseIr, plan);
-    const bad = checkOpDtypes(
-      ir.nodes.map((n) => ({
-        name: n.name,
-        type: n.type,
-        module: n.module,
-        inputs: n.inputs.map((i) => i.quant.dtype),
-        weight: n.weight?.quant.dtype,
-        output: n.output.quant.dtype,
-      })),
-      march,
-    ).violations.find((v) => v.kind === "rule");
+    const bad = checkModel(ir, march).violations.find((v) => v.kind === "rule");
     if (bad === undefined) return;
     const node = ir.nodes.find((n) => n.name === bad.op) as IrNode;
     const producer = node.inputs[0]?.source ?? "";
