@@ -456,7 +456,7 @@ export async function planMixedPrecision(float: Module, data: tf.Tensor | tf.Ten
         data: {
           values: [
             ...rows.map((r) => ({ series: "planner front", latency_ms: r.latency_ms, error: r.measured_error, label: r.choices })),
-            ...topk.map((t) => ({ series: "top-k promotion", latency_ms: t.latency_ms, error: t.measured_error, label: `top-${t.k}${t.legal ? "" : " (refused by the chip)"}` })),
+            ...topk.filter((t) => t.legal).map((t) => ({ series: "top-k promotion", latency_ms: t.latency_ms, error: t.measured_error, label: `top-${t.k}` })),
           ],
         },
         mark: { type: "line", point: true },
