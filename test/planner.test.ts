@@ -52,7 +52,7 @@ describe("mixed-precision planner", { timeout: 300000 }, () => {
     it(`${march}: every front point passes the rules and its setter reproduces its error and latency`, async () => {
       const plan = await qb.planMixedPrecision(model, [x], { march, base: qb.calibration8bitWeight16bitActQconfigSetter, onProgress: () => {} });
       assert.ok(plan.rows.length >= 2, plan.text);
-      assert.ok(plan.evaluations <= 12 + 4, `${plan.evaluations} evaluations`);
+      assert.ok(plan.evaluations <= 20, `${plan.evaluations} evaluations (default budget: at most 20)`);
       for (let i = 0; i < plan.rows.length; i++) {
         const r = await reproduce(plan, i, x, model);
         assert.deepEqual(r.violations, [], `point ${i}: ${plan.rows[i].choices}`);

@@ -55,6 +55,8 @@ export interface PlannerOptions {
   evaluations?: number;
   /** Number of λ values swept (default 40). */
   sweep?: number;
+  /** Local repair runs until every measured plan is predicted within this relative error (default 0.25) or the evaluations are spent. */
+  tolerance?: number;
   onProgress?: ProgressCallback;
 }
 
@@ -297,8 +299,11 @@ export async function planMixedPrecision(float: Module, data: tf.Tensor | tf.Ten
       }
       return undefined;
     };
+    /** A rewrite's own measured effect beyond its points at int16 (its mul output scale), once measured. */
+    const rewriteOffset = new Map<string, number>();
     const rawPredict = (plan: Plan) => {
       let e = points.reduce((a, p) => a + (dtypeIn(p, plan) === "qint16" ? p.e16 : p.e8), 0);
+      for (const [key, c] of plan) e += rewriteOffset.get(`${key}=${c}`) ?? 0;
       // an input lowered to int8 adds its producer's int8 error on top of what the producer keeps
       for (const [key, c] of plan) {
         if (!key.endsWith(".input") || c !== "int8") continue;
@@ -389,6 +394,45 @@ export async function planMixedPrecision(float: Module, data: tf.Tensor | tf.Ten
     const ratios = measured.map((m) => m.error / Math.max(rawPredict(m.plan), 1e-30)).sort((a, b) => a - b);
     kappa = ratios[Math.floor(ratios.length / 2)];
     measured.forEach((m) => (m.predicted = predict(m.plan)));
+    // a rewrite measured alone tells its own effect (the mul-output scale the points do not see)
+    for (const m of measured) {
+      const keys = [...m.plan.keys()];
+      if (keys.length !== 1 || !keys[0].endsWith(".rewrite")) continue;
+      const id = `${keys[0]}=${m.plan.get(keys[0])}`;
+      rewriteOffset.set(id, 0);
+      rewriteOffset.set(id, m.error / kappa - rawPredict(m.plan));
+    }
+    measured.forEach((m) => (m.predicted = predict(m.plan)));
+    // local repair: the plan predicted worst gets its largest single change reverted and measured;
+    // the measured effect of that change replaces the additive model's guess for that point
+    const tolerance = opts.tolerance ?? 0.25;
+    const repairEvaluations = Math.max(0, Math.min(4, maxEvals + 4 - evaluations));
+    for (let r = 0; r < repairEvaluations; r++) {
+      const rel = (m: (typeof measured)[number]) => Math.abs(m.predicted - m.error) / Math.max(m.error, 1e-12);
+      // (a rewrite's measured effect is its own: it is not spread over points)
+      const worst = measured
+        .filter((m) => [...m.plan.keys()].some((k) => points.some((p) => p.key === k)) && ![...m.plan.keys()].some((k) => k.endsWith(".rewrite")))
+        .sort((a, b) => rel(b) - rel(a))[0];
+      if (worst === undefined || rel(worst) <= tolerance) break;
+      const effect = (key: string) => {
+        const p = points.find((q) => q.key === key);
+        return p === undefined ? 0 : Math.abs(p.e16 - p.e8);
+      };
+      const key = [...worst.plan.keys()].filter((k) => points.some((p) => p.key === k)).sort((a, b) => effect(b) - effect(a))[0];
+      if (key === undefined) break;
+      const variant = new Map(worst.plan);
+      variant.delete(key);
+      if (measured.some((m) => planKey(m.plan) === planKey(variant)) || ruleViolations(irOf(baseIr, variant), opts.march).length > 0) break;
+      const m = await measure(variant);
+      const pv = perf(m.ir, opts.march);
+      measured.push({ plan: variant, error: m.error, predicted: predict(variant), latency: pv.latencyMs, mac16: pv.int16MacShare });
+      // the point's error at the plan's dtype, as measured: e(plan dtype) = e(base dtype) + Δ / κ
+      const p = points.find((q) => q.key === key) as Point;
+      const delta = (worst.error - m.error) / kappa;
+      if (dtypeIn(p, worst.plan) === "qint16") p.e16 = Math.max(0, p.e8 + delta);
+      else p.e8 = Math.max(0, p.e16 + delta);
+      measured.forEach((x) => (x.predicted = predict(x.plan)));
+    }
     const after = gap();
     // Pareto front of (measured error, latency)
     const front = measured
