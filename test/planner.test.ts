@@ -91,6 +91,11 @@ describe("mixed-precision planner", { timeout: 300000 }, () => {
       () => a.pick({ error: 0 }),
       (e: qb.QuantbookError) => /the closest is point \d+/.test(e.message),
     );
+    // the budget option picks the same point; an infeasible one names the closest achievable point
+    const withBudget = await qb.planMixedPrecision(model, [x], { ...opts, budget: { latencyMs: a.rows[a.rows.length - 1].latency_ms } });
+    assert.equal(withBudget.chosen, i);
+    await assert.rejects(qb.planMixedPrecision(model, [x], { ...opts, budget: { error: 0 } }), /no plan reaches error 0; the closest is point \d+/);
+    assert.deepEqual(a.unplanned, []);
     const spec = a.plot() as { data: { values: { series: string }[] } };
     assert.ok(spec.data.values.some((v) => v.series === "top-k promotion") && spec.data.values.some((v) => v.series === "planner front"));
   });

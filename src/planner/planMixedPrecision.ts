@@ -55,6 +55,8 @@ export interface PlannerOptions {
   evaluations?: number;
   /** Number of λ values swept (default 40). */
   sweep?: number;
+  /** Pick one point: the most accurate within `latencyMs`, or the fastest within `error` (see `plan.chosen`). */
+  budget?: { latencyMs?: number; error?: number };
   /** Local repair runs until every measured plan is predicted within this relative error (default 0.25) or the evaluations are spent. */
   tolerance?: number;
   onProgress?: ProgressCallback;
@@ -82,6 +84,10 @@ export interface MixedPrecisionPlan extends Table<PlanRow> {
   /** Horizon-style promotion of the top-k sensitivity rows, measured the same way. */
   topk: { k: number; measured_error: number; latency_ms: number; legal: boolean }[];
   elapsedMs: number;
+  /** The point the `budget` option picked, if one was given. */
+  chosen: number | null;
+  /** Ops the march has no rule for (assumed CPU): left at the base dtypes, not planned. */
+  unplanned: string[];
   /** The qconfig setters (and rewrites) that reproduce front point `i` through prepare → calibrate. */
   setter(i: number): { qconfigSetter: QconfigSetter[]; rewrites: string[]; apply<T extends Module>(model: T): T };
   /** The point of lowest error within `latencyMs`, or of lowest latency within `error`. */
@@ -279,8 +285,11 @@ export async function planMixedPrecision(float: Module, data: tf.Tensor | tf.Ten
       if (o.weight) baseDtype.set(`${o.info.name}.weight`, o.weight.dtype.name);
     }
     baseCalib.dispose();
+    const unplanned = checkModel(baseIr, opts.march)
+      .violations.filter((v) => v.kind === "no-rule")
+      .map((v) => v.op);
     const points: Point[] = s8.rows
-      .filter((r) => baseDtype.has(keyOf(r)))
+      .filter((r) => baseDtype.has(keyOf(r)) && !unplanned.includes(r.op_name))
       .map((r) => ({ key: keyOf(r), op: r.op_name, kind: r.sensitive_type, base: baseDtype.get(keyOf(r)) as DTypeName, e8: r.value, e16: e16.get(keyOf(r)) ?? r.value }));
     const linears = s8.ops.filter((o) => o.info.type === "Linear").map((o) => o.info.modulePath || o.info.name);
     const dtypeIn = (p: Point, plan: Plan): DTypeName => {
@@ -461,14 +470,17 @@ export async function planMixedPrecision(float: Module, data: tf.Tensor | tf.Ten
     const columns = ["point", "measured_error", "predicted_error", "latency_ms", "int16_mac_share", "rewrites", "choices"];
     const elapsedMs = performance.now() - t0;
     const table = makeTable(
-      `Mixed-precision front on ${opts.march}: ${rows.length} plans (${evaluations} full-model evaluations, ${(elapsedMs / 1000).toFixed(1)} s; prediction gap ${(100 * before).toFixed(0)}% → ${(100 * after).toFixed(0)}%)`,
+      `Mixed-precision front on ${opts.march}: ${rows.length} plans (${evaluations} full-model evaluations, ${(elapsedMs / 1000).toFixed(1)} s; prediction gap ${(100 * before).toFixed(0)}% → ${(100 * after).toFixed(0)}%)` +
+        (unplanned.length ? `; not planned (no ${opts.march} rule, assumed CPU): ${unplanned.join(", ")}` : ""),
       rows,
       columns,
       (r) => ({ ...r }),
     );
-    return {
+    const result: MixedPrecisionPlan = {
       ...table,
       march: opts.march,
+      chosen: null,
+      unplanned,
       evaluations,
       predictionGap: { before, after },
       topk,
@@ -512,6 +524,8 @@ export async function planMixedPrecision(float: Module, data: tf.Tensor | tf.Ten
         },
       }),
     };
+    if (opts.budget) result.chosen = result.pick(opts.budget);
+    return result;
   } finally {
     if (previousMarch !== null) setMarch(previousMarch);
   }
