@@ -26,8 +26,12 @@ export interface Message<C = Record<string, unknown>> {
   buffers: Buffer[];
 }
 
+/** How many recent message ids are remembered to refuse a replayed message. */
+const REPLAY_WINDOW = 4096;
+
 export class Wire {
   readonly session = randomUUID();
+  private readonly seen = new Set<string>();
 
   constructor(
     private readonly key: string,
@@ -51,12 +55,21 @@ export class Wire {
     const expected = Buffer.from(this.sign(json));
     const got = Buffer.from(sig.toString());
     if (this.key !== "" && (got.length !== expected.length || !timingSafeEqual(got, expected))) return "bad signature";
+    let parsed: Message;
     try {
       const [header, parent, metadata, content] = json.map((b) => JSON.parse(b.toString() || "{}"));
-      return { identities: frames.slice(0, at), header, parent_header: parent, metadata, content, buffers: frames.slice(at + 6) };
+      parsed = { identities: frames.slice(0, at), header, parent_header: parent, metadata, content, buffers: frames.slice(at + 6) };
     } catch {
       return "unparsable JSON in a message";
     }
+    // a signed message seen before is a replay (the spec's HMAC protects content, not freshness)
+    const id = parsed.header?.msg_id;
+    if (this.key !== "" && typeof id === "string") {
+      if (this.seen.has(id)) return `replayed message ${id}`;
+      this.seen.add(id);
+      if (this.seen.size > REPLAY_WINDOW) this.seen.delete(this.seen.values().next().value as string);
+    }
+    return parsed;
   }
 
   /** A reply or broadcast for `parent`, encoded as frames. */
