@@ -45,6 +45,32 @@ describe("rich display", () => {
     x.dispose();
   });
 
+  it("tensors show shape, dtype and a bounded preview (small 2-D ones also as a table); models their module tree", async () => {
+    const small = tf.tensor2d([
+      [1, 2],
+      [3, 4],
+    ]);
+    const b = await toMimeBundle(small);
+    assert.match(String(b?.["text/plain"]), /^Tensor float32 \[2,2\]\n/);
+    assert.match(html(b), /<caption>Tensor float32 \[2,2\]<\/caption>/);
+    const big = tf.range(0, 5000);
+    const text = String((await toMimeBundle(big))?.["text/plain"]);
+    assert.match(text, /^Tensor float32 \[5000\], 5000 values: min 0, max 4999, mean 2499\.50\nfirst values: 0, 1, 2/);
+    assert.ok(text.length < 300, "bounded");
+    const before = tf.memory().numTensors;
+    await toMimeBundle(big);
+    assert.equal(tf.memory().numTensors, before, "no tensors left behind");
+    qb.setMarch(qb.March.NASH_M);
+    const m = new qb.examples.SmallModel();
+    const x = tf.randomNormal([1, 2, 3, 256]);
+    const tree = String((await toMimeBundle(qb.prepare(m.eval(), x, { qconfigSetter: [qb.calibration8bitWeight16bitActQconfigSetter] })))?.["text/plain"]);
+    assert.match(tree, /^SmallModel: \d+ modules, \d+ parameter tensors \(\d+ values\), 15 quantized ops \(prepared\)\n\(root\): SmallModel/);
+    assert.match(tree, /\n  linear2: Linear, 15420 parameters, 1 op\n/);
+    assert.match(tree, /\n  layernorm: LayerNorm, 512 parameters, \d+ ops/);
+    tf.dispose([small, big, x]);
+    m.dispose();
+  });
+
   it("the display protocol symbol wins, and a bad return value is a clear error", async () => {
     const b = await toMimeBundle({ [Symbol.for("Jupyter.display")]: () => ({ "text/markdown": "**x**" }) });
     assert.deepEqual(b, { "text/markdown": "**x**" });

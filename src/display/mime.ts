@@ -85,9 +85,52 @@ async function spec(v: Record<string, unknown>): Promise<MimeBundle> {
   };
 }
 
+/** Values shown of a large tensor. */
+const PREVIEW_VALUES = 1000;
+
+/** Shape, dtype and the values (the first PREVIEW_VALUES of a large tensor, then a note). */
 function tensorText(t: tf.Tensor): string {
-  if (t.isDisposed) return `Tensor ${t.dtype} [${t.shape}] (disposed)`;
-  return `Tensor ${t.dtype} [${t.shape}]\n${t.toString().replace(/^Tensor\n/, "")}`;
+  const head = `Tensor ${t.dtype} [${t.shape}]`;
+  if (t.isDisposed) return `${head} (disposed)`;
+  if (t.size <= PREVIEW_VALUES) return `${head}\n${t.toString().replace(/^Tensor\n/, "")}`;
+  const values = Array.from(t.dataSync().subarray(0, 20), (v) => Number(v.toPrecision(6)));
+  const stats = tf.tidy(() => [tf.min(t).dataSync()[0], tf.max(t).dataSync()[0], tf.mean(tf.cast(t, "float32")).dataSync()[0]]);
+  return `${head}, ${t.size} values: min ${stats[0]}, max ${stats[1]}, mean ${(stats[2] ?? 0).toPrecision(6)}\nfirst values: ${values.join(", ")} …`;
+}
+
+/** A small 2-D tensor as an HTML table too. */
+function tensorBundle(t: tf.Tensor): MimeBundle {
+  const text = tensorText(t);
+  const [r, c] = t.shape as [number, number];
+  if (t.isDisposed || t.rank !== 2 || r > 50 || c > 50) return { "text/plain": text };
+  const rows = t.arraySync() as number[][];
+  return {
+    "text/html": htmlTable(
+      Array.from({ length: c }, (_, j) => String(j)),
+      rows,
+      { caption: `Tensor ${t.dtype} [${t.shape}]` },
+    ),
+    "text/plain": text,
+  };
+}
+
+/** A model's module tree: each module with its class, parameter count and (prepared models) op count. */
+function moduleTree(m: Record<string, unknown>): string {
+  const modules = (m.namedModules as () => [string, Record<string, unknown>][])();
+  const params = (m.namedParameters as () => [string, tf.Tensor][])();
+  const ops = new Map<string, number>();
+  const rt = (m as Record<symbol, unknown>)[Symbol.for("quantbook.interceptor")] as { ops?: Map<string, { info: { modulePath: string } }> } | undefined;
+  rt?.ops?.forEach((o) => ops.set(o.info.modulePath, (ops.get(o.info.modulePath) ?? 0) + 1));
+  const total = params.reduce((a, [, p]) => a + p.size, 0);
+  const lines = modules.slice(0, 200).map(([path, mod]) => {
+    const depth = path === "" ? 0 : path.split(".").length;
+    const own = params.filter(([n]) => n.slice(0, n.lastIndexOf(".")) === path || (path === "" && !n.includes(".")));
+    const count = own.reduce((a, [, p]) => a + p.size, 0);
+    const opCount = ops.get(path);
+    return `${"  ".repeat(depth)}${path === "" ? "(root)" : path.split(".").pop()}: ${mod.constructor.name}${count ? `, ${count} parameters` : ""}${opCount ? `, ${opCount} op${opCount === 1 ? "" : "s"}` : ""}`;
+  });
+  const more = modules.length > 200 ? `\n… ${modules.length - 200} more modules` : "";
+  return `${m.constructor.name}: ${modules.length} modules, ${params.length} parameter tensors (${total} values)${rt?.ops ? `, ${rt.ops.size} quantized ops (prepared)` : ""}\n${lines.join("\n")}${more}`;
 }
 
 /** The MIME bundle for a value, or null when there is nothing to show (null / undefined). */
@@ -102,7 +145,7 @@ export async function toMimeBundle(value: unknown): Promise<MimeBundle | null> {
   }
   if (isFrame(value)) return frameBundle(value);
   if (isVegaLiteSpec(value)) return spec(value);
-  if (value instanceof tf.Tensor) return { "text/plain": tensorText(value) };
+  if (value instanceof tf.Tensor) return tensorBundle(value);
   if (typeof value === "object" && !Array.isArray(value)) {
     const v = value as Record<string, unknown>;
     const caption = resultCaption(v);
@@ -121,10 +164,8 @@ export async function toMimeBundle(value: unknown): Promise<MimeBundle | null> {
       const plain = caption ? `${caption}\n${v.text}` : v.text;
       return { "text/html": `${caption ? `<p>${escapeHtml(caption)}</p>` : ""}<pre>${escapeHtml(v.text)}</pre>`, "text/plain": plain };
     }
-    if (typeof v.namedParameters === "function" && typeof v.forward === "function") {
-      const params = (v.namedParameters as () => [string, tf.Tensor][])();
-      const count = params.reduce((a, [, p]) => a + p.size, 0);
-      return { "text/plain": `${value.constructor.name}: ${params.length} parameter tensors, ${count} values\n${params.map(([n, p]) => `  ${n} [${p.shape}]`).join("\n")}` };
+    if (typeof v.namedParameters === "function" && typeof v.forward === "function" && typeof v.namedModules === "function") {
+      return { "text/plain": moduleTree(v) };
     }
   }
   if (isRecordArray(value)) return recordsBundle(value);
