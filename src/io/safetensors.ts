@@ -10,7 +10,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { readFile, writeFile } from "node:fs/promises";
 import { BYTES, decodeStorage, tfDType, type StorageDType } from "./dtypeDecode";
-import { errors } from "../messages";
+import { errors, QuantbookError } from "../messages";
 
 const CODES: Record<string, StorageDType> = {
   F32: "float32",
@@ -43,7 +43,11 @@ export function parseSafetensors(buf: Buffer, name = "<buffer>"): Record<string,
   try {
     for (const [key, info] of Object.entries(header)) {
       if (key === "__metadata__") continue;
-      const { dtype, shape, data_offsets: offsets } = info as { dtype: string; shape: number[]; data_offsets: [number, number] };
+      const { dtype, shape, data_offsets: offsets } = (info ?? {}) as { dtype: string; shape: number[]; data_offsets: [number, number] };
+      const okInt = (v: unknown) => Number.isSafeInteger(v) && (v as number) >= 0;
+      if (!Array.isArray(shape) || !shape.every(okInt) || !Array.isArray(offsets) || offsets.length !== 2 || !offsets.every(okInt) || offsets[0] > offsets[1]) {
+        fail(`tensor '${key}': expected { dtype, shape: [non-negative integers], data_offsets: [begin, end] } in the header`);
+      }
       const st = CODES[dtype] ?? fail(`tensor '${key}' has dtype ${dtype}; supported: ${Object.keys(CODES).join(", ")}`);
       const n = shape.reduce((a, b) => a * b, 1);
       if (!Array.isArray(offsets) || offsets[1] - offsets[0] !== n * BYTES[st] || offsets[1] > data.length) {
@@ -53,7 +57,8 @@ export function parseSafetensors(buf: Buffer, name = "<buffer>"): Record<string,
     }
   } catch (e) {
     Object.values(out).forEach((t) => t.dispose());
-    throw e;
+    if (e instanceof QuantbookError) throw e;
+    throw errors.badFile("loadSafetensors", name, (e as Error).message, e);
   }
   return out;
 }

@@ -129,7 +129,7 @@ function constantValue(n: OnnxNode): ConstValue {
 const setParam = (m: Module, field: string, v: ConstValue | null) => {
   const holder = m as unknown as Record<string, tf.Variable | null>;
   holder[field]?.dispose();
-  holder[field] = v === null ? null : tf.variable(constTensor(v), false);
+  holder[field] = v === null ? null : tf.tidy(() => tf.variable(constTensor(v), false));
 };
 
 const attrs = (n: OnnxNode) => contextOf(n, 0, "", "");
@@ -471,13 +471,14 @@ export function buildOnnxModule(g: OnnxGraph, opts: LoadOnnxOptions = {}): OnnxG
       const v = b.consts.get(name) as ConstValue;
       const field = name in holder ? `const:${name}` : name;
       // float tensors (embeddings, biases) are parameters; scalars and integer / bool shape constants are not
-      holder[field] = v.dtype === "float32" && v.data.length > 1 && b.dataConsts.has(name) ? tf.variable(constTensor(v), false) : constTensor(v);
+      holder[field] = v.dtype === "float32" && v.data.length > 1 && b.dataConsts.has(name) ? tf.tidy(() => tf.variable(constTensor(v), false)) : constTensor(v);
       constFields[name] = field;
     }
     checkRuns(root, g, opts);
     return root;
   } catch (e) {
-    created.forEach((m) => m.dispose());
+    // layers made so far (placed or not) and the root: nothing of a failed load stays allocated
+    new Set([...created, ...b.layers.map(([, m]) => m)]).forEach((m) => m.dispose());
     throw e;
   }
 }

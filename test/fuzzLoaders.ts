@@ -1,0 +1,145 @@
+/**
+ * Deterministic mutations of valid files for every loader (torch zip, safetensors, quantbook IR
+ * JSON, ONNX): bit flips, truncations, inflated length / shape fields, zeroed runs. Each mutated
+ * file must load something or throw an Error that names the file — never crash, hang, or leak.
+ */
+import * as tf from "@tensorflow/tfjs";
+import { readFileSync } from "node:fs";
+import * as path from "node:path";
+import * as qb from "../src";
+import { parseSafetensors } from "../src/io/safetensors";
+import { parseTorch } from "../src/io/torch";
+import { validateIr } from "../src/ir/validate";
+
+const FIXTURES = path.join(__dirname, "..", "..", "test", "fixtures");
+
+export interface FuzzReport {
+  format: string;
+  tried: number;
+  loaded: number;
+  clearErrors: number;
+  /** Mutations that threw something other than an Error naming the file, or leaked tensors. */
+  bad: string[];
+  slowestMs: number;
+}
+
+/** xorshift32: the same mutations every run. */
+function rng(seed: number): () => number {
+  let x = seed >>> 0 || 1;
+  return () => {
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
+    return x / 4294967296;
+  };
+}
+
+function mutate(buf: Buffer, r: () => number): { bytes: Buffer; what: string } {
+  const b = Buffer.from(buf);
+  const at = Math.floor(r() * b.length);
+  switch (Math.floor(r() * 5)) {
+    case 0: {
+      const bit = Math.floor(r() * 8);
+      b[at] ^= 1 << bit;
+      return { bytes: b, what: `flip bit ${bit} of byte ${at}` };
+    }
+    case 1:
+      return { bytes: b.subarray(0, at), what: `truncate to ${at} bytes` };
+    case 2: {
+      const pos = Math.min(at, Math.max(0, b.length - 4));
+      b.writeUInt32LE(0xffffff00 + Math.floor(r() * 255), pos);
+      return { bytes: b, what: `inflate 4 bytes at ${pos}` };
+    }
+    case 3: {
+      const n = 1 + Math.floor(r() * 64);
+      b.fill(0, at, Math.min(b.length, at + n));
+      return { bytes: b, what: `zero ${n} bytes at ${at}` };
+    }
+    default: {
+      // a huge declared size in the text or a varint: digits or 0xff runs
+      const n = 1 + Math.floor(r() * 8);
+      b.fill(r() < 0.5 ? 0x39 : 0xff, at, Math.min(b.length, at + n));
+      return { bytes: b, what: `overwrite ${n} bytes at ${at} with a huge value` };
+    }
+  }
+}
+
+type Loader = (bytes: Buffer, name: string) => Promise<unknown> | unknown;
+
+const LOADERS: Record<string, { file: () => Buffer; load: Loader }> = {
+  "torch zip": { file: () => readFileSync(path.join(FIXTURES, "float-checkpoint.ckpt")), load: (b, n) => parseTorch(b, n) },
+  safetensors: { file: () => readFileSync(path.join(FIXTURES, "small.safetensors")), load: (b, n) => parseSafetensors(b, n) },
+  "quantbook IR": {
+    file: () => irBytes(),
+    load: (b, n) => {
+      let ir: unknown;
+      try {
+        ir = JSON.parse(b.toString());
+      } catch (e) {
+        throw new Error(`${n}: not JSON (${(e as Error).message})`);
+      }
+      validateIr(ir, n);
+      return ir;
+    },
+  },
+  onnx: {
+    file: () => readFileSync(path.join(FIXTURES, "onnx", "resnet_opset13.onnx")),
+    load: (b, n) => qb.io.loadOnnx(new Uint8Array(b)).catch((e: Error) => Promise.reject(new Error(`${n}: ${e.message}`))),
+  },
+};
+
+let irCache: Buffer | null = null;
+function irBytes(): Buffer {
+  if (irCache) return irCache;
+  qb.setMarch(qb.March.NASH_M);
+  const m = new qb.examples.SmallModel();
+  const x = tf.randomNormal([1, 2, 3, 256], 0, 1, "float32", 1);
+  const c = qb.prepare(m.eval(), x, { qconfigSetter: [qb.defaultCalibrationQconfigSetter], warn: false });
+  qb.setFakeQuantize(c, qb.FakeQuantState.CALIBRATION);
+  tf.dispose(c.forward(x) as tf.Tensor); // CALIBRATION: the observers see the batch
+  qb.setFakeQuantize(c, qb.FakeQuantState.VALIDATION);
+  irCache = Buffer.from(JSON.stringify(qb.export(c, x)));
+  tf.dispose(x);
+  c.dispose();
+  m.dispose();
+  return irCache;
+}
+
+const disposeAll = (v: unknown): void => {
+  if (v instanceof tf.Tensor) v.dispose();
+  else if (v instanceof qb.nn.Module) v.dispose();
+  else if (Array.isArray(v)) v.forEach(disposeAll);
+  else if (v && typeof v === "object" && !(v instanceof Uint8Array)) Object.values(v).forEach(disposeAll);
+};
+
+export async function fuzzFormat(format: string, count: number, seed = 1): Promise<FuzzReport> {
+  const { file, load } = LOADERS[format];
+  const valid = file();
+  const r = rng(seed);
+  const report: FuzzReport = { format, tried: 0, loaded: 0, clearErrors: 0, bad: [], slowestMs: 0 };
+  const name = `fuzz-${format.replace(/\W/g, "_")}.bin`;
+  for (let i = 0; i < count; i++) {
+    const { bytes, what } = mutate(valid, r);
+    const before = tf.memory().numTensors;
+    const t0 = performance.now();
+    let outcome = "loaded";
+    try {
+      disposeAll(await load(bytes, name));
+      report.loaded++;
+    } catch (e) {
+      outcome = `error: ${e instanceof Error ? e.message.slice(0, 200) : String(e)}`;
+      if (e instanceof Error && e.message.includes(name)) report.clearErrors++;
+      else report.bad.push(`${what}: ${e instanceof Error ? e.message.slice(0, 160) : String(e)}`);
+    }
+    const ms = performance.now() - t0;
+    report.slowestMs = Math.max(report.slowestMs, ms);
+    if (ms > 1000) report.bad.push(`${what}: took ${ms.toFixed(0)} ms`);
+    if (tf.memory().numTensors !== before) report.bad.push(`${what}: ${tf.memory().numTensors - before} tensors left behind (${outcome})`);
+    report.tried++;
+  }
+  return report;
+}
+
+export const FORMATS = Object.keys(LOADERS);
