@@ -86,16 +86,24 @@ export function activeBackend(): string {
  * Puts the tensor engine back into its between-calls state after code was stopped in the middle
  * (an interrupt breaks out of `tf.tidy` without running its cleanup): open scopes are closed,
  * disposing what they tracked, and the kernel / gradient depth counters go back to zero.
+ * Closes only the scopes above `depth` (what a call opened), so a caller's own tidy stays open.
  * Returns how many scopes were left open.
  */
-export function repairEngine(): number {
-  const engine = tf.engine() as unknown as { state: { scopeStack: unknown[]; kernelDepth: number; gradientDepth: number }; endScope(): void };
+type EngineState = { state: { scopeStack: unknown[]; kernelDepth: number; gradientDepth: number }; endScope(): void };
+
+/** How many tensor scopes (`tf.tidy`) are open now. */
+export function scopeDepth(): number {
+  return (tf.engine() as unknown as EngineState).state.scopeStack.length;
+}
+
+export function repairEngine(depth = 0): number {
+  const engine = tf.engine() as unknown as EngineState;
   let n = 0;
-  while (engine.state.scopeStack.length > 0) {
+  while (engine.state.scopeStack.length > depth) {
     engine.endScope();
     n++;
   }
   engine.state.kernelDepth = 0;
-  engine.state.gradientDepth = 0;
+  if (depth === 0) engine.state.gradientDepth = 0;
   return n;
 }

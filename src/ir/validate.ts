@@ -23,7 +23,28 @@ export function validateIr(ir: unknown, where: string): asserts ir is Ir {
   const seen = new Map<string, number[]>();
   x.inputs!.forEach((inp, i) => seen.set(`<input:${i}>`, inp.shape));
   for (const n of x.nodes!) {
-    const at = `node ${n.name ?? "?"}`;
+    const at = `node ${n?.name ?? "?"}`;
+    // a node missing a field the checks read is malformed, not a crash
+    const shape = (v: unknown) => Array.isArray(v) && v.every((d) => Number.isSafeInteger(d) && d >= 0);
+    if (
+      n === null ||
+      typeof n !== "object" ||
+      typeof n.name !== "string" ||
+      !Array.isArray(n.inputs) ||
+      !n.inputs.every((i) => i && typeof i.source === "string" && shape(i.shape) && i.quant && typeof i.quant.dtype === "string") ||
+      !n.output ||
+      !shape(n.output.shape) ||
+      !n.output.quant ||
+      !Array.isArray(n.params) ||
+      !n.params.every((p) => p && shape(p.shape) && Array.isArray(p.data)) ||
+      !Array.isArray(n.constants) ||
+      typeof n.attrs !== "object" ||
+      n.attrs === null ||
+      (n.weight !== undefined && (!shape(n.weight.shape) || !Array.isArray(n.weight.data) || !n.weight.quant))
+    ) {
+      problems.push(`${at}: malformed node (expected name, inputs [{ source, shape, quant }], output { shape, quant }, params, constants, attrs)`);
+      continue;
+    }
     if (findOp(n.type) === undefined) {
       problems.push(`${at}: unknown op type '${n.type}' (known: ${opTypes().join(", ")})`);
       continue;
@@ -54,6 +75,6 @@ export function validateIr(ir: unknown, where: string): asserts ir is Ir {
     for (const p of n.params) if (p.data.length !== size(p.shape)) problems.push(`${at}: a parameter has ${p.data.length} values for shape [${p.shape}]`);
     seen.set(n.name, n.output.shape);
   }
-  for (const o of x.outputs!) if (!seen.has(o)) problems.push(`output '${o}' is not a node`);
+  for (const o of x.outputs!) if (!seen.has(o)) problems.push(`output '${String(o)}' is not a node`);
   if (problems.length > 0) fail(problems);
 }

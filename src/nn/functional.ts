@@ -211,8 +211,8 @@ export function expand(x: tf.Tensor, shape: number[], opts?: Named): tf.Tensor {
 }
 /** PyTorch's F.pad (constant mode): `pad` lists (before, after) from the last dimension backwards. */
 export function pad(x: tf.Tensor, padding: number[], value = 0, opts?: Named): tf.Tensor {
-  if (padding.length % 2 !== 0 || padding.length / 2 > x.rank)
-    throw errors.coded("SHAPE_MISMATCH", `pad: padding [${padding}] must hold (before, after) pairs for at most ${x.rank} dimensions`);
+  if (padding.length % 2 !== 0 || padding.length / 2 > x.rank || !padding.every((v) => Number.isInteger(v) && v >= 0))
+    throw errors.coded("SHAPE_MISMATCH", `pad: padding [${padding}] must hold non-negative integer (before, after) pairs for at most ${x.rank} dimensions`);
   const pads = x.shape.map(() => [0, 0] as [number, number]);
   for (let i = 0; i < padding.length / 2; i++) pads[x.rank - 1 - i] = [padding[2 * i], padding[2 * i + 1]];
   return one("Pad", "pad", x, { pads, value }, opts);

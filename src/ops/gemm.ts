@@ -51,6 +51,23 @@ defineOp({
     const stride = pair(attrs.stride as number[] | undefined, 1);
     const padding = pair(attrs.padding as number[] | undefined, 0);
     const dilation = pair(attrs.dilation as number[] | undefined, 1);
+    // the wasm backend's convolution does not survive invalid geometry: refuse it here
+    const [kh0, kw0] = weight.shape.slice(2);
+    const fits = [0, 1].every((d) => (t.shape[2 + d] as number) + 2 * padding[d] - dilation[d] * ([kh0, kw0][d] - 1) - 1 >= 0);
+    if (
+      ![...stride, ...dilation].every((v) => Number.isInteger(v) && v >= 1) ||
+      !padding.every((v) => Number.isInteger(v) && v >= 0) ||
+      !Number.isInteger(groups) ||
+      groups < 1 ||
+      weight.shape.some((d) => d < 1)
+    ) {
+      throw errors.coded(
+        "INVALID_ARGUMENT",
+        `conv2d: stride [${stride}], dilation [${dilation}] and groups ${groups} must be integers ≥ 1, padding [${padding}] ≥ 0, weight [${weight.shape}] non-empty`,
+      );
+    }
+    if (t.rank === 4 && !fits)
+      throw errors.coded("SHAPE_MISMATCH", `conv2d: the ${kh0}×${kw0} kernel (dilation [${dilation}]) does not fit input [${t.shape}] with padding [${padding}]`);
     if (t.rank !== 4 || t.shape[1] !== inPerGroup * groups) {
       throw errors.coded("SHAPE_MISMATCH", `input shape [${t.shape}] does not match weight shape [${weight.shape}]: expected NCHW input with ${inPerGroup * groups} channels`);
     }

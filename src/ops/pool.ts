@@ -30,9 +30,13 @@ function geometry(shape: number[], a: Attrs): PoolGeometry {
   const k = pair(a.kernelSize as number[], 1);
   const s = pair((a.stride as number[] | null) ?? k, 1);
   const p = pair(a.padding as number[], 0);
+  if (![...k, ...s].every((v) => Number.isInteger(v) && v >= 1) || !p.every((v) => Number.isInteger(v) && v >= 0)) {
+    throw errors.coded("INVALID_ARGUMENT", `pooling: kernel [${k}] and stride [${s}] must be integers ≥ 1, padding [${p}] ≥ 0`);
+  }
   if (p[0] > k[0] / 2 || p[1] > k[1] / 2) throw errors.coded("INVALID_ARGUMENT", `padding [${p}] must be at most half the kernel [${k}]`);
   const [oh, eh] = poolDim(shape[2], k[0], s[0], p[0], Boolean(a.ceilMode));
   const [ow, ew] = poolDim(shape[3], k[1], s[1], p[1], Boolean(a.ceilMode));
+  if (oh < 1 || ow < 1) throw errors.coded("SHAPE_MISMATCH", `pooling: the [${k}] window does not fit input [${shape}] with padding [${p}]`);
   return { k, s, p, out: [oh, ow], extra: [eh, ew] };
 }
 

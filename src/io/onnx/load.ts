@@ -9,7 +9,8 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { readFile } from "node:fs/promises";
-import { errors } from "../../messages";
+import { repairEngine, scopeDepth } from "../../backend";
+import { errors, QuantbookError } from "../../messages";
 import { BatchNorm2d } from "../../nn/batchnorm";
 import { Conv2d } from "../../nn/conv";
 import { ConvTranspose2d } from "../../nn/convTranspose";
@@ -155,6 +156,9 @@ function planConv(b: Builder, i: number): void {
   const groups = a.attr("group", 1);
   const [kh, kw] = w.dims.slice(2);
   const pads = a.attr("pads", [0, 0, 0, 0]);
+  if (pads.length !== 4 || !pads.every((v) => Number.isInteger(v) && v >= 0)) {
+    throw errors.badFile("loadOnnx", b.g.file, `node ${n.name} (${n.opType}): pads [${pads}] must be four non-negative integers [top, left, bottom, right]`);
+  }
   const autoPad = a.attr("auto_pad", "NOTSET");
   const sym = pads[0] === pads[2] && pads[1] === pads[3];
   const stride = a.attr("strides", [1, 1]) as [number, number];
@@ -474,7 +478,14 @@ export function buildOnnxModule(g: OnnxGraph, opts: LoadOnnxOptions = {}): OnnxG
       holder[field] = v.dtype === "float32" && v.data.length > 1 && b.dataConsts.has(name) ? tf.tidy(() => tf.variable(constTensor(v), false)) : constTensor(v);
       constFields[name] = field;
     }
-    checkRuns(root, g, opts);
+    const depth = scopeDepth();
+    try {
+      checkRuns(root, g, opts);
+    } catch (e) {
+      // a kernel stopped mid-way (a trap on inconsistent shapes) may leave tensor scopes open
+      repairEngine(depth);
+      throw e instanceof QuantbookError ? e : errors.badFile("loadOnnx", g.file, `the graph does not run on its declared input shapes: ${(e as Error).message}`, e);
+    }
     return root;
   } catch (e) {
     // layers made so far (placed or not) and the root: nothing of a failed load stays allocated
