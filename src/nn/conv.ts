@@ -24,6 +24,13 @@ export function conv2d(x: tf.Tensor, weight: tf.Tensor, bias: tf.Tensor | null, 
   return runOp({ type: "Conv2d", name, fallback: "conv2d", weight, params: bias ? [bias] : [], attrs }, [x]);
 }
 
+/** Groups must be a positive integer dividing both channel counts. */
+export function checkGroups(layer: string, groups: number, inChannels: number, outChannels: number): void {
+  if (!Number.isInteger(groups) || groups < 1 || inChannels % groups !== 0 || outChannels % groups !== 0) {
+    throw errors.coded("SHAPE_MISMATCH", `${layer}: groups = ${groups} must be a positive integer dividing inChannels (${inChannels}) and outChannels (${outChannels})`);
+  }
+}
+
 export class Conv2d extends Module {
   weight: tf.Variable;
   bias: tf.Variable | null;
@@ -42,9 +49,7 @@ export class Conv2d extends Module {
       if (!Number.isInteger(v) || v <= 0) throw errors.coded("INVALID_ARGUMENT", `Conv2d: ${k} must be a positive integer, got ${v}`);
     }
     const groups = options.groups ?? 1;
-    if (!Number.isInteger(groups) || groups < 1 || inChannels % groups !== 0 || outChannels % groups !== 0) {
-      throw errors.coded("SHAPE_MISMATCH", `Conv2d: groups = ${groups} must be a positive integer dividing inChannels (${inChannels}) and outChannels (${outChannels})`);
-    }
+    checkGroups("Conv2d", groups, inChannels, outChannels);
     const [kh, kw] = pair(kernelSize, 1);
     const bound = 1 / Math.sqrt((inChannels / groups) * kh * kw);
     this.weight = uniformParameter([outChannels, inChannels / groups, kh, kw], bound);

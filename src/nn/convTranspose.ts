@@ -1,17 +1,14 @@
 import type * as tf from "@tensorflow/tfjs";
 import { uniformParameter } from "./init";
+import { checkGroups, type Conv2dOptions } from "./conv";
 import { Module } from "./module";
 import { runOp } from "./op";
 import { errors } from "../messages";
 import { pair } from "../ops/common";
 
-export interface ConvTranspose2dOptions {
-  stride?: number | [number, number];
-  padding?: number | [number, number];
+/** Conv2d's options and the extra output rows / columns of a transposed convolution. */
+export interface ConvTranspose2dOptions extends Conv2dOptions {
   outputPadding?: number | [number, number];
-  dilation?: number | [number, number];
-  groups?: number;
-  bias?: boolean;
 }
 
 /**
@@ -47,9 +44,7 @@ export class ConvTranspose2d extends Module {
   ) {
     super();
     const groups = options.groups ?? 1;
-    if (!Number.isInteger(groups) || groups < 1 || inChannels % groups !== 0 || outChannels % groups !== 0) {
-      throw errors.coded("SHAPE_MISMATCH", `ConvTranspose2d: groups = ${groups} must be a positive integer dividing inChannels (${inChannels}) and outChannels (${outChannels})`);
-    }
+    checkGroups("ConvTranspose2d", groups, inChannels, outChannels);
     const [kh, kw] = pair(kernelSize, 1);
     const bound = 1 / Math.sqrt((outChannels / groups) * kh * kw);
     this.weight = uniformParameter([inChannels, outChannels / groups, kh, kw], bound);
