@@ -100,7 +100,7 @@ describe("mixed-precision planner", { timeout: 300000 }, () => {
     assert.ok(spec.data.values.some((v) => v.series === "top-k promotion") && spec.data.values.some((v) => v.series === "planner front"));
   });
 
-  it("plans an imported CNN within the rules (MobileNetV3-Small from ONNX)", async () => {
+  it("plans an imported CNN within the rules, no worse than top-k promotion (MobileNetV3-Small from ONNX)", async () => {
     const m = await qb.io.loadOnnx(path.join(__dirname, "..", "..", "test", "fixtures", "onnx", "mobilenet_v3_opset13.onnx"));
     const batches = [0, 1].map((s) => tf.randomNormal([1, 3, 32, 32], 0, 1, "float32", 30 + s));
     const t0 = performance.now();
@@ -108,6 +108,13 @@ describe("mixed-precision planner", { timeout: 300000 }, () => {
     console.log(
       `# mobilenet_v3 (imported, ${qb.preparedOps(qb.prepare(m.eval(), batches[0], { qconfigSetter: [qb.defaultCalibrationQconfigSetter], warn: false })).length} ops): ${plan.caption}; ${((performance.now() - t0) / 1000).toFixed(1)} s`,
     );
+    for (const t of plan.topk.filter((t) => t.legal)) {
+      const best = Math.min(...plan.rows.filter((r) => r.latency_ms <= t.latency_ms + 1e-12).map((r) => r.measured_error));
+      assert.ok(best <= t.measured_error, `top-${t.k}: planner ${best} vs ${t.measured_error}`);
+      console.log(
+        `# CNN top-${t.k} ${t.measured_error.toExponential(3)}; planner at no more latency ${best.toExponential(3)} (${(100 * (1 - best / t.measured_error)).toFixed(0)}% lower)`,
+      );
+    }
     for (let i = 0; i < plan.rows.length; i += Math.max(1, Math.floor(plan.rows.length / 3))) {
       const r = await reproduce(plan, i, batches[0], m);
       assert.deepEqual(r.violations, []);
