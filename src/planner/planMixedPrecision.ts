@@ -241,18 +241,25 @@ export async function planMixedPrecision(float: Module, data: tf.Tensor | tf.Ten
   setMarch(opts.march);
   let evaluations = 0;
   const progress = (done: number, total: number) => reportProgress(opts.onProgress, { task: "planMixedPrecision", done, total, elapsedMs: performance.now() - t0 });
-  const measure = async (plan: Plan): Promise<{ error: number; ir: Ir }> => {
-    const r = realise(plan, base);
-    const model = r.apply(float);
-    const calib = prepare(model.eval(), batches[0], { qconfigSetter: r.qconfigSetter, warn: false });
+  /** prepare → calibrate on every batch → VALIDATION, then `use` the calibrated model (disposed after). */
+  const calibrated = async <R>(model: Module, qconfigSetter: QconfigSetter[], use: (calib: Module) => R): Promise<R> => {
+    const calib = prepare(model.eval(), batches[0], { qconfigSetter, warn: false });
     try {
       setFakeQuantize(calib, FakeQuantState.CALIBRATION);
       await calibrate(calib, batches, { onProgress: () => {} });
       setFakeQuantize(calib, FakeQuantState.VALIDATION);
-      evaluations++;
-      return { error: outputError(calib, float, batches), ir: exportModel(calib, batches[0]) };
+      return use(calib);
     } finally {
       calib.dispose();
+    }
+  };
+  const measure = async (plan: Plan): Promise<{ error: number; ir: Ir }> => {
+    const r = realise(plan, base);
+    const model = r.apply(float);
+    try {
+      evaluations++;
+      return await calibrated(model, r.qconfigSetter, (calib) => ({ error: outputError(calib, float, batches), ir: exportModel(calib, batches[0]) }));
+    } finally {
       if (model !== float) model.dispose();
     }
   };
@@ -261,30 +268,20 @@ export async function planMixedPrecision(float: Module, data: tf.Tensor | tf.Ten
     const baseMeasured = await measure(new Map());
     const baseIr = baseMeasured.ir;
     progress(1, maxEvals + 3);
-    const sens = async (setter: QconfigSetter) => {
-      const calib = prepare(float.eval(), batches[0], { qconfigSetter: [setter], warn: false });
-      try {
-        setFakeQuantize(calib, FakeQuantState.CALIBRATION);
-        await calibrate(calib, batches, { onProgress: () => {} });
-        setFakeQuantize(calib, FakeQuantState.VALIDATION);
-        return { rows: new QuantAnalysis(float, calib, { onProgress: () => {} }).sensitivity({ data: batches[0] }).rows, ops: preparedOps(calib) };
-      } finally {
-        calib.dispose();
-      }
-    };
+    const sens = (setter: QconfigSetter) =>
+      calibrated(float, [setter], (calib) => ({ rows: new QuantAnalysis(float, calib, { onProgress: () => {} }).sensitivity({ data: batches[0] }).rows, ops: preparedOps(calib) }));
     const all = (d: typeof qint8): QconfigSetter => ({ setterName: `all ${d.name}`, qconfigFor: () => getQconfig({ weightDtype: d, outDtype: d }) });
     const s8 = await sens(all(qint8));
     const s16 = await sens(all(qint16));
     progress(3, maxEvals + 3);
     const keyOf = (r: { op_name: string; sensitive_type: string }) => `${r.op_name}${r.sensitive_type === "weight" ? ".weight" : ""}`;
     const e16 = new Map(s16.rows.map((r) => [keyOf(r), r.value]));
-    const baseCalib = prepare(float.eval(), batches[0], { qconfigSetter: [base], warn: false });
+    // each point's dtype under the base template, read from the base plan's export
     const baseDtype = new Map<string, DTypeName>();
-    for (const o of preparedOps(baseCalib)) {
-      if (o.output) baseDtype.set(o.info.name, o.output.dtype.name);
-      if (o.weight) baseDtype.set(`${o.info.name}.weight`, o.weight.dtype.name);
+    for (const n of baseIr.nodes) {
+      if (findOp(n.type)?.role !== "passthrough" && n.output.quant.dtype !== "float32") baseDtype.set(n.name, n.output.quant.dtype);
+      if (n.weight) baseDtype.set(`${n.name}.weight`, n.weight.quant.dtype);
     }
-    baseCalib.dispose();
     const unplanned = checkModel(baseIr, opts.march)
       .violations.filter((v) => v.kind === "no-rule")
       .map((v) => v.op);

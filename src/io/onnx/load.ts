@@ -85,7 +85,7 @@ class Builder {
     const ins = n.inputs.map((x) => (x === "" ? null : this.staticValue(x)));
     if (ins.some((v, k) => v === null && n.inputs[k] !== "")) return null;
     const ctx = contextOf(n, this.g.opset, "", "");
-    const step = handlerStep(ctx, new Set());
+    const step = handlerStep(ctx);
     const tensors = tf.tidy(() =>
       step.run(
         null as unknown as OnnxGraphModule,
@@ -457,7 +457,7 @@ export function buildOnnxModule(g: OnnxGraph, opts: LoadOnnxOptions = {}): OnnxG
         b.usedConsts.add(inp);
         if (!CONSTANT_OPERANDS_OK.has(n.opType)) b.dataConsts.add(inp);
       });
-      b.steps.push(handlerStep(contextOf(n, g.opset, path, opName), new Set(b.consts.keys())));
+      b.steps.push(handlerStep(contextOf(n, g.opset, path, opName)));
     });
     // constants read by steps become root fields: float ones parameters named after the initializer
     const constFields: Record<string, string> = {};
@@ -468,7 +468,6 @@ export function buildOnnxModule(g: OnnxGraph, opts: LoadOnnxOptions = {}): OnnxG
       created.push(m);
       place(root, path, m);
     }
-    for (const step of b.steps) ensureScope(root, (step as { path?: string }).path ?? "");
     for (const n of g.nodes) ensureScope(root, nodeNames(n.name, b.paths, n.outputs[0] ?? "").path);
     const holder = root as unknown as Record<string, tf.Tensor>;
     for (const name of b.usedConsts) {

@@ -39,7 +39,7 @@ export interface NodeContext {
 
 type Ins = (tf.Tensor | undefined)[];
 /** A handler: raw (all inputs constant) or quantized computation of a node's outputs. */
-type Handler = (ctx: NodeContext, ins: Ins, raw: boolean) => tf.Tensor[];
+type Handler = (ctx: NodeContext, ins: Ins, raw: boolean, constInputs?: boolean[]) => tf.Tensor[];
 
 const ints = (t: tf.Tensor | undefined): number[] => (t === undefined ? [] : Array.from(t.dataSync(), Number));
 const need = (ins: Ins, i: number, ctx: NodeContext): tf.Tensor => {
@@ -53,18 +53,15 @@ const scalarOf = (t: tf.Tensor): number | null => (t.size === 1 ? t.dataSync()[0
 
 /** a op b, with a constant scalar operand passed as a number (no tensor input of its own). */
 function binary(raw: (a: tf.Tensor, b: tf.Tensor) => tf.Tensor, q: (a: tf.Tensor | number, b: tf.Tensor | number, o: { name: string | null }) => tf.Tensor) {
-  return (ctx: NodeContext, ins: Ins, isRaw: boolean): tf.Tensor[] => {
+  return (ctx: NodeContext, ins: Ins, isRaw: boolean, constInputs: boolean[] = []): tf.Tensor[] => {
     const a = need(ins, 0, ctx);
     const b = need(ins, 1, ctx);
     if (isRaw) return [raw(a, b)];
-    const ca = ctx.node.inputs[0] !== undefined && constNames.has(ctx.node.inputs[0]) ? scalarOf(a) : null;
-    const cb = ctx.node.inputs[1] !== undefined && constNames.has(ctx.node.inputs[1]) ? scalarOf(b) : null;
+    const ca = constInputs[0] ? scalarOf(a) : null;
+    const cb = constInputs[1] ? scalarOf(b) : null;
     return [q(ca ?? a, cb ?? b, named(ctx))];
   };
 }
-
-/** Names of values that are constants in the graph being planned (set while planning). */
-let constNames = new Set<string>();
 
 function unary(raw: (t: tf.Tensor) => tf.Tensor, q: (t: tf.Tensor, o: { name: string | null }) => tf.Tensor): Handler {
   return (ctx, ins, isRaw) => [isRaw ? raw(need(ins, 0, ctx)) : q(need(ins, 0, ctx), named(ctx))];
@@ -398,7 +395,7 @@ function quantizeConstants(ctx: NodeContext, ins: Ins, constInputs: boolean[]): 
   });
 }
 
-export function handlerStep(ctx: NodeContext, consts: Set<string>): PlanStep {
+export function handlerStep(ctx: NodeContext): PlanStep {
   const h = HANDLERS[ctx.node.opType];
   const shapeOnly = ctx.node.opType === "Shape" || ctx.node.opType === "Size";
   return {
@@ -407,10 +404,9 @@ export function handlerStep(ctx: NodeContext, consts: Set<string>): PlanStep {
     outputs: ctx.node.outputs,
     constOutputs: shapeOnly,
     run(root, ins, allConst, constInputs = []) {
-      constNames = consts;
       if (allConst) return h(ctx, ins, true);
       const scope = root.moduleAt(ctx.path);
-      const run = () => h(ctx, quantizeConstants(ctx, ins, constInputs), false);
+      const run = () => h(ctx, quantizeConstants(ctx, ins, constInputs), false, constInputs);
       return scope instanceof OnnxScope ? scope.forward(run) : run();
     },
   };
