@@ -11,7 +11,9 @@ describe("loaders never break", { timeout: 600000 }, () => {
   for (const format of FORMATS) {
     it(`${format}: ${COUNT} mutated files load or fail with an error naming the file`, async () => {
       const r = await fuzzFormat(format, COUNT);
-      console.log(`# fuzz ${format}: ${r.tried} mutations, ${r.loaded} loaded, ${r.clearErrors} clear errors, slowest ${r.slowestMs.toFixed(0)} ms`);
+      console.log(
+        `# fuzz ${format}: ${r.tried} mutations, ${r.loaded} loaded, ${r.clearErrors} clear errors, slowest ${r.slowestMs.toFixed(0)} ms, most held ${r.maxRetainedMB.toFixed(1)} MB`,
+      );
       assert.deepEqual(r.bad.slice(0, 10), []);
     });
   }

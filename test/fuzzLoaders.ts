@@ -1,7 +1,9 @@
 /**
- * Deterministic mutations of valid files for every loader (torch zip, safetensors, quantbook IR
- * JSON, ONNX): bit flips, truncations, inflated length / shape fields, zeroed runs. Each mutated
- * file must load something or throw an Error that names the file — never crash, hang, or leak.
+ * Deterministic mutations of valid files for every loader (torch zip, torch legacy, safetensors,
+ * quantbook IR JSON, ONNX): bit flips, truncations, inflated length / shape fields, zeroed runs,
+ * and for pickles memo references rewired (cycles, a value where another kind belongs). Each
+ * mutated file must load something or throw an Error that names the file — never crash, hang,
+ * leak tensors, or hold more than MEMORY_BOUND_MB of memory once loaded.
  */
 import * as tf from "@tensorflow/tfjs";
 import { readFileSync } from "node:fs";
@@ -21,7 +23,14 @@ export interface FuzzReport {
   /** Mutations that threw something other than an Error naming the file, or leaked tensors. */
   bad: string[];
   slowestMs: number;
+  /** The most memory (heap + array buffers) one loaded file held, over the state before loading. */
+  maxRetainedMB: number;
 }
+
+const memoryNow = () => {
+  const m = process.memoryUsage();
+  return (m.heapUsed + m.arrayBuffers) / 2 ** 20;
+};
 
 /** xorshift32: the same mutations every run. */
 function rng(seed: number): () => number {
@@ -36,10 +45,24 @@ function rng(seed: number): () => number {
   };
 }
 
-function mutate(buf: Buffer, r: () => number): { bytes: Buffer; what: string } {
+/** Retained memory (heap + array buffers) a loaded file may hold. */
+export const MEMORY_BOUND_MB = 256;
+
+/** Points a BINGET (0x68 k) at another memo entry: aliasing, self-containing lists and dicts. */
+function rewireMemo(b: Buffer, r: () => number): { bytes: Buffer; what: string } | null {
+  const gets: number[] = [];
+  for (let i = 0; i + 1 < b.length; i++) if (b[i] === 0x68 && b[i + 1] < 64) gets.push(i);
+  if (gets.length === 0) return null;
+  const at = gets[Math.floor(r() * gets.length)];
+  const k = Math.floor(r() * (b[at + 1] + 2));
+  b[at + 1] = k;
+  return { bytes: b, what: `memo get at ${at} rewired to ${k}` };
+}
+
+function mutate(buf: Buffer, r: () => number, pickle: boolean): { bytes: Buffer; what: string } {
   const b = Buffer.from(buf);
   const at = Math.floor(r() * b.length);
-  switch (Math.floor(r() * 5)) {
+  switch (Math.floor(r() * (pickle ? 6 : 5))) {
     case 0: {
       const bit = Math.floor(r() * 8);
       b[at] ^= 1 << bit;
@@ -57,6 +80,12 @@ function mutate(buf: Buffer, r: () => number): { bytes: Buffer; what: string } {
       b.fill(0, at, Math.min(b.length, at + n));
       return { bytes: b, what: `zero ${n} bytes at ${at}` };
     }
+    case 5: {
+      const rewired = rewireMemo(b, r);
+      if (rewired) return rewired;
+      b[at] ^= 0xff;
+      return { bytes: b, what: `invert byte ${at}` };
+    }
     default: {
       // a huge declared size in the text or a varint: digits or 0xff runs
       const n = 1 + Math.floor(r() * 8);
@@ -68,8 +97,10 @@ function mutate(buf: Buffer, r: () => number): { bytes: Buffer; what: string } {
 
 type Loader = (bytes: Buffer, name: string) => Promise<unknown> | unknown;
 
-const LOADERS: Record<string, { file: () => Buffer; load: Loader }> = {
-  "torch zip": { file: () => readFileSync(path.join(FIXTURES, "float-checkpoint.ckpt")), load: (b, n) => parseTorch(b, n) },
+const LOADERS: Record<string, { file: () => Buffer; load: Loader; pickle?: boolean }> = {
+  "torch zip": { file: () => readFileSync(path.join(FIXTURES, "float-checkpoint.ckpt")), load: (b, n) => parseTorch(b, n), pickle: true },
+  // the nested file: containers, parameters, several storages — most mutations land in the pickle
+  "torch legacy": { file: () => readFileSync(path.join(FIXTURES, "legacy_nested.pt")), load: (b, n) => parseTorch(b, n), pickle: true },
   safetensors: { file: () => readFileSync(path.join(FIXTURES, "small.safetensors")), load: (b, n) => parseSafetensors(b, n) },
   "quantbook IR": {
     file: () => irBytes(),
@@ -107,26 +138,33 @@ function irBytes(): Buffer {
   return irCache;
 }
 
-const disposeAll = (v: unknown): void => {
+const disposeAll = (v: unknown, seen = new Set<object>()): void => {
   if (v instanceof tf.Tensor) v.dispose();
   else if (v instanceof qb.nn.Module) v.dispose();
-  else if (Array.isArray(v)) v.forEach(disposeAll);
-  else if (v && typeof v === "object" && !(v instanceof Uint8Array)) Object.values(v).forEach(disposeAll);
+  else if (v && typeof v === "object" && !(v instanceof Uint8Array) && !seen.has(v)) {
+    seen.add(v);
+    (Array.isArray(v) ? v : Object.values(v)).forEach((x) => disposeAll(x, seen));
+  }
 };
 
 export async function fuzzFormat(format: string, count: number, seed = 1): Promise<FuzzReport> {
-  const { file, load } = LOADERS[format];
+  const { file, load, pickle = false } = LOADERS[format];
   const valid = file();
   const r = rng(seed);
-  const report: FuzzReport = { format, tried: 0, loaded: 0, clearErrors: 0, bad: [], slowestMs: 0 };
+  const report: FuzzReport = { format, tried: 0, loaded: 0, clearErrors: 0, bad: [], slowestMs: 0, maxRetainedMB: 0 };
   const name = `fuzz-${format.replace(/\W/g, "_")}.bin`;
   for (let i = 0; i < count; i++) {
-    const { bytes, what } = mutate(valid, r);
+    const { bytes, what } = mutate(valid, r, pickle);
     const before = tf.memory().numTensors;
     const t0 = performance.now();
     let outcome = "loaded";
     try {
-      disposeAll(await load(bytes, name));
+      const mem0 = memoryNow();
+      const value = await load(bytes, name);
+      const retained = memoryNow() - mem0;
+      report.maxRetainedMB = Math.max(report.maxRetainedMB, retained);
+      if (retained > MEMORY_BOUND_MB) report.bad.push(`${what}: holds ${retained.toFixed(0)} MB once loaded`);
+      disposeAll(value);
       report.loaded++;
     } catch (e) {
       outcome = `error: ${e instanceof Error ? e.message.slice(0, 200) : String(e)}`;

@@ -86,11 +86,104 @@ describe("loadTorch (PyTorch zip checkpoints)", () => {
   it("rejects files that are not checkpoints", async () => {
     await assertThrows(() => qb.io.loadTorch(fixture("not_a_checkpoint.pt")), /not_a_checkpoint\.pt/, /not a PyTorch checkpoint/);
     await assertThrows(() => qb.io.loadTorch(fixture("no-such-file.pt")), /cannot read/, /no-such-file/);
-    await assertThrows(() => qb.io.parseTorch(Buffer.from([0x80, 0x02, 0x8a, 0x0a]), "old.pt"), /legacy/);
+    await assertThrows(() => qb.io.parseTorch(Buffer.from([0x80, 0x02, 0x8a, 0x0a]), "old.pt"), /old\.pt/, /legacy format/, /truncated/);
   });
 
   it("does not leak tensors when values are disposed", async () => {
     await assertNoLeak(async () => qb.io.disposeAll(await qb.io.loadTorch(fixture("loader_views.pt"))));
+  });
+});
+
+describe("loadTorch (legacy pre-1.6 format)", () => {
+  before(setup);
+
+  it("reads every storage dtype, the same values as the zip format", async () => {
+    const sd = (await qb.io.loadTorch(fixture("legacy_dtypes.pt"))) as Record<string, tf.Tensor>;
+    assert.deepEqual(Object.keys(sd), Object.keys(expected.dtypes));
+    for (const [name, want] of Object.entries(expected.dtypes)) {
+      assert.deepEqual(sd[name].shape, want.shape, name);
+      assert.equal(sd[name].dtype, name === "bool" ? "bool" : /int/.test(name) ? "int32" : "float32", name);
+      assert.deepEqual(
+        Array.from(sd[name].dataSync()),
+        want.values.map((v) => Math.fround(v)),
+        name,
+      );
+    }
+    qb.io.disposeAll(sd);
+  });
+
+  it("reads views of one shared storage: offsets, strides, transposes", async () => {
+    const sd = (await qb.io.loadTorch(fixture("legacy_views.pt"))) as Record<string, tf.Tensor>;
+    for (const [name, want] of Object.entries(expected.views)) {
+      assert.deepEqual(sd[name].shape, want.shape, name);
+      assert.deepEqual(Array.from(sd[name].dataSync()), want.values, name);
+    }
+    qb.io.disposeAll(sd);
+  });
+
+  it("reads a storage view as PyTorch < 1.6 wrote it (PyTorch loads it as [2, 3, 4])", async () => {
+    const sd = (await qb.io.loadTorch(fixture("legacy_storage_view.pt"))) as Record<string, tf.Tensor>;
+    assert.deepEqual(Array.from(sd.v.dataSync()), [2, 3, 4]);
+    assert.deepEqual(Array.from(sd.w.dataSync()), [0, 1, 2, 3, 4, 5]);
+    qb.io.disposeAll(sd);
+  });
+
+  it("keeps nested containers and parameters; a tensor used twice stays one tensor", async () => {
+    const v = (await qb.io.loadTorch(fixture("legacy_nested.pt"))) as Record<string, any>;
+    assert.equal(v.epoch, 7);
+    assert.equal(v.lr, 0.125);
+    assert.equal(v.name, "run-3");
+    assert.deepEqual([...v.flags], [true, null]);
+    assert.deepEqual(Array.from(v.inner.w.dataSync()), [1, 1, 1, 1]);
+    assert.deepEqual(Array.from(v.inner.pair[0].dataSync()), [1, 2]);
+    assert.deepEqual(Array.from(v.params[0].dataSync()), [0.5, 0.5, 0.5]);
+    qb.io.disposeAll(v);
+  });
+
+  it("reads the article checkpoint re-saved in the legacy format: bit-identical to the zip file", async () => {
+    const legacy = (await qb.io.loadTorch(fixture("legacy-checkpoint.ckpt"))) as Record<string, tf.Tensor>;
+    const zip = (await qb.io.loadTorch(fixture("float-checkpoint.ckpt"))) as Record<string, tf.Tensor>;
+    assert.deepEqual(Object.keys(legacy), Object.keys(zip));
+    for (const k of Object.keys(zip)) {
+      assert.deepEqual(legacy[k].shape, zip[k].shape, k);
+      assert.equal(maxAbsDiff(legacy[k].dataSync(), zip[k].dataSync()), 0, k);
+    }
+    const m = new qb.examples.SmallModel();
+    m.loadStateDict(legacy);
+    m.dispose();
+    qb.io.disposeAll(legacy);
+    qb.io.disposeAll(zip);
+  });
+
+  it("refuses a legacy pickle that would run a command, and runs nothing", async () => {
+    rmSync("/tmp/quantbook-pwned", { force: true });
+    await assertThrows(() => qb.io.loadTorch(fixture("legacy_malicious.pt")), /legacy_malicious\.pt/, /posix\.system/, /refusing/);
+    assert.equal(existsSync("/tmp/quantbook-pwned"), false);
+  });
+
+  it("rejects truncated and damaged legacy files without leaking", async () => {
+    const buf = readFileSync(fixture("legacy_views.pt"));
+    const before = tf.memory().numTensors;
+    for (const cut of [3, 20, 100, 400, buf.length - 100, buf.length - 9, buf.length - 1]) {
+      await assertThrows(() => qb.io.parseTorch(buf.subarray(0, cut), `cut-${cut}.pt`), new RegExp(`cut-${cut}\\.pt`), /legacy format/, /truncated/);
+    }
+    // another pickle where the magic number belongs
+    const notTorch = Buffer.from([0x80, 0x02, 0x4b, 0x07, 0x2e]);
+    await assertThrows(() => qb.io.parseTorch(notTorch, "seven.pkl"), /seven\.pkl/, /not with torch's magic number/);
+    // a list that contains itself, where the storage keys belong: refused, no hang
+    const keysAt = buf.lastIndexOf(Buffer.from([0x80, 0x02, 0x5d]));
+    const cyclic = Buffer.concat([buf.subarray(0, keysAt), Buffer.from([0x80, 0x02, 0x5d, 0x71, 0x00, 0x68, 0x00, 0x61, 0x2e])]);
+    await assertThrows(() => qb.io.parseTorch(cyclic, "cyclic.pt"), /cyclic\.pt/, /not a list of strings/);
+    assert.equal(tf.memory().numTensors, before);
+  });
+
+  it("bounds what a declared shape may allocate", async () => {
+    // the views file with a tensor size field inflated: refused before any allocation
+    const buf = readFileSync(fixture("legacy_storage_view.pt"));
+    const at = buf.indexOf(Buffer.from([0x4b, 0x06, 0x85])); // BININT1 6, TUPLE1: the size (6,)
+    assert.ok(at > 0);
+    const huge = Buffer.concat([buf.subarray(0, at), Buffer.from([0x4a, 0x00, 0x00, 0x00, 0x40]), buf.subarray(at + 2)]);
+    await assertThrows(() => qb.io.parseTorch(huge, "huge.pt"), /huge\.pt/, /larger than this reader accepts/);
   });
 });
 

@@ -30,15 +30,20 @@ export interface UnpickleOptions {
   persistentLoad(pid: unknown): unknown;
 }
 
-function isPlainDict(v: unknown): v is Record<string, unknown> {
+export function isPlainDict(v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === "object" && !Array.isArray(v) && Object.getPrototypeOf(v) === Object.prototype;
 }
 
 /** Reads one pickle (protocols 2 to 5) under the restrictions above. */
 export function unpickle(buf: Buffer, opts: UnpickleOptions): unknown {
+  return unpickleAt(buf, 0, opts).value;
+}
+
+/** Reads the pickle that starts at byte `start`; `end` is the byte after its STOP (the next pickle of a stream starts there). */
+export function unpickleAt(buf: Buffer, start: number, opts: UnpickleOptions): { value: unknown; end: number } {
   const stack: unknown[] = [];
   const memo = new Map<number, unknown>();
-  let p = 0;
+  let p = start;
   const need = (n: number) => {
     if (p + n > buf.length) throw new PickleError(`unexpected end of pickle at byte ${p} (the file is truncated)`);
   };
@@ -100,7 +105,7 @@ export function unpickle(buf: Buffer, opts: UnpickleOptions): unknown {
         p += 8;
         break; // FRAME
       case 0x2e:
-        return pop(); // STOP
+        return { value: pop(), end: p }; // STOP
       case 0x28:
         stack.push(MARK);
         break; // MARK
