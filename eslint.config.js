@@ -21,7 +21,10 @@ const ABOVE = {
 
 const zones = [
   // the library knows nothing of the kernel, scripts, benchmarks or tests
-  { target: "./src", from: ["./kernel", "./scripts", "./test", "./bench"] },
+  { target: "./src", from: ["./kernel", "./cli", "./scripts", "./test", "./bench"] },
+  // the kernel knows nothing of the report command that drives it
+  { target: "./kernel", from: ["./cli", "./scripts", "./test", "./bench"] },
+  { target: "./cli", from: ["./scripts", "./test", "./bench"] },
   ...Object.entries(ABOVE).map(([layer, above]) => ({
     target: `./src/${layer}`,
     from: above.map((a) => `./src/${a}`),

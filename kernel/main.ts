@@ -74,7 +74,7 @@ function arg(args: string[], name: string): string | undefined {
   return i >= 0 ? args[i + 1] : undefined;
 }
 
-async function main(args: string[]): Promise<void> {
+export async function main(args: string[]): Promise<void> {
   const [command] = args;
   if (command === "install") {
     const dir = install({ user: args.includes("--user"), sysPrefix: args.includes("--sys-prefix"), prefix: arg(args, "--prefix") });

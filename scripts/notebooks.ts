@@ -5,7 +5,7 @@
  */
 import { readFileSync, readdirSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
-import type { NbCell, Notebook } from "./notebookHtml";
+import type { NbCell, Notebook } from "../cli/notebookHtml";
 
 export const NOTEBOOK_DIR = path.join(__dirname, "..", "..", "notebooks");
 

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { before, describe, it } from "node:test";
 import * as qb from "../src";
 import { toMimeBundle, type MimeBundle } from "../src/display/mime";
-import { notebookHtml } from "../scripts/notebookHtml";
+import { notebookHtml } from "../cli/notebookHtml";
 import { calibrated, setup } from "./helpers";
 
 const html = (b: MimeBundle | null) => String(b?.["text/html"] ?? "");
@@ -138,7 +138,31 @@ describe("rich display", () => {
     );
     assert.match(page, /<h1[^>]*>Title<\/h1>/);
     assert.match(page, /<em>prose<\/em>/);
-    assert.match(page, /<div class="qb-plot"><svg/);
+    // the chart: its SVG as the fallback, its spec for vega-embed (script-safe JSON), no scripts asked for
+    assert.match(page, /<div class="qb-plot qb-chart" data-qb-chart="0" data-qb-mode="vega-lite"><div class="qb-fallback"><svg/);
+    assert.match(page, /<script type="application\/json" id="qb-chart-0">\{"\$schema"/);
+    assert.doesNotMatch(page, /vendor\//);
     assert.match(page, /x&lt;y/);
+    // a string in a spec cannot close the script element it sits in
+    const hostile = notebookHtml(
+      {
+        nbformat: 4,
+        nbformat_minor: 5,
+        metadata: {},
+        cells: [
+          {
+            cell_type: "code",
+            source: "",
+            outputs: [{ output_type: "display_data", data: { "application/vnd.vegalite.v5+json": { title: "</script><script>alert(1)</script>" } } }],
+          },
+        ],
+      },
+      "t",
+      "",
+      { kind: "beside", prefix: "vendor/" },
+    );
+    assert.doesNotMatch(hostile, /<\/script><script>alert/);
+    assert.match(hostile, /\\u003c\/script>\\u003cscript>alert/);
+    assert.match(hostile, /src="vendor\/vega-embed\.min\.js"/);
   });
 });

@@ -9,7 +9,7 @@ import { mkdtempSync, readFileSync, readdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { describe, it } from "node:test";
-import type { Notebook } from "../scripts/notebookHtml";
+import type { Notebook } from "../cli/notebookHtml";
 import { jupyterMissing, kernelspecDir, PYTHON } from "./jupyterEnv";
 import { notebookProblems, type Expectation } from "./notebookChecks";
 

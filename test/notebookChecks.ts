@@ -1,4 +1,4 @@
-import type { Notebook } from "../scripts/notebookHtml";
+import type { Notebook } from "../cli/notebookHtml";
 
 export interface Expectation {
   plots: number;

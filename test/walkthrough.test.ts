@@ -1,12 +1,14 @@
 /**
  * The main job: every notebook through the Node client on a fresh kernel, outputs checked, and
- * the static report opened in headless Chromium (plots and tables render, no console errors).
+ * the static report opened in headless Chromium (interactive charts go live, plots and tables
+ * render, no console errors).
  */
 import assert from "node:assert/strict";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { before, describe, it } from "node:test";
-import type { Notebook } from "../scripts/notebookHtml";
+import type { Notebook } from "../cli/notebookHtml";
 import { checkNotebooks } from "../scripts/notebooks";
 import { REPORT, walkthrough, type NotebookRun } from "../scripts/walkthrough";
 import { notebookProblems, type Expectation } from "./notebookChecks";
@@ -39,11 +41,16 @@ describe("walkthrough and report", { timeout: 600000 }, () => {
   });
 
   it("runs deterministically: a second run writes the same notebook byte for byte", async () => {
-    const file = path.join(REPORT, "notebooks", "04_the_mul_output_scale_trap.ipynb");
-    const first = readFileSync(file, "utf8");
-    const [again] = await walkthrough(/^04_/);
-    assert.ok(again.ok);
-    assert.equal(readFileSync(file, "utf8"), first);
+    const name = "04_the_mul_output_scale_trap";
+    const first = readFileSync(path.join(REPORT, "notebooks", `${name}.ipynb`), "utf8");
+    const out = mkdtempSync(path.join(tmpdir(), "qb-again-"));
+    try {
+      const [again] = await walkthrough(/^04_/, () => undefined, out);
+      assert.ok(again.ok);
+      assert.equal(readFileSync(path.join(out, "notebooks", `${name}.ipynb`), "utf8"), first);
+    } finally {
+      rmSync(out, { recursive: true, force: true });
+    }
   });
 
   it(
@@ -64,6 +71,17 @@ describe("walkthrough and report", { timeout: 600000 }, () => {
         page.on("pageerror", (e) => errors.push(e.message));
         for (const name of ["index", ...runs.map((r) => r.name)]) {
           await page.goto(`file://${path.join(REPORT, `${name}.html`)}`);
+          // charts are drawn by vega-embed from report/vendor/: every one goes live, none falls back
+          const charts = (await page.evaluate(`document.querySelectorAll(".qb-chart").length`)) as number;
+          if (charts > 0) {
+            await page.waitForFunction("window.qbCharts && window.qbCharts.done", undefined, { timeout: 60000 });
+            const state = (await page.evaluate("({ live: qbCharts.live, failed: qbCharts.failed, errors: qbCharts.errors })")) as {
+              live: number;
+              failed: number;
+              errors: string[];
+            };
+            assert.deepEqual(state, { live: charts, failed: 0, errors: [] }, `${name}: interactive charts`);
+          }
           // browser-side code as strings: the project compiles without the DOM library
           const counts = (await page.evaluate(`({
           svgs: [...document.querySelectorAll(".qb-plot svg")].filter((s) => s.getBoundingClientRect().width > 100).length,

@@ -55,11 +55,19 @@ qb.plots.zeroBandHistogram(products, mseScale);
 // for the small products.
 
 // %%
-const explored = qb.scaleExplorer(calib, "gate_mul", { data, sweep: [1e-4, 1e-3, 3e-3, 1e-2, 3e-2] });
-explored;
+const sweep = Array.from({ length: 26 }, (_, k) => 10 ** (-4 + 0.1 * k)); // 1e-4 … 3.2e-2, ten per decade
+const explored = qb.scaleExplorer(calib, "gate_mul", { data, sweep });
+explored.filter((r) => !r.setting.startsWith("sweep"));
+
+// %% [markdown]
+// The whole sweep as a chart. In the HTML report (`quantbook report`) and in JupyterLab the
+// slider moves the scale: the ring marks the explored scale nearest to it, the line above the
+// charts gives its numbers, and the shaded band in the bottom panel — the products that round
+// to zero — grows as the scale grows. Slide from the left end towards the MSE scale and watch
+// the zero fraction climb while the output error climbs with it.
 
 // %%
-qb.plots.scaleSweepChart(explored);
+qb.plots.scaleSweepChart(explored, { values: products });
 
 // %% [markdown]
 // The fix in the qconfig: give the mul output the fixed scale, ahead of the template.

@@ -79,23 +79,117 @@ export function zeroBandHistogram(values: Values, scale: number, opts: { title?:
   });
 }
 
-/** Model-output error and fraction rounded to zero against the scale (scale explorer rows). */
-export function scaleSweepChart(rows: { setting: string; scale: number; zero_fraction: number; output_l1: number }[], opts: { title?: string } = {}): VegaLiteSpec {
-  const panel = (field: string, title: string, log: boolean) => ({
-    width: 300,
-    height: 220,
-    mark: { type: "point", filled: true, size: 80, tooltip: true },
-    encoding: {
-      x: { field: "scale", type: "quantitative", scale: { type: "log" }, title: "output scale (log)" },
-      y: { field, type: "quantitative", title, scale: log ? { type: "log" } : {} },
-      color: { field: "setting", type: "nominal" },
-    },
-  });
+interface ScaleSweepRow {
+  setting: string;
+  scale: number;
+  zero_fraction: number;
+  output_l1: number;
+  clipped_fraction?: number;
+  op_rmse?: number;
+}
+
+/** The slider's range and step over log10(scale): on the sweep's grid when the sweep is log-uniform. */
+function sliderRange(rows: ScaleSweepRow[]): { min: number; max: number; step: number } {
+  const logs = rows.map((r) => Math.log10(r.scale)).sort((a, b) => a - b);
+  const sweep = rows
+    .filter((r) => r.setting.startsWith("sweep "))
+    .map((r) => Math.log10(r.scale))
+    .sort((a, b) => a - b);
+  const gaps = sweep.slice(1).map((v, i) => v - sweep[i]);
+  const uniform = gaps.length >= 2 && gaps.every((g) => Math.abs(g - gaps[0]) < 1e-6 && g > 0);
+  const round = (v: number) => Math.round(v * 1e6) / 1e6;
+  if (uniform) return { min: round(Math.min(sweep[0], logs[0])), max: round(Math.max(sweep[sweep.length - 1], logs[logs.length - 1])), step: round(gaps[0]) };
+  return { min: Math.floor(logs[0] * 100) / 100, max: Math.ceil(logs[logs.length - 1] * 100) / 100, step: 0.01 };
+}
+
+/**
+ * Scale explorer rows as an interactive chart: model-output error and fraction rounded to zero
+ * against the scale, and a slider over the scales (a Vega-Lite `params` binding) that marks the
+ * nearest explored scale in both panels and states its numbers. With `values` (the op's float
+ * output) a third panel shows log10 |x| with the band that rounds to zero at the slider's scale,
+ * moving as the slider moves. Static renderers (SVG) draw it at the first setting's scale.
+ */
+export function scaleSweepChart(rows: ScaleSweepRow[], opts: { title?: string; values?: Values; bins?: number } = {}): VegaLiteSpec {
+  if (rows.length === 0) throw new Error("scaleSweepChart: no rows (pass the rows qb.scaleExplorer returns)");
+  const { min, max, step } = sliderRange(rows);
+  const start = Math.log10(rows[0].scale);
+  const data = rows.map((r) => ({ ...r, kind: r.setting.startsWith("sweep ") ? "sweep" : r.setting }));
+  const nearest = [
+    { calculate: "abs(log(datum.scale) / LN10 - log_scale)", as: "distance" },
+    { joinaggregate: [{ op: "min", field: "distance", as: "best" }] },
+    { filter: "datum.distance == datum.best" },
+    { window: [{ op: "row_number", as: "rank" }] },
+    { filter: "datum.rank == 1" },
+  ];
+  const tooltip = [
+    { field: "setting", type: "nominal" },
+    { field: "scale", type: "quantitative", format: ".3e" },
+    { field: "zero_fraction", type: "quantitative", format: ".1%", title: "rounded to 0" },
+    { field: "output_l1", type: "quantitative", format: ".3e", title: "output L1" },
+  ];
+  const x = { field: "scale", type: "quantitative", scale: { type: "log" }, title: "output scale (log)" };
+  const panel = (field: string, title: string, log: boolean) => {
+    const y = { field, type: "quantitative", title, scale: log ? { type: "log" } : {} };
+    return {
+      width: 300,
+      height: 200,
+      layer: [
+        { transform: [{ filter: "datum.kind == 'sweep'" }], mark: { type: "line", color: "#aaa" }, encoding: { x, y } },
+        { mark: { type: "point", filled: true, size: 70, tooltip: true }, encoding: { x, y, color: { field: "kind", type: "nominal", title: "setting" }, tooltip } },
+        { transform: nearest, mark: { type: "point", size: 260, strokeWidth: 2, color: "#000" }, encoding: { x, y } },
+        {
+          data: { values: [{}] },
+          transform: [{ calculate: "pow(10, log_scale)", as: "at" }],
+          mark: { type: "rule", color: "#c0392b", strokeDash: [4, 3] },
+          encoding: { x: { field: "at", type: "quantitative" } },
+        },
+      ],
+    };
+  };
+  const summary = {
+    width: 620,
+    height: 18,
+    transform: [
+      ...nearest,
+      {
+        calculate:
+          "'scale ' + format(datum.scale, '.3e') + ' (' + datum.setting + '): ' + format(datum.zero_fraction, '.1%') + ' of nonzero values round to 0, model output L1 ' + format(datum.output_l1, '.3e')",
+        as: "label",
+      },
+    ],
+    mark: { type: "text", align: "left", x: 0, y: 9, fontSize: 13 },
+    encoding: { text: { field: "label" } },
+  };
+  const sections: unknown[] = [summary, { hconcat: [panel("output_l1", "model output L1 (log)", true), panel("zero_fraction", "fraction rounded to 0", false)] }];
+  if (opts.values !== undefined) {
+    const logs: number[] = [];
+    for (const v of toArray(opts.values)) if (v !== 0) logs.push(Math.log10(Math.abs(v)));
+    const hist = histogram(logs, { bins: opts.bins ?? 80, logCount: true });
+    const lo = Math.min(...(hist.data as { values: { start: number }[] }).values.map((r) => r.start), min - Math.log10(2));
+    sections.push({
+      width: 620,
+      height: 160,
+      layer: [
+        {
+          data: { values: [{ from: lo }] },
+          transform: [{ calculate: "log_scale - log(2) / LN10", as: "to" }],
+          mark: { type: "rect", color: "#f4a6a6", opacity: 0.5 },
+          encoding: { x: { field: "from", type: "quantitative", title: "log10 |x| (shaded: rounds to 0 at the slider's scale)" }, x2: { field: "to" } },
+        },
+        {
+          data: hist.data,
+          mark: { type: "bar", tooltip: true },
+          encoding: { ...(hist.encoding as object), x: { field: "start", type: "quantitative", bin: { binned: true } } },
+        },
+      ],
+    });
+  }
   return {
     $schema: VEGA_LITE_SCHEMA,
-    title: opts.title ?? "Scale explorer",
-    data: { values: rows },
-    hconcat: [panel("output_l1", "model output L1 (log)", true), panel("zero_fraction", "fraction rounded to 0", false)],
+    title: opts.title ?? "Scale explorer (move the slider)",
+    params: [{ name: "log_scale", value: Math.round(start * 1e6) / 1e6, bind: { input: "range", min, max, step, name: "output scale, log10 " } }],
+    data: { values: data },
+    vconcat: sections,
   };
 }
 
