@@ -10,6 +10,8 @@ import { escapeHtml } from "../src/display/html";
 export interface NbCell {
   cell_type: "markdown" | "code" | "raw";
   source: string | string[];
+  /** Images pasted into a markdown cell: name -> { mime type: base64 }. */
+  attachments?: Record<string, Record<string, string | string[]>>;
   outputs?: NbCellOutput[];
   execution_count?: number | null;
   metadata?: Record<string, unknown>;
@@ -163,11 +165,48 @@ function scriptTags(scripts: ChartScripts): string {
   return `${vendor}<script>${HYDRATE_JS}</script>`;
 }
 
-export function notebookHtml(nb: Notebook, title: string, nav = "", scripts: ChartScripts = { kind: "none" }): string {
+const IMAGE_TYPES: Record<string, string> = {
+  ".png": "image/png",
+  ".jpg": "image/jpeg",
+  ".jpeg": "image/jpeg",
+  ".gif": "image/gif",
+  ".svg": "image/svg+xml",
+  ".webp": "image/webp",
+};
+const MAX_IMAGE_BYTES = 5 * 2 ** 20;
+
+/**
+ * Images in markdown that would break once the page moves: `attachment:name` (pasted images)
+ * and paths relative to the notebook's folder become data URIs; a missing or unreadable file
+ * keeps its path (and the browser shows it as missing, as Jupyter would).
+ */
+function embedImages(html: string, cell: NbCell, folder: string | undefined): string {
+  return html.replace(/(<img\b[^>]*?\bsrc=")([^"]+)(")/g, (whole, pre: string, src: string, post: string) => {
+    if (src.startsWith("attachment:")) {
+      const att = cell.attachments?.[decodeURIComponent(src.slice("attachment:".length))];
+      const mime = att && Object.keys(att).find((k) => k.startsWith("image/"));
+      return mime ? `${pre}data:${mime};base64,${join(att[mime]).replace(/\s/g, "")}${post}` : whole;
+    }
+    if (folder === undefined || /^(data:|[a-z][a-z0-9+.-]*:|\/\/|#)/i.test(src)) return whole;
+    const { readFileSync, statSync } = require("node:fs") as typeof import("node:fs");
+    const { extname, resolve } = require("node:path") as typeof import("node:path");
+    const file = resolve(folder, decodeURIComponent(src.replace(/&amp;/g, "&").split(/[?#]/)[0]));
+    const mime = IMAGE_TYPES[extname(file).toLowerCase()];
+    try {
+      if (mime === undefined || statSync(file).size > MAX_IMAGE_BYTES) return whole;
+      return `${pre}data:${mime};base64,${readFileSync(file).toString("base64")}${post}`;
+    } catch {
+      return whole;
+    }
+  });
+}
+
+/** A notebook as one HTML page; `folder` (the notebook's own) lets relative images be embedded. */
+export function notebookHtml(nb: Notebook, title: string, nav = "", scripts: ChartScripts = { kind: "none" }, folder?: string): string {
   const r = new OutputRenderer();
   const parts = nb.cells.map((cell) => {
     const src = join(cell.source);
-    if (cell.cell_type === "markdown") return `<section class="qb-md">${markdown(src)}</section>`;
+    if (cell.cell_type === "markdown") return `<section class="qb-md">${embedImages(markdown(src), cell, folder)}</section>`;
     if (cell.cell_type !== "code") return `<pre>${escapeHtml(src)}</pre>`;
     const outs = (cell.outputs ?? []).map((o) => r.output(o)).join("\n");
     const count = cell.execution_count == null ? " " : String(cell.execution_count);

@@ -102,6 +102,15 @@ function readNotebook(file: string): Notebook {
   return nb;
 }
 
+/** The kernel a notebook names when it is not quantbook's (a Python notebook, say), else null. */
+function foreignKernel(nb: Notebook): string | null {
+  const spec = nb.metadata?.kernelspec as { name?: string; language?: string; display_name?: string } | undefined;
+  const lang = (nb.metadata?.language_info as { name?: string } | undefined)?.name ?? spec?.language;
+  if (spec?.name === "quantbook" || spec?.name === "tslab" || lang === "typescript") return null;
+  if (spec?.name === undefined && lang === undefined) return null;
+  return `'${spec?.display_name ?? spec?.name ?? lang}'`;
+}
+
 const source = (s: string | string[]) => (Array.isArray(s) ? s.join("") : s);
 
 /** Runs a notebook's code cells in order on a fresh kernel started in the notebook's folder; outputs replace the saved ones. */
@@ -209,12 +218,19 @@ export async function report(inputs: string[], opts: ReportOptions = {}): Promis
     const run: NotebookRun = { name, source: file, ok: true, executed: false, cells: 0, charts: 0, ms: 0, firstResultMs: 0, pageBytes: 0 };
     try {
       const nb = readNotebook(file);
-      if (execute) {
+      const kernel = foreignKernel(nb);
+      if (execute && kernel !== null) {
+        Object.assign(run, {
+          ok: false,
+          error: `${path.basename(file)} is a ${kernel} notebook; --execute runs notebooks on the quantbook kernel only (rendered as saved instead; drop --execute for it)`,
+        });
+        run.cells = nb.cells.filter((c) => c.cell_type === "code").length;
+      } else if (execute) {
         const r = await executeNotebook(nb, path.dirname(file), opts);
         Object.assign(run, { executed: true, cells: r.cells, firstResultMs: r.firstResultMs, ok: r.error === undefined, error: r.error });
         writeFileSync(path.join(out, "notebooks", `${name}.ipynb`), `${JSON.stringify(nb, null, 1)}\n`);
       } else run.cells = nb.cells.filter((c) => c.cell_type === "code").length;
-      const page = notebookHtml(nb, name, nav, scripts);
+      const page = notebookHtml(nb, name, nav, scripts, path.dirname(file));
       run.charts = (page.match(/data-qb-chart="/g) ?? []).length;
       writeFileSync(path.join(out, `${name}.html`), page);
       run.pageBytes = Buffer.byteLength(page);

@@ -17,6 +17,7 @@ import { run as cliRun } from "../cli/main";
 import { assertThrows, setup } from "./helpers";
 
 const CHROMIUM = "/usr/bin/chromium";
+const png = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg==";
 const quiet = () => undefined;
 
 const notebook = (cells: Notebook["cells"]): Notebook => ({
@@ -54,8 +55,15 @@ describe("quantbook report", { timeout: 300000 }, () => {
     );
     const table = await toMimeBundle(qb.toDataFrame([{ op: "linear2", L1: 0.5 }]));
     const slider = await toMimeBundle(qb.plots.scaleSweepChart(sweepRows, { values: Array.from({ length: 500 }, (_, i) => Math.sin(i) * 10 ** (-6 + (i % 7))) }));
+    // a 1×1 PNG beside the notebook and one pasted into a cell
+    writeFileSync(path.join(dir, "team", "alice", "fig.png"), Buffer.from(png, "base64"));
     const saved = notebook([
       { cell_type: "markdown", source: "# Findings\nThe weight of `linear2` is the sensitive one." },
+      {
+        cell_type: "markdown",
+        source: "![beside](fig.png) ![pasted](attachment:p.png) ![gone](missing.png)",
+        attachments: { "p.png": { "image/png": png } },
+      },
       code("sensitivity", [
         { output_type: "display_data", data: bars ?? {} },
         { output_type: "execute_result", data: table ?? {} },
@@ -89,6 +97,10 @@ describe("quantbook report", { timeout: 300000 }, () => {
     assert.match(page, /<div class="qb-fallback"><svg/, "the SVG stays as the fallback");
     assert.match(page, /<script type="application\/json" id="qb-chart-0">\{"\$schema"/);
     assert.match(page, /<table/);
+    // images that would break once the page moves are embedded; others keep their address
+    assert.match(page, new RegExp(`<img src="data:image/png;base64,${png.slice(0, 20)}[^"]*" alt="beside"`));
+    assert.match(page, /<img src="data:image\/png;base64,[^"]+" alt="pasted"/);
+    assert.match(page, /<img src="missing\.png" alt="gone"/);
     assert.match(page, /src="vendor\/vega-embed\.min\.js"/);
     assert.doesNotMatch(page, /(src|href)="https?:/, "nothing loads from the network");
     for (const f of ["vega.min.js", "vega-lite.min.js", "vega-embed.min.js"]) assert.ok(existsSync(path.join(out, "vendor", f)), f);
@@ -137,6 +149,17 @@ describe("quantbook report", { timeout: 300000 }, () => {
     );
     assert.deepEqual(nb.cells[3].outputs, [], "no stale outputs on cells that did not run");
     assert.equal(JSON.parse(readFileSync(path.join(work, "mine.ipynb"), "utf8")).cells[0].outputs.length, 0, "the user's file is not touched");
+
+    // a Python notebook is not run on the quantbook kernel: listed as failed, rendered as saved
+    const py = {
+      ...notebook([code("print(1)", [{ output_type: "stream", name: "stdout", text: "1\n" }])]),
+      metadata: { kernelspec: { name: "python3", display_name: "Python 3" } },
+    };
+    writeFileSync(path.join(work, "py.ipynb"), JSON.stringify(py));
+    const foreign = await report([path.join(work, "py.ipynb")], { execute: true, out: path.join(dir, "site-py") });
+    assert.equal(foreign.runs[0].ok, false);
+    assert.match(foreign.runs[0].error ?? "", /py\.ipynb is a 'Python 3' notebook; --execute runs notebooks on the quantbook kernel only/);
+    assert.match(readFileSync(path.join(dir, "site-py", "py.html"), "utf8"), /qb-stdout">1\n</);
 
     const goOn = await report([path.join(work, "mine.ipynb")], { execute: true, allowErrors: true, out: path.join(dir, "site-exec2") });
     assert.equal(goOn.runs[0].cells, 4);
