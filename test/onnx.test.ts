@@ -5,7 +5,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { before, describe, it } from "node:test";
@@ -185,6 +185,61 @@ describe("ONNX import", { timeout: 300000 }, () => {
     assert.deepEqual(Object.keys(m.stateDict()), ["p2o_Conv_0.weight"]);
     tf.dispose([x, y]);
     m.dispose();
+  });
+
+  it("Resize and Upsample in every coordinate and rounding mode other exporters write match onnxruntime, float and integer", async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), "qb-resize-"));
+    const str = (name: string, v: string) => ({ name, type: 3, s: Buffer.from(v) });
+    const cases: { label: string; opset: number; attrs: onnx.IAttributeProto[]; scales?: number[]; sizes?: number[]; op?: string }[] = [];
+    for (const coord of ["half_pixel", "pytorch_half_pixel", "align_corners", "asymmetric"]) {
+      for (const nearest of ["floor", "ceil", "round_prefer_floor", "round_prefer_ceil"]) {
+        cases.push({
+          label: `nearest ${coord} ${nearest} up`,
+          opset: 13,
+          attrs: [str("mode", "nearest"), str("coordinate_transformation_mode", coord), str("nearest_mode", nearest)],
+          scales: [1, 1, 2.5, 1.5],
+        });
+      }
+      cases.push({ label: `linear ${coord} up`, opset: 13, attrs: [str("mode", "linear"), str("coordinate_transformation_mode", coord)], scales: [1, 1, 2, 3] });
+      cases.push({ label: `linear ${coord} down to sizes`, opset: 11, attrs: [str("mode", "linear"), str("coordinate_transformation_mode", coord)], sizes: [1, 2, 3, 1] });
+      cases.push({ label: `nearest ${coord} down to sizes`, opset: 11, attrs: [str("mode", "nearest"), str("coordinate_transformation_mode", coord)], sizes: [1, 2, 2, 4] });
+    }
+    cases.push({ label: "opset-9 Upsample linear (asymmetric)", opset: 9, attrs: [str("mode", "linear")], scales: [1, 1, 2, 2], op: "Upsample" });
+    cases.push({ label: "opset-10 Resize nearest (asymmetric, floor)", opset: 10, attrs: [str("mode", "nearest")], scales: [1, 1, 3, 2] });
+    const x = tf.randomNormal([1, 2, 5, 7], 0, 1, "float32", 11);
+    try {
+      for (const [i, c] of cases.entries()) {
+        const op = c.op ?? "Resize";
+        const inputs = op === "Upsample" || c.opset < 11 ? ["x", "scales"] : c.sizes ? ["x", "roi", "none", "sizes"] : ["x", "", "scales"];
+        // opset 11 wants roi and scales present (empty) when sizes are given
+        const inits = c.sizes ? [floats("roi", [0], []), floats("none", [0], []), int64s("sizes", c.sizes)] : [floats("scales", [4], c.scales ?? [])];
+        const bytes = model(c.opset, [{ name: `/up/${op}`, opType: op, input: inputs, output: ["y"], attribute: c.attrs }], inits, ["x", [1, 2, 5, 7]], "y");
+        const file = path.join(dir, `resize_${i}.onnx`);
+        writeFileSync(file, bytes);
+        const m = await qb.io.loadOnnx(bytes);
+        const y = m.forward(x) as unknown as tf.Tensor;
+        const want = await ortRun(file, x);
+        assert.equal(y.size, want.length, c.label);
+        assert.ok(relErr(y.dataSync(), want) < 1e-6, `${c.label}: ${relErr(y.dataSync(), want)}`);
+        // the integer model agrees with fake quantization (nearest moves codes; linear is computed from codes, rounded once)
+        const prepared = qb.prepare(m.eval(), x, { qconfigSetter: [qb.defaultCalibrationQconfigSetter], warn: false });
+        qb.setFakeQuantize(prepared, qb.FakeQuantState.CALIBRATION);
+        await qb.calibrate(prepared, [x]);
+        qb.setFakeQuantize(prepared, qb.FakeQuantState.VALIDATION);
+        const fq = prepared.forward(x) as unknown as tf.Tensor;
+        const ir = qb.export(prepared, x);
+        const yi = qb.convert(ir, qb.March.NASH_M).forward(x);
+        const resize = ir.nodes.find((n) => n.type.startsWith("Resize")) as (typeof ir.nodes)[number];
+        const step = resize.output.quant.scale?.[0] ?? ir.nodes.find((n) => n.type === "QuantStub")?.output.quant.scale?.[0];
+        assert.ok(step !== undefined, c.label);
+        assertWithinOneStep(yi.dataSync(), fq.dataSync(), step * (1 + 1e-6), 1);
+        tf.dispose([y, fq, yi]);
+        m.dispose();
+      }
+    } finally {
+      x.dispose();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("an unfolded Conv + BatchNormalization imports as Conv2d + BatchNorm2d, and fuseConvBn folds them", async () => {

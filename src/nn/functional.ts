@@ -10,6 +10,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { runOp } from "./op";
+import { COORDINATE_MODES, NEAREST_MODES, type CoordinateMode, type NearestMode } from "../ops/resize";
 import { errors } from "../messages";
 
 export interface OpOptions {
@@ -176,12 +177,30 @@ export function adaptiveAvgPool2d(x: tf.Tensor, outputSize: Pair, opts?: Named):
   return one("AdaptiveAvgPool2d", "adaptive_avg_pool2d", x, { outputSize: pairOf(outputSize) }, opts);
 }
 
-/** PyTorch's F.interpolate for NCHW: mode "nearest" or "bilinear" (alignCorners). */
-export function interpolate(x: tf.Tensor, opts: Named & { size?: Pair; scaleFactor?: Pair; mode?: "nearest" | "bilinear"; alignCorners?: boolean }): tf.Tensor {
+/**
+ * PyTorch's F.interpolate for NCHW: mode "nearest" or "bilinear" (alignCorners). `coordinateMode`
+ * and `nearestMode` take ONNX's rules instead (for graphs other exporters wrote).
+ */
+export function interpolate(
+  x: tf.Tensor,
+  opts: Named & { size?: Pair; scaleFactor?: Pair; mode?: "nearest" | "bilinear"; alignCorners?: boolean; coordinateMode?: CoordinateMode; nearestMode?: NearestMode },
+): tf.Tensor {
   const mode = opts.mode ?? "nearest";
   if (mode !== "nearest" && mode !== "bilinear") throw errors.coded("UNSUPPORTED", `interpolate: mode '${String(mode)}' is not supported; use "nearest" or "bilinear"`);
   if (opts.size === undefined && opts.scaleFactor === undefined) throw errors.coded("INVALID_ARGUMENT", "interpolate: pass size or scaleFactor");
-  const attrs = { size: pairOf(opts.size) ?? null, scaleFactor: pairOf(opts.scaleFactor) ?? null, alignCorners: Boolean(opts.alignCorners) };
+  if (opts.coordinateMode !== undefined && !COORDINATE_MODES.includes(opts.coordinateMode)) {
+    throw errors.coded("INVALID_ARGUMENT", `interpolate: coordinateMode '${String(opts.coordinateMode)}' is not one of ${COORDINATE_MODES.join(", ")}`);
+  }
+  if (opts.nearestMode !== undefined && !NEAREST_MODES.includes(opts.nearestMode)) {
+    throw errors.coded("INVALID_ARGUMENT", `interpolate: nearestMode '${String(opts.nearestMode)}' is not one of ${NEAREST_MODES.join(", ")}`);
+  }
+  const attrs = {
+    size: pairOf(opts.size) ?? null,
+    scaleFactor: pairOf(opts.scaleFactor) ?? null,
+    alignCorners: Boolean(opts.alignCorners),
+    ...(opts.coordinateMode === undefined ? {} : { coordinateMode: opts.coordinateMode }),
+    ...(opts.nearestMode === undefined ? {} : { nearestMode: opts.nearestMode }),
+  };
   return mode === "nearest" ? one("ResizeNearest", "interpolate", x, attrs, opts) : one("ResizeBilinear", "interpolate", x, attrs, opts);
 }
 

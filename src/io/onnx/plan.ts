@@ -10,7 +10,7 @@ import { runOp } from "../../nn/op";
 import { errors } from "../../messages";
 import { slice as sliceRaw } from "../../ops/layout";
 import { softmax as softmaxRaw } from "../../ops/activation";
-import { resizeBilinear, resizeNearest } from "../../ops/resize";
+import { COORDINATE_MODES, NEAREST_MODES, resizeBilinear, resizeNearest, type CoordinateMode, type NearestMode } from "../../ops/resize";
 import { OnnxScope, type OnnxGraphModule } from "./graphModule";
 import type { AttrValue, OnnxNode } from "./proto";
 
@@ -323,29 +323,21 @@ function resize(ctx: NodeContext, ins: Ins, raw: boolean): tf.Tensor[] {
   const sizes = ctx.node.opType === "Resize" && ctx.opset >= 11 && ins[3] !== undefined && ins[3].size > 0 ? ints(ins[3]) : null;
   const size: [number, number] | undefined = sizes ? [sizes[2], sizes[3]] : undefined;
   const scaleFactor: [number, number] | undefined = size ? undefined : [scales[2] ?? 1, scales[3] ?? 1];
-  const where = `loadOnnx: ${ctx.node.name} (Resize)`;
-  let attrs: { size?: [number, number]; scaleFactor?: [number, number]; mode: "nearest" | "bilinear"; alignCorners: boolean };
-  if (mode === "nearest") {
-    if (coord !== "asymmetric" || (nearestMode !== "floor" && ctx.opset >= 11)) {
-      throw errors.unsupported(
-        where,
-        `nearest resize with coordinate_transformation_mode '${coord}' and nearest_mode '${nearestMode}'`,
-        "export with PyTorch's F.interpolate(mode='nearest') (asymmetric / floor)",
-      );
-    }
-    attrs = { mode: "nearest", alignCorners: false };
-  } else if (mode === "linear" || mode === "bilinear") {
-    if (coord !== "half_pixel" && coord !== "pytorch_half_pixel" && coord !== "align_corners") {
-      throw errors.unsupported(where, `linear resize with coordinate_transformation_mode '${coord}'`, "export with F.interpolate(mode='bilinear', align_corners=True or False)");
-    }
-    attrs = { mode: "bilinear", alignCorners: coord === "align_corners" };
-  } else {
-    throw errors.unsupported(where, `resize mode '${mode}'`, "use nearest or bilinear");
+  const where = `loadOnnx: ${ctx.node.name} (${ctx.node.opType})`;
+  if (!(COORDINATE_MODES as readonly string[]).includes(coord)) {
+    throw errors.unsupported(where, `resize with coordinate_transformation_mode '${coord}'`, `re-export with one of ${COORDINATE_MODES.join(", ")} (PyTorch's F.interpolate writes these)`);
   }
+  // opset 10's Resize and Upsample have no nearest_mode: they floor
+  const rounding = ctx.opset < 11 ? "floor" : nearestMode;
+  if (!(NEAREST_MODES as readonly string[]).includes(rounding)) throw errors.unsupported(where, `nearest_mode '${rounding}'`, `re-export with one of ${NEAREST_MODES.join(", ")}`);
+  let attrs: { size?: [number, number]; scaleFactor?: [number, number]; mode: "nearest" | "bilinear"; alignCorners: boolean; coordinateMode: CoordinateMode; nearestMode?: NearestMode };
+  if (mode === "nearest") attrs = { mode: "nearest", alignCorners: false, coordinateMode: coord as CoordinateMode, nearestMode: rounding as NearestMode };
+  else if (mode === "linear" || mode === "bilinear") attrs = { mode: "bilinear", alignCorners: coord === "align_corners", coordinateMode: coord as CoordinateMode };
+  else throw errors.unsupported(where, `resize mode '${mode}'`, "nearest and linear are supported; re-export with F.interpolate(mode='nearest' or 'bilinear')");
   if (size) attrs.size = size;
   if (scaleFactor) attrs.scaleFactor = scaleFactor;
   if (raw) {
-    const a = { size: attrs.size ?? null, scaleFactor: attrs.scaleFactor ?? null, alignCorners: attrs.alignCorners };
+    const { mode: _m, ...a } = { ...attrs, size: attrs.size ?? null, scaleFactor: attrs.scaleFactor ?? null };
     return [attrs.mode === "nearest" ? resizeNearest(x, a) : resizeBilinear(x, a)];
   }
   return [F.interpolate(x, { ...attrs, name: ctx.opName })];
