@@ -10,6 +10,7 @@ import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { before, describe, it } from "node:test";
 import { onnx } from "onnx-proto";
+import * as ort from "onnxruntime-node";
 import * as qb from "../src";
 import { handledOpTypes } from "../src/io/onnx/plan";
 import { readOnnx } from "../src/io/onnx/proto";
@@ -238,6 +239,94 @@ describe("ONNX import", { timeout: 300000 }, () => {
       }
     } finally {
       x.dispose();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("real-model patterns: a constant shared by two blocks (ConvNeXt's deduplicated layer scale) and an embedding gathered by int64 token ids", async () => {
+    const prepareAndConvert = async (m: qb.io.OnnxGraphModule, x: tf.Tensor) => {
+      const c = qb.prepare(m.eval(), x, { qconfigSetter: [qb.defaultCalibrationQconfigSetter], warn: false });
+      qb.setFakeQuantize(c, qb.FakeQuantState.CALIBRATION);
+      await qb.calibrate(c, [x]);
+      qb.setFakeQuantize(c, qb.FakeQuantState.VALIDATION);
+      const ir = qb.export(c, x);
+      assert.deepEqual(
+        qb.checkModel(ir, qb.March.NASH_M).violations.map((v) => v.message),
+        [],
+      );
+      const fq = c.forward(x) as unknown as tf.Tensor;
+      const yi = qb.convert(ir, qb.March.NASH_M).forward(x);
+      return { ir, fq, yi };
+    };
+
+    // two Conv + Mul(gamma) blocks reading the same initializer
+    const w = (seed: number) => Array.from({ length: 4 * 4 * 3 * 3 }, (_, i) => Math.sin(i * seed) * 0.3);
+    const shared = model(
+      13,
+      [
+        { name: "/b0/conv/Conv", opType: "Conv", input: ["x", "w0"], output: ["c0"], attribute: [{ name: "pads", type: 7, ints: [1, 1, 1, 1] }] },
+        { name: "/b0/Mul", opType: "Mul", input: ["gamma", "c0"], output: ["m0"] },
+        { name: "/b1/conv/Conv", opType: "Conv", input: ["m0", "w1"], output: ["c1"], attribute: [{ name: "pads", type: 7, ints: [1, 1, 1, 1] }] },
+        { name: "/b1/Mul", opType: "Mul", input: ["gamma", "c1"], output: ["y"] },
+      ],
+      [floats("w0", [4, 4, 3, 3], w(1)), floats("w1", [4, 4, 3, 3], w(2)), floats("gamma", [4, 1, 1], [0.5, 2, -1, 0.25])],
+      ["x", [1, 4, 5, 5]],
+      "y",
+    );
+    const dir = mkdtempSync(path.join(tmpdir(), "qb-patterns-"));
+    try {
+      writeFileSync(path.join(dir, "shared.onnx"), shared);
+      const m = await qb.io.loadOnnx(shared);
+      const x = tf.randomNormal([1, 4, 5, 5], 0, 1, "float32", 5);
+      const y = m.forward(x) as unknown as tf.Tensor;
+      assert.ok(relErr(y.dataSync(), await ortRun(path.join(dir, "shared.onnx"), x)) < 1e-6);
+      const { ir, fq, yi } = await prepareAndConvert(m, x);
+      // each block quantizes the constant through its own stub, read from the float constant
+      const stubs = ir.nodes.filter((n) => n.type === "QuantStub" && n.name.includes("const"));
+      assert.deepEqual(
+        stubs.map((n) => [n.module, n.inputs[0].source]),
+        [
+          ["b0", "<float>"],
+          ["b1", "<float>"],
+        ],
+      );
+      const step = ir.nodes.find((n) => n.name === "b1.mul")?.output.quant.scale?.[0] as number;
+      assertWithinOneStep(yi.dataSync(), fq.dataSync(), step * (1 + 1e-6), 1);
+      tf.dispose([x, y, fq, yi]);
+      m.dispose();
+
+      // token ids -> embedding table (a float constant) -> Linear
+      const table = Array.from({ length: 10 * 6 }, (_, i) => Math.cos(i) * 0.5);
+      const head = Array.from({ length: 6 * 3 }, (_, i) => Math.sin(i + 1) * 0.4);
+      const emb = onnx.ModelProto.encode({
+        irVersion: 7,
+        opsetImport: [{ domain: "", version: 13 }],
+        graph: {
+          name: "g",
+          node: [
+            { name: "/tok/Gather", opType: "Gather", input: ["table", "ids"], output: ["e"] },
+            { name: "/head/MatMul", opType: "MatMul", input: ["e", "W"], output: ["y"] },
+          ],
+          initializer: [floats("table", [10, 6], table), floats("W", [6, 3], head)],
+          input: [{ name: "ids", type: { tensorType: { elemType: 7, shape: { dim: [{ dimValue: 2 }, { dimValue: 5 }] } } } }],
+          output: [{ name: "y" }],
+        },
+      }).finish();
+      writeFileSync(path.join(dir, "emb.onnx"), emb);
+      const ids = [1, 4, 9, 0, 3, 3, 7, 2, 8, 5];
+      const session = await ort.InferenceSession.create(path.join(dir, "emb.onnx"));
+      const want = (await session.run({ ids: new ort.Tensor("int64", BigInt64Array.from(ids.map(BigInt)), [2, 5]) })).y.data as Float32Array;
+      const em = await qb.io.loadOnnx(emb);
+      const t = tf.tensor(ids, [2, 5], "int32");
+      const got = em.forward(t) as unknown as tf.Tensor;
+      assert.ok(relErr(got.dataSync(), want) < 1e-6);
+      const r = await prepareAndConvert(em, t);
+      const gather = r.ir.nodes.find((n) => n.type === "Gather") as (typeof r.ir.nodes)[number];
+      assert.equal(gather.output.quant.dtype, "qint8", "the lookup moves int8 codes of the quantized table");
+      assert.ok(relErr(r.yi.dataSync(), r.fq.dataSync()) < 1e-3);
+      tf.dispose([t, got, r.fq, r.yi]);
+      em.dispose();
+    } finally {
       rmSync(dir, { recursive: true, force: true });
     }
   });

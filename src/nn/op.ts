@@ -40,8 +40,14 @@ function computeWithContext(name: string, type: string, compute: Compute): Compu
 export function runOp(spec: OpSpec, inputs: tf.Tensor[]): tf.Tensor {
   const def = opDef(spec.type, spec.fallback);
   const attrs = spec.attrs ?? {};
-  // intermediates of the op's compute are freed; only its result survives
-  const compute: Compute = (ins, w, ps) => tf.tidy(() => def.compute(ins, w, ps, attrs));
+  // intermediates of the op's compute are freed; only its result survives. An op that returns its
+  // input (a stub, an identity reshape) still gets an output of its own, so the tracer never
+  // mistakes one op's output for another's (a constant shared by several ops, say).
+  const compute: Compute = (ins, w, ps) =>
+    tf.tidy(() => {
+      const out = def.compute(ins, w, ps, attrs);
+      return ins.includes(out) || out === w ? tf.clone(out) : out;
+    });
   for (const [i, t] of inputs.entries()) {
     if (!(t instanceof tf.Tensor)) {
       throw errors.coded("INVALID_ARGUMENT", `${spec.fallback} (${spec.type}): input ${i} is ${typeof t}, expected a tf.Tensor`);

@@ -375,14 +375,20 @@ export const CONSTANT_OPERANDS_OK = new Set([
   "Where",
 ]);
 
+/** For move / select ops: the inputs that are data (quantized when constant); the rest are indices, shapes, bounds. */
+const MOVED_DATA_INPUTS: Record<string, number[]> = { Gather: [0], Where: [1, 2], Expand: [0] };
+
 /**
  * A float constant tensor (a class token, a position embedding) that meets activations in a
  * quantized op enters the graph through a QuantStub of its own, so it is quantized like any input.
  */
 function quantizeConstants(ctx: NodeContext, ins: Ins, constInputs: boolean[]): Ins {
-  if (CONSTANT_OPERANDS_OK.has(ctx.node.opType)) return ins;
+  // ops that move or select data quantize only a constant that *is* the data they move — an
+  // embedding table gathered by token ids, the values a Where picks — never indices or shapes
+  const dataInputs = CONSTANT_OPERANDS_OK.has(ctx.node.opType) ? (MOVED_DATA_INPUTS[ctx.node.opType] ?? []) : null;
   return ins.map((t, k) => {
     if (t === undefined || t.dtype !== "float32" || t.size <= 1 || !constInputs[k]) return t;
+    if (dataInputs !== null && !dataInputs.includes(k)) return t;
     return runOp({ type: "QuantStub", name: `${ctx.opName ?? ctx.node.opType.toLowerCase()}_const${k}`, fallback: "quant" }, [t]);
   });
 }
