@@ -13,51 +13,55 @@ interface Expect {
 }
 const expected = readJson<Expect>("loader_expect.json");
 
+/** The values make_fixtures.py saved (every dtype, views of one storage, nested containers), in either format. */
+async function checkDtypes(file: string): Promise<void> {
+  const sd = (await qb.io.loadTorch(fixture(file))) as Record<string, tf.Tensor>;
+  assert.deepEqual(Object.keys(sd), Object.keys(expected.dtypes));
+  for (const [name, want] of Object.entries(expected.dtypes)) {
+    const t = sd[name];
+    assert.ok(t instanceof tf.Tensor, name);
+    assert.deepEqual(t.shape, want.shape, name);
+    assert.equal(t.dtype, name === "bool" ? "bool" : /int/.test(name) ? "int32" : "float32", name);
+    // float16/bfloat16 values were rounded by PyTorch; the fixture holds the rounded values
+    assert.deepEqual(
+      Array.from(t.dataSync()),
+      want.values.map((v) => Math.fround(v)),
+      name,
+    );
+  }
+  qb.io.disposeAll(sd);
+}
+
+async function checkViews(file: string): Promise<void> {
+  const sd = (await qb.io.loadTorch(fixture(file))) as Record<string, tf.Tensor>;
+  for (const [name, want] of Object.entries(expected.views)) {
+    assert.deepEqual(sd[name].shape, want.shape, name);
+    assert.deepEqual(Array.from(sd[name].dataSync()), want.values, name);
+  }
+  qb.io.disposeAll(sd);
+}
+
+async function checkNested(file: string): Promise<void> {
+  const v = (await qb.io.loadTorch(fixture(file))) as Record<string, any>;
+  assert.equal(v.epoch, 7);
+  assert.equal(v.lr, 0.125);
+  assert.equal(v.name, "run-3");
+  assert.deepEqual([...v.flags], [true, null]);
+  assert.deepEqual(Array.from(v.inner.w.dataSync()), [1, 1, 1, 1]);
+  assert.deepEqual(Array.from(v.inner.pair[0].dataSync()), [1, 2]);
+  assert.equal(v.inner.pair[1], 3);
+  assert.deepEqual(Array.from(v.params[0].dataSync()), [0.5, 0.5, 0.5]);
+  qb.io.disposeAll(v);
+}
+
 describe("loadTorch (PyTorch zip checkpoints)", () => {
   before(setup);
 
-  it("reads every storage dtype", async () => {
-    const sd = (await qb.io.loadTorch(fixture("loader_dtypes.pt"))) as Record<string, tf.Tensor>;
-    for (const [name, want] of Object.entries(expected.dtypes)) {
-      const t = sd[name];
-      assert.ok(t instanceof tf.Tensor, name);
-      assert.deepEqual(t.shape, want.shape, name);
-      const wantDtype = name === "bool" ? "bool" : /int/.test(name) ? "int32" : "float32";
-      assert.equal(t.dtype, wantDtype, name);
-      // float16/bfloat16 values were rounded by PyTorch; the fixture holds the rounded values
-      assert.equal(
-        maxAbsDiff(
-          t.dataSync(),
-          want.values.map((v) => Math.fround(v)),
-        ),
-        0,
-        name,
-      );
-    }
-    qb.io.disposeAll(sd);
-  });
+  it("reads every storage dtype", () => checkDtypes("loader_dtypes.pt"));
 
-  it("reads views: offsets, strides, transposes", async () => {
-    const sd = (await qb.io.loadTorch(fixture("loader_views.pt"))) as Record<string, tf.Tensor>;
-    for (const [name, want] of Object.entries(expected.views)) {
-      assert.deepEqual(sd[name].shape, want.shape, name);
-      assert.deepEqual(Array.from(sd[name].dataSync()), want.values, name);
-    }
-    qb.io.disposeAll(sd);
-  });
+  it("reads views: offsets, strides, transposes", () => checkViews("loader_views.pt"));
 
-  it("keeps nested containers, numbers, strings and parameters", async () => {
-    const v = (await qb.io.loadTorch(fixture("loader_nested.pt"))) as Record<string, any>;
-    assert.equal(v.epoch, 7);
-    assert.equal(v.lr, 0.125);
-    assert.equal(v.name, "run-3");
-    assert.deepEqual([...v.flags], [true, null]);
-    assert.deepEqual(Array.from(v.inner.w.dataSync()), [1, 1, 1, 1]);
-    assert.deepEqual(Array.from(v.inner.pair[0].dataSync()), [1, 2]);
-    assert.equal(v.inner.pair[1], 3);
-    assert.deepEqual(Array.from(v.params[0].dataSync()), [0.5, 0.5, 0.5]);
-    qb.io.disposeAll(v);
-  });
+  it("keeps nested containers, numbers, strings and parameters", () => checkNested("loader_nested.pt"));
 
   it("reads the article checkpoint as a state dict", async () => {
     const sd = (await qb.io.loadTorch(fixture("float-checkpoint.ckpt"))) as Record<string, tf.Tensor>;
@@ -97,29 +101,9 @@ describe("loadTorch (PyTorch zip checkpoints)", () => {
 describe("loadTorch (legacy pre-1.6 format)", () => {
   before(setup);
 
-  it("reads every storage dtype, the same values as the zip format", async () => {
-    const sd = (await qb.io.loadTorch(fixture("legacy_dtypes.pt"))) as Record<string, tf.Tensor>;
-    assert.deepEqual(Object.keys(sd), Object.keys(expected.dtypes));
-    for (const [name, want] of Object.entries(expected.dtypes)) {
-      assert.deepEqual(sd[name].shape, want.shape, name);
-      assert.equal(sd[name].dtype, name === "bool" ? "bool" : /int/.test(name) ? "int32" : "float32", name);
-      assert.deepEqual(
-        Array.from(sd[name].dataSync()),
-        want.values.map((v) => Math.fround(v)),
-        name,
-      );
-    }
-    qb.io.disposeAll(sd);
-  });
+  it("reads every storage dtype, the same values as the zip format", () => checkDtypes("legacy_dtypes.pt"));
 
-  it("reads views of one shared storage: offsets, strides, transposes", async () => {
-    const sd = (await qb.io.loadTorch(fixture("legacy_views.pt"))) as Record<string, tf.Tensor>;
-    for (const [name, want] of Object.entries(expected.views)) {
-      assert.deepEqual(sd[name].shape, want.shape, name);
-      assert.deepEqual(Array.from(sd[name].dataSync()), want.values, name);
-    }
-    qb.io.disposeAll(sd);
-  });
+  it("reads views of one shared storage: offsets, strides, transposes", () => checkViews("legacy_views.pt"));
 
   it("reads a storage view as PyTorch < 1.6 wrote it (PyTorch loads it as [2, 3, 4])", async () => {
     const sd = (await qb.io.loadTorch(fixture("legacy_storage_view.pt"))) as Record<string, tf.Tensor>;
@@ -128,17 +112,7 @@ describe("loadTorch (legacy pre-1.6 format)", () => {
     qb.io.disposeAll(sd);
   });
 
-  it("keeps nested containers and parameters; a tensor used twice stays one tensor", async () => {
-    const v = (await qb.io.loadTorch(fixture("legacy_nested.pt"))) as Record<string, any>;
-    assert.equal(v.epoch, 7);
-    assert.equal(v.lr, 0.125);
-    assert.equal(v.name, "run-3");
-    assert.deepEqual([...v.flags], [true, null]);
-    assert.deepEqual(Array.from(v.inner.w.dataSync()), [1, 1, 1, 1]);
-    assert.deepEqual(Array.from(v.inner.pair[0].dataSync()), [1, 2]);
-    assert.deepEqual(Array.from(v.params[0].dataSync()), [0.5, 0.5, 0.5]);
-    qb.io.disposeAll(v);
-  });
+  it("keeps nested containers, numbers, strings and parameters", () => checkNested("legacy_nested.pt"));
 
   it("reads the article checkpoint re-saved in the legacy format: bit-identical to the zip file", async () => {
     const legacy = (await qb.io.loadTorch(fixture("legacy-checkpoint.ckpt"))) as Record<string, tf.Tensor>;
