@@ -331,6 +331,73 @@ describe("ONNX import", { timeout: 300000 }, () => {
     }
   });
 
+  it("Gemm with transA, and ConvTranspose with output_shape, automatic or asymmetric pads, match onnxruntime", async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), "qb-forms-"));
+    const ints = (name: string, v: number[]) => ({ name, type: 7, ints: v });
+    const str = (name: string, v: string) => ({ name, type: 3, s: Buffer.from(v) });
+    const wt = Array.from({ length: 3 * 2 * 3 * 3 }, (_, i) => Math.sin(i + 0.5) * 0.4);
+    const convT = (attrs: onnx.IAttributeProto[]) =>
+      model(
+        13,
+        [{ name: "/up/ConvTranspose", opType: "ConvTranspose", input: ["x", "w", "b"], output: ["y"], attribute: attrs }],
+        [floats("w", [3, 2, 3, 3], wt), floats("b", [2], [0.1, -0.2])],
+        ["x", [1, 3, 5, 6]],
+        "y",
+      );
+    const cases: [string, Uint8Array, number[]][] = [
+      [
+        "Gemm transA transB alpha",
+        model(
+          13,
+          [
+            {
+              name: "/fc/Gemm",
+              opType: "Gemm",
+              input: ["x", "w", "c"],
+              output: ["y"],
+              attribute: [
+                { name: "transA", type: 2, i: 1 },
+                { name: "transB", type: 2, i: 1 },
+                { name: "alpha", type: 1, f: 0.5 },
+              ],
+            },
+          ],
+          [
+            floats(
+              "w",
+              [4, 6],
+              Array.from({ length: 24 }, (_, i) => Math.cos(i)),
+            ),
+            floats("c", [4], [1, 2, 3, 4]),
+          ],
+          ["x", [6, 3]],
+          "y",
+        ),
+        [6, 3],
+      ],
+      ["ConvTranspose output_shape", convT([ints("strides", [2, 2]), ints("output_shape", [10, 13])]), [1, 3, 5, 6]],
+      ["ConvTranspose SAME_UPPER", convT([ints("strides", [2, 2]), str("auto_pad", "SAME_UPPER")]), [1, 3, 5, 6]],
+      ["ConvTranspose SAME_LOWER", convT([ints("strides", [2, 2]), str("auto_pad", "SAME_LOWER")]), [1, 3, 5, 6]],
+      ["ConvTranspose asymmetric pads", convT([ints("strides", [2, 1]), ints("pads", [0, 2, 1, 0]), ints("output_padding", [1, 0])]), [1, 3, 5, 6]],
+    ];
+    try {
+      for (const [label, bytes, shape] of cases) {
+        const file = path.join(dir, `${label.replace(/\W+/g, "_")}.onnx`);
+        writeFileSync(file, bytes);
+        const m = await qb.io.loadOnnx(bytes);
+        const x = tf.randomNormal(shape, 0, 1, "float32", 4);
+        const y = m.forward(x) as unknown as tf.Tensor;
+        const want = await ortRun(file, x);
+        assert.equal(y.size, want.length, `${label}: ${y.shape}`);
+        assert.ok(relErr(y.dataSync(), want) < 1e-5, `${label}: ${relErr(y.dataSync(), want)}`);
+        tf.dispose([x, y]);
+        m.dispose();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it("an unfolded Conv + BatchNormalization imports as Conv2d + BatchNorm2d, and fuseConvBn folds them", async () => {
     const w = Array.from({ length: 3 * 2 * 3 * 3 }, (_, i) => Math.cos(i) * 0.3);
     const bytes = model(

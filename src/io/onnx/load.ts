@@ -165,16 +165,17 @@ function planConv(b: Builder, i: number): void {
   const dilation = a.attr("dilations", [1, 1]) as [number, number];
   const path = b.layerPath(n);
   let m: Module;
+  const outputPadding = a.attr("output_padding", [0, 0]) as [number, number];
+  const outputShape = a.attr("output_shape", [] as number[]);
+  // PyTorch's form (symmetric pads, no output_shape) is the layer itself; any other (asymmetric
+  // or automatic pads, an output_shape) is the full transposed convolution and a crop after it
+  const torchForm = transposed && sym && autoPad === "NOTSET" && outputShape.length === 0;
   if (transposed) {
-    if (a.attr("output_shape", [] as number[]).length > 0) {
-      throw errors.unsupported(`loadOnnx: ${n.name}`, "ConvTranspose with output_shape", "export with explicit pads and output_padding (PyTorch's ConvTranspose2d does)");
-    }
-    if (!sym || autoPad !== "NOTSET") throw errors.unsupported(`loadOnnx: ${n.name}`, "ConvTranspose with asymmetric or automatic pads", "export with symmetric padding");
     const outC = w.dims[1] * groups;
     m = new ConvTranspose2d(w.dims[0], outC, [kh, kw], {
       stride,
-      padding: [pads[0], pads[1]],
-      outputPadding: a.attr("output_padding", [0, 0]) as [number, number],
+      padding: torchForm ? [pads[0], pads[1]] : [0, 0],
+      outputPadding,
       dilation,
       groups,
       bias: bias !== null,
@@ -198,7 +199,23 @@ function planConv(b: Builder, i: number): void {
           } else if (autoPad === "VALID") p = [0, 0, 0, 0];
           return F.pad(x, [p[1], p[3], p[0], p[2]], 0, { name: `${path.replace(/\./g, "_")}_pad` });
         };
-  b.steps.push(moduleStep(n, path, n.inputs[0], n.outputs, pre));
+  const crop =
+    !transposed || torchForm
+      ? undefined
+      : (y: tf.Tensor) => {
+          // ONNX: total = stride·(in − 1) + output_padding + (k − 1)·dilation + 1 − out; SAME_UPPER puts the odd one at the end
+          const full = [y.shape[2] as number, y.shape[3] as number];
+          const cut = [0, 1].map((d) => {
+            if (outputShape.length === 0 && autoPad === "NOTSET") return [pads[d], pads[d + 2]];
+            const inSize = (full[d] - outputPadding[d] - ((d === 0 ? kh : kw) - 1) * dilation[d] - 1) / stride[d] + 1;
+            const out = outputShape.length > 0 ? outputShape[outputShape.length - 2 + d] : autoPad === "VALID" ? full[d] : inSize * stride[d];
+            const total = Math.max(0, full[d] - out);
+            return autoPad === "SAME_UPPER" ? [Math.floor(total / 2), total - Math.floor(total / 2)] : [total - Math.floor(total / 2), Math.floor(total / 2)];
+          });
+          if (cut.every(([lo, hi]) => lo === 0 && hi === 0)) return y;
+          return F.slice(y, [cut[0][0], cut[1][0]], [full[0] - cut[0][1], full[1] - cut[1][1]], [2, 3], [1, 1], { name: `${path.replace(/\./g, "_")}_crop` });
+        };
+  b.steps.push(moduleStep(n, path, n.inputs[0], n.outputs, pre, crop));
 }
 
 /** Gemm, or MatMul with a constant 2-D weight (and an Add of a constant bias after it): a Linear. */
@@ -208,7 +225,7 @@ function planLinear(b: Builder, i: number): boolean {
   const isGemm = n.opType === "Gemm";
   const w = n.inputs[1] ? b.staticValue(n.inputs[1]) : null;
   if (w === null || w.dims.length !== 2 || w.dtype !== "float32") return false;
-  if (isGemm && a.attr("transA", 0) !== 0) return false;
+  const transA = isGemm && a.attr("transA", 0) !== 0;
   let bias: ConstValue | null = isGemm && n.inputs[2] ? b.staticValue(n.inputs[2]) : null;
   let outputs = n.outputs;
   const transB = isGemm && a.attr("transB", 0) === 1;
@@ -238,7 +255,9 @@ function planLinear(b: Builder, i: number): boolean {
   setParam(m, "weight", scaled(w, alpha));
   if (bias) setParam(m, "bias", { ...scaled(bias, beta), dims: [outF] });
   b.addLayer(path, m);
-  b.steps.push(moduleStep(n, path, n.inputs[0], outputs));
+  // Gemm's A transposed ([K, M]): a layout op before the Linear
+  const pre = transA ? (x: tf.Tensor) => F.transpose(x, [1, 0], { name: `${path.replace(/\./g, "_")}_transpose` }) : undefined;
+  b.steps.push(moduleStep(n, path, n.inputs[0], outputs, pre));
   return true;
 }
 
@@ -450,7 +469,7 @@ export function buildOnnxModule(g: OnnxGraph, opts: LoadOnnxOptions = {}): OnnxG
         b.steps.push(matmulStep(b, n));
         return;
       }
-      if (t === "Gemm") throw errors.unsupported(`loadOnnx: ${n.name}`, "a Gemm whose B is not a constant 2-D weight (or with transA)", "export the projection as nn.Linear");
+      if (t === "Gemm") throw errors.unsupported(`loadOnnx: ${n.name}`, "a Gemm whose B is not a constant 2-D weight", "export the projection as nn.Linear");
       const { path, opName } = nodeNames(n.name, b.paths, n.outputs[0] ?? "", b.ownOps);
       n.inputs.forEach((inp) => {
         if (!b.consts.has(inp)) return;

@@ -410,8 +410,18 @@ export function handlerStep(ctx: NodeContext): PlanStep {
   };
 }
 
-/** A step that runs a layer (Conv2d, Linear, ...) found at `path` when it runs. */
-export function moduleStep(node: OnnxNode, path: string, input: string, outputs: string[], pre?: (x: tf.Tensor) => tf.Tensor): PlanStep {
+/**
+ * A step that runs a layer (Conv2d, Linear, ...) found at `path` when it runs; `pre` and `post`
+ * are data moves around it (padding before, a crop or transpose after) that keep the scale.
+ */
+export function moduleStep(
+  node: OnnxNode,
+  path: string,
+  input: string,
+  outputs: string[],
+  pre?: (x: tf.Tensor) => tf.Tensor,
+  post?: (y: tf.Tensor) => tf.Tensor,
+): PlanStep {
   return {
     node: node.name,
     inputs: [input],
@@ -420,7 +430,8 @@ export function moduleStep(node: OnnxNode, path: string, input: string, outputs:
       const m = root.moduleAt(path) as Module | undefined;
       if (m === undefined) throw new Error(`OnnxGraphModule: no layer at '${path}' (was it removed by a transform?)`);
       const x = ins[0] as tf.Tensor;
-      return [(m.forward as (t: tf.Tensor) => tf.Tensor)(pre ? pre(x) : x)];
+      const y = (m.forward as (t: tf.Tensor) => tf.Tensor)(pre ? pre(x) : x);
+      return [post ? post(y) : y];
     },
   };
 }
