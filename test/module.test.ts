@@ -45,6 +45,19 @@ describe("nn.Module", () => {
     net.dispose();
   });
 
+  it("padding layers: reflect, replicate and zero padding by hand, and a reflect pad larger than the input refused", () => {
+    const x = tf.tensor([1, 2, 3, 4, 5, 6], [1, 1, 2, 3]);
+    // rows [1 2 3] and [4 5 6]; one column left and right, one row on top
+    const reflect = new qb.nn.ReflectionPad2d([1, 1, 1, 0]).forward(x);
+    assert.deepEqual(Array.from(reflect.dataSync()), [5, 4, 5, 6, 5, 2, 1, 2, 3, 2, 5, 4, 5, 6, 5]);
+    const replicate = new qb.nn.ReplicationPad2d([1, 1, 1, 0]).forward(x);
+    assert.deepEqual(Array.from(replicate.dataSync()), [1, 1, 2, 3, 3, 1, 1, 2, 3, 3, 4, 4, 5, 6, 6]);
+    const zero = new qb.nn.ZeroPad2d([0, 1, 0, 0]).forward(x);
+    assert.deepEqual(Array.from(zero.dataSync()), [1, 2, 3, 0, 4, 5, 6, 0]);
+    assert.throws(() => new qb.nn.ReflectionPad2d(2).forward(x), /reflect padding \[2,2,2,2\] must be smaller than the padded dimensions of \[1,1,2,3\]/);
+    tf.dispose([x, reflect, replicate, zero]);
+  });
+
   it("stateDict / loadStateDict round-trip", () => {
     qb.manualSeed(1);
     const a = new Net();

@@ -398,6 +398,43 @@ describe("ONNX import", { timeout: 300000 }, () => {
     }
   });
 
+  it("Pad in reflect, edge and constant modes (opset 9 attributes and opset 11 inputs) matches onnxruntime", async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), "qb-pad-"));
+    const str = (name: string, v: string) => ({ name, type: 3, s: Buffer.from(v) });
+    const x = tf.randomNormal([1, 2, 4, 5], 0, 1, "float32", 8);
+    try {
+      for (const mode of ["reflect", "edge", "constant"]) {
+        for (const opset of [9, 11]) {
+          const pads = [0, 0, 2, 1, 0, 0, 1, 3];
+          const node =
+            opset < 11
+              ? {
+                  name: "/p/Pad",
+                  opType: "Pad",
+                  input: ["x"],
+                  output: ["y"],
+                  attribute: [str("mode", mode), { name: "pads", type: 7, ints: pads }, { name: "value", type: 1, f: 0.5 }],
+                }
+              : { name: "/p/Pad", opType: "Pad", input: ["x", "pads", "v"], output: ["y"], attribute: [str("mode", mode)] };
+          const inits = opset < 11 ? [] : [int64s("pads", pads), floats("v", [], [0.5])];
+          const bytes = model(opset, [node], inits, ["x", [1, 2, 4, 5]], "y");
+          const file = path.join(dir, `pad_${mode}_${opset}.onnx`);
+          writeFileSync(file, bytes);
+          const m = await qb.io.loadOnnx(bytes);
+          const y = m.forward(x) as unknown as tf.Tensor;
+          const want = await ortRun(file, x);
+          assert.deepEqual(y.shape, [1, 2, 7, 9], `${mode} opset ${opset}`);
+          assert.ok(relErr(y.dataSync(), want) < 1e-7, `${mode} opset ${opset}: ${relErr(y.dataSync(), want)}`);
+          y.dispose();
+          m.dispose();
+        }
+      }
+    } finally {
+      x.dispose();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it("an unfolded Conv + BatchNormalization imports as Conv2d + BatchNorm2d, and fuseConvBn folds them", async () => {
     const w = Array.from({ length: 3 * 2 * 3 * 3 }, (_, i) => Math.cos(i) * 0.3);
     const bytes = model(

@@ -97,6 +97,9 @@ const RUNS: Record<string, [string, Run]> = {
   gather: ["Gather", ([a]) => F.gather(a, [5, 0, 2], 3)],
   expand: ["Expand", ([a]) => F.expand(a, [2, 3, 5, 6])],
   pad: ["Pad", ([a]) => F.pad(a, [1, 2, 0, 1])],
+  pad_reflect: ["Pad", ([a]) => F.pad(a, [2, 1, 3, 0], 0, { mode: "reflect" })],
+  pad_replicate: ["Pad", ([a]) => F.pad(a, [0, 3, 2, 2], 0, { mode: "replicate" })],
+  pad_circular: ["Pad", ([a]) => F.pad(a, [1, 2, 2, 1], 0, { mode: "circular" })],
   split: [
     "Slice",
     ([a]) => {

@@ -11,6 +11,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { runOp } from "./op";
 import { COORDINATE_MODES, NEAREST_MODES, type CoordinateMode, type NearestMode } from "../ops/resize";
+import { PAD_MODES, type PadMode } from "../ops/layout";
 import { errors } from "../messages";
 
 export interface OpOptions {
@@ -228,13 +229,21 @@ export function gather(x: tf.Tensor, indices: number[], axis = 0, opts?: Named):
 export function expand(x: tf.Tensor, shape: number[], opts?: Named): tf.Tensor {
   return one("Expand", "expand", x, { shape }, opts);
 }
-/** PyTorch's F.pad (constant mode): `pad` lists (before, after) from the last dimension backwards. */
-export function pad(x: tf.Tensor, padding: number[], value = 0, opts?: Named): tf.Tensor {
+/**
+ * PyTorch's F.pad: `pad` lists (before, after) from the last dimension backwards; `value` for the
+ * constant mode, `opts.mode` "reflect", "replicate" or "circular" for the others.
+ */
+export function pad(x: tf.Tensor, padding: number[], value = 0, opts?: Named & { mode?: PadMode }): tf.Tensor {
   if (padding.length % 2 !== 0 || padding.length / 2 > x.rank || !padding.every((v) => Number.isInteger(v) && v >= 0))
     throw errors.coded("SHAPE_MISMATCH", `pad: padding [${padding}] must hold non-negative integer (before, after) pairs for at most ${x.rank} dimensions`);
+  const mode = opts?.mode ?? "constant";
+  if (!PAD_MODES.includes(mode)) throw errors.coded("INVALID_ARGUMENT", `pad: mode '${String(mode)}' is not one of ${PAD_MODES.join(", ")}`);
   const pads = x.shape.map(() => [0, 0] as [number, number]);
   for (let i = 0; i < padding.length / 2; i++) pads[x.rank - 1 - i] = [padding[2 * i], padding[2 * i + 1]];
-  return one("Pad", "pad", x, { pads, value }, opts);
+  if (mode === "reflect" && pads.some(([b, a], d) => Math.max(b, a) >= (x.shape[d] as number))) {
+    throw errors.coded("SHAPE_MISMATCH", `pad: reflect padding [${padding}] must be smaller than the padded dimensions of [${x.shape}] (as in PyTorch)`);
+  }
+  return one("Pad", "pad", x, mode === "constant" ? { pads, value } : { pads, value: 0, mode }, opts);
 }
 /** torch.permute: a Transpose op. */
 export const permute = (x: tf.Tensor, dims: number[], opts?: OpOptions) => transpose(x, dims, opts);

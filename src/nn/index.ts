@@ -22,6 +22,10 @@ export {
   AdaptiveAvgPool2d,
   Upsample,
   Flatten,
+  Pad2d,
+  ZeroPad2d,
+  ReflectionPad2d,
+  ReplicationPad2d,
   Dropout,
 } from "./layers";
 export { ConvTranspose2d, type ConvTranspose2dOptions } from "./convTranspose";

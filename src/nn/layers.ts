@@ -1,5 +1,6 @@
 import type * as tf from "@tensorflow/tfjs";
 import * as F from "./functional";
+import type { PadMode } from "../ops/layout";
 import { Module } from "./module";
 import { runOp } from "./op";
 
@@ -146,6 +147,37 @@ export class Upsample extends Module {
   }
   forward(x: tf.Tensor): tf.Tensor {
     return F.interpolate(x, { ...this.options, name: null });
+  }
+}
+
+/** nn.ZeroPad2d / ConstantPad2d / ReflectionPad2d / ReplicationPad2d: `padding` as (left, right, top, bottom) or one number. */
+export class Pad2d extends Module {
+  readonly padding: number[];
+  constructor(
+    padding: number | [number, number, number, number],
+    readonly mode: PadMode = "constant",
+    readonly value = 0,
+  ) {
+    super();
+    this.padding = typeof padding === "number" ? [padding, padding, padding, padding] : [...padding];
+  }
+  forward(x: tf.Tensor): tf.Tensor {
+    return F.pad(x, this.padding, this.value, { name: null, mode: this.mode });
+  }
+}
+export class ZeroPad2d extends Pad2d {
+  constructor(padding: number | [number, number, number, number]) {
+    super(padding, "constant", 0);
+  }
+}
+export class ReflectionPad2d extends Pad2d {
+  constructor(padding: number | [number, number, number, number]) {
+    super(padding, "reflect");
+  }
+}
+export class ReplicationPad2d extends Pad2d {
+  constructor(padding: number | [number, number, number, number]) {
+    super(padding, "replicate");
   }
 }
 

@@ -68,22 +68,48 @@ for (const [type, doc, fn] of layoutOps) {
   });
 }
 
-/** attrs.pads: [before, after] per axis; attrs.value: the constant. */
-export function padConstant(t: tf.Tensor, a: Attrs, value = (a.value as number | undefined) ?? 0): tf.Tensor {
-  return tf.pad(t, a.pads as [number, number][], value);
+export type PadMode = "constant" | "reflect" | "replicate" | "circular";
+export const PAD_MODES: readonly PadMode[] = ["constant", "reflect", "replicate", "circular"];
+
+/** Source index of padded position i (−before ≤ i < n + after) on an axis of n elements. */
+function padSource(i: number, n: number, mode: PadMode): number {
+  if (mode === "replicate") return Math.min(Math.max(i, 0), n - 1);
+  if (mode === "circular") return ((i % n) + n) % n;
+  // reflect: mirror about the edge element, which is not repeated
+  let j = i;
+  while (j < 0 || j >= n) j = j < 0 ? -j : 2 * (n - 1) - j;
+  return j;
+}
+
+/**
+ * attrs.pads: [before, after] per axis; attrs.mode (PyTorch's names; ONNX's edge is replicate):
+ * constant with attrs.value, or reflect / replicate / circular, which only select elements.
+ */
+export function padTensor(t: tf.Tensor, a: Attrs, value = (a.value as number | undefined) ?? 0): tf.Tensor {
+  const pads = a.pads as [number, number][];
+  const mode = (a.mode as PadMode | undefined) ?? "constant";
+  if (mode === "constant") return tf.pad(t, pads, value);
+  let out = t;
+  pads.forEach(([before, after], axis) => {
+    if (before === 0 && after === 0) return;
+    const n = t.shape[axis] as number;
+    const idx = Array.from({ length: n + before + after }, (_, k) => padSource(k - before, n, mode));
+    out = tf.gather(out, idx, axis);
+  });
+  return out === t ? tf.clone(t) : out;
 }
 
 defineOp({
   type: "Pad",
-  doc: "constant padding (attrs.pads [before, after] per axis, attrs.value); keeps its input's scale, the value rounded to its grid",
+  doc: "padding (attrs.pads [before, after] per axis; attrs.mode constant with attrs.value, reflect, replicate or circular); keeps its input's scale, a constant rounded to its grid",
   role: "passthrough",
   unit: "vector",
-  compute: ([t], _w, _p, a) => padConstant(t, a),
+  compute: ([t], _w, _p, a) => padTensor(t, a),
   integer:
     (node) =>
     ([x]) => {
       const v = (node.attrs.value as number | undefined) ?? 0;
       const code = x.quant.scale === null ? v : Math.round(v / x.quant.scale[0]);
-      return movesCodes(([t], _w, _p, a) => padConstant(t, a, code))(node)([x]);
+      return movesCodes(([t], _w, _p, a) => padTensor(t, a, code))(node)([x]);
     },
 });

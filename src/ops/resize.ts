@@ -64,7 +64,8 @@ export function resizeNearest(t: tf.Tensor, a: Attrs): tf.Tensor {
   const [h, w] = [t.shape[2] as number, t.shape[3] as number];
   const coord = (a.coordinateMode as CoordinateMode | undefined) ?? "asymmetric";
   const rounding = (a.nearestMode as NearestMode | undefined) ?? "floor";
-  const index = (d: number, n: number, out: number, axis: 0 | 1) => Math.max(0, Math.min(roundNearest(sourceCoord(d, n, out, coordScale(n, out, a, axis), coord), rounding), n - 1));
+  const index = (d: number, n: number, out: number, axis: 0 | 1) =>
+    Math.max(0, Math.min(roundNearest(sourceCoord(d, n, out, coordScale(n, out, a, axis), coord), rounding), n - 1));
   const rows = Array.from({ length: oh }, (_, i) => index(i, h, oh, 0));
   const cols = Array.from({ length: ow }, (_, j) => index(j, w, ow, 1));
   return tf.gather(tf.gather(t, rows, 2), cols, 3);

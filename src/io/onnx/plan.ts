@@ -8,7 +8,7 @@ import * as F from "../../nn/functional";
 import type { Module } from "../../nn/module";
 import { runOp } from "../../nn/op";
 import { errors } from "../../messages";
-import { slice as sliceRaw } from "../../ops/layout";
+import { padTensor, slice as sliceRaw } from "../../ops/layout";
 import { softmax as softmaxRaw } from "../../ops/activation";
 import { COORDINATE_MODES, NEAREST_MODES, resizeBilinear, resizeNearest, type CoordinateMode, type NearestMode } from "../../ops/resize";
 import { OnnxScope, type OnnxGraphModule } from "./graphModule";
@@ -235,16 +235,18 @@ const HANDLERS: Record<string, Handler> = {
   },
   Pad: (ctx, ins, raw) => {
     const x = need(ins, 0, ctx);
-    const mode = ctx.attr("mode", "constant") as string;
-    if (mode !== "constant") throw errors.unsupported(`loadOnnx: ${ctx.node.name}`, `Pad mode '${mode}'`, "use constant padding");
+    const onnxMode = ctx.attr("mode", "constant") as string;
+    const mode = ({ constant: "constant", reflect: "reflect", edge: "replicate", wrap: "circular" } as const)[onnxMode as "constant"];
+    if (mode === undefined) throw errors.unsupported(`loadOnnx: ${ctx.node.name}`, `Pad mode '${onnxMode}'`, "constant, reflect, edge and wrap are supported");
     const pads = ctx.opset < 11 ? (ctx.attr("pads", []) as number[]) : ints(ins[1]);
     const value = ctx.opset < 11 ? (ctx.attr("value", 0) as number) : ins[2] ? ins[2].dataSync()[0] : 0;
     const r = x.rank;
     const perAxis: [number, number][] = Array.from({ length: r }, (_, i) => [pads[i] ?? 0, pads[i + r] ?? 0]);
-    if (raw) return [tf.pad(x, perAxis, value)];
+    if (perAxis.some(([b, a]) => b < 0 || a < 0)) throw errors.unsupported(`loadOnnx: ${ctx.node.name}`, `negative pads [${pads}] (cropping)`, "export the crop as a Slice");
+    if (raw) return [padTensor(x, { pads: perAxis, value, mode })];
     // F.pad takes PyTorch's order: (before, after) from the last dimension backwards
     const torchOrder = perAxis.slice().reverse().flat();
-    return [F.pad(x, torchOrder, value, named(ctx))];
+    return [F.pad(x, torchOrder, value, { ...named(ctx), mode })];
   },
   Expand: (ctx, ins, raw) => {
     const x = need(ins, 0, ctx);
@@ -325,12 +327,23 @@ function resize(ctx: NodeContext, ins: Ins, raw: boolean): tf.Tensor[] {
   const scaleFactor: [number, number] | undefined = size ? undefined : [scales[2] ?? 1, scales[3] ?? 1];
   const where = `loadOnnx: ${ctx.node.name} (${ctx.node.opType})`;
   if (!(COORDINATE_MODES as readonly string[]).includes(coord)) {
-    throw errors.unsupported(where, `resize with coordinate_transformation_mode '${coord}'`, `re-export with one of ${COORDINATE_MODES.join(", ")} (PyTorch's F.interpolate writes these)`);
+    throw errors.unsupported(
+      where,
+      `resize with coordinate_transformation_mode '${coord}'`,
+      `re-export with one of ${COORDINATE_MODES.join(", ")} (PyTorch's F.interpolate writes these)`,
+    );
   }
   // opset 10's Resize and Upsample have no nearest_mode: they floor
   const rounding = ctx.opset < 11 ? "floor" : nearestMode;
   if (!(NEAREST_MODES as readonly string[]).includes(rounding)) throw errors.unsupported(where, `nearest_mode '${rounding}'`, `re-export with one of ${NEAREST_MODES.join(", ")}`);
-  let attrs: { size?: [number, number]; scaleFactor?: [number, number]; mode: "nearest" | "bilinear"; alignCorners: boolean; coordinateMode: CoordinateMode; nearestMode?: NearestMode };
+  let attrs: {
+    size?: [number, number];
+    scaleFactor?: [number, number];
+    mode: "nearest" | "bilinear";
+    alignCorners: boolean;
+    coordinateMode: CoordinateMode;
+    nearestMode?: NearestMode;
+  };
   if (mode === "nearest") attrs = { mode: "nearest", alignCorners: false, coordinateMode: coord as CoordinateMode, nearestMode: rounding as NearestMode };
   else if (mode === "linear" || mode === "bilinear") attrs = { mode: "bilinear", alignCorners: coord === "align_corners", coordinateMode: coord as CoordinateMode };
   else throw errors.unsupported(where, `resize mode '${mode}'`, "nearest and linear are supported; re-export with F.interpolate(mode='nearest' or 'bilinear')");
@@ -414,14 +427,7 @@ export function handlerStep(ctx: NodeContext): PlanStep {
  * A step that runs a layer (Conv2d, Linear, ...) found at `path` when it runs; `pre` and `post`
  * are data moves around it (padding before, a crop or transpose after) that keep the scale.
  */
-export function moduleStep(
-  node: OnnxNode,
-  path: string,
-  input: string,
-  outputs: string[],
-  pre?: (x: tf.Tensor) => tf.Tensor,
-  post?: (y: tf.Tensor) => tf.Tensor,
-): PlanStep {
+export function moduleStep(node: OnnxNode, path: string, input: string, outputs: string[], pre?: (x: tf.Tensor) => tf.Tensor, post?: (y: tf.Tensor) => tf.Tensor): PlanStep {
   return {
     node: node.name,
     inputs: [input],
