@@ -435,6 +435,56 @@ describe("ONNX import", { timeout: 300000 }, () => {
     }
   });
 
+  it("Elu, Softplus, Abs, Neg, Log, PRelu and variadic Max / Min match onnxruntime and run through the workflow", async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), "qb-act-"));
+    const bytes = model(
+      13,
+      [
+        { name: "/a/Elu", opType: "Elu", input: ["x"], output: ["y1"], attribute: [{ name: "alpha", type: 1, f: 0.8 }] },
+        { name: "/b/PRelu", opType: "PRelu", input: ["y1", "slope"], output: ["y2"] },
+        { name: "/c/Softplus", opType: "Softplus", input: ["y2"], output: ["y3"] },
+        { name: "/d/Neg", opType: "Neg", input: ["y3"], output: ["y4"] },
+        { name: "/e/Abs", opType: "Abs", input: ["y4"], output: ["y5"] },
+        { name: "/f/Max", opType: "Max", input: ["y5", "x", "c"], output: ["y6"] },
+        { name: "/g/Min", opType: "Min", input: ["y6", "y2"], output: ["y7"] },
+        { name: "/h/Add", opType: "Add", input: ["y5", "half"], output: ["y8"] },
+        { name: "/h/Log", opType: "Log", input: ["y8"], output: ["y9"] },
+        { name: "/out/Add", opType: "Add", input: ["y7", "y9"], output: ["y"] },
+      ],
+      [floats("slope", [3, 1, 1], [0.1, -0.3, 0.6]), floats("c", [1, 3, 1, 1], [0.2, -0.1, 0.4]), floats("half", [], [0.5])],
+      ["x", [1, 3, 4, 4]],
+      "y",
+    );
+    const file = path.join(dir, "acts.onnx");
+    writeFileSync(file, bytes);
+    try {
+      const m = await qb.io.loadOnnx(bytes);
+      const x = tf.randomNormal([1, 3, 4, 4], 0, 1.5, "float32", 9);
+      const y = m.forward(x) as unknown as tf.Tensor;
+      assert.ok(relErr(y.dataSync(), await ortRun(file, x)) < 1e-6, `${relErr(y.dataSync(), await ortRun(file, x))}`);
+      const c = qb.prepare(m.eval(), x, { qconfigSetter: [qb.calibration8bitWeight16bitActQconfigSetter], warn: false });
+      qb.setFakeQuantize(c, qb.FakeQuantState.CALIBRATION);
+      await qb.calibrate(c, [x]);
+      qb.setFakeQuantize(c, qb.FakeQuantState.VALIDATION);
+      const ir = qb.export(c, x);
+      assert.deepEqual(
+        ir.nodes.map((n) => n.type).filter((t) => !/Stub/.test(t)),
+        ["ELU", "PReLU", "Softplus", "Neg", "Abs", "Maximum", "Maximum", "Minimum", "Add", "Log", "Add"],
+      );
+      assert.deepEqual(
+        qb.checkModel(ir, qb.March.NASH_M).violations.map((v) => v.message),
+        [],
+      );
+      const fq = c.forward(x) as unknown as tf.Tensor;
+      const yi = qb.convert(ir, qb.March.NASH_M).forward(x);
+      assert.ok(relErr(yi.dataSync(), fq.dataSync()) < 1e-3, `integer vs fake-quant ${relErr(yi.dataSync(), fq.dataSync())}`);
+      tf.dispose([x, y, fq, yi]);
+      m.dispose();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it("an unfolded Conv + BatchNormalization imports as Conv2d + BatchNorm2d, and fuseConvBn folds them", async () => {
     const w = Array.from({ length: 3 * 2 * 3 * 3 }, (_, i) => Math.cos(i) * 0.3);
     const bytes = model(

@@ -25,6 +25,7 @@ interface Case {
   bias?: T;
   scale?: T;
   shift?: T;
+  slope?: T;
 }
 
 const golden = JSON.parse(readFileSync(path.join(__dirname, "..", "..", "test", "fixtures", "ops_golden.json"), "utf8")) as { cases: Case[] };
@@ -36,6 +37,7 @@ interface Consts {
   weight?: tf.Tensor | undefined;
   bias?: tf.Tensor | undefined;
   bn?: qb.nn.BatchNorm2d | undefined;
+  slope?: tf.Tensor | undefined;
 }
 type Run = (xs: tf.Tensor[], k: Consts) => tf.Tensor;
 
@@ -44,10 +46,11 @@ function constsOf(c: Case): Consts {
     weight: c.weight && ten(c.weight),
     bias: c.bias && ten(c.bias),
     bn: c.scale && c.shift ? batchNormOf(ten(c.scale), ten(c.shift)) : undefined,
+    slope: c.slope && ten(c.slope),
   };
 }
 const disposeConsts = (k: Consts) => {
-  tf.dispose([k.weight, k.bias].filter((t): t is tf.Tensor => t !== undefined));
+  tf.dispose([k.weight, k.bias, k.slope].filter((t): t is tf.Tensor => t !== undefined));
   k.bn?.dispose();
 };
 /** Each golden case: the op type it exercises and the qb.F call that reproduces it. */
@@ -97,6 +100,15 @@ const RUNS: Record<string, [string, Run]> = {
   gather: ["Gather", ([a]) => F.gather(a, [5, 0, 2], 3)],
   expand: ["Expand", ([a]) => F.expand(a, [2, 3, 5, 6])],
   pad: ["Pad", ([a]) => F.pad(a, [1, 2, 0, 1])],
+  elu: ["ELU", ([a]) => F.elu(a, 0.7)],
+  softplus: ["Softplus", ([a]) => F.softplus(a, { beta: 2, threshold: 3 })],
+  abs: ["Abs", ([a]) => F.abs(a)],
+  neg: ["Neg", ([a]) => F.neg(a)],
+  log: ["Log", ([a]) => F.log(a)],
+  prelu: ["PReLU", ([a], k) => F.prelu(a, k.slope as tf.Tensor)],
+  prelu_shared: ["PReLU", ([a], k) => F.prelu(a, k.slope as tf.Tensor)],
+  maximum: ["Maximum", ([a, b]) => F.maximum(a, b)],
+  minimum: ["Minimum", ([a, b]) => F.minimum(a, b)],
   pad_reflect: ["Pad", ([a]) => F.pad(a, [2, 1, 3, 0], 0, { mode: "reflect" })],
   pad_replicate: ["Pad", ([a]) => F.pad(a, [0, 3, 2, 2], 0, { mode: "replicate" })],
   pad_circular: ["Pad", ([a]) => F.pad(a, [1, 2, 2, 1], 0, { mode: "circular" })],

@@ -46,6 +46,14 @@ export function div(a: Operand, b: Operand, opts?: OpOptions): tf.Tensor {
   return binary("Div", "div", a, b, opts);
 }
 
+/** torch.maximum / torch.minimum: element-wise, broadcasting (a number operand too). */
+export function maximum(a: Operand, b: Operand, opts?: OpOptions): tf.Tensor {
+  return binary("Maximum", "maximum", a, b, opts);
+}
+export function minimum(a: Operand, b: Operand, opts?: OpOptions): tf.Tensor {
+  return binary("Minimum", "minimum", a, b, opts);
+}
+
 export function sum(x: tf.Tensor, axis: number | number[], keepDims = false, opts?: OpOptions): tf.Tensor {
   return runOp({ type: "Sum", name: opts?.name === undefined ? "sum" : opts.name, fallback: "sum", attrs: { axis, keepDims } }, [x]);
 }
@@ -78,6 +86,9 @@ export const sigmoid = unary("Sigmoid", "sigmoid");
 export const tanh = unary("Tanh", "tanh");
 export const exp = unary("Exp", "exp");
 export const rsqrt = unary("Rsqrt", "rsqrt");
+export const abs = unary("Abs", "abs");
+export const neg = unary("Neg", "neg");
+export const log = unary("Log", "log");
 
 /**
  * Transpose as an op of its own (a data move on the BPU, keeping its input's scale), so the
@@ -119,6 +130,20 @@ export function gelu(x: tf.Tensor, opts: Named & { approximate?: "none" | "tanh"
 }
 export function leakyRelu(x: tf.Tensor, negativeSlope = 0.01, opts?: Named): tf.Tensor {
   return one("LeakyReLU", "leaky_relu", x, { negativeSlope }, opts);
+}
+export function elu(x: tf.Tensor, alpha = 1, opts?: Named): tf.Tensor {
+  return one("ELU", "elu", x, { alpha }, opts);
+}
+/** PyTorch's softplus (beta 1, threshold 20 by default). */
+export function softplus(x: tf.Tensor, opts: Named & { beta?: number; threshold?: number } = {}): tf.Tensor {
+  return one("Softplus", "softplus", x, { beta: opts.beta ?? 1, threshold: opts.threshold ?? 20 }, opts);
+}
+/** PReLU with a learned slope: [C] (per channel, dim 1) or [1]. */
+export function prelu(x: tf.Tensor, weight: tf.Tensor, opts?: Named): tf.Tensor {
+  if (weight.size !== 1 && (x.rank < 2 || weight.size !== x.shape[1])) {
+    throw errors.coded("SHAPE_MISMATCH", `prelu: weight of ${weight.size} slopes for an input of shape [${x.shape}]; expected 1 or one per channel (${x.shape[1]})`);
+  }
+  return runOp({ type: "PReLU", name: opName(opts, "prelu"), fallback: "prelu", params: [weight] }, [x]);
 }
 export function softmax(x: tf.Tensor, dim: number, opts?: Named): tf.Tensor {
   return one("Softmax", "softmax", x, { dim }, opts);

@@ -1,6 +1,7 @@
 import type * as tf from "@tensorflow/tfjs";
 import * as F from "./functional";
 import type { PadMode } from "../ops/layout";
+import { constantParameter } from "./init";
 import { Module } from "./module";
 import { runOp } from "./op";
 
@@ -87,6 +88,39 @@ export class GELU extends Module {
   }
   forward(x: tf.Tensor): tf.Tensor {
     return F.gelu(x, { approximate: this.approximate, name: null });
+  }
+}
+
+export class ELU extends Module {
+  constructor(readonly alpha = 1) {
+    super();
+  }
+  forward(x: tf.Tensor): tf.Tensor {
+    return F.elu(x, this.alpha, { name: null });
+  }
+}
+
+export class Softplus extends Module {
+  constructor(
+    readonly beta = 1,
+    readonly threshold = 20,
+  ) {
+    super();
+  }
+  forward(x: tf.Tensor): tf.Tensor {
+    return F.softplus(x, { beta: this.beta, threshold: this.threshold, name: null });
+  }
+}
+
+/** nn.PReLU: a learned slope per channel (numParameters = C) or one shared (1), initialised to `init`. */
+export class PReLU extends Module {
+  weight: tf.Variable;
+  constructor(numParameters = 1, init = 0.25) {
+    super();
+    this.weight = constantParameter([numParameters], init);
+  }
+  forward(x: tf.Tensor): tf.Tensor {
+    return F.prelu(x, this.weight, { name: null });
   }
 }
 

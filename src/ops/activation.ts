@@ -97,6 +97,34 @@ defineLut(
   (t, a) => tf.leakyRelu(t, a.negativeSlope as number),
   (x, a) => (x >= 0 ? x : (a.negativeSlope as number) * x),
 );
+defineLut(
+  "ELU",
+  "x for x > 0, alpha · (e^x − 1) below",
+  (t, a) => (a.alpha === 1 ? tf.elu(t) : tf.where(tf.greater(t, 0), t, tf.mul(tf.sub(tf.exp(t), 1), a.alpha as number))),
+  (x, a) => (x > 0 ? x : (a.alpha as number) * Math.expm1(x)),
+);
+/** PyTorch's softplus: log(1 + e^(beta·x)) / beta, linear above beta·x > threshold. */
+const softplus = (x: number, a: Attrs) => {
+  const bx = (a.beta as number) * x;
+  return bx > (a.threshold as number) ? x : Math.log1p(Math.exp(bx)) / (a.beta as number);
+};
+defineLut(
+  "Softplus",
+  "log(1 + e^(beta·x)) / beta (x above beta·x > threshold)",
+  (t, a) => {
+    const bx = tf.mul(t, a.beta as number);
+    return tf.where(tf.greater(bx, a.threshold as number), t, tf.div(tf.softplus(bx), a.beta as number));
+  },
+  softplus,
+);
+defineLut("Abs", "|x|", (t) => tf.abs(t), Math.abs);
+defineLut(
+  "Neg",
+  "−x",
+  (t) => tf.neg(t),
+  (x) => -x,
+);
+defineLut("Log", "ln x", (t) => tf.log(t), Math.log);
 defineLut("Sqrt", "√x", (t) => tf.sqrt(t), Math.sqrt);
 defineLut(
   "Reciprocal",
@@ -110,6 +138,22 @@ defineLut(
   (t, a) => tf.pow(t, a.exponent as number),
   (x, a) => x ** (a.exponent as number),
 );
+
+/** x for x ≥ 0, slope · x below; the slope (a float parameter) is per channel (dim 1) or one number. */
+export function prelu(t: tf.Tensor, slope: tf.Tensor): tf.Tensor {
+  const s = slope.rank === 1 && t.rank > 1 && slope.size > 1 ? tf.reshape(slope, [1, slope.size, ...Array.from({ length: t.rank - 2 }, () => 1)]) : slope;
+  return tf.where(tf.greaterEqual(t, 0), t, tf.mul(t, s));
+}
+
+defineOp({
+  type: "PReLU",
+  doc: "x for x ≥ 0, slope · x below, a learned slope per channel (params[0]); computed exactly from codes and rounded once",
+  role: "compute",
+  unit: "vector",
+  compute: ([t], _w, [slope]) => prelu(t, slope),
+  flops: ([x]) => 2 * x.reduce((p, d) => p * d, 1),
+  integer: realArithmetic(([t], _w, [slope]) => prelu(t, slope)),
+});
 
 defineOp({
   type: "Clip",

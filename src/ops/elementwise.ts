@@ -6,6 +6,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { addSub, divide, mul, operandOf } from "./int/kernels";
 import { extraOperands } from "./common";
+import { realArithmetic } from "./int/generic";
 import { defineOp, type Attrs } from "./registry";
 
 /** All operands in order, the number operand (if any) at its index. */
@@ -66,3 +67,17 @@ defineOp({
     return (xs) => divide(node, [...xs, ...more], scalar, at);
   },
 });
+
+for (const [type, fn, doc] of [
+  ["Maximum", (a: tf.Tensor | number, b: tf.Tensor | number) => tf.maximum(a, b), "max(a, b) element-wise (broadcasting)"],
+  ["Minimum", (a: tf.Tensor | number, b: tf.Tensor | number) => tf.minimum(a, b), "min(a, b) element-wise (broadcasting)"],
+] as const) {
+  defineOp({
+    type,
+    doc: `${doc}; operands of different scales are compared in real values and the result rounded once to the output's grid`,
+    role: "compute",
+    unit: "vector",
+    compute: fold(fn),
+    integer: realArithmetic(fold(fn)),
+  });
+}

@@ -67,6 +67,19 @@ function unary(raw: (t: tf.Tensor) => tf.Tensor, q: (t: tf.Tensor, o: { name: st
   return (ctx, ins, isRaw) => [isRaw ? raw(need(ins, 0, ctx)) : q(need(ins, 0, ctx), named(ctx))];
 }
 
+/** Max / Min over any number of inputs, as a chain of binary ops (`_1`, `_2`, ... after the first). */
+function variadic(raw: (a: tf.Tensor, b: tf.Tensor) => tf.Tensor, q: (a: tf.Tensor, b: tf.Tensor, o: { name: string | null }) => tf.Tensor): Handler {
+  return (ctx, ins, isRaw) => {
+    const xs = ins.filter((t): t is tf.Tensor => t !== undefined);
+    if (xs.length === 1) return [isRaw ? tf.clone(xs[0]) : F.clip(xs[0], null, null, named(ctx))];
+    let acc = xs[0];
+    xs.slice(1).forEach((x, k) => {
+      acc = isRaw ? raw(acc, x) : q(acc, x, { name: k === 0 ? ctx.opName : `${ctx.opName ?? ctx.node.opType.toLowerCase()}_${k}` });
+    });
+    return [acc];
+  };
+}
+
 /** Axes of a Reduce* node: attribute before opset 13 (18 for all but ReduceSum), second input after. */
 function reduceAxes(ctx: NodeContext, ins: Ins, rank: number): number[] {
   const fromInput = ins[1] !== undefined ? ints(ins[1]) : null;
@@ -132,6 +145,29 @@ const HANDLERS: Record<string, Handler> = {
     const x = need(ins, 0, ctx);
     return [raw ? tf.clipByValue(tf.add(tf.mul(x, alpha), beta), 0, 1) : F.hardsigmoid(x, { alpha, beta, name: ctx.opName })];
   },
+  Abs: unary(tf.abs, F.abs),
+  Neg: unary(tf.neg, F.neg),
+  Log: unary(tf.log, F.log),
+  Elu: (ctx, ins, raw) => {
+    const alpha = ctx.attr("alpha", 1) as number;
+    const x = need(ins, 0, ctx);
+    return [raw ? tf.where(tf.greater(x, 0), x, tf.mul(tf.sub(tf.exp(x), 1), alpha)) : F.elu(x, alpha, named(ctx))];
+  },
+  // ONNX's Softplus is log(1 + e^x): PyTorch's with beta 1 (its threshold 20 changes nothing in float32)
+  Softplus: unary(tf.softplus, (t, o) => F.softplus(t, o)),
+  PRelu: (ctx, ins, raw) => {
+    const x = need(ins, 0, ctx);
+    const slope = need(ins, 1, ctx);
+    if (raw) return [tf.where(tf.greaterEqual(x, 0), x, tf.mul(x, slope))];
+    // the slope broadcasts against x ([C, 1, 1], [C] or [1]); the op takes one slope per channel or one in all
+    const perChannel = slope.size > 1 ? tf.reshape(slope, [slope.size]) : tf.reshape(slope, [1]);
+    if (slope.size > 1 && (x.rank < 2 || slope.size !== x.shape[1])) {
+      throw errors.unsupported(`loadOnnx: ${ctx.node.name} (PRelu)`, `a slope of shape [${slope.shape}] for an input of shape [${x.shape}]`, "use one slope per channel (dim 1) or a single slope");
+    }
+    return [F.prelu(x, perChannel, named(ctx))];
+  },
+  Max: variadic(tf.maximum, F.maximum),
+  Min: variadic(tf.minimum, F.minimum),
   LeakyRelu: (ctx, ins, raw) => {
     const a = ctx.attr("alpha", 0.01) as number;
     return [raw ? tf.leakyRelu(need(ins, 0, ctx), a) : F.leakyRelu(need(ins, 0, ctx), a, named(ctx))];
@@ -390,6 +426,8 @@ export const CONSTANT_OPERANDS_OK = new Set([
 
 /** For move / select ops: the inputs that are data (quantized when constant); the rest are indices, shapes, bounds. */
 const MOVED_DATA_INPUTS: Record<string, number[]> = { Gather: [0], Where: [1, 2], Expand: [0] };
+/** Constant inputs that are an op's float parameters, never quantized as activations. */
+const PARAMETER_INPUTS: Record<string, number[]> = { PRelu: [1] };
 
 /**
  * A float constant tensor (a class token, a position embedding) that meets activations in a
@@ -402,6 +440,7 @@ function quantizeConstants(ctx: NodeContext, ins: Ins, constInputs: boolean[]): 
   return ins.map((t, k) => {
     if (t === undefined || t.dtype !== "float32" || t.size <= 1 || !constInputs[k]) return t;
     if (dataInputs !== null && !dataInputs.includes(k)) return t;
+    if (PARAMETER_INPUTS[ctx.node.opType]?.includes(k)) return t;
     return runOp({ type: "QuantStub", name: `${ctx.opName ?? ctx.node.opType.toLowerCase()}_const${k}`, fallback: "quant" }, [t]);
   });
 }
