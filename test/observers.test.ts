@@ -109,13 +109,25 @@ describe("observers against the reference (PyTorch-made fixtures)", () => {
     assert.throws(() => new qb.FixedScaleObserver({ dtype: qb.qint16, scale: 0 }), /must be a finite number > 0/);
   });
 
-  it("raises on NaN/Inf and keeps its state", async () => {
+  it("raises on NaN (and on a channel with only ±Inf) and keeps its state", async () => {
     const obs = new qb.MSEObserver({ dtype: qb.qint8 });
     obs.observe(tf.tensor([-1, 1]));
     const before = obs.snapshot();
-    await assertThrows(() => obs.observe(tf.tensor([0, NaN])), /NaN or Inf/);
-    await assertThrows(() => obs.observe(tf.tensor([0, Infinity])), /NaN or Inf/);
+    await assertThrows(() => obs.observe(tf.tensor([0, NaN])), /values are NaN/);
+    await assertThrows(() => obs.observe(tf.tensor([-Infinity, Infinity])), /all ±Inf/);
     assert.deepEqual(obs.snapshot(), before);
+  });
+
+  it("±Inf (a −∞ attention mask) saturates: the range is that of the finite values", () => {
+    for (const Obs of [qb.MinMaxObserver, qb.MSEObserver]) {
+      const withInf = new Obs({ dtype: qb.qint8, axis: 0 });
+      withInf.observe(tf.tensor([-3, 2, -Infinity, 0.5, 1, Infinity, 4, -2], [2, 4]));
+      const finite = new Obs({ dtype: qb.qint8, axis: 0 });
+      // each infinity stands at its channel's finite end
+      finite.observe(tf.tensor([-3, 2, -3, 0.5, 1, 4, 4, -2], [2, 4]));
+      assert.deepEqual(withInf.range(), finite.range(), Obs.observerName);
+      assert.deepEqual(Array.from(withInf.range()?.min ?? []), [-3, -2], Obs.observerName);
+    }
   });
 
   it("does not leak tensors", async () => {

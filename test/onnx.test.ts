@@ -485,6 +485,78 @@ describe("ONNX import", { timeout: 300000 }, () => {
     }
   });
 
+  it("attention masks: a constant causal Where with −∞ and an additive mask from an int64 input stay traced, calibrate, convert and analyse", async () => {
+    const vi = (name: string, elemType: number, dims: number[]) => ({ name, type: { tensorType: { elemType, shape: { dim: dims.map((d) => ({ dimValue: d })) } } } });
+    const causal = Array.from({ length: 16 }, (_, i) => (i % 4 > Math.floor(i / 4) ? 1 : 0));
+    const bytes = onnx.ModelProto.encode({
+      irVersion: 7,
+      opsetImport: [{ domain: "", version: 13 }],
+      graph: {
+        name: "g",
+        node: [
+          { name: "/attn/Transpose", opType: "Transpose", input: ["x"], output: ["xt"], attribute: [{ name: "perm", type: 7, ints: [0, 2, 1] }] },
+          { name: "/attn/MatMul", opType: "MatMul", input: ["x", "xt"], output: ["scores"] },
+          { name: "/attn/Where", opType: "Where", input: ["causal", "ninf", "scores"], output: ["masked"] },
+          { name: "/attn/Unsqueeze", opType: "Unsqueeze", input: ["mask", "axis1"], output: ["m3"] },
+          { name: "/attn/Cast", opType: "Cast", input: ["m3"], output: ["mf"], attribute: [{ name: "to", type: 2, i: 1 }] },
+          { name: "/attn/Sub", opType: "Sub", input: ["one", "mf"], output: ["inv"] },
+          { name: "/attn/Mul", opType: "Mul", input: ["inv", "big"], output: ["ext"] },
+          { name: "/attn/Add", opType: "Add", input: ["masked", "ext"], output: ["s2"] },
+          { name: "/attn/Softmax", opType: "Softmax", input: ["s2"], output: ["y"], attribute: [{ name: "axis", type: 2, i: -1 }] },
+        ],
+        initializer: [
+          { name: "causal", dims: [4, 4], dataType: 9, int32Data: causal },
+          floats("ninf", [], [-Infinity]),
+          int64s("axis1", [1]),
+          floats("one", [], [1]),
+          floats("big", [], [-10000]),
+        ],
+        input: [vi("x", 1, [1, 4, 6]), vi("mask", 7, [1, 4])],
+        output: [{ name: "y" }],
+      },
+    }).finish();
+    const dir = mkdtempSync(path.join(tmpdir(), "qb-mask-"));
+    try {
+      writeFileSync(path.join(dir, "mask.onnx"), bytes);
+      const x = tf.randomNormal([1, 4, 6], 0, 1, "float32", 12);
+      const mask = tf.tensor([1, 1, 1, 0], [1, 4], "int32");
+      const session = await ort.InferenceSession.create(path.join(dir, "mask.onnx"));
+      const want = (
+        await session.run({ x: new ort.Tensor("float32", x.dataSync() as Float32Array, [1, 4, 6]), mask: new ort.Tensor("int64", BigInt64Array.from([1n, 1n, 1n, 0n]), [1, 4]) })
+      ).y.data as Float32Array;
+      const m = await qb.io.loadOnnx(bytes);
+      const y = m.forward(x, mask) as unknown as tf.Tensor;
+      assert.ok(relErr(y.dataSync(), want) < 1e-6);
+      const c = qb.prepare(m.eval(), [x, mask], { qconfigSetter: [qb.defaultCalibrationQconfigSetter], warn: false });
+      // the mask enters as a quantized input of its own and the causal fill is an op: nothing cuts the graph
+      assert.deepEqual(qb.modelCheckResult(c).untracedInputs, []);
+      qb.setFakeQuantize(c, qb.FakeQuantState.CALIBRATION);
+      await qb.calibrate(c, [[x, mask]]); // −∞ saturates instead of failing the batch
+      qb.setFakeQuantize(c, qb.FakeQuantState.VALIDATION);
+      const ir = qb.export(c, [x, mask]);
+      assert.deepEqual(
+        ir.nodes.map((n) => n.type),
+        ["QuantStub", "Transpose", "Matmul", "MaskedFill", "QuantStub", "Sub", "Mul", "Add", "Softmax", "DeQuantStub"],
+      );
+      const fq = c.forward(x, mask) as unknown as tf.Tensor;
+      const yi = qb.convert(ir, qb.March.NASH_M).forward(x, mask);
+      const step = ir.nodes.find((n) => n.type === "Softmax")?.output.quant.scale?.[0] as number;
+      assertWithinOneStep(yi.dataSync(), fq.dataSync(), step * (1 + 1e-6), 1);
+      // the trap this pattern sets: −10000 in the additive mask stretches the Add's int8 range to a
+      // step of ~78, so the scores and the saturated −∞ all round to 0 — causal row 0 attends to
+      // three positions instead of one, in fake-quant and integer alike; sensitivity names that Add
+      assert.deepEqual(Array.from(y.dataSync()).slice(0, 4), [1, 0, 0, 0]);
+      const row0 = Array.from(yi.dataSync()).slice(0, 4);
+      assert.ok(row0[1] > 0.3 && row0[3] === 0, `causal row 0: ${row0}`);
+      const sens = new qb.QuantAnalysis(m, c, { onProgress: () => {} }).sensitivity({ data: [x, mask] });
+      assert.equal(sens.rows[0].op_name, "attn.add");
+      tf.dispose([x, mask, y, fq, yi]);
+      m.dispose();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it("an unfolded Conv + BatchNormalization imports as Conv2d + BatchNorm2d, and fuseConvBn folds them", async () => {
     const w = Array.from({ length: 3 * 2 * 3 * 3 }, (_, i) => Math.cos(i) * 0.3);
     const bytes = model(

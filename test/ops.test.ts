@@ -26,6 +26,8 @@ interface Case {
   scale?: T;
   shift?: T;
   slope?: T;
+  mask?: T;
+  cond?: T;
 }
 
 const golden = JSON.parse(readFileSync(path.join(__dirname, "..", "..", "test", "fixtures", "ops_golden.json"), "utf8")) as { cases: Case[] };
@@ -38,6 +40,7 @@ interface Consts {
   bias?: tf.Tensor | undefined;
   bn?: qb.nn.BatchNorm2d | undefined;
   slope?: tf.Tensor | undefined;
+  mask?: tf.Tensor | undefined;
 }
 type Run = (xs: tf.Tensor[], k: Consts) => tf.Tensor;
 
@@ -47,10 +50,11 @@ function constsOf(c: Case): Consts {
     bias: c.bias && ten(c.bias),
     bn: c.scale && c.shift ? batchNormOf(ten(c.scale), ten(c.shift)) : undefined,
     slope: c.slope && ten(c.slope),
+    mask: (c.mask ?? c.cond) && ten((c.mask ?? c.cond) as T),
   };
 }
 const disposeConsts = (k: Consts) => {
-  tf.dispose([k.weight, k.bias, k.slope].filter((t): t is tf.Tensor => t !== undefined));
+  tf.dispose([k.weight, k.bias, k.slope, k.mask].filter((t): t is tf.Tensor => t !== undefined));
   k.bn?.dispose();
 };
 /** Each golden case: the op type it exercises and the qb.F call that reproduces it. */
@@ -109,6 +113,9 @@ const RUNS: Record<string, [string, Run]> = {
   prelu_shared: ["PReLU", ([a], k) => F.prelu(a, k.slope as tf.Tensor)],
   maximum: ["Maximum", ([a, b]) => F.maximum(a, b)],
   minimum: ["Minimum", ([a, b]) => F.minimum(a, b)],
+  mul_negative_scalar: ["Mul", ([a]) => F.mul(a, -3.5)],
+  masked_fill: ["MaskedFill", ([a], k) => F.maskedFill(a, k.mask as tf.Tensor, -7.5)],
+  where: ["Where", ([a, b], k) => F.where(k.mask as tf.Tensor, a, b)],
   pad_reflect: ["Pad", ([a]) => F.pad(a, [2, 1, 3, 0], 0, { mode: "reflect" })],
   pad_replicate: ["Pad", ([a]) => F.pad(a, [0, 3, 2, 2], 0, { mode: "replicate" })],
   pad_circular: ["Pad", ([a]) => F.pad(a, [1, 2, 2, 1], 0, { mode: "circular" })],

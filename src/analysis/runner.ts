@@ -21,7 +21,8 @@ export function checkData(rt: QuantRuntime, data: Data, where: string): tf.Tenso
   for (const op of rt.graph.ops) for (const inp of op.inputs) if (isModelInput(inp.source) && !seen.has(inp.source)) seen.set(inp.source, inp.shape);
   args.forEach((t, i) => {
     if (!(t instanceof tf.Tensor)) throw errors.coded("INVALID_ARGUMENT", `${where}: data input ${i} is not a tensor`);
-    const want = seen.get(`<input:${i}>`);
+    // the example input's own shape (an op may have read it reshaped)
+    const want = rt.graph.inputShapes?.[i] ?? seen.get(`<input:${i}>`);
     if (want !== undefined && (want.length !== t.shape.length || want.some((d, k) => d !== t.shape[k]))) {
       throw errors.coded("SHAPE_MISMATCH", `${where}: data input ${i} has shape [${t.shape}], the model was prepared with [${want}]; pass data shaped like the example input`);
     }

@@ -46,6 +46,34 @@ export function div(a: Operand, b: Operand, opts?: OpOptions): tf.Tensor {
   return binary("Div", "div", a, b, opts);
 }
 
+/**
+ * torch.masked_fill with a constant mask (broadcasting against x): set positions take `value`
+ * (−Infinity allowed). Keeps x's scale; the value saturates to its grid when quantized.
+ */
+export function maskedFill(x: tf.Tensor, mask: tf.Tensor, value: number, opts?: OpOptions): tf.Tensor {
+  const m = mask.dtype === "float32" ? mask : tf.cast(mask, "float32");
+  try {
+    tf.tidy(() => {
+      tf.broadcastTo(tf.zeros(m.shape), x.rank >= m.rank ? x.shape : m.shape);
+    });
+  } catch {
+    throw errors.coded("SHAPE_MISMATCH", `masked_fill: a mask of shape [${m.shape}] does not broadcast against [${x.shape}]`);
+  }
+  // ±Infinity is kept as ±Number.MAX_VALUE (JSON-safe in the IR; ±∞ again in float32)
+  const v = value === Infinity ? Number.MAX_VALUE : value === -Infinity ? -Number.MAX_VALUE : value;
+  const out = runOp({ type: "MaskedFill", name: opts?.name === undefined ? "masked_fill" : opts.name, fallback: "masked_fill", params: [m], attrs: { value: v } }, [x]);
+  if (m !== mask) m.dispose();
+  return out;
+}
+
+/** torch.where(cond, a, b) with a constant condition; a and b are activations. */
+export function where(cond: tf.Tensor, a: tf.Tensor, b: tf.Tensor, opts?: OpOptions): tf.Tensor {
+  const c = cond.dtype === "float32" ? cond : tf.cast(cond, "float32");
+  const out = runOp({ type: "Where", name: opts?.name === undefined ? "where" : opts.name, fallback: "where", params: [c] }, [a, b]);
+  if (c !== cond) c.dispose();
+  return out;
+}
+
 /** torch.maximum / torch.minimum: element-wise, broadcasting (a number operand too). */
 export function maximum(a: Operand, b: Operand, opts?: OpOptions): tf.Tensor {
   return binary("Maximum", "maximum", a, b, opts);

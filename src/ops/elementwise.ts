@@ -81,3 +81,19 @@ for (const [type, fn, doc] of [
     integer: realArithmetic(fold(fn)),
   });
 }
+
+/** cond (a 0/1 float parameter) ? a : b, all three broadcasting. */
+export function whereSelect(cond: tf.Tensor, a: tf.Tensor, b: tf.Tensor): tf.Tensor {
+  const shape = tf.broadcastTo(tf.zeros(a.shape), tf.broadcastTo(tf.zeros(b.shape), cond.shape.length > b.shape.length ? cond.shape : b.shape).shape).shape;
+  const full = tf.broadcastTo(tf.zeros(cond.shape), shape).shape;
+  return tf.where(tf.broadcastTo(tf.greater(cond, 0.5), full), tf.broadcastTo(a, full), tf.broadcastTo(b, full));
+}
+
+defineOp({
+  type: "Where",
+  doc: "cond ? a : b with a constant condition (params[0], 0/1) and two tensor operands of possibly different scales; computed from codes and rounded once",
+  role: "compute",
+  unit: "vector",
+  compute: ([a, b], _w, [cond]) => whereSelect(cond, a, b),
+  integer: realArithmetic(([a, b], _w, [cond]) => whereSelect(cond, a, b)),
+});

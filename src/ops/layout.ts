@@ -103,6 +103,7 @@ defineOp({
   type: "Pad",
   doc: "padding (attrs.pads [before, after] per axis; attrs.mode constant with attrs.value, reflect, replicate or circular); keeps its input's scale, a constant rounded to its grid",
   role: "passthrough",
+  insertsValues: true,
   unit: "vector",
   compute: ([t], _w, _p, a) => padTensor(t, a),
   integer:
@@ -112,4 +113,30 @@ defineOp({
       const code = x.quant.scale === null ? v : Math.round(v / x.quant.scale[0]);
       return movesCodes(([t], _w, _p, a) => padTensor(t, a, code))(node)([x]);
     },
+});
+
+/** Broadcasts a 0/1 mask (a float parameter) against x and selects: mask > 0.5 takes `value`. */
+export function maskedFill(t: tf.Tensor, mask: tf.Tensor, value: number): tf.Tensor {
+  const shape = tf.broadcastTo(tf.zeros(mask.shape), t.shape.length >= mask.shape.length ? t.shape : mask.shape).shape;
+  return tf.where(tf.broadcastTo(tf.greater(mask, 0.5), shape), tf.fill(shape, value), tf.broadcastTo(t, shape));
+}
+
+defineOp({
+  type: "MaskedFill",
+  doc: "torch.masked_fill / ONNX Where with a constant: positions where the constant mask (params[0], broadcasting) is set take attrs.value (−∞ allowed: ±Number.MAX_VALUE is ±∞ in float32); keeps its input's scale, the value rounded and clamped to its grid",
+  role: "passthrough",
+  insertsValues: true,
+  unit: "vector",
+  compute: ([t], _w, [mask], a) => maskedFill(t, mask, a.value as number),
+  flops: ([x]) => x.reduce((p, d) => p * d, 1),
+  integer: (node) => {
+    const value = node.attrs.value as number;
+    const mask = node.params[0];
+    return ([x]) => {
+      const s = x.quant.scale;
+      const [lo, hi] = x.quant.dtype === "qint8" ? [-128, 127] : x.quant.dtype === "qint16" ? [-32768, 32767] : [-Infinity, Infinity];
+      const code = s === null ? Math.fround(value) : Math.min(Math.max(Math.round(value / s[0]), lo), hi);
+      return movesCodes(([t]) => tf.tidy(() => maskedFill(t, tf.tensor(mask.data, mask.shape, "float32"), code)))(node)([x]);
+    };
+  },
 });

@@ -43,6 +43,12 @@ export interface OpDef {
   integer(node: IrNode): IntKernel;
   /** LUT ops: the real function the table holds. */
   lut?: (x: number, attrs: Attrs) => number;
+  /**
+   * `passthrough` ops that put values of their own next to the moved ones (a padding constant, a
+   * masked-fill value): fake quantization puts their output on the input's grid (the constant
+   * rounded, ±∞ saturated), as the integer model does.
+   */
+  insertsValues?: boolean;
 }
 
 const registry = new Map<string, OpDef>();

@@ -71,6 +71,13 @@ export class FakeQuantizer {
     });
   }
 
+  /** Puts x on this point's grid when quantizing, without observing it (a value a passthrough op inserted). */
+  regrid(x: tf.Tensor): tf.Tensor {
+    const scale = this.quantizing ? this.scale() : null;
+    if (scale === null) return x;
+    return fakeQuantize(x, { scale: this.axis === undefined ? scale[0] : scale, dtype: this.dtype, axis: this.axis, roundMode: this.roundMode });
+  }
+
   snapshot(): ObserverSnapshot {
     return this.observer.snapshot();
   }

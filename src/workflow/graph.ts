@@ -37,6 +37,8 @@ export interface Graph {
   byName: Map<string, OpInfo>;
   /** Ops whose output the model returns. */
   outputs: string[];
+  /** Shapes of the example input's tensors, by argument index (an op may read one reshaped). */
+  inputShapes: (number[] | null)[];
 }
 
 /** Records op calls during the one forward `prepare` runs on the example input. */
@@ -44,11 +46,13 @@ export class Tracer implements OpInterceptor {
   readonly ops: OpInfo[] = [];
   private readonly producers = new Map<object, string>();
   private outputs: string[] = [];
+  private inputShapes: (number[] | null)[] = [];
 
   /** `own`: the data ids of the model's own tensors (parameters, buffers), which are constants, not cuts. */
   constructor(private readonly own: Set<object> = new Set()) {}
 
   begin(args: unknown[]): void {
+    this.inputShapes = args.map((v) => (v instanceof tf.Tensor ? v.shape.slice() : null));
     args.forEach((v, i) => {
       if (v instanceof tf.Tensor) this.producers.set(v.dataId, modelInput(i));
     });
@@ -95,7 +99,7 @@ export class Tracer implements OpInterceptor {
     for (const op of this.ops) {
       for (const inp of op.inputs) byName.get(inp.source)?.consumers.push(op.name);
     }
-    return { ops: this.ops, byName, outputs: this.outputs };
+    return { ops: this.ops, byName, outputs: this.outputs, inputShapes: this.inputShapes };
   }
 }
 

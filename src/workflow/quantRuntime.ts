@@ -105,7 +105,8 @@ export class QuantRuntime implements OpInterceptor {
     }
     call.params.forEach((p, i) => tap(`param_${i}`, p, p));
     const computed = this.override?.({ ...call, inputs, weight }, op) ?? compute(inputs, weight, call.params);
-    const out = op.output ? op.output.forward(computed) : computed;
+    const regrid = op.output === null && findOp(op.info.type)?.insertsValues ? this.outputQuantizer(call.name) : null;
+    const out = op.output ? op.output.forward(computed) : regrid ? regrid.regrid(computed) : computed;
     tap("output", out, computed);
     return out;
   }

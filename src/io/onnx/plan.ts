@@ -162,7 +162,11 @@ const HANDLERS: Record<string, Handler> = {
     // the slope broadcasts against x ([C, 1, 1], [C] or [1]); the op takes one slope per channel or one in all
     const perChannel = slope.size > 1 ? tf.reshape(slope, [slope.size]) : tf.reshape(slope, [1]);
     if (slope.size > 1 && (x.rank < 2 || slope.size !== x.shape[1])) {
-      throw errors.unsupported(`loadOnnx: ${ctx.node.name} (PRelu)`, `a slope of shape [${slope.shape}] for an input of shape [${x.shape}]`, "use one slope per channel (dim 1) or a single slope");
+      throw errors.unsupported(
+        `loadOnnx: ${ctx.node.name} (PRelu)`,
+        `a slope of shape [${slope.shape}] for an input of shape [${x.shape}]`,
+        "use one slope per channel (dim 1) or a single slope",
+      );
     }
     return [F.prelu(x, perChannel, named(ctx))];
   },
@@ -330,10 +334,14 @@ const HANDLERS: Record<string, Handler> = {
     for (const a of norm) shape.splice(a, 0, 1);
     return [tf.reshape(x, shape)];
   },
-  Cast: (ctx, ins) => {
+  Cast: (ctx, ins, raw) => {
     const to = ctx.attr("to", 1) as number;
     const x = need(ins, 0, ctx);
-    return [tf.cast(x, to === 1 || to === 10 || to === 11 ? "float32" : to === 9 ? "bool" : "int32")];
+    const target = to === 1 || to === 10 || to === 11 ? "float32" : to === 9 ? "bool" : "int32";
+    // an integer or bool activation (an attention mask computed from an input) becoming float
+    // enters the quantized graph here, as a model input does
+    if (!raw && target === "float32" && x.dtype !== "float32") return [runOp({ type: "QuantStub", name: ctx.opName ?? "cast", fallback: "quant" }, [x])];
+    return [tf.cast(x, target)];
   },
   ConstantOfShape: (ctx, ins) => {
     const v = ctx.attr("value", null as AttrValue) as { data: ArrayLike<number>; dtype: "float32" | "int32" | "bool" } | null;
@@ -343,8 +351,16 @@ const HANDLERS: Record<string, Handler> = {
     tf.range(scalarOf(need(ins, 0, ctx)) ?? 0, scalarOf(need(ins, 1, ctx)) ?? 0, scalarOf(need(ins, 2, ctx)) ?? 1, need(ins, 0, ctx).dtype === "float32" ? "float32" : "int32"),
   ],
   Equal: (ctx, ins) => [tf.equal(need(ins, 0, ctx), need(ins, 1, ctx))],
-  Where: (ctx, ins) => {
+  Where: (ctx, ins, raw, constInputs = []) => {
     const [c, a, b] = [need(ins, 0, ctx), need(ins, 1, ctx), need(ins, 2, ctx)];
+    const float = a.dtype === "float32" && b.dtype === "float32";
+    if (!raw && float && constInputs[0]) {
+      // a constant condition (a causal mask): masked_fill when one side is a constant number, else a select op
+      const cond = tf.cast(c, "float32");
+      if (constInputs[1] && a.size === 1) return [F.maskedFill(b, cond, a.dataSync()[0], named(ctx))];
+      if (constInputs[2] && b.size === 1) return [F.maskedFill(a, tf.sub(1, cond), b.dataSync()[0], named(ctx))];
+      return [F.where(cond, a, b, named(ctx))];
+    }
     const shape = tf.broadcastTo(c, tf.broadcastTo(a, b.shape.length > a.shape.length ? b.shape : a.shape).shape).shape;
     return [tf.where(tf.broadcastTo(tf.cast(c, "bool"), shape), tf.broadcastTo(a, shape), tf.broadcastTo(b, shape))];
   },

@@ -67,6 +67,8 @@ export const nashCommonOps: Record<string, OpRule> = {
   PReLU: vector,
   Maximum: vector,
   Minimum: vector,
+  MaskedFill: vector,
+  Where: vector,
   Pow: lut,
   Softmax: vector,
   MaxReduce: vector,

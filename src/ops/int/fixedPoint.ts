@@ -42,7 +42,7 @@ export function clamp(v: number, lo: number, hi: number): number {
   return v < lo ? lo : v > hi ? hi : v;
 }
 
-/** q · r requantized: round(q·M / 2^shift), saturated to [lo, hi]. Handles negative ratios. */
+/** q · r requantized, r = sign · M / 2^shift: round(sign·q·M / 2^shift), saturated to [lo, hi]. */
 export function requant(q: number, mul: Multiplier, sign: number, lo: number, hi: number): number {
-  return clamp(sign * roundShift(sign * q * mul.m, mul.shift), lo, hi);
+  return clamp(roundShift(sign * q * mul.m, mul.shift), lo, hi);
 }

@@ -23,7 +23,7 @@ export interface ObserverSnapshot {
   batches: number;
 }
 
-/** Raised when a batch holds NaN or Inf; the fake-quantizer adds the op name. */
+/** Raised when a batch holds NaN (or only ±Inf); the fake-quantizer adds the op name. */
 export class NonFiniteError extends Error {}
 
 /** A batch as rows: [channels, elements per channel] (one row when per tensor). */
@@ -58,15 +58,22 @@ export abstract class Observer {
    */
   protected abstract batchRange(rows: tf.Tensor2D, min: Float64Array, max: Float64Array): { min: Float64Array; max: Float64Array };
 
-  /** Updates the smoothed range from one batch. Throws NonFiniteError on NaN/Inf. */
+  /**
+   * Updates the smoothed range from one batch. ±Infinity (a −∞ attention mask) saturates: the
+   * range is that of the finite values, and infinite ones count as its ends. Throws
+   * NonFiniteError on NaN, or on a channel with no finite value.
+   */
   observe(x: tf.Tensor): void {
     const r = withScope(() => {
-      const rows = asRows(x, this.axis);
-      const [mn, mx] = [Float64Array.from(tf.min(rows, 1).dataSync()), Float64Array.from(tf.max(rows, 1).dataSync())];
-      for (let i = 0; i < mn.length; i++) {
-        if (!Number.isFinite(mn[i]) || !Number.isFinite(mx[i])) {
-          throw new NonFiniteError(`values are NaN or Inf (min ${mn[i]}, max ${mx[i]})`);
-        }
+      let rows = asRows(x, this.axis);
+      let [mn, mx] = [Float64Array.from(tf.min(rows, 1).dataSync()), Float64Array.from(tf.max(rows, 1).dataSync())];
+      if (!mn.every(Number.isFinite) || !mx.every(Number.isFinite)) {
+        if (tf.any(tf.isNaN(rows)).dataSync()[0]) throw new NonFiniteError(`values are NaN (min ${Math.min(...mn)}, max ${Math.max(...mx)})`);
+        const finite = tf.isFinite(rows);
+        mn = Float64Array.from(tf.min(tf.where(finite, rows, tf.fill(rows.shape, Infinity)), 1).dataSync());
+        mx = Float64Array.from(tf.max(tf.where(finite, rows, tf.fill(rows.shape, -Infinity)), 1).dataSync());
+        if (!mn.every(Number.isFinite) || !mx.every(Number.isFinite)) throw new NonFiniteError("values are all ±Inf: no finite value to take a range from");
+        rows = tf.minimum(tf.maximum(rows, tf.tensor(Float32Array.from(mn), [mn.length, 1])), tf.tensor(Float32Array.from(mx), [mx.length, 1])) as tf.Tensor2D;
       }
       return this.batchRange(rows, mn, mx);
     });
