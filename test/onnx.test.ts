@@ -557,6 +557,76 @@ describe("ONNX import", { timeout: 300000 }, () => {
     }
   });
 
+  it("DepthToSpace, SpaceToDepth, Tile, InstanceNormalization, ReduceMin, LogSoftmax and a causal mask built with Trilu match onnxruntime", async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), "qb-more-"));
+    const int = (name: string, i: number) => ({ name, type: 2, i });
+    const str = (name: string, v: string) => ({ name, type: 3, s: Buffer.from(v) });
+    try {
+      const a = model(
+        13,
+        [
+          { name: "/up/DepthToSpace", opType: "DepthToSpace", input: ["x"], output: ["d"], attribute: [int("blocksize", 2)] },
+          { name: "/down/SpaceToDepth", opType: "SpaceToDepth", input: ["d"], output: ["s"], attribute: [int("blocksize", 2)] },
+          { name: "/ps/DepthToSpace", opType: "DepthToSpace", input: ["s"], output: ["c"], attribute: [int("blocksize", 2), str("mode", "CRD")] },
+          { name: "/rep/Tile", opType: "Tile", input: ["c", "reps"], output: ["t"] },
+          { name: "/gn/InstanceNormalization", opType: "InstanceNormalization", input: ["t", "gs", "gb"], output: ["n"], attribute: [{ name: "epsilon", type: 1, f: 1e-5 }] },
+          { name: "/m/ReduceMin", opType: "ReduceMin", input: ["n"], output: ["r"], attribute: [{ name: "axes", type: 7, ints: [3] }] },
+          { name: "/m/Add", opType: "Add", input: ["n", "r"], output: ["z"] },
+          { name: "/head/LogSoftmax", opType: "LogSoftmax", input: ["z"], output: ["y"], attribute: [int("axis", 1)] },
+        ],
+        [int64s("reps", [1, 2, 1, 1]), floats("gs", [4], [1, 0.5, 2, 1.5]), floats("gb", [4], [0, 0.1, -0.2, 0.3])],
+        ["x", [1, 8, 4, 6]],
+        "y",
+      );
+      const b = model(
+        14,
+        [
+          { name: "/attn/Transpose", opType: "Transpose", input: ["x"], output: ["xt"], attribute: [{ name: "perm", type: 7, ints: [0, 2, 1] }] },
+          { name: "/attn/MatMul", opType: "MatMul", input: ["x", "xt"], output: ["scores"] },
+          { name: "/attn/Shape", opType: "Shape", input: ["scores"], output: ["sh"] },
+          { name: "/attn/Slice", opType: "Slice", input: ["sh", "from", "to"], output: ["hw"] },
+          { name: "/attn/ConstantOfShape", opType: "ConstantOfShape", input: ["hw"], output: ["ones"], attribute: [{ name: "value", type: 4, t: floats("", [1], [1]) }] },
+          { name: "/attn/Trilu", opType: "Trilu", input: ["ones", "k"], output: ["upper"] },
+          { name: "/attn/Cast", opType: "Cast", input: ["upper"], output: ["cond"], attribute: [int("to", 9)] },
+          { name: "/attn/Where", opType: "Where", input: ["cond", "ninf", "scores"], output: ["masked"] },
+          { name: "/attn/Softmax", opType: "Softmax", input: ["masked"], output: ["y"], attribute: [int("axis", -1)] },
+        ],
+        [int64s("from", [1]), int64s("to", [3]), { name: "k", dims: [], dataType: 7, int64Data: [1] }, floats("ninf", [], [-Infinity])],
+        ["x", [1, 5, 8]],
+        "y",
+      );
+      for (const [label, bytes, shape, op] of [
+        ["layout and normalisation", a, [1, 8, 4, 6], "InstanceNorm"],
+        ["Trilu causal mask", b, [1, 5, 8], "MaskedFill"],
+      ] as const) {
+        const file = path.join(dir, `${label.replace(/\W+/g, "_")}.onnx`);
+        writeFileSync(file, bytes);
+        const m = await qb.io.loadOnnx(bytes);
+        const x = tf.randomNormal(shape as unknown as number[], 0, 1, "float32", 13);
+        const y = m.forward(x) as unknown as tf.Tensor;
+        assert.ok(relErr(y.dataSync(), await ortRun(file, x)) < 1e-5, `${label}: ${relErr(y.dataSync(), await ortRun(file, x))}`);
+        const c = qb.prepare(m.eval(), x, { qconfigSetter: [qb.defaultCalibrationQconfigSetter], warn: false });
+        assert.deepEqual(qb.modelCheckResult(c).untracedInputs, [], label);
+        qb.setFakeQuantize(c, qb.FakeQuantState.CALIBRATION);
+        await qb.calibrate(c, [x]);
+        qb.setFakeQuantize(c, qb.FakeQuantState.VALIDATION);
+        const ir = qb.export(c, x);
+        assert.ok(
+          ir.nodes.some((n) => n.type === op),
+          `${label}: ${ir.nodes.map((n) => n.type)}`,
+        );
+        const fq = c.forward(x) as unknown as tf.Tensor;
+        const yi = qb.convert(ir, qb.March.NASH_M).forward(x);
+        const last = ir.nodes[ir.nodes.length - 2];
+        assertWithinOneStep(yi.dataSync(), fq.dataSync(), (last.output.quant.scale?.[0] as number) * (1 + 1e-6), 0.98);
+        tf.dispose([x, y, fq, yi]);
+        m.dispose();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it("an unfolded Conv + BatchNormalization imports as Conv2d + BatchNorm2d, and fuseConvBn folds them", async () => {
     const w = Array.from({ length: 3 * 2 * 3 * 3 }, (_, i) => Math.cos(i) * 0.3);
     const bytes = model(

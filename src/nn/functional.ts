@@ -187,6 +187,46 @@ export function pow(x: tf.Tensor, exponent: number, opts?: Named): tf.Tensor {
 export function max(x: tf.Tensor, axis: number | number[], keepDims = false, opts?: Named): tf.Tensor {
   return one("MaxReduce", "max", x, { axis, keepDims }, opts);
 }
+export function min(x: tf.Tensor, axis: number | number[], keepDims = false, opts?: Named): tf.Tensor {
+  return one("MinReduce", "min", x, { axis, keepDims }, opts);
+}
+/** torch.Tensor.repeat: `reps` per axis. */
+export function tile(x: tf.Tensor, reps: number[], opts?: Named): tf.Tensor {
+  if (reps.length !== x.rank || !reps.every((r) => Number.isInteger(r) && r >= 1)) {
+    throw errors.coded("SHAPE_MISMATCH", `tile: reps [${reps}] must be one positive integer per axis of [${x.shape}]`);
+  }
+  return one("Tile", "tile", x, { reps }, opts);
+}
+/** PyTorch's pixel_shuffle (ONNX DepthToSpace, mode CRD): [N, C·r², H, W] → [N, C, H·r, W·r]. */
+export function pixelShuffle(x: tf.Tensor, upscaleFactor: number, opts?: Named): tf.Tensor {
+  if (x.rank !== 4 || (x.shape[1] as number) % (upscaleFactor * upscaleFactor) !== 0) {
+    throw errors.coded("SHAPE_MISMATCH", `pixel_shuffle: input [${x.shape}] needs 4 dims and channels divisible by ${upscaleFactor}² = ${upscaleFactor * upscaleFactor}`);
+  }
+  return one("DepthToSpace", "pixel_shuffle", x, { blocksize: upscaleFactor, mode: "CRD" }, opts);
+}
+/** ONNX DepthToSpace: mode "DCR" (ONNX's default) or "CRD" (= pixelShuffle). */
+export function depthToSpace(x: tf.Tensor, blocksize: number, mode: "DCR" | "CRD" = "DCR", opts?: Named): tf.Tensor {
+  if (x.rank !== 4 || (x.shape[1] as number) % (blocksize * blocksize) !== 0) {
+    throw errors.coded("SHAPE_MISMATCH", `depth_to_space: input [${x.shape}] needs 4 dims and channels divisible by ${blocksize}² = ${blocksize * blocksize}`);
+  }
+  return one("DepthToSpace", "depth_to_space", x, { blocksize, mode }, opts);
+}
+/** ONNX SpaceToDepth: [N, C, H, W] → [N, C·b², H/b, W/b]. */
+export function spaceToDepth(x: tf.Tensor, blocksize: number, opts?: Named): tf.Tensor {
+  if (x.rank !== 4 || (x.shape[2] as number) % blocksize !== 0 || (x.shape[3] as number) % blocksize !== 0) {
+    throw errors.coded("SHAPE_MISMATCH", `space_to_depth: input [${x.shape}] needs 4 dims and a height and width divisible by ${blocksize}`);
+  }
+  return one("SpaceToDepth", "space_to_depth", x, { blocksize }, opts);
+}
+export function logSoftmax(x: tf.Tensor, dim: number, opts?: Named): tf.Tensor {
+  return one("LogSoftmax", "log_softmax", x, { dim }, opts);
+}
+/** F.instance_norm (running statistics off): per (sample, channel) over the remaining axes; weight and bias per channel. */
+export function instanceNorm(x: tf.Tensor, opts: Named & { weight?: tf.Tensor | null; bias?: tf.Tensor | null; eps?: number } = {}): tf.Tensor {
+  if (!opts.weight && opts.bias) throw errors.coded("INVALID_ARGUMENT", "instance_norm: pass weight together with bias (weight = ones for a bias alone)");
+  const params = opts.weight ? [opts.weight, ...(opts.bias ? [opts.bias] : [])] : [];
+  return runOp({ type: "InstanceNorm", name: opName(opts, "instance_norm"), fallback: "instance_norm", params, attrs: { eps: opts.eps ?? 1e-5 } }, [x]);
+}
 
 export interface PoolOptions extends Named {
   stride?: Pair | null;

@@ -187,6 +187,44 @@ defineOp({
   integer: realArithmetic((xs, _w, _p, a) => softmax(xs[0], a.dim as number)),
 });
 
+defineOp({
+  type: "LogSoftmax",
+  doc: "x − max − log Σ exp(x − max) over attrs.dim",
+  role: "compute",
+  unit: "vector",
+  compute: ([t], _w, _p, a) => logSoftmax(t, a.dim as number),
+  flops: ([x]) => 4 * x.reduce((p, d) => p * d, 1),
+  integer: realArithmetic((xs, _w, _p, a) => logSoftmax(xs[0], a.dim as number)),
+});
+
+/** log softmax over any axis (tfjs's own takes only the last). */
+export function logSoftmax(t: tf.Tensor, dim: number): tf.Tensor {
+  const d = dim < 0 ? dim + t.rank : dim;
+  const shifted = tf.sub(t, tf.max(t, d, true));
+  return tf.sub(shifted, tf.log(tf.sum(tf.exp(shifted), d, true)));
+}
+
+/** Normalises each (sample, channel) over the remaining axes, then scale[c] · x + bias[c] (params, when given). */
+export function instanceNorm(t: tf.Tensor, params: tf.Tensor[], eps: number): tf.Tensor {
+  const axes = Array.from({ length: t.rank - 2 }, (_, i) => i + 2);
+  const { mean, variance } = tf.moments(t, axes, true);
+  let y = tf.div(tf.sub(t, mean), tf.sqrt(tf.add(variance, eps)));
+  const ch = [1, t.shape[1] as number, ...axes.map(() => 1)];
+  if (params[0]) y = tf.mul(y, tf.reshape(params[0], ch));
+  if (params[1]) y = tf.add(y, tf.reshape(params[1], ch));
+  return y;
+}
+
+defineOp({
+  type: "InstanceNorm",
+  doc: "instance normalisation over the axes after the channel (attrs.eps), with an optional per-channel scale and bias (params); GroupNorm exports as it; computed exactly from codes and rounded once",
+  role: "compute",
+  unit: "vector",
+  compute: ([t], _w, params, a) => instanceNorm(t, params, a.eps as number),
+  flops: ([x]) => 6 * x.reduce((p, d) => p * d, 1),
+  integer: realArithmetic(([t], _w, params, a) => instanceNorm(t, params, a.eps as number)),
+});
+
 export function softmax(t: tf.Tensor, dim: number): tf.Tensor {
   const d = dim < 0 ? dim + t.rank : dim;
   if (d === t.rank - 1) return tf.softmax(t);

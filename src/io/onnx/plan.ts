@@ -8,8 +8,8 @@ import * as F from "../../nn/functional";
 import type { Module } from "../../nn/module";
 import { runOp } from "../../nn/op";
 import { errors } from "../../messages";
-import { padTensor, slice as sliceRaw } from "../../ops/layout";
-import { softmax as softmaxRaw } from "../../ops/activation";
+import { depthToSpace as depthToSpaceRaw, padTensor, slice as sliceRaw, spaceToDepth as spaceToDepthRaw } from "../../ops/layout";
+import { instanceNorm as instanceNormRaw, logSoftmax as logSoftmaxRaw, softmax as softmaxRaw } from "../../ops/activation";
 import { COORDINATE_MODES, NEAREST_MODES, resizeBilinear, resizeNearest, type CoordinateMode, type NearestMode } from "../../ops/resize";
 import { OnnxScope, type OnnxGraphModule } from "./graphModule";
 import type { AttrValue, OnnxNode } from "./proto";
@@ -77,6 +77,22 @@ function variadic(raw: (a: tf.Tensor, b: tf.Tensor) => tf.Tensor, q: (a: tf.Tens
       acc = isRaw ? raw(acc, x) : q(acc, x, { name: k === 0 ? ctx.opName : `${ctx.opName ?? ctx.node.opType.toLowerCase()}_${k}` });
     });
     return [acc];
+  };
+}
+
+/** A comparison or logic op: computed as is (on shapes, token ids and masks it is never quantized). */
+function logic(fn: (a: tf.Tensor, b: tf.Tensor) => tf.Tensor): Handler {
+  return (ctx, ins) => [fn(need(ins, 0, ctx), need(ins, 1, ctx))];
+}
+
+/** An op quantbook computes only on constants or integer data (shapes, indices); on a float activation it says so. */
+function constantOnly(fn: (x: tf.Tensor) => tf.Tensor): Handler {
+  return (ctx, ins, raw) => {
+    const x = need(ins, 0, ctx);
+    if (!raw && x.dtype === "float32") {
+      throw errors.unsupported(`loadOnnx: ${ctx.node.name} (${ctx.node.opType})`, `${ctx.node.opType} of a float activation`, "it has no quantized form here; keep it out of the exported graph or write the piece with qb.F");
+    }
+    return [fn(x)];
   };
 }
 
@@ -202,6 +218,43 @@ const HANDLERS: Record<string, Handler> = {
       return [tf.reshape(y, x.shape)];
     }
     return [raw ? softmaxRaw(x, axis) : F.softmax(x, axis, named(ctx))];
+  },
+  LogSoftmax: (ctx, ins, raw) => {
+    const x = need(ins, 0, ctx);
+    const axis = axisOf(ctx.attr("axis", ctx.opset < 13 ? 1 : -1) as number, x.rank);
+    if (ctx.opset < 13 && axis !== x.rank - 1) {
+      // before opset 13: over the input flattened to [prod(:axis), prod(axis:)]
+      const flat = tf.reshape(x, [x.shape.slice(0, axis).reduce((a, b) => a * b, 1), -1]);
+      return [tf.reshape(raw ? logSoftmaxRaw(flat, -1) : F.logSoftmax(flat, -1, named(ctx)), x.shape)];
+    }
+    return [raw ? logSoftmaxRaw(x, axis) : F.logSoftmax(x, axis, named(ctx))];
+  },
+  InstanceNormalization: (ctx, ins, raw) => {
+    const [x, scale, bias] = [need(ins, 0, ctx), need(ins, 1, ctx), need(ins, 2, ctx)];
+    const eps = ctx.attr("epsilon", 1e-5) as number;
+    return [raw ? instanceNormRaw(x, [scale, bias], eps) : F.instanceNorm(x, { weight: scale, bias, eps, name: ctx.opName })];
+  },
+  DepthToSpace: (ctx, ins, raw) => {
+    const x = need(ins, 0, ctx);
+    const b = ctx.attr("blocksize", 2) as number;
+    const mode = (ctx.attr("mode", "DCR") as string).toUpperCase() === "CRD" ? "CRD" : "DCR";
+    return [raw ? depthToSpaceRaw(x, b, mode) : F.depthToSpace(x, b, mode, named(ctx))];
+  },
+  SpaceToDepth: (ctx, ins, raw) => {
+    const x = need(ins, 0, ctx);
+    const b = ctx.attr("blocksize", 2) as number;
+    return [raw ? spaceToDepthRaw(x, b) : F.spaceToDepth(x, b, named(ctx))];
+  },
+  Tile: (ctx, ins, raw) => {
+    const x = need(ins, 0, ctx);
+    const reps = ints(need(ins, 1, ctx));
+    return [raw ? tf.tile(x, reps) : F.tile(x, reps, named(ctx))];
+  },
+  ReduceMin: (ctx, ins, raw) => {
+    const x = need(ins, 0, ctx);
+    const axes = reduceAxes(ctx, ins, x.rank);
+    const keep = ctx.attr("keepdims", 1) !== 0;
+    return [raw ? tf.min(x, axes, keep) : F.min(x, axes, keep, named(ctx))];
   },
   ReduceMean: reduce("mean"),
   ReduceSum: reduce("sum"),
@@ -351,6 +404,43 @@ const HANDLERS: Record<string, Handler> = {
     tf.range(scalarOf(need(ins, 0, ctx)) ?? 0, scalarOf(need(ins, 1, ctx)) ?? 0, scalarOf(need(ins, 2, ctx)) ?? 1, need(ins, 0, ctx).dtype === "float32" ? "float32" : "int32"),
   ],
   Equal: (ctx, ins) => [tf.equal(need(ins, 0, ctx), need(ins, 1, ctx))],
+  Less: logic((a, b) => tf.less(a, b)),
+  Greater: logic((a, b) => tf.greater(a, b)),
+  LessOrEqual: logic((a, b) => tf.lessEqual(a, b)),
+  GreaterOrEqual: logic((a, b) => tf.greaterEqual(a, b)),
+  And: logic((a, b) => tf.logicalAnd(tf.cast(a, "bool"), tf.cast(b, "bool"))),
+  Or: logic((a, b) => tf.logicalOr(tf.cast(a, "bool"), tf.cast(b, "bool"))),
+  Xor: logic((a, b) => tf.logicalXor(tf.cast(a, "bool"), tf.cast(b, "bool"))),
+  Not: (ctx, ins) => [tf.logicalNot(tf.cast(need(ins, 0, ctx), "bool"))],
+  Floor: constantOnly((x) => tf.floor(x)),
+  Ceil: constantOnly((x) => tf.ceil(x)),
+  Round: constantOnly((x) => tf.round(x)),
+  Sign: constantOnly((x) => tf.sign(x)),
+  Mod: (ctx, ins) => [tf.mod(need(ins, 0, ctx), need(ins, 1, ctx))],
+  ReduceProd: (ctx, ins) => {
+    const x = need(ins, 0, ctx);
+    return [tf.prod(x, reduceAxes(ctx, ins, x.rank), ctx.attr("keepdims", 1) !== 0)];
+  },
+  ArgMax: (ctx, ins) => {
+    const x = need(ins, 0, ctx);
+    const axis = axisOf(ctx.attr("axis", 0) as number, x.rank);
+    const y = tf.argMax(x, axis);
+    return [ctx.attr("keepdims", 1) !== 0 ? tf.expandDims(y, axis) : y];
+  },
+  Trilu: (ctx, ins) => {
+    const x = need(ins, 0, ctx);
+    const k = ins[1] ? ints(ins[1])[0] : 0;
+    const upper = ctx.attr("upper", 1) !== 0;
+    const [r, c] = x.shape.slice(-2) as number[];
+    const keep = tf.tensor(
+      Array.from({ length: r * c }, (_, i) => {
+        const d = (i % c) - Math.floor(i / c);
+        return (upper ? d >= k : d <= k) ? 1 : 0;
+      }),
+      [r, c],
+    );
+    return [tf.mul(x, tf.cast(keep, x.dtype))];
+  },
   Where: (ctx, ins, raw, constInputs = []) => {
     const [c, a, b] = [need(ins, 0, ctx), need(ins, 1, ctx), need(ins, 2, ctx)];
     const float = a.dtype === "float32" && b.dtype === "float32";
@@ -438,12 +528,30 @@ export const CONSTANT_OPERANDS_OK = new Set([
   "Range",
   "Equal",
   "Where",
+  "Tile",
+  "ReduceMin",
+  "ReduceProd",
+  "ArgMax",
+  "Trilu",
+  "Less",
+  "Greater",
+  "LessOrEqual",
+  "GreaterOrEqual",
+  "And",
+  "Or",
+  "Xor",
+  "Not",
+  "Floor",
+  "Ceil",
+  "Round",
+  "Sign",
+  "Mod",
 ]);
 
 /** For move / select ops: the inputs that are data (quantized when constant); the rest are indices, shapes, bounds. */
 const MOVED_DATA_INPUTS: Record<string, number[]> = { Gather: [0], Where: [1, 2], Expand: [0] };
 /** Constant inputs that are an op's float parameters, never quantized as activations. */
-const PARAMETER_INPUTS: Record<string, number[]> = { PRelu: [1] };
+const PARAMETER_INPUTS: Record<string, number[]> = { PRelu: [1], InstanceNormalization: [1, 2] };
 
 /**
  * A float constant tensor (a class token, a position embedding) that meets activations in a
