@@ -14,12 +14,11 @@ import * as qb from "../src";
 import { firstDivergence, relErr } from "../test/onnxOracle";
 
 const ROOT = path.join(__dirname, "..", "..");
-const OUT = path.join(ROOT, "tmp", "zoo");
+const OUT = process.env.ZOO_DIR ?? path.join(ROOT, "tmp", "zoo");
 
 interface Entry {
   file: string;
-  shape: number[];
-  int: boolean;
+  inputs: { file: string; shape: number[]; int: boolean }[];
 }
 
 const maxAbs = (a: ArrayLike<number>, b: ArrayLike<number>) => {
@@ -29,38 +28,42 @@ const maxAbs = (a: ArrayLike<number>, b: ArrayLike<number>) => {
 };
 
 async function check(name: string, e: Entry): Promise<Record<string, string>> {
-  const raw = readFileSync(`${e.file}.in`);
-  const n = e.shape.reduce((a, b) => a * b, 1);
-  let x: tf.Tensor;
-  let feed: ort.Tensor;
-  if (e.int) {
-    const ids = new BigInt64Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + 8 * n));
-    x = tf.tensor(Int32Array.from(ids, Number), e.shape, "int32");
-    feed = new ort.Tensor("int64", ids, e.shape);
-  } else {
-    const f = new Float32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + 4 * n));
-    x = tf.tensor(f, e.shape);
-    feed = new ort.Tensor("float32", f, e.shape);
-  }
+  const xs: tf.Tensor[] = [];
+  const feeds: Record<string, ort.Tensor> = {};
+  const session = await ort.InferenceSession.create(e.file, { intraOpNumThreads: 1 });
+  e.inputs.forEach((inp, k) => {
+    const raw = readFileSync(inp.file);
+    const n = inp.shape.reduce((a, b) => a * b, 1);
+    if (inp.int) {
+      const ids = new BigInt64Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + 8 * n));
+      xs.push(tf.tensor(Int32Array.from(ids, Number), inp.shape, "int32"));
+      feeds[session.inputNames[k]] = new ort.Tensor("int64", ids, inp.shape);
+    } else {
+      const f = new Float32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + 4 * n));
+      xs.push(tf.tensor(f, inp.shape));
+      feeds[session.inputNames[k]] = new ort.Tensor("float32", f, inp.shape);
+    }
+  });
+  const x = xs.length === 1 ? xs[0] : xs;
+  const forward = (m: { forward(...a: tf.Tensor[]): unknown }) => tf.tidy(() => m.forward(...xs) as tf.Tensor);
   const row: Record<string, string> = { model: name };
   const t0 = performance.now();
   let m: qb.io.OnnxGraphModule;
   try {
     m = await qb.io.loadOnnx(e.file);
   } catch (err) {
-    x.dispose();
+    tf.dispose(xs);
     return { ...row, float: `import failed: ${(err as Error).message.slice(0, 200)}` };
   }
   row.import_ms = (performance.now() - t0).toFixed(0);
   let stage = "float";
   try {
-    const s = await ort.InferenceSession.create(e.file, { intraOpNumThreads: 1 });
-    const theirs = (await s.run({ [s.inputNames[0]]: feed }))[s.outputNames[0]].data as Float32Array;
-    const ours = tf.tidy(() => m.forward(x) as unknown as tf.Tensor).dataSync();
+    const theirs = (await session.run(feeds))[session.outputNames[0]].data as Float32Array;
+    const ours = forward(m).dataSync();
     const rel = relErr(ours, theirs);
     row.float_vs_ort = rel.toExponential(1);
-    if (rel > 1e-4 && !e.int) {
-      const d = await firstDivergence(e.file, m, x);
+    if (rel > 1e-4 && xs.length === 1 && !e.inputs[0].int) {
+      const d = await firstDivergence(e.file, m, xs[0]);
       row.float_vs_ort += d ? ` (first diverging: ${d.node})` : "";
     }
     const scaleOf = Math.max(...Array.from(theirs, Math.abs));
@@ -70,7 +73,7 @@ async function check(name: string, e: Entry): Promise<Record<string, string>> {
     qb.setFakeQuantize(c, qb.FakeQuantState.CALIBRATION);
     await qb.calibrate(c, [x]);
     qb.setFakeQuantize(c, qb.FakeQuantState.VALIDATION);
-    const fq = tf.tidy(() => c.forward(x) as unknown as tf.Tensor).dataSync();
+    const fq = forward(c).dataSync();
     row.fq_vs_float = (maxAbs(fq, theirs) / scaleOf).toExponential(1);
     stage = "export";
     const ir = qb.export(c, x);
@@ -78,7 +81,7 @@ async function check(name: string, e: Entry): Promise<Record<string, string>> {
     row.violations = String(qb.checkModel(ir, qb.March.NASH_M).violations.length);
     stage = "convert";
     const hb = qb.convert(ir, qb.March.NASH_M);
-    const yi = tf.tidy(() => hb.forward(x)).dataSync();
+    const yi = forward(hb).dataSync();
     row.int_vs_fq = (maxAbs(yi, fq) / scaleOf).toExponential(1);
     stage = "perf";
     row.nash_m_ms = qb.perf(ir, qb.March.NASH_M).latencyMs.toFixed(3);
@@ -87,7 +90,7 @@ async function check(name: string, e: Entry): Promise<Record<string, string>> {
     row.failed = `${stage}: ${(err as Error).message.slice(0, 200)}`;
   } finally {
     m.dispose();
-    x.dispose();
+    tf.dispose(xs);
   }
   return row;
 }

@@ -43,6 +43,41 @@ class MHA(nn.Module):
         a, _ = self.attn(h, h, h, need_weights=False)
         return self.out(torch.softmax(a, -1) + h)
 
+class MaskedEncoder(nn.Module):
+    """BERT-style: token ids and an int64 padding mask in, an additive (1 − mask)·−10000 mask and a
+    causal masked_fill(−inf) from a buffer inside two attention blocks."""
+
+    def __init__(s, d=32, h=4, t=10):
+        super().__init__()
+        s.emb = nn.Embedding(50, d)
+        s.blocks = nn.ModuleList([MaskedBlock(d, h, t) for _ in range(2)])
+        s.head = nn.Linear(d, 4)
+
+    def forward(s, ids, mask):
+        x = s.emb(ids)
+        for b in s.blocks:
+            x = b(x, mask)
+        return s.head(x)
+
+
+class MaskedBlock(nn.Module):
+    def __init__(s, d, h, t):
+        super().__init__()
+        s.h = h
+        s.register_buffer("causal", torch.triu(torch.ones(t, t, dtype=torch.bool), 1))
+        s.q, s.k, s.v, s.o = (nn.Linear(d, d) for _ in range(4))
+        s.ln = nn.LayerNorm(d)
+
+    def forward(s, x, mask):
+        B, T, D = x.shape
+        split = lambda t: t.view(B, T, s.h, D // s.h).transpose(1, 2)
+        q, k, v = split(s.q(x)), split(s.k(x)), split(s.v(x))
+        sc = q @ k.transpose(-1, -2) / (D // s.h) ** 0.5
+        sc = sc.masked_fill(s.causal[:T, :T], float("-inf")) + (1.0 - mask[:, None, None, :].float()) * -10000.0
+        y = (torch.softmax(sc, -1) @ v).transpose(1, 2).reshape(B, T, D)
+        return s.ln(x + s.o(y))
+
+
 models = {
     "resnet18": (lambda: M.resnet18(), [1, 3, 64, 64]),
     "resnet50": (lambda: M.resnet50(), [1, 3, 64, 64]),
@@ -63,6 +98,7 @@ models = {
     "alexnet": (lambda: M.alexnet(), [1, 3, 224, 224]),
     "tinybert": (lambda: TinyBert(), "ids"),
     "mha": (lambda: MHA(), [2, 7, 8]),
+    "masked_encoder": (lambda: MaskedEncoder(), "ids+mask"),
 }
 only = sys.argv[2:] or list(models)
 index = {}
@@ -75,15 +111,26 @@ for name in only:
             if isinstance(mod, nn.BatchNorm2d):
                 mod.running_mean.uniform_(-0.2, 0.2)
                 mod.running_var.uniform_(0.5, 1.5)
-    x = torch.randint(0, 100, (2, 16)) if shape == "ids" else torch.randn(*shape)
+    if shape == "ids":
+        xs = [torch.randint(0, 100, (2, 16))]
+    elif shape == "ids+mask":
+        mask = torch.ones(2, 10, dtype=torch.long)
+        mask[1, 7:] = 0
+        xs = [torch.randint(0, 50, (2, 10)), mask]
+    else:
+        xs = [torch.randn(*shape)]
+    names = ["input", "mask"][: len(xs)]
     for opset in (9, 11, 13, 17):
         f = os.path.join(OUT, f"{name}_op{opset}.onnx")
         try:
             # not under no_grad: with gradients on, attention layers take the path that exports
             # (the inference fast path, _transformer_encoder_layer_fwd, has no ONNX form)
-            torch.onnx.export(m, (x,), f, opset_version=opset, input_names=["input"], output_names=["output"], do_constant_folding=True)
-            index[f"{name}_op{opset}"] = {"file": f, "shape": list(x.shape), "int": shape == "ids"}
-            x.numpy().tofile(f + ".in")
+            torch.onnx.export(m, tuple(xs), f, opset_version=opset, input_names=names, output_names=["output"], do_constant_folding=True)
+            inputs = []
+            for k, x in enumerate(xs):
+                x.numpy().tofile(f"{f}.in{k}")
+                inputs.append({"file": f"{f}.in{k}", "shape": list(x.shape), "int": x.dtype == torch.int64})
+            index[f"{name}_op{opset}"] = {"file": f, "inputs": inputs}
             print("ok", name, opset, flush=True)
         except Exception as e:
             print("export failed", name, opset, str(e).splitlines()[0][:200], flush=True)
