@@ -78,6 +78,23 @@ class MaskedBlock(nn.Module):
         return s.ln(x + s.o(y))
 
 
+class BEVSample(nn.Module):
+    """A BEV-style block: features sampled at a grid plus predicted offsets (GridSample, opset 16+)."""
+
+    def __init__(s):
+        super().__init__()
+        s.feat = nn.Conv2d(3, 8, 3, padding=1)
+        s.off = nn.Conv2d(8, 2, 1)
+        s.head = nn.Conv2d(8, 4, 1)
+
+    def forward(s, x):
+        f = torch.relu(s.feat(x))
+        ys, xs = torch.meshgrid(torch.linspace(-1, 1, 6), torch.linspace(-1, 1, 10), indexing="ij")
+        base = torch.stack([xs, ys], -1)[None].expand(f.shape[0], 6, 10, 2)
+        off = torch.nn.functional.adaptive_avg_pool2d(torch.tanh(s.off(f)), (6, 10)).permute(0, 2, 3, 1) * 0.2
+        return s.head(torch.nn.functional.grid_sample(f, base + off, mode="bilinear", padding_mode="zeros", align_corners=False))
+
+
 models = {
     "resnet18": (lambda: M.resnet18(), [1, 3, 64, 64]),
     "resnet50": (lambda: M.resnet50(), [1, 3, 64, 64]),
@@ -99,6 +116,7 @@ models = {
     "tinybert": (lambda: TinyBert(), "ids"),
     "mha": (lambda: MHA(), [2, 7, 8]),
     "masked_encoder": (lambda: MaskedEncoder(), "ids+mask"),
+    "bev_sample": (lambda: BEVSample(), [2, 3, 12, 20]),
 }
 only = sys.argv[2:] or list(models)
 index = {}

@@ -627,6 +627,57 @@ describe("ONNX import", { timeout: 300000 }, () => {
     }
   });
 
+  it("GridSample (opset 16) in every mode, padding and align_corners matches onnxruntime, float and integer", async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), "qb-grid-"));
+    const str = (name: string, v: string) => ({ name, type: 3, s: Buffer.from(v) });
+    // a grid reaching past [-1, 1], so every padding mode is exercised
+    const grid = Array.from({ length: 1 * 3 * 5 * 2 }, (_, i) => Math.sin(i * 1.7) * 1.3);
+    const x = tf.randomNormal([1, 2, 4, 6], 0, 1, "float32", 14);
+    try {
+      for (const mode of ["bilinear", "nearest"]) {
+        for (const padding of ["zeros", "border", "reflection"]) {
+          for (const align of [0, 1]) {
+            const label = `${mode} ${padding} align_corners=${align}`;
+            const bytes = model(
+              16,
+              [
+                {
+                  name: "/bev/GridSample",
+                  opType: "GridSample",
+                  input: ["x", "grid"],
+                  output: ["y"],
+                  attribute: [str("mode", mode), str("padding_mode", padding), { name: "align_corners", type: 2, i: align }],
+                },
+              ],
+              [floats("grid", [1, 3, 5, 2], grid)],
+              ["x", [1, 2, 4, 6]],
+              "y",
+            );
+            const file = path.join(dir, `grid_${mode}_${padding}_${align}.onnx`);
+            writeFileSync(file, bytes);
+            const m = await qb.io.loadOnnx(bytes);
+            const y = m.forward(x) as unknown as tf.Tensor;
+            assert.ok(relErr(y.dataSync(), await ortRun(file, x)) < 1e-5, `${label}: ${relErr(y.dataSync(), await ortRun(file, x))}`);
+            const c = qb.prepare(m.eval(), x, { qconfigSetter: [qb.defaultCalibrationQconfigSetter], warn: false });
+            qb.setFakeQuantize(c, qb.FakeQuantState.CALIBRATION);
+            await qb.calibrate(c, [x]);
+            qb.setFakeQuantize(c, qb.FakeQuantState.VALIDATION);
+            const ir = qb.export(c, x);
+            const fq = c.forward(x) as unknown as tf.Tensor;
+            const yi = qb.convert(ir, qb.March.NASH_M).forward(x);
+            const step = ir.nodes.find((n) => n.type === "GridSample")?.output.quant.scale?.[0] as number;
+            assertWithinOneStep(yi.dataSync(), fq.dataSync(), step * (1 + 1e-6), 1);
+            tf.dispose([y, fq, yi]);
+            m.dispose();
+          }
+        }
+      }
+    } finally {
+      x.dispose();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it("an unfolded Conv + BatchNormalization imports as Conv2d + BatchNorm2d, and fuseConvBn folds them", async () => {
     const w = Array.from({ length: 3 * 2 * 3 * 3 }, (_, i) => Math.cos(i) * 0.3);
     const bytes = model(

@@ -10,7 +10,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { runOp } from "./op";
-import { COORDINATE_MODES, NEAREST_MODES, type CoordinateMode, type NearestMode } from "../ops/resize";
+import { COORDINATE_MODES, NEAREST_MODES, type CoordinateMode, type GridPadding, type GridSampleMode, type NearestMode } from "../ops/resize";
 import { PAD_MODES, type PadMode } from "../ops/layout";
 import { errors } from "../messages";
 
@@ -296,6 +296,25 @@ export function interpolate(
     ...(opts.nearestMode === undefined ? {} : { nearestMode: opts.nearestMode }),
   };
   return mode === "nearest" ? one("ResizeNearest", "interpolate", x, attrs, opts) : one("ResizeBilinear", "interpolate", x, attrs, opts);
+}
+
+/**
+ * PyTorch's F.grid_sample on NCHW: `grid` [N, Ho, Wo, 2] holds (x, y) in [−1, 1]. mode "bilinear"
+ * (default) or "nearest"; paddingMode "zeros" (default), "border" or "reflection"; alignCorners.
+ */
+export function gridSample(
+  x: tf.Tensor,
+  grid: tf.Tensor,
+  opts: Named & { mode?: GridSampleMode; paddingMode?: GridPadding; alignCorners?: boolean } = {},
+): tf.Tensor {
+  if (x.rank !== 4 || grid.rank !== 4 || grid.shape[3] !== 2 || grid.shape[0] !== x.shape[0]) {
+    throw errors.coded("SHAPE_MISMATCH", `grid_sample: input [${x.shape}] must be [N, C, H, W] and grid [${grid.shape}] [N, Ho, Wo, 2] with the same N`);
+  }
+  const mode = opts.mode ?? "bilinear";
+  const paddingMode = opts.paddingMode ?? "zeros";
+  if (mode !== "bilinear" && mode !== "nearest") throw errors.coded("UNSUPPORTED", `grid_sample: mode '${String(mode)}' is not supported; use "bilinear" or "nearest"`);
+  if (!["zeros", "border", "reflection"].includes(paddingMode)) throw errors.coded("INVALID_ARGUMENT", `grid_sample: paddingMode '${String(paddingMode)}' is not one of zeros, border, reflection`);
+  return runOp({ type: "GridSample", name: opName(opts, "grid_sample"), fallback: "grid_sample", attrs: { mode, paddingMode, alignCorners: Boolean(opts.alignCorners) } }, [x, grid]);
 }
 
 /** x[starts:ends:steps] on `axes` (default 0, 1, ...); negative indices count from the end. */

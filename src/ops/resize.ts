@@ -117,3 +117,75 @@ defineOp({
   flops: ([x]) => 4 * x.reduce((p, d) => p * d, 1),
   integer: realArithmetic(([t], _w, _p, a) => resizeBilinear(t, a)),
 });
+
+export type GridSampleMode = "bilinear" | "nearest";
+export type GridPadding = "zeros" | "border" | "reflection";
+
+/** Reflects coordinates into [lo, hi] (PyTorch's reflect_coordinates; lo == hi maps everything to lo). */
+function reflect(t: tf.Tensor, lo: number, hi: number): tf.Tensor {
+  if (hi <= lo) return tf.fill(t.shape, lo);
+  const span = hi - lo;
+  const d = tf.abs(tf.sub(t, lo));
+  const flips = tf.floor(tf.div(d, span));
+  const extra = tf.sub(d, tf.mul(flips, span));
+  const even = tf.equal(tf.mod(flips, 2), 0);
+  return tf.where(even, tf.add(extra, lo), tf.sub(hi, extra));
+}
+
+/**
+ * PyTorch's F.grid_sample / ONNX GridSample on NCHW: grid [N, Ho, Wo, 2] holds (x, y) in [−1, 1];
+ * bilinear or nearest; zeros, border or reflection padding; align_corners.
+ */
+export function gridSample(x: tf.Tensor, grid: tf.Tensor, a: Attrs): tf.Tensor {
+  const [n, c, h, w] = x.shape as number[];
+  const [, ho, wo] = grid.shape as number[];
+  const align = Boolean(a.alignCorners);
+  const padding = ((a.paddingMode as GridPadding | undefined) ?? "zeros") as GridPadding;
+  const mode = ((a.mode as GridSampleMode | undefined) ?? "bilinear") as GridSampleMode;
+  const unnorm = (g: tf.Tensor, size: number) => (align ? tf.mul(tf.add(g, 1), (size - 1) / 2) : tf.div(tf.sub(tf.mul(tf.add(g, 1), size), 1), 2));
+  const [gx, gy] = tf.split(tf.reshape(grid, [n, ho * wo, 2]), 2, 2).map((t) => tf.reshape(t, [n, ho * wo]));
+  let px = unnorm(gx, w);
+  let py = unnorm(gy, h);
+  if (padding === "border") {
+    px = tf.clipByValue(px, 0, w - 1);
+    py = tf.clipByValue(py, 0, h - 1);
+  } else if (padding === "reflection") {
+    px = tf.clipByValue(align ? reflect(px, 0, w - 1) : reflect(px, -0.5, w - 0.5), 0, w - 1);
+    py = tf.clipByValue(align ? reflect(py, 0, h - 1) : reflect(py, -0.5, h - 0.5), 0, h - 1);
+  }
+  // pixels as rows [N·H·W, C]; a sample's row is n·H·W + y·W + x (gather with batchDims is wrong on the wasm backend)
+  const rows = tf.reshape(tf.transpose(tf.reshape(x, [n, c, h * w]), [0, 2, 1]), [n * h * w, c]);
+  const base = tf.reshape(tf.mul(tf.range(0, n), h * w), [n, 1]);
+  // one corner: its values [N, C, P] times weight [N, 1, P], zero where it falls outside
+  const tap = (ix: tf.Tensor, iy: tf.Tensor, wt: tf.Tensor) => {
+    const inside = tf.logicalAnd(tf.logicalAnd(tf.greaterEqual(ix, 0), tf.lessEqual(ix, w - 1)), tf.logicalAnd(tf.greaterEqual(iy, 0), tf.lessEqual(iy, h - 1)));
+    const idx = tf.cast(tf.add(base, tf.add(tf.mul(tf.clipByValue(iy, 0, h - 1), w), tf.clipByValue(ix, 0, w - 1))), "int32");
+    const vals = tf.transpose(tf.reshape(tf.gather(rows, tf.reshape(idx, [-1]), 0), [n, ho * wo, c]), [0, 2, 1]);
+    return tf.mul(vals, tf.reshape(tf.where(inside, wt, tf.zerosLike(wt)), [n, 1, ho * wo]));
+  };
+  let out: tf.Tensor;
+  if (mode === "nearest") {
+    // nearbyint: round half to even
+    out = tap(tf.round(px), tf.round(py), tf.onesLike(px));
+  } else {
+    const x0 = tf.floor(px);
+    const y0 = tf.floor(py);
+    const fx = tf.sub(px, x0);
+    const fy = tf.sub(py, y0);
+    const x1 = tf.add(x0, 1);
+    const y1 = tf.add(y0, 1);
+    const one = (t: tf.Tensor) => tf.sub(1, t);
+    out = tf.addN([tap(x0, y0, tf.mul(one(fx), one(fy))), tap(x1, y0, tf.mul(fx, one(fy))), tap(x0, y1, tf.mul(one(fx), fy)), tap(x1, y1, tf.mul(fx, fy))]);
+  }
+  return tf.reshape(out, [n, c, ho, wo]);
+}
+
+defineOp({
+  type: "GridSample",
+  doc: "samples the input at the grid's normalised (x, y) (bilinear or nearest; zeros, border or reflection padding; alignCorners), as PyTorch's grid_sample; computed from codes and rounded once",
+  role: "compute",
+  unit: "vector",
+  compute: ([x, grid], _w, _p, a) => gridSample(x, grid, a),
+  flops: ([x, g]) => 8 * (x[1] ?? 1) * (g[1] ?? 1) * (g[2] ?? 1) * (x[0] ?? 1),
+  integer: realArithmetic(([x, grid], _w, _p, a) => gridSample(x, grid, a)),
+});

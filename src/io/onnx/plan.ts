@@ -10,7 +10,7 @@ import { runOp } from "../../nn/op";
 import { errors } from "../../messages";
 import { depthToSpace as depthToSpaceRaw, padTensor, slice as sliceRaw, spaceToDepth as spaceToDepthRaw } from "../../ops/layout";
 import { instanceNorm as instanceNormRaw, logSoftmax as logSoftmaxRaw, softmax as softmaxRaw } from "../../ops/activation";
-import { COORDINATE_MODES, NEAREST_MODES, resizeBilinear, resizeNearest, type CoordinateMode, type NearestMode } from "../../ops/resize";
+import { COORDINATE_MODES, gridSample as gridSampleRaw, NEAREST_MODES, resizeBilinear, resizeNearest, type CoordinateMode, type GridPadding, type GridSampleMode, type NearestMode } from "../../ops/resize";
 import { OnnxScope, type OnnxGraphModule } from "./graphModule";
 import type { AttrValue, OnnxNode } from "./proto";
 
@@ -233,6 +233,14 @@ const HANDLERS: Record<string, Handler> = {
     const [x, scale, bias] = [need(ins, 0, ctx), need(ins, 1, ctx), need(ins, 2, ctx)];
     const eps = ctx.attr("epsilon", 1e-5) as number;
     return [raw ? instanceNormRaw(x, [scale, bias], eps) : F.instanceNorm(x, { weight: scale, bias, eps, name: ctx.opName })];
+  },
+  GridSample: (ctx, ins, raw) => {
+    const [x, grid] = [need(ins, 0, ctx), need(ins, 1, ctx)];
+    const onnxMode = ctx.attr("mode", "bilinear") as string;
+    const mode: GridSampleMode | null = onnxMode === "linear" || onnxMode === "bilinear" ? "bilinear" : onnxMode === "nearest" ? "nearest" : null;
+    if (mode === null) throw errors.unsupported(`loadOnnx: ${ctx.node.name} (GridSample)`, `mode '${onnxMode}'`, "bilinear and nearest are supported");
+    const a = { mode, paddingMode: ctx.attr("padding_mode", "zeros") as GridPadding, alignCorners: ctx.attr("align_corners", 0) !== 0 };
+    return [raw ? gridSampleRaw(x, grid, a) : F.gridSample(x, grid, { ...a, name: ctx.opName })];
   },
   DepthToSpace: (ctx, ins, raw) => {
     const x = need(ins, 0, ctx);

@@ -75,6 +75,8 @@ export const nashCommonOps: Record<string, OpRule> = {
   SpaceToDepth: vector,
   LogSoftmax: vector,
   InstanceNorm: vector,
+  // assumption: BEV models' grid sampling on the vector unit, like the other resamplers
+  GridSample: vector,
   Pow: lut,
   Softmax: vector,
   MaxReduce: vector,
