@@ -37,6 +37,26 @@ function model(opset: number, nodes: onnx.INodeProto[], inits: onnx.ITensorProto
 const floats = (name: string, dims: number[], data: number[]): onnx.ITensorProto => ({ name, dims, dataType: 1, floatData: data });
 const int64s = (name: string, data: number[]): onnx.ITensorProto => ({ name, dims: [data.length], dataType: 7, int64Data: data });
 
+/**
+ * Prepares an imported model with one template, calibrates on `x`, exports it, and runs it as
+ * fake quantization and as the integer model; no chip-rule violation is allowed on NASH_M.
+ */
+async function quantizeAndConvert(m: qb.io.OnnxGraphModule, x: tf.Tensor | tf.Tensor[], setter: qb.QconfigSetter = qb.defaultCalibrationQconfigSetter) {
+  const xs = Array.isArray(x) ? x : [x];
+  const c = qb.prepare(m.eval(), x, { qconfigSetter: [setter], warn: false });
+  qb.setFakeQuantize(c, qb.FakeQuantState.CALIBRATION);
+  await qb.calibrate(c, [x]);
+  qb.setFakeQuantize(c, qb.FakeQuantState.VALIDATION);
+  const ir = qb.export(c, x);
+  assert.deepEqual(
+    qb.checkModel(ir, qb.March.NASH_M).violations.map((v) => v.message),
+    [],
+  );
+  const fq = (c.forward as unknown as (...a: tf.Tensor[]) => tf.Tensor)(...xs);
+  const yi = qb.convert(ir, qb.March.NASH_M).forward(...xs);
+  return { c, ir, fq, yi };
+}
+
 describe("ONNX import", { timeout: 300000 }, () => {
   before(setup);
 
@@ -223,13 +243,7 @@ describe("ONNX import", { timeout: 300000 }, () => {
         assert.equal(y.size, want.length, c.label);
         assert.ok(relErr(y.dataSync(), want) < 1e-6, `${c.label}: ${relErr(y.dataSync(), want)}`);
         // the integer model agrees with fake quantization (nearest moves codes; linear is computed from codes, rounded once)
-        const prepared = qb.prepare(m.eval(), x, { qconfigSetter: [qb.defaultCalibrationQconfigSetter], warn: false });
-        qb.setFakeQuantize(prepared, qb.FakeQuantState.CALIBRATION);
-        await qb.calibrate(prepared, [x]);
-        qb.setFakeQuantize(prepared, qb.FakeQuantState.VALIDATION);
-        const fq = prepared.forward(x) as unknown as tf.Tensor;
-        const ir = qb.export(prepared, x);
-        const yi = qb.convert(ir, qb.March.NASH_M).forward(x);
+        const { ir, fq, yi } = await quantizeAndConvert(m, x);
         const resize = ir.nodes.find((n) => n.type.startsWith("Resize")) as (typeof ir.nodes)[number];
         const step = resize.output.quant.scale?.[0] ?? ir.nodes.find((n) => n.type === "QuantStub")?.output.quant.scale?.[0];
         assert.ok(step !== undefined, c.label);
@@ -244,21 +258,6 @@ describe("ONNX import", { timeout: 300000 }, () => {
   });
 
   it("real-model patterns: a constant shared by two blocks (ConvNeXt's deduplicated layer scale) and an embedding gathered by int64 token ids", async () => {
-    const prepareAndConvert = async (m: qb.io.OnnxGraphModule, x: tf.Tensor) => {
-      const c = qb.prepare(m.eval(), x, { qconfigSetter: [qb.defaultCalibrationQconfigSetter], warn: false });
-      qb.setFakeQuantize(c, qb.FakeQuantState.CALIBRATION);
-      await qb.calibrate(c, [x]);
-      qb.setFakeQuantize(c, qb.FakeQuantState.VALIDATION);
-      const ir = qb.export(c, x);
-      assert.deepEqual(
-        qb.checkModel(ir, qb.March.NASH_M).violations.map((v) => v.message),
-        [],
-      );
-      const fq = c.forward(x) as unknown as tf.Tensor;
-      const yi = qb.convert(ir, qb.March.NASH_M).forward(x);
-      return { ir, fq, yi };
-    };
-
     // two Conv + Mul(gamma) blocks reading the same initializer
     const w = (seed: number) => Array.from({ length: 4 * 4 * 3 * 3 }, (_, i) => Math.sin(i * seed) * 0.3);
     const shared = model(
@@ -280,7 +279,7 @@ describe("ONNX import", { timeout: 300000 }, () => {
       const x = tf.randomNormal([1, 4, 5, 5], 0, 1, "float32", 5);
       const y = m.forward(x) as unknown as tf.Tensor;
       assert.ok(relErr(y.dataSync(), await ortRun(path.join(dir, "shared.onnx"), x)) < 1e-6);
-      const { ir, fq, yi } = await prepareAndConvert(m, x);
+      const { ir, fq, yi } = await quantizeAndConvert(m, x);
       // each block quantizes the constant through its own stub, read from the float constant
       const stubs = ir.nodes.filter((n) => n.type === "QuantStub" && n.name.includes("const"));
       assert.deepEqual(
@@ -320,7 +319,7 @@ describe("ONNX import", { timeout: 300000 }, () => {
       const t = tf.tensor(ids, [2, 5], "int32");
       const got = em.forward(t) as unknown as tf.Tensor;
       assert.ok(relErr(got.dataSync(), want) < 1e-6);
-      const r = await prepareAndConvert(em, t);
+      const r = await quantizeAndConvert(em, t);
       const gather = r.ir.nodes.find((n) => n.type === "Gather") as (typeof r.ir.nodes)[number];
       assert.equal(gather.output.quant.dtype, "qint8", "the lookup moves int8 codes of the quantized table");
       assert.ok(relErr(r.yi.dataSync(), r.fq.dataSync()) < 1e-3);
@@ -462,21 +461,11 @@ describe("ONNX import", { timeout: 300000 }, () => {
       const x = tf.randomNormal([1, 3, 4, 4], 0, 1.5, "float32", 9);
       const y = m.forward(x) as unknown as tf.Tensor;
       assert.ok(relErr(y.dataSync(), await ortRun(file, x)) < 1e-6, `${relErr(y.dataSync(), await ortRun(file, x))}`);
-      const c = qb.prepare(m.eval(), x, { qconfigSetter: [qb.calibration8bitWeight16bitActQconfigSetter], warn: false });
-      qb.setFakeQuantize(c, qb.FakeQuantState.CALIBRATION);
-      await qb.calibrate(c, [x]);
-      qb.setFakeQuantize(c, qb.FakeQuantState.VALIDATION);
-      const ir = qb.export(c, x);
+      const { ir, fq, yi } = await quantizeAndConvert(m, x, qb.calibration8bitWeight16bitActQconfigSetter);
       assert.deepEqual(
         ir.nodes.map((n) => n.type).filter((t) => !/Stub/.test(t)),
         ["ELU", "PReLU", "Softplus", "Neg", "Abs", "Maximum", "Maximum", "Minimum", "Add", "Log", "Add"],
       );
-      assert.deepEqual(
-        qb.checkModel(ir, qb.March.NASH_M).violations.map((v) => v.message),
-        [],
-      );
-      const fq = c.forward(x) as unknown as tf.Tensor;
-      const yi = qb.convert(ir, qb.March.NASH_M).forward(x);
       assert.ok(relErr(yi.dataSync(), fq.dataSync()) < 1e-3, `integer vs fake-quant ${relErr(yi.dataSync(), fq.dataSync())}`);
       tf.dispose([x, y, fq, yi]);
       m.dispose();
@@ -527,19 +516,14 @@ describe("ONNX import", { timeout: 300000 }, () => {
       const m = await qb.io.loadOnnx(bytes);
       const y = m.forward(x, mask) as unknown as tf.Tensor;
       assert.ok(relErr(y.dataSync(), want) < 1e-6);
-      const c = qb.prepare(m.eval(), [x, mask], { qconfigSetter: [qb.defaultCalibrationQconfigSetter], warn: false });
+      // calibration passes (−∞ saturates instead of failing the batch)
+      const { c, ir, fq, yi } = await quantizeAndConvert(m, [x, mask]);
       // the mask enters as a quantized input of its own and the causal fill is an op: nothing cuts the graph
       assert.deepEqual(qb.modelCheckResult(c).untracedInputs, []);
-      qb.setFakeQuantize(c, qb.FakeQuantState.CALIBRATION);
-      await qb.calibrate(c, [[x, mask]]); // −∞ saturates instead of failing the batch
-      qb.setFakeQuantize(c, qb.FakeQuantState.VALIDATION);
-      const ir = qb.export(c, [x, mask]);
       assert.deepEqual(
         ir.nodes.map((n) => n.type),
         ["QuantStub", "Transpose", "Matmul", "MaskedFill", "QuantStub", "Sub", "Mul", "Add", "Softmax", "DeQuantStub"],
       );
-      const fq = c.forward(x, mask) as unknown as tf.Tensor;
-      const yi = qb.convert(ir, qb.March.NASH_M).forward(x, mask);
       const step = ir.nodes.find((n) => n.type === "Softmax")?.output.quant.scale?.[0] as number;
       assertWithinOneStep(yi.dataSync(), fq.dataSync(), step * (1 + 1e-6), 1);
       // the trap this pattern sets: −10000 in the additive mask stretches the Add's int8 range to a
@@ -605,18 +589,12 @@ describe("ONNX import", { timeout: 300000 }, () => {
         const x = tf.randomNormal(shape as unknown as number[], 0, 1, "float32", 13);
         const y = m.forward(x) as unknown as tf.Tensor;
         assert.ok(relErr(y.dataSync(), await ortRun(file, x)) < 1e-5, `${label}: ${relErr(y.dataSync(), await ortRun(file, x))}`);
-        const c = qb.prepare(m.eval(), x, { qconfigSetter: [qb.defaultCalibrationQconfigSetter], warn: false });
+        const { c, ir, fq, yi } = await quantizeAndConvert(m, x);
         assert.deepEqual(qb.modelCheckResult(c).untracedInputs, [], label);
-        qb.setFakeQuantize(c, qb.FakeQuantState.CALIBRATION);
-        await qb.calibrate(c, [x]);
-        qb.setFakeQuantize(c, qb.FakeQuantState.VALIDATION);
-        const ir = qb.export(c, x);
         assert.ok(
           ir.nodes.some((n) => n.type === op),
           `${label}: ${ir.nodes.map((n) => n.type)}`,
         );
-        const fq = c.forward(x) as unknown as tf.Tensor;
-        const yi = qb.convert(ir, qb.March.NASH_M).forward(x);
         const last = ir.nodes[ir.nodes.length - 2];
         assertWithinOneStep(yi.dataSync(), fq.dataSync(), (last.output.quant.scale?.[0] as number) * (1 + 1e-6), 0.98);
         tf.dispose([x, y, fq, yi]);
@@ -658,13 +636,7 @@ describe("ONNX import", { timeout: 300000 }, () => {
             const m = await qb.io.loadOnnx(bytes);
             const y = m.forward(x) as unknown as tf.Tensor;
             assert.ok(relErr(y.dataSync(), await ortRun(file, x)) < 1e-5, `${label}: ${relErr(y.dataSync(), await ortRun(file, x))}`);
-            const c = qb.prepare(m.eval(), x, { qconfigSetter: [qb.defaultCalibrationQconfigSetter], warn: false });
-            qb.setFakeQuantize(c, qb.FakeQuantState.CALIBRATION);
-            await qb.calibrate(c, [x]);
-            qb.setFakeQuantize(c, qb.FakeQuantState.VALIDATION);
-            const ir = qb.export(c, x);
-            const fq = c.forward(x) as unknown as tf.Tensor;
-            const yi = qb.convert(ir, qb.March.NASH_M).forward(x);
+            const { ir, fq, yi } = await quantizeAndConvert(m, x);
             const step = ir.nodes.find((n) => n.type === "GridSample")?.output.quant.scale?.[0] as number;
             assertWithinOneStep(yi.dataSync(), fq.dataSync(), step * (1 + 1e-6), 1);
             tf.dispose([y, fq, yi]);

@@ -177,25 +177,20 @@ defineOp({
     },
 });
 
-defineOp({
-  type: "Softmax",
-  doc: "exp(x − max) / Σ exp over attrs.dim",
-  role: "compute",
-  unit: "vector",
-  compute: ([t], _w, _p, a) => softmax(t, a.dim as number),
-  flops: ([x]) => 3 * x.reduce((p, d) => p * d, 1),
-  integer: realArithmetic((xs, _w, _p, a) => softmax(xs[0], a.dim as number)),
-});
-
-defineOp({
-  type: "LogSoftmax",
-  doc: "x − max − log Σ exp(x − max) over attrs.dim",
-  role: "compute",
-  unit: "vector",
-  compute: ([t], _w, _p, a) => logSoftmax(t, a.dim as number),
-  flops: ([x]) => 4 * x.reduce((p, d) => p * d, 1),
-  integer: realArithmetic((xs, _w, _p, a) => logSoftmax(xs[0], a.dim as number)),
-});
+for (const [type, doc, fn, passes] of [
+  ["Softmax", "exp(x − max) / Σ exp over attrs.dim", (t: tf.Tensor, d: number) => softmax(t, d), 3],
+  ["LogSoftmax", "x − max − log Σ exp(x − max) over attrs.dim", (t: tf.Tensor, d: number) => logSoftmax(t, d), 4],
+] as const) {
+  defineOp({
+    type,
+    doc,
+    role: "compute",
+    unit: "vector",
+    compute: ([t], _w, _p, a) => fn(t, a.dim as number),
+    flops: ([x]) => passes * x.reduce((p, d) => p * d, 1),
+    integer: realArithmetic((xs, _w, _p, a) => fn(xs[0], a.dim as number)),
+  });
+}
 
 /** log softmax over any axis (tfjs's own takes only the last). */
 export function logSoftmax(t: tf.Tensor, dim: number): tf.Tensor {
