@@ -650,6 +650,86 @@ describe("ONNX import", { timeout: 300000 }, () => {
     }
   });
 
+  it("1-D models (Conv1d, BatchNorm1d on (N, C, L) and (N, C), MaxPool1d, AvgPool1d, global pooling) match onnxruntime and convert", async () => {
+    const ints = (name: string, v: number[]) => ({ name, type: 7, ints: v });
+    const bn = (p: string, c: number) => [
+      floats(
+        `${p}.s`,
+        [c],
+        Array.from({ length: c }, (_, i) => 1 + 0.1 * i),
+      ),
+      floats(
+        `${p}.b`,
+        [c],
+        Array.from({ length: c }, (_, i) => 0.05 * i - 0.1),
+      ),
+      floats(
+        `${p}.m`,
+        [c],
+        Array.from({ length: c }, (_, i) => 0.02 * i),
+      ),
+      floats(
+        `${p}.v`,
+        [c],
+        Array.from({ length: c }, (_, i) => 0.8 + 0.05 * i),
+      ),
+    ];
+    const bytes = model(
+      13,
+      [
+        { name: "/c1/Conv", opType: "Conv", input: ["x", "w1", "b1"], output: ["c1"], attribute: [ints("pads", [1, 1]), ints("strides", [2]), ints("kernel_shape", [3])] },
+        { name: "/bn1/BatchNormalization", opType: "BatchNormalization", input: ["c1", "bn1.s", "bn1.b", "bn1.m", "bn1.v"], output: ["n1"] },
+        { name: "/r/Relu", opType: "Relu", input: ["n1"], output: ["r1"] },
+        { name: "/p1/MaxPool", opType: "MaxPool", input: ["r1"], output: ["p1"], attribute: [ints("kernel_shape", [2]), ints("strides", [2])] },
+        { name: "/c2/Conv", opType: "Conv", input: ["p1", "w2"], output: ["c2"], attribute: [ints("pads", [2, 0]), ints("dilations", [2]), { name: "group", type: 2, i: 2 }] },
+        { name: "/p2/AveragePool", opType: "AveragePool", input: ["c2"], output: ["p2"], attribute: [ints("kernel_shape", [3]), ints("pads", [1, 1]), ints("strides", [1])] },
+        { name: "/gap/GlobalAveragePool", opType: "GlobalAveragePool", input: ["p2"], output: ["g"] },
+        { name: "/f/Flatten", opType: "Flatten", input: ["g"], output: ["fl"] },
+        { name: "/bn2/BatchNormalization", opType: "BatchNormalization", input: ["fl", "bn2.s", "bn2.b", "bn2.m", "bn2.v"], output: ["y"] },
+      ],
+      [
+        floats(
+          "w1",
+          [4, 2, 3],
+          Array.from({ length: 24 }, (_, i) => Math.sin(i) * 0.5),
+        ),
+        floats("b1", [4], [0.1, -0.1, 0.2, 0]),
+        ...bn("bn1", 4),
+        floats(
+          "w2",
+          [4, 2, 3],
+          Array.from({ length: 24 }, (_, i) => Math.cos(i) * 0.5),
+        ),
+        ...bn("bn2", 4),
+      ],
+      ["x", [2, 2, 20]],
+      "y",
+    );
+    const dir = mkdtempSync(path.join(tmpdir(), "qb-1d-"));
+    try {
+      writeFileSync(path.join(dir, "tcn.onnx"), bytes);
+      const m = await qb.io.loadOnnx(bytes);
+      const x = tf.randomNormal([2, 2, 20], 0, 1, "float32", 15);
+      const y = m.forward(x) as unknown as tf.Tensor;
+      const want = await ortRun(path.join(dir, "tcn.onnx"), x);
+      assert.deepEqual(y.shape, [2, 4]);
+      assert.ok(relErr(y.dataSync(), want) < 1e-5, `${relErr(y.dataSync(), want)}`);
+      const { ir, fq, yi } = await quantizeAndConvert(m, x);
+      assert.deepEqual(
+        ir.nodes.filter((n) => n.type === "Conv2d").map((n) => n.weight?.shape),
+        [
+          [4, 2, 1, 3],
+          [4, 2, 1, 3],
+        ],
+      );
+      assert.ok(relErr(yi.dataSync(), fq.dataSync()) < 0.02);
+      tf.dispose([x, y, fq, yi]);
+      m.dispose();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it("an unfolded Conv + BatchNormalization imports as Conv2d + BatchNorm2d, and fuseConvBn folds them", async () => {
     const w = Array.from({ length: 3 * 2 * 3 * 3 }, (_, i) => Math.cos(i) * 0.3);
     const bytes = model(

@@ -21,7 +21,7 @@ import type { Module } from "../../nn/module";
 import { constTensor, OnnxGraphModule, OnnxScope } from "./graphModule";
 import { cleanPath, nodeNames, ownOpScopes, scopePath } from "./names";
 import { CONSTANT_OPERANDS_OK, contextOf, handledOpTypes, handlerStep, moduleStep, type PlanStep } from "./plan";
-import { readOnnx, type ConstValue, type OnnxGraph, type OnnxNode } from "./proto";
+import { readOnnx, type AttrValue, type ConstValue, type OnnxGraph, type OnnxNode } from "./proto";
 
 export interface LoadOnnxOptions {
   /** Shapes for graph inputs with dynamic dims, by input name (or in input order); checks the graph runs at load. */
@@ -149,24 +149,28 @@ function weightOf(b: Builder, n: OnnxNode, k: number, what: string): ConstValue 
 function planConv(b: Builder, i: number): void {
   const n = b.node(i);
   const a = attrs(n);
-  const w = weightOf(b, n, 1, "weight");
+  const w0 = weightOf(b, n, 1, "weight");
   const bias = n.inputs[2] ? weightOf(b, n, 2, "bias") : null;
-  if (w.dims.length !== 4) throw errors.unsupported(`loadOnnx: ${n.name}`, `a ${w.dims.length - 2}-D convolution`, "quantbook imports 2-D convolutions (NCHW)");
+  if (w0.dims.length !== 4 && w0.dims.length !== 3) throw errors.unsupported(`loadOnnx: ${n.name}`, `a ${w0.dims.length - 2}-D convolution`, "quantbook imports 1-D and 2-D convolutions");
+  // a 1-D convolution (N, C, L) runs as a 2-D one over (N, C, 1, L): kernel [1, K], the 1-D attributes on the width
+  const oneD = w0.dims.length === 3;
+  const w = oneD ? { ...w0, dims: [w0.dims[0], w0.dims[1], 1, w0.dims[2]] } : w0;
+  const a2 = oneD ? lift1dAttrs(a) : a;
   const transposed = n.opType === "ConvTranspose";
   const groups = a.attr("group", 1);
   const [kh, kw] = w.dims.slice(2);
-  const pads = a.attr("pads", [0, 0, 0, 0]);
+  const pads = a2.attr("pads", [0, 0, 0, 0]);
   if (pads.length !== 4 || !pads.every((v) => Number.isInteger(v) && v >= 0)) {
     throw errors.badFile("loadOnnx", b.g.file, `node ${n.name} (${n.opType}): pads [${pads}] must be four non-negative integers [top, left, bottom, right]`);
   }
   const autoPad = a.attr("auto_pad", "NOTSET");
   const sym = pads[0] === pads[2] && pads[1] === pads[3];
-  const stride = a.attr("strides", [1, 1]) as [number, number];
-  const dilation = a.attr("dilations", [1, 1]) as [number, number];
+  const stride = a2.attr("strides", [1, 1]) as [number, number];
+  const dilation = a2.attr("dilations", [1, 1]) as [number, number];
   const path = b.layerPath(n);
   let m: Module;
-  const outputPadding = a.attr("output_padding", [0, 0]) as [number, number];
-  const outputShape = a.attr("output_shape", [] as number[]);
+  const outputPadding = a2.attr("output_padding", [0, 0]) as [number, number];
+  const outputShape = a2.attr("output_shape", [] as number[]);
   // PyTorch's form (symmetric pads, no output_shape) is the layer itself; any other (asymmetric
   // or automatic pads, an output_shape) is the full transposed convolution and a crop after it
   const torchForm = transposed && sym && autoPad === "NOTSET" && outputShape.length === 0;
@@ -215,7 +219,31 @@ function planConv(b: Builder, i: number): void {
           if (cut.every(([lo, hi]) => lo === 0 && hi === 0)) return y;
           return F.slice(y, [cut[0][0], cut[1][0]], [full[0] - cut[0][1], full[1] - cut[1][1]], [2, 3], [1, 1], { name: `${path.replace(/\./g, "_")}_crop` });
         };
-  b.steps.push(moduleStep(n, path, n.inputs[0], n.outputs, pre, crop));
+  const pre1 = oneD ? (x: tf.Tensor) => (pre ?? ((t: tf.Tensor) => t))(to2d(x)) : pre;
+  const post1 = oneD ? (y: tf.Tensor) => to1d(crop ? crop(y) : y) : crop;
+  b.steps.push(moduleStep(n, path, n.inputs[0], n.outputs, pre1, post1));
+}
+
+/** (N, C, L) as (N, C, 1, L), and back: reshapes need no op (the traced graph stays connected). */
+const to2d = (x: tf.Tensor) => {
+  const [n, c, l] = x.shape as number[];
+  return x.rank === 3 ? tf.reshape(x, [n, c, 1, l]) : x;
+};
+const to1d = (y: tf.Tensor) => {
+  const [n, c, , l] = y.shape as number[];
+  return tf.reshape(y, [n, c, l]);
+};
+
+/** A 1-D node's attributes as their 2-D form over (1, L): kernel, strides, dilations, pads, output_padding, output_shape. */
+function lift1dAttrs(a: ReturnType<typeof attrs>): ReturnType<typeof attrs> {
+  const lift = (name: string, v: unknown): unknown => {
+    if (!Array.isArray(v)) return v;
+    if (name === "pads" && v.length === 2) return [0, v[0], 0, v[1]];
+    if ((name === "kernel_shape" || name === "strides" || name === "dilations" || name === "output_padding") && v.length === 1) return [name === "kernel_shape" || name === "strides" || name === "dilations" ? 1 : 0, v[0]];
+    if (name === "output_shape" && v.length === 1) return [1, v[0]];
+    return v;
+  };
+  return { ...a, attr: ((name: string, fallback: AttrValue) => lift(name, a.attr(name, fallback))) as typeof a.attr };
 }
 
 /** Gemm, or MatMul with a constant 2-D weight (and an Add of a constant bias after it): a Linear. */
@@ -271,7 +299,14 @@ function planBatchNorm(b: Builder, i: number): void {
   setParam(m, "running_var", variance);
   const path = b.layerPath(n);
   b.addLayer(path, m);
-  b.steps.push(moduleStep(n, path, n.inputs[0], [n.outputs[0]]));
+  // BatchNorm1d's (N, C) and (N, C, L) run as (N, C, 1, 1) and (N, C, 1, L); the step remembers the shape it was given
+  let shape: number[] = [];
+  const pre = (x: tf.Tensor) => {
+    shape = x.shape.slice();
+    const [bn, c] = shape;
+    return x.rank === 2 ? tf.reshape(x, [bn, c, 1, 1]) : to2d(x);
+  };
+  b.steps.push(moduleStep(n, path, n.inputs[0], [n.outputs[0]], pre, (y) => (shape.length === 4 ? y : tf.reshape(y, shape))));
 }
 
 function layerNormModule(b: Builder, n: OnnxNode, gamma: ConstValue, beta: ConstValue | null, eps: number, input: string, outputs: string[]): void {

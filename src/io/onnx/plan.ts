@@ -96,6 +96,28 @@ function constantOnly(fn: (x: tf.Tensor) => tf.Tensor): Handler {
   };
 }
 
+/**
+ * A pooling node on (N, C, H, W) or, as (N, C, 1, L), on (N, C, L): `pair(name, fill)` reads a
+ * 2-D attribute or lifts a 1-D one to [fill, v], and `pads` comes as [top, left, bottom, right].
+ */
+function pool1dOr2d(body: (ctx: NodeContext, x: tf.Tensor, pair: (name: string, fill: number) => [number, number], pads: number[]) => tf.Tensor): Handler {
+  return (ctx, ins) => {
+    const x = need(ins, 0, ctx);
+    const oneD = x.rank === 3;
+    const pair = (name: string, fill: number): [number, number] => {
+      const v = ctx.attr(name, [fill, fill]) as number[];
+      return v.length === 1 ? [name === "kernel_shape" || name === "strides" || name === "dilations" ? 1 : 0, v[0]] : [v[0], v[1]];
+    };
+    const raw = ctx.attr("pads", oneD ? [0, 0] : [0, 0, 0, 0]) as number[];
+    const pads = raw.length === 2 ? [0, raw[0], 0, raw[1]] : raw;
+    if (!oneD) return [body(ctx, x, pair, pads)];
+    const [n, c, l] = x.shape as number[];
+    const y = body(ctx, tf.reshape(x, [n, c, 1, l]), pair, pads);
+    const [yn, yc, , yl] = y.shape as number[];
+    return [tf.reshape(y, [yn, yc, yl])];
+  };
+}
+
 /** Axes of a Reduce* node: attribute before opset 13 (18 for all but ReduceSum), second input after. */
 function reduceAxes(ctx: NodeContext, ins: Ins, rank: number): number[] {
   const fromInput = ins[1] !== undefined ? ints(ins[1]) : null;
@@ -267,38 +289,39 @@ const HANDLERS: Record<string, Handler> = {
   ReduceMean: reduce("mean"),
   ReduceSum: reduce("sum"),
   ReduceMax: reduce("max"),
-  GlobalAveragePool: (ctx, ins, raw) => [raw ? tf.mean(need(ins, 0, ctx), [2, 3], true) : F.adaptiveAvgPool2d(need(ins, 0, ctx), 1, named(ctx))],
-  GlobalMaxPool: (ctx, ins, raw) => [raw ? tf.max(need(ins, 0, ctx), [2, 3], true) : F.max(need(ins, 0, ctx), [2, 3], true, named(ctx))],
-  MaxPool: (ctx, ins) => {
+  GlobalAveragePool: (ctx, ins, raw) => {
     const x = need(ins, 0, ctx);
-    const p = pads2d(ctx.attr("pads", [0, 0, 0, 0]) as number[]);
-    const kernel = ctx.attr("kernel_shape", [1, 1]) as number[];
+    const spatial = x.shape.map((_, i) => i).slice(2);
+    if (raw) return [tf.mean(x, spatial, true)];
+    return [x.rank === 3 ? F.mean(x, 2, true, named(ctx)) : F.adaptiveAvgPool2d(x, 1, named(ctx))];
+  },
+  GlobalMaxPool: (ctx, ins, raw) => {
+    const x = need(ins, 0, ctx);
+    const spatial = x.shape.map((_, i) => i).slice(2);
+    return [raw ? tf.max(x, spatial, true) : F.max(x, spatial, true, named(ctx))];
+  },
+  MaxPool: pool1dOr2d((ctx, x, pair, pads) => {
+    const p = pads2d(pads);
     const input = p.sym ? x : F.pad(x, p.pad, -3.4e38, { name: `${ctx.opName ?? "maxpool"}_pad` });
-    return [
-      F.maxPool2d(input, [kernel[0], kernel[1]], {
-        stride: ctx.attr("strides", [1, 1]) as [number, number],
-        padding: p.sym ?? [0, 0],
-        ceilMode: ctx.attr("ceil_mode", 0) === 1,
-        dilation: ctx.attr("dilations", [1, 1]) as [number, number],
-        name: ctx.opName,
-      }),
-    ];
-  },
-  AveragePool: (ctx, ins) => {
-    const x = need(ins, 0, ctx);
-    const p = pads2d(ctx.attr("pads", [0, 0, 0, 0]) as number[]);
+    return F.maxPool2d(input, pair("kernel_shape", 1), {
+      stride: pair("strides", 1),
+      padding: p.sym ?? [0, 0],
+      ceilMode: ctx.attr("ceil_mode", 0) === 1,
+      dilation: pair("dilations", 1),
+      name: ctx.opName,
+    });
+  }),
+  AveragePool: pool1dOr2d((ctx, x, pair, pads) => {
+    const p = pads2d(pads);
     if (!p.sym) throw errors.unsupported(`loadOnnx: ${ctx.node.name}`, "AveragePool with asymmetric pads", "export with symmetric padding");
-    const kernel = ctx.attr("kernel_shape", [1, 1]) as number[];
-    return [
-      F.avgPool2d(x, [kernel[0], kernel[1]], {
-        stride: ctx.attr("strides", [1, 1]) as [number, number],
-        padding: p.sym,
-        ceilMode: ctx.attr("ceil_mode", 0) === 1,
-        countIncludePad: ctx.attr("count_include_pad", 0) === 1,
-        name: ctx.opName,
-      }),
-    ];
-  },
+    return F.avgPool2d(x, pair("kernel_shape", 1), {
+      stride: pair("strides", 1),
+      padding: p.sym,
+      ceilMode: ctx.attr("ceil_mode", 0) === 1,
+      countIncludePad: ctx.attr("count_include_pad", 0) === 1,
+      name: ctx.opName,
+    });
+  }),
   Concat: (ctx, ins, raw) => {
     const xs = ins.filter((t): t is tf.Tensor => t !== undefined);
     const axis = axisOf(ctx.attr("axis", 0) as number, xs[0].rank);
