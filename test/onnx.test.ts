@@ -730,6 +730,58 @@ describe("ONNX import", { timeout: 300000 }, () => {
     }
   });
 
+  it("variadic Sum and the norms (ReduceL2 as in F.normalize, ReduceL1, ReduceSumSquare) match onnxruntime and convert", async () => {
+    const ints = (name: string, v: number[]) => ({ name, type: 7, ints: v });
+    const keep0 = { name: "keepdims", type: 2, i: 0 };
+    const bytes = model(
+      13,
+      [
+        { name: "/mix/Sum", opType: "Sum", input: ["x", "c", "x"], output: ["s"] },
+        { name: "/norm/ReduceL2", opType: "ReduceL2", input: ["s"], output: ["l2"], attribute: [ints("axes", [2])] },
+        { name: "/norm/Clip", opType: "Clip", input: ["l2", "eps"], output: ["l2c"] },
+        { name: "/norm/Div", opType: "Div", input: ["s", "l2c"], output: ["d"] },
+        { name: "/head/ReduceL1", opType: "ReduceL1", input: ["d"], output: ["r1"], attribute: [ints("axes", [1]), keep0] },
+        { name: "/head/ReduceSumSquare", opType: "ReduceSumSquare", input: ["d"], output: ["r2"], attribute: [ints("axes", [1]), keep0] },
+        { name: "/head/Add", opType: "Add", input: ["r1", "r2"], output: ["y"] },
+      ],
+      [floats("c", [6], [0.5, -0.5, 1, 0, 0.25, -1]), floats("eps", [], [1e-12])],
+      ["x", [1, 4, 6]],
+      "y",
+    );
+    const dir = mkdtempSync(path.join(tmpdir(), "qb-norms-"));
+    try {
+      writeFileSync(path.join(dir, "norms.onnx"), bytes);
+      const m = await qb.io.loadOnnx(bytes);
+      const x = tf.randomNormal([1, 4, 6], 0, 1, "float32", 16);
+      const y = m.forward(x) as unknown as tf.Tensor;
+      assert.ok(relErr(y.dataSync(), await ortRun(path.join(dir, "norms.onnx"), x)) < 1e-5);
+      const { ir, fq, yi } = await quantizeAndConvert(m, x, qb.calibration8bitWeight16bitActQconfigSetter);
+      assert.deepEqual(
+        ir.nodes.map((n) => n.name).filter((n) => /norm|head|mix/.test(n)),
+        [
+          "mix.sum_const1",
+          "mix",
+          "mix.sum_1",
+          "norm.reducel2_square",
+          "norm.reducel2_sum",
+          "norm.reducel2",
+          "norm.clip",
+          "norm.div",
+          "head.reducel1_abs",
+          "head.reducel1",
+          "head.reducesumsquare_square",
+          "head.reducesumsquare",
+          "head.add",
+        ],
+      );
+      assert.ok(relErr(yi.dataSync(), fq.dataSync()) < 0.01);
+      tf.dispose([x, y, fq, yi]);
+      m.dispose();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it("an unfolded Conv + BatchNormalization imports as Conv2d + BatchNorm2d, and fuseConvBn folds them", async () => {
     const w = Array.from({ length: 3 * 2 * 3 * 3 }, (_, i) => Math.cos(i) * 0.3);
     const bytes = model(

@@ -118,6 +118,20 @@ function pool1dOr2d(body: (ctx: NodeContext, x: tf.Tensor, pair: (name: string, 
   };
 }
 
+/** Σ x² over the node's axes, and its square root for ReduceL2. */
+function sumSquares(ctx: NodeContext, ins: Ins, raw: boolean, root: boolean): tf.Tensor {
+  const x = need(ins, 0, ctx);
+  const axes = reduceAxes(ctx, ins, x.rank);
+  const keep = ctx.attr("keepdims", 1) !== 0;
+  if (raw) {
+    const ss = tf.sum(tf.square(x), axes, keep);
+    return root ? tf.sqrt(ss) : ss;
+  }
+  const base = ctx.opName ?? (root ? "reduce_l2" : "reduce_sum_square");
+  const ss = F.sum(F.mul(x, x, { name: `${base}_square` }), axes, keep, { name: root ? `${base}_sum` : base });
+  return root ? F.sqrt(ss, { name: base }) : ss;
+}
+
 /** Axes of a Reduce* node: attribute before opset 13 (18 for all but ReduceSum), second input after. */
 function reduceAxes(ctx: NodeContext, ins: Ins, rank: number): number[] {
   const fromInput = ins[1] !== undefined ? ints(ins[1]) : null;
@@ -208,6 +222,7 @@ const HANDLERS: Record<string, Handler> = {
     }
     return [F.prelu(x, perChannel, named(ctx))];
   },
+  Sum: variadic(tf.add, F.add),
   Max: variadic(tf.maximum, F.maximum),
   Min: variadic(tf.minimum, F.minimum),
   LeakyRelu: (ctx, ins, raw) => {
@@ -286,6 +301,16 @@ const HANDLERS: Record<string, Handler> = {
     const keep = ctx.attr("keepdims", 1) !== 0;
     return [raw ? tf.min(x, axes, keep) : F.min(x, axes, keep, named(ctx))];
   },
+  // norms as their quantized parts: |x| or x·x, a sum, and a square root for L2 (F.normalize, face embeddings)
+  ReduceL1: (ctx, ins, raw) => {
+    const x = need(ins, 0, ctx);
+    const axes = reduceAxes(ctx, ins, x.rank);
+    const keep = ctx.attr("keepdims", 1) !== 0;
+    const base = ctx.opName ?? "reduce_l1";
+    return [raw ? tf.sum(tf.abs(x), axes, keep) : F.sum(F.abs(x, { name: `${base}_abs` }), axes, keep, { name: base })];
+  },
+  ReduceSumSquare: (ctx, ins, raw) => [sumSquares(ctx, ins, raw, false)],
+  ReduceL2: (ctx, ins, raw) => [sumSquares(ctx, ins, raw, true)],
   ReduceMean: reduce("mean"),
   ReduceSum: reduce("sum"),
   ReduceMax: reduce("max"),
@@ -562,6 +587,9 @@ export const CONSTANT_OPERANDS_OK = new Set([
   "Tile",
   "ReduceMin",
   "ReduceProd",
+  "ReduceL1",
+  "ReduceL2",
+  "ReduceSumSquare",
   "ArgMax",
   "Trilu",
   "Less",
