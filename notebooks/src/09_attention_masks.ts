@@ -73,7 +73,11 @@ const qAdditive = await quantized(additive);
 const qFill = await quantized(fill);
 const reference = additive.forward(test);
 const l1 = (m: qb.nn.Module) => tf.tidy(() => tf.mean(tf.abs(tf.sub(m.forward(test) as tf.Tensor, reference))).dataSync()[0]);
-const scaleOf = (m: qb.nn.Module, name: string) => qb.preparedOps(m).find((o) => o.info.name === name)!.output!.scale()![0];
+const scaleOf = (m: qb.nn.Module, name: string) =>
+  qb
+    .preparedOps(m)
+    .find((o) => o.info.name === name)!
+    .output!.scale()![0];
 const scoreScale = scaleOf(qAdditive, "scale");
 console.log(`scores: int8 step ${scoreScale.toExponential(2)}, so their range bottoms out at ${(-128 * scoreScale).toFixed(2)}`);
 console.log(`additive mask: the Add's step is ${scaleOf(qAdditive, "mask").toExponential(2)} — every real score rounds to 0`);

@@ -302,19 +302,19 @@ export function interpolate(
  * PyTorch's F.grid_sample on NCHW: `grid` [N, Ho, Wo, 2] holds (x, y) in [−1, 1]. mode "bilinear"
  * (default) or "nearest"; paddingMode "zeros" (default), "border" or "reflection"; alignCorners.
  */
-export function gridSample(
-  x: tf.Tensor,
-  grid: tf.Tensor,
-  opts: Named & { mode?: GridSampleMode; paddingMode?: GridPadding; alignCorners?: boolean } = {},
-): tf.Tensor {
+export function gridSample(x: tf.Tensor, grid: tf.Tensor, opts: Named & { mode?: GridSampleMode; paddingMode?: GridPadding; alignCorners?: boolean } = {}): tf.Tensor {
   if (x.rank !== 4 || grid.rank !== 4 || grid.shape[3] !== 2 || grid.shape[0] !== x.shape[0]) {
     throw errors.coded("SHAPE_MISMATCH", `grid_sample: input [${x.shape}] must be [N, C, H, W] and grid [${grid.shape}] [N, Ho, Wo, 2] with the same N`);
   }
   const mode = opts.mode ?? "bilinear";
   const paddingMode = opts.paddingMode ?? "zeros";
   if (mode !== "bilinear" && mode !== "nearest") throw errors.coded("UNSUPPORTED", `grid_sample: mode '${String(mode)}' is not supported; use "bilinear" or "nearest"`);
-  if (!["zeros", "border", "reflection"].includes(paddingMode)) throw errors.coded("INVALID_ARGUMENT", `grid_sample: paddingMode '${String(paddingMode)}' is not one of zeros, border, reflection`);
-  return runOp({ type: "GridSample", name: opName(opts, "grid_sample"), fallback: "grid_sample", attrs: { mode, paddingMode, alignCorners: Boolean(opts.alignCorners) } }, [x, grid]);
+  if (!["zeros", "border", "reflection"].includes(paddingMode))
+    throw errors.coded("INVALID_ARGUMENT", `grid_sample: paddingMode '${String(paddingMode)}' is not one of zeros, border, reflection`);
+  return runOp({ type: "GridSample", name: opName(opts, "grid_sample"), fallback: "grid_sample", attrs: { mode, paddingMode, alignCorners: Boolean(opts.alignCorners) } }, [
+    x,
+    grid,
+  ]);
 }
 
 /** x[starts:ends:steps] on `axes` (default 0, 1, ...); negative indices count from the end. */

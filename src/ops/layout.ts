@@ -57,7 +57,11 @@ const layoutOps: [string, string, (t: tf.Tensor[], a: Attrs) => tf.Tensor][] = [
   ["MaxReduce", "max over attrs.axis (keepDims)", ([t], a) => tf.max(t, a.axis as number | number[], Boolean(a.keepDims))],
   ["MinReduce", "min over attrs.axis (keepDims)", ([t], a) => tf.min(t, a.axis as number | number[], Boolean(a.keepDims))],
   ["Tile", "repeats along each axis (attrs.reps)", ([t], a) => tf.tile(t, a.reps as number[])],
-  ["DepthToSpace", "channels to blocks of attrs.blocksize² pixels (attrs.mode DCR, or CRD = PyTorch's pixel_shuffle)", ([t], a) => depthToSpace(t, a.blocksize as number, a.mode as string)],
+  [
+    "DepthToSpace",
+    "channels to blocks of attrs.blocksize² pixels (attrs.mode DCR, or CRD = PyTorch's pixel_shuffle)",
+    ([t], a) => depthToSpace(t, a.blocksize as number, a.mode as string),
+  ],
   ["SpaceToDepth", "blocks of attrs.blocksize² pixels to channels (ONNX's order)", ([t], a) => spaceToDepth(t, a.blocksize as number)],
 ];
 
@@ -66,10 +70,7 @@ export function depthToSpace(t: tf.Tensor, b: number, mode = "DCR"): tf.Tensor {
   const [n, c, h, w] = t.shape as number[];
   const c2 = c / (b * b);
   if (!Number.isInteger(c2)) throw new Error(`depth_to_space: ${c} channels do not split into blocks of ${b}×${b}`);
-  const y =
-    mode === "CRD"
-      ? tf.transpose(tf.reshape(t, [n, c2, b, b, h, w]), [0, 1, 4, 2, 5, 3])
-      : tf.transpose(tf.reshape(t, [n, b, b, c2, h, w]), [0, 3, 4, 1, 5, 2]);
+  const y = mode === "CRD" ? tf.transpose(tf.reshape(t, [n, c2, b, b, h, w]), [0, 1, 4, 2, 5, 3]) : tf.transpose(tf.reshape(t, [n, b, b, c2, h, w]), [0, 3, 4, 1, 5, 2]);
   return tf.reshape(y, [n, c2, h * b, w * b]);
 }
 

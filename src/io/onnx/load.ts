@@ -151,7 +151,8 @@ function planConv(b: Builder, i: number): void {
   const a = attrs(n);
   const w0 = weightOf(b, n, 1, "weight");
   const bias = n.inputs[2] ? weightOf(b, n, 2, "bias") : null;
-  if (w0.dims.length !== 4 && w0.dims.length !== 3) throw errors.unsupported(`loadOnnx: ${n.name}`, `a ${w0.dims.length - 2}-D convolution`, "quantbook imports 1-D and 2-D convolutions");
+  if (w0.dims.length !== 4 && w0.dims.length !== 3)
+    throw errors.unsupported(`loadOnnx: ${n.name}`, `a ${w0.dims.length - 2}-D convolution`, "quantbook imports 1-D and 2-D convolutions");
   // a 1-D convolution (N, C, L) runs as a 2-D one over (N, C, 1, L): kernel [1, K], the 1-D attributes on the width
   const oneD = w0.dims.length === 3;
   const w = oneD ? { ...w0, dims: [w0.dims[0], w0.dims[1], 1, w0.dims[2]] } : w0;
@@ -239,7 +240,8 @@ function lift1dAttrs(a: ReturnType<typeof attrs>): ReturnType<typeof attrs> {
   const lift = (name: string, v: unknown): unknown => {
     if (!Array.isArray(v)) return v;
     if (name === "pads" && v.length === 2) return [0, v[0], 0, v[1]];
-    if ((name === "kernel_shape" || name === "strides" || name === "dilations" || name === "output_padding") && v.length === 1) return [name === "kernel_shape" || name === "strides" || name === "dilations" ? 1 : 0, v[0]];
+    if ((name === "kernel_shape" || name === "strides" || name === "dilations" || name === "output_padding") && v.length === 1)
+      return [name === "kernel_shape" || name === "strides" || name === "dilations" ? 1 : 0, v[0]];
     if (name === "output_shape" && v.length === 1) return [1, v[0]];
     return v;
   };

@@ -10,7 +10,17 @@ import { runOp } from "../../nn/op";
 import { errors } from "../../messages";
 import { depthToSpace as depthToSpaceRaw, padTensor, slice as sliceRaw, spaceToDepth as spaceToDepthRaw } from "../../ops/layout";
 import { instanceNorm as instanceNormRaw, logSoftmax as logSoftmaxRaw, softmax as softmaxRaw } from "../../ops/activation";
-import { COORDINATE_MODES, gridSample as gridSampleRaw, NEAREST_MODES, resizeBilinear, resizeNearest, type CoordinateMode, type GridPadding, type GridSampleMode, type NearestMode } from "../../ops/resize";
+import {
+  COORDINATE_MODES,
+  gridSample as gridSampleRaw,
+  NEAREST_MODES,
+  resizeBilinear,
+  resizeNearest,
+  type CoordinateMode,
+  type GridPadding,
+  type GridSampleMode,
+  type NearestMode,
+} from "../../ops/resize";
 import { OnnxScope, type OnnxGraphModule } from "./graphModule";
 import type { AttrValue, OnnxNode } from "./proto";
 
@@ -90,7 +100,11 @@ function constantOnly(fn: (x: tf.Tensor) => tf.Tensor): Handler {
   return (ctx, ins, raw) => {
     const x = need(ins, 0, ctx);
     if (!raw && x.dtype === "float32") {
-      throw errors.unsupported(`loadOnnx: ${ctx.node.name} (${ctx.node.opType})`, `${ctx.node.opType} of a float activation`, "it has no quantized form here; keep it out of the exported graph or write the piece with qb.F");
+      throw errors.unsupported(
+        `loadOnnx: ${ctx.node.name} (${ctx.node.opType})`,
+        `${ctx.node.opType} of a float activation`,
+        "it has no quantized form here; keep it out of the exported graph or write the piece with qb.F",
+      );
     }
     return [fn(x)];
   };
