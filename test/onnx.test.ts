@@ -38,6 +38,21 @@ const floats = (name: string, dims: number[], data: number[]): onnx.ITensorProto
 const int64s = (name: string, data: number[]): onnx.ITensorProto => ({ name, dims: [data.length], dataType: 7, int64Data: data });
 
 /**
+ * Writes `bytes` into `dir` (onnxruntime reads the file), imports them, runs `x` through both and
+ * asserts the float outputs agree within `tol` (relative to the largest |y|).
+ */
+async function importAndCompare(dir: string, name: string, bytes: Uint8Array, x: tf.Tensor, tol: number) {
+  const file = path.join(dir, `${name.replace(/\W+/g, "_")}.onnx`);
+  writeFileSync(file, bytes);
+  const m = await qb.io.loadOnnx(bytes);
+  const y = m.forward(x) as unknown as tf.Tensor;
+  const want = await ortRun(file, x);
+  assert.equal(y.size, want.length, `${name}: shape [${y.shape}], onnxruntime gave ${want.length} values`);
+  assert.ok(relErr(y.dataSync(), want) < tol, `${name}: ${relErr(y.dataSync(), want)} vs onnxruntime`);
+  return { m, y };
+}
+
+/**
  * Prepares an imported model with one template, calibrates on `x`, exports it, and runs it as
  * fake quantization and as the integer model; no chip-rule violation is allowed on NASH_M.
  */
@@ -235,13 +250,7 @@ describe("ONNX import", { timeout: 300000 }, () => {
         // opset 11 wants roi and scales present (empty) when sizes are given
         const inits = c.sizes ? [floats("roi", [0], []), floats("none", [0], []), int64s("sizes", c.sizes)] : [floats("scales", [4], c.scales ?? [])];
         const bytes = model(c.opset, [{ name: `/up/${op}`, opType: op, input: inputs, output: ["y"], attribute: c.attrs }], inits, ["x", [1, 2, 5, 7]], "y");
-        const file = path.join(dir, `resize_${i}.onnx`);
-        writeFileSync(file, bytes);
-        const m = await qb.io.loadOnnx(bytes);
-        const y = m.forward(x) as unknown as tf.Tensor;
-        const want = await ortRun(file, x);
-        assert.equal(y.size, want.length, c.label);
-        assert.ok(relErr(y.dataSync(), want) < 1e-6, `${c.label}: ${relErr(y.dataSync(), want)}`);
+        const { m, y } = await importAndCompare(dir, `resize_${i} ${c.label}`, bytes, x, 1e-6);
         // the integer model agrees with fake quantization (nearest moves codes; linear is computed from codes, rounded once)
         const { ir, fq, yi } = await quantizeAndConvert(m, x);
         const resize = ir.nodes.find((n) => n.type.startsWith("Resize")) as (typeof ir.nodes)[number];
@@ -381,14 +390,8 @@ describe("ONNX import", { timeout: 300000 }, () => {
     ];
     try {
       for (const [label, bytes, shape] of cases) {
-        const file = path.join(dir, `${label.replace(/\W+/g, "_")}.onnx`);
-        writeFileSync(file, bytes);
-        const m = await qb.io.loadOnnx(bytes);
         const x = tf.randomNormal(shape, 0, 1, "float32", 4);
-        const y = m.forward(x) as unknown as tf.Tensor;
-        const want = await ortRun(file, x);
-        assert.equal(y.size, want.length, `${label}: ${y.shape}`);
-        assert.ok(relErr(y.dataSync(), want) < 1e-5, `${label}: ${relErr(y.dataSync(), want)}`);
+        const { m, y } = await importAndCompare(dir, label, bytes, x, 1e-5);
         tf.dispose([x, y]);
         m.dispose();
       }
@@ -417,13 +420,8 @@ describe("ONNX import", { timeout: 300000 }, () => {
               : { name: "/p/Pad", opType: "Pad", input: ["x", "pads", "v"], output: ["y"], attribute: [str("mode", mode)] };
           const inits = opset < 11 ? [] : [int64s("pads", pads), floats("v", [], [0.5])];
           const bytes = model(opset, [node], inits, ["x", [1, 2, 4, 5]], "y");
-          const file = path.join(dir, `pad_${mode}_${opset}.onnx`);
-          writeFileSync(file, bytes);
-          const m = await qb.io.loadOnnx(bytes);
-          const y = m.forward(x) as unknown as tf.Tensor;
-          const want = await ortRun(file, x);
+          const { m, y } = await importAndCompare(dir, `pad ${mode} opset ${opset}`, bytes, x, 1e-7);
           assert.deepEqual(y.shape, [1, 2, 7, 9], `${mode} opset ${opset}`);
-          assert.ok(relErr(y.dataSync(), want) < 1e-7, `${mode} opset ${opset}: ${relErr(y.dataSync(), want)}`);
           y.dispose();
           m.dispose();
         }
@@ -583,12 +581,8 @@ describe("ONNX import", { timeout: 300000 }, () => {
         ["layout and normalisation", a, [1, 8, 4, 6], "InstanceNorm"],
         ["Trilu causal mask", b, [1, 5, 8], "MaskedFill"],
       ] as const) {
-        const file = path.join(dir, `${label.replace(/\W+/g, "_")}.onnx`);
-        writeFileSync(file, bytes);
-        const m = await qb.io.loadOnnx(bytes);
         const x = tf.randomNormal(shape as unknown as number[], 0, 1, "float32", 13);
-        const y = m.forward(x) as unknown as tf.Tensor;
-        assert.ok(relErr(y.dataSync(), await ortRun(file, x)) < 1e-5, `${label}: ${relErr(y.dataSync(), await ortRun(file, x))}`);
+        const { m, y } = await importAndCompare(dir, label, bytes, x, 1e-5);
         const { c, ir, fq, yi } = await quantizeAndConvert(m, x);
         assert.deepEqual(qb.modelCheckResult(c).untracedInputs, [], label);
         assert.ok(
@@ -631,11 +625,7 @@ describe("ONNX import", { timeout: 300000 }, () => {
               ["x", [1, 2, 4, 6]],
               "y",
             );
-            const file = path.join(dir, `grid_${mode}_${padding}_${align}.onnx`);
-            writeFileSync(file, bytes);
-            const m = await qb.io.loadOnnx(bytes);
-            const y = m.forward(x) as unknown as tf.Tensor;
-            assert.ok(relErr(y.dataSync(), await ortRun(file, x)) < 1e-5, `${label}: ${relErr(y.dataSync(), await ortRun(file, x))}`);
+            const { m, y } = await importAndCompare(dir, `grid ${label}`, bytes, x, 1e-5);
             const { ir, fq, yi } = await quantizeAndConvert(m, x);
             const step = ir.nodes.find((n) => n.type === "GridSample")?.output.quant.scale?.[0] as number;
             assertWithinOneStep(yi.dataSync(), fq.dataSync(), step * (1 + 1e-6), 1);
