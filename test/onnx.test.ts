@@ -772,6 +772,56 @@ describe("ONNX import", { timeout: 300000 }, () => {
     }
   });
 
+  it("Einsum (attention scores, projections, batched products, transposes, sums, implicit outputs) matches onnxruntime", async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), "qb-einsum-"));
+    const w = floats(
+      "w",
+      [4, 5],
+      Array.from({ length: 20 }, (_, i) => Math.sin(i) * 0.5),
+    );
+    const cases: [string, string[], onnx.ITensorProto[], number[]][] = [
+      ["bhqd,bhkd->bhqk", ["x", "x"], [], [1, 2, 3, 4]],
+      ["bld,dh->blh", ["x", "w"], [w], [2, 3, 4]],
+      ["bid,bjd->bij", ["x", "x"], [], [2, 3, 4]],
+      ["bij,bjk->bik", ["x", "x"], [], [2, 4, 4]],
+      ["ij,jk", ["x", "w"], [w], [3, 4]],
+      ["bij->bji", ["x"], [], [2, 3, 4]],
+      ["bij->bj", ["x"], [], [2, 3, 4]],
+      ["bld,dh->bh", ["x", "w"], [w], [2, 3, 4]],
+    ];
+    try {
+      for (const [eq, inputs, inits, shape] of cases) {
+        const bytes = model(
+          12,
+          [{ name: "/attn/Einsum", opType: "Einsum", input: inputs, output: ["y"], attribute: [{ name: "equation", type: 3, s: Buffer.from(eq) }] }],
+          inits,
+          ["x", shape],
+          "y",
+        );
+        const x = tf.randomNormal(shape, 0, 1, "float32", 17);
+        const { m, y } = await importAndCompare(dir, eq, bytes, x, 1e-5);
+        const { fq, yi } = await quantizeAndConvert(m, x);
+        assert.ok(relErr(yi.dataSync(), fq.dataSync()) < 0.02, `${eq}: integer vs fake-quant ${relErr(yi.dataSync(), fq.dataSync())}`);
+        tf.dispose([x, y, fq, yi]);
+        m.dispose();
+      }
+      await assert.rejects(
+        qb.io.loadOnnx(
+          model(
+            12,
+            [{ name: "/d/Einsum", opType: "Einsum", input: ["x"], output: ["y"], attribute: [{ name: "equation", type: 3, s: Buffer.from("ii->i") }] }],
+            [],
+            ["x", [3, 3]],
+            "y",
+          ),
+        ),
+        /Einsum.*repeated index \(a diagonal\)/,
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it("an unfolded Conv + BatchNormalization imports as Conv2d + BatchNorm2d, and fuseConvBn folds them", async () => {
     const w = Array.from({ length: 3 * 2 * 3 * 3 }, (_, i) => Math.cos(i) * 0.3);
     const bytes = model(

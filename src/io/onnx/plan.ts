@@ -146,6 +146,69 @@ function sumSquares(ctx: NodeContext, ins: Ins, raw: boolean, root: boolean): tf
   return root ? F.sqrt(ss, { name: base }) : ss;
 }
 
+/**
+ * Einsum of one or two operands as quantbook ops: a sum over indices only one side has, a transpose
+ * to [batch, free, contracted], one batched matmul, a transpose to the output's order (reshapes
+ * in between need no op). Ellipses and repeated indices (diagonals) are refused.
+ */
+function einsum(ctx: NodeContext, ins: Ins, raw: boolean): tf.Tensor[] {
+  const where = `loadOnnx: ${ctx.node.name} (Einsum)`;
+  const eq = (ctx.attr("equation", "") as string).replace(/\s/g, "");
+  const [lhs, given] = eq.split("->");
+  const terms = lhs.split(",");
+  const xs = ins.filter((t): t is tf.Tensor => t !== undefined);
+  if (eq.includes("...")) throw errors.unsupported(where, `the equation '${eq}' with an ellipsis`, "write the indices out");
+  if (terms.some((t) => new Set(t).size !== t.length))
+    throw errors.unsupported(where, `the equation '${eq}' with a repeated index (a diagonal)`, "take the diagonal with Gather or qb.F");
+  if (terms.length > 2 || terms.length !== xs.length) throw errors.unsupported(where, `the equation '${eq}' over ${xs.length} operands`, "one or two operands are supported");
+  const counts = new Map<string, number>();
+  for (const c of terms.join("")) counts.set(c, (counts.get(c) ?? 0) + 1);
+  // implicit output: the indices that appear once, in alphabetical order
+  const out =
+    given ??
+    [...counts]
+      .filter(([, n]) => n === 1)
+      .map(([c]) => c)
+      .sort()
+      .join("");
+  const base = ctx.opName ?? "einsum";
+  const name = (suffix: string) => ({ name: `${base}_${suffix}` });
+  const sum = (t: tf.Tensor, axes: number[], suffix: string) => (axes.length === 0 ? t : raw ? tf.sum(t, axes) : F.sum(t, axes, false, name(suffix)));
+  const permute = (t: tf.Tensor, from: string, to: string, suffix: string) => {
+    const perm = [...to].map((c) => from.indexOf(c));
+    return perm.every((p, i) => p === i) ? t : raw ? tf.transpose(t, perm) : F.transpose(t, perm, name(suffix));
+  };
+  // indices a term has alone and the output lacks are summed first
+  const reduceAlone = (t: tf.Tensor, term: string, other: string, suffix: string): [tf.Tensor, string] => {
+    const gone = [...term].filter((c) => !other.includes(c) && !out.includes(c));
+    return [
+      sum(
+        t,
+        gone.map((c) => term.indexOf(c)),
+        suffix,
+      ),
+      [...term].filter((c) => !gone.includes(c)).join(""),
+    ];
+  };
+  if (xs.length === 1) {
+    const [y, kept] = reduceAlone(xs[0], terms[0], "", "sum");
+    return [permute(y, kept, out, "transpose")];
+  }
+  const [a, ta] = reduceAlone(xs[0], terms[0], terms[1], "sum_a");
+  const [b, tb] = reduceAlone(xs[1], terms[1], terms[0], "sum_b");
+  const batch = [...out].filter((c) => ta.includes(c) && tb.includes(c));
+  const contract = [...ta].filter((c) => tb.includes(c) && !out.includes(c));
+  const left = [...ta].filter((c) => !tb.includes(c));
+  const right = [...tb].filter((c) => !ta.includes(c));
+  const size = (t: tf.Tensor, term: string, cs: string[]) => cs.reduce((p, c) => p * (t.shape[term.indexOf(c)] as number), 1);
+  const dims = (t: tf.Tensor, term: string, cs: string[]) => cs.map((c) => t.shape[term.indexOf(c)] as number);
+  const a3 = tf.reshape(permute(a, ta, [...batch, ...left, ...contract].join(""), "transpose_a"), [size(a, ta, batch), size(a, ta, left), size(a, ta, contract)]);
+  const b3 = tf.reshape(permute(b, tb, [...batch, ...contract, ...right].join(""), "transpose_b"), [size(b, tb, batch), size(b, tb, contract), size(b, tb, right)]);
+  const prod = raw ? tf.matMul(a3, b3) : F.matmul(a3, b3, { name: ctx.opName });
+  const y = tf.reshape(prod, [...dims(a, ta, batch), ...dims(a, ta, left), ...dims(b, tb, right)]);
+  return [permute(y, [...batch, ...left, ...right].join(""), out, "transpose")];
+}
+
 /** Axes of a Reduce* node: attribute before opset 13 (18 for all but ReduceSum), second input after. */
 function reduceAxes(ctx: NodeContext, ins: Ins, rank: number): number[] {
   const fromInput = ins[1] !== undefined ? ints(ins[1]) : null;
@@ -237,6 +300,7 @@ const HANDLERS: Record<string, Handler> = {
     return [F.prelu(x, perChannel, named(ctx))];
   },
   Sum: variadic(tf.add, F.add),
+  Einsum: einsum,
   Max: variadic(tf.maximum, F.maximum),
   Min: variadic(tf.minimum, F.minimum),
   LeakyRelu: (ctx, ins, raw) => {
