@@ -822,6 +822,40 @@ describe("ONNX import", { timeout: 300000 }, () => {
     }
   });
 
+  it("1-D Resize (F.interpolate on (N, C, L)): nearest and linear, scales and sizes, match onnxruntime", async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), "qb-resize1d-"));
+    const str = (name: string, v: string) => ({ name, type: 3, s: Buffer.from(v) });
+    const x = tf.randomNormal([1, 2, 7], 0, 1, "float32", 18);
+    try {
+      for (const [label, attrs, inits, inputs] of [
+        [
+          "nearest ×2",
+          [str("mode", "nearest"), str("coordinate_transformation_mode", "asymmetric"), str("nearest_mode", "floor")],
+          [floats("scales", [3], [1, 1, 2])],
+          ["x", "", "scales"],
+        ],
+        ["linear ×1.5", [str("mode", "linear"), str("coordinate_transformation_mode", "pytorch_half_pixel")], [floats("scales", [3], [1, 1, 1.5])], ["x", "", "scales"]],
+        [
+          "linear to 4, align_corners",
+          [str("mode", "linear"), str("coordinate_transformation_mode", "align_corners")],
+          [floats("roi", [0], []), floats("none", [0], []), int64s("sizes", [1, 2, 4])],
+          ["x", "roi", "none", "sizes"],
+        ],
+      ] as const) {
+        const bytes = model(13, [{ name: "/up/Resize", opType: "Resize", input: [...inputs], output: ["y"], attribute: [...attrs] }], [...inits], ["x", [1, 2, 7]], "y");
+        const { m, y } = await importAndCompare(dir, label, bytes, x, 1e-6);
+        assert.equal(y.rank, 3, label);
+        const { fq, yi } = await quantizeAndConvert(m, x);
+        assert.ok(relErr(yi.dataSync(), fq.dataSync()) < 0.01, label);
+        tf.dispose([y, fq, yi]);
+        m.dispose();
+      }
+    } finally {
+      x.dispose();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it("an unfolded Conv + BatchNormalization imports as Conv2d + BatchNorm2d, and fuseConvBn folds them", async () => {
     const w = Array.from({ length: 3 * 2 * 3 * 3 }, (_, i) => Math.cos(i) * 0.3);
     const bytes = model(

@@ -592,13 +592,29 @@ const HANDLERS: Record<string, Handler> = {
 
 /** Resize (opset 11+: roi, scales or sizes as inputs) and Upsample (scales): nearest or bilinear, PyTorch's coordinate rules. */
 function resize(ctx: NodeContext, ins: Ins, raw: boolean): tf.Tensor[] {
-  const x = need(ins, 0, ctx);
+  const x0 = need(ins, 0, ctx);
+  if (x0.rank !== 3 && x0.rank !== 4)
+    throw errors.unsupported(`loadOnnx: ${ctx.node.name} (${ctx.node.opType})`, `a resize of a rank-${x0.rank} tensor`, "resize (N, C, L) or (N, C, H, W)");
+  // a 1-D resize (N, C, L) runs as (N, C, 1, L): scales and sizes get a 1 for the new axis
+  const oneD = x0.rank === 3;
+  const [n0, c0, l0] = x0.shape as number[];
+  const x = oneD ? tf.reshape(x0, [n0, c0, 1, l0]) : x0;
+  const lift = (v: number[]) => (oneD && v.length === 3 ? [v[0], v[1], 1, v[2]] : v);
+  const y = resize2d(ctx, ins, raw, x, lift);
+  if (!oneD) return [y];
+  const [yn, yc, , yl] = y.shape as number[];
+  return [tf.reshape(y, [yn, yc, yl])];
+}
+
+function resize2d(ctx: NodeContext, ins: Ins, raw: boolean, x: tf.Tensor, lift: (v: number[]) => number[]): tf.Tensor {
   const mode = ctx.attr("mode", "nearest") as string;
   const coord = ctx.attr("coordinate_transformation_mode", ctx.opset < 11 ? "asymmetric" : "half_pixel") as string;
   const nearestMode = ctx.attr("nearest_mode", "round_prefer_floor") as string;
   const scalesIn = ctx.node.opType === "Upsample" ? (ctx.opset < 9 ? null : ins[1]) : ctx.opset < 11 ? ins[1] : ins[2];
-  const scales = scalesIn !== undefined && scalesIn !== null && scalesIn.size > 0 ? Array.from(scalesIn.dataSync()) : ctx.opset < 9 ? (ctx.attr("scales", []) as number[]) : [];
-  const sizes = ctx.node.opType === "Resize" && ctx.opset >= 11 && ins[3] !== undefined && ins[3].size > 0 ? ints(ins[3]) : null;
+  const scales = lift(
+    scalesIn !== undefined && scalesIn !== null && scalesIn.size > 0 ? Array.from(scalesIn.dataSync()) : ctx.opset < 9 ? (ctx.attr("scales", []) as number[]) : [],
+  );
+  const sizes = ctx.node.opType === "Resize" && ctx.opset >= 11 && ins[3] !== undefined && ins[3].size > 0 ? lift(ints(ins[3])) : null;
   const size: [number, number] | undefined = sizes ? [sizes[2], sizes[3]] : undefined;
   const scaleFactor: [number, number] | undefined = size ? undefined : [scales[2] ?? 1, scales[3] ?? 1];
   const where = `loadOnnx: ${ctx.node.name} (${ctx.node.opType})`;
@@ -627,9 +643,9 @@ function resize(ctx: NodeContext, ins: Ins, raw: boolean): tf.Tensor[] {
   if (scaleFactor) attrs.scaleFactor = scaleFactor;
   if (raw) {
     const { mode: _m, ...a } = { ...attrs, size: attrs.size ?? null, scaleFactor: attrs.scaleFactor ?? null };
-    return [attrs.mode === "nearest" ? resizeNearest(x, a) : resizeBilinear(x, a)];
+    return attrs.mode === "nearest" ? resizeNearest(x, a) : resizeBilinear(x, a);
   }
-  return [F.interpolate(x, { ...attrs, name: ctx.opName })];
+  return F.interpolate(x, { ...attrs, name: ctx.opName });
 }
 
 /** ONNX op types quantbook imports (besides the weighted ones and the fused patterns). */
