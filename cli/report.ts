@@ -99,6 +99,16 @@ function readNotebook(file: string): Notebook {
   }
   if (nb === null || typeof nb !== "object" || !Array.isArray(nb.cells)) throw new ReportError(`${file}: not a notebook: no list of cells (nbformat 4 expected)`);
   if (typeof nb.nbformat === "number" && nb.nbformat < 4) throw new ReportError(`${file}: nbformat ${nb.nbformat}; save it with Jupyter as nbformat 4 first`);
+  const text = (v: unknown) => typeof v === "string" || (Array.isArray(v) && v.every((l) => typeof l === "string"));
+  nb.cells.forEach((cell, i) => {
+    const where = `${file}: cell ${i + 1}`;
+    if (cell === null || typeof cell !== "object" || !["markdown", "code", "raw"].includes(cell.cell_type))
+      throw new ReportError(`${where}: not a markdown, code or raw cell (nbformat 4 expected)`);
+    if (!text(cell.source)) throw new ReportError(`${where}: its source is not text (a string or a list of lines)`);
+    if (cell.outputs !== undefined && (!Array.isArray(cell.outputs) || !cell.outputs.every((o) => o !== null && typeof o === "object" && typeof o.output_type === "string"))) {
+      throw new ReportError(`${where}: its outputs are not a list of nbformat outputs`);
+    }
+  });
   return nb;
 }
 

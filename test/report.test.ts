@@ -74,6 +74,10 @@ describe("quantbook report", { timeout: 300000 }, () => {
     writeFileSync(path.join(dir, "team", "bob", "findings.ipynb"), JSON.stringify(saved));
     writeFileSync(path.join(dir, "team", ".ipynb_checkpoints", "findings-checkpoint.ipynb"), JSON.stringify(saved));
     writeFileSync(path.join(dir, "team", "broken.ipynb"), "{ not json");
+    writeFileSync(
+      path.join(dir, "team", "odd.ipynb"),
+      JSON.stringify(notebook([code("1", [{ output_type: "stream", name: "stdout", text: "x" }]), { cell_type: "code", source: 5 } as unknown as NbCell])),
+    );
   });
   after(() => (process.env.QB_KEEP ? console.log(`# kept ${dir}`) : rmSync(dir, { recursive: true, force: true })));
 
@@ -91,6 +95,7 @@ describe("quantbook report", { timeout: 300000 }, () => {
     assert.match(index, /href="bob-findings\.html"/);
     assert.doesNotMatch(index, /checkpoint/);
     assert.match(index, /broken[\s\S]*failed: .*broken\.ipynb: not a notebook/);
+    assert.match(index, /odd[\s\S]*failed: .*odd\.ipynb: cell 2: its source is not text/);
     const page = readFileSync(path.join(out, "alice-findings.html"), "utf8");
     assert.match(page, /<h1[^>]*>Findings<\/h1>/);
     assert.equal((page.match(/data-qb-chart="/g) ?? []).length, 2);
@@ -105,7 +110,7 @@ describe("quantbook report", { timeout: 300000 }, () => {
     assert.doesNotMatch(page, /(src|href)="https?:/, "nothing loads from the network");
     for (const f of ["vega.min.js", "vega-lite.min.js", "vega-embed.min.js"]) assert.ok(existsSync(path.join(out, "vendor", f)), f);
     assert.ok(
-      logs.some((l) => /report: 2\/3 notebooks ok/.test(l)),
+      logs.some((l) => /report: 2\/4 notebooks ok/.test(l)),
       logs.join("\n"),
     );
   });
