@@ -52,6 +52,12 @@ async function importAndCompare(dir: string, name: string, bytes: Uint8Array, x:
   return { m, y };
 }
 
+/** Ops whose output nothing reads (a fused pattern must leave no half of itself behind). */
+function deadOps(ir: qb.Ir): string[] {
+  const read = new Set(ir.nodes.flatMap((n) => n.inputs.map((inp) => inp.source)));
+  return ir.nodes.filter((n) => !read.has(n.name) && !ir.outputs.includes(n.name)).map((n) => `${n.name} (${n.type})`);
+}
+
 /**
  * Prepares an imported model with one template, calibrates on `x`, exports it, and runs it as
  * fake quantization and as the integer model; no chip-rule violation is allowed on NASH_M.
@@ -67,6 +73,7 @@ async function quantizeAndConvert(m: qb.io.OnnxGraphModule, x: tf.Tensor | tf.Te
     qb.checkModel(ir, qb.March.NASH_M).violations.map((v) => v.message),
     [],
   );
+  assert.deepEqual(deadOps(ir), []);
   const fq = (c.forward as unknown as (...a: tf.Tensor[]) => tf.Tensor)(...xs);
   const yi = qb.convert(ir, qb.March.NASH_M).forward(...xs);
   return { c, ir, fq, yi };
@@ -154,6 +161,7 @@ describe("ONNX import", { timeout: 300000 }, () => {
         [],
       );
       const ir = qb.export(c, batches[0]);
+      assert.deepEqual(deadOps(ir), []);
       const hb = qb.convert(ir, qb.March.NASH_M);
       const fq = c.forward(batches[1]) as unknown as tf.Tensor;
       const yi = hb.forward(batches[1]);

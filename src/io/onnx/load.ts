@@ -357,66 +357,88 @@ function planDecomposedLayerNorm(b: Builder, i: number): boolean {
 }
 
 /** Div(x, √2) → Erf → Add 1 → Mul x → Mul ½ (either Mul order): GELU. */
-function planGelu(b: Builder, i: number): boolean {
+/** The nodes of x · ½ · (1 + erf(x / √2)) around an Erf (either multiplication order), or null. */
+function matchGelu(b: Builder, i: number): { x: string; last: number; members: number[] } | null {
   const erf = b.node(i);
   const di = b.producer.get(erf.inputs[0]);
-  if (di === undefined || b.node(di).opType !== "Div") return false;
+  if (di === undefined || b.node(di).opType !== "Div") return null;
   const x = b.node(di).inputs[0];
   const r2 = b.staticValue(b.node(di).inputs[1]);
-  if (!r2 || !near(r2.data[0], Math.SQRT2)) return false;
+  if (!r2 || !near(r2.data[0], Math.SQRT2)) return null;
   const ai = b.soleConsumer(erf.outputs[0]);
-  if (ai === undefined || b.node(ai).opType !== "Add") return false;
+  if (ai === undefined || b.node(ai).opType !== "Add") return null;
   const m1 = b.soleConsumer(b.node(ai).outputs[0]);
-  if (m1 === undefined || b.node(m1).opType !== "Mul") return false;
+  if (m1 === undefined || b.node(m1).opType !== "Mul") return null;
   const other = b.node(m1).inputs.find((v) => v !== b.node(ai).outputs[0]) ?? "";
-  let last = m1;
   if (other !== x) {
     // x·½ first, then ·(1 + erf)
     const hi = b.producer.get(other);
-    if (hi === undefined || b.node(hi).opType !== "Mul" || !b.node(hi).inputs.includes(x)) return false;
-    b.done.add(hi);
-  } else {
-    const m2 = b.soleConsumer(b.node(m1).outputs[0]);
-    const half = m2 === undefined ? null : b.staticValue(b.node(m2).inputs.find((v) => v !== b.node(m1).outputs[0]) ?? "");
-    if (m2 === undefined || b.node(m2).opType !== "Mul" || !half || !near(half.data[0], 0.5)) return false;
-    last = m2;
+    if (hi === undefined || b.node(hi).opType !== "Mul" || !b.node(hi).inputs.includes(x)) return null;
+    return { x, last: m1, members: [hi, di, i, ai, m1] };
   }
-  [di, i, ai, m1, last].forEach((k) => b.done.add(k));
+  const m2 = b.soleConsumer(b.node(m1).outputs[0]);
+  const half = m2 === undefined ? null : b.staticValue(b.node(m2).inputs.find((v) => v !== b.node(m1).outputs[0]) ?? "");
+  if (m2 === undefined || b.node(m2).opType !== "Mul" || !half || !near(half.data[0], 0.5)) return null;
+  return { x, last: m2, members: [di, i, ai, m1, m2] };
+}
+
+/**
+ * Erf-GELU → one GELU op, planned at the pattern's first node in graph order (the Div, or x·½;
+ * see geluStarts), so no part of it runs as an op of its own.
+ */
+function planGelu(b: Builder, erfIndex: number): void {
+  const m = matchGelu(b, erfIndex) as NonNullable<ReturnType<typeof matchGelu>>;
+  m.members.forEach((k) => b.done.add(k));
+  const erf = b.node(erfIndex);
   const { path, opName } = nodeNames(erf.name, b.paths, erf.outputs[0], b.ownOps);
   const ctx = contextOf({ ...erf, opType: "GELU" }, b.g.opset, path, opName === "erf" ? "gelu" : opName);
   b.steps.push(
-    patternStep(b.node(last), ctx, [x], (ins, raw) => [raw ? tf.mul(tf.mul(ins[0], 0.5), tf.add(1, tf.erf(tf.div(ins[0], Math.SQRT2)))) : F.gelu(ins[0], { name: ctx.opName })]),
+    patternStep(b.node(m.last), ctx, [m.x], (ins, raw) => [
+      raw ? tf.mul(tf.mul(ins[0], 0.5), tf.add(1, tf.erf(tf.div(ins[0], Math.SQRT2)))) : F.gelu(ins[0], { name: ctx.opName }),
+    ]),
   );
-  return true;
 }
 
-/** Mul(x, HardSigmoid(x)) → HardSwish; Mul(x, Sigmoid(x)) → SiLU. */
-function planGatedActivation(b: Builder, i: number): boolean {
+/** For each Erf-GELU pattern: its first node in graph order → its Erf. */
+function geluStarts(b: Builder): Map<number, number> {
+  const starts = new Map<number, number>();
+  b.g.nodes.forEach((n, i) => {
+    if (n.opType !== "Erf") return;
+    const m = matchGelu(b, i);
+    if (m) starts.set(Math.min(...m.members), i);
+  });
+  return starts;
+}
+
+/**
+ * x · Sigmoid(x) → SiLU and x · HardSigmoid(x) (PyTorch's 1/6, 1/2) → HardSwish, planned at the
+ * gate (it comes before the Mul in graph order, so neither runs as an op of its own).
+ */
+function planGatedActivation(b: Builder, gi: number): boolean {
+  const gate = b.node(gi);
+  const i = b.soleConsumer(gate.outputs[0]);
+  if (i === undefined) return false;
   const mul = b.node(i);
-  for (const k of [0, 1]) {
-    const gi = b.producer.get(mul.inputs[k]);
-    if (gi === undefined || b.soleConsumer(mul.inputs[k]) !== i) continue;
-    const gate = b.node(gi);
-    const x = mul.inputs[1 - k];
-    if (gate.inputs[0] !== x) continue;
-    const hs = gate.opType === "HardSigmoid" && near(attrs(gate).attr("alpha", 0.2), 1 / 6) && near(attrs(gate).attr("beta", 0.5), 0.5);
-    if (!hs && gate.opType !== "Sigmoid") continue;
-    b.done.add(gi);
-    b.done.add(i);
-    const { path, opName } = nodeNames(mul.name, b.paths, mul.outputs[0], b.ownOps);
-    const ctx = contextOf(mul, b.g.opset, path, hs ? "hardswish" : opName === "mul" ? "silu" : opName);
-    b.steps.push(
-      patternStep(mul, ctx, [x], (ins, raw) => [
-        raw
-          ? tf.mul(ins[0], hs ? tf.div(tf.clipByValue(tf.add(ins[0], 3), 0, 6), 6) : tf.sigmoid(ins[0]))
-          : hs
-            ? F.hardswish(ins[0], { name: ctx.opName })
-            : F.silu(ins[0], { name: ctx.opName }),
-      ]),
-    );
-    return true;
-  }
-  return false;
+  if (mul.opType !== "Mul") return false;
+  const x = gate.inputs[0];
+  const other = mul.inputs[0] === gate.outputs[0] ? mul.inputs[1] : mul.inputs[0];
+  if (other !== x) return false;
+  const hs = gate.opType === "HardSigmoid" && near(attrs(gate).attr("alpha", 0.2), 1 / 6) && near(attrs(gate).attr("beta", 0.5), 0.5);
+  if (!hs && gate.opType !== "Sigmoid") return false;
+  b.done.add(gi);
+  b.done.add(i);
+  const { path, opName } = nodeNames(mul.name, b.paths, mul.outputs[0], b.ownOps);
+  const ctx = contextOf(mul, b.g.opset, path, hs ? "hardswish" : opName === "mul" ? "silu" : opName);
+  b.steps.push(
+    patternStep(mul, ctx, [x], (ins, raw) => [
+      raw
+        ? tf.mul(ins[0], hs ? tf.div(tf.clipByValue(tf.add(ins[0], 3), 0, 6), 6) : tf.sigmoid(ins[0]))
+        : hs
+          ? F.hardswish(ins[0], { name: ctx.opName })
+          : F.silu(ins[0], { name: ctx.opName }),
+    ]),
+  );
+  return true;
 }
 
 function patternStep(out: OnnxNode, ctx: ReturnType<typeof contextOf>, inputs: string[], fn: (ins: tf.Tensor[], raw: boolean) => tf.Tensor[]): PlanStep {
@@ -488,9 +510,12 @@ export function buildOnnxModule(g: OnnxGraph, opts: LoadOnnxOptions = {}): OnnxG
   const b = new Builder(g);
   const created: Module[] = [];
   try {
+    const gelus = geluStarts(b);
     g.nodes.forEach((n, i) => {
       if (b.done.has(i)) return;
       const t = n.opType;
+      const gelu = gelus.get(i);
+      if (gelu !== undefined) return planGelu(b, gelu);
       if (t === "Conv" || t === "ConvTranspose") return planConv(b, i);
       if ((t === "Gemm" || t === "MatMul") && planLinear(b, i)) return;
       if (t === "BatchNormalization") return planBatchNorm(b, i);
@@ -500,8 +525,7 @@ export function buildOnnxModule(g: OnnxGraph, opts: LoadOnnxOptions = {}): OnnxG
         return layerNormModule(b, n, weightOf(b, n, 1, "scale"), n.inputs[2] ? weightOf(b, n, 2, "bias") : null, a.attr("epsilon", 1e-5), n.inputs[0], [n.outputs[0]]);
       }
       if (t === "ReduceMean" && planDecomposedLayerNorm(b, i)) return;
-      if (t === "Erf" && planGelu(b, i)) return;
-      if (t === "Mul" && planGatedActivation(b, i)) return;
+      if ((t === "Sigmoid" || t === "HardSigmoid") && planGatedActivation(b, i)) return;
       if (t === "MatMul") {
         b.steps.push(matmulStep(b, n));
         return;
