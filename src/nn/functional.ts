@@ -53,9 +53,7 @@ export function div(a: Operand, b: Operand, opts?: OpOptions): tf.Tensor {
 export function maskedFill(x: tf.Tensor, mask: tf.Tensor, value: number, opts?: OpOptions): tf.Tensor {
   const m = mask.dtype === "float32" ? mask : tf.cast(mask, "float32");
   try {
-    tf.tidy(() => {
-      tf.broadcastTo(tf.zeros(m.shape), x.rank >= m.rank ? x.shape : m.shape);
-    });
+    tf.backend_util.assertAndGetBroadcastShape(x.shape, m.shape);
   } catch {
     throw errors.coded("SHAPE_MISMATCH", `masked_fill: a mask of shape [${m.shape}] does not broadcast against [${x.shape}]`);
   }

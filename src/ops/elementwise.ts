@@ -84,8 +84,7 @@ for (const [type, fn, doc] of [
 
 /** cond (a 0/1 float parameter) ? a : b, all three broadcasting. */
 export function whereSelect(cond: tf.Tensor, a: tf.Tensor, b: tf.Tensor): tf.Tensor {
-  const shape = tf.broadcastTo(tf.zeros(a.shape), tf.broadcastTo(tf.zeros(b.shape), cond.shape.length > b.shape.length ? cond.shape : b.shape).shape).shape;
-  const full = tf.broadcastTo(tf.zeros(cond.shape), shape).shape;
+  const full = tf.backend_util.assertAndGetBroadcastShape(tf.backend_util.assertAndGetBroadcastShape(a.shape, b.shape), cond.shape);
   return tf.where(tf.broadcastTo(tf.greater(cond, 0.5), full), tf.broadcastTo(a, full), tf.broadcastTo(b, full));
 }
 

@@ -142,7 +142,7 @@ defineOp({
 
 /** Broadcasts a 0/1 mask (a float parameter) against x and selects: mask > 0.5 takes `value`. */
 export function maskedFill(t: tf.Tensor, mask: tf.Tensor, value: number): tf.Tensor {
-  const shape = tf.broadcastTo(tf.zeros(mask.shape), t.shape.length >= mask.shape.length ? t.shape : mask.shape).shape;
+  const shape = tf.backend_util.assertAndGetBroadcastShape(t.shape, mask.shape);
   return tf.where(tf.broadcastTo(tf.greater(mask, 0.5), shape), tf.fill(shape, value), tf.broadcastTo(t, shape));
 }
 
