@@ -52,6 +52,16 @@ async function importAndCompare(dir: string, name: string, bytes: Uint8Array, x:
   return { m, y };
 }
 
+/** Runs `fn` with a fresh temporary folder (onnxruntime reads models from files), removed afterwards. */
+async function inTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
+  const dir = mkdtempSync(path.join(tmpdir(), "qb-onnx-"));
+  try {
+    await fn(dir);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 /** Ops whose output nothing reads (a fused pattern must leave no half of itself behind). */
 function deadOps(ir: qb.Ir): string[] {
   const read = new Set(ir.nodes.flatMap((n) => n.inputs.map((inp) => inp.source)));
@@ -219,39 +229,36 @@ describe("ONNX import", { timeout: 300000 }, () => {
       ["x", [1, 2, 5, 5]],
       "u",
     );
-    const file = path.join(mkdtempSync(path.join(tmpdir(), "qb-onnx-")), "paddle_style.onnx");
-    writeFileSync(file, bytes);
-    const m = await qb.io.loadOnnx(bytes);
-    const x = tf.randomNormal([1, 2, 5, 5], 0, 1, "float32", 2);
-    const y = m.forward(x) as unknown as tf.Tensor;
-    assert.deepEqual(y.shape, [1, 2, 12, 14]);
-    assert.ok(relErr(y.dataSync(), await ortRun(file, x)) < 1e-5);
-    assert.deepEqual(Object.keys(m.stateDict()), ["p2o_Conv_0.weight"]);
-    tf.dispose([x, y]);
-    m.dispose();
+    await inTempDir(async (dir) => {
+      const x = tf.randomNormal([1, 2, 5, 5], 0, 1, "float32", 2);
+      const { m, y } = await importAndCompare(dir, "paddle_style", bytes, x, 1e-5);
+      assert.deepEqual(y.shape, [1, 2, 12, 14]);
+      assert.deepEqual(Object.keys(m.stateDict()), ["p2o_Conv_0.weight"]);
+      tf.dispose([x, y]);
+      m.dispose();
+    });
   });
 
   it("Resize and Upsample in every coordinate and rounding mode other exporters write match onnxruntime, float and integer", async () => {
-    const dir = mkdtempSync(path.join(tmpdir(), "qb-resize-"));
-    const str = (name: string, v: string) => ({ name, type: 3, s: Buffer.from(v) });
-    const cases: { label: string; opset: number; attrs: onnx.IAttributeProto[]; scales?: number[]; sizes?: number[]; op?: string }[] = [];
-    for (const coord of ["half_pixel", "pytorch_half_pixel", "align_corners", "asymmetric"]) {
-      for (const nearest of ["floor", "ceil", "round_prefer_floor", "round_prefer_ceil"]) {
-        cases.push({
-          label: `nearest ${coord} ${nearest} up`,
-          opset: 13,
-          attrs: [str("mode", "nearest"), str("coordinate_transformation_mode", coord), str("nearest_mode", nearest)],
-          scales: [1, 1, 2.5, 1.5],
-        });
+    await inTempDir(async (dir) => {
+      const str = (name: string, v: string) => ({ name, type: 3, s: Buffer.from(v) });
+      const cases: { label: string; opset: number; attrs: onnx.IAttributeProto[]; scales?: number[]; sizes?: number[]; op?: string }[] = [];
+      for (const coord of ["half_pixel", "pytorch_half_pixel", "align_corners", "asymmetric"]) {
+        for (const nearest of ["floor", "ceil", "round_prefer_floor", "round_prefer_ceil"]) {
+          cases.push({
+            label: `nearest ${coord} ${nearest} up`,
+            opset: 13,
+            attrs: [str("mode", "nearest"), str("coordinate_transformation_mode", coord), str("nearest_mode", nearest)],
+            scales: [1, 1, 2.5, 1.5],
+          });
+        }
+        cases.push({ label: `linear ${coord} up`, opset: 13, attrs: [str("mode", "linear"), str("coordinate_transformation_mode", coord)], scales: [1, 1, 2, 3] });
+        cases.push({ label: `linear ${coord} down to sizes`, opset: 11, attrs: [str("mode", "linear"), str("coordinate_transformation_mode", coord)], sizes: [1, 2, 3, 1] });
+        cases.push({ label: `nearest ${coord} down to sizes`, opset: 11, attrs: [str("mode", "nearest"), str("coordinate_transformation_mode", coord)], sizes: [1, 2, 2, 4] });
       }
-      cases.push({ label: `linear ${coord} up`, opset: 13, attrs: [str("mode", "linear"), str("coordinate_transformation_mode", coord)], scales: [1, 1, 2, 3] });
-      cases.push({ label: `linear ${coord} down to sizes`, opset: 11, attrs: [str("mode", "linear"), str("coordinate_transformation_mode", coord)], sizes: [1, 2, 3, 1] });
-      cases.push({ label: `nearest ${coord} down to sizes`, opset: 11, attrs: [str("mode", "nearest"), str("coordinate_transformation_mode", coord)], sizes: [1, 2, 2, 4] });
-    }
-    cases.push({ label: "opset-9 Upsample linear (asymmetric)", opset: 9, attrs: [str("mode", "linear")], scales: [1, 1, 2, 2], op: "Upsample" });
-    cases.push({ label: "opset-10 Resize nearest (asymmetric, floor)", opset: 10, attrs: [str("mode", "nearest")], scales: [1, 1, 3, 2] });
-    const x = tf.randomNormal([1, 2, 5, 7], 0, 1, "float32", 11);
-    try {
+      cases.push({ label: "opset-9 Upsample linear (asymmetric)", opset: 9, attrs: [str("mode", "linear")], scales: [1, 1, 2, 2], op: "Upsample" });
+      cases.push({ label: "opset-10 Resize nearest (asymmetric, floor)", opset: 10, attrs: [str("mode", "nearest")], scales: [1, 1, 3, 2] });
+      const x = tf.randomNormal([1, 2, 5, 7], 0, 1, "float32", 11);
       for (const [i, c] of cases.entries()) {
         const op = c.op ?? "Resize";
         const inputs = op === "Upsample" || c.opset < 11 ? ["x", "scales"] : c.sizes ? ["x", "roi", "none", "sizes"] : ["x", "", "scales"];
@@ -268,10 +275,8 @@ describe("ONNX import", { timeout: 300000 }, () => {
         tf.dispose([y, fq, yi]);
         m.dispose();
       }
-    } finally {
       x.dispose();
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
   });
 
   it("real-model patterns: a constant shared by two blocks (ConvNeXt's deduplicated layer scale) and an embedding gathered by int64 token ids", async () => {
@@ -289,8 +294,7 @@ describe("ONNX import", { timeout: 300000 }, () => {
       ["x", [1, 4, 5, 5]],
       "y",
     );
-    const dir = mkdtempSync(path.join(tmpdir(), "qb-patterns-"));
-    try {
+    await inTempDir(async (dir) => {
       writeFileSync(path.join(dir, "shared.onnx"), shared);
       const m = await qb.io.loadOnnx(shared);
       const x = tf.randomNormal([1, 4, 5, 5], 0, 1, "float32", 5);
@@ -342,77 +346,71 @@ describe("ONNX import", { timeout: 300000 }, () => {
       assert.ok(relErr(r.yi.dataSync(), r.fq.dataSync()) < 1e-3);
       tf.dispose([t, got, r.fq, r.yi]);
       em.dispose();
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
   });
 
   it("Gemm with transA, and ConvTranspose with output_shape, automatic or asymmetric pads, match onnxruntime", async () => {
-    const dir = mkdtempSync(path.join(tmpdir(), "qb-forms-"));
-    const ints = (name: string, v: number[]) => ({ name, type: 7, ints: v });
-    const str = (name: string, v: string) => ({ name, type: 3, s: Buffer.from(v) });
-    const wt = Array.from({ length: 3 * 2 * 3 * 3 }, (_, i) => Math.sin(i + 0.5) * 0.4);
-    const convT = (attrs: onnx.IAttributeProto[]) =>
-      model(
-        13,
-        [{ name: "/up/ConvTranspose", opType: "ConvTranspose", input: ["x", "w", "b"], output: ["y"], attribute: attrs }],
-        [floats("w", [3, 2, 3, 3], wt), floats("b", [2], [0.1, -0.2])],
-        ["x", [1, 3, 5, 6]],
-        "y",
-      );
-    const cases: [string, Uint8Array, number[]][] = [
-      [
-        "Gemm transA transB alpha",
+    await inTempDir(async (dir) => {
+      const ints = (name: string, v: number[]) => ({ name, type: 7, ints: v });
+      const str = (name: string, v: string) => ({ name, type: 3, s: Buffer.from(v) });
+      const wt = Array.from({ length: 3 * 2 * 3 * 3 }, (_, i) => Math.sin(i + 0.5) * 0.4);
+      const convT = (attrs: onnx.IAttributeProto[]) =>
         model(
           13,
-          [
-            {
-              name: "/fc/Gemm",
-              opType: "Gemm",
-              input: ["x", "w", "c"],
-              output: ["y"],
-              attribute: [
-                { name: "transA", type: 2, i: 1 },
-                { name: "transB", type: 2, i: 1 },
-                { name: "alpha", type: 1, f: 0.5 },
-              ],
-            },
-          ],
-          [
-            floats(
-              "w",
-              [4, 6],
-              Array.from({ length: 24 }, (_, i) => Math.cos(i)),
-            ),
-            floats("c", [4], [1, 2, 3, 4]),
-          ],
-          ["x", [6, 3]],
+          [{ name: "/up/ConvTranspose", opType: "ConvTranspose", input: ["x", "w", "b"], output: ["y"], attribute: attrs }],
+          [floats("w", [3, 2, 3, 3], wt), floats("b", [2], [0.1, -0.2])],
+          ["x", [1, 3, 5, 6]],
           "y",
-        ),
-        [6, 3],
-      ],
-      ["ConvTranspose output_shape", convT([ints("strides", [2, 2]), ints("output_shape", [10, 13])]), [1, 3, 5, 6]],
-      ["ConvTranspose SAME_UPPER", convT([ints("strides", [2, 2]), str("auto_pad", "SAME_UPPER")]), [1, 3, 5, 6]],
-      ["ConvTranspose SAME_LOWER", convT([ints("strides", [2, 2]), str("auto_pad", "SAME_LOWER")]), [1, 3, 5, 6]],
-      ["ConvTranspose asymmetric pads", convT([ints("strides", [2, 1]), ints("pads", [0, 2, 1, 0]), ints("output_padding", [1, 0])]), [1, 3, 5, 6]],
-    ];
-    try {
+        );
+      const cases: [string, Uint8Array, number[]][] = [
+        [
+          "Gemm transA transB alpha",
+          model(
+            13,
+            [
+              {
+                name: "/fc/Gemm",
+                opType: "Gemm",
+                input: ["x", "w", "c"],
+                output: ["y"],
+                attribute: [
+                  { name: "transA", type: 2, i: 1 },
+                  { name: "transB", type: 2, i: 1 },
+                  { name: "alpha", type: 1, f: 0.5 },
+                ],
+              },
+            ],
+            [
+              floats(
+                "w",
+                [4, 6],
+                Array.from({ length: 24 }, (_, i) => Math.cos(i)),
+              ),
+              floats("c", [4], [1, 2, 3, 4]),
+            ],
+            ["x", [6, 3]],
+            "y",
+          ),
+          [6, 3],
+        ],
+        ["ConvTranspose output_shape", convT([ints("strides", [2, 2]), ints("output_shape", [10, 13])]), [1, 3, 5, 6]],
+        ["ConvTranspose SAME_UPPER", convT([ints("strides", [2, 2]), str("auto_pad", "SAME_UPPER")]), [1, 3, 5, 6]],
+        ["ConvTranspose SAME_LOWER", convT([ints("strides", [2, 2]), str("auto_pad", "SAME_LOWER")]), [1, 3, 5, 6]],
+        ["ConvTranspose asymmetric pads", convT([ints("strides", [2, 1]), ints("pads", [0, 2, 1, 0]), ints("output_padding", [1, 0])]), [1, 3, 5, 6]],
+      ];
       for (const [label, bytes, shape] of cases) {
         const x = tf.randomNormal(shape, 0, 1, "float32", 4);
         const { m, y } = await importAndCompare(dir, label, bytes, x, 1e-5);
         tf.dispose([x, y]);
         m.dispose();
       }
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
   });
 
   it("Pad in reflect, edge and constant modes (opset 9 attributes and opset 11 inputs) matches onnxruntime", async () => {
-    const dir = mkdtempSync(path.join(tmpdir(), "qb-pad-"));
-    const str = (name: string, v: string) => ({ name, type: 3, s: Buffer.from(v) });
-    const x = tf.randomNormal([1, 2, 4, 5], 0, 1, "float32", 8);
-    try {
+    await inTempDir(async (dir) => {
+      const str = (name: string, v: string) => ({ name, type: 3, s: Buffer.from(v) });
+      const x = tf.randomNormal([1, 2, 4, 5], 0, 1, "float32", 8);
       for (const mode of ["reflect", "edge", "constant"]) {
         for (const opset of [9, 11]) {
           const pads = [0, 0, 2, 1, 0, 0, 1, 3];
@@ -434,35 +432,32 @@ describe("ONNX import", { timeout: 300000 }, () => {
           m.dispose();
         }
       }
-    } finally {
       x.dispose();
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
   });
 
   it("Elu, Softplus, Abs, Neg, Log, PRelu and variadic Max / Min match onnxruntime and run through the workflow", async () => {
-    const dir = mkdtempSync(path.join(tmpdir(), "qb-act-"));
-    const bytes = model(
-      13,
-      [
-        { name: "/a/Elu", opType: "Elu", input: ["x"], output: ["y1"], attribute: [{ name: "alpha", type: 1, f: 0.8 }] },
-        { name: "/b/PRelu", opType: "PRelu", input: ["y1", "slope"], output: ["y2"] },
-        { name: "/c/Softplus", opType: "Softplus", input: ["y2"], output: ["y3"] },
-        { name: "/d/Neg", opType: "Neg", input: ["y3"], output: ["y4"] },
-        { name: "/e/Abs", opType: "Abs", input: ["y4"], output: ["y5"] },
-        { name: "/f/Max", opType: "Max", input: ["y5", "x", "c"], output: ["y6"] },
-        { name: "/g/Min", opType: "Min", input: ["y6", "y2"], output: ["y7"] },
-        { name: "/h/Add", opType: "Add", input: ["y5", "half"], output: ["y8"] },
-        { name: "/h/Log", opType: "Log", input: ["y8"], output: ["y9"] },
-        { name: "/out/Add", opType: "Add", input: ["y7", "y9"], output: ["y"] },
-      ],
-      [floats("slope", [3, 1, 1], [0.1, -0.3, 0.6]), floats("c", [1, 3, 1, 1], [0.2, -0.1, 0.4]), floats("half", [], [0.5])],
-      ["x", [1, 3, 4, 4]],
-      "y",
-    );
-    const file = path.join(dir, "acts.onnx");
-    writeFileSync(file, bytes);
-    try {
+    await inTempDir(async (dir) => {
+      const bytes = model(
+        13,
+        [
+          { name: "/a/Elu", opType: "Elu", input: ["x"], output: ["y1"], attribute: [{ name: "alpha", type: 1, f: 0.8 }] },
+          { name: "/b/PRelu", opType: "PRelu", input: ["y1", "slope"], output: ["y2"] },
+          { name: "/c/Softplus", opType: "Softplus", input: ["y2"], output: ["y3"] },
+          { name: "/d/Neg", opType: "Neg", input: ["y3"], output: ["y4"] },
+          { name: "/e/Abs", opType: "Abs", input: ["y4"], output: ["y5"] },
+          { name: "/f/Max", opType: "Max", input: ["y5", "x", "c"], output: ["y6"] },
+          { name: "/g/Min", opType: "Min", input: ["y6", "y2"], output: ["y7"] },
+          { name: "/h/Add", opType: "Add", input: ["y5", "half"], output: ["y8"] },
+          { name: "/h/Log", opType: "Log", input: ["y8"], output: ["y9"] },
+          { name: "/out/Add", opType: "Add", input: ["y7", "y9"], output: ["y"] },
+        ],
+        [floats("slope", [3, 1, 1], [0.1, -0.3, 0.6]), floats("c", [1, 3, 1, 1], [0.2, -0.1, 0.4]), floats("half", [], [0.5])],
+        ["x", [1, 3, 4, 4]],
+        "y",
+      );
+      const file = path.join(dir, "acts.onnx");
+      writeFileSync(file, bytes);
       const m = await qb.io.loadOnnx(bytes);
       const x = tf.randomNormal([1, 3, 4, 4], 0, 1.5, "float32", 9);
       const y = m.forward(x) as unknown as tf.Tensor;
@@ -475,9 +470,7 @@ describe("ONNX import", { timeout: 300000 }, () => {
       assert.ok(relErr(yi.dataSync(), fq.dataSync()) < 1e-3, `integer vs fake-quant ${relErr(yi.dataSync(), fq.dataSync())}`);
       tf.dispose([x, y, fq, yi]);
       m.dispose();
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
   });
 
   it("attention masks: a constant causal Where with −∞ and an additive mask from an int64 input stay traced, calibrate, convert and analyse", async () => {
@@ -510,8 +503,7 @@ describe("ONNX import", { timeout: 300000 }, () => {
         output: [{ name: "y" }],
       },
     }).finish();
-    const dir = mkdtempSync(path.join(tmpdir(), "qb-mask-"));
-    try {
+    await inTempDir(async (dir) => {
       writeFileSync(path.join(dir, "mask.onnx"), bytes);
       const x = tf.randomNormal([1, 4, 6], 0, 1, "float32", 12);
       const mask = tf.tensor([1, 1, 1, 0], [1, 4], "int32");
@@ -542,16 +534,13 @@ describe("ONNX import", { timeout: 300000 }, () => {
       assert.equal(sens.rows[0].op_name, "attn.add");
       tf.dispose([x, mask, y, fq, yi]);
       m.dispose();
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
   });
 
   it("DepthToSpace, SpaceToDepth, Tile, InstanceNormalization, ReduceMin, LogSoftmax and a causal mask built with Trilu match onnxruntime", async () => {
-    const dir = mkdtempSync(path.join(tmpdir(), "qb-more-"));
-    const int = (name: string, i: number) => ({ name, type: 2, i });
-    const str = (name: string, v: string) => ({ name, type: 3, s: Buffer.from(v) });
-    try {
+    await inTempDir(async (dir) => {
+      const int = (name: string, i: number) => ({ name, type: 2, i });
+      const str = (name: string, v: string) => ({ name, type: 3, s: Buffer.from(v) });
       const a = model(
         13,
         [
@@ -602,18 +591,15 @@ describe("ONNX import", { timeout: 300000 }, () => {
         tf.dispose([x, y, fq, yi]);
         m.dispose();
       }
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
   });
 
   it("GridSample (opset 16) in every mode, padding and align_corners matches onnxruntime, float and integer", async () => {
-    const dir = mkdtempSync(path.join(tmpdir(), "qb-grid-"));
-    const str = (name: string, v: string) => ({ name, type: 3, s: Buffer.from(v) });
-    // a grid reaching past [-1, 1], so every padding mode is exercised
-    const grid = Array.from({ length: 1 * 3 * 5 * 2 }, (_, i) => Math.sin(i * 1.7) * 1.3);
-    const x = tf.randomNormal([1, 2, 4, 6], 0, 1, "float32", 14);
-    try {
+    await inTempDir(async (dir) => {
+      const str = (name: string, v: string) => ({ name, type: 3, s: Buffer.from(v) });
+      // a grid reaching past [-1, 1], so every padding mode is exercised
+      const grid = Array.from({ length: 1 * 3 * 5 * 2 }, (_, i) => Math.sin(i * 1.7) * 1.3);
+      const x = tf.randomNormal([1, 2, 4, 6], 0, 1, "float32", 14);
       for (const mode of ["bilinear", "nearest"]) {
         for (const padding of ["zeros", "border", "reflection"]) {
           for (const align of [0, 1]) {
@@ -642,10 +628,8 @@ describe("ONNX import", { timeout: 300000 }, () => {
           }
         }
       }
-    } finally {
       x.dispose();
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
   });
 
   it("1-D models (Conv1d, BatchNorm1d on (N, C, L) and (N, C), MaxPool1d, AvgPool1d, global pooling) match onnxruntime and convert", async () => {
@@ -703,8 +687,7 @@ describe("ONNX import", { timeout: 300000 }, () => {
       ["x", [2, 2, 20]],
       "y",
     );
-    const dir = mkdtempSync(path.join(tmpdir(), "qb-1d-"));
-    try {
+    await inTempDir(async (dir) => {
       writeFileSync(path.join(dir, "tcn.onnx"), bytes);
       const m = await qb.io.loadOnnx(bytes);
       const x = tf.randomNormal([2, 2, 20], 0, 1, "float32", 15);
@@ -723,9 +706,7 @@ describe("ONNX import", { timeout: 300000 }, () => {
       assert.ok(relErr(yi.dataSync(), fq.dataSync()) < 0.02);
       tf.dispose([x, y, fq, yi]);
       m.dispose();
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
   });
 
   it("variadic Sum and the norms (ReduceL2 as in F.normalize, ReduceL1, ReduceSumSquare) match onnxruntime and convert", async () => {
@@ -746,8 +727,7 @@ describe("ONNX import", { timeout: 300000 }, () => {
       ["x", [1, 4, 6]],
       "y",
     );
-    const dir = mkdtempSync(path.join(tmpdir(), "qb-norms-"));
-    try {
+    await inTempDir(async (dir) => {
       writeFileSync(path.join(dir, "norms.onnx"), bytes);
       const m = await qb.io.loadOnnx(bytes);
       const x = tf.randomNormal([1, 4, 6], 0, 1, "float32", 16);
@@ -775,29 +755,26 @@ describe("ONNX import", { timeout: 300000 }, () => {
       assert.ok(relErr(yi.dataSync(), fq.dataSync()) < 0.01);
       tf.dispose([x, y, fq, yi]);
       m.dispose();
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
   });
 
   it("Einsum (attention scores, projections, batched products, transposes, sums, implicit outputs) matches onnxruntime", async () => {
-    const dir = mkdtempSync(path.join(tmpdir(), "qb-einsum-"));
-    const w = floats(
-      "w",
-      [4, 5],
-      Array.from({ length: 20 }, (_, i) => Math.sin(i) * 0.5),
-    );
-    const cases: [string, string[], onnx.ITensorProto[], number[]][] = [
-      ["bhqd,bhkd->bhqk", ["x", "x"], [], [1, 2, 3, 4]],
-      ["bld,dh->blh", ["x", "w"], [w], [2, 3, 4]],
-      ["bid,bjd->bij", ["x", "x"], [], [2, 3, 4]],
-      ["bij,bjk->bik", ["x", "x"], [], [2, 4, 4]],
-      ["ij,jk", ["x", "w"], [w], [3, 4]],
-      ["bij->bji", ["x"], [], [2, 3, 4]],
-      ["bij->bj", ["x"], [], [2, 3, 4]],
-      ["bld,dh->bh", ["x", "w"], [w], [2, 3, 4]],
-    ];
-    try {
+    await inTempDir(async (dir) => {
+      const w = floats(
+        "w",
+        [4, 5],
+        Array.from({ length: 20 }, (_, i) => Math.sin(i) * 0.5),
+      );
+      const cases: [string, string[], onnx.ITensorProto[], number[]][] = [
+        ["bhqd,bhkd->bhqk", ["x", "x"], [], [1, 2, 3, 4]],
+        ["bld,dh->blh", ["x", "w"], [w], [2, 3, 4]],
+        ["bid,bjd->bij", ["x", "x"], [], [2, 3, 4]],
+        ["bij,bjk->bik", ["x", "x"], [], [2, 4, 4]],
+        ["ij,jk", ["x", "w"], [w], [3, 4]],
+        ["bij->bji", ["x"], [], [2, 3, 4]],
+        ["bij->bj", ["x"], [], [2, 3, 4]],
+        ["bld,dh->bh", ["x", "w"], [w], [2, 3, 4]],
+      ];
       for (const [eq, inputs, inits, shape] of cases) {
         const bytes = model(
           12,
@@ -825,16 +802,13 @@ describe("ONNX import", { timeout: 300000 }, () => {
         ),
         /Einsum.*repeated index \(a diagonal\)/,
       );
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
   });
 
   it("1-D Resize (F.interpolate on (N, C, L)): nearest and linear, scales and sizes, match onnxruntime", async () => {
-    const dir = mkdtempSync(path.join(tmpdir(), "qb-resize1d-"));
-    const str = (name: string, v: string) => ({ name, type: 3, s: Buffer.from(v) });
-    const x = tf.randomNormal([1, 2, 7], 0, 1, "float32", 18);
-    try {
+    await inTempDir(async (dir) => {
+      const str = (name: string, v: string) => ({ name, type: 3, s: Buffer.from(v) });
+      const x = tf.randomNormal([1, 2, 7], 0, 1, "float32", 18);
       for (const [label, attrs, inits, inputs] of [
         [
           "nearest ×2",
@@ -858,10 +832,8 @@ describe("ONNX import", { timeout: 300000 }, () => {
         tf.dispose([y, fq, yi]);
         m.dispose();
       }
-    } finally {
       x.dispose();
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
   });
 
   it("an unfolded Conv + BatchNormalization imports as Conv2d + BatchNorm2d, and fuseConvBn folds them", async () => {
@@ -900,51 +872,52 @@ describe("ONNX import", { timeout: 300000 }, () => {
   });
 
   it("tensor storage: float16 and int8 raw data, doubles, an external data file", async () => {
-    const dir = mkdtempSync(path.join(tmpdir(), "qb-onnx-ext-"));
-    const half = Buffer.alloc(8);
-    [1, -2, 0.5, 3].forEach((v, i) => half.writeUInt16LE(v === 1 ? 0x3c00 : v === -2 ? 0xc000 : v === 0.5 ? 0x3800 : 0x4200, 2 * i));
-    const ext = Buffer.alloc(16);
-    [10, 20, 30, 40].forEach((v, i) => ext.writeFloatLE(v, 4 * i));
-    writeFileSync(path.join(dir, "weights.bin"), Buffer.concat([Buffer.alloc(8), ext]));
-    const bytes = model(
-      13,
-      [
-        { name: "cast_h", opType: "Cast", input: ["h"], output: ["hf"], attribute: [{ name: "to", type: 2, i: 1 }] },
-        { name: "add_h", opType: "Add", input: ["x", "hf"], output: ["a"] },
-        { name: "mul_d", opType: "Mul", input: ["a", "d"], output: ["b"] },
-        { name: "add_e", opType: "Add", input: ["b", "e"], output: ["c"] },
-        { name: "cast_q", opType: "Cast", input: ["q"], output: ["qf"], attribute: [{ name: "to", type: 2, i: 1 }] },
-        { name: "add_q", opType: "Add", input: ["c", "qf"], output: ["y"] },
-      ],
-      [
-        { name: "h", dims: [4], dataType: 10, rawData: half },
-        { name: "d", dims: [4], dataType: 11, doubleData: [2, 2, 2, 2] },
-        {
-          name: "e",
-          dims: [4],
-          dataType: 1,
-          dataLocation: 1,
-          externalData: [
-            { key: "location", value: "weights.bin" },
-            { key: "offset", value: "8" },
-            { key: "length", value: "16" },
-          ],
-        },
-        { name: "q", dims: [4], dataType: 3, rawData: Buffer.from([1, 255, 2, 128]) },
-      ],
-      ["x", [1, 4]],
-      "y",
-    );
-    const file = path.join(dir, "storage.onnx");
-    writeFileSync(file, bytes);
-    const m = await qb.io.loadOnnx(file);
-    const y = m.forward(tf.zeros([1, 4])) as unknown as tf.Tensor;
-    // (0 + half) * 2 + external + int8 (1, -1, 2, -128)
-    assert.deepEqual(Array.from(y.dataSync()), [2 + 10 + 1, -4 + 20 - 1, 1 + 30 + 2, 6 + 40 - 128]);
-    y.dispose();
-    m.dispose();
-    // without its data file the load names the tensor and the missing file
-    await assert.rejects(qb.io.loadOnnx(bytes), (e: qb.QuantbookError) => e.code === "BAD_FILE" && /tensor 'e'.*weights\.bin/.test(e.message));
+    await inTempDir(async (dir) => {
+      const half = Buffer.alloc(8);
+      [1, -2, 0.5, 3].forEach((v, i) => half.writeUInt16LE(v === 1 ? 0x3c00 : v === -2 ? 0xc000 : v === 0.5 ? 0x3800 : 0x4200, 2 * i));
+      const ext = Buffer.alloc(16);
+      [10, 20, 30, 40].forEach((v, i) => ext.writeFloatLE(v, 4 * i));
+      writeFileSync(path.join(dir, "weights.bin"), Buffer.concat([Buffer.alloc(8), ext]));
+      const bytes = model(
+        13,
+        [
+          { name: "cast_h", opType: "Cast", input: ["h"], output: ["hf"], attribute: [{ name: "to", type: 2, i: 1 }] },
+          { name: "add_h", opType: "Add", input: ["x", "hf"], output: ["a"] },
+          { name: "mul_d", opType: "Mul", input: ["a", "d"], output: ["b"] },
+          { name: "add_e", opType: "Add", input: ["b", "e"], output: ["c"] },
+          { name: "cast_q", opType: "Cast", input: ["q"], output: ["qf"], attribute: [{ name: "to", type: 2, i: 1 }] },
+          { name: "add_q", opType: "Add", input: ["c", "qf"], output: ["y"] },
+        ],
+        [
+          { name: "h", dims: [4], dataType: 10, rawData: half },
+          { name: "d", dims: [4], dataType: 11, doubleData: [2, 2, 2, 2] },
+          {
+            name: "e",
+            dims: [4],
+            dataType: 1,
+            dataLocation: 1,
+            externalData: [
+              { key: "location", value: "weights.bin" },
+              { key: "offset", value: "8" },
+              { key: "length", value: "16" },
+            ],
+          },
+          { name: "q", dims: [4], dataType: 3, rawData: Buffer.from([1, 255, 2, 128]) },
+        ],
+        ["x", [1, 4]],
+        "y",
+      );
+      const file = path.join(dir, "storage.onnx");
+      writeFileSync(file, bytes);
+      const m = await qb.io.loadOnnx(file);
+      const y = m.forward(tf.zeros([1, 4])) as unknown as tf.Tensor;
+      // (0 + half) * 2 + external + int8 (1, -1, 2, -128)
+      assert.deepEqual(Array.from(y.dataSync()), [2 + 10 + 1, -4 + 20 - 1, 1 + 30 + 2, 6 + 40 - 128]);
+      y.dispose();
+      m.dispose();
+      // without its data file the load names the tensor and the missing file
+      await assert.rejects(qb.io.loadOnnx(bytes), (e: qb.QuantbookError) => e.code === "BAD_FILE" && /tensor 'e'.*weights\.bin/.test(e.message));
+    });
   });
 
   it("bad input: one error listing every unsupported op, clear errors for non-ONNX and truncated files, nothing left allocated", async () => {

@@ -197,10 +197,7 @@ export function tile(x: tf.Tensor, reps: number[], opts?: Named): tf.Tensor {
 }
 /** PyTorch's pixel_shuffle (ONNX DepthToSpace, mode CRD): [N, C·r², H, W] → [N, C, H·r, W·r]. */
 export function pixelShuffle(x: tf.Tensor, upscaleFactor: number, opts?: Named): tf.Tensor {
-  if (x.rank !== 4 || (x.shape[1] as number) % (upscaleFactor * upscaleFactor) !== 0) {
-    throw errors.coded("SHAPE_MISMATCH", `pixel_shuffle: input [${x.shape}] needs 4 dims and channels divisible by ${upscaleFactor}² = ${upscaleFactor * upscaleFactor}`);
-  }
-  return one("DepthToSpace", "pixel_shuffle", x, { blocksize: upscaleFactor, mode: "CRD" }, opts);
+  return depthToSpace(x, upscaleFactor, "CRD", { name: opName(opts, "pixel_shuffle") });
 }
 /** ONNX DepthToSpace: mode "DCR" (ONNX's default) or "CRD" (= pixelShuffle). */
 export function depthToSpace(x: tf.Tensor, blocksize: number, mode: "DCR" | "CRD" = "DCR", opts?: Named): tf.Tensor {

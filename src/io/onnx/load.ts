@@ -20,7 +20,7 @@ import { Linear } from "../../nn/linear";
 import type { Module } from "../../nn/module";
 import { constTensor, OnnxGraphModule, OnnxScope } from "./graphModule";
 import { cleanPath, nodeNames, ownOpScopes, scopePath } from "./names";
-import { CONSTANT_OPERANDS_OK, contextOf, handledOpTypes, handlerStep, moduleStep, type PlanStep } from "./plan";
+import { CONSTANT_OPERANDS_OK, contextOf, handledOpTypes, handlerStep, lift1dAttr, moduleStep, to1d, to2d, type PlanStep } from "./plan";
 import { readOnnx, type AttrValue, type ConstValue, type OnnxGraph, type OnnxNode } from "./proto";
 
 export interface LoadOnnxOptions {
@@ -225,27 +225,9 @@ function planConv(b: Builder, i: number): void {
   b.steps.push(moduleStep(n, path, n.inputs[0], n.outputs, pre1, post1));
 }
 
-/** (N, C, L) as (N, C, 1, L), and back: reshapes need no op (the traced graph stays connected). */
-const to2d = (x: tf.Tensor) => {
-  const [n, c, l] = x.shape as number[];
-  return x.rank === 3 ? tf.reshape(x, [n, c, 1, l]) : x;
-};
-const to1d = (y: tf.Tensor) => {
-  const [n, c, , l] = y.shape as number[];
-  return tf.reshape(y, [n, c, l]);
-};
-
-/** A 1-D node's attributes as their 2-D form over (1, L): kernel, strides, dilations, pads, output_padding, output_shape. */
+/** A 1-D node's attributes as their 2-D form over (1, L) (see lift1dAttr). */
 function lift1dAttrs(a: ReturnType<typeof attrs>): ReturnType<typeof attrs> {
-  const lift = (name: string, v: unknown): unknown => {
-    if (!Array.isArray(v)) return v;
-    if (name === "pads" && v.length === 2) return [0, v[0], 0, v[1]];
-    if ((name === "kernel_shape" || name === "strides" || name === "dilations" || name === "output_padding") && v.length === 1)
-      return [name === "kernel_shape" || name === "strides" || name === "dilations" ? 1 : 0, v[0]];
-    if (name === "output_shape" && v.length === 1) return [1, v[0]];
-    return v;
-  };
-  return { ...a, attr: ((name: string, fallback: AttrValue) => lift(name, a.attr(name, fallback))) as typeof a.attr };
+  return { ...a, attr: ((name: string, fallback: AttrValue) => lift1dAttr(name, a.attr(name, fallback))) as typeof a.attr };
 }
 
 /** Gemm, or MatMul with a constant 2-D weight (and an Add of a constant bias after it): a Linear. */

@@ -110,25 +110,36 @@ function constantOnly(fn: (x: tf.Tensor) => tf.Tensor): Handler {
   };
 }
 
+/** (N, C, L) as (N, C, 1, L), and back: 1-D nodes run as their 2-D forms; reshapes need no op. */
+export function to2d(x: tf.Tensor): tf.Tensor {
+  const [n, c, l] = x.shape as number[];
+  return x.rank === 3 ? tf.reshape(x, [n, c, 1, l]) : x;
+}
+export function to1d(y: tf.Tensor): tf.Tensor {
+  const [n, c, , l] = y.shape as number[];
+  return tf.reshape(y, [n, c, l]);
+}
+
+/** A 1-D node's attribute in its 2-D form over (1, L): kernel, strides, dilations → [1, v]; output_padding → [0, v]; output_shape → [1, v]; pads [b, e] → [0, b, 0, e]. */
+export function lift1dAttr(name: string, v: unknown): unknown {
+  if (!Array.isArray(v)) return v;
+  if (name === "pads" && v.length === 2) return [0, v[0], 0, v[1]];
+  if ((name === "kernel_shape" || name === "strides" || name === "dilations" || name === "output_shape") && v.length === 1) return [1, v[0]];
+  if (name === "output_padding" && v.length === 1) return [0, v[0]];
+  return v;
+}
+
 /**
  * A pooling node on (N, C, H, W) or, as (N, C, 1, L), on (N, C, L): `pair(name, fill)` reads a
- * 2-D attribute or lifts a 1-D one to [fill, v], and `pads` comes as [top, left, bottom, right].
+ * 2-D attribute or lifts a 1-D one, and `pads` comes as [top, left, bottom, right].
  */
 function pool1dOr2d(body: (ctx: NodeContext, x: tf.Tensor, pair: (name: string, fill: number) => [number, number], pads: number[]) => tf.Tensor): Handler {
   return (ctx, ins) => {
     const x = need(ins, 0, ctx);
-    const oneD = x.rank === 3;
-    const pair = (name: string, fill: number): [number, number] => {
-      const v = ctx.attr(name, [fill, fill]) as number[];
-      return v.length === 1 ? [name === "kernel_shape" || name === "strides" || name === "dilations" ? 1 : 0, v[0]] : [v[0], v[1]];
-    };
-    const raw = ctx.attr("pads", oneD ? [0, 0] : [0, 0, 0, 0]) as number[];
-    const pads = raw.length === 2 ? [0, raw[0], 0, raw[1]] : raw;
-    if (!oneD) return [body(ctx, x, pair, pads)];
-    const [n, c, l] = x.shape as number[];
-    const y = body(ctx, tf.reshape(x, [n, c, 1, l]), pair, pads);
-    const [yn, yc, , yl] = y.shape as number[];
-    return [tf.reshape(y, [yn, yc, yl])];
+    const pair = (name: string, fill: number) => lift1dAttr(name, ctx.attr(name, [fill, fill])) as [number, number];
+    const pads = lift1dAttr("pads", ctx.attr("pads", x.rank === 3 ? [0, 0] : [0, 0, 0, 0])) as number[];
+    const y = body(ctx, to2d(x), pair, pads);
+    return [x.rank === 3 ? to1d(y) : y];
   };
 }
 
@@ -597,13 +608,9 @@ function resize(ctx: NodeContext, ins: Ins, raw: boolean): tf.Tensor[] {
     throw errors.unsupported(`loadOnnx: ${ctx.node.name} (${ctx.node.opType})`, `a resize of a rank-${x0.rank} tensor`, "resize (N, C, L) or (N, C, H, W)");
   // a 1-D resize (N, C, L) runs as (N, C, 1, L): scales and sizes get a 1 for the new axis
   const oneD = x0.rank === 3;
-  const [n0, c0, l0] = x0.shape as number[];
-  const x = oneD ? tf.reshape(x0, [n0, c0, 1, l0]) : x0;
   const lift = (v: number[]) => (oneD && v.length === 3 ? [v[0], v[1], 1, v[2]] : v);
-  const y = resize2d(ctx, ins, raw, x, lift);
-  if (!oneD) return [y];
-  const [yn, yc, , yl] = y.shape as number[];
-  return [tf.reshape(y, [yn, yc, yl])];
+  const y = resize2d(ctx, ins, raw, to2d(x0), lift);
+  return [oneD ? to1d(y) : y];
 }
 
 function resize2d(ctx: NodeContext, ins: Ins, raw: boolean, x: tf.Tensor, lift: (v: number[]) => number[]): tf.Tensor {
