@@ -1,10 +1,10 @@
 /** Shared plumbing of the analysis tools: running a prepared model with taps and per-point settings. */
 import * as tf from "@tensorflow/tfjs";
 import type { Module } from "../nn/module";
-import type { FakeQuantizer } from "../quant/fakeQuantizer";
-import { FakeQuantState } from "../quant/state";
 import { isModelInput } from "../workflow/graph";
-import type { PreparedOp, QuantRuntime, Tap, TapRole } from "../workflow/quantRuntime";
+import { withPoints, type QuantRuntime, type Tap } from "../workflow/quantRuntime";
+import { ortModel } from "../workflow/engine";
+export { withPoints };
 import { errors } from "../messages";
 
 export type Data = tf.Tensor | tf.Tensor[];
@@ -40,6 +40,11 @@ export function flatOutputs(out: unknown): tf.Tensor[] {
 
 /** Runs the model once with extra taps / an op override; returns its outputs (caller disposes). */
 export function runModel(model: Module, rt: QuantRuntime, args: tf.Tensor[], taps: Tap[] = [], override: QuantRuntime["override"] = null): tf.Tensor[] {
+  // a plain run (no taps, no override) goes to onnxruntime when the model runs there
+  if (taps.length === 0 && override === null) {
+    const fast = ortModel(model, rt, args);
+    if (fast !== null) return fast.forward(args);
+  }
   rt.taps.push(...taps);
   const before = rt.override;
   rt.override = override;
@@ -48,38 +53,6 @@ export function runModel(model: Module, rt: QuantRuntime, args: tf.Tensor[], tap
   } finally {
     rt.taps.splice(rt.taps.length - taps.length, taps.length);
     rt.override = before;
-  }
-}
-
-interface Saved {
-  fq: FakeQuantizer;
-  state: FakeQuantState;
-  override: boolean | null;
-  scale: Float64Array | null;
-}
-
-/**
- * Runs `fn` with the runtime in `state` and every point's override set by `configure`, then puts
- * every state, override and scale back as they were, even when `fn` throws.
- */
-export function withPoints<T>(rt: QuantRuntime, state: FakeQuantState, configure: (op: PreparedOp, role: TapRole, fq: FakeQuantizer) => void, fn: () => T): T {
-  const saved: Saved[] = [];
-  const rtState = rt.state;
-  for (const [op, role, fq] of rt.fakeQuantizers()) {
-    saved.push({ fq, state: fq.state, override: fq.fakeQuantOverride, scale: fq.scaleOverride });
-    fq.state = state;
-    configure(op, role, fq);
-  }
-  rt.state = state;
-  try {
-    return fn();
-  } finally {
-    rt.state = rtState;
-    for (const s of saved) {
-      s.fq.state = s.state;
-      s.fq.fakeQuantOverride = s.override;
-      s.fq.scaleOverride = s.scale;
-    }
   }
 }
 

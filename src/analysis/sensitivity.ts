@@ -13,6 +13,7 @@ import { reportProgress, type ProgressCallback } from "../util/progress";
 import type { PreparedOp, QuantRuntime, TapRole } from "../workflow/quantRuntime";
 import { largerIsWorse, metric, type Metric } from "./metrics";
 import { pct, runModel, withPoints } from "./runner";
+import { ortModel } from "../workflow/engine";
 
 export interface SensitivityRow {
   op_name: string;
@@ -42,8 +43,37 @@ export function runSensitivity(model: Module, rt: QuantRuntime, args: tf.Tensor[
   const order = new Map([...rt.ops.keys()].map((name, i) => [name, i]));
   const totalFlops = [...rt.ops.values()].reduce((a, o) => a + o.info.flops, 0);
   const points = [...rt.fakeQuantizers()].filter(([, role]) => role === "output" || role === "weight" || role.startsWith("input_"));
-  const cache = new Map<string, tf.Tensor>();
   const start = performance.now();
+  const row = (op: PreparedOp, role: TapRole, fq: { dtype: { name: string } }, value: number): SensitivityRow => ({
+    op_name: op.info.name,
+    sensitive_type: role === "weight" ? "weight" : "activation",
+    op_type: op.info.type,
+    value,
+    quant_dtype: fq.dtype.name,
+    flops: `${op.info.flops}(${pct(op.info.flops, totalFlops)})`,
+  });
+  const sortRows = (rows: SensitivityRow[]) => {
+    const worse = largerIsWorse(m) ? -1 : 1;
+    return rows.sort((a, b) => worse * (a.value - b.value) || (order.get(a.op_name) as number) - (order.get(b.op_name) as number));
+  };
+  // onnxruntime: the whole model per point, every other point off (no float prefix to feed)
+  const fast = ortModel(model, rt, args);
+  if (fast !== null) {
+    const refs = fast.forward(args, () => false, "sensitivity");
+    try {
+      const rows = points.map(([op, role, fq], k) => {
+        const outs = fast.forward(args, (s) => s.fq === fq, "sensitivity");
+        const r = row(op, role, fq, errorOf(m, refs, outs));
+        tf.dispose(outs);
+        reportProgress(opts.onProgress, { task: "sensitivity", done: k + 1, total: points.length, elapsedMs: performance.now() - start });
+        return r;
+      });
+      return sortRows(rows);
+    } finally {
+      tf.dispose(refs);
+    }
+  }
+  const cache = new Map<string, tf.Tensor>();
   const record = (op: PreparedOp, role: TapRole, value: tf.Tensor) => {
     if (role === "output" && reuse) cache.set(op.info.name, tf.keep(tf.clone(value)));
   };
@@ -65,22 +95,14 @@ export function runSensitivity(model: Module, rt: QuantRuntime, args: tf.Tensor[
           (_o, _r, f) => (f.fakeQuantOverride = f === fq),
           () => runModel(model, rt, args, [], override),
         );
-        rows.push({
-          op_name: op.info.name,
-          sensitive_type: role === "weight" ? "weight" : "activation",
-          op_type: op.info.type,
-          value: errorOf(m, refs, outs),
-          quant_dtype: fq.dtype.name,
-          flops: `${op.info.flops}(${pct(op.info.flops, totalFlops)})`,
-        });
+        rows.push(row(op, role, fq, errorOf(m, refs, outs)));
         tf.dispose(outs);
         reportProgress(opts.onProgress, { task: "sensitivity", done: k + 1, total: points.length, elapsedMs: performance.now() - start });
       });
     } finally {
       tf.dispose(refs);
     }
-    const worse = largerIsWorse(m) ? -1 : 1;
-    return rows.sort((a, b) => worse * (a.value - b.value) || (order.get(a.op_name) as number) - (order.get(b.op_name) as number));
+    return sortRows(rows);
   } finally {
     cache.forEach((t) => t.dispose());
   }

@@ -7,10 +7,12 @@ import * as tf from "@tensorflow/tfjs";
 import { buildLut } from "./int/kernels";
 import { realArithmetic } from "./int/generic";
 import { defineOp, type Attrs } from "./registry";
+import { float, unary, type Lowering } from "./lowering";
 
 /** A LUT op: float compute and the table's real function. */
-export function defineLut(type: string, doc: string, compute: (t: tf.Tensor, attrs: Attrs) => tf.Tensor, lut: (x: number, attrs: Attrs) => number): void {
+export function defineLut(type: string, doc: string, compute: (t: tf.Tensor, attrs: Attrs) => tf.Tensor, lut: (x: number, attrs: Attrs) => number, onnx: Lowering): void {
   defineOp({
+    onnx,
     type,
     doc,
     role: "compute",
@@ -26,14 +28,16 @@ defineLut(
   "1 / (1 + e^-x)",
   (t) => tf.sigmoid(t),
   (x) => 1 / (1 + Math.exp(-x)),
+  unary("Sigmoid"),
 );
-defineLut("Tanh", "tanh(x)", (t) => tf.tanh(t), Math.tanh);
-defineLut("Exp", "e^x", (t) => tf.exp(t), Math.exp);
+defineLut("Tanh", "tanh(x)", (t) => tf.tanh(t), Math.tanh, unary("Tanh"));
+defineLut("Exp", "e^x", (t) => tf.exp(t), Math.exp, unary("Exp"));
 defineLut(
   "Rsqrt",
   "1 / sqrt(x)",
   (t) => tf.rsqrt(t),
   (x) => 1 / Math.sqrt(x),
+  ({ b, inputs: [x] }) => b.op("Reciprocal", [b.op("Sqrt", [x])]),
 );
 
 defineOp({
@@ -42,6 +46,7 @@ defineOp({
   role: "passthrough",
   unit: "vector",
   compute: ([t]) => tf.relu(t),
+  onnx: unary("Relu"),
   integer:
     (node) =>
     ([x]) => ({ data: x.data.map((q) => Math.max(q, 0)), shape: x.shape, quant: node.output.quant }),
@@ -69,18 +74,21 @@ defineLut(
   "clamp(alpha·x + beta, 0, 1); alpha 1/6, beta 1/2 in PyTorch, alpha 0.2 in Paddle's and ONNX's defaults",
   (t, a) => tf.clipByValue(tf.add(tf.mul(t, a.alpha as number), a.beta as number), 0, 1),
   hardSigmoid,
+  ({ b, inputs: [x], attrs: a }) => b.op("Clip", [b.op("Add", [b.op("Mul", [x, b.scalar(a.alpha as number)]), b.scalar(a.beta as number)]), b.scalar(0), b.scalar(1)]),
 );
 defineLut(
   "HardSwish",
   "x · relu6(x + 3) / 6",
   (t) => tf.mul(t, tf.div(tf.clipByValue(tf.add(t, 3), 0, 6), 6)),
   (x) => (x * Math.min(6, Math.max(0, x + 3))) / 6,
+  ({ b, inputs: [x] }) => b.op("Mul", [x, b.op("Div", [b.op("Clip", [b.op("Add", [x, b.scalar(3)]), b.scalar(0), b.scalar(6)]), b.scalar(6)])]),
 );
 defineLut(
   "SiLU",
   "x · sigmoid(x)",
   (t) => tf.mul(t, tf.sigmoid(t)),
   (x) => x / (1 + Math.exp(-x)),
+  ({ b, inputs: [x] }) => b.op("Mul", [x, b.op("Sigmoid", [x])]),
 );
 defineLut(
   "GELU",
@@ -90,18 +98,28 @@ defineLut(
       ? tf.mul(tf.mul(t, 0.5), tf.add(1, tf.tanh(tf.mul(tf.add(t, tf.mul(tf.pow(t, 3), 0.044715)), SQRT_2_OVER_PI))))
       : tf.mul(tf.mul(t, 0.5), tf.add(1, tf.erf(tf.div(t, Math.SQRT2)))),
   (x, a) => (a.approximate === "tanh" ? 0.5 * x * (1 + Math.tanh(SQRT_2_OVER_PI * (x + 0.044715 * x * x * x))) : 0.5 * x * (1 + erf(x / Math.SQRT2))),
+  ({ b, inputs: [x], attrs: a }) => {
+    const half = b.op("Mul", [x, b.scalar(0.5)]);
+    const inner =
+      a.approximate === "tanh"
+        ? b.op("Tanh", [b.op("Mul", [b.op("Add", [x, b.op("Mul", [b.op("Pow", [x, b.scalar(3)]), b.scalar(0.044715)])]), b.scalar(SQRT_2_OVER_PI)])])
+        : b.op("Erf", [b.op("Div", [x, b.scalar(Math.SQRT2)])]);
+    return b.op("Mul", [half, b.op("Add", [b.scalar(1), inner])]);
+  },
 );
 defineLut(
   "LeakyReLU",
   "x for x ≥ 0, negative_slope · x below",
   (t, a) => tf.leakyRelu(t, a.negativeSlope as number),
   (x, a) => (x >= 0 ? x : (a.negativeSlope as number) * x),
+  unary("LeakyRelu", (a) => ({ alpha: float(a.negativeSlope as number) })),
 );
 defineLut(
   "ELU",
   "x for x > 0, alpha · (e^x − 1) below",
   (t, a) => (a.alpha === 1 ? tf.elu(t) : tf.where(tf.greater(t, 0), t, tf.mul(tf.sub(tf.exp(t), 1), a.alpha as number))),
   (x, a) => (x > 0 ? x : (a.alpha as number) * Math.expm1(x)),
+  unary("Elu", (a) => ({ alpha: float(a.alpha as number) })),
 );
 /** PyTorch's softplus: log(1 + e^(beta·x)) / beta, linear above beta·x > threshold. */
 const softplus = (x: number, a: Attrs) => {
@@ -116,27 +134,35 @@ defineLut(
     return tf.where(tf.greater(bx, a.threshold as number), t, tf.div(tf.softplus(bx), a.beta as number));
   },
   softplus,
+  ({ b, inputs: [x], attrs: a }) => {
+    const bx = b.op("Mul", [x, b.scalar(a.beta as number)]);
+    const soft = b.op("Div", [b.op("Softplus", [bx]), b.scalar(a.beta as number)]);
+    return b.op("Where", [b.op("Greater", [bx, b.scalar(a.threshold as number)]), x, soft]);
+  },
 );
-defineLut("Abs", "|x|", (t) => tf.abs(t), Math.abs);
+defineLut("Abs", "|x|", (t) => tf.abs(t), Math.abs, unary("Abs"));
 defineLut(
   "Neg",
   "−x",
   (t) => tf.neg(t),
   (x) => -x,
+  unary("Neg"),
 );
-defineLut("Log", "ln x", (t) => tf.log(t), Math.log);
-defineLut("Sqrt", "√x", (t) => tf.sqrt(t), Math.sqrt);
+defineLut("Log", "ln x", (t) => tf.log(t), Math.log, unary("Log"));
+defineLut("Sqrt", "√x", (t) => tf.sqrt(t), Math.sqrt, unary("Sqrt"));
 defineLut(
   "Reciprocal",
   "1 / x",
   (t) => tf.reciprocal(t),
   (x) => 1 / x,
+  unary("Reciprocal"),
 );
 defineLut(
   "Pow",
   "x ^ attrs.exponent (a constant)",
   (t, a) => tf.pow(t, a.exponent as number),
   (x, a) => x ** (a.exponent as number),
+  ({ b, inputs: [x], attrs: a }) => b.op("Pow", [x, b.scalar(a.exponent as number)]),
 );
 
 /** x for x ≥ 0, slope · x below; the slope (a float parameter) is per channel (dim 1) or one number. */
@@ -151,6 +177,11 @@ defineOp({
   role: "compute",
   unit: "vector",
   compute: ([t], _w, [slope]) => prelu(t, slope),
+  onnx: ({ b, inputs: [x], inputShapes: [xs], params: [slope], paramShapes: [ss] }) => {
+    const n = ss.reduce((p, d) => p * d, 1);
+    const s = ss.length === 1 && xs.length > 1 && n > 1 ? b.reshape(slope, [1, n, ...Array.from({ length: xs.length - 2 }, () => 1)]) : slope;
+    return b.op("Where", [b.op("GreaterOrEqual", [x, b.scalar(0)]), x, b.op("Mul", [x, s])]);
+  },
   flops: ([x]) => 2 * x.reduce((p, d) => p * d, 1),
   integer: realArithmetic(([t], _w, [slope]) => prelu(t, slope)),
 });
@@ -161,6 +192,7 @@ defineOp({
   role: "passthrough",
   unit: "vector",
   compute: ([t], _w, _p, a) => tf.clipByValue(t, (a.min as number | null) ?? -3.4e38, (a.max as number | null) ?? 3.4e38),
+  onnx: ({ b, inputs: [x], attrs: a }) => b.op("Clip", [x, b.scalar((a.min as number | null) ?? -3.4e38), b.scalar((a.max as number | null) ?? 3.4e38)]),
   integer:
     (node) =>
     ([x]) => {
@@ -187,6 +219,7 @@ for (const [type, doc, fn, passes] of [
     role: "compute",
     unit: "vector",
     compute: ([t], _w, _p, a) => fn(t, a.dim as number),
+    onnx: ({ b, inputs: [x], attrs: a }) => b.op(type, [x], { axis: a.dim as number }),
     flops: ([x]) => passes * x.reduce((p, d) => p * d, 1),
     integer: realArithmetic((xs, _w, _p, a) => fn(xs[0], a.dim as number)),
   });
@@ -216,6 +249,16 @@ defineOp({
   role: "compute",
   unit: "vector",
   compute: ([t], _w, params, a) => instanceNorm(t, params, a.eps as number),
+  onnx: ({ b, inputs: [x], inputShapes: [xs], params, attrs: a }) => {
+    const axes = Array.from({ length: xs.length - 2 }, (_, i) => i + 2);
+    const centred = b.op("Sub", [x, b.op("ReduceMean", [x], { axes, keepdims: 1 })]);
+    const variance = b.op("ReduceMean", [b.op("Mul", [centred, centred])], { axes, keepdims: 1 });
+    let y = b.op("Div", [centred, b.op("Sqrt", [b.op("Add", [variance, b.scalar(a.eps as number)])])]);
+    const ch = [1, xs[1], ...axes.map(() => 1)];
+    if (params[0]) y = b.op("Mul", [y, b.reshape(params[0], ch)]);
+    if (params[1]) y = b.op("Add", [y, b.reshape(params[1], ch)]);
+    return y;
+  },
   flops: ([x]) => 6 * x.reduce((p, d) => p * d, 1),
   integer: realArithmetic(([t], _w, params, a) => instanceNorm(t, params, a.eps as number)),
 });

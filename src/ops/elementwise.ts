@@ -8,12 +8,22 @@ import { addSub, divide, mul, operandOf } from "./int/kernels";
 import { extraOperands } from "./common";
 import { realArithmetic } from "./int/generic";
 import { defineOp, type Attrs } from "./registry";
+import type { LowerContext, Lowering } from "./lowering";
 
 /** All operands in order, the number operand (if any) at its index. */
 function operands(inputs: tf.Tensor[], weight: tf.Tensor | undefined, params: tf.Tensor[], attrs: Attrs): (tf.Tensor | number)[] {
   const all: (tf.Tensor | number)[] = [...inputs, ...(weight ? [weight] : []), ...params];
   if (typeof attrs.scalar === "number") all.splice((attrs.scalarIndex as number | undefined) ?? 1, 0, attrs.scalar);
   return all;
+}
+
+/** The lowering of a fold: the same operands in the same order, one binary ONNX node per step. */
+function lowerFold(opType: string): Lowering {
+  return ({ b, inputs, weight, params, attrs }: LowerContext) => {
+    const all = [...inputs, ...(weight !== undefined ? [weight] : []), ...params];
+    if (typeof attrs.scalar === "number") all.splice((attrs.scalarIndex as number | undefined) ?? 1, 0, b.scalar(attrs.scalar));
+    return all.slice(1).reduce((acc, v) => b.op(opType, [acc, v]), all[0]);
+  };
 }
 
 function fold(fn: (a: tf.Tensor | number, b: tf.Tensor | number) => tf.Tensor) {
@@ -29,6 +39,7 @@ defineOp({
   role: "compute",
   unit: "vector",
   compute: fold((a, b) => tf.mul(a, b)),
+  onnx: lowerFold("Mul"),
   integer: (node) => {
     const more = extraOperands(node);
     return (xs) => mul(node, [...xs, ...more].map(operandOf), node.attrs.scalar as number | undefined);
@@ -45,6 +56,7 @@ for (const [type, sign, fn] of [
     role: "compute",
     unit: "vector",
     compute: fold(fn),
+    onnx: lowerFold(type),
     integer: (node) => {
       const more = extraOperands(node);
       const scalar = node.attrs.scalar as number | undefined;
@@ -60,6 +72,7 @@ defineOp({
   role: "compute",
   unit: "vector",
   compute: fold((a, b) => tf.div(a, b)),
+  onnx: lowerFold("Div"),
   integer: (node) => {
     const more = extraOperands(node);
     const scalar = node.attrs.scalar as number | undefined;
@@ -78,6 +91,7 @@ for (const [type, fn, doc] of [
     role: "compute",
     unit: "vector",
     compute: fold(fn),
+    onnx: lowerFold(type === "Maximum" ? "Max" : "Min"),
     integer: realArithmetic(fold(fn)),
   });
 }
@@ -94,5 +108,6 @@ defineOp({
   role: "compute",
   unit: "vector",
   compute: ([a, b], _w, [cond]) => whereSelect(cond, a, b),
+  onnx: ({ b, inputs: [x, y], params: [cond] }) => b.op("Where", [b.op("Greater", [cond, b.scalar(0.5)]), x, y]),
   integer: realArithmetic(([a, b], _w, [cond]) => whereSelect(cond, a, b)),
 });

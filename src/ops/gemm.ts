@@ -26,6 +26,12 @@ defineOp({
     if (params.length > 0) y = tf.add(y, params[0]);
     return tf.reshape(y, [...t.shape.slice(0, -1), out]);
   },
+  onnx: ({ b, inputs: [x], inputShapes: [xs], weight, weightShape, params, attrs, outputShape }) => {
+    const inF = (inOut(attrs) ? (weightShape as number[])[0] : (weightShape as number[])[1]) as number;
+    const flat = b.reshape(x, [-1, inF], xs);
+    const y = b.op("Gemm", [flat, weight as string, ...params.slice(0, 1)], { transB: inOut(attrs) ? 0 : 1 });
+    return b.reshape(y, outputShape);
+  },
   flops: ([x], w) => (sizeOf(x) / (x[x.length - 1] || 1)) * (w as number[])[0] * (w as number[])[1],
   integer:
     (node) =>
@@ -98,6 +104,16 @@ defineOp({
     if (params.length > 0) y = tf.add(y, params[0]);
     return tf.transpose(y, [0, 3, 1, 2]);
   },
+  onnx: ({ b, inputs: [x], weight, weightShape, params, attrs }) => {
+    const padding = pair(attrs.padding as number[] | undefined, 0);
+    return b.op("Conv", [x, weight as string, ...params.slice(0, 1)], {
+      kernel_shape: (weightShape as number[]).slice(2),
+      strides: pair(attrs.stride as number[] | undefined, 1),
+      pads: [...padding, ...padding],
+      dilations: pair(attrs.dilation as number[] | undefined, 1),
+      group: { int: (attrs.groups as number | undefined) ?? 1 },
+    });
+  },
   flops: ([x], w, attrs) => {
     const [out, inPerGroup, kh, kw] = w as number[];
     const [oh, ow] = convOutput(x[2], x[3], [kh, kw], pair(attrs.stride as number[], 1), pair(attrs.padding as number[], 0), pair(attrs.dilation as number[], 1));
@@ -121,6 +137,7 @@ defineOp({
     }
     return tf.matMul(x, y);
   },
+  onnx: ({ b, inputs: [x, y] }) => b.op("MatMul", [x, y]),
   flops: ([a, b]) => sizeOf(a) * (b[b.length - 1] ?? 1),
   integer:
     (node) =>
@@ -194,6 +211,17 @@ defineOp({
   weightAxis: 1,
   unit: "tensor",
   compute: ([t], w, params, attrs) => convTranspose2d(t, w as tf.Tensor, params[0], attrs),
+  onnx: ({ b, inputs: [x], weight, weightShape, params, attrs }) => {
+    const padding = pair(attrs.padding as number[] | undefined, 0);
+    return b.op("ConvTranspose", [x, weight as string, ...params.slice(0, 1)], {
+      kernel_shape: (weightShape as number[]).slice(2),
+      strides: pair(attrs.stride as number[] | undefined, 1),
+      pads: [...padding, ...padding],
+      output_padding: pair(attrs.outputPadding as number[] | undefined, 0),
+      dilations: pair(attrs.dilation as number[] | undefined, 1),
+      group: { int: (attrs.groups as number | undefined) ?? 1 },
+    });
+  },
   flops: ([x], w) => {
     const [, outPerGroup, kh, kw] = w as number[];
     // every input pixel scatters into out/g channels × kh × kw positions

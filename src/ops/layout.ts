@@ -3,6 +3,7 @@ import * as tf from "@tensorflow/tfjs";
 import { concat, transpose } from "./int/kernels";
 import { movesCodes } from "./int/generic";
 import { defineOp, type Attrs } from "./registry";
+import { axesOf, type Lowering, type OnnxBuilder } from "./lowering";
 import { errors } from "../messages";
 
 defineOp({
@@ -11,6 +12,7 @@ defineOp({
   role: "passthrough",
   unit: "vector",
   compute: ([t], _w, _p, attrs) => tf.transpose(t, attrs.perm as number[]),
+  onnx: ({ b, inputs: [x], inputShapes: [xs], attrs }) => b.op("Transpose", [x], { perm: (attrs.perm as number[] | undefined) ?? xs.map((_, i) => xs.length - 1 - i) }),
   integer:
     (node) =>
     ([x]) =>
@@ -23,6 +25,7 @@ defineOp({
   role: "compute",
   unit: "vector",
   compute: (xs, _w, _p, attrs) => tf.concat(xs, attrs.axis as number),
+  onnx: ({ b, inputs, inputShapes, attrs }) => b.op("Concat", inputs, { axis: axesOf(attrs.axis, inputShapes[0].length)[0] }),
   integer: (node) => (xs) => concat(node, xs),
 });
 
@@ -50,19 +53,52 @@ export function slice(t: tf.Tensor, a: Attrs): tf.Tensor {
   return tf.stridedSlice(t, begin, end, strides);
 }
 
-const layoutOps: [string, string, (t: tf.Tensor[], a: Attrs) => tf.Tensor][] = [
-  ["Slice", "elements start:end:step per axis (attrs.starts, ends, axes, steps)", ([t], a) => slice(t, a)],
-  ["Gather", "elements at constant attrs.indices along attrs.axis", ([t], a) => tf.gather(t, a.indices as number[], a.axis as number)],
-  ["Expand", "broadcasts to attrs.shape", ([t], a) => tf.broadcastTo(t, a.shape as number[])],
-  ["MaxReduce", "max over attrs.axis (keepDims)", ([t], a) => tf.max(t, a.axis as number | number[], Boolean(a.keepDims))],
-  ["MinReduce", "min over attrs.axis (keepDims)", ([t], a) => tf.min(t, a.axis as number | number[], Boolean(a.keepDims))],
-  ["Tile", "repeats along each axis (attrs.reps)", ([t], a) => tf.tile(t, a.reps as number[])],
+const layoutOps: [string, string, (t: tf.Tensor[], a: Attrs) => tf.Tensor, Lowering][] = [
+  [
+    "Slice",
+    "elements start:end:step per axis (attrs.starts, ends, axes, steps)",
+    ([t], a) => slice(t, a),
+    ({ b, inputs: [x], inputShapes: [xs], attrs }) => {
+      const { begin, end, strides } = sliceBounds(xs, attrs);
+      const axes = xs.map((_, i) => i);
+      return b.op("Slice", [x, b.int64s(begin), b.int64s(end), b.int64s(axes), b.int64s(strides)]);
+    },
+  ],
+  [
+    "Gather",
+    "elements at constant attrs.indices along attrs.axis",
+    ([t], a) => tf.gather(t, a.indices as number[], a.axis as number),
+    ({ b, inputs: [x], attrs }) => {
+      const idx = attrs.indices as number | number[];
+      return b.op("Gather", [x, Array.isArray(idx) ? b.int64s(idx) : b.int64s([idx], [])], { axis: (attrs.axis as number | undefined) ?? 0 });
+    },
+  ],
+  ["Expand", "broadcasts to attrs.shape", ([t], a) => tf.broadcastTo(t, a.shape as number[]), ({ b, inputs: [x], outputShape }) => b.op("Expand", [x, b.int64s(outputShape)])],
+  [
+    "MaxReduce",
+    "max over attrs.axis (keepDims)",
+    ([t], a) => tf.max(t, a.axis as number | number[], Boolean(a.keepDims)),
+    ({ b, inputs: [x], inputShapes: [xs], attrs }) => b.op("ReduceMax", [x], { axes: axesOf(attrs.axis, xs.length), keepdims: attrs.keepDims ? 1 : 0 }),
+  ],
+  [
+    "MinReduce",
+    "min over attrs.axis (keepDims)",
+    ([t], a) => tf.min(t, a.axis as number | number[], Boolean(a.keepDims)),
+    ({ b, inputs: [x], inputShapes: [xs], attrs }) => b.op("ReduceMin", [x], { axes: axesOf(attrs.axis, xs.length), keepdims: attrs.keepDims ? 1 : 0 }),
+  ],
+  ["Tile", "repeats along each axis (attrs.reps)", ([t], a) => tf.tile(t, a.reps as number[]), ({ b, inputs: [x], attrs }) => b.op("Tile", [x, b.int64s(attrs.reps as number[])])],
   [
     "DepthToSpace",
     "channels to blocks of attrs.blocksize² pixels (attrs.mode DCR, or CRD = PyTorch's pixel_shuffle)",
     ([t], a) => depthToSpace(t, a.blocksize as number, a.mode as string),
+    ({ b, inputs: [x], attrs }) => b.op("DepthToSpace", [x], { blocksize: attrs.blocksize as number, mode: (attrs.mode as string | undefined) ?? "DCR" }),
   ],
-  ["SpaceToDepth", "blocks of attrs.blocksize² pixels to channels (ONNX's order)", ([t], a) => spaceToDepth(t, a.blocksize as number)],
+  [
+    "SpaceToDepth",
+    "blocks of attrs.blocksize² pixels to channels (ONNX's order)",
+    ([t], a) => spaceToDepth(t, a.blocksize as number),
+    ({ b, inputs: [x], attrs }) => b.op("SpaceToDepth", [x], { blocksize: attrs.blocksize as number }),
+  ],
 ];
 
 /** ONNX DepthToSpace on NCHW: DCR (depth-column-row) or CRD (PyTorch's pixel_shuffle). */
@@ -82,13 +118,14 @@ export function spaceToDepth(t: tf.Tensor, b: number): tf.Tensor {
   return tf.reshape(y, [n, c * b * b, h / b, w / b]);
 }
 
-for (const [type, doc, fn] of layoutOps) {
+for (const [type, doc, fn, onnx] of layoutOps) {
   defineOp({
     type,
     doc: `${doc}; keeps its input's scale`,
     role: "passthrough",
     unit: "vector",
     compute: (xs, _w, _p, a) => fn(xs, a),
+    onnx,
     integer: movesCodes((xs, _w, _p, a) => fn(xs, a)),
   });
 }
@@ -117,11 +154,29 @@ export function padTensor(t: tf.Tensor, a: Attrs, value = (a.value as number | u
   let out = t;
   pads.forEach(([before, after], axis) => {
     if (before === 0 && after === 0) return;
-    const n = t.shape[axis] as number;
-    const idx = Array.from({ length: n + before + after }, (_, k) => padSource(k - before, n, mode));
-    out = tf.gather(out, idx, axis);
+    out = tf.gather(out, padIndices(t.shape[axis] as number, before, after, mode), axis);
   });
   return out === t ? tf.clone(t) : out;
+}
+
+/** The source index of every padded position of one axis (reflect, replicate, circular select elements). */
+function padIndices(n: number, before: number, after: number, mode: PadMode): number[] {
+  return Array.from({ length: n + before + after }, (_, k) => padSource(k - before, n, mode));
+}
+
+/** Pad as ONNX nodes: Pad with a constant, or a Gather per padded axis (the same selection as `padTensor`). */
+export function lowerPad(b: OnnxBuilder, x: string, shape: number[], a: Attrs): string {
+  const pads = a.pads as [number, number][];
+  const mode = (a.mode as PadMode | undefined) ?? "constant";
+  if (mode === "constant") {
+    const value = (a.value as number | undefined) ?? 0;
+    return b.op("Pad", [x, b.int64s([...pads.map((p) => p[0]), ...pads.map((p) => p[1])]), b.scalar(value)]);
+  }
+  let out = x;
+  pads.forEach(([before, after], axis) => {
+    if (before !== 0 || after !== 0) out = b.op("Gather", [out, b.int64s(padIndices(shape[axis], before, after, mode))], { axis });
+  });
+  return out === x ? b.op("Identity", [x]) : out;
 }
 
 defineOp({
@@ -131,6 +186,7 @@ defineOp({
   insertsValues: true,
   unit: "vector",
   compute: ([t], _w, _p, a) => padTensor(t, a),
+  onnx: ({ b, inputs: [x], inputShapes: [xs], attrs }) => lowerPad(b, x, xs, attrs),
   integer:
     (node) =>
     ([x]) => {
@@ -153,6 +209,10 @@ defineOp({
   insertsValues: true,
   unit: "vector",
   compute: ([t], _w, [mask], a) => maskedFill(t, mask, a.value as number),
+  onnx: ({ b, inputs: [x], params: [mask], attrs, outputShape }) => {
+    const cond = b.op("Expand", [b.op("Greater", [mask, b.scalar(0.5)]), b.int64s(outputShape)]);
+    return b.op("Where", [cond, b.scalar(attrs.value as number), b.op("Expand", [x, b.int64s(outputShape)])]);
+  },
   flops: ([x]) => x.reduce((p, d) => p * d, 1),
   integer: (node) => {
     const value = node.attrs.value as number;

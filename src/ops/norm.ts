@@ -12,6 +12,10 @@ defineOp({
     const c = t.shape[1] as number;
     return tf.add(tf.mul(t, tf.reshape(s, [1, c, 1, 1])), tf.reshape(b, [1, c, 1, 1]));
   },
+  onnx: ({ b, inputs: [x], inputShapes: [xs], params: [s, t] }) => {
+    const ch = [1, xs[1], 1, 1];
+    return b.op("Add", [b.op("Mul", [x, b.reshape(s, ch)]), b.reshape(t, ch)]);
+  },
   integer:
     (node) =>
     ([x]) =>

@@ -6,6 +6,7 @@ import * as tf from "@tensorflow/tfjs";
 import { pair } from "./common";
 import { movesCodes, realArithmetic } from "./int/generic";
 import { defineOp, type Attrs } from "./registry";
+import type { OnnxBuilder } from "./lowering";
 import { errors } from "../messages";
 
 interface PoolGeometry {
@@ -56,6 +57,29 @@ function padNCHW(t: tf.Tensor, g: PoolGeometry, value: number): tf.Tensor {
   );
 }
 
+/** The padding of `padNCHW` as ONNX Pad nodes. */
+function lowerPadNCHW(b: OnnxBuilder, x: string, g: PoolGeometry, value: number): string {
+  if (g.p[0] + g.extra[0] + g.p[1] + g.extra[1] === 0) return x;
+  return b.op("Pad", [x, b.int64s([0, 0, g.p[0], g.p[1], 0, 0, g.p[0] + g.extra[0], g.p[1] + g.extra[1]]), b.scalar(value)]);
+}
+
+/** The divisor of each AvgPool2d window, as computed by `avgPool2d` (NHWC [1, oh, ow, 1]), or a number. */
+function avgDivisor(shape: number[], g: PoolGeometry, a: Attrs): tf.Tensor | number {
+  if (typeof a.divisorOverride === "number") return a.divisorOverride;
+  const [h, w] = [shape[2], shape[3]];
+  const area = g.k[0] * g.k[1];
+  const mask =
+    a.countIncludePad === false
+      ? padNCHW(tf.ones([1, 1, h, w]), g, 0)
+      : tf.pad(tf.ones([1, 1, h + 2 * g.p[0], w + 2 * g.p[1]]), [
+          [0, 0],
+          [0, 0],
+          [0, g.extra[0]],
+          [0, g.extra[1]],
+        ]);
+  return tf.mul(tf.avgPool(nhwc(mask), g.k, g.s, "valid"), area);
+}
+
 export function maxPool2d(t: tf.Tensor, a: Attrs): tf.Tensor {
   if (pair(a.dilation as number[], 1).some((d) => d !== 1)) throw errors.coded("UNSUPPORTED", "MaxPool2d: dilation > 1 is not supported");
   const g = geometry(t.shape, a);
@@ -67,19 +91,37 @@ export function avgPool2d(t: tf.Tensor, a: Attrs): tf.Tensor {
   const area = g.k[0] * g.k[1];
   const sums = tf.mul(tf.avgPool(nhwc(padNCHW(t, g, 0)), g.k, g.s, "valid"), area);
   // the divisor of each window: the cells it covers inside the input (count_include_pad: or its padding)
-  const [h, w] = [t.shape[2] as number, t.shape[3] as number];
-  const mask =
-    a.countIncludePad === false
-      ? padNCHW(tf.ones([1, 1, h, w]), g, 0)
-      : tf.pad(tf.ones([1, 1, h + 2 * g.p[0], w + 2 * g.p[1]]), [
-          [0, 0],
-          [0, 0],
-          [0, g.extra[0]],
-          [0, g.extra[1]],
-        ]);
-  const counts = tf.mul(tf.avgPool(nhwc(mask), g.k, g.s, "valid"), area);
-  const divisor = typeof a.divisorOverride === "number" ? a.divisorOverride : counts;
-  return nchw(tf.div(sums, divisor));
+  return nchw(tf.div(sums, avgDivisor(t.shape, g, a)));
+}
+
+function lowerAvgPool2d(b: OnnxBuilder, x: string, shape: number[], a: Attrs): string {
+  const g = geometry(shape, a);
+  const area = g.k[0] * g.k[1];
+  const sums = b.op("Mul", [b.op("AveragePool", [lowerPadNCHW(b, x, g, 0)], { kernel_shape: g.k, strides: g.s }), b.scalar(area)]);
+  const d = avgDivisor(shape, g, a);
+  if (typeof d === "number") return b.op("Div", [sums, b.scalar(d)]);
+  const divisor = tf.tidy(() => nchw(d));
+  try {
+    return b.op("Div", [sums, b.constant(divisor.dataSync() as Float32Array, divisor.shape, "float32", "divisor")]);
+  } finally {
+    divisor.dispose();
+    d.dispose();
+  }
+}
+
+/** Adaptive average pooling as ONNX: a mean over H, W; a plain AveragePool when the bins tile the input; else a mean per bin. */
+function lowerAdaptiveAvgPool2d(b: OnnxBuilder, x: string, shape: number[], a: Attrs): string {
+  const [h, w] = [shape[2], shape[3]];
+  const size = pair(a.outputSize as number[], 1);
+  const oh = size[0] ?? h;
+  const ow = size[1] ?? w;
+  if (oh === 1 && ow === 1) return b.op("ReduceMean", [x], { axes: [2, 3], keepdims: 1 });
+  if (h % oh === 0 && w % ow === 0) return b.op("AveragePool", [x], { kernel_shape: [h / oh, w / ow], strides: [h / oh, w / ow] });
+  const rows = bins(h, oh).map(([r0, r1]) => {
+    const cells = bins(w, ow).map(([c0, c1]) => b.op("ReduceMean", [b.op("Slice", [x, b.int64s([r0, c0]), b.int64s([r1, c1]), b.int64s([2, 3])])], { axes: [2, 3], keepdims: 1 }));
+    return cells.length === 1 ? cells[0] : b.op("Concat", cells, { axis: 3 });
+  });
+  return rows.length === 1 ? rows[0] : b.op("Concat", rows, { axis: 2 });
 }
 
 /** PyTorch's adaptive bins: [floor(i·n/out), ceil((i+1)·n/out)). */
@@ -108,6 +150,11 @@ defineOp({
   role: "passthrough",
   unit: "vector",
   compute: ([t], _w, _p, a) => maxPool2d(t, a),
+  onnx: ({ b, inputs: [x], inputShapes: [xs], attrs }) => {
+    if (pair(attrs.dilation as number[], 1).some((d) => d !== 1)) throw errors.coded("UNSUPPORTED", "MaxPool2d: dilation > 1 is not supported");
+    const g = geometry(xs, attrs);
+    return b.op("MaxPool", [lowerPadNCHW(b, x, g, -Infinity)], { kernel_shape: g.k, strides: g.s });
+  },
   integer: movesCodes(([t], _w, _p, a) => maxPool2d(t, a)),
 });
 
@@ -117,6 +164,7 @@ defineOp({
   role: "compute",
   unit: "vector",
   compute: ([t], _w, _p, a) => avgPool2d(t, a),
+  onnx: ({ b, inputs: [x], inputShapes: [xs], attrs }) => lowerAvgPool2d(b, x, xs, attrs),
   integer: realArithmetic(([t], _w, _p, a) => avgPool2d(t, a)),
 });
 
@@ -126,5 +174,6 @@ defineOp({
   role: "compute",
   unit: "vector",
   compute: ([t], _w, _p, a) => adaptiveAvgPool2d(t, a),
+  onnx: ({ b, inputs: [x], inputShapes: [xs], attrs }) => lowerAdaptiveAvgPool2d(b, x, xs, attrs),
   integer: realArithmetic(([t], _w, _p, a) => adaptiveAvgPool2d(t, a)),
 });

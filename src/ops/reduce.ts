@@ -2,6 +2,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { reduce } from "./int/kernels";
 import { defineOp } from "./registry";
+import { axesOf } from "./lowering";
 
 for (const [type, mean] of [
   ["Sum", false],
@@ -13,6 +14,12 @@ for (const [type, mean] of [
     role: "compute",
     unit: "vector",
     compute: ([t], _w, _p, attrs) => (mean ? tf.mean : tf.sum)(t, attrs.axis as number | number[], Boolean(attrs.keepDims)),
+    onnx: ({ b, inputs: [x], inputShapes: [xs], attrs }) => {
+      const axes = axesOf(attrs.axis, xs.length);
+      const keepdims = attrs.keepDims ? 1 : 0;
+      // opset 17: ReduceSum takes its axes as an input, ReduceMean as an attribute
+      return mean ? b.op("ReduceMean", [x], { axes, keepdims }) : b.op("ReduceSum", [x, b.int64s(axes)], { keepdims });
+    },
     integer:
       (node) =>
       ([x]) =>

@@ -17,6 +17,7 @@
 import type * as tf from "@tensorflow/tfjs";
 import type { IrNode } from "../ir/types";
 import type { Value } from "./int/value";
+import type { Lowering } from "./lowering";
 import { errors } from "../messages";
 
 export type QuantRole = "stub" | "gemm" | "compute" | "passthrough";
@@ -49,6 +50,11 @@ export interface OpDef {
    * rounded, ±∞ saturated), as the integer model does.
    */
   insertsValues?: boolean;
+  /**
+   * The ONNX nodes that compute it (PyTorch's semantics), for the onnxruntime engine and ONNX
+   * writers. An op without one makes a model that uses it run on tfjs (with a notice naming it).
+   */
+  onnx?: Lowering;
 }
 
 const registry = new Map<string, OpDef>();

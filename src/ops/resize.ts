@@ -10,6 +10,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { movesCodes, realArithmetic } from "./int/generic";
 import { defineOp, type Attrs } from "./registry";
+import type { OnnxBuilder } from "./lowering";
 import { errors } from "../messages";
 
 /** Output size from attrs.size or attrs.scaleFactor. */
@@ -59,15 +60,21 @@ function roundNearest(x: number, mode: NearestMode): number {
   }
 }
 
-export function resizeNearest(t: tf.Tensor, a: Attrs): tf.Tensor {
-  const [oh, ow] = resizeOutput(t.shape, a);
-  const [h, w] = [t.shape[2] as number, t.shape[3] as number];
+/** Source rows and columns of a nearest resize. */
+function nearestTables(shape: number[], a: Attrs): { rows: number[]; cols: number[] } {
+  const [oh, ow] = resizeOutput(shape, a);
+  const [h, w] = [shape[2], shape[3]];
   const coord = (a.coordinateMode as CoordinateMode | undefined) ?? "asymmetric";
   const rounding = (a.nearestMode as NearestMode | undefined) ?? "floor";
   const index = (d: number, n: number, out: number, axis: 0 | 1) =>
     Math.max(0, Math.min(roundNearest(sourceCoord(d, n, out, coordScale(n, out, a, axis), coord), rounding), n - 1));
   const rows = Array.from({ length: oh }, (_, i) => index(i, h, oh, 0));
   const cols = Array.from({ length: ow }, (_, j) => index(j, w, ow, 1));
+  return { rows, cols };
+}
+
+export function resizeNearest(t: tf.Tensor, a: Attrs): tf.Tensor {
+  const { rows, cols } = nearestTables(t.shape, a);
   return tf.gather(tf.gather(t, rows, 2), cols, 3);
 }
 
@@ -86,12 +93,24 @@ function linearTaps(n: number, out: number, mode: CoordinateMode, scale: number)
   return { i0, i1, w1 };
 }
 
-export function resizeBilinear(t: tf.Tensor, a: Attrs): tf.Tensor {
-  const [oh, ow] = resizeOutput(t.shape, a);
-  const [h, w] = [t.shape[2] as number, t.shape[3] as number];
+function bilinearTables(shape: number[], a: Attrs) {
+  const [oh, ow] = resizeOutput(shape, a);
+  const [h, w] = [shape[2], shape[3]];
   const mode = (a.coordinateMode as CoordinateMode | undefined) ?? (a.alignCorners ? "align_corners" : "half_pixel");
-  const ry = linearTaps(h, oh, mode, coordScale(h, oh, a, 0));
-  const rx = linearTaps(w, ow, mode, coordScale(w, ow, a, 1));
+  return { oh, ow, ry: linearTaps(h, oh, mode, coordScale(h, oh, a, 0)), rx: linearTaps(w, ow, mode, coordScale(w, ow, a, 1)) };
+}
+
+/** Bilinear resize as ONNX: the same gathers and interpolation weights as `resizeBilinear`. */
+function lowerBilinear(b: OnnxBuilder, x: string, shape: number[], a: Attrs): string {
+  const { oh, ow, ry, rx } = bilinearTables(shape, a);
+  const lerp = (lo: string, hi: string, wt: string) => b.op("Add", [lo, b.op("Mul", [b.op("Sub", [hi, lo]), wt])]);
+  const gather = (v: string, idx: number[], axis: number) => b.op("Gather", [v, b.int64s(idx)], { axis });
+  const rowsMixed = lerp(gather(x, ry.i0, 2), gather(x, ry.i1, 2), b.constant(Float32Array.from(ry.w1), [1, 1, oh, 1]));
+  return lerp(gather(rowsMixed, rx.i0, 3), gather(rowsMixed, rx.i1, 3), b.constant(Float32Array.from(rx.w1), [1, 1, 1, ow]));
+}
+
+export function resizeBilinear(t: tf.Tensor, a: Attrs): tf.Tensor {
+  const { oh, ow, ry, rx } = bilinearTables(t.shape, a);
   const wy = tf.tensor(ry.w1, [1, 1, oh, 1]);
   const wx = tf.tensor(rx.w1, [1, 1, 1, ow]);
   const lerp = (lo: tf.Tensor, hi: tf.Tensor, wt: tf.Tensor) => tf.add(lo, tf.mul(tf.sub(hi, lo), wt));
@@ -105,6 +124,10 @@ defineOp({
   role: "passthrough",
   unit: "vector",
   compute: ([t], _w, _p, a) => resizeNearest(t, a),
+  onnx: ({ b, inputs: [x], inputShapes: [xs], attrs }) => {
+    const { rows, cols } = nearestTables(xs, attrs);
+    return b.op("Gather", [b.op("Gather", [x, b.int64s(rows)], { axis: 2 }), b.int64s(cols)], { axis: 3 });
+  },
   integer: movesCodes(([t], _w, _p, a) => resizeNearest(t, a)),
 });
 
@@ -114,6 +137,7 @@ defineOp({
   role: "compute",
   unit: "vector",
   compute: ([t], _w, _p, a) => resizeBilinear(t, a),
+  onnx: ({ b, inputs: [x], inputShapes: [xs], attrs }) => lowerBilinear(b, x, xs, attrs),
   flops: ([x]) => 4 * x.reduce((p, d) => p * d, 1),
   integer: realArithmetic(([t], _w, _p, a) => resizeBilinear(t, a)),
 });
@@ -186,6 +210,12 @@ defineOp({
   role: "compute",
   unit: "vector",
   compute: ([x, grid], _w, _p, a) => gridSample(x, grid, a),
+  onnx: ({ b, inputs: [x, grid], attrs }) =>
+    b.op("GridSample", [x, grid], {
+      mode: (attrs.mode as string | undefined) ?? "bilinear",
+      padding_mode: (attrs.paddingMode as string | undefined) ?? "zeros",
+      align_corners: attrs.alignCorners ? 1 : 0,
+    }),
   flops: ([x, g]) => 8 * (x[1] ?? 1) * (g[1] ?? 1) * (g[2] ?? 1) * (x[0] ?? 1),
   integer: realArithmetic(([x, grid], _w, _p, a) => gridSample(x, grid, a)),
 });

@@ -9,6 +9,8 @@ defineOp({
   role: "stub",
   unit: "none",
   compute: ([x]) => (x.dtype === "float32" ? x : tf.cast(x, "float32")),
+  // the engine declares integer and bool model inputs as float32 (their values), so both are Identity
+  onnx: ({ b, inputs: [x] }) => b.op("Identity", [x]),
   integer:
     (node) =>
     ([x]) =>
@@ -21,6 +23,7 @@ defineOp({
   role: "stub",
   unit: "none",
   compute: ([x]) => x,
+  onnx: ({ b, inputs: [x] }) => b.op("Identity", [x]),
   integer:
     () =>
     ([x]) =>

@@ -5,6 +5,7 @@ import { reportProgress, type ProgressCallback } from "../util/progress";
 import { InterruptedError } from "../util/interrupt";
 import { beginOperation } from "../util/operations";
 import { runtimeOf } from "./quantRuntime";
+import { ortModel } from "./engine";
 import { errors } from "../messages";
 
 export type Batch = tf.Tensor | tf.Tensor[];
@@ -47,7 +48,9 @@ export async function calibrate(model: Module, batches: Batches, opts: Calibrate
       const saved = fqs.map((fq) => fq.snapshot());
       try {
         const args = Array.isArray(batch) ? batch : [batch];
-        tf.dispose((model.forward as (...a: tf.Tensor[]) => tf.TensorContainer)(...args));
+        // onnxruntime when the model runs there; a batch with non-finite ranges goes through tfjs's observers
+        const fast = ortModel(model, rt, args, true);
+        if (fast === null || !fast.observe(args)) tf.dispose((model.forward as (...a: tf.Tensor[]) => tf.TensorContainer)(...args));
       } catch (e) {
         fqs.forEach((fq, i) => fq.restore(saved[i]));
         if (e instanceof InterruptedError) throw e;

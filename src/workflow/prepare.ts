@@ -32,6 +32,11 @@ export interface PrepareOptions {
   qconfigSetter: QconfigSetter | QconfigSetter[];
   /** Print a short warning when the check report has findings (default true). */
   warn?: boolean;
+  /**
+   * The engine of calibration, validation and analysis runs: "auto" (default: onnxruntime when the
+   * model is large enough to gain and every op has an ONNX lowering), "ort" or "tfjs". `qb.engine(model)` says which runs and why.
+   */
+  engine?: "auto" | "ort" | "tfjs";
 }
 
 /** One line per kind of finding that usually means a mistake: model inputs without a QuantStub, raw tf ops, shared modules. */
@@ -137,6 +142,12 @@ export function prepare<T extends Module>(model: T, exampleInput: tf.Tensor | tf
     const setters = Array.isArray(opts.qconfigSetter) ? opts.qconfigSetter : [opts.qconfigSetter];
     const ops = resolveQconfigs(graph, setters);
     const runtime = new QuantRuntime(graph, ops, getMarch());
+    if (opts.engine !== undefined) {
+      if (opts.engine !== "auto" && opts.engine !== "ort" && opts.engine !== "tfjs") {
+        throw errors.invalidArgument("prepare", `engine '${String(opts.engine)}' is not an engine`, 'pass "auto", "ort" or "tfjs"');
+      }
+      runtime.engine = opts.engine;
+    }
     holder[INTERCEPTOR] = runtime;
     const report = buildCheckReport(copy, graph, ops);
     checkReports.set(copy, report);

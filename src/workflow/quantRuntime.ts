@@ -37,6 +37,8 @@ export class QuantRuntime implements OpInterceptor {
   override: ((call: OpCall, op: PreparedOp) => tf.Tensor | undefined) | null = null;
   /** A long asynchronous operation (qb.calibrate) that is running on this model now, if any. */
   busy: Operation | null = null;
+  /** Which engine runs this model's calibration and analysis ("auto": onnxruntime when it pays and every op can be lowered). */
+  engine: "auto" | "ort" | "tfjs" = "auto";
 
   constructor(
     readonly graph: Graph,
@@ -122,4 +124,36 @@ export function runtimeOf(model: unknown, caller: string): QuantRuntime {
     throw errors.busy(caller, rt.busy.task, (performance.now() - rt.busy.since) / 1000);
   }
   return rt;
+}
+
+interface Saved {
+  fq: FakeQuantizer;
+  state: FakeQuantState;
+  override: boolean | null;
+  scale: Float64Array | null;
+}
+
+/**
+ * Runs `fn` with the runtime in `state` and every point's override set by `configure`, then puts
+ * every state, override and scale back as they were, even when `fn` throws.
+ */
+export function withPoints<T>(rt: QuantRuntime, state: FakeQuantState, configure: (op: PreparedOp, role: TapRole, fq: FakeQuantizer) => void, fn: () => T): T {
+  const saved: Saved[] = [];
+  const rtState = rt.state;
+  for (const [op, role, fq] of rt.fakeQuantizers()) {
+    saved.push({ fq, state: fq.state, override: fq.fakeQuantOverride, scale: fq.scaleOverride });
+    fq.state = state;
+    configure(op, role, fq);
+  }
+  rt.state = state;
+  try {
+    return fn();
+  } finally {
+    rt.state = rtState;
+    for (const s of saved) {
+      s.fq.state = s.state;
+      s.fq.fakeQuantOverride = s.override;
+      s.fq.scaleOverride = s.scale;
+    }
+  }
 }

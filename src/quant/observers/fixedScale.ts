@@ -30,6 +30,10 @@ export class FixedScaleObserver extends Observer {
     return new FixedScaleObserver({ ...opts, scale: opts.scale });
   }
 
+  override rangeFromExtremes(min: Float64Array, max: Float64Array) {
+    return { min, max };
+  }
+
   protected batchRange(_rows: tf.Tensor2D, min: Float64Array, max: Float64Array) {
     return { min, max };
   }

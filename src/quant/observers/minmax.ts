@@ -7,6 +7,9 @@ export class MinMaxObserver extends Observer {
   static create(opts: ObserverOptions): Observer {
     return new MinMaxObserver(opts);
   }
+  override rangeFromExtremes(min: Float64Array, max: Float64Array) {
+    return { min, max };
+  }
   protected batchRange(_rows: tf.Tensor2D, min: Float64Array, max: Float64Array) {
     return { min, max };
   }

@@ -64,7 +64,12 @@ export abstract class Observer {
    * NonFiniteError on NaN, or on a channel with no finite value.
    */
   observe(x: tf.Tensor): void {
-    const r = withScope(() => {
+    this.accumulate(this.measure(x));
+  }
+
+  /** The range one batch asks for (per channel), without updating the observer. */
+  measure(x: tf.Tensor): { min: Float64Array; max: Float64Array } {
+    return withScope(() => {
       let rows = asRows(x, this.axis);
       let [mn, mx] = [Float64Array.from(tf.min(rows, 1).dataSync()), Float64Array.from(tf.max(rows, 1).dataSync())];
       if (!mn.every(Number.isFinite) || !mx.every(Number.isFinite)) {
@@ -77,9 +82,23 @@ export abstract class Observer {
       }
       return this.batchRange(rows, mn, mx);
     });
+  }
+
+  /**
+   * The batch range of finite per-channel extremes alone, when the observer's range is just those
+   * (MinMax): lets an engine that reduces in the graph skip fetching the tensor. null: it needs the data.
+   */
+  rangeFromExtremes(min: Float64Array, max: Float64Array): { min: Float64Array; max: Float64Array } | null {
+    void min;
+    void max;
+    return null;
+  }
+
+  /** Moves the smoothed range by one batch's range (the first batch sets it). */
+  accumulate(r: { min: Float64Array; max: Float64Array }): void {
     if (this.min === null || this.max === null) {
-      this.min = r.min;
-      this.max = r.max;
+      this.min = r.min.slice();
+      this.max = r.max.slice();
     } else {
       const c = this.averagingConstant;
       for (let i = 0; i < r.min.length; i++) {

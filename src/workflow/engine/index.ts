@@ -1,0 +1,270 @@
+/**
+ * The execution engine of a prepared model: onnxruntime (the model compiled once into an ONNX
+ * graph, see compile.ts) for calibration, validation, sensitivity and planner runs, or tfjs op
+ * by op (DSL authoring, QAT, small models, ops without a lowering). The choice is automatic and
+ * visible (`qb.engine(model)`), and `{ engine: "ort" | "tfjs" }` on `prepare` (or the environment
+ * variable `QUANTBOOK_ENGINE`) forces one. A model that cannot be compiled runs on tfjs with a
+ * one-line notice naming why — never a silent slow path.
+ */
+import * as tf from "@tensorflow/tfjs";
+import type { Module } from "../../nn/module";
+import { fakeQuantize, inverseScale } from "../../quant/fakeQuantize";
+import { FakeQuantState } from "../../quant/state";
+import { errors } from "../../messages";
+import { withScope } from "../../util/scope";
+import type { QuantRuntime } from "../quantRuntime";
+import { capture, captureValid, engineBlockers, lower, Unsupported, type Capture, type Lowered, type PointSlot } from "./compile";
+import { loadOrt, optionsGeneration, ortLoadError, OrtSession, type Feed } from "./session";
+
+export { setEngineOptions, engineOptions, type EngineOptions } from "./session";
+
+export type EngineName = "ort" | "tfjs";
+export type EngineChoice = EngineName | "auto";
+
+/** Below this many flops per forward, `auto` keeps a model on tfjs: a compile would cost more than it saves. */
+export const AUTO_MIN_FLOPS = 20e6;
+
+interface Built {
+  lowered: Lowered;
+  session: OrtSession;
+}
+
+interface Compiled {
+  key: string;
+  cap: Capture;
+  generation: number;
+  run: Built | null;
+  calib: Built | null;
+  /** Weight points' batch ranges (a weight is the same every batch). */
+  weightRanges: Map<PointSlot, { min: Float64Array; max: Float64Array }>;
+  /** Weights fake-quantized at their current scale (one per weight point). */
+  weightCache: Map<PointSlot, { key: string; data: Float32Array }>;
+}
+
+const compiled = new WeakMap<QuantRuntime, Compiled>();
+const failed = new WeakMap<QuantRuntime, { key: string; reason: string }>();
+const sessionsOf = new FinalizationRegistry<OrtSession[]>((ss) => ss.forEach((s) => s.dispose()));
+const owned = new WeakMap<QuantRuntime, OrtSession[]>();
+
+function envChoice(): EngineChoice | null {
+  const v = process.env.QUANTBOOK_ENGINE;
+  if (v === undefined || v === "") return null;
+  if (v !== "ort" && v !== "tfjs" && v !== "auto") {
+    throw errors.invalidArgument("QUANTBOOK_ENGINE", `'${v}' is not an engine`, "set it to ort, tfjs or auto (or unset it)");
+  }
+  return v;
+}
+
+export interface EngineDecision {
+  engine: EngineName;
+  reason: string;
+  /** The model would run faster on onnxruntime but cannot: worth a notice. */
+  notice?: boolean;
+}
+
+/** Which engine a prepared model's runs use now, and why (without compiling). */
+export function decideEngine(rt: QuantRuntime, want: EngineChoice = rt.engine): EngineDecision {
+  const choice = want === "auto" ? (envChoice() ?? "auto") : want;
+  if (choice === "tfjs") return { engine: "tfjs", reason: want === "tfjs" ? "requested ({ engine: 'tfjs' })" : "QUANTBOOK_ENGINE=tfjs" };
+  if (rt.state === FakeQuantState.QAT) return { engine: "tfjs", reason: "QAT state: training needs tfjs's gradients" };
+  if (loadOrt() === null) {
+    if (choice === "ort") throw errors.invalidArgument("engine", `onnxruntime-node does not load (${ortLoadError()})`, 'reinstall it (npm ci), or use { engine: "tfjs" }');
+    return { engine: "tfjs", reason: `onnxruntime-node does not load (${ortLoadError()})`, notice: true };
+  }
+  const blocked = engineBlockers(rt);
+  if (blocked !== null) return { engine: "tfjs", reason: blocked, notice: true };
+  const f = failed.get(rt);
+  if (f !== undefined) return { engine: "tfjs", reason: f.reason, notice: true };
+  const flops = rt.graph.ops.reduce((a, o) => a + o.flops, 0);
+  if (choice === "auto" && flops < AUTO_MIN_FLOPS) {
+    return { engine: "tfjs", reason: `small model (${(flops / 1e6).toFixed(2)} MFLOP per forward): tfjs runs it without a compile` };
+  }
+  return { engine: "ort", reason: choice === "ort" ? "requested" : `${(flops / 1e6).toFixed(0)} MFLOP per forward, every op has an ONNX lowering` };
+}
+
+const notified = new WeakSet<QuantRuntime>();
+function notice(rt: QuantRuntime, reason: string): void {
+  if (notified.has(rt)) return;
+  notified.add(rt);
+  console.warn(`quantbook: this model runs on tfjs, not onnxruntime: ${reason}`);
+}
+
+function keyOf(rt: QuantRuntime, args: tf.Tensor[]): string {
+  const rounds = [...rt.fakeQuantizers()].map(([, , fq]) => (fq.roundMode === "bpu" ? "b" : "e")).join("");
+  return `${args.map((a) => `${a.dtype}[${a.shape}]`).join(",")}|${rounds}`;
+}
+
+function build(rt: QuantRuntime, c: Compiled, observe: boolean): Built | Unsupported {
+  const lowered = lower(rt, c.cap, observe);
+  if (lowered instanceof Unsupported) return lowered;
+  try {
+    const session = new OrtSession(lowered.bytes);
+    const list = owned.get(rt) ?? [];
+    if (list.length === 0) sessionsOf.register(rt, list);
+    list.push(session);
+    owned.set(rt, list);
+    return { lowered, session };
+  } catch (e) {
+    return new Unsupported(`onnxruntime refused the compiled graph (${e instanceof Error ? e.message.split("\n")[0] : String(e)})`);
+  }
+}
+
+function release(rt: QuantRuntime): void {
+  const list = owned.get(rt);
+  if (list === undefined) return;
+  list.splice(0).forEach((s) => s.dispose());
+}
+
+/**
+ * The compiled model for these inputs, or null when the model runs on tfjs (a notice says why
+ * once). `observe`: the calibration variant.
+ */
+export function ortModel(model: Module, rt: QuantRuntime, args: tf.Tensor[], observe = false, want: EngineChoice = rt.engine): OrtModel | null {
+  const d = decideEngine(rt, want);
+  if (d.engine === "tfjs") {
+    if (d.notice) notice(rt, d.reason);
+    return null;
+  }
+  const key = keyOf(rt, args);
+  let c = compiled.get(rt);
+  if (c === undefined || c.key !== key || c.generation !== optionsGeneration() || !captureValid(c.cap)) {
+    release(rt);
+    const cap = capture(model, rt, args);
+    if (cap instanceof Unsupported) return refuse(rt, key, cap.reason);
+    c = { key, cap, generation: optionsGeneration(), run: null, calib: null, weightRanges: new Map(), weightCache: new Map() };
+    compiled.set(rt, c);
+  }
+  const slot = observe ? "calib" : "run";
+  let built = c[slot];
+  if (built === null) {
+    const b = build(rt, c, observe);
+    if (b instanceof Unsupported) return refuse(rt, key, b.reason);
+    built = c[slot] = b;
+  }
+  return new OrtModel(c, built);
+}
+
+function refuse(rt: QuantRuntime, key: string, reason: string): null {
+  failed.set(rt, { key, reason });
+  notice(rt, reason);
+  return null;
+}
+
+/** Which engine the model uses and why, for `qb.engine(model)`. */
+export function describeEngine(rt: QuantRuntime): EngineDecision & { nodes?: number; points?: number } {
+  const d = decideEngine(rt);
+  const c = compiled.get(rt);
+  const built = c?.run ?? c?.calib;
+  return built ? { ...d, nodes: built.lowered.nodes, points: built.lowered.slots.length } : d;
+}
+
+/** Per-point settings of one run: which points fake-quantize (default: each point's own state). */
+export type PointSwitch = (slot: PointSlot) => boolean;
+
+export class OrtModel {
+  constructor(
+    private readonly c: Compiled,
+    private readonly built: Built,
+  ) {}
+
+  get slots(): PointSlot[] {
+    return this.built.lowered.slots;
+  }
+
+  private feeds(args: tf.Tensor[], on: PointSwitch, where: string): Record<string, Feed> {
+    const feeds: Record<string, Feed> = {};
+    this.built.lowered.inputs.forEach((inp, i) => {
+      const a = args[i];
+      const data = a.dtype === "float32" ? (a.dataSync() as Float32Array) : Float32Array.from(a.dataSync());
+      feeds[inp.name] = { type: "float32", data, dims: inp.shape };
+    });
+    for (const slot of this.built.lowered.slots) {
+      const enabled = on(slot);
+      const scale = enabled ? slot.fq.scale() : null;
+      if (enabled && scale === null) throw errors.notCalibrated(where, [slot.fq.where]);
+      if (slot.weightInput !== undefined) {
+        feeds[slot.weightInput] = {
+          type: "float32",
+          data: scale === null ? (slot.weight as { data: Float32Array }).data : this.quantizedWeight(slot, scale),
+          dims: (slot.weight as { shape: number[] }).shape,
+        };
+        continue;
+      }
+      const n = slot.scaleDims.reduce((p, d) => p * d, 1);
+      const s = new Float32Array(n).fill(1);
+      if (scale !== null) for (let i = 0; i < n; i++) s[i] = scale[scale.length === 1 ? 0 : i];
+      feeds[slot.scale] = { type: "float32", data: s, dims: slot.scaleDims };
+      feeds[slot.inv] = { type: "float32", data: s.map((v) => inverseScale(v)), dims: slot.scaleDims };
+      feeds[slot.qmin] = { type: "float32", data: Float32Array.of(slot.fq.dtype.qmin), dims: [] };
+      feeds[slot.qmax] = { type: "float32", data: Float32Array.of(slot.fq.dtype.qmax), dims: [] };
+      feeds[slot.on] = { type: "bool", data: Uint8Array.of(enabled ? 1 : 0), dims: [] };
+    }
+    return feeds;
+  }
+
+  /** A weight fake-quantized by quantbook's own kernel (the tfjs path's numbers), kept while its scale, dtype and rounding stay. */
+  private quantizedWeight(slot: PointSlot, scale: Float64Array): Float32Array {
+    const fq = slot.fq;
+    const key = `${fq.dtype.name}|${fq.roundMode}|${Array.from(scale).join(",")}`;
+    const hit = this.c.weightCache.get(slot);
+    if (hit !== undefined && hit.key === key) return hit.data;
+    const w = slot.weight as { data: Float32Array; shape: number[] };
+    const data = tf.tidy(() => {
+      const t = tf.tensor(w.data, w.shape, "float32");
+      return fakeQuantize(t, { scale: fq.axis === undefined ? scale[0] : scale, dtype: fq.dtype, axis: fq.axis, roundMode: fq.roundMode }).dataSync() as Float32Array;
+    });
+    this.c.weightCache.set(slot, { key, data });
+    return data;
+  }
+
+  /** The model's outputs (flattened, in the forward's order), with each point on as `on` says (default: its own state). */
+  forward(args: tf.Tensor[], on: PointSwitch = (s) => s.fq.quantizing, where = "forward"): tf.Tensor[] {
+    const outs = this.built.lowered.outputs;
+    const r = this.built.session.run(
+      this.feeds(args, on, where),
+      outs.map((o) => o.name),
+    );
+    return outs.map((o) => tf.tensor(r[o.name].data, o.shape, "float32"));
+  }
+
+  /**
+   * One calibration batch: runs the graph and moves every observing point's observer as the tfjs
+   * path would. Returns false (and changes nothing) when a range is not finite — the caller runs
+   * that batch on tfjs, whose observers know what to do with ±Inf and NaN.
+   */
+  observe(args: tf.Tensor[]): boolean {
+    const fetch = this.built.lowered.slots.flatMap((s) => s.observations.flatMap((o) => (o.kind === "extremes" ? [o.min, o.max] : [o.name])));
+    const r = this.built.session.run(
+      this.feeds(args, (s) => s.fq.quantizing, "calibrate"),
+      fetch,
+    );
+    const updates: [PointSlot, { min: Float64Array; max: Float64Array }][] = [];
+    for (const slot of this.built.lowered.slots) {
+      if (!slot.fq.observing) continue;
+      if (slot.weight !== undefined) {
+        let wr = this.c.weightRanges.get(slot);
+        if (wr === undefined) {
+          const w = slot.weight;
+          wr = withScope(() => slot.fq.observer.measure(tf.tensor(w.data, w.shape, "float32")));
+          this.c.weightRanges.set(slot, wr);
+        }
+        updates.push([slot, wr]);
+        continue;
+      }
+      for (const o of slot.observations) {
+        if (o.kind === "extremes") {
+          const mn = Float64Array.from(r[o.min].data);
+          const mx = Float64Array.from(r[o.max].data);
+          if (!mn.every(Number.isFinite) || !mx.every(Number.isFinite)) return false;
+          updates.push([slot, slot.fq.observer.rangeFromExtremes(mn, mx) as { min: Float64Array; max: Float64Array }]);
+        } else {
+          const data = r[o.name].data;
+          if (!data.every(Number.isFinite)) return false;
+          updates.push([slot, withScope(() => slot.fq.observer.measure(tf.tensor(data, o.shape, "float32")))]);
+        }
+      }
+    }
+    for (const [slot, range] of updates) slot.fq.observer.accumulate(range);
+    return true;
+  }
+}
