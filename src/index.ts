@@ -36,6 +36,7 @@ export { prepare, modelCheckResult, preparedOps, type PrepareOptions } from "./w
 export { quantSummary, type SummaryRow } from "./analysis/summary";
 export { setFakeQuantize, getFakeQuantState } from "./workflow/setFakeQuantize";
 export { calibrate } from "./workflow/calibrate";
+export { engine, setEngineOptions, type EngineOptions, type EngineDecision } from "./workflow/engine";
 export { setDefaultProgress, type Progress, type ProgressCallback } from "./util/progress";
 export { InterruptedError } from "./util/interrupt";
 export { errors, QuantbookError, nearestNames, type ErrorCode } from "./messages";

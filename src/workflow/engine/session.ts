@@ -5,6 +5,7 @@
  */
 import * as os from "node:os";
 import { errors } from "../../messages";
+import { OnnxBuilder } from "../../ops/lowering";
 
 interface OrtTensor {
   type: string;
@@ -92,6 +93,20 @@ export function setEngineOptions(o: Partial<EngineOptions>): EngineOptions {
       );
     }
   }
+  if (ort !== null && next.executionProviders.some((p) => p !== "cpu")) {
+    // a provider listed by the build may still lack its libraries (CUDA's are downloaded at install): try it
+    try {
+      new OrtSession(probeModel(), next).dispose();
+    } catch (e) {
+      throw errors.invalidArgument(
+        "setEngineOptions",
+        `execution providers ${next.executionProviders.join(", ")} do not load (${e instanceof Error ? e.message.split("\n")[0] : String(e)})`,
+        next.executionProviders.includes("cuda")
+          ? 'install onnxruntime-node\'s CUDA build (npm install onnxruntime-node --onnxruntime-node-install=cuda12 on a machine with an NVIDIA driver and CUDA 12), or use ["cpu"]'
+          : 'use ["cpu"]',
+      );
+    }
+  }
   options = next;
   generation++;
   return { ...options };
@@ -105,6 +120,15 @@ export function optionsGeneration(): number {
   return generation;
 }
 
+/** A one-node graph (Identity) to try session options on. */
+function probeModel(): Uint8Array {
+  const b = new OnnxBuilder();
+  b.addInput("x", "float32", [1]);
+  b.named("Identity", ["x"], "y");
+  b.addOutput("y");
+  return b.encode("probe");
+}
+
 export type Feed = { type: "float32"; data: Float32Array; dims: number[] } | { type: "bool"; data: Uint8Array; dims: number[] };
 
 /** One loaded model. */
@@ -113,17 +137,17 @@ export class OrtSession {
   private readonly ort: OrtModule;
   readonly generation = generation;
 
-  constructor(bytes: Uint8Array) {
+  constructor(bytes: Uint8Array, opts: EngineOptions = options) {
     const ort = loadOrt();
     if (ort === null) throw errors.invalidArgument("engine", `onnxruntime-node does not load (${loadError})`, 'reinstall it (npm ci), or use { engine: "tfjs" }');
     this.ort = ort;
     this.native = new ort.binding.InferenceSession();
     this.native.loadModel(bytes.buffer, bytes.byteOffset, bytes.byteLength, {
-      intraOpNumThreads: options.intraOpNumThreads,
+      intraOpNumThreads: opts.intraOpNumThreads,
       interOpNumThreads: 1,
       executionMode: "sequential",
-      graphOptimizationLevel: options.graphOptimizationLevel,
-      executionProviders: options.executionProviders,
+      graphOptimizationLevel: opts.graphOptimizationLevel,
+      executionProviders: opts.executionProviders,
     });
   }
 

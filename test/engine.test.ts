@@ -1,0 +1,277 @@
+/**
+ * The onnxruntime engine against the tfjs path it replaces: every registry op's lowering against
+ * the op's tfjs compute, the fake-quantizer graph bit-exact against PyTorch's goldens, whole
+ * models (calibrated scales, validation outputs, sensitivity tables), the fallback, options and leaks.
+ */
+import * as tf from "@tensorflow/tfjs";
+import assert from "node:assert/strict";
+import { before, describe, it } from "node:test";
+import * as qb from "../src";
+import { allOps, type OpDef } from "../src/ops";
+import { ortModel, setEngineOptions, engineOptions } from "../src/workflow/engine";
+import { runtimeOf } from "../src/workflow/quantRuntime";
+import { GOLDEN_CASES, oneOpModel, opTypeOf } from "./opCases";
+import { assertWithinOneStep, readJson, setup } from "./helpers";
+
+const ten = (v: { shape: number[]; data: number[] }) => tf.tensor(v.data, v.shape, "float32");
+
+/** max |a − b| / max(|b|, 1e-12), over all elements. */
+function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < a.length; i++) {
+    num = Math.max(num, Math.abs(a[i] - b[i]));
+    den = Math.max(den, Math.abs(b[i]));
+  }
+  return num / Math.max(den, 1e-12);
+}
+
+class Stubbed extends qb.nn.Module {
+  quant = new qb.QuantStub();
+  dequant = new qb.DeQuantStub();
+  forward(x: tf.Tensor): tf.Tensor {
+    return this.dequant.forward(this.quant.forward(x));
+  }
+}
+
+function scalesOf(m: qb.nn.Module): number[][] {
+  return qb.preparedOps(m).flatMap((o) => [...o.inputs, o.weight, o.output].flatMap((fq) => (fq ? [Array.from(fq.scale() ?? [])] : [])));
+}
+
+describe("onnxruntime engine", () => {
+  before(setup);
+
+  it("every registry op has an ONNX lowering", () => {
+    assert.deepEqual(
+      allOps()
+        .filter((d) => d.onnx === undefined)
+        .map((d) => d.type),
+      [],
+    );
+  });
+
+  it("every op's lowering computes what its tfjs compute does (golden cases, within 1e-5 relative)", () => {
+    const problems: string[] = [];
+    const covered = new Set<string>();
+    for (const c of GOLDEN_CASES) {
+      const xs = c.inputs.map(ten);
+      const { model, dispose } = oneOpModel(c);
+      const prepared = qb.prepare(model.eval(), xs, { qconfigSetter: [], warn: false, engine: "ort" });
+      const rt = runtimeOf(prepared, "test");
+      const fast = ortModel(prepared, rt, xs);
+      if (fast === null) problems.push(`${c.name}: no engine`);
+      else {
+        const [got] = fast.forward(xs);
+        const want = prepared.forward(...xs) as tf.Tensor;
+        assert.deepEqual(got.shape, want.shape, c.name);
+        const err = relErr(got.dataSync(), want.dataSync());
+        if (!(err <= 1e-5)) problems.push(`${c.name} (${opTypeOf(c)}): relative error ${err}`);
+        covered.add(opTypeOf(c));
+        tf.dispose([got, want]);
+      }
+      tf.dispose(xs);
+      prepared.dispose();
+      dispose();
+    }
+    assert.deepEqual(problems, []);
+    const untested = allOps()
+      .map((d) => d.type)
+      .filter((t) => !covered.has(t) && t !== "QuantStub" && t !== "DeQuantStub");
+    assert.deepEqual(untested, [], "ops whose lowering no golden case runs");
+  });
+
+  it("every op fake-quantized on the engine is within one step of tfjs (int8 and int16 activations)", async () => {
+    const problems: string[] = [];
+    for (const setter of [qb.defaultCalibrationQconfigSetter, qb.calibration8bitWeight16bitActQconfigSetter]) {
+      for (const c of GOLDEN_CASES) {
+        const xs = c.inputs.map(ten);
+        const { model, dispose } = oneOpModel(c);
+        const prepared = qb.prepare(model.eval(), xs, { qconfigSetter: [setter], warn: false, engine: "tfjs" });
+        qb.setFakeQuantize(prepared, qb.FakeQuantState.CALIBRATION);
+        await qb.calibrate(prepared, [xs]);
+        qb.setFakeQuantize(prepared, qb.FakeQuantState.VALIDATION);
+        const rt = runtimeOf(prepared, "test");
+        const want = prepared.forward(...xs) as tf.Tensor;
+        const fast = ortModel(prepared, rt, xs, false, "ort");
+        const [got] = (fast as NonNullable<typeof fast>).forward(xs);
+        const out = qb.preparedOps(prepared).find((o) => o.info.type !== "DeQuantStub" && o.info.consumers.some((n) => n.startsWith("dequant")));
+        const step = out ? (rt.outputQuantizer(out.info.name)?.scale()?.[0] ?? null) : null;
+        try {
+          if (step === null) assert.ok(relErr(got.dataSync(), want.dataSync()) < 1e-4, "float output");
+          else assertWithinOneStep(got.dataSync(), want.dataSync(), step * (1 + 1e-6), 0.99);
+        } catch (e) {
+          problems.push(`${c.name} (${opTypeOf(c)}, ${setter === qb.defaultCalibrationQconfigSetter ? "int8" : "int16"}): ${(e as Error).message}`);
+        }
+        tf.dispose([...xs, got, want]);
+        prepared.dispose();
+        dispose();
+      }
+    }
+    assert.deepEqual(problems, []);
+  });
+
+  interface FqCase {
+    kind: string;
+    dtype: "qint8" | "qint16";
+    scale?: number;
+    shape: number[];
+    x: number[];
+    y: number[];
+    y_bpu?: number[];
+  }
+  for (const c of readJson<FqCase[]>("fake_quant.json").filter((c) => c.kind === "per_tensor")) {
+    it(`the fake-quantizer graph is bit-exact with PyTorch: ${c.dtype} scale ${c.scale}, both roundings`, async () => {
+      for (const round of ["half_even", "bpu"] as const) {
+        const want = round === "bpu" ? c.y_bpu : c.y;
+        if (want === undefined) continue;
+        const x = tf.tensor(c.x, c.shape);
+        const dtype = c.dtype === "qint8" ? qb.qint8 : qb.qint16;
+        const m = qb.prepare(new Stubbed().eval(), x, {
+          qconfigSetter: [qb.ModuleNameQconfigSetter({ quant: qb.getQconfig({ outDtype: dtype, fixScale: c.scale as number }) })],
+          warn: false,
+          engine: "ort",
+        });
+        for (const op of qb.preparedOps(m)) if (op.output) op.output.roundMode = round;
+        qb.setFakeQuantize(m, qb.FakeQuantState.CALIBRATION);
+        await qb.calibrate(m, [x]);
+        qb.setFakeQuantize(m, qb.FakeQuantState.VALIDATION);
+        const [y] = (ortModel(m, runtimeOf(m, "test"), [x]) as NonNullable<ReturnType<typeof ortModel>>).forward([x]);
+        const got = y.dataSync();
+        const bad = want.findIndex((v, i) => Math.fround(v) !== got[i]);
+        assert.equal(bad, -1, `${round}: element ${bad}: engine ${got[bad]}, PyTorch ${want[bad]}`);
+        tf.dispose([x, y]);
+        m.dispose();
+      }
+    });
+  }
+
+  for (const [name, make] of [
+    ["ResNet-18", () => new qb.examples.ResNet18()],
+    ["MobileNetV3-Small", () => new qb.examples.MobileNetV3Small()],
+  ] as const) {
+    it(`${name}: scales, validation outputs and the sensitivity table agree with tfjs`, async (t) => {
+      const model = qb.examples.deterministicInit(make(), 1).eval();
+      const x = tf.randomNormal([1, 3, 96, 96], 0, 1, "float32", 3);
+      const batches = [x, tf.randomNormal([1, 3, 96, 96], 0, 1, "float32", 4)];
+      const run = async (engine: "ort" | "tfjs") => {
+        const m = qb.prepare(model, x, { qconfigSetter: [qb.defaultQatQconfigSetter], warn: false, engine });
+        qb.setFakeQuantize(m, qb.FakeQuantState.CALIBRATION);
+        await qb.calibrate(m, batches);
+        qb.setFakeQuantize(m, qb.FakeQuantState.VALIDATION);
+        const qa = new qb.QuantAnalysis(model, m);
+        const sens = qa.sensitivity({ data: x });
+        const out = runtimeOf(m, "t") && (await import("../src/analysis/runner")).runModel(m, runtimeOf(m, "t"), [x]);
+        return { m, scales: scalesOf(m), sens: sens.rows, out };
+      };
+      const a = await run("tfjs");
+      const b = await run("ort");
+      assert.equal(qb.engine(b.m).engine, "ort");
+      assert.equal(qb.engine(a.m).engine, "tfjs");
+      // the same MinMax ranges: weights and the stub exactly; activations after convolutions differ only by
+      // the two libraries' float summation order
+      assert.deepEqual(b.scales[0], a.scales[0], "the QuantStub's scale");
+      let worst = 0;
+      a.scales.forEach((s, i) => s.forEach((v, j) => (worst = Math.max(worst, Math.abs(v - b.scales[i][j]) / v))));
+      assert.ok(worst < 1e-5, `scales differ by ${worst} relative`);
+      const weights = qb.preparedOps(a.m).filter((o) => o.weight);
+      weights.forEach((o, i) =>
+        assert.deepEqual(
+          Array.from(
+            qb
+              .preparedOps(b.m)
+              .filter((p) => p.weight)
+              [i].weight?.scale() ?? [],
+          ),
+          Array.from(o.weight?.scale() ?? []),
+        ),
+      );
+      // validation outputs within one quantization step of the output's grid (the last op keeps a float output: relative)
+      assert.ok(relErr(b.out[0].dataSync(), a.out[0].dataSync()) < 0.02, "validation outputs");
+      // sensitivity: the same top-10 order and values within 1e-3 relative
+      const top = (rows: typeof a.sens) => rows.slice(0, 10).map((r) => `${r.op_name}:${r.sensitive_type}`);
+      assert.deepEqual(top(b.sens), top(a.sens));
+      // a value moves when a float difference of one ulp flips a rounding at the point under test (one step)
+      const ours = new Map(b.sens.map((r) => [`${r.op_name}:${r.sensitive_type}`, r.value]));
+      const rel = a.sens.map((r) => Math.abs((ours.get(`${r.op_name}:${r.sensitive_type}`) as number) - r.value) / Math.abs(r.value));
+      for (let i = 0; i < 10; i++) assert.ok(rel[i] <= 1e-2, `row ${i}: ${b.sens[i].value} vs ${a.sens[i].value}`);
+      t.diagnostic(
+        `${name}: ${rel.filter((r) => r > 1e-3).length} of ${rel.length} sensitivity values differ by more than 1e-3 relative (largest ${Math.max(...rel).toExponential(2)})`,
+      );
+      tf.dispose([...batches, ...a.out, ...b.out]);
+      a.m.dispose();
+      b.m.dispose();
+    });
+  }
+
+  it("a model with an op that has no lowering runs on tfjs and says so in one line", async () => {
+    const m = qb.prepare(new Stubbed().eval(), tf.ones([1, 4]), { qconfigSetter: [qb.defaultQatQconfigSetter], warn: false, engine: "ort" });
+    const def = allOps().find((d) => d.type === "QuantStub") as OpDef;
+    const saved = def.onnx;
+    const warnings: string[] = [];
+    const warn = console.warn;
+    console.warn = (msg: string) => warnings.push(msg);
+    try {
+      delete def.onnx;
+      assert.equal(qb.engine(m).engine, "tfjs");
+      assert.match(qb.engine(m).reason, /no ONNX lowering for QuantStub/);
+      qb.setFakeQuantize(m, qb.FakeQuantState.CALIBRATION);
+      await qb.calibrate(m, [tf.ones([1, 4])]);
+      await qb.calibrate(m, [tf.ones([1, 4])]);
+      assert.equal(warnings.length, 1, "one notice per model");
+      assert.match(warnings[0], /runs on tfjs, not onnxruntime: no ONNX lowering for QuantStub/);
+      assert.ok(qb.preparedOps(m)[0].output?.scale() !== null, "calibrated on tfjs");
+    } finally {
+      if (saved) def.onnx = saved;
+      console.warn = warn;
+      m.dispose();
+    }
+  });
+
+  it("small models stay on tfjs under auto; QAT always does; QUANTBOOK_ENGINE and { engine } force", () => {
+    const x = tf.ones([1, 4]);
+    const m = qb.prepare(new Stubbed().eval(), x, { qconfigSetter: [qb.defaultQatQconfigSetter], warn: false });
+    assert.equal(qb.engine(m).engine, "tfjs");
+    assert.match(qb.engine(m).reason, /small model/);
+    process.env.QUANTBOOK_ENGINE = "ort";
+    try {
+      assert.equal(qb.engine(m).engine, "ort");
+      process.env.QUANTBOOK_ENGINE = "fast";
+      assert.throws(() => qb.engine(m), /QUANTBOOK_ENGINE: 'fast' is not an engine; set it to ort, tfjs or auto/);
+    } finally {
+      delete process.env.QUANTBOOK_ENGINE;
+    }
+    assert.throws(() => qb.prepare(new Stubbed().eval(), x, { qconfigSetter: [], engine: "gpu" as "ort" }), /prepare: engine 'gpu' is not an engine; pass "auto", "ort" or "tfjs"/);
+    tf.dispose(x);
+    m.dispose();
+  });
+
+  it("engine options: threads, providers; a missing provider is a clear error and changes nothing", () => {
+    const before = engineOptions();
+    assert.ok(before.intraOpNumThreads >= 1);
+    assert.deepEqual(before.executionProviders, ["cpu"]);
+    assert.throws(() => qb.setEngineOptions({ executionProviders: ["cuda", "cpu"] }), /setEngineOptions: execution provider.*cuda.*onnxruntime-node-install=cuda12/);
+    assert.throws(() => setEngineOptions({ intraOpNumThreads: 0 }), /intraOpNumThreads 0; pass a whole number of threads/);
+    assert.deepEqual(engineOptions(), before);
+    qb.setEngineOptions({ intraOpNumThreads: 1 });
+    assert.equal(engineOptions().intraOpNumThreads, 1);
+    qb.setEngineOptions({ intraOpNumThreads: before.intraOpNumThreads });
+  });
+
+  it("no tensor leak over repeated prepare / calibrate / sensitivity cycles on the engine", async () => {
+    const model = qb.examples.deterministicInit(new qb.examples.ResNet18(), 2).eval();
+    const x = tf.randomNormal([1, 3, 64, 64], 0, 1, "float32", 5);
+    const cycle = async () => {
+      const m = qb.prepare(model, x, { qconfigSetter: [qb.defaultQatQconfigSetter], warn: false, engine: "ort" });
+      qb.setFakeQuantize(m, qb.FakeQuantState.CALIBRATION);
+      await qb.calibrate(m, [x]);
+      qb.setFakeQuantize(m, qb.FakeQuantState.VALIDATION);
+      new qb.QuantAnalysis(model, m).sensitivity({ data: x });
+      m.dispose();
+    };
+    await cycle();
+    const before = tf.memory().numTensors;
+    for (let i = 0; i < 5; i++) await cycle();
+    assert.equal(tf.memory().numTensors, before);
+    x.dispose();
+  });
+});
