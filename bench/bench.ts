@@ -10,6 +10,12 @@ import * as path from "node:path";
 import { KernelClient } from "../kernel/client";
 import { kernelSpec } from "../kernel/main";
 import * as qb from "../src";
+import { capture, lower, type Capture, type Lowered } from "../src/workflow/engine/compile";
+import { OrtSession } from "../src/workflow/engine/session";
+import { engineOptions, ortModel, setEngineOptions } from "../src/workflow/engine";
+import { runtimeOf } from "../src/workflow/quantRuntime";
+
+const engineThreads = engineOptions().intraOpNumThreads;
 
 const FIXTURES = path.join(__dirname, "..", "..", "test", "fixtures");
 const RUNS = Number(process.env.BENCH_RUNS ?? 7);
@@ -88,13 +94,40 @@ export async function benchModels(runs = Number(process.env.BENCH_MODEL_RUNS ?? 
   ] as const) {
     const float = qb.examples.deterministicInit(make().eval());
     out[`${name}: float forward`] = await medianMs(() => tf.dispose(float.forward(x)), Math.max(runs, 3));
-    const calib = qb.prepare(float, x, { qconfigSetter: [qb.calibration8bitWeight16bitActQconfigSetter], warn: false });
-    qb.setFakeQuantize(calib, qb.FakeQuantState.CALIBRATION);
-    out[`${name}: calibration pass`] = await medianMs(() => qb.calibrate(calib, [x], { onProgress: quiet }), runs);
-    qb.setFakeQuantize(calib, qb.FakeQuantState.VALIDATION);
-    const qa = new qb.QuantAnalysis(float, calib, { onProgress: quiet });
-    out[`${name}: sensitivity`] = await medianMs(() => qa.sensitivity({ data: x, onProgress: quiet }), runs);
-    calib.dispose();
+    for (const engine of ["ort", "tfjs"] as const) {
+      const tag = engine === "ort" ? "" : " (tfjs engine)";
+      for (const [setter, what] of [
+        [qb.defaultQatQconfigSetter, "calibration pass, MinMax"],
+        [qb.calibration8bitWeight16bitActQconfigSetter, "calibration pass"],
+      ] as const) {
+        const calib = qb.prepare(float, x, { qconfigSetter: [setter], warn: false, engine });
+        qb.setFakeQuantize(calib, qb.FakeQuantState.CALIBRATION);
+        out[`${name}: ${what}${tag}`] = await medianMs(() => qb.calibrate(calib, [x], { onProgress: quiet }), Math.max(runs, 3));
+        if (what !== "calibration pass") {
+          calib.dispose();
+          continue;
+        }
+        qb.setFakeQuantize(calib, qb.FakeQuantState.VALIDATION);
+        const rt = runtimeOf(calib, "bench");
+        if (engine === "ort") {
+          // onnxruntime's float forward of the same graph (no fake-quantizers), one thread: the reference of the ratios
+          const cap = capture(calib, rt, [x]) as Capture;
+          setEngineOptions({ intraOpNumThreads: 1 });
+          const plain = new OrtSession((lower(rt, cap, false, true) as Lowered).bytes);
+          const feed = { "input:0": { type: "float32" as const, data: x.dataSync() as Float32Array, dims: x.shape } };
+          out[`${name}: onnxruntime float forward (1 thread)`] = await medianMs(() => plain.run(feed, ["output:0"]), 5);
+          const fast1 = ortModel(calib, rt, [x]) as NonNullable<ReturnType<typeof ortModel>>;
+          out[`${name}: fake-quant forward (1 thread)`] = await medianMs(() => tf.dispose(fast1.forward([x], () => true)), 5);
+          plain.dispose();
+          setEngineOptions({ intraOpNumThreads: engineThreads });
+          const fast = ortModel(calib, rt, [x]) as NonNullable<ReturnType<typeof ortModel>>;
+          out[`${name}: fake-quant forward`] = await medianMs(() => tf.dispose(fast.forward([x], () => true)), 5);
+        } else out[`${name}: fake-quant forward (tfjs engine)`] = await medianMs(() => tf.dispose(calib.forward(x)), 3);
+        const qa = new qb.QuantAnalysis(float, calib, { onProgress: quiet });
+        out[`${name}: sensitivity${tag}`] = await medianMs(() => qa.sensitivity({ data: x, onProgress: quiet }), runs);
+        calib.dispose();
+      }
+    }
     float.dispose();
   }
   x.dispose();
@@ -130,13 +163,16 @@ export async function benchOnnx(runs = Number(process.env.BENCH_MODEL_RUNS ?? 1)
     const session = await ort.InferenceSession.create(file, { intraOpNumThreads: 1 });
     const feeds = { [session.inputNames[0]]: new ort.Tensor("float32", x.dataSync() as Float32Array, x.shape) };
     out[`onnx ${name}: onnxruntime forward (1 thread)`] = await medianMs(() => session.run(feeds), 3);
-    const calib = qb.prepare(m.eval(), x, { qconfigSetter: [qb.defaultCalibrationQconfigSetter], warn: false });
-    qb.setFakeQuantize(calib, qb.FakeQuantState.CALIBRATION);
-    out[`onnx ${name}: calibration pass`] = await medianMs(() => qb.calibrate(calib, [x], { onProgress: quiet }), runs);
-    qb.setFakeQuantize(calib, qb.FakeQuantState.VALIDATION);
-    const qa = new qb.QuantAnalysis(m, calib, { onProgress: quiet });
-    out[`onnx ${name}: sensitivity`] = await medianMs(() => qa.sensitivity({ data: x, onProgress: quiet }), runs);
-    calib.dispose();
+    for (const engine of ["ort", "tfjs"] as const) {
+      const tag = engine === "ort" ? "" : " (tfjs engine)";
+      const calib = qb.prepare(m.eval(), x, { qconfigSetter: [qb.defaultCalibrationQconfigSetter], warn: false, engine });
+      qb.setFakeQuantize(calib, qb.FakeQuantState.CALIBRATION);
+      out[`onnx ${name}: calibration pass${tag}`] = await medianMs(() => qb.calibrate(calib, [x], { onProgress: quiet }), runs);
+      qb.setFakeQuantize(calib, qb.FakeQuantState.VALIDATION);
+      const qa = new qb.QuantAnalysis(m, calib, { onProgress: quiet });
+      out[`onnx ${name}: sensitivity${tag}`] = await medianMs(() => qa.sensitivity({ data: x, onProgress: quiet }), runs);
+      calib.dispose();
+    }
     m.dispose();
   }
   x.dispose();
@@ -170,6 +206,15 @@ async function main(): Promise<void> {
   console.table(rows);
   const reuse = ours["sensitivity, no float reuse"] / ours["sensitivity, article model"];
   console.log(`sensitivity: reusing float activations is ${reuse.toFixed(2)}x faster than recomputing every op`);
+  for (const name of ["resnet18", "mobilenet_v3_small"]) {
+    const ref = ours[`${name}: onnxruntime float forward (1 thread)`];
+    if (ref === undefined) continue;
+    const r = (k: string) => (ours[`${name}: ${k}`] / ref).toFixed(2);
+    console.log(
+      `${name}, × onnxruntime's float forward (1 thread): fake-quant forward ${r("fake-quant forward (1 thread)")} (1 thread), ${r("fake-quant forward")} (${engineThreads} threads; tfjs engine ${r("fake-quant forward (tfjs engine)")}); ` +
+        `sensitivity ${r("sensitivity")} (tfjs engine ${r("sensitivity (tfjs engine)")}, speed-up ${(ours[`${name}: sensitivity (tfjs engine)`] / ours[`${name}: sensitivity`]).toFixed(1)}×)`,
+    );
+  }
   console.log(`peak RSS of this process: ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MB`);
 }
 

@@ -11,8 +11,36 @@ import type { Attrs } from "./registry";
 export const ONNX_OPSET = 17;
 const T = onnx.TensorProto.DataType;
 
-export type OnnxElem = "float32" | "int64" | "bool" | "int32";
-const ELEM: Record<OnnxElem, number> = { float32: T.FLOAT, int64: T.INT64, bool: T.BOOL, int32: T.INT32 };
+export type OnnxElem = "float32" | "int64" | "bool" | "int32" | "float16";
+const ELEM: Record<OnnxElem, number> = { float32: T.FLOAT, int64: T.INT64, bool: T.BOOL, int32: T.INT32, float16: T.FLOAT16 };
+
+/** IEEE half bits of a number (round to nearest even; overflow to ±Inf). */
+export function toHalf(v: number): number {
+  const f = new Float32Array(1);
+  const u = new Uint32Array(f.buffer);
+  f[0] = v;
+  const x = u[0];
+  const sign = (x >>> 16) & 0x8000;
+  const exp = (x >>> 23) & 0xff;
+  let mant = x & 0x7fffff;
+  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
+  const e = exp - 127 + 15;
+  if (e >= 0x1f) return sign | 0x7c00;
+  if (e <= 0) {
+    if (e < -10) return sign;
+    mant |= 0x800000;
+    const shift = 14 - e;
+    const half = mant >>> shift;
+    const rest = mant & ((1 << shift) - 1);
+    const mid = 1 << (shift - 1);
+    return sign | (half + (rest > mid || (rest === mid && half & 1) ? 1 : 0));
+  }
+  const half = mant >>> 13;
+  const rest = mant & 0x1fff;
+  let h = (e << 10) | half;
+  if (rest > 0x1000 || (rest === 0x1000 && half & 1)) h++;
+  return sign | h;
+}
 
 type AttrValue = number | string | number[] | { int: number } | { ints: number[] } | { float: number };
 
@@ -97,6 +125,11 @@ export class OnnxBuilder {
     this.outputs.push(valueInfo(name, elem, null));
   }
 
+  /** Moves the last `count` nodes to the front (tests: graphs whose nodes are not in dependency order). */
+  rotateNodes(count: number): void {
+    this.nodes.unshift(...this.nodes.splice(this.nodes.length - count, count));
+  }
+
   /** The model as ONNX bytes. */
   encode(graphName = "quantbook"): Uint8Array {
     const model = onnx.ModelProto.create({
@@ -127,6 +160,7 @@ function tensorProto(name: string, data: ArrayLike<number> | ArrayLike<bigint> |
   let bytes: Uint8Array;
   if (elem === "float32") bytes = new Uint8Array((data instanceof Float32Array ? data : Float32Array.from(data as ArrayLike<number>)).slice().buffer);
   else if (elem === "int32") bytes = new Uint8Array(Int32Array.from(data as ArrayLike<number>).buffer);
+  else if (elem === "float16") bytes = new Uint8Array(Uint16Array.from(data as ArrayLike<number>, (v) => toHalf(v)).buffer);
   else if (elem === "bool") bytes = Uint8Array.from(data as ArrayLike<number>, (v) => (v ? 1 : 0));
   else bytes = new Uint8Array(BigInt64Array.from(Array.from(data as ArrayLike<number | bigint>, (v) => BigInt(v))).buffer);
   return { name, dims, dataType: ELEM[elem], rawData: bytes };

@@ -32,6 +32,8 @@ const near = (a: number, b: number, tol = 1e-3) => Math.abs(a - b) <= tol * Math
 
 class Builder {
   readonly consts = new Map<string, ConstValue>();
+  /** Values found to depend on a model input (remembered, so each is asked about once: load time stays linear). */
+  readonly dynamic = new Set<string>();
   readonly producer = new Map<string, number>();
   readonly consumers = new Map<string, number[]>();
   readonly done = new Set<number>();
@@ -78,12 +80,22 @@ class Builder {
   staticValue(name: string): ConstValue | null {
     const c = this.consts.get(name);
     if (c !== undefined) return c;
+    if (this.dynamic.has(name)) return null;
     const i = this.producer.get(name);
-    if (i === undefined) return null;
-    const n = this.node(i);
-    if (n.opType === "Shape" || !handledOpTypes().includes(n.opType)) return null;
-    const ins = n.inputs.map((x) => (x === "" ? null : this.staticValue(x)));
-    if (ins.some((v, k) => v === null && n.inputs[k] !== "")) return null;
+    const n = i === undefined ? null : this.node(i);
+    if (n === null || n.opType === "Shape" || !handledOpTypes().includes(n.opType)) {
+      this.dynamic.add(name);
+      return null;
+    }
+    const ins: (ConstValue | null)[] = [];
+    for (const x of n.inputs) {
+      const v = x === "" ? null : this.staticValue(x);
+      if (v === null && x !== "") {
+        n.outputs.forEach((o) => this.dynamic.add(o));
+        return null;
+      }
+      ins.push(v);
+    }
     const ctx = contextOf(n, this.g.opset, "", "");
     const step = handlerStep(ctx);
     const tensors = tf.tidy(() =>
@@ -486,9 +498,61 @@ function ensureScope(root: OnnxGraphModule, path: string): void {
   }
 }
 
+/**
+ * Puts the nodes in dependency order (float16 converters append their Casts at the end; onnxruntime
+ * accepts such files), keeping the file's order wherever it already works. A real cycle is an error
+ * naming the nodes on it.
+ */
+export function sortNodes(g: OnnxGraph): void {
+  const known = new Set<string>(["", ...g.initializers.keys(), ...g.inputs.map((i) => i.name)]);
+  const waiting = new Map<string, number[]>();
+  const missing = g.nodes.map((n) => new Set(n.inputs.filter((x) => !known.has(x))));
+  const producers = new Set(g.nodes.flatMap((n) => n.outputs));
+  const order: number[] = [];
+  const ready: number[] = [];
+  missing.forEach((m, i) => {
+    for (const x of m) {
+      if (!producers.has(x))
+        m.delete(x); // produced nowhere: the handler that reads it reports it
+      else waiting.set(x, [...(waiting.get(x) ?? []), i]);
+    }
+    if (m.size === 0) ready.push(i);
+  });
+  if (ready.length === g.nodes.length) return;
+  // smallest index first: the file's own order where dependencies allow
+  const heap = ready.sort((a, b) => a - b);
+  while (heap.length > 0) {
+    const i = heap.shift() as number;
+    order.push(i);
+    for (const o of g.nodes[i].outputs) {
+      for (const j of waiting.get(o) ?? []) {
+        missing[j].delete(o);
+        if (missing[j].size === 0) {
+          const at = heap.findIndex((k) => k > j);
+          heap.splice(at === -1 ? heap.length : at, 0, j);
+        }
+      }
+      waiting.delete(o);
+    }
+  }
+  if (order.length < g.nodes.length) {
+    const stuck = g.nodes.filter((_, i) => missing[i].size > 0);
+    throw errors.invalidArgument(
+      `loadOnnx (${g.file})`,
+      `the graph has a cycle: ${stuck.length} nodes wait on each other (${stuck
+        .slice(0, 4)
+        .map((n) => `${n.name || n.opType} needs ${[...missing[g.nodes.indexOf(n)]].join(", ")}`)
+        .join("; ")}${stuck.length > 4 ? "; ..." : ""})`,
+      "a valid ONNX graph is acyclic; check the exporter, or run onnx.checker.check_model on the file",
+    );
+  }
+  g.nodes = order.map((i) => g.nodes[i]);
+}
+
 /** Builds the module; on any error everything allocated so far is disposed. */
 export function buildOnnxModule(g: OnnxGraph, opts: LoadOnnxOptions = {}): OnnxGraphModule {
   checkSupported(g);
+  sortNodes(g);
   const b = new Builder(g);
   const created: Module[] = [];
   try {

@@ -99,10 +99,13 @@ function build(rt: QuantRuntime, c: Compiled, observe: boolean): Built | Unsuppo
   if (lowered instanceof Unsupported) return lowered;
   try {
     const session = new OrtSession(lowered.bytes);
-    const list = owned.get(rt) ?? [];
-    if (list.length === 0) sessionsOf.register(rt, list);
+    let list = owned.get(rt);
+    if (list === undefined) {
+      list = [];
+      owned.set(rt, list);
+      sessionsOf.register(rt, list);
+    }
     list.push(session);
-    owned.set(rt, list);
     return { lowered, session };
   } catch (e) {
     return new Unsupported(`onnxruntime refused the compiled graph (${e instanceof Error ? e.message.split("\n")[0] : String(e)})`);

@@ -160,7 +160,12 @@ export class OrtSession {
     return r;
   }
 
+  private disposed = false;
+
+  /** Frees the native session (once; later calls do nothing). */
   dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
     this.native.dispose();
   }
 }

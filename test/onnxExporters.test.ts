@@ -1,0 +1,136 @@
+/**
+ * Graphs as other exporters write them (issue: graphs from every exporter): long chains of residual
+ * diamonds (load time linear in the node count), nodes not in dependency order (float16
+ * converters append their Casts), float16 weights — each against onnxruntime and through the
+ * workflow. Graphs are written here with quantbook's own ONNX builder.
+ */
+import * as tf from "@tensorflow/tfjs";
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import * as path from "node:path";
+import { after, before, describe, it } from "node:test";
+import * as qb from "../src";
+import { OnnxBuilder } from "../src/ops/lowering";
+import { ortRun, relErr } from "./onnxOracle";
+import { assertThrows, setup } from "./helpers";
+
+const dir = mkdtempSync(path.join(tmpdir(), "qb-exporters-"));
+
+function seeded(n: number, seed: number, scale = 0.3): Float32Array {
+  let s = seed;
+  return Float32Array.from({ length: n }, () => {
+    s = (s * 1103515245 + 12345) % 2147483648;
+    return (s / 2147483648 - 0.5) * 2 * scale;
+  });
+}
+
+/** `blocks` residual diamonds x ← x + Conv(Relu(Conv(x))) over [1, c, 8, 8]; float16: weights stored as halves behind Casts appended last. */
+function residualChain(blocks: number, c: number, float16 = false): Uint8Array {
+  const b = new OnnxBuilder();
+  b.addInput("x", "float32", [1, c, 8, 8]);
+  let x = "x";
+  const casts: number[] = [];
+  const weight = (k: number) => {
+    const data = seeded(c * c * 9, 7 + k, 0.2);
+    if (!float16) return b.constant(data, [c, c, 3, 3]);
+    const h = b.constant(data, [c, c, 3, 3], "float16", "w16");
+    casts.push(k);
+    return h;
+  };
+  const castNodes: [string, string][] = [];
+  const w = (k: number) => {
+    const v = weight(k);
+    if (!float16) return v;
+    const out = `cast${k}`;
+    castNodes.push([v, out]);
+    return out;
+  };
+  for (let i = 0; i < blocks; i++) {
+    const h = b.op("Relu", [b.op("Conv", [x, w(2 * i)], { pads: [1, 1, 1, 1], kernel_shape: [3, 3] })]);
+    x = b.op("Add", [x, b.op("Conv", [h, w(2 * i + 1)], { pads: [1, 1, 1, 1], kernel_shape: [3, 3] })]);
+  }
+  b.named("Relu", [x], "y");
+  b.addOutput("y");
+  // the float16 converter's pattern: every Cast after the nodes that read it
+  for (const [from, to] of castNodes) b.named("Cast", [from], to);
+  void casts;
+  return float16 ? withCastAttrs(b.encode()) : b.encode();
+}
+
+/** Cast needs its `to` attribute; the builder's `named` writes none, so patch the encoded model. */
+function withCastAttrs(bytes: Uint8Array): Uint8Array {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { onnx } = require("onnx-proto") as typeof import("onnx-proto");
+  const m = onnx.ModelProto.decode(bytes);
+  for (const n of m.graph?.node ?? []) if (n.opType === "Cast") n.attribute = [{ name: "to", type: onnx.AttributeProto.AttributeType.INT, i: 1 }];
+  return onnx.ModelProto.encode(m).finish();
+}
+
+async function compare(name: string, bytes: Uint8Array, x: tf.Tensor, tol = 1e-4) {
+  const file = path.join(dir, `${name}.onnx`);
+  writeFileSync(file, bytes);
+  const t0 = performance.now();
+  const m = await qb.io.loadOnnx(bytes);
+  const loadMs = performance.now() - t0;
+  const y = m.forward(x) as unknown as tf.Tensor;
+  const want = await ortRun(file, x);
+  assert.equal(y.size, want.length);
+  const err = relErr(y.dataSync(), want);
+  assert.ok(err < tol, `${name}: ${err} relative to onnxruntime`);
+  y.dispose();
+  return { m, loadMs, err };
+}
+
+describe("ONNX graphs from other exporters", { timeout: 600000 }, () => {
+  before(setup);
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("a long chain of residual diamonds loads in time linear in its size", async (t) => {
+    const x = tf.tensor(seeded(4 * 64, 3, 1), [1, 4, 8, 8]);
+    const times: string[] = [];
+    let perNode = 0;
+    for (const blocks of [25, 100, 200]) {
+      const { m, loadMs } = await compare(`diamonds${blocks}`, residualChain(blocks, 4), x, 1e-3);
+      times.push(`${blocks * 5 + 1} nodes: ${loadMs.toFixed(0)} ms`);
+      perNode = loadMs / (blocks * 5 + 1);
+      m.dispose();
+    }
+    t.diagnostic(`load time against node count: ${times.join(", ")}`);
+    // exponential behaviour (every diamond doubling the walk) would take longer than the universe; linear is ~ms per node
+    assert.ok(perNode < 50, `${perNode.toFixed(1)} ms per node`);
+    x.dispose();
+  });
+
+  it("nodes out of dependency order with float16 weights (a float16 converter's file) import as the float32 twin, and run the workflow", async () => {
+    const x = tf.tensor(seeded(4 * 64, 5, 1), [1, 4, 8, 8]);
+    const half = await compare("float16_casts_last", residualChain(3, 4, true), x);
+    const twin = await compare("float32_twin", residualChain(3, 4, false), x);
+    const a = half.m.forward(x) as unknown as tf.Tensor;
+    const b = twin.m.forward(x) as unknown as tf.Tensor;
+    // float16 rounds each weight by at most 2^-11 relative
+    assert.ok(relErr(a.dataSync(), b.dataSync()) < 5e-3, "float16 and float32 twins");
+    const c = qb.prepare(half.m.eval(), x, { qconfigSetter: [qb.defaultCalibrationQconfigSetter], warn: false });
+    qb.setFakeQuantize(c, qb.FakeQuantState.CALIBRATION);
+    await qb.calibrate(c, [x]);
+    qb.setFakeQuantize(c, qb.FakeQuantState.VALIDATION);
+    const ir = qb.export(c, x);
+    assert.deepEqual(qb.checkModel(ir, qb.March.NASH_M).violations, []);
+    const yi = qb.convert(ir, qb.March.NASH_M).forward(x);
+    assert.ok(relErr(yi.dataSync(), a.dataSync()) < 0.1, "integer model near float");
+    tf.dispose([x, a, b, yi]);
+    c.dispose();
+    half.m.dispose();
+    twin.m.dispose();
+  });
+
+  it("a graph with a real cycle is refused, naming the nodes on it", async () => {
+    const b = new OnnxBuilder();
+    b.addInput("x", "float32", [1, 4]);
+    b.named("Add", ["x", "b"], "a");
+    b.named("Relu", ["a"], "b");
+    b.named("Relu", ["a"], "y");
+    b.addOutput("y");
+    await assertThrows(() => qb.io.loadOnnx(b.encode()), /the graph has a cycle: 3 nodes wait on each other/, /Add#0 needs b/, /acyclic/);
+  });
+});
