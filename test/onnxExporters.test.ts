@@ -60,7 +60,6 @@ function residualChain(blocks: number, c: number, float16 = false): Uint8Array {
 
 /** Cast needs its `to` attribute; the builder's `named` writes none, so patch the encoded model. */
 function withCastAttrs(bytes: Uint8Array): Uint8Array {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { onnx } = require("onnx-proto") as typeof import("onnx-proto");
   const m = onnx.ModelProto.decode(bytes);
   for (const n of m.graph?.node ?? []) if (n.opType === "Cast") n.attribute = [{ name: "to", type: onnx.AttributeProto.AttributeType.INT, i: 1 }];
@@ -122,6 +121,39 @@ describe("ONNX graphs from other exporters", { timeout: 600000 }, () => {
     c.dispose();
     half.m.dispose();
     twin.m.dispose();
+  });
+
+  it("tf2onnx's Max / Min with one-element constants become clips: float parity, and the chip check passes", async () => {
+    const b = new OnnxBuilder();
+    b.addInput("x", "float32", [1, 4, 8, 8]);
+    const conv = b.op("Conv", ["x", b.constant(seeded(4 * 4 * 9, 11, 0.3), [4, 4, 3, 3])], { pads: [1, 1, 1, 1], kernel_shape: [3, 3] });
+    const leaky = b.op("LeakyRelu", [conv], { alpha: { float: 0.1 } });
+    const floor = b.op("Max", [leaky, b.constant(Float32Array.of(-0.05), [1, 1, 1, 1])]);
+    const capped = b.op("Min", [b.constant(Float32Array.of(0.4), [1, 1, 1, 1]), floor]);
+    b.named("Conv", [capped, b.constant(seeded(4 * 4 * 9, 12, 0.3), [4, 4, 3, 3])], "y");
+    b.addOutput("y");
+    const bytes = b.encode();
+    const x = tf.tensor(seeded(4 * 64, 13, 1), [1, 4, 8, 8]);
+    const { m } = await compare("tf2onnx_max_min", bytes, x);
+    const c = qb.prepare(m.eval(), x, { qconfigSetter: [qb.defaultCalibrationQconfigSetter], warn: false });
+    qb.setFakeQuantize(c, qb.FakeQuantState.CALIBRATION);
+    await qb.calibrate(c, [x]);
+    qb.setFakeQuantize(c, qb.FakeQuantState.VALIDATION);
+    const ir = qb.export(c, x);
+    assert.deepEqual(
+      qb.checkModel(ir, qb.March.NASH_M).violations.map((v) => v.message),
+      [],
+    );
+    assert.deepEqual(
+      ir.nodes.filter((n) => n.type === "Clip").map((n) => [n.attrs.min, n.attrs.max]),
+      [
+        [Math.fround(-0.05), null],
+        [null, Math.fround(0.4)],
+      ],
+    );
+    tf.dispose(x);
+    c.dispose();
+    m.dispose();
   });
 
   it("a graph with a real cycle is refused, naming the nodes on it", async () => {

@@ -77,15 +77,39 @@ function unary(raw: (t: tf.Tensor) => tf.Tensor, q: (t: tf.Tensor, o: { name: st
   return (ctx, ins, isRaw) => [isRaw ? raw(need(ins, 0, ctx)) : q(need(ins, 0, ctx), named(ctx))];
 }
 
-/** Max / Min over any number of inputs, as a chain of binary ops (`_1`, `_2`, ... after the first). */
-function variadic(raw: (a: tf.Tensor, b: tf.Tensor) => tf.Tensor, q: (a: tf.Tensor, b: tf.Tensor, o: { name: string | null }) => tf.Tensor): Handler {
-  return (ctx, ins, isRaw) => {
-    const xs = ins.filter((t): t is tf.Tensor => t !== undefined);
-    if (xs.length === 1) return [isRaw ? tf.clone(xs[0]) : F.clip(xs[0], null, null, named(ctx))];
+/**
+ * Max / Min over any number of inputs, as a chain of binary ops (`_1`, `_2`, ... after the first).
+ * A one-element constant operand (tf2onnx writes `Max(LeakyRelu(x), c)` with c of shape [1,1,1,1])
+ * becomes a bound of a Clip: the clip keeps its input's scale and rounds the bound to its grid, as
+ * the chip does, instead of leaving an unquantized float operand the chip refuses.
+ */
+function variadic(raw: (a: tf.Tensor, b: tf.Tensor) => tf.Tensor, q: (a: tf.Tensor, b: tf.Tensor, o: { name: string | null }) => tf.Tensor, bound?: "min" | "max"): Handler {
+  return (ctx, ins, isRaw, constInputs = []) => {
+    let xs = ins.filter((t): t is tf.Tensor => t !== undefined);
+    let clipAt: number | null = null;
+    if (!isRaw && bound !== undefined) {
+      const rank = Math.max(...xs.map((t) => t.rank));
+      const isBound = (t: tf.Tensor) =>
+        constInputs[ins.indexOf(t)] === true && t.size === 1 && t.dtype === "float32" && xs.some((o) => o !== t && o.rank === rank) && t.rank <= rank;
+      const bounds = xs.filter(isBound);
+      if (bounds.length > 0 && bounds.length < xs.length) {
+        const values = bounds.map((t) => t.dataSync()[0]);
+        clipAt = bound === "min" ? Math.max(...values) : Math.min(...values);
+        xs = xs.filter((t) => !bounds.includes(t));
+      }
+    }
+    if (xs.length === 1) {
+      if (isRaw) return [tf.clone(xs[0])];
+      return [clipAt === null ? F.clip(xs[0], null, null, named(ctx)) : bound === "min" ? F.clip(xs[0], clipAt, null, named(ctx)) : F.clip(xs[0], null, clipAt, named(ctx))];
+    }
     let acc = xs[0];
     xs.slice(1).forEach((x, k) => {
       acc = isRaw ? raw(acc, x) : q(acc, x, { name: k === 0 ? ctx.opName : `${ctx.opName ?? ctx.node.opType.toLowerCase()}_${k}` });
     });
+    if (clipAt !== null) {
+      const o = { name: `${ctx.opName ?? ctx.node.opType.toLowerCase()}_clip` };
+      acc = bound === "min" ? F.clip(acc, clipAt, null, o) : F.clip(acc, null, clipAt, o);
+    }
     return [acc];
   };
 }
@@ -312,8 +336,8 @@ const HANDLERS: Record<string, Handler> = {
   },
   Sum: variadic(tf.add, F.add),
   Einsum: einsum,
-  Max: variadic(tf.maximum, F.maximum),
-  Min: variadic(tf.minimum, F.minimum),
+  Max: variadic(tf.maximum, F.maximum, "min"),
+  Min: variadic(tf.minimum, F.minimum, "max"),
   LeakyRelu: (ctx, ins, raw) => {
     const a = ctx.attr("alpha", 0.01) as number;
     return [raw ? tf.leakyRelu(need(ins, 0, ctx), a) : F.leakyRelu(need(ins, 0, ctx), a, named(ctx))];
