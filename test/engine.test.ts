@@ -12,19 +12,9 @@ import { ortModel, setEngineOptions, engineOptions } from "../src/workflow/engin
 import { runtimeOf } from "../src/workflow/quantRuntime";
 import { GOLDEN_CASES, oneOpModel, opTypeOf } from "./opCases";
 import { assertWithinOneStep, readJson, setup } from "./helpers";
+import { relErr } from "./onnxOracle";
 
 const ten = (v: { shape: number[]; data: number[] }) => tf.tensor(v.data, v.shape, "float32");
-
-/** max |a − b| / max(|b|, 1e-12), over all elements. */
-function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < a.length; i++) {
-    num = Math.max(num, Math.abs(a[i] - b[i]));
-    den = Math.max(den, Math.abs(b[i]));
-  }
-  return num / Math.max(den, 1e-12);
-}
 
 class Stubbed extends qb.nn.Module {
   quant = new qb.QuantStub();

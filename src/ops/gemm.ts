@@ -39,6 +39,18 @@ defineOp({
       intLinear(node, x),
 });
 
+/** ONNX Conv / ConvTranspose attributes of a call (PyTorch's symmetric padding). */
+function convAttrs(weightShape: number[], attrs: Record<string, unknown>) {
+  const padding = pair(attrs.padding as number[] | undefined, 0);
+  return {
+    kernel_shape: weightShape.slice(2),
+    strides: pair(attrs.stride as number[] | undefined, 1),
+    pads: [...padding, ...padding],
+    dilations: pair(attrs.dilation as number[] | undefined, 1),
+    group: { int: (attrs.groups as number | undefined) ?? 1 },
+  };
+}
+
 /** Output height and width of a convolution (PyTorch's formula). */
 export function convOutput(h: number, w: number, k: [number, number], stride: [number, number], padding: [number, number], dilation: [number, number]): [number, number] {
   return [Math.floor((h + 2 * padding[0] - dilation[0] * (k[0] - 1) - 1) / stride[0]) + 1, Math.floor((w + 2 * padding[1] - dilation[1] * (k[1] - 1) - 1) / stride[1]) + 1];
@@ -104,16 +116,7 @@ defineOp({
     if (params.length > 0) y = tf.add(y, params[0]);
     return tf.transpose(y, [0, 3, 1, 2]);
   },
-  onnx: ({ b, inputs: [x], weight, weightShape, params, attrs }) => {
-    const padding = pair(attrs.padding as number[] | undefined, 0);
-    return b.op("Conv", [x, weight as string, ...params.slice(0, 1)], {
-      kernel_shape: (weightShape as number[]).slice(2),
-      strides: pair(attrs.stride as number[] | undefined, 1),
-      pads: [...padding, ...padding],
-      dilations: pair(attrs.dilation as number[] | undefined, 1),
-      group: { int: (attrs.groups as number | undefined) ?? 1 },
-    });
-  },
+  onnx: ({ b, inputs: [x], weight, weightShape, params, attrs }) => b.op("Conv", [x, weight as string, ...params.slice(0, 1)], convAttrs(weightShape as number[], attrs)),
   flops: ([x], w, attrs) => {
     const [out, inPerGroup, kh, kw] = w as number[];
     const [oh, ow] = convOutput(x[2], x[3], [kh, kw], pair(attrs.stride as number[], 1), pair(attrs.padding as number[], 0), pair(attrs.dilation as number[], 1));
@@ -211,17 +214,11 @@ defineOp({
   weightAxis: 1,
   unit: "tensor",
   compute: ([t], w, params, attrs) => convTranspose2d(t, w as tf.Tensor, params[0], attrs),
-  onnx: ({ b, inputs: [x], weight, weightShape, params, attrs }) => {
-    const padding = pair(attrs.padding as number[] | undefined, 0);
-    return b.op("ConvTranspose", [x, weight as string, ...params.slice(0, 1)], {
-      kernel_shape: (weightShape as number[]).slice(2),
-      strides: pair(attrs.stride as number[] | undefined, 1),
-      pads: [...padding, ...padding],
+  onnx: ({ b, inputs: [x], weight, weightShape, params, attrs }) =>
+    b.op("ConvTranspose", [x, weight as string, ...params.slice(0, 1)], {
+      ...convAttrs(weightShape as number[], attrs),
       output_padding: pair(attrs.outputPadding as number[] | undefined, 0),
-      dilations: pair(attrs.dilation as number[] | undefined, 1),
-      group: { int: (attrs.groups as number | undefined) ?? 1 },
-    });
-  },
+    }),
   flops: ([x], w) => {
     const [, outPerGroup, kh, kw] = w as number[];
     // every input pixel scatters into out/g channels × kh × kw positions
