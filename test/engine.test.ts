@@ -10,6 +10,7 @@ import * as qb from "../src";
 import { allOps, type OpDef } from "../src/ops";
 import { ortModel, setEngineOptions, engineOptions } from "../src/workflow/engine";
 import { runtimeOf } from "../src/workflow/quantRuntime";
+import { runModel } from "../src/analysis/runner";
 import { GOLDEN_CASES, oneOpModel, opTypeOf } from "./opCases";
 import { assertWithinOneStep, readJson, setup } from "./helpers";
 import { relErr } from "./onnxOracle";
@@ -150,7 +151,7 @@ describe("onnxruntime engine", () => {
         qb.setFakeQuantize(m, qb.FakeQuantState.VALIDATION);
         const qa = new qb.QuantAnalysis(model, m);
         const sens = qa.sensitivity({ data: x });
-        const out = runtimeOf(m, "t") && (await import("../src/analysis/runner")).runModel(m, runtimeOf(m, "t"), [x]);
+        const out = runModel(m, runtimeOf(m, "t"), [x]);
         return { m, scales: scalesOf(m), sens: sens.rows, out };
       };
       const a = await run("tfjs");

@@ -30,13 +30,10 @@ function residualChain(blocks: number, c: number, float16 = false): Uint8Array {
   const b = new OnnxBuilder();
   b.addInput("x", "float32", [1, c, 8, 8]);
   let x = "x";
-  const casts: number[] = [];
   const weight = (k: number) => {
     const data = seeded(c * c * 9, 7 + k, 0.2);
     if (!float16) return b.constant(data, [c, c, 3, 3]);
-    const h = b.constant(data, [c, c, 3, 3], "float16", "w16");
-    casts.push(k);
-    return h;
+    return b.constant(data, [c, c, 3, 3], "float16", "w16");
   };
   const castNodes: [string, string][] = [];
   const w = (k: number) => {
@@ -54,7 +51,6 @@ function residualChain(blocks: number, c: number, float16 = false): Uint8Array {
   b.addOutput("y");
   // the float16 converter's pattern: every Cast after the nodes that read it
   for (const [from, to] of castNodes) b.named("Cast", [from], to);
-  void casts;
   return float16 ? withCastAttrs(b.encode()) : b.encode();
 }
 
