@@ -63,6 +63,27 @@ async function choose(): Promise<BackendName> {
   throw errors.coded("INVALID_ARGUMENT", "no tensor backend could be activated (tried tensorflow, wasm, cpu)");
 }
 
+/**
+ * tfjs's pure-JS backend greets its first tensor in Node with a banner asking to install
+ * tfjs-node (a download this kind of machine cannot make). quantbook chooses its own backend
+ * (`ensureBackend` below), so the banner is only noise: create the cpu backend now, quietly.
+ */
+function quietCpuBackend(): void {
+  try {
+    // only when nothing chose a backend yet (a script may have set its own before importing us)
+    if ((tf.engine() as unknown as { backendName: string | null }).backendName != null) return;
+    const cpu = tf.findBackend("cpu") as unknown as { firstUse?: boolean } | null;
+    if (cpu === null) return;
+    cpu.firstUse = false;
+    // make this instance the active one (setBackend is synchronous for a backend already created);
+    // otherwise tfjs would build a second, noisy one on the first tensor
+    void tf.setBackend("cpu");
+  } catch {
+    // the backend's internals changed: the banner may show, nothing else is affected
+  }
+}
+quietCpuBackend();
+
 /** Selects and readies the tensor backend once; later calls return the same choice. */
 export function initBackend(): Promise<BackendName> {
   if (initialized === null) {
@@ -75,6 +96,16 @@ export function initBackend(): Promise<BackendName> {
     });
   }
   return initialized;
+}
+
+/**
+ * The fast backend without asking: quantbook's asynchronous entry points (loadOnnx, calibrate,
+ * planMixedPrecision, qat, the file loaders) call this first, so a script that never calls
+ * `initBackend()` still runs on wasm rather than tfjs's pure-JS fallback. Tensors a script made
+ * before are moved to the chosen backend when next used.
+ */
+export async function ensureBackend(): Promise<void> {
+  await initBackend();
 }
 
 /** The name of the backend running tensor ops now (as tfjs reports it). */

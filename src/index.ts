@@ -3,7 +3,6 @@
  *
  * ```ts
  * import * as qb from "quantbook";
- * await qb.initBackend();
  * qb.setMarch(qb.March.NASH_M);
  * const calib = qb.prepare(model.eval(), x, { qconfigSetter: [qb.calibration8bitWeight16bitActQconfigSetter] });
  * qb.setFakeQuantize(calib, qb.FakeQuantState.CALIBRATION);
@@ -13,6 +12,8 @@
  * ```
  */
 export { initBackend, activeBackend, type BackendName } from "./backend";
+/** The tfjs instance quantbook computes with: make tensors with it, so that they mix with quantbook's. */
+export * as tf from "@tensorflow/tfjs";
 export * as nn from "./nn";
 export { F, QuantStub, DeQuantStub, manualSeed } from "./nn";
 export * as quant from "./quant";

@@ -5,6 +5,8 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import * as path from "node:path";
 import { before, describe, it } from "node:test";
 import * as qb from "../src";
 import { allOps, type OpDef } from "../src/ops";
@@ -264,5 +266,35 @@ describe("onnxruntime engine", () => {
     for (let i = 0; i < 5; i++) await cycle();
     assert.equal(tf.memory().numTensors, before);
     x.dispose();
+  });
+
+  it("a script that never calls initBackend gets the wasm backend from loadOnnx / calibrate, and no tfjs banner", () => {
+    // a fresh process: in this one the test setup already chose the backend
+    const src = path.join(__dirname, "..", "src");
+    const script = `
+      const qb = require(${JSON.stringify(src)});
+      const { OnnxBuilder } = require(${JSON.stringify(path.join(src, "ops", "lowering"))});
+      const before = qb.activeBackend();
+      const x = qb.tf.ones([1, 2, 6, 6]);
+      const b = new OnnxBuilder();
+      b.addInput("x", "float32", [1, 2, 6, 6]);
+      b.named("Conv", ["x", b.constant(new Float32Array(2 * 2 * 9).fill(0.1), [2, 2, 3, 3])], "y", { pads: [1, 1, 1, 1] });
+      b.addOutput("y");
+      (async () => {
+        const m = await qb.io.loadOnnx(b.encode());
+        qb.setMarch(qb.March.NASH_M);
+        const p = qb.prepare(m.eval(), x, { qconfigSetter: [qb.defaultCalibrationQconfigSetter], warn: false });
+        qb.setFakeQuantize(p, qb.FakeQuantState.CALIBRATION);
+        await qb.calibrate(p, [x]);
+        console.log(JSON.stringify({ before, after: qb.activeBackend(), sum: qb.tf.sum(x).dataSync()[0] }));
+      })().catch((e) => { console.error(e); process.exit(1); });`;
+    const env = { ...process.env };
+    delete env.QUANTBOOK_BACKEND;
+    const r = spawnSync(process.execPath, ["-e", script], { encoding: "utf8", env });
+    assert.equal(r.status, 0, r.stderr);
+    const got = JSON.parse(r.stdout.trim().split("\n").pop() as string);
+    assert.equal(got.after, "wasm", "loadOnnx / calibrate chose the wasm backend");
+    assert.equal(got.sum, 72, "a tensor made before the switch still reads");
+    assert.doesNotMatch(r.stderr + r.stdout, /looks like you are running TensorFlow\.js in Node/);
   });
 });

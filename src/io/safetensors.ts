@@ -11,6 +11,7 @@ import * as tf from "@tensorflow/tfjs";
 import { readFile, writeFile } from "node:fs/promises";
 import { BYTES, decodeStorage, tfDType, type StorageDType } from "./dtypeDecode";
 import { errors, QuantbookError } from "../messages";
+import { ensureBackend } from "../backend";
 
 const CODES: Record<string, StorageDType> = {
   F32: "float32",
@@ -64,6 +65,7 @@ export function parseSafetensors(buf: Buffer, name = "<buffer>"): Record<string,
 }
 
 export async function loadSafetensors(path: string): Promise<Record<string, tf.Tensor>> {
+  await ensureBackend();
   let buf: Buffer;
   try {
     buf = await readFile(path);

@@ -16,6 +16,7 @@ import { BYTES, decodeStorage, tfDType, type StorageDType } from "./dtypeDecode"
 import { isPlainDict, PickleError, unpickle, unpickleAt, type KnownGlobal, type StorageRef } from "./pickle";
 import { isZip, readZipEntries, readZipEntry, ZipError } from "./zip";
 import { errors } from "../messages";
+import { ensureBackend } from "../backend";
 
 const STORAGE_TYPES: Record<string, StorageDType> = {
   FloatStorage: "float32",
@@ -163,6 +164,7 @@ class TorchReader {
 
 /** Loads a `torch.save` file. Errors name the file and say what was wrong; no tensor leaks on error. */
 export async function loadTorch(path: string): Promise<unknown> {
+  await ensureBackend();
   let buf: Buffer;
   try {
     buf = await readFile(path);

@@ -46,6 +46,7 @@ import { prepare, preparedOps } from "../workflow/prepare";
 import { defaultCalibrationQconfigSetter, ModuleNameQconfigSetter, type QconfigSetter } from "../workflow/qconfigSetters";
 import { setFakeQuantize } from "../workflow/setFakeQuantize";
 import { QuantAnalysis } from "../analysis/quantAnalysis";
+import { ensureBackend } from "../backend";
 
 export interface PlannerOptions {
   march: March;
@@ -231,6 +232,7 @@ function realise(plan: Plan, base: QconfigSetter): { qconfigSetter: QconfigSette
 }
 
 export async function planMixedPrecision(float: Module, data: tf.Tensor | tf.Tensor[] | tf.Tensor[][], opts: PlannerOptions): Promise<MixedPrecisionPlan> {
+  await ensureBackend();
   const t0 = performance.now();
   const base = opts.base ?? defaultCalibrationQconfigSetter;
   const maxEvals = opts.evaluations ?? 12;

@@ -7,6 +7,7 @@ import { beginOperation } from "../util/operations";
 import { runtimeOf } from "./quantRuntime";
 import { ortModel } from "./engine";
 import { errors } from "../messages";
+import { ensureBackend } from "../backend";
 
 export type Batch = tf.Tensor | tf.Tensor[];
 export type Batches = Iterable<Batch> | AsyncIterable<Batch>;
@@ -26,6 +27,7 @@ export interface CalibrateOptions {
  * ```
  */
 export async function calibrate(model: Module, batches: Batches, opts: CalibrateOptions = {}): Promise<{ batches: number; elapsedMs: number }> {
+  await ensureBackend();
   const rt = runtimeOf(model, "calibrate");
   if (rt.state !== FakeQuantState.CALIBRATION) {
     throw errors.wrongState("calibrate", `${rt.state} state`, "call qb.setFakeQuantize(model, qb.FakeQuantState.CALIBRATION) first");

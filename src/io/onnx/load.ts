@@ -22,6 +22,7 @@ import { constTensor, OnnxGraphModule, OnnxScope } from "./graphModule";
 import { cleanPath, nodeNames, ownOpScopes, scopePath } from "./names";
 import { CONSTANT_OPERANDS_OK, contextOf, handledOpTypes, handlerStep, lift1dAttr, moduleStep, to1d, to2d, type PlanStep } from "./plan";
 import { readOnnx, type AttrValue, type ConstValue, type OnnxGraph, type OnnxNode } from "./proto";
+import { ensureBackend } from "../../backend";
 
 export interface LoadOnnxOptions {
   /** Shapes for graph inputs with dynamic dims, by input name (or in input order); checks the graph runs at load. */
@@ -646,6 +647,7 @@ function checkRuns(root: OnnxGraphModule, g: OnnxGraph, opts: LoadOnnxOptions): 
  * ```
  */
 export async function loadOnnx(source: string | Uint8Array, opts: LoadOnnxOptions = {}): Promise<OnnxGraphModule> {
+  await ensureBackend();
   let bytes: Uint8Array;
   const file = typeof source === "string" ? source : "<bytes>";
   if (typeof source === "string") {
