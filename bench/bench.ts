@@ -113,7 +113,7 @@ export async function benchModels(runs = Number(process.env.BENCH_MODEL_RUNS ?? 
           // onnxruntime's float forward of the same graph (no fake-quantizers), one thread: the reference of the ratios
           const cap = capture(calib, rt, [x]) as Capture;
           setEngineOptions({ intraOpNumThreads: 1 });
-          const plain = new OrtSession((lower(rt, cap, false, true) as Lowered).bytes);
+          const plain = new OrtSession((lower(rt, cap, { plain: true }) as Lowered).bytes);
           const feed = { "input:0": { type: "float32" as const, data: x.dataSync() as Float32Array, dims: x.shape } };
           out[`${name}: onnxruntime float forward (1 thread)`] = await medianMs(() => plain.run(feed, ["output:0"]), 5);
           const fast1 = ortModel(calib, rt, [x]) as NonNullable<ReturnType<typeof ortModel>>;

@@ -10,7 +10,8 @@ import * as path from "node:path";
 import { before, describe, it } from "node:test";
 import * as qb from "../src";
 import { allOps, type OpDef } from "../src/ops";
-import { ortModel, setEngineOptions, engineOptions } from "../src/workflow/engine";
+import { ortModel, setEngineOptions, engineOptions, type OrtModel } from "../src/workflow/engine";
+import { chooseCuts, frontierAt } from "../src/workflow/engine/cuts";
 import { runtimeOf } from "../src/workflow/quantRuntime";
 import { runModel } from "../src/analysis/runner";
 import { GOLDEN_CASES, oneOpModel, opTypeOf } from "./opCases";
@@ -195,6 +196,68 @@ describe("onnxruntime engine", () => {
       b.m.dispose();
     });
   }
+
+  it("sensitivity runs from graph cuts give exactly what one whole-graph run per point gives", async () => {
+    const model = qb.examples.deterministicInit(new qb.examples.ResNet18(), 3).eval();
+    const x = tf.randomNormal([1, 3, 64, 64], 0, 1, "float32", 8);
+    const m = qb.prepare(model, x, { qconfigSetter: [qb.calibration8bitWeight16bitActQconfigSetter], warn: false, engine: "ort" });
+    qb.setFakeQuantize(m, qb.FakeQuantState.CALIBRATION);
+    await qb.calibrate(m, [x]);
+    qb.setFakeQuantize(m, qb.FakeQuantState.VALIDATION);
+    const rt = runtimeOf(m, "t");
+    const fast = ortModel(m, rt, [x]) as OrtModel;
+    const points = [...rt.fakeQuantizers()].map(([, , fq]) => fq);
+    const firstOp = new Map(fast.slots.map((s) => [s.fq, s.firstOp]));
+    const cuts = chooseCuts(
+      rt.graph,
+      points.map((fq) => firstOp.get(fq) ?? 0),
+    );
+    assert.ok(cuts.length >= 3, `ResNet-18 is cut (${cuts.length} cuts)`);
+    // a residual block's inside is crossed by its skip and its main branch: every frontier has one or two values
+    for (const c of cuts) assert.ok(c.frontier.length >= 1 && c.frontier.length <= 2, `cut ${c.from}: ${c.frontier}`);
+    const l1 = (a: tf.Tensor, b: tf.Tensor) => tf.tidy(() => tf.mean(tf.abs(tf.sub(a, b))).dataSync()[0]);
+    const swept = new Map<number | "float", number>();
+    let ref: tf.Tensor[] = [];
+    fast.sweep([x], points, (k, outs) => {
+      if (k === "float") ref = outs;
+      else {
+        swept.set(k, l1(outs[0], ref[0]));
+        tf.dispose(outs);
+      }
+    });
+    const whole = fast.forward([x], () => false);
+    assert.equal(l1(whole[0], ref[0]), 0, "the float reference");
+    points.forEach((fq, k) => {
+      const outs = fast.forward([x], (s) => s.fq === fq);
+      assert.equal(swept.get(k), l1(outs[0], ref[0]), `point ${k} (${fq.where})`);
+      tf.dispose(outs);
+    });
+    assert.equal(swept.size, points.length);
+    tf.dispose([...ref, ...whole, x]);
+    m.dispose();
+  });
+
+  it("a cut's frontier: what was made before it and is read at or after it (a diamond crosses twice)", () => {
+    const op = (name: string, ...sources: string[]) => ({
+      name,
+      type: "Relu",
+      modulePath: name,
+      inputs: sources.map((source) => ({ source, shape: [1] })),
+      outputShape: [1],
+      paramShapes: [],
+      flops: 1,
+      attrs: {},
+      consumers: [],
+    });
+    // x → a → (b, c) → d = b + c; e = d + a (a long skip)
+    const ops = [op("a", "<input:0>"), op("b", "a"), op("c", "a", "<float>"), op("d", "b", "c"), op("e", "d", "a")];
+    const graph = { ops, byName: new Map(ops.map((o) => [o.name, o])), outputs: ["e"], inputShapes: [[1]] };
+    assert.deepEqual(frontierAt(graph, 0), ["<input:0>"]);
+    assert.deepEqual(frontierAt(graph, 2), ["a", "b"]);
+    assert.deepEqual(frontierAt(graph, 3), ["b", "c", "a"]);
+    assert.deepEqual(frontierAt(graph, 4), ["d", "a"]);
+    assert.deepEqual(frontierAt(graph, 5), ["e"]);
+  });
 
   it("a model with an op that has no lowering runs on tfjs and says so in one line", async () => {
     const m = qb.prepare(new Stubbed().eval(), tf.ones([1, 4]), { qconfigSetter: [qb.defaultQatQconfigSetter], warn: false, engine: "ort" });

@@ -56,18 +56,26 @@ export function runSensitivity(model: Module, rt: QuantRuntime, args: tf.Tensor[
     const worse = largerIsWorse(m) ? -1 : 1;
     return rows.sort((a, b) => worse * (a.value - b.value) || (order.get(a.op_name) as number) - (order.get(b.op_name) as number));
   };
-  // onnxruntime: the whole model per point, every other point off (no float prefix to feed)
+  // onnxruntime: a run per point, every other point off, each starting at the last graph cut before its point
   const fast = ortModel(model, rt, args);
   if (fast !== null) {
-    const refs = fast.forward(args, () => false, "sensitivity");
+    let refs: tf.Tensor[] = [];
+    const rows: SensitivityRow[] = [];
     try {
-      const rows = points.map(([op, role, fq], k) => {
-        const outs = fast.forward(args, (s) => s.fq === fq, "sensitivity");
-        const r = row(op, role, fq, errorOf(m, refs, outs));
-        tf.dispose(outs);
-        reportProgress(opts.onProgress, { task: "sensitivity", done: k + 1, total: points.length, elapsedMs: performance.now() - start });
-        return r;
-      });
+      fast.sweep(
+        args,
+        points.map(([, , fq]) => fq),
+        (k, outs) => {
+          if (k === "float") {
+            refs = outs;
+            return;
+          }
+          const [op, role, fq] = points[k];
+          rows.push(row(op, role, fq, errorOf(m, refs, outs)));
+          tf.dispose(outs);
+          reportProgress(opts.onProgress, { task: "sensitivity", done: rows.length, total: points.length, elapsedMs: performance.now() - start });
+        },
+      );
       return sortRows(rows);
     } finally {
       tf.dispose(refs);

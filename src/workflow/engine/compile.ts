@@ -46,14 +46,40 @@ export interface PointSlot {
   /** The graph input the (fake-quantized) weight is fed to. */
   weightInput?: string | undefined;
   observations: Observation[];
+  /** Index (in the graph's op order) of the first op that uses the point: a run that starts at or before it sees the point. */
+  firstOp: number;
+}
+
+/** A graph input fed from data: a model input (`<input:i>`) or, in a graph cut at an op, the float value of an earlier op (its name). */
+export interface ValueInput {
+  name: string;
+  shape: number[];
+  source: string;
 }
 
 export interface Lowered {
   bytes: Uint8Array;
   slots: PointSlot[];
-  inputs: { name: string; shape: number[] }[];
+  inputs: ValueInput[];
   outputs: { name: string; shape: number[] }[];
+  /** Values asked for with `expose`, as extra outputs (name of the output, by source). */
+  exposed: ValueInput[];
   nodes: number;
+}
+
+export interface LowerOptions {
+  /** The calibration variant: what each observer reads as extra outputs. */
+  observe?: boolean;
+  /** No quantization points at all, weights as constants (the float reference of the bench). */
+  plain?: boolean;
+  /**
+   * Start at this op (index in the graph's op order): the values it and later ops read from
+   * earlier ops or the model inputs become graph inputs, fed their float values. A one-point run
+   * then skips the float prefix before its point.
+   */
+  from?: number;
+  /** Sources (op names, `<input:i>`) whose values become extra outputs (what the cut graphs are fed). */
+  expose?: ReadonlySet<string>;
 }
 
 /** Why a model cannot run on the engine: one line for the notice, naming what to change. */
@@ -143,17 +169,27 @@ export function captureValid(cap: Capture): boolean {
   return cap.guards.every((g) => !g.tensor.isDisposed && g.tensor.dataId === g.dataId);
 }
 
-/** Writes the graph. `observe`: the calibration variant, with what each observer reads as extra outputs. */
-export function lower(rt: QuantRuntime, cap: Capture, observe: boolean, plain = false): Lowered | Unsupported {
+/** The shape of a source's value: a model input's, or its op's output. */
+function shapeOfSource(rt: QuantRuntime, cap: Capture, source: string): number[] | undefined {
+  if (isModelInput(source)) return cap.inputs[Number(source.slice(7, -1))]?.shape;
+  return rt.graph.ops.find((o) => o.name === source)?.outputShape;
+}
+
+/** Writes the graph (see LowerOptions for the variants). */
+export function lower(rt: QuantRuntime, cap: Capture, opts: LowerOptions = {}): Lowered | Unsupported {
+  const { observe = false, plain = false, from = 0 } = opts;
   const b = new OnnxBuilder();
   const slots = new Map<FakeQuantizer, PointSlot>();
   const values = new Map<string, { name: string; shape: number[] }>();
-  const inputs = cap.inputs.map((inp, i) => {
-    const name = `input:${i}`;
-    b.addInput(name, "float32", inp.shape);
-    values.set(`<input:${i}>`, { name, shape: inp.shape });
-    return { name, shape: inp.shape };
-  });
+  const inputs: ValueInput[] = [];
+  const feedInput = (source: string, shape: number[]) => {
+    const name = isModelInput(source) ? `input:${source.slice(7, -1)}` : `value:${source}`;
+    b.addInput(name, "float32", shape);
+    values.set(source, { name, shape });
+    inputs.push({ name, shape, source });
+  };
+  if (from === 0) cap.inputs.forEach((inp, i) => feedInput(`<input:${i}>`, inp.shape));
+  let opIndex = 0;
 
   const slotOf = (fq: FakeQuantizer, xShape: number[], weight?: { data: Float32Array; shape: number[] }): PointSlot => {
     let slot = slots.get(fq);
@@ -163,7 +199,7 @@ export function lower(rt: QuantRuntime, cap: Capture, observe: boolean, plain = 
       const scaleDims = axis === undefined ? [] : xShape.map((d, i) => (i === axis ? d : 1));
       const names = ["s", "inv", "qmin", "qmax", "on"].map((p) => `p${k}:${p}`);
       if (weight === undefined) names.forEach((n, i) => b.addInput(n, i === 4 ? "bool" : "float32", i < 2 ? scaleDims : []));
-      slot = { fq, scale: names[0], inv: names[1], qmin: names[2], qmax: names[3], on: names[4], scaleDims, observations: [] };
+      slot = { fq, scale: names[0], inv: names[1], qmin: names[2], qmax: names[3], on: names[4], scaleDims, observations: [], firstOp: opIndex };
       if (weight !== undefined) {
         slot.weight = weight;
         slot.weightInput = `p${k}:w`;
@@ -199,7 +235,9 @@ export function lower(rt: QuantRuntime, cap: Capture, observe: boolean, plain = 
     return b.op("Where", [slot.on, y, x]);
   };
 
-  for (const info of rt.graph.ops) {
+  for (const [index, info] of rt.graph.ops.entries()) {
+    opIndex = index;
+    if (index < from) continue;
     const op = rt.ops.get(info.name);
     const def = findOp(info.type);
     if (op === undefined || def?.onnx === undefined) return new Unsupported(`no ONNX lowering for ${info.type} (${info.name})`);
@@ -212,6 +250,10 @@ export function lower(rt: QuantRuntime, cap: Capture, observe: boolean, plain = 
         if (data === undefined || inp.untraced) return new Unsupported(`${info.name} input ${i} is a tensor made outside quantbook's ops`);
         v = b.constant(data, inp.shape, "float32", `${info.name}.const`);
       } else {
+        if (!values.has(inp.source) && from > 0) {
+          const shape = shapeOfSource(rt, cap, inp.source);
+          if (shape !== undefined) feedInput(inp.source, shape);
+        }
         const src = values.get(inp.source);
         if (src === undefined) return new Unsupported(`${info.name} input ${i} comes from ${inp.source}, which has not run yet`);
         if (isModelInput(inp.source) && cap.inputs[Number(inp.source.slice(7, -1))]?.dtype !== "float32" && info.type !== "QuantStub") {
@@ -255,13 +297,21 @@ export function lower(rt: QuantRuntime, cap: Capture, observe: boolean, plain = 
     values.set(info.name, { name: out, shape: info.outputShape });
   }
   const outputs = rt.graph.outputs.map((name, i) => {
+    if (!values.has(name)) feedInput(name, shapeOfSource(rt, cap, name) as number[]);
     const v = values.get(name) as { name: string; shape: number[] };
     const shape = cap.outputShapes[i];
     const out = `output:${i}`;
     identityTo(b, sizeOf(v.shape) === sizeOf(shape) ? b.reshape(v.name, shape, v.shape) : v.name, out);
     return { name: out, shape };
   });
-  return { bytes: b.encode(), slots: [...slots.values()], inputs, outputs, nodes: b.nodeCount };
+  const exposed = [...(opts.expose ?? [])].flatMap((source) => {
+    const v = values.get(source);
+    if (v === undefined) return [];
+    const name = `exposed:${source}`;
+    identityTo(b, v.name, name);
+    return [{ name, shape: v.shape, source }];
+  });
+  return { bytes: b.encode(), slots: [...slots.values()], inputs, outputs, exposed, nodes: b.nodeCount };
 }
 
 /** Names `x` as the graph output `name`. */

@@ -13,7 +13,9 @@ import { FakeQuantState } from "../../quant/state";
 import { errors } from "../../messages";
 import { withScope } from "../../util/scope";
 import { runtimeOf, type QuantRuntime } from "../quantRuntime";
+import type { FakeQuantizer } from "../../quant/fakeQuantizer";
 import { capture, captureValid, engineBlockers, lower, Unsupported, type Capture, type Lowered, type PointSlot } from "./compile";
+import { chooseCuts } from "./cuts";
 import { loadOrt, optionsGeneration, ortLoadError, OrtSession, type Feed } from "./session";
 
 export { setEngineOptions, engineOptions, type EngineOptions } from "./session";
@@ -36,9 +38,9 @@ interface Compiled {
   run: Built | null;
   calib: Built | null;
   /** Weight points' batch ranges (a weight is the same every batch). */
-  weightRanges: Map<PointSlot, { min: Float64Array; max: Float64Array }>;
+  weightRanges: Map<FakeQuantizer, { min: Float64Array; max: Float64Array }>;
   /** Weights fake-quantized at their current scale (one per weight point). */
-  weightCache: Map<PointSlot, { key: string; data: Float32Array }>;
+  weightCache: Map<FakeQuantizer, { key: string; data: Float32Array }>;
 }
 
 const compiled = new WeakMap<QuantRuntime, Compiled>();
@@ -95,7 +97,7 @@ function keyOf(rt: QuantRuntime, args: tf.Tensor[]): string {
 }
 
 function build(rt: QuantRuntime, c: Compiled, observe: boolean): Built | Unsupported {
-  const lowered = lower(rt, c.cap, observe);
+  const lowered = lower(rt, c.cap, { observe });
   if (lowered instanceof Unsupported) return lowered;
   try {
     const session = new OrtSession(lowered.bytes);
@@ -144,7 +146,7 @@ export function ortModel(model: Module, rt: QuantRuntime, args: tf.Tensor[], obs
     if (b instanceof Unsupported) return refuse(rt, key, b.reason);
     built = c[slot] = b;
   }
-  return new OrtModel(c, built);
+  return new OrtModel(rt, c, built);
 }
 
 function refuse(rt: QuantRuntime, key: string, reason: string): null {
@@ -178,6 +180,7 @@ export type PointSwitch = (slot: PointSlot) => boolean;
 
 export class OrtModel {
   constructor(
+    private readonly rt: QuantRuntime,
     private readonly c: Compiled,
     private readonly built: Built,
   ) {}
@@ -186,14 +189,17 @@ export class OrtModel {
     return this.built.lowered.slots;
   }
 
-  private feeds(args: tf.Tensor[], on: PointSwitch, where: string): Record<string, Feed> {
+  private feeds(args: tf.Tensor[], on: PointSwitch, where: string, lowered: Lowered = this.built.lowered, values?: Map<string, Float32Array>): Record<string, Feed> {
     const feeds: Record<string, Feed> = {};
-    this.built.lowered.inputs.forEach((inp, i) => {
-      const a = args[i];
-      const data = a.dtype === "float32" ? (a.dataSync() as Float32Array) : Float32Array.from(a.dataSync());
+    for (const inp of lowered.inputs) {
+      let data = values?.get(inp.source);
+      if (data === undefined) {
+        const a = args[Number(inp.source.slice(7, -1))];
+        data = a.dtype === "float32" ? (a.dataSync() as Float32Array) : Float32Array.from(a.dataSync());
+      }
       feeds[inp.name] = { type: "float32", data, dims: inp.shape };
-    });
-    for (const slot of this.built.lowered.slots) {
+    }
+    for (const slot of lowered.slots) {
       const enabled = on(slot);
       const scale = enabled ? slot.fq.scale() : null;
       if (enabled && scale === null) throw errors.notCalibrated(where, [slot.fq.where]);
@@ -221,14 +227,15 @@ export class OrtModel {
   private quantizedWeight(slot: PointSlot, scale: Float64Array): Float32Array {
     const fq = slot.fq;
     const key = `${fq.dtype.name}|${fq.roundMode}|${Array.from(scale).join(",")}`;
-    const hit = this.c.weightCache.get(slot);
+    const hit = this.c.weightCache.get(fq);
     if (hit !== undefined && hit.key === key) return hit.data;
     const w = slot.weight as { data: Float32Array; shape: number[] };
-    const data = tf.tidy(() => {
-      const t = tf.tensor(w.data, w.shape, "float32");
-      return fakeQuantize(t, { scale: fq.axis === undefined ? scale[0] : scale, dtype: fq.dtype, axis: fq.axis, roundMode: fq.roundMode }).dataSync() as Float32Array;
-    });
-    this.c.weightCache.set(slot, { key, data });
+    // (not returned from a tf.tidy: tidy walks a returned typed array element by element, ~1 s per million)
+    const t = tf.tensor(w.data, w.shape, "float32");
+    const q = fakeQuantize(t, { scale: fq.axis === undefined ? scale[0] : scale, dtype: fq.dtype, axis: fq.axis, roundMode: fq.roundMode });
+    const data = Float32Array.from(q.dataSync() as Float32Array);
+    tf.dispose([t, q]);
+    this.c.weightCache.set(fq, { key, data });
     return data;
   }
 
@@ -240,6 +247,76 @@ export class OrtModel {
       outs.map((o) => o.name),
     );
     return outs.map((o) => tf.tensor(r[o.name].data, o.shape, "float32"));
+  }
+
+  /**
+   * The float outputs, then the outputs with only `points[k]` on, for every k (`visit("float", …)`
+   * first, then `visit(k, …)`; `visit` owns the tensors). A run starts at the last cut before its
+   * point and is fed the float values there (chosen by cuts.ts from the ops' flops, where a run
+   * saves more than the session it needs costs), so the float prefix is computed once, not once
+   * per point. Sessions live for this call only.
+   */
+  sweep(args: tf.Tensor[], points: FakeQuantizer[], visit: (k: number | "float", outs: tf.Tensor[]) => void, where = "sensitivity"): void {
+    const firstOp = new Map(this.slots.map((s) => [s.fq, s.firstOp]));
+    const starts = points.map((fq) => firstOp.get(fq) ?? 0);
+    const cuts = chooseCuts(this.rt.graph, starts);
+    const byCut = new Map<number, number[]>(cuts.map((c) => [c.from, []]));
+    starts.forEach((start, k) => {
+      let best = 0;
+      for (const c of cuts) if (c.from <= start && c.from > best) best = c.from;
+      (byCut.get(best) ?? byCut.set(best, []).get(best))?.push(k);
+    });
+    const expose = new Set(cuts.flatMap((c) => c.frontier));
+    const sessions: OrtSession[] = [];
+    const session = (lowered: Lowered) => {
+      const s = new OrtSession(lowered.bytes);
+      sessions.push(s);
+      return s;
+    };
+    const runOn = (lowered: Lowered, s: OrtSession, on: PointSwitch, values?: Map<string, Float32Array>, extra: string[] = []) =>
+      s.run(this.feeds(args, on, where, lowered, values), [...lowered.outputs.map((o) => o.name), ...extra]);
+    const tensors = (lowered: Lowered, r: Record<string, { data: Float32Array }>) => lowered.outputs.map((o) => tf.tensor(r[o.name].data, o.shape, "float32"));
+    try {
+      // the whole graph, exposing every cut's frontier: the float run gives the reference and the values cut runs start from
+      const full = expose.size === 0 ? this.built.lowered : (lower(this.rt, this.c.cap, { expose }) as Lowered);
+      const fullSession = full === this.built.lowered ? this.built.session : session(full);
+      const r0 = runOn(
+        full,
+        fullSession,
+        () => false,
+        undefined,
+        full.exposed.map((e) => e.name),
+      );
+      const values = new Map(full.exposed.map((e) => [e.source, r0[e.name].data]));
+      visit("float", tensors(full, r0));
+      for (const [from, ks] of [...byCut.entries()].sort((a, b) => a[0] - b[0])) {
+        if (ks.length === 0) continue;
+        let lowered: Lowered | Unsupported = full;
+        let s = fullSession;
+        if (from !== 0) {
+          // a cut onnxruntime refuses costs time, not correctness: those points run the whole graph
+          lowered = lower(this.rt, this.c.cap, { from });
+          try {
+            s = lowered instanceof Unsupported ? fullSession : session(lowered);
+          } catch {
+            s = fullSession;
+          }
+          if (s === fullSession) lowered = full;
+        }
+        const l = lowered as Lowered;
+        for (const k of ks)
+          visit(
+            k,
+            tensors(
+              l,
+              runOn(l, s, (slot) => slot.fq === points[k], values),
+            ),
+          );
+        if (s !== fullSession && s !== this.built.session) sessions.splice(sessions.indexOf(s), 1)[0].dispose();
+      }
+    } finally {
+      sessions.forEach((s) => s.dispose());
+    }
   }
 
   /**
@@ -257,11 +334,11 @@ export class OrtModel {
     for (const slot of this.built.lowered.slots) {
       if (!slot.fq.observing) continue;
       if (slot.weight !== undefined) {
-        let wr = this.c.weightRanges.get(slot);
+        let wr = this.c.weightRanges.get(slot.fq);
         if (wr === undefined) {
           const w = slot.weight;
           wr = withScope(() => slot.fq.observer.measure(tf.tensor(w.data, w.shape, "float32")));
-          this.c.weightRanges.set(slot, wr);
+          this.c.weightRanges.set(slot.fq, wr);
         }
         updates.push([slot, wr]);
         continue;
