@@ -6,6 +6,7 @@
 import * as tf from "@tensorflow/tfjs";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
+import { readFileSync } from "node:fs";
 import * as path from "node:path";
 import { before, describe, it } from "node:test";
 import * as qb from "../src";
@@ -15,7 +16,7 @@ import { chooseCuts, frontierAt } from "../src/workflow/engine/cuts";
 import { runtimeOf } from "../src/workflow/quantRuntime";
 import { runModel } from "../src/analysis/runner";
 import { GOLDEN_CASES, oneOpModel, opTypeOf } from "./opCases";
-import { assertWithinOneStep, readJson, setup } from "./helpers";
+import { assertWithinOneStep, fixture, readJson, setup } from "./helpers";
 import { relErr } from "./onnxOracle";
 
 const ten = (v: { shape: number[]; data: number[] }) => tf.tensor(v.data, v.shape, "float32");
@@ -139,63 +140,82 @@ describe("onnxruntime engine", () => {
     });
   }
 
+  /** One model on both engines: calibrated scales, validation outputs, the sensitivity table. */
+  async function agree(t: { diagnostic(s: string): void }, name: string, model: qb.nn.Module, batches: tf.Tensor[]): Promise<void> {
+    const x = batches[0];
+    const run = async (engine: "ort" | "tfjs") => {
+      const m = qb.prepare(model, x, { qconfigSetter: [qb.defaultQatQconfigSetter], warn: false, engine });
+      qb.setFakeQuantize(m, qb.FakeQuantState.CALIBRATION);
+      await qb.calibrate(m, batches);
+      qb.setFakeQuantize(m, qb.FakeQuantState.VALIDATION);
+      const qa = new qb.QuantAnalysis(model, m);
+      const sens = qa.sensitivity({ data: x });
+      const out = runModel(m, runtimeOf(m, "t"), [x]);
+      return { m, scales: scalesOf(m), sens: sens.rows, out };
+    };
+    const a = await run("tfjs");
+    const b = await run("ort");
+    assert.equal(qb.engine(b.m).engine, "ort", `${name}: ${qb.engine(b.m).reason}`);
+    assert.equal(qb.engine(a.m).engine, "tfjs");
+    // the same MinMax ranges: weights and the stub exactly; activations after convolutions differ only by
+    // the two libraries' float summation order
+    assert.deepEqual(b.scales[0], a.scales[0], `${name}: the QuantStub's scale`);
+    let worst = 0;
+    a.scales.forEach((s, i) => s.forEach((v, j) => (worst = Math.max(worst, Math.abs(v - b.scales[i][j]) / v))));
+    assert.ok(worst < 1e-5, `${name}: scales differ by ${worst} relative`);
+    const weights = (m: qb.nn.Module) => qb.preparedOps(m).flatMap((o) => (o.weight ? [Array.from(o.weight.scale() ?? [])] : []));
+    assert.deepEqual(weights(b.m), weights(a.m), `${name}: weight scales`);
+    // validation outputs within one quantization step of the output's grid (the last op keeps a float output: relative)
+    b.out.forEach((o, i) => assert.ok(relErr(o.dataSync(), a.out[i].dataSync()) < 0.02, `${name}: validation output ${i}`));
+    // sensitivity: the same top-10 order (rows whose values tie within 1e-6 may swap) and values within 1e-2 relative
+    const ours = new Map(b.sens.map((r) => [`${r.op_name}:${r.sensitive_type}`, r.value]));
+    const rel = a.sens.map((r) => Math.abs((ours.get(`${r.op_name}:${r.sensitive_type}`) as number) - r.value) / Math.max(Math.abs(r.value), 1e-30));
+    for (let i = 0; i < Math.min(10, a.sens.length); i++) {
+      assert.ok(rel[i] <= 1e-2, `${name} row ${i}: ${b.sens[i].value} vs ${a.sens[i].value}`);
+      const tied = Math.abs(b.sens[i].value - a.sens[i].value) <= 1e-6 * Math.abs(a.sens[i].value);
+      assert.ok(tied || `${b.sens[i].op_name}:${b.sens[i].sensitive_type}` === `${a.sens[i].op_name}:${a.sens[i].sensitive_type}`, `${name} row ${i} order`);
+    }
+    // a value moves when a float difference of one ulp flips a rounding at the point under test (one step)
+    t.diagnostic(
+      `${name}: ${rel.filter((r) => r > 1e-3).length} of ${rel.length} sensitivity values differ by more than 1e-3 relative (largest ${Math.max(...rel).toExponential(2)})`,
+    );
+    tf.dispose([...a.out, ...b.out]);
+    a.m.dispose();
+    b.m.dispose();
+  }
+
   for (const [name, make] of [
     ["ResNet-18", () => new qb.examples.ResNet18()],
     ["MobileNetV3-Small", () => new qb.examples.MobileNetV3Small()],
   ] as const) {
     it(`${name}: scales, validation outputs and the sensitivity table agree with tfjs`, async (t) => {
       const model = qb.examples.deterministicInit(make(), 1).eval();
-      const x = tf.randomNormal([1, 3, 96, 96], 0, 1, "float32", 3);
-      const batches = [x, tf.randomNormal([1, 3, 96, 96], 0, 1, "float32", 4)];
-      const run = async (engine: "ort" | "tfjs") => {
-        const m = qb.prepare(model, x, { qconfigSetter: [qb.defaultQatQconfigSetter], warn: false, engine });
-        qb.setFakeQuantize(m, qb.FakeQuantState.CALIBRATION);
-        await qb.calibrate(m, batches);
-        qb.setFakeQuantize(m, qb.FakeQuantState.VALIDATION);
-        const qa = new qb.QuantAnalysis(model, m);
-        const sens = qa.sensitivity({ data: x });
-        const out = runModel(m, runtimeOf(m, "t"), [x]);
-        return { m, scales: scalesOf(m), sens: sens.rows, out };
-      };
-      const a = await run("tfjs");
-      const b = await run("ort");
-      assert.equal(qb.engine(b.m).engine, "ort");
-      assert.equal(qb.engine(a.m).engine, "tfjs");
-      // the same MinMax ranges: weights and the stub exactly; activations after convolutions differ only by
-      // the two libraries' float summation order
-      assert.deepEqual(b.scales[0], a.scales[0], "the QuantStub's scale");
-      let worst = 0;
-      a.scales.forEach((s, i) => s.forEach((v, j) => (worst = Math.max(worst, Math.abs(v - b.scales[i][j]) / v))));
-      assert.ok(worst < 1e-5, `scales differ by ${worst} relative`);
-      const weights = qb.preparedOps(a.m).filter((o) => o.weight);
-      weights.forEach((o, i) =>
-        assert.deepEqual(
-          Array.from(
-            qb
-              .preparedOps(b.m)
-              .filter((p) => p.weight)
-              [i].weight?.scale() ?? [],
-          ),
-          Array.from(o.weight?.scale() ?? []),
-        ),
-      );
-      // validation outputs within one quantization step of the output's grid (the last op keeps a float output: relative)
-      assert.ok(relErr(b.out[0].dataSync(), a.out[0].dataSync()) < 0.02, "validation outputs");
-      // sensitivity: the same top-10 order and values within 1e-3 relative
-      const top = (rows: typeof a.sens) => rows.slice(0, 10).map((r) => `${r.op_name}:${r.sensitive_type}`);
-      assert.deepEqual(top(b.sens), top(a.sens));
-      // a value moves when a float difference of one ulp flips a rounding at the point under test (one step)
-      const ours = new Map(b.sens.map((r) => [`${r.op_name}:${r.sensitive_type}`, r.value]));
-      const rel = a.sens.map((r) => Math.abs((ours.get(`${r.op_name}:${r.sensitive_type}`) as number) - r.value) / Math.abs(r.value));
-      for (let i = 0; i < 10; i++) assert.ok(rel[i] <= 1e-2, `row ${i}: ${b.sens[i].value} vs ${a.sens[i].value}`);
-      t.diagnostic(
-        `${name}: ${rel.filter((r) => r > 1e-3).length} of ${rel.length} sensitivity values differ by more than 1e-3 relative (largest ${Math.max(...rel).toExponential(2)})`,
-      );
-      tf.dispose([...batches, ...a.out, ...b.out]);
-      a.m.dispose();
-      b.m.dispose();
+      const batches = [3, 4].map((seed) => tf.randomNormal([1, 3, 96, 96], 0, 1, "float32", seed));
+      await agree(t, name, model, batches);
+      tf.dispose(batches);
+      model.dispose();
     });
   }
+
+  it("the article model and every ONNX test model agree with tfjs (scales, outputs, sensitivity)", async (t) => {
+    const sd = (await qb.io.loadTorch(fixture("float-checkpoint.ckpt"))) as Record<string, tf.Tensor>;
+    const x = (await qb.io.loadTorch(fixture("random_data.pt"))) as tf.Tensor;
+    const article = new qb.examples.SmallModel();
+    article.loadStateDict(sd);
+    await agree(t, "article model", article.eval(), [x]);
+    article.dispose();
+    qb.io.disposeAll(sd);
+    x.dispose();
+    const dir = path.join(__dirname, "..", "..", "test", "fixtures", "onnx");
+    const index = JSON.parse(readFileSync(path.join(dir, "index.json"), "utf8")) as Record<string, { input: number[] }>;
+    for (const file of Object.keys(index).filter((f) => f.endsWith(".onnx"))) {
+      const m = await qb.io.loadOnnx(path.join(dir, file));
+      const batches = [51, 52].map((seed) => tf.randomNormal(index[file].input, 0, 1, "float32", seed));
+      await agree(t, file, m.eval(), batches);
+      tf.dispose(batches);
+      m.dispose();
+    }
+  });
 
   it("sensitivity runs from graph cuts give exactly what one whole-graph run per point gives", async () => {
     const model = qb.examples.deterministicInit(new qb.examples.ResNet18(), 3).eval();

@@ -5,6 +5,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 import * as qb from "../src";
@@ -65,6 +66,36 @@ describe("mixed-precision planner", { timeout: 300000 }, () => {
       console.log(`# ${march}: ${plan.caption}`);
     });
   }
+
+  it("never throws on a legal request: default options on every march (the article model), every plan legal once realised", async () => {
+    for (const march of [qb.March.NASH_E, qb.March.NASH_M, qb.March.NASH_P]) {
+      const plan = await qb.planMixedPrecision(model, [x], { march, onProgress: () => {} });
+      assert.deepEqual(plan.refused, [], `${march}: plans the chip refused once realised`);
+      assert.ok(plan.rows.length >= 1, `${march}: ${plan.caption}`);
+      for (let i = 0; i < plan.rows.length; i++) assert.deepEqual((await reproduce(plan, i, x, model)).violations, [], `${march} point ${i}: ${plan.rows[i].choices}`);
+    }
+  });
+
+  it("default options on every model of the ONNX test zoo (NASH_M): legal plans, reproduced by their setters", async (t) => {
+    const dir = path.join(__dirname, "..", "..", "test", "fixtures", "onnx");
+    const index = JSON.parse(readFileSync(path.join(dir, "index.json"), "utf8")) as Record<string, { input: number[] }>;
+    const files = Object.keys(index).filter((f) => f.endsWith(".onnx"));
+    const names = [...new Set(files.map((f) => f.replace(/_opset\d+\.onnx$/, "")))];
+    assert.ok(names.length >= 6, `zoo: ${names}`);
+    for (const name of names) {
+      const file = files.find((f) => f.startsWith(`${name}_opset`)) as string;
+      const m = await qb.io.loadOnnx(path.join(dir, file));
+      const data = tf.randomNormal(index[file].input, 0, 1, "float32", 41);
+      const t0 = performance.now();
+      const plan = await qb.planMixedPrecision(m, [data], { march: qb.March.NASH_M, evaluations: 6, onProgress: () => {} });
+      t.diagnostic(`${name}: ${plan.rows.length} plans, ${plan.evaluations} evaluations, ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+      assert.deepEqual(plan.refused, [], `${name}: plans the chip refused once realised`);
+      const last = plan.rows.length - 1;
+      for (const i of new Set([0, last])) assert.deepEqual((await reproduce(plan, i, data, m)).violations, [], `${name} point ${i}: ${plan.rows[i].choices}`);
+      data.dispose();
+      m.dispose();
+    }
+  });
 
   it("is deterministic, and does no worse than top-k promotion at the same latency (NASH_P, where top-k is legal)", async () => {
     const opts = { march: qb.March.NASH_P, base: qb.calibration8bitWeight16bitActQconfigSetter, onProgress: () => {} };

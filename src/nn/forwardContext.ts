@@ -1,3 +1,4 @@
+import type * as tf from "@tensorflow/tfjs";
 import type { Module } from "./module";
 import type { OpInterceptor } from "./runtime";
 
@@ -58,4 +59,9 @@ export function currentForward(): ForwardContext | null {
 
 export function setCurrentForward(f: ForwardContext | null): void {
   current = f;
+}
+
+/** Tells the running forward's interceptor that `t` is a constant of the model (see OpInterceptor.constant). */
+export function declareConstant(t: tf.Tensor): void {
+  current?.interceptor?.constant?.(t);
 }

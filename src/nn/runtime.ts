@@ -33,6 +33,12 @@ export interface OpInterceptor {
   runOp(call: OpCall, compute: Compute): tf.Tensor;
   /** Called with the root forward's result. */
   end(result: unknown): void;
+  /**
+   * A float tensor the model computed from its own constants and its input's shape only (an
+   * imported graph's folded subgraph, such as a class token expanded to the batch): a constant
+   * for this input shape, not a raw op on activations.
+   */
+  constant?(t: tf.Tensor): void;
 }
 
 /** Symbol under which a prepared root module keeps its interceptor. */

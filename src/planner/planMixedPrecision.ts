@@ -89,6 +89,8 @@ export interface MixedPrecisionPlan extends Table<PlanRow> {
   chosen: number | null;
   /** Ops the march has no rule for (assumed CPU): left at the base dtypes, not planned. */
   unplanned: string[];
+  /** Measured plans the chip refused once realised (dropped from the front), each with its first violation: should stay empty. */
+  refused: string[];
   /** The qconfig setters (and rewrites) that reproduce front point `i` through prepare → calibrate. */
   setter(i: number): { qconfigSetter: QconfigSetter[]; rewrites: string[]; apply<T extends Module>(model: T): T };
   /** The point of lowest error within `latencyMs`, or of lowest latency within `error`. */
@@ -161,12 +163,13 @@ function irOf(base: Ir, plan: Plan): Ir {
         output: { shape: [...lead, out], quant: q16 },
         flops: mul.flops,
       };
+      // the rewritten module's ops are all int16, its output too (what `realise` configures)
       const add: IrNode = {
         ...sum,
         name: n.name,
         type: "Add",
         inputs: [{ source: sum.name, shape: sum.output.shape, quant: q16, requant: false }],
-        output: n.output,
+        output: n.output.quant.dtype === "float32" ? n.output : { ...n.output, quant: { ...n.output.quant, dtype: "qint16" } },
         flops: lead.reduce((a, b) => a * b, 1) * out,
       };
       nodes.push(mul, sum, add);
@@ -387,13 +390,21 @@ export async function planMixedPrecision(float: Module, data: tf.Tensor | tf.Ten
       { plan: new Map(), error: baseMeasured.error, predicted: predict(new Map()), latency: basePerf.latencyMs, mac16: basePerf.int16MacShare },
     ];
     let n = 0;
+    /** Plans whose realised export the chip refused (the search's patched IR said they were legal): never on the front. */
+    const refused: string[] = [];
+    const legalExport = (plan: Plan, ir: Ir) => {
+      const bad = ruleViolations(ir, opts.march);
+      if (bad.length > 0) refused.push(`${planKey(plan)}: ${bad[0]}`);
+      return bad.length === 0;
+    };
     for (const plan of chosen.values()) {
       if (plan.size === 0) continue;
       const m = await measure(plan);
+      progress(3 + ++n, maxEvals + 3);
+      if (!legalExport(plan, m.ir)) continue;
       // the measured plan's own export: its latency is exact (the search used the patched base IR)
       const p = perf(m.ir, opts.march);
       measured.push({ plan, error: m.error, predicted: predict(plan), latency: p.latencyMs, mac16: p.int16MacShare });
-      progress(3 + ++n, maxEvals + 3);
     }
     // re-fit κ to the measurements: the median ratio measured / raw prediction (robust to a plan
     // the additive model misjudges badly, such as a rewrite whose mul scale zeroes its outputs)
@@ -432,6 +443,7 @@ export async function planMixedPrecision(float: Module, data: tf.Tensor | tf.Ten
       variant.delete(key);
       if (measured.some((m) => planKey(m.plan) === planKey(variant)) || ruleViolations(irOf(baseIr, variant), opts.march).length > 0) break;
       const m = await measure(variant);
+      if (!legalExport(variant, m.ir)) break;
       const pv = perf(m.ir, opts.march);
       measured.push({ plan: variant, error: m.error, predicted: predict(variant), latency: pv.latencyMs, mac16: pv.int16MacShare });
       // the point's error at the plan's dtype, as measured: e(plan dtype) = e(base dtype) + Δ / κ
@@ -452,10 +464,10 @@ export async function planMixedPrecision(float: Module, data: tf.Tensor | tf.Ten
     const promotable = points.filter((p) => p.base === "qint8").sort((a, b) => b.e8 - a.e8);
     for (const k of [1, 2, 4, 8].filter((k) => k <= promotable.length)) {
       const plan: Plan = new Map(promotable.slice(0, k).map((p) => [p.key, "int16"] as [string, Choice]));
-      const ir = irOf(baseIr, plan);
-      const legal = ruleViolations(ir, opts.march).length === 0;
       const m = await measure(plan);
-      topk.push({ k, measured_error: m.error, latency_ms: latency(plan), legal });
+      // judged on the realised export, like the front's plans; an illegal one keeps the search IR's latency estimate
+      const legal = ruleViolations(m.ir, opts.march).length === 0;
+      topk.push({ k, measured_error: m.error, latency_ms: legal ? perf(m.ir, opts.march).latencyMs : latency(plan), legal });
     }
     const rows: PlanRow[] = front.map((m, i) => ({
       point: i,
@@ -480,6 +492,7 @@ export async function planMixedPrecision(float: Module, data: tf.Tensor | tf.Ten
       march: opts.march,
       chosen: null,
       unplanned,
+      refused,
       evaluations,
       predictionGap: { before, after },
       topk,

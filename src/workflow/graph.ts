@@ -51,6 +51,10 @@ export class Tracer implements OpInterceptor {
   /** `own`: the data ids of the model's own tensors (parameters, buffers), which are constants, not cuts. */
   constructor(private readonly own: Set<object> = new Set()) {}
 
+  constant(t: tf.Tensor): void {
+    this.own.add(t.dataId);
+  }
+
   begin(args: unknown[]): void {
     this.inputShapes = args.map((v) => (v instanceof tf.Tensor ? v.shape.slice() : null));
     args.forEach((v, i) => {

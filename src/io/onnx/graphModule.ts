@@ -13,6 +13,7 @@ import * as tf from "@tensorflow/tfjs";
 import { QuantbookError } from "../../messages";
 import { DeQuantStub, QuantStub } from "../../nn/layers";
 import { Module } from "../../nn/module";
+import { declareConstant } from "../../nn/forwardContext";
 import type { ConstValue } from "./proto";
 import type { PlanStep } from "./plan";
 
@@ -129,7 +130,11 @@ export class OnnxGraphModule extends OnnxScope {
         if (name === undefined || name === "") return;
         env.set(name, t);
         seen?.set(name, t);
-        if (allConst || step.constOutputs) isConst.add(name);
+        if (allConst || step.constOutputs) {
+          isConst.add(name);
+          // computed from constants and shapes: a constant of the model for a prepared model's trace
+          if (t.dtype === "float32") declareConstant(t);
+        }
       });
     }
     const outs = info.outputs.map((o, i) => {

@@ -85,9 +85,12 @@ export function decideEngine(rt: QuantRuntime, want: EngineChoice = rt.engine): 
 }
 
 const notified = new WeakSet<QuantRuntime>();
+/** Reasons already told: the planner prepares a model a dozen times, and one line says it. */
+const told = new Set<string>();
 function notice(rt: QuantRuntime, reason: string): void {
-  if (notified.has(rt)) return;
+  if (notified.has(rt) || told.has(reason)) return;
   notified.add(rt);
+  told.add(reason);
   console.warn(`quantbook: this model runs on tfjs, not onnxruntime: ${reason}`);
 }
 
