@@ -4,7 +4,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { KernelClient } from "../kernel/client";
@@ -134,48 +134,110 @@ export async function benchModels(runs = Number(process.env.BENCH_MODEL_RUNS ?? 
   return out;
 }
 
+/** One run (for steps too slow to repeat: the planner, a tfjs sensitivity of a large model). */
+async function onceMs(fn: () => unknown | Promise<unknown>): Promise<number> {
+  const t = performance.now();
+  await fn();
+  return performance.now() - t;
+}
+
+/** Peak RSS (MB) of a fresh Node process that runs `body` (the body of an async function, CommonJS). */
+function peakRssMb(body: string): number {
+  const script = `(async () => { ${body} })().then(() => console.log("RSS " + process.resourceUsage().maxRSS / 1024));`;
+  const out = execFileSync(process.execPath, ["-e", script], {
+    encoding: "utf8",
+    cwd: path.join(__dirname, ".."),
+    env: { ...process.env, QUANTBOOK_ENGINE: "ort" },
+  });
+  return Number(/RSS ([\d.]+)/.exec(out)?.[1] ?? NaN);
+}
+
+/** The models tfjs-wasm takes too long to run a whole sensitivity on: its time is estimated from one fake-quant forward per point. */
+const TFJS_SENSITIVITY_MAX_FLOPS = 3e9;
+
 /**
- * ONNX import of full-width ResNet-18 and MobileNetV3-Small exported here by PyTorch: import time,
- * float forward against onnxruntime-node (one thread), calibration pass and sensitivity of the
- * imported graph (PyTorch's times for the same models are in the model rows above).
+ * The bench models exported by PyTorch (bench/bench_models.py: ResNet-18 and MobileNetV3-Small at
+ * 224×224, a U-Net at 512×512), imported: import, float forward, onnxruntime's own float forward
+ * (one thread: the reference of every ratio), calibration passes (MinMax, MSE), fake-quant
+ * forward, sensitivity on both engines, the planner on NASH_M, and peak RSS against onnxruntime
+ * alone. PyTorch's times for the same models and steps come from bench/torch_bench.py.
  */
 export async function benchOnnx(runs = Number(process.env.BENCH_MODEL_RUNS ?? 1)): Promise<Record<string, number>> {
   const dir = mkdtempSync(path.join(tmpdir(), "qb-bench-onnx-"));
   try {
     execFileSync("/usr/bin/python3", [path.join(__dirname, "..", "..", "bench", "export_models.py"), dir], { stdio: "ignore" });
   } catch {
-    console.log("ONNX bench skipped: /usr/bin/python3 cannot export torchvision models (apt-get install python3-torchvision)");
+    console.log("ONNX bench skipped: /usr/bin/python3 cannot export torchvision models (apt-get install python3-torch python3-torchvision)");
     return {};
   }
   const ort = require("onnxruntime-node") as typeof import("onnxruntime-node");
   const out: Record<string, number> = {};
-  const x = tf.randomUniform([1, 3, 224, 224], -1, 1, "float32", 3);
   const quiet = () => {};
-  for (const name of ["resnet18", "mobilenet_v3_small"]) {
+  const models = JSON.parse(readFileSync(path.join(dir, "index.json"), "utf8")) as Record<string, number[]>;
+  for (const [name, shape] of Object.entries(models)) {
+    const k = (step: string) => `onnx ${name}: ${step}`;
     const file = path.join(dir, `${name}.onnx`);
+    const x = tf.randomUniform(shape, -1, 1, "float32", 3);
     let model: Awaited<ReturnType<typeof qb.io.loadOnnx>> | null = null;
-    out[`onnx ${name}: import`] = await medianMs(async () => {
+    out[k("import")] = await medianMs(async () => {
       model?.dispose();
       model = await qb.io.loadOnnx(file);
     }, 3);
     const m = model as unknown as Awaited<ReturnType<typeof qb.io.loadOnnx>>;
-    out[`onnx ${name}: float forward`] = await medianMs(() => tf.dispose(m.forward(x) as unknown as tf.Tensor), 3);
     const session = await ort.InferenceSession.create(file, { intraOpNumThreads: 1 });
     const feeds = { [session.inputNames[0]]: new ort.Tensor("float32", x.dataSync() as Float32Array, x.shape) };
-    out[`onnx ${name}: onnxruntime forward (1 thread)`] = await medianMs(() => session.run(feeds), 3);
-    for (const engine of ["ort", "tfjs"] as const) {
-      const tag = engine === "ort" ? "" : " (tfjs engine)";
-      const calib = qb.prepare(m.eval(), x, { qconfigSetter: [qb.defaultCalibrationQconfigSetter], warn: false, engine });
+    out[k("onnxruntime float forward (1 thread)")] = await medianMs(() => session.run(feeds), 5);
+    await session.release();
+    out[k("float forward (tfjs)")] = await medianMs(() => tf.dispose(m.forward(x) as unknown as tf.Tensor), 1);
+    for (const [setter, what] of [
+      [qb.defaultQatQconfigSetter, "calibration pass, MinMax"],
+      [qb.defaultCalibrationQconfigSetter, "calibration pass"],
+    ] as const) {
+      const calib = qb.prepare(m.eval(), x, { qconfigSetter: [setter], warn: false, engine: "ort" });
       qb.setFakeQuantize(calib, qb.FakeQuantState.CALIBRATION);
-      out[`onnx ${name}: calibration pass${tag}`] = await medianMs(() => qb.calibrate(calib, [x], { onProgress: quiet }), runs);
-      qb.setFakeQuantize(calib, qb.FakeQuantState.VALIDATION);
-      const qa = new qb.QuantAnalysis(m, calib, { onProgress: quiet });
-      out[`onnx ${name}: sensitivity${tag}`] = await medianMs(() => qa.sensitivity({ data: x, onProgress: quiet }), runs);
+      out[k(what)] = await medianMs(() => qb.calibrate(calib, [x], { onProgress: quiet }), Math.max(runs, 3));
+      if (what === "calibration pass") {
+        qb.setFakeQuantize(calib, qb.FakeQuantState.VALIDATION);
+        const rt = runtimeOf(calib, "bench");
+        const fast = ortModel(calib, rt, [x]) as NonNullable<ReturnType<typeof ortModel>>;
+        out[k("fake-quant forward")] = await medianMs(() => tf.dispose(fast.forward([x], () => true)), 5);
+        setEngineOptions({ intraOpNumThreads: 1 });
+        const fast1 = ortModel(calib, rt, [x]) as NonNullable<ReturnType<typeof ortModel>>;
+        out[k("fake-quant forward (1 thread)")] = await medianMs(() => tf.dispose(fast1.forward([x], () => true)), 5);
+        setEngineOptions({ intraOpNumThreads: engineThreads });
+        const qa = new qb.QuantAnalysis(m, calib, { onProgress: quiet });
+        out[k("sensitivity")] = await medianMs(() => qa.sensitivity({ data: x, onProgress: quiet }), runs);
+        const points = qa.sensitivity({ data: x, onProgress: quiet }).rows.length;
+        out[k("sensitivity points")] = points;
+        const tfjs = qb.prepare(m.eval(), x, { qconfigSetter: [setter], warn: false, engine: "tfjs" });
+        qb.setFakeQuantize(tfjs, qb.FakeQuantState.CALIBRATION);
+        out[k("calibration pass (tfjs engine)")] = await onceMs(() => qb.calibrate(tfjs, [x], { onProgress: quiet }));
+        qb.setFakeQuantize(tfjs, qb.FakeQuantState.VALIDATION);
+        out[k("fake-quant forward (tfjs engine)")] = await medianMs(() => tf.dispose(tfjs.forward(x) as unknown as tf.Tensor), 1);
+        const flops = rt.graph.ops.reduce((a, o) => a + o.flops, 0);
+        out[k(flops <= TFJS_SENSITIVITY_MAX_FLOPS ? "sensitivity (tfjs engine)" : "sensitivity (tfjs engine, estimated)")] =
+          flops <= TFJS_SENSITIVITY_MAX_FLOPS
+            ? await onceMs(() => new qb.QuantAnalysis(m, tfjs, { onProgress: quiet }).sensitivity({ data: x, onProgress: quiet }))
+            : points * out[k("fake-quant forward (tfjs engine)")];
+        tfjs.dispose();
+      }
       calib.dispose();
     }
+    out[k("planner, NASH_M")] = await onceMs(() => qb.planMixedPrecision(m, [x], { march: qb.March.NASH_M, onProgress: quiet }));
     m.dispose();
+    x.dispose();
+    const dist = JSON.stringify(path.join(__dirname, "..", "src"));
+    out[k("peak RSS, onnxruntime alone (MB)")] = peakRssMb(
+      `const ort = require("onnxruntime-node"); const s = await ort.InferenceSession.create(${JSON.stringify(file)}, { intraOpNumThreads: 1 }); ` +
+        `await s.run({ [s.inputNames[0]]: new ort.Tensor("float32", new Float32Array(${shape.reduce((a, b) => a * b, 1)}), ${JSON.stringify(shape)}) });`,
+    );
+    out[k("peak RSS, quantbook (MB)")] = peakRssMb(
+      `const qb = require(${dist}); qb.setMarch(qb.March.NASH_M); const m = await qb.io.loadOnnx(${JSON.stringify(file)}); ` +
+        `const x = qb.tf.randomUniform(${JSON.stringify(shape)}, -1, 1, "float32", 3); const c = qb.prepare(m.eval(), x, { qconfigSetter: [qb.defaultCalibrationQconfigSetter], warn: false }); ` +
+        `qb.setFakeQuantize(c, qb.FakeQuantState.CALIBRATION); await qb.calibrate(c, [x]); qb.setFakeQuantize(c, qb.FakeQuantState.VALIDATION); ` +
+        `new qb.QuantAnalysis(m, c).sensitivity({ data: x, onProgress: () => {} });`,
+    );
   }
-  x.dispose();
   rmSync(dir, { recursive: true, force: true });
   return out;
 }
@@ -213,6 +275,41 @@ async function main(): Promise<void> {
     console.log(
       `${name}, × onnxruntime's float forward (1 thread): fake-quant forward ${r("fake-quant forward (1 thread)")} (1 thread), ${r("fake-quant forward")} (${engineThreads} threads; tfjs engine ${r("fake-quant forward (tfjs engine)")}); ` +
         `sensitivity ${r("sensitivity")} (tfjs engine ${r("sensitivity (tfjs engine)")}, speed-up ${(ours[`${name}: sensitivity (tfjs engine)`] / ours[`${name}: sensitivity`]).toFixed(1)}×)`,
+    );
+  }
+  // the imported real models: every step against onnxruntime's float forward (1 thread) and PyTorch doing the same step
+  for (const name of ["resnet18", "mobilenet_v3_small", "unet512"]) {
+    const get = (step: string) => ours[`onnx ${name}: ${step}`];
+    const ref = get("onnxruntime float forward (1 thread)");
+    if (ref === undefined) continue;
+    const torchStep: Record<string, string> = {
+      "float forward (tfjs)": "float forward",
+      "calibration pass, MinMax": "calibration pass, MinMax",
+      "calibration pass": "calibration pass",
+      sensitivity: "sensitivity",
+    };
+    const steps = Object.keys(ours)
+      .filter((k) => k.startsWith(`onnx ${name}: `) && !k.includes("RSS") && !k.endsWith("points"))
+      .map((k) => k.slice(`onnx ${name}: `.length));
+    console.log(`\n${name} (imported from ONNX; ${get("sensitivity points")} sensitivity points)`);
+    console.table(
+      steps.map((step) => {
+        const ms = get(step);
+        const py = torchStep[step] === undefined ? undefined : torch?.[`${name}: ${torchStep[step]}`];
+        return {
+          step,
+          quantbook_ms: ms.toFixed(1),
+          "× ORT float (1 thread)": (ms / ref).toFixed(2),
+          pytorch_ms: py === undefined ? "-" : py.toFixed(1),
+          "× PyTorch": py === undefined ? "-" : (ms / py).toFixed(2),
+        };
+      }),
+    );
+    const tfjsSens = get("sensitivity (tfjs engine)") ?? get("sensitivity (tfjs engine, estimated)");
+    console.log(
+      `${name}: sensitivity ${(get("sensitivity") / 1000).toFixed(1)} s, ${(tfjsSens / get("sensitivity")).toFixed(1)}× faster than the tfjs engine` +
+        `${get("sensitivity (tfjs engine)") === undefined ? " (its time estimated as points × one fake-quant forward)" : ""}; ` +
+        `peak RSS ${get("peak RSS, quantbook (MB)").toFixed(0)} MB vs onnxruntime alone ${get("peak RSS, onnxruntime alone (MB)").toFixed(0)} MB (${(get("peak RSS, quantbook (MB)") / get("peak RSS, onnxruntime alone (MB)")).toFixed(2)}×)`,
     );
   }
   console.log(`peak RSS of this process: ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MB`);

@@ -112,24 +112,26 @@ def sensitivity(sd, x):
 
 
 def model_steps(runs):
-    """ResNet-18 and MobileNetV3-Small at 1x3x224x224: float forward; a calibration pass with the
-    MSE observer on every leaf module's output and per-channel MinMax on every weight; sensitivity:
-    for each point (a leaf module output, or a weight) the whole model with only that point
-    fake-quantized (torch.fake_quantize_per_tensor_affine / per_channel), L1 against float."""
-    import torchvision
+    """The bench models (bench_models.py: ResNet-18 and MobileNetV3-Small at 1x3x224x224, a U-Net
+    at 1x3x512x512): float forward; a calibration pass with the MSE observer on every leaf
+    module's output and per-channel MinMax on every weight; sensitivity: for each point (a leaf
+    module output, or a weight) the whole model with only that point fake-quantized
+    (torch.fake_quantize_per_tensor_affine / per_channel), L1 against float."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from bench_models import bench_models
     out = {}
-    x = torch.rand(1, 3, 224, 224) * 2 - 1
-    for name, make in (("resnet18", torchvision.models.resnet18), ("mobilenet_v3_small", torchvision.models.mobilenet_v3_small)):
-        model = make().eval()
+    for name, model, shape in bench_models():
+        x = torch.rand(*shape) * 2 - 1
         leaves = [(n, m) for n, m in model.named_modules() if len(list(m.children())) == 0 and not isinstance(m, torch.nn.Dropout)]
         weights = [(n, m) for n, m in leaves if getattr(m, "weight", None) is not None and m.weight.dim() > 1]
         state = {"point": None, "scales": {}}
 
         def hook(n):
             def f(_m, _i, y):
-                if state["point"] == "calib":
+                if state["point"] in ("calib", "minmax"):
                     state["scales"][n] = scale_of(float(y.min()), float(y.max()), 32767)
-                    mse_observe(y)
+                    if state["point"] == "calib":
+                        mse_observe(y)
                 elif state["point"] == n:
                     return torch.fake_quantize_per_tensor_affine(y, state["scales"][n], 0, -32768, 32767)
             return f
@@ -146,6 +148,15 @@ def model_steps(runs):
                 state["point"] = None
 
             out[name + ": calibration pass"] = median_ms(calib, runs=runs)
+
+            def calib_minmax():
+                state["point"] = "minmax"
+                for _n, m in weights:
+                    minmax_per_channel(m.weight.reshape(m.weight.shape[0], -1))
+                model(x)
+                state["point"] = None
+
+            out[name + ": calibration pass, MinMax"] = median_ms(calib_minmax, runs=max(runs, 3))
 
             def sens():
                 ref = model(x)

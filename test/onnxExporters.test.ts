@@ -152,6 +152,62 @@ describe("ONNX graphs from other exporters", { timeout: 600000 }, () => {
     m.dispose();
   });
 
+  it("tf2onnx's NHWC plumbing: Transpose pairs around convs cancel through elementwise ops, Add and Concat; float parity and the workflow", async (t) => {
+    // NHWC in and out; every conv wrapped in Transpose(0,3,1,2) … Transpose(0,2,3,1), as tf2onnx leaves it
+    const b = new OnnxBuilder();
+    b.addInput("x", "float32", [1, 8, 8, 3]);
+    const toNchw = (v: string) => b.op("Transpose", [v], { perm: [0, 3, 1, 2] });
+    const toNhwc = (v: string) => b.op("Transpose", [v], { perm: [0, 2, 3, 1] });
+    const conv = (v: string, cin: number, cout: number, seed: number) =>
+      toNhwc(
+        b.op("Conv", [toNchw(v), b.constant(seeded(cout * cin * 9, seed, 0.3), [cout, cin, 3, 3]), b.constant(seeded(cout, seed + 50, 0.1), [cout])], {
+          pads: [1, 1, 1, 1],
+          kernel_shape: [3, 3],
+        }),
+      );
+    const h1 = b.op("Max", [b.op("LeakyRelu", [conv("x", 3, 8, 21)], { alpha: { float: 0.1 } }), b.constant(Float32Array.of(-0.05), [1, 1, 1, 1])]);
+    const h2 = b.op("Relu", [b.op("Add", [conv(h1, 8, 8, 22), h1])]);
+    const h3 = b.op("Mul", [
+      conv(h2, 8, 8, 23),
+      b.constant(
+        Float32Array.from({ length: 8 }, (_, i) => 0.5 + i / 8),
+        [1, 1, 1, 8],
+      ),
+    ]);
+    const cat = b.op("Concat", [h3, h2], { axis: 3 });
+    b.named("Identity", [conv(cat, 16, 4, 24)], "y");
+    b.addOutput("y");
+    const bytes = b.encode();
+    const { onnx } = require("onnx-proto") as typeof import("onnx-proto");
+    const transposes = onnx.ModelProto.decode(bytes).graph?.node?.filter((n) => n.opType === "Transpose").length ?? 0;
+    const x = tf.tensor(seeded(64 * 3, 25, 1), [1, 8, 8, 3]);
+    const { m } = await compare("tf2onnx_nhwc", bytes, x);
+    const removed = m.onnx.transposesRemoved;
+    const kept = transposes - removed;
+    t.diagnostic(`tf2onnx-style NHWC graph: ${transposes} Transposes, ${removed} removed at import, ${kept} kept (the input's and the output's)`);
+    assert.equal(removed, 6);
+    const c = qb.prepare(m.eval(), x, { qconfigSetter: [qb.defaultCalibrationQconfigSetter], warn: false });
+    assert.equal(qb.preparedOps(c).filter((o) => o.info.type === "Transpose" || o.info.type === "Permute").length, kept);
+    qb.setFakeQuantize(c, qb.FakeQuantState.CALIBRATION);
+    await qb.calibrate(c, [x]);
+    qb.setFakeQuantize(c, qb.FakeQuantState.VALIDATION);
+    const rows = new qb.QuantAnalysis(m, c).sensitivity({ data: x }).rows;
+    assert.ok(rows.length > 0);
+    const ir = qb.export(c, x);
+    assert.deepEqual(
+      qb.checkModel(ir, qb.March.NASH_M).violations.map((v) => v.message),
+      [],
+    );
+    const hb = qb.convert(ir, qb.March.NASH_M);
+    const yi = hb.forward(x);
+    const yf = m.forward(x) as unknown as tf.Tensor;
+    assert.ok(relErr(yi.dataSync(), yf.dataSync()) < 0.1, "integer model near float");
+    assert.ok(qb.perf(ir).latencyMs > 0);
+    tf.dispose([x, yi, yf]);
+    c.dispose();
+    m.dispose();
+  });
+
   it("a graph with a real cycle is refused, naming the nodes on it", async () => {
     const b = new OnnxBuilder();
     b.addInput("x", "float32", [1, 4]);

@@ -35,6 +35,8 @@ export interface OnnxInfo {
   opset: number;
   producer: string;
   nodes: number;
+  /** Layout Transposes removed at import (pairs cancelled through layout-agnostic ops: tf2onnx's NHWC plumbing). */
+  transposesRemoved: number;
   inputs: { name: string; dims: (number | string)[] }[];
   outputs: string[];
 }

@@ -9,7 +9,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { readFile } from "node:fs/promises";
-import { repairEngine, scopeDepth } from "../../backend";
+import { ensureBackend, repairEngine, scopeDepth } from "../../backend";
 import { errors, QuantbookError } from "../../messages";
 import { BatchNorm2d } from "../../nn/batchnorm";
 import { Conv2d } from "../../nn/conv";
@@ -20,9 +20,9 @@ import { Linear } from "../../nn/linear";
 import type { Module } from "../../nn/module";
 import { constTensor, OnnxGraphModule, OnnxScope } from "./graphModule";
 import { cleanPath, nodeNames, ownOpScopes, scopePath } from "./names";
+import { cancelTransposes } from "./layout";
 import { CONSTANT_OPERANDS_OK, contextOf, handledOpTypes, handlerStep, lift1dAttr, moduleStep, to1d, to2d, type PlanStep } from "./plan";
 import { readOnnx, type AttrValue, type ConstValue, type OnnxGraph, type OnnxNode } from "./proto";
-import { ensureBackend } from "../../backend";
 
 export interface LoadOnnxOptions {
   /** Shapes for graph inputs with dynamic dims, by input name (or in input order); checks the graph runs at load. */
@@ -553,6 +553,7 @@ export function sortNodes(g: OnnxGraph): void {
 /** Builds the module; on any error everything allocated so far is disposed. */
 export function buildOnnxModule(g: OnnxGraph, opts: LoadOnnxOptions = {}): OnnxGraphModule {
   checkSupported(g);
+  const transposesRemoved = cancelTransposes(g);
   sortNodes(g);
   const b = new Builder(g);
   const created: Module[] = [];
@@ -588,7 +589,7 @@ export function buildOnnxModule(g: OnnxGraph, opts: LoadOnnxOptions = {}): OnnxG
     });
     // constants read by steps become root fields: float ones parameters named after the initializer
     const constFields: Record<string, string> = {};
-    const info = { file: g.file, opset: g.opset, producer: g.producer, nodes: g.nodes.length, inputs: g.inputs, outputs: g.outputs };
+    const info = { file: g.file, opset: g.opset, producer: g.producer, nodes: g.nodes.length, transposesRemoved, inputs: g.inputs, outputs: g.outputs };
     const root = new OnnxGraphModule(info, b.steps, constFields);
     created.push(root);
     for (const [path, m] of b.layers) {
