@@ -14,6 +14,20 @@ export type Batches = Iterable<Batch> | AsyncIterable<Batch>;
 
 export interface CalibrateOptions {
   onProgress?: ProgressCallback;
+  /**
+   * Recurrent state carried from batch to batch, as the frames of a stream: `{ 1: 1, 2: 2 }` feeds
+   * output 1 of each batch as input 1 of the next (an LSTM's h and c); the first batch's own
+   * inputs start the stream. Outputs count in the order the forward returns them (flattened).
+   */
+  carry?: Record<number, number>;
+}
+
+/** The tensors of a forward's result, in order. */
+function flat(v: unknown, out: tf.Tensor[] = []): tf.Tensor[] {
+  if (v instanceof tf.Tensor) out.push(v);
+  else if (Array.isArray(v)) v.forEach((x) => flat(x, out));
+  else if (v !== null && typeof v === "object") Object.values(v).forEach((x) => flat(x, out));
+  return out;
 }
 
 /**
@@ -42,6 +56,14 @@ export async function calibrate(model: Module, batches: Batches, opts: Calibrate
   const total = Array.isArray(batches) ? batches.length : undefined;
   const start = performance.now();
   const fqs = [...rt.fakeQuantizers()].map(([, , fq]) => fq);
+  const carry = Object.entries(opts.carry ?? {}).map(([i, o]) => [Number(i), Number(o)] as const);
+  for (const [i, o] of carry) {
+    if (!Number.isInteger(i) || !Number.isInteger(o) || i < 0 || o < 0 || i >= rt.graph.inputShapes.length) {
+      throw errors.invalidArgument("calibrate", `carry { ${i}: ${o} } is not an input index → output index of this model`, `inputs are 0..${rt.graph.inputShapes.length - 1}`);
+    }
+  }
+  /** The carried outputs of the last batch, by input index. */
+  let carried = new Map<number, tf.Tensor>();
   let done = 0;
   const running = beginOperation("qb.calibrate");
   rt.busy = running.op;
@@ -49,10 +71,27 @@ export async function calibrate(model: Module, batches: Batches, opts: Calibrate
     for await (const batch of batches as AsyncIterable<Batch>) {
       const saved = fqs.map((fq) => fq.snapshot());
       try {
-        const args = Array.isArray(batch) ? batch : [batch];
+        const given = Array.isArray(batch) ? batch : [batch];
+        const args = given.map((t, i) => carried.get(i) ?? t);
         // onnxruntime when the model runs there; a batch with non-finite ranges goes through tfjs's observers
         const fast = ortModel(model, rt, args, true);
-        if (fast === null || !fast.observe(args)) tf.dispose((model.forward as (...a: tf.Tensor[]) => tf.TensorContainer)(...args));
+        const outputs: tf.Tensor[][] = [];
+        if (fast === null || !fast.observe(args, carry.length > 0 ? outputs : undefined)) {
+          const out = (model.forward as (...a: tf.Tensor[]) => tf.TensorContainer)(...args);
+          outputs[0] = flat(out);
+        }
+        if (carry.length > 0) {
+          const next = new Map<number, tf.Tensor>();
+          for (const [i, o] of carry) {
+            const t = outputs[0]?.[o];
+            if (t === undefined)
+              throw errors.invalidArgument("calibrate", `carry { ${i}: ${o} }: the model returns ${outputs[0]?.length ?? 0} outputs`, "name an output index it returns");
+            next.set(i, tf.keep(tf.clone(t)));
+          }
+          tf.dispose(outputs[0]);
+          tf.dispose([...carried.values()]);
+          carried = next;
+        } else tf.dispose(outputs[0]);
       } catch (e) {
         fqs.forEach((fq, i) => fq.restore(saved[i]));
         if (e instanceof InterruptedError) throw e;
@@ -64,6 +103,7 @@ export async function calibrate(model: Module, batches: Batches, opts: Calibrate
       reportProgress(opts.onProgress, { task: "calibrate", done, total, elapsedMs: performance.now() - start });
     }
   } finally {
+    tf.dispose([...carried.values()]);
     rt.busy = null;
     running.end();
   }

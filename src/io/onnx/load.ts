@@ -21,12 +21,19 @@ import type { Module } from "../../nn/module";
 import { constTensor, OnnxGraphModule, OnnxScope } from "./graphModule";
 import { cleanPath, nodeNames, ownOpScopes, scopePath } from "./names";
 import { cancelTransposes } from "./layout";
+import { fixInputs, foldIfs, unsupportedOps, type ConstantInput } from "./control";
+import { planRecurrent } from "./recurrent";
 import { CONSTANT_OPERANDS_OK, contextOf, handledOpTypes, handlerStep, lift1dAttr, moduleStep, to1d, to2d, type PlanStep } from "./plan";
 import { readOnnx, type AttrValue, type ConstValue, type OnnxGraph, type OnnxNode } from "./proto";
 
 export interface LoadOnnxOptions {
   /** Shapes for graph inputs with dynamic dims, by input name (or in input order); checks the graph runs at load. */
   inputShapes?: Record<string, number[]> | number[][];
+  /**
+   * Inputs fixed to a value at load (a sample rate, a mode flag): they become constants, so an
+   * `If` on them folds to the branch it takes. The loaded model no longer takes them as inputs.
+   */
+  constantInputs?: Record<string, ConstantInput>;
 }
 
 const near = (a: number, b: number, tol = 1e-3) => Math.abs(a - b) <= tol * Math.max(1, Math.abs(b));
@@ -458,12 +465,7 @@ function matmulStep(b: Builder, n: OnnxNode): PlanStep {
 
 /** Every op type the graph uses that quantbook cannot import: one error listing them all. */
 function checkSupported(g: OnnxGraph): void {
-  const known = new Set(handledOpTypes());
-  const bad = new Map<string, string[]>();
-  for (const n of g.nodes) {
-    if (n.domain !== "" && n.domain !== "ai.onnx") bad.set(`${n.domain}.${n.opType}`, [...(bad.get(`${n.domain}.${n.opType}`) ?? []), n.name]);
-    else if (!known.has(n.opType)) bad.set(n.opType, [...(bad.get(n.opType) ?? []), n.name]);
-  }
+  const bad = unsupportedOps(g, new Set(handledOpTypes()));
   if (bad.size === 0) return;
   const lines = [...bad].map(([t, names]) => `${t} ×${names.length} (${names.slice(0, 3).join(", ")}${names.length > 3 ? ", …" : ""})`);
   throw errors.unsupported(
@@ -552,6 +554,11 @@ export function sortNodes(g: OnnxGraph): void {
 
 /** Builds the module; on any error everything allocated so far is disposed. */
 export function buildOnnxModule(g: OnnxGraph, opts: LoadOnnxOptions = {}): OnnxGraphModule {
+  fixInputs(g, opts.constantInputs);
+  foldIfs(g, (graph) => {
+    const evaluator = new Builder(graph);
+    return (name) => evaluator.staticValue(name);
+  });
   checkSupported(g);
   const transposesRemoved = cancelTransposes(g);
   sortNodes(g);
@@ -567,6 +574,7 @@ export function buildOnnxModule(g: OnnxGraph, opts: LoadOnnxOptions = {}): OnnxG
       if (t === "Conv" || t === "ConvTranspose") return planConv(b, i);
       if ((t === "Gemm" || t === "MatMul") && planLinear(b, i)) return;
       if (t === "BatchNormalization") return planBatchNorm(b, i);
+      if (t === "LSTM" || t === "GRU" || t === "RNN") return planRecurrent(b, n);
       if (t === "LayerNormalization") {
         const a = attrs(n);
         if (a.attr("axis", -1) !== -1) throw errors.unsupported(`loadOnnx: ${n.name}`, "LayerNormalization over more than the last axis", "normalise over the last axis");

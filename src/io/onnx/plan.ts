@@ -681,7 +681,7 @@ function resize2d(ctx: NodeContext, ins: Ins, raw: boolean, x: tf.Tensor, lift: 
 
 /** ONNX op types quantbook imports (besides the weighted ones and the fused patterns). */
 export function handledOpTypes(): string[] {
-  return [...Object.keys(HANDLERS), "Constant", "Conv", "ConvTranspose", "Gemm", "MatMul", "BatchNormalization", "LayerNormalization"];
+  return [...Object.keys(HANDLERS), "Constant", "Conv", "ConvTranspose", "Gemm", "MatMul", "BatchNormalization", "LayerNormalization", "LSTM", "GRU", "RNN"];
 }
 
 /** A step for a node with a handler; runs its quantized ops in the node's scope module. */

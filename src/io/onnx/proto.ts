@@ -16,7 +16,19 @@ export interface ConstValue {
   dtype: "float32" | "int32" | "bool";
 }
 
-export type AttrValue = number | string | number[] | string[] | ConstValue | null;
+export type AttrValue = number | string | number[] | string[] | ConstValue | OnnxSubgraph | null;
+
+/** A graph attribute (If's branches, Loop's body): its nodes, its own constants and what it returns. */
+export interface OnnxSubgraph {
+  kind: "graph";
+  nodes: OnnxNode[];
+  initializers: Map<string, ConstValue>;
+  outputs: string[];
+}
+
+export function isSubgraph(v: AttrValue | undefined): v is OnnxSubgraph {
+  return v !== null && typeof v === "object" && !Array.isArray(v) && (v as OnnxSubgraph).kind === "graph";
+}
 
 export interface OnnxNode {
   name: string;
@@ -34,7 +46,7 @@ export interface OnnxGraph {
   nodes: OnnxNode[];
   initializers: Map<string, ConstValue>;
   /** Graph inputs that are not initializers: name and dims (a string or -1 for a dynamic dim). */
-  inputs: { name: string; dims: (number | string)[] }[];
+  inputs: { name: string; dims: (number | string)[]; dtype?: ConstValue["dtype"] }[];
   outputs: string[];
 }
 
@@ -163,9 +175,32 @@ function attrValue(a: onnx.IAttributeProto, file: string): AttrValue {
       return (a.strings ?? []).map((s) => Buffer.from(s).toString());
     case A.TENSOR:
       return a.t ? tensorValue(a.t, file) : null;
+    case A.GRAPH:
+      return a.g ? subgraph(a.g, file) : null;
     default:
-      return null; // graphs and sparse tensors: not used by the ops quantbook imports
+      return null; // sparse tensors and lists of graphs: not used by the ops quantbook imports
   }
+}
+
+/** quantbook's dtype for an ONNX element type: float32 for every float, bool, int32 for every integer. */
+function elemDtype(t: number): ConstValue["dtype"] {
+  if (t === T.FLOAT || t === T.FLOAT16 || t === T.DOUBLE || t === T.BFLOAT16) return "float32";
+  return t === T.BOOL ? "bool" : "int32";
+}
+
+/** A graph's nodes and initializers (the top graph's, or a subgraph's). */
+function subgraph(graph: onnx.IGraphProto, file: string): OnnxSubgraph {
+  const initializers = new Map<string, ConstValue>();
+  for (const t of graph.initializer ?? []) initializers.set(t.name ?? "", tensorValue(t, file));
+  const nodes: OnnxNode[] = (graph.node ?? []).map((n, i) => ({
+    name: n.name || `${n.opType}_${i}`,
+    opType: n.opType ?? "",
+    domain: n.domain ?? "",
+    inputs: n.input ?? [],
+    outputs: n.output ?? [],
+    attrs: Object.fromEntries((n.attribute ?? []).map((a) => [a.name ?? "", attrValue(a, file)])),
+  }));
+  return { kind: "graph", nodes, initializers, outputs: (graph.output ?? []).map((o) => o.name ?? "") };
 }
 
 /** Decodes an .onnx file (or its bytes) into nodes, constants and the graph's inputs and outputs. */
@@ -187,21 +222,13 @@ export function readOnnx(bytes: Uint8Array, file: string): OnnxGraph {
   }
   const opset = Math.max(0, ...(model.opsetImport ?? []).filter((o) => !o.domain || o.domain === "ai.onnx").map((o) => toNumber(o.version ?? 0)));
   try {
-    const initializers = new Map<string, ConstValue>();
-    for (const t of graph.initializer ?? []) initializers.set(t.name ?? "", tensorValue(t, file));
-    const nodes: OnnxNode[] = (graph.node ?? []).map((n, i) => ({
-      name: n.name || `${n.opType}_${i}`,
-      opType: n.opType ?? "",
-      domain: n.domain ?? "",
-      inputs: n.input ?? [],
-      outputs: n.output ?? [],
-      attrs: Object.fromEntries((n.attribute ?? []).map((a) => [a.name ?? "", attrValue(a, file)])),
-    }));
+    const { nodes, initializers } = subgraph(graph, file);
     const inputs = (graph.input ?? [])
       .filter((v) => !initializers.has(v.name ?? ""))
       .map((v) => ({
         name: v.name ?? "",
         dims: (v.type?.tensorType?.shape?.dim ?? []).map((d) => (d.dimParam ? d.dimParam : d.dimValue !== undefined && d.dimValue !== null ? toNumber(d.dimValue) : -1)),
+        dtype: elemDtype(v.type?.tensorType?.elemType ?? T.FLOAT),
       }));
     return { file, opset, producer: model.producerName ?? "", nodes, initializers, inputs, outputs: (graph.output ?? []).map((o) => o.name ?? "") };
   } catch (e) {

@@ -324,11 +324,12 @@ export class OrtModel {
 
   /**
    * One calibration batch: runs the graph and moves every observing point's observer as the tfjs
-   * path would. Returns false (and changes nothing) when a range is not finite — the caller runs
+   * path would (and, given `outputs`, puts the model's outputs in `outputs[0]`). Returns false (and changes nothing) when a range is not finite — the caller runs
    * that batch on tfjs, whose observers know what to do with ±Inf and NaN.
    */
-  observe(args: tf.Tensor[]): boolean {
-    const fetch = this.built.lowered.slots.flatMap((s) => s.observations.flatMap((o) => (o.kind === "extremes" ? [o.min, o.max] : [o.name])));
+  observe(args: tf.Tensor[], outputs?: tf.Tensor[][]): boolean {
+    const outs = outputs === undefined ? [] : this.built.lowered.outputs;
+    const fetch = [...this.built.lowered.slots.flatMap((s) => s.observations.flatMap((o) => (o.kind === "extremes" ? [o.min, o.max] : [o.name]))), ...outs.map((o) => o.name)];
     const r = this.built.session.run(
       this.feeds(args, (s) => s.fq.quantizing, "calibrate"),
       fetch,
@@ -360,6 +361,7 @@ export class OrtModel {
       }
     }
     for (const [slot, range] of updates) slot.fq.observer.accumulate(range);
+    if (outputs !== undefined) outputs[0] = outs.map((o) => tf.tensor(r[o.name].data, o.shape, "float32"));
     return true;
   }
 }
