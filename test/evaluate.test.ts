@@ -1,0 +1,128 @@
+/**
+ * qb.evaluate: cosine, MSE, max |error| and SQNR against values derived by hand (a stub model whose
+ * output is the fake-quantized input), top-k agreement and accuracy against direct argmax
+ * comparisons, user metrics, the pass / fail threshold, bad input and leaks.
+ */
+import * as tf from "@tensorflow/tfjs";
+import assert from "node:assert/strict";
+import { before, describe, it } from "node:test";
+import * as qb from "../src";
+import { assertNoLeak, assertThrows, setup } from "./helpers";
+
+class Stubbed extends qb.nn.Module {
+  quant = new qb.QuantStub();
+  dequant = new qb.DeQuantStub();
+  forward(x: tf.Tensor): tf.Tensor {
+    return this.dequant.forward(this.quant.forward(x));
+  }
+}
+
+class Classifier extends qb.nn.Module {
+  quant = new qb.QuantStub();
+  fc = new qb.nn.Linear(4, 5);
+  dequant = new qb.DeQuantStub();
+  forward(x: tf.Tensor): tf.Tensor {
+    return this.dequant.forward(this.fc.forward(this.quant.forward(x)));
+  }
+}
+
+async function calibrated(model: qb.nn.Module, batches: tf.Tensor[]): Promise<qb.nn.Module> {
+  qb.setMarch(qb.March.NASH_M);
+  const m = qb.prepare(model.eval(), batches[0], { qconfigSetter: [qb.defaultQatQconfigSetter], warn: false });
+  qb.setFakeQuantize(m, qb.FakeQuantState.CALIBRATION);
+  await qb.calibrate(m, batches.slice(0, 1));
+  qb.setFakeQuantize(m, qb.FakeQuantState.VALIDATION);
+  return m;
+}
+
+describe("qb.evaluate", () => {
+  before(setup);
+
+  it("cosine, MSE, max |error| and SQNR equal the values derived from the fake-quantized input", async () => {
+    const x = tf.tensor([[0.3, -1.2, 0.77, 2.5, -0.01, 1.1]]);
+    const m = await calibrated(new Stubbed(), [x]);
+    const ev = await qb.evaluate(m, [x]);
+    // MinMax qint8 on x: s = max|x| / 127.5; the output is clamp(round(x / s), -128, 127)·s (2.5 / s = 127.5 saturates at 127)
+    const xs = Array.from(x.dataSync());
+    const s = Math.fround(2.5 / 127.5);
+    const q = xs.map((v) => Math.fround(Math.min(127, Math.max(-128, Math.round(Math.fround(v * Math.fround(1 / s))))) * s));
+    assert.equal(q[3], Math.fround(127 * s));
+    const dot = xs.reduce((a, v, i) => a + v * q[i], 0);
+    const nx = xs.reduce((a, v) => a + v * v, 0);
+    const nq = q.reduce((a, v) => a + v * v, 0);
+    const se = xs.reduce((a, v, i) => a + (v - q[i]) ** 2, 0);
+    const [row] = ev.rows;
+    const close = (a: number, b: number, what: string) => assert.ok(Math.abs(a - b) <= 1e-6 * Math.abs(b), `${what}: ${a} vs ${b}`);
+    close(row.cosine, dot / Math.sqrt(nx * nq), "cosine");
+    close(row.mse, se / xs.length, "mse");
+    close(row.max_abs, Math.max(...xs.map((v, i) => Math.abs(v - q[i]))), "max_abs");
+    close(row.sqnr_db, 10 * Math.log10(nx / se), "sqnr");
+    assert.equal(row.min_cosine, 0.99);
+    assert.equal(row.pass, true);
+    assert.equal(ev.samples, 1);
+    assert.match(ev.caption, /PASS at cosine ≥ 0\.99/);
+    // a threshold no quantized output reaches
+    const strict = await qb.evaluate(m, [x], { minCosine: 1 });
+    assert.equal(strict.passed, false);
+    assert.match(strict.caption, /FAIL at cosine ≥ 1/);
+    x.dispose();
+    m.dispose();
+  });
+
+  it("classification: top-1 / top-5 agreement and accuracy match a direct comparison; task thresholds", async () => {
+    qb.nn.manualSeed(3);
+    const float = new Classifier().eval();
+    const batches = [0, 1, 2].map((k) => tf.randomNormal([8, 4], 0, 1, "float32", 20 + k));
+    const m = await calibrated(float, batches);
+    const labels = Array.from({ length: 24 }, (_, i) => (i * 7) % 5);
+    let top1 = 0;
+    let accF = 0;
+    let accQ = 0;
+    batches.forEach((b, k) => {
+      const f = tf.tidy(() => Array.from(tf.argMax(float.forward(b) as tf.Tensor, 1).dataSync()));
+      const q = tf.tidy(() => Array.from(tf.argMax(m.forward(b) as tf.Tensor, 1).dataSync()));
+      f.forEach((c, r) => {
+        if (q[r] === c) top1++;
+        if (c === labels[8 * k + r]) accF++;
+        if (q[r] === labels[8 * k + r]) accQ++;
+      });
+    });
+    const calls: string[] = [];
+    const ev = await qb.evaluate(m, batches, {
+      task: "classification",
+      labels,
+      metrics: {
+        meanAbs: (f, q) => {
+          calls.push(`${f.length}:${f[0].shape}/${q[0].shape}`);
+          return tf.tidy(() => tf.mean(tf.abs(tf.sub(f[0], q[0]))).dataSync()[0]);
+        },
+      },
+    });
+    assert.equal(ev.samples, 24);
+    assert.equal(ev.top1, top1 / 24);
+    assert.ok((ev.top5 as number) >= (ev.top1 as number) && (ev.top5 as number) === 1, "5 classes: the top 5 hold every class");
+    assert.deepEqual(ev.accuracy, { float: accF / 24, quantized: accQ / 24 });
+    assert.deepEqual(calls, ["1:8,5/8,5", "1:8,5/8,5", "1:8,5/8,5"]);
+    assert.ok(ev.custom.meanAbs > 0);
+    assert.equal(ev.rows[0].min_cosine, 0.99);
+    assert.equal((await qb.evaluate(m, batches, { task: "detection" })).rows[0].min_cosine, 0.95);
+    tf.dispose(batches);
+    m.dispose();
+    float.dispose();
+  });
+
+  it("refuses what it cannot evaluate, and leaks nothing", async () => {
+    const x = tf.tensor([[0.3, -1.2, 0.77, 2.5]]);
+    qb.setMarch(qb.March.NASH_M);
+    const raw = qb.prepare(new Stubbed().eval(), x, { qconfigSetter: [qb.defaultQatQconfigSetter], warn: false });
+    await assertThrows(() => qb.evaluate(raw, [x]), /evaluate: the model is in FLOAT state/, /VALIDATION/);
+    const m = await calibrated(new Stubbed(), [x]);
+    await assertThrows(() => qb.evaluate(m, [x], { metrics: { broken: () => NaN } }), /evaluate: metric 'broken': it returned NaN; return a number/);
+    await assertThrows(() => qb.evaluate(m, [tf.zeros([1, 3])]), /data input 0 has shape \[1,3\], the model was prepared with \[1,4\]/);
+    await assertThrows(() => qb.evaluate(m, []), /evaluate: no batches/);
+    await assertNoLeak(() => qb.evaluate(m, [x, x], { task: "classification", metrics: { one: () => 1 } }));
+    x.dispose();
+    m.dispose();
+    raw.dispose();
+  });
+});
