@@ -18,6 +18,7 @@ export * as nn from "./nn";
 export { F, QuantStub, DeQuantStub, manualSeed } from "./nn";
 export * as quant from "./quant";
 export * as io from "./io";
+export * as data from "./io/dataset";
 export { qint8, qint16, qint32, type QuantDType } from "./quant/dtypes";
 export { FakeQuantState } from "./quant/state";
 export { MinMaxObserver, MSEObserver, PercentileObserver, FixedScaleObserver } from "./quant/observers";

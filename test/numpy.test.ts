@@ -59,3 +59,74 @@ describe("NumPy files", () => {
     await assertNoLeak(() => qb.io.disposeAll(qb.io.parseNpz(buf, "deflated.npz")));
   });
 });
+
+describe("datasets from disk", () => {
+  before(setup);
+
+  it("calibration_data/<input>/N.npy: one tensor per input, batched, shuffled with a seed, limited", async () => {
+    const ds = qb.data.npyFolder(path.join(DIR, "calibration_data"), { batchSize: 2 });
+    assert.deepEqual(ds.inputs, ["image", "scale"]);
+    assert.equal(ds.samples, 5);
+    assert.equal(ds.length, 3);
+    const seen: number[][] = [];
+    for await (const [image, scale] of ds) {
+      assert.deepEqual(image.shape.slice(1), [3, 4, 4]);
+      seen.push(Array.from(tf.tidy(() => tf.max(image, [1, 2, 3]).dataSync())));
+      assert.deepEqual(
+        Array.from(scale.dataSync()).filter((_, i) => i % 2 === 0),
+        seen[seen.length - 1].map((v) => v + 0.5),
+      );
+    }
+    assert.deepEqual(seen, [[0, 1], [2, 3], [4]]);
+    // a seeded shuffle: the same order every time, a different one from the files' order; limit cuts it
+    const a = qb.data.npyFolder(path.join(DIR, "calibration_data"), { shuffle: 7, limit: 4 }).files.map((f) => path.basename(f[0]));
+    const b = qb.data.npyFolder(path.join(DIR, "calibration_data"), { shuffle: 7, limit: 4 }).files.map((f) => path.basename(f[0]));
+    assert.deepEqual(a, b);
+    assert.equal(a.length, 4);
+    assert.notDeepEqual(qb.data.npyFolder(path.join(DIR, "calibration_data"), { shuffle: 7 }).files, qb.data.npyFolder(path.join(DIR, "calibration_data")).files);
+    // inputs reordered by name
+    assert.deepEqual(qb.data.npyFolder(path.join(DIR, "calibration_data"), { inputs: ["scale", "image"] }).inputs, ["scale", "image"]);
+    await assertThrows(() => qb.data.npyFolder(path.join(DIR, "calibration_data"), { inputs: ["mask"] }), /no sub-folder for input mask; the sub-folders are image, scale/);
+  });
+
+  it("a dataset calibrates a two-input model with bounded memory, and its batches are freed", async () => {
+    class TwoInputs extends qb.nn.Module {
+      qa = new qb.QuantStub();
+      qs = new qb.QuantStub();
+      dq = new qb.DeQuantStub();
+      forward(image: tf.Tensor, scale: tf.Tensor): tf.Tensor {
+        return this.dq.forward(qb.F.mul(qb.F.mean(this.qa.forward(image), [1, 2, 3]), qb.F.mean(this.qs.forward(scale), 1)));
+      }
+    }
+    qb.setMarch(qb.March.NASH_M);
+    const ds = qb.data.npyFolder(path.join(DIR, "calibration_data"), { batchSize: 1 });
+    const [[image, scale]] = await ds.take(1);
+    const m = qb.prepare(new TwoInputs().eval(), [image, scale], { qconfigSetter: [qb.defaultQatQconfigSetter], warn: false });
+    qb.setFakeQuantize(m, qb.FakeQuantState.CALIBRATION);
+    const before = tf.memory().numTensors;
+    const totals: (number | undefined)[] = [];
+    await qb.calibrate(m, ds, { onProgress: (p) => totals.push(p.total) });
+    assert.equal(tf.memory().numTensors, before, "the dataset freed its batches");
+    assert.deepEqual(totals, [5, 5, 5, 5, 5], "the dataset's length drives the progress");
+    // the image stub saw values 0..4: the moving-average MinMax range grew from the first batch's
+    assert.ok((qb.preparedOps(m)[0].output?.scale()?.[0] as number) > 0);
+    tf.dispose([image, scale]);
+    m.dispose();
+  });
+
+  it("raw uint8 images (numpy.tofile) of a declared shape, with a transform; a file of the wrong size is named", async () => {
+    const ds = qb.data.rawFolder(path.join(DIR, "raw_rgb"), { shape: [4, 4, 3], dtype: "uint8", batchSize: 3, transform: (t) => tf.div(tf.transpose(t, [0, 3, 1, 2]), 255) });
+    const [[batch]] = await ds.take();
+    assert.deepEqual(batch.shape, [3, 3, 4, 4]);
+    assert.deepEqual(
+      Array.from(tf.tidy(() => tf.max(batch, [1, 2, 3]).dataSync())).map((v) => Math.round(v * 255)),
+      [1, 11, 21],
+    );
+    batch.dispose();
+    const bad = qb.data.rawFolder(path.join(DIR, "raw_bad"), { shape: [4, 4, 3], dtype: "uint8" });
+    await assertThrows(() => bad.take(), /short\.bin/, /has 32 bytes; 48 uint8 elements of shape \[4,4,3\] are 48 bytes — check the declared shape and dtype/);
+    await assertThrows(() => qb.data.rawFolder(path.join(DIR, "raw_rgb"), { shape: [] as unknown as number[], dtype: "uint8" }).take(), /declare the shape of one sample/);
+    await assertThrows(() => qb.data.npyFolder(path.join(DIR, "nowhere")), /nowhere/, /cannot list it/);
+    await assertThrows(() => qb.data.npyFolder(path.join(DIR, "raw_rgb")), /raw_rgb/, /has no \.npy files/);
+  });
+});

@@ -103,7 +103,8 @@ export async function evaluate(model: Module, data: Batches | Batch, opts: Evalu
   // one tensor, or (for a model of several inputs) one list of tensors, is one batch
   const oneBatch = data instanceof tf.Tensor || (Array.isArray(data) && data.length > 0 && data.every((d) => d instanceof tf.Tensor) && rt.graph.inputShapes.length > 1);
   const batches = oneBatch ? [data as Batch] : (data as Batches);
-  const total = Array.isArray(batches) ? batches.length : undefined;
+  const sized = (batches as { length?: unknown }).length;
+  const total = typeof sized === "number" ? sized : undefined;
   const sums: Sums[] = [];
   const custom: Record<string, number> = {};
   let samples = 0;

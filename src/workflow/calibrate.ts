@@ -53,7 +53,8 @@ export async function calibrate(model: Module, batches: Batches, opts: Calibrate
   ) {
     throw errors.invalidArgument("calibrate", "batches must be an array (or iterable) of input tensors", "pass e.g. [exampleInput]");
   }
-  const total = Array.isArray(batches) ? batches.length : undefined;
+  const sized = (batches as { length?: unknown }).length;
+  const total = typeof sized === "number" ? sized : undefined;
   const start = performance.now();
   const fqs = [...rt.fakeQuantizers()].map(([, , fq]) => fq);
   const carry = Object.entries(opts.carry ?? {}).map(([i, o]) => [Number(i), Number(o)] as const);
