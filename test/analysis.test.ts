@@ -142,6 +142,36 @@ describe("QuantAnalysis on the article model", () => {
     [c, raw].forEach((m) => m.dispose());
   });
 
+  it("the cumulative-error curve: row k has the points of ops 0..k on; the last row is the whole quantized model", async () => {
+    const c = await calibrated(model, x, [qb.calibration8bitWeight16bitActQconfigSetter]);
+    const qa = new qb.QuantAnalysis(model, c, { outDir });
+    const curve = qa.cumulativeError({ data: x, ...quiet });
+    const ops = qb.preparedOps(c);
+    assert.deepEqual(
+      curve.rows.map((r) => r.op_name),
+      ops.map((o) => o.info.name),
+    );
+    // the last row: every point on = the validation model against float
+    const whole = tf.tidy(() => tf.mean(tf.abs(tf.sub(c.forward(x) as tf.Tensor, model.forward(x) as tf.Tensor))).dataSync()[0]);
+    const last = curve.rows[curve.rows.length - 1].value;
+    assert.ok(Math.abs(last - whole) <= 1e-6 * whole, `last row ${last} vs the quantized model's L1 ${whole}`);
+    // steps add up to the curve
+    assert.ok(Math.abs(curve.rows.reduce((a, r) => a + r.step, 0) - last) <= 1e-9 * last);
+    // row 0: only the first op's points (the QuantStub) on
+    const stubOnly = tf.tidy(() => {
+      const q = qb.quant.fakeQuantize(x, { scale: ops[0].output?.scale()?.[0] as number, dtype: qb.qint16 });
+      return tf.mean(tf.abs(tf.sub(model.forward(q) as tf.Tensor, model.forward(x) as tf.Tensor))).dataSync()[0];
+    });
+    assert.ok(Math.abs(curve.rows[0].value - stubOnly) <= 1e-5 * stubOnly, `row 0 ${curve.rows[0].value} vs ${stubOnly}`);
+    assert.match(curve.caption, /the largest step is /);
+    assert.ok(existsSync(path.join(outDir, "cumulative_error.txt")));
+    const spec = curve.plot() as { mark: { type: string }; data: { values: unknown[] } };
+    assert.equal(spec.mark.type, "line");
+    assert.equal(spec.data.values.length, ops.length);
+    await assertNoLeak(() => qa.cumulativeError({ data: x, ...quiet }), 1);
+    c.dispose();
+  });
+
   it("does not leak tensors", async () => {
     const c = await calibrated(model, x, [qb.calibration8bitWeight16bitActQconfigSetter]);
     const qa = new qb.QuantAnalysis(model, c);

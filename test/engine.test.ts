@@ -197,7 +197,7 @@ describe("onnxruntime engine", () => {
     });
   }
 
-  it("the article model and every ONNX test model agree with tfjs (scales, outputs, sensitivity)", async (t) => {
+  it("the article model and every ONNX test model (one opset each) agree with tfjs (scales, outputs, sensitivity)", async (t) => {
     const sd = (await qb.io.loadTorch(fixture("float-checkpoint.ckpt"))) as Record<string, tf.Tensor>;
     const x = (await qb.io.loadTorch(fixture("random_data.pt"))) as tf.Tensor;
     const article = new qb.examples.SmallModel();
@@ -208,7 +208,9 @@ describe("onnxruntime engine", () => {
     x.dispose();
     const dir = path.join(__dirname, "..", "..", "test", "fixtures", "onnx");
     const index = JSON.parse(readFileSync(path.join(dir, "index.json"), "utf8")) as Record<string, { input: number[] }>;
-    for (const file of Object.keys(index).filter((f) => f.endsWith(".onnx"))) {
+    // one opset of each model (the import's opset handling is onnx.test.ts's)
+    const files = Object.keys(index).filter((f) => f.endsWith(".onnx"));
+    for (const file of files.filter((f, i) => files.findIndex((g) => g.replace(/_opset\d+/, "") === f.replace(/_opset\d+/, "")) === i)) {
       const m = await qb.io.loadOnnx(path.join(dir, file));
       const batches = [51, 52].map((seed) => tf.randomNormal(index[file].input, 0, 1, "float32", seed));
       await agree(t, file, m.eval(), batches);

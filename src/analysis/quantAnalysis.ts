@@ -24,6 +24,7 @@ import { comparePerLayer, type LayerRow } from "./comparePerLayer";
 import { checkMetric, largerIsWorse, metric, type Metric } from "./metrics";
 import { checkData, uncalibrated, withPoints, runModel, type Data } from "./runner";
 import { runSensitivity, type SensitivityRow } from "./sensitivity";
+import { cumulativePlot, runCumulative, type CumulativeRow } from "./cumulative";
 import { collectStatistics, STAT_COLUMNS, type StatRow } from "./statistics";
 import { errors } from "../messages";
 
@@ -118,6 +119,26 @@ export class QuantAnalysis {
     }));
     this.write(`${m}_sensitive_ops.txt`, t.text);
     return { ...t, metric: m, elapsedMs: performance.now() - t0 };
+  }
+
+  /**
+   * The cumulative-error curve: per op in execution order, the output error with every point up
+   * to that op quantized. `plot()` draws it; `step` says how much each op added. Writes
+   * cumulative_error.txt.
+   */
+  cumulativeError(opts: { data: Data; metric?: Metric; onProgress?: ProgressCallback }): Table<CumulativeRow> & { metric: Metric; plot(): Record<string, unknown> } {
+    const m = checkMetric(opts?.metric ?? "L1", "QuantAnalysis.cumulativeError");
+    const args = this.data(opts?.data, "QuantAnalysis.cumulativeError");
+    const rows = runCumulative(this.analysis, this.rt, args, m, opts.onProgress ?? this.onProgress);
+    const worst = rows.reduce((a, r) => (Math.abs(r.step) > Math.abs(a.step) ? r : a), rows[0]);
+    const t = makeTable(
+      `Cumulative ${m}: every op up to each one quantized${worst ? `; the largest step is ${worst.op_name} (${worst.op_type})` : ""}`,
+      rows,
+      ["index", "op_name", "op_type", "value", "step"],
+      (r) => ({ ...r }),
+    );
+    this.write("cumulative_error.txt", t.text);
+    return { ...t, metric: m, plot: () => cumulativePlot(rows, m) };
   }
 
   /** Every op's output in both models; writes compare_per_layer_out.txt. */

@@ -9,6 +9,7 @@
  * p.latencyMs; p.int16MacShare; p.ops;
  * ```
  */
+import { findOp } from "../ops";
 import type { HbModel } from "../convert/convert";
 import { makeTable, type Table } from "../util/table";
 import type { Ir, IrNode } from "../ir/types";
@@ -107,7 +108,8 @@ export function perf(model: HbModel | Ir, march?: March): PerfReport {
   const spec = marchSpec(m);
   const ops = ir.nodes.map((n) => {
     // no rule for the op on this march: costed as a CPU op (checkModel reports it)
-    return opCost(n, spec.perf, spec.ops[n.type]?.unit ?? "cpu");
+    // the unit is the op's own (its registry entry); an op the march has no rule for runs on the CPU
+    return opCost(n, spec.perf, spec.ops[n.type] !== undefined ? (findOp(n.type)?.unit ?? "cpu") : "cpu");
   });
   const total = ops.reduce((a, o) => a + o.timeUs, 0);
   const all = ops.reduce((a, o) => a + Object.values(o.macs).reduce((x, y) => x + y, 0), 0);

@@ -17,9 +17,8 @@ export interface ComboRule {
   fixes: string[];
 }
 
+/** What a march allows of an op (the unit that runs it is the op's own, in its registry entry). */
 export interface OpRule {
-  /** Which unit runs it: the tensor (MAC) array, the vector unit, a lookup table, or nothing (stubs). */
-  unit: "tensor" | "vector" | "lut" | "none";
   /** Allowed dtypes of every activation input. */
   input: DTypeName[];
   weight?: DTypeName[];

@@ -34,7 +34,7 @@ export interface OpDef {
   role: QuantRole;
   /** `gemm`: the weight's per-channel axis (may depend on the call's attributes, e.g. a weight layout). */
   weightAxis?: number | ((attrs: Attrs) => number);
-  /** The unit it runs on (perf uses the march's rule when it has one). */
+  /** The unit it runs on: what perf costs it as, on every march that has a rule for the op (else the CPU). */
   unit: ChipUnit;
   /** Float compute with PyTorch's semantics (NCHW). */
   compute(inputs: tf.Tensor[], weight: tf.Tensor | undefined, params: tf.Tensor[], attrs: Attrs): tf.Tensor;

@@ -41,7 +41,6 @@ function flat(v: unknown, out: tf.Tensor[] = []): tf.Tensor[] {
  * ```
  */
 export async function calibrate(model: Module, batches: Batches, opts: CalibrateOptions = {}): Promise<{ batches: number; elapsedMs: number }> {
-  await ensureBackend();
   const rt = runtimeOf(model, "calibrate");
   if (rt.state !== FakeQuantState.CALIBRATION) {
     throw errors.wrongState("calibrate", `${rt.state} state`, "call qb.setFakeQuantize(model, qb.FakeQuantState.CALIBRATION) first");
@@ -69,6 +68,8 @@ export async function calibrate(model: Module, batches: Batches, opts: Calibrate
   const running = beginOperation("qb.calibrate");
   rt.busy = running.op;
   try {
+    // (after the model is marked busy: a call in the same cell that does not await sees it at once)
+    await ensureBackend();
     for await (const batch of batches as AsyncIterable<Batch>) {
       const saved = fqs.map((fq) => fq.snapshot());
       try {

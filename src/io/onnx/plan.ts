@@ -10,6 +10,7 @@ import { runOp } from "../../nn/op";
 import { errors } from "../../messages";
 import { depthToSpace as depthToSpaceRaw, padTensor, slice as sliceRaw, spaceToDepth as spaceToDepthRaw } from "../../ops/layout";
 import { instanceNorm as instanceNormRaw, logSoftmax as logSoftmaxRaw, softmax as softmaxRaw } from "../../ops/activation";
+import { opDef } from "../../ops";
 import {
   COORDINATE_MODES,
   gridSample as gridSampleRaw,
@@ -71,6 +72,11 @@ function binary(raw: (a: tf.Tensor, b: tf.Tensor) => tf.Tensor, q: (a: tf.Tensor
     const cb = constInputs[1] ? scalarOf(b) : null;
     return [q(ca ?? a, cb ?? b, named(ctx))];
   };
+}
+
+/** The registry entry's own float compute, for an op whose inputs are all constants (no second copy of its formula here). */
+function floatCompute(type: string, x: tf.Tensor, attrs: Record<string, unknown> = {}): tf.Tensor {
+  return opDef(type, "loadOnnx").compute([x], undefined, [], attrs);
 }
 
 function unary(raw: (t: tf.Tensor) => tf.Tensor, q: (t: tf.Tensor, o: { name: string | null }) => tf.Tensor): Handler {
@@ -302,12 +308,12 @@ const HANDLERS: Record<string, Handler> = {
     if (raw) return [tf.erf(need(ins, 0, ctx))];
     throw errors.unsupported(`loadOnnx: ${ctx.node.name}`, "an Erf outside the GELU pattern x·½·(1 + erf(x/√2))", "export GELU as one op (nn.GELU) or write the piece with qb.F");
   },
-  HardSwish: unary((t) => tf.mul(t, tf.div(tf.clipByValue(tf.add(t, 3), 0, 6), 6)), F.hardswish),
+  HardSwish: unary((t) => floatCompute("HardSwish", t), F.hardswish),
   HardSigmoid: (ctx, ins, raw) => {
     const alpha = ctx.attr("alpha", 0.2) as number;
     const beta = ctx.attr("beta", 0.5) as number;
     const x = need(ins, 0, ctx);
-    return [raw ? tf.clipByValue(tf.add(tf.mul(x, alpha), beta), 0, 1) : F.hardsigmoid(x, { alpha, beta, name: ctx.opName })];
+    return [raw ? floatCompute("HardSigmoid", x, { alpha, beta }) : F.hardsigmoid(x, { alpha, beta, name: ctx.opName })];
   },
   Abs: unary(tf.abs, F.abs),
   Neg: unary(tf.neg, F.neg),
@@ -315,7 +321,7 @@ const HANDLERS: Record<string, Handler> = {
   Elu: (ctx, ins, raw) => {
     const alpha = ctx.attr("alpha", 1) as number;
     const x = need(ins, 0, ctx);
-    return [raw ? tf.where(tf.greater(x, 0), x, tf.mul(tf.sub(tf.exp(x), 1), alpha)) : F.elu(x, alpha, named(ctx))];
+    return [raw ? floatCompute("ELU", x, { alpha }) : F.elu(x, alpha, named(ctx))];
   },
   // ONNX's Softplus is log(1 + e^x): PyTorch's with beta 1 (its threshold 20 changes nothing in float32)
   Softplus: unary(tf.softplus, (t, o) => F.softplus(t, o)),

@@ -19,20 +19,21 @@ export const noInt16Pair = (second: "weight" | "input_1"): ComboRule => ({
 });
 
 export function gemm(forbidden: ComboRule[] = []): OpRule {
-  return { unit: "tensor", input: quantized, weight: quantized, output: [...Q, "float32"], forbidden };
+  return { input: quantized, weight: quantized, output: [...Q, "float32"], forbidden };
 }
 
 export function matmul(forbidden: ComboRule[] = []): OpRule {
-  return { unit: "tensor", input: quantized, output: [...Q, "float32"], forbidden };
+  return { input: quantized, output: [...Q, "float32"], forbidden };
 }
 
-const vector: OpRule = { unit: "vector", input: quantized, output: quantized };
-const lut: OpRule = { unit: "lut", input: quantized, output: quantized };
+// (vector / lut: which unit runs the op is its registry entry's `unit`; the rules here are the same)
+const vector: OpRule = { input: quantized, output: quantized };
+const lut: OpRule = { input: quantized, output: quantized };
 
 /** Ops every Nash march runs the same way. */
 export const nashCommonOps: Record<string, OpRule> = {
-  QuantStub: { unit: "none", input: ["float32"], output: quantized },
-  DeQuantStub: { unit: "none", input: [...Q, "float32"], output: ["float32"] },
+  QuantStub: { input: ["float32"], output: quantized },
+  DeQuantStub: { input: [...Q, "float32"], output: ["float32"] },
   Mul: { ...vector, weight: quantized },
   Add: vector,
   Sub: vector,
