@@ -19,6 +19,7 @@ export { F, QuantStub, DeQuantStub, manualSeed } from "./nn";
 export * as quant from "./quant";
 export * as io from "./io";
 export * as data from "./io/dataset";
+export * as deploy from "./io/deploy";
 export { qint8, qint16, qint32, type QuantDType } from "./quant/dtypes";
 export { FakeQuantState } from "./quant/state";
 export { MinMaxObserver, MSEObserver, PercentileObserver, FixedScaleObserver } from "./quant/observers";

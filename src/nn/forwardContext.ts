@@ -7,6 +7,8 @@ export class ForwardContext {
   private readonly stack: Module[] = [];
   private readonly counters = new Map<string, number>();
   private readonly paths = new Map<Module, string>();
+  /** The node of an imported graph being run now (its name and op type), set by the graph module around each node. */
+  source: { node: string; opType: string } | null = null;
 
   constructor(
     readonly root: Module,

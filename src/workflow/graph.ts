@@ -5,6 +5,7 @@
 import * as tf from "@tensorflow/tfjs";
 import type { OpCall, OpInterceptor } from "../nn/runtime";
 import { findOp } from "../ops";
+import { currentForward } from "../nn/forwardContext";
 
 /** Source of an op input: another op's name, a model input (`<input:0>`), or a float constant. */
 export const FLOAT_CONSTANT = "<float>";
@@ -30,6 +31,9 @@ export interface OpInfo {
   attrs: Record<string, unknown>;
   /** Names of the ops that read this op's output (filled after tracing). */
   consumers: string[];
+  /** For an imported graph: the file's node this op computes (part of), and its ONNX op type. */
+  onnxNode?: string | undefined;
+  onnxType?: string | undefined;
 }
 
 export interface Graph {
@@ -81,6 +85,8 @@ export class Tracer implements OpInterceptor {
       flops: call.flops,
       attrs: call.attrs,
       consumers: [],
+      onnxNode: currentForward()?.source?.node,
+      onnxType: currentForward()?.source?.opType,
     });
     return out;
   }

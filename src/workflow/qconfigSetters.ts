@@ -49,12 +49,13 @@ export const defaultQatQconfigSetter = template("defaultQatQconfigSetter", qint8
 
 /** The names a graph answers to: op names and module paths. */
 export function graphNames(graph: Graph): string[] {
-  return [...new Set(graph.ops.flatMap((op) => (op.modulePath === "" ? [op.name] : [op.name, op.modulePath])))];
+  return [...new Set(graph.ops.flatMap((op) => [op.name, ...(op.modulePath === "" ? [] : [op.modulePath]), ...(op.onnxNode ? [op.onnxNode] : [])]))];
 }
 
 /**
  * Qconfigs by op name (`linear2.mul`) or module path (`linear2`, `layernorm`: every op the
- * module runs itself).
+ * module runs itself) or, for an imported graph, the file's own node name
+ * (`/layer4/layer4.0/downsample/downsample.0/Conv`: every op that node became).
  *
  * ```ts
  * qb.ModuleNameQconfigSetter({ linear2: qb.getQconfig({ weightDtype: qb.qint16 }) })
@@ -63,10 +64,10 @@ export function graphNames(graph: Graph): string[] {
 export function ModuleNameQconfigSetter(byName: Record<string, QConfig>): QconfigSetter {
   return {
     setterName: "ModuleNameQconfigSetter",
-    qconfigFor: (op) => byName[op.name] ?? byName[op.modulePath],
+    qconfigFor: (op) => byName[op.name] ?? byName[op.modulePath] ?? (op.onnxNode === undefined ? undefined : byName[op.onnxNode]),
     validate(graph) {
       for (const key of Object.keys(byName)) {
-        const known = graph.ops.some((op) => op.name === key || op.modulePath === key);
+        const known = graph.ops.some((op) => op.name === key || op.modulePath === key || op.onnxNode === key);
         if (!known) {
           throw errors.unknownName("ModuleNameQconfigSetter", "op or module", key, graphNames(graph));
         }

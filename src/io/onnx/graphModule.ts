@@ -13,7 +13,7 @@ import * as tf from "@tensorflow/tfjs";
 import { QuantbookError } from "../../messages";
 import { DeQuantStub, QuantStub } from "../../nn/layers";
 import { Module } from "../../nn/module";
-import { declareConstant } from "../../nn/forwardContext";
+import { currentForward, declareConstant } from "../../nn/forwardContext";
 import type { ConstValue } from "./proto";
 import type { PlanStep } from "./plan";
 
@@ -115,6 +115,10 @@ export class OnnxGraphModule extends OnnxScope {
       const ins = step.inputs.map(lookup);
       const allConst = step.inputs.every((n, i) => n === "" || ins[i] === undefined || isConst.has(n));
       let outs: tf.Tensor[];
+      // the ops this node runs record its name (names both ways: quantbook's op ↔ the file's node)
+      const fwd = currentForward();
+      const outer = fwd?.source ?? null;
+      if (fwd) fwd.source = { node: step.node, opType: step.opType ?? "" };
       try {
         outs = step.run(
           this,
@@ -126,6 +130,8 @@ export class OnnxGraphModule extends OnnxScope {
         if (e instanceof QuantbookError && e.message.includes(step.node)) throw e;
         const shapes = ins.map((t) => (t === undefined ? "-" : `[${t.shape}]`)).join(", ");
         throw new QuantbookError(e instanceof QuantbookError ? e.code : "OP_FAILED", `${info.file}: node ${step.node} (inputs ${shapes}): ${(e as Error).message}`, { cause: e });
+      } finally {
+        if (fwd) fwd.source = outer;
       }
       outs.forEach((t, i) => {
         const name = step.outputs[i];

@@ -598,6 +598,8 @@ export function buildOnnxModule(g: OnnxGraph, opts: LoadOnnxOptions = {}): OnnxG
     // constants read by steps become root fields: float ones parameters named after the initializer
     const constFields: Record<string, string> = {};
     const info = { file: g.file, opset: g.opset, producer: g.producer, nodes: g.nodes.length, transposesRemoved, inputs: g.inputs, outputs: g.outputs };
+    const typeOf = new Map(g.nodes.map((n) => [n.name, n.opType]));
+    for (const step of b.steps) step.opType ??= typeOf.get(step.node) ?? "";
     const root = new OnnxGraphModule(info, b.steps, constFields);
     created.push(root);
     for (const [path, m] of b.layers) {

@@ -27,6 +27,8 @@ import type { AttrValue, OnnxNode } from "./proto";
 
 export interface PlanStep {
   node: string;
+  /** The node's ONNX op type (the first node's, for a fused pattern). */
+  opType?: string;
   inputs: string[];
   outputs: string[];
   /** Outputs are constants whatever the inputs (Shape, Size: they read only the input's shape). */

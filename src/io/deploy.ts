@@ -1,0 +1,214 @@
+/**
+ * The decision, out: what a prepared model's quantization configuration means for the tools that
+ * build the model for the chip.
+ *
+ * - `nodeInfo` / `ptqYaml`: the reference PTQ toolchain's config (`model_parameters.node_info`
+ *   with the ONNX file's own node names — `{ ON: BPU, InputType: int16, OutputType: int16 }` for
+ *   nodes quantbook runs at int16, `ON: CPU` for ops no march rule covers — plus the short form,
+ *   `calibration_parameters.optimization` entries where every node of an op type is raised, and
+ *   `march`).
+ * - `pluginSnippet`: Python for horizon_plugin_pytorch: a `ModuleNameQconfigSetter` dict of the
+ *   module paths that differ from the base template (int16 outputs, inputs or weights, fixed
+ *   scales such as the rewrite's 7/32767), ready to paste into a calibration or QAT script.
+ * - `onnxNames`: quantbook's op names ↔ the file's node names (setters accept either).
+ *
+ * ```ts
+ * writeFileSync("ptq.yaml", qb.deploy.ptqYaml(calib, { onnxModel: "model.onnx", march: qb.March.NASH_M }));
+ * writeFileSync("qconfig.py", qb.deploy.pluginSnippet(calib));
+ * ```
+ */
+import type { Module } from "../nn/module";
+import { FixedScaleObserver } from "../quant/observers";
+import { checkModel } from "../march/check";
+import { getMarch, type March } from "../march/march";
+import { errors } from "../messages";
+import { runtimeOf, type PreparedOp } from "../workflow/quantRuntime";
+import type { Graph } from "../workflow/graph";
+
+export interface OnnxNames {
+  /** quantbook op name → the ONNX node it computes. */
+  byOp: Record<string, string>;
+  /** ONNX node name → the quantbook ops it became, in order. */
+  byNode: Record<string, string[]>;
+}
+
+function graphOf(model: Module, where: string): Graph {
+  return runtimeOf(model, where).graph;
+}
+
+/** quantbook's op names and the imported file's node names, both ways (a model from qb.io.loadOnnx, prepared). */
+export function onnxNames(model: Module): OnnxNames {
+  const graph = graphOf(model, "deploy.onnxNames");
+  const byOp: Record<string, string> = {};
+  const byNode: Record<string, string[]> = {};
+  for (const op of graph.ops) {
+    if (op.onnxNode === undefined) continue;
+    byOp[op.name] = op.onnxNode;
+    (byNode[op.onnxNode] ??= []).push(op.name);
+  }
+  if (Object.keys(byOp).length === 0) {
+    throw errors.invalidArgument(
+      "deploy.onnxNames",
+      "the model has no ONNX node names",
+      "prepare a model loaded with qb.io.loadOnnx (a model written with qb.nn has module paths, not node names)",
+    );
+  }
+  return { byOp, byNode };
+}
+
+export interface NodeInfoEntry {
+  ON: "BPU" | "CPU";
+  InputType?: "int8" | "int16";
+  OutputType?: "int8" | "int16";
+}
+
+const dtypeOf = (name: string | undefined): "int8" | "int16" | undefined => (name === "qint16" ? "int16" : name === "qint8" ? "int8" : undefined);
+
+/**
+ * `node_info` for the reference toolchain: every ONNX node whose ops quantbook runs with an int16
+ * input or output (int8 is the toolchain's default and needs no entry), and `ON: CPU` for nodes
+ * with an op no rule of the march covers.
+ */
+export function nodeInfo(model: Module, opts: { march?: March } = {}): Record<string, NodeInfoEntry> {
+  const rt = runtimeOf(model, "deploy.nodeInfo");
+  const march = opts.march ?? getMarch();
+  if (march === null) throw errors.wrongState("deploy.nodeInfo", "no target chip", "pass { march } or call qb.setMarch first");
+  const names = onnxNames(model);
+  const ops = new Map([...rt.ops.values()].map((o) => [o.info.name, o]));
+  const cpu = new Set<string>();
+  for (const v of checkModel(model, march).violations) if (v.kind === "no-rule") cpu.add(v.op);
+  const out: Record<string, NodeInfoEntry> = {};
+  for (const [node, opNames] of Object.entries(names.byNode)) {
+    const prepared = opNames.map((n) => ops.get(n)).filter((o): o is PreparedOp => o !== undefined);
+    if (prepared.length === 0) continue;
+    if (opNames.some((n) => cpu.has(n))) {
+      out[node] = { ON: "CPU" };
+      continue;
+    }
+    // the node's input: its first op's activation inputs; its output: its last op's output
+    const first = prepared[0];
+    const last = prepared[prepared.length - 1];
+    const input = first.inputs.map((fq) => dtypeOf(fq?.dtype.name)).find((d) => d !== undefined);
+    const output = dtypeOf(last.output?.dtype.name) ?? dtypeOf(rt.outputQuantizer(last.info.name)?.dtype.name);
+    if (input !== "int16" && output !== "int16") continue;
+    const e: NodeInfoEntry = { ON: "BPU" };
+    if (input !== undefined) e.InputType = input;
+    if (output !== undefined) e.OutputType = output;
+    out[node] = e;
+  }
+  return out;
+}
+
+const quote = (s: string) => JSON.stringify(s);
+
+export interface PtqYamlOptions {
+  /** The ONNX file the toolchain compiles (default: the file the model was loaded from). */
+  onnxModel?: string;
+  march?: March;
+  /** `input_parameters` to write as they are (input_type_train, input_layout_train, norm_type, mean_value, scale_value, ...). */
+  inputParameters?: Record<string, string | number>;
+}
+
+/**
+ * The reference toolchain's PTQ YAML for this model's configuration: `model_parameters` (onnx_model,
+ * march, node_info with the file's node names), `calibration_parameters.optimization` where every
+ * node of an ONNX op type is raised (`set_Softmax_input_int16`), and `input_parameters` if given.
+ */
+export function ptqYaml(model: Module, opts: PtqYamlOptions = {}): string {
+  const march = opts.march ?? getMarch();
+  if (march === null) throw errors.wrongState("deploy.ptqYaml", "no target chip", "pass { march } or call qb.setMarch first");
+  const info = nodeInfo(model, { march });
+  const rt = runtimeOf(model, "deploy.ptqYaml");
+  const file = opts.onnxModel ?? (model as unknown as { onnx?: { file?: string } }).onnx?.file ?? "model.onnx";
+  // an op type whose every node is raised on its input (or output): the toolchain's set_<Type>_input_int16 says it in one line
+  const byType = new Map<string, string[]>();
+  for (const op of rt.graph.ops) if (op.onnxNode && op.onnxType) byType.set(op.onnxType, [...new Set([...(byType.get(op.onnxType) ?? []), op.onnxNode])]);
+  const optimization: string[] = [];
+  for (const [type, nodes] of byType) {
+    if (nodes.length < 2) continue;
+    if (nodes.every((n) => info[n]?.InputType === "int16")) optimization.push(`set_${type}_input_int16`);
+    if (nodes.every((n) => info[n]?.OutputType === "int16")) optimization.push(`set_${type}_output_int16`);
+  }
+  const short = Object.entries(info)
+    .filter(([, e]) => e.ON === "BPU" && e.OutputType === "int16")
+    .map(([n]) => `${n}:int16`)
+    .join(";");
+  const lines = [
+    `# quantbook: the quantization configuration of ${file} for the PTQ toolchain (${Object.keys(info).length} node_info entries)`,
+    `# short form of the int16 outputs: ${short === "" ? "(none)" : quote(short)}`,
+    "model_parameters:",
+    `  onnx_model: ${quote(file)}`,
+    `  march: ${quote(march)}`,
+  ];
+  if (Object.keys(info).length === 0) lines.push("  node_info: {}");
+  else {
+    lines.push("  node_info:");
+    for (const [node, e] of Object.entries(info)) {
+      lines.push(`    ${quote(node)}:`);
+      // keys quoted: YAML 1.1 (PyYAML) reads a bare ON as the boolean true
+      for (const [k, v] of Object.entries(e)) lines.push(`      ${quote(k)}: ${quote(v)}`);
+    }
+  }
+  if (opts.inputParameters) {
+    lines.push("input_parameters:");
+    for (const [k, v] of Object.entries(opts.inputParameters)) lines.push(`  ${k}: ${typeof v === "number" ? v : quote(v)}`);
+  }
+  if (optimization.length > 0) lines.push("calibration_parameters:", `  optimization: ${quote(optimization.join(","))}`);
+  return lines.join("\n") + "\n";
+}
+
+const SETTER_OF_BASE: Record<string, string> = {
+  calibration8bitWeight16bitActQconfigSetter: "calibration_8bit_weight_16bit_act_qconfig_setter",
+  defaultCalibrationQconfigSetter: "default_calibration_qconfig_setter",
+  qat8bitWeight16bitActQconfigSetter: "qat_8bit_weight_16bit_act_qconfig_setter",
+  defaultQatQconfigSetter: "default_qat_qconfig_setter",
+};
+
+/**
+ * Python for horizon_plugin_pytorch: the base template and a `ModuleNameQconfigSetter` dict of
+ * every module path whose dtypes (or fixed scale) differ from it. Module paths are quantbook's,
+ * which are PyTorch's for a model written with qb.nn or exported by torch.onnx.export.
+ */
+export function pluginSnippet(model: Module, opts: { base?: keyof typeof SETTER_OF_BASE } = {}): string {
+  const rt = runtimeOf(model, "deploy.pluginSnippet");
+  const ops = [...rt.ops.values()];
+  // the base: the activation dtype most outputs have
+  const outs = ops.flatMap((o) => (o.output ? [o.output.dtype.name as string] : []));
+  const int16 = outs.filter((d) => d === "qint16").length;
+  const base = opts.base ?? (int16 * 2 > outs.length ? "calibration8bitWeight16bitActQconfigSetter" : "defaultCalibrationQconfigSetter");
+  const act = base.includes("16bitAct") ? "qint16" : "qint8";
+  const entries: string[] = [];
+  const seen = new Set<string>();
+  for (const op of ops) {
+    // the op's own name: a layer's op is named by its module path (linear3), a functional op inside a module by both (linear2.mul)
+    const key = op.info.name;
+    const args: string[] = [];
+    const inDtype = op.inputs.find((fq) => fq !== undefined && fq !== null)?.dtype.name;
+    const out = op.output;
+    const fixed = out?.observer instanceof FixedScaleObserver ? (out.scale()?.[0] ?? null) : null;
+    if (out && out.dtype.name !== act) args.push(`out_dtype=${out.dtype.name}`);
+    if (inDtype && inDtype !== act && op.info.type !== "QuantStub") args.push(`in_dtype=${inDtype}`);
+    if (op.weight && op.weight.dtype.name !== "qint8") args.push(`weight_dtype=${op.weight.dtype.name}`);
+    if (fixed !== null) args.push(`fix_scale=${fixed}`, ...(args.some((a) => a.startsWith("out_dtype")) ? [] : [`out_dtype=${out?.dtype.name}`]));
+    if (args.length === 0 || seen.has(key)) continue;
+    seen.add(key);
+    entries.push(`    ${JSON.stringify(key)}: get_qconfig(${args.join(", ")}),`);
+  }
+  const setter = SETTER_OF_BASE[base];
+  return [
+    "# quantbook: this model's qconfigs for horizon_plugin_pytorch (paste into the calibration / QAT script).",
+    "# The names below are the ones the plugin's docs and the reference example import; check them against your version.",
+    "from horizon_plugin_pytorch.dtype import qint8, qint16",
+    "from horizon_plugin_pytorch.quantization.qconfig_template import (",
+    "    ModuleNameQconfigSetter,",
+    `    ${setter},`,
+    ")",
+    "from horizon_plugin_pytorch.quantization.qconfig import get_qconfig",
+    "",
+    "module_name_to_qconfig = {",
+    ...entries,
+    "}",
+    `qconfig_setter = (ModuleNameQconfigSetter(module_name_to_qconfig), ${setter})`,
+    "",
+  ].join("\n");
+}
