@@ -122,4 +122,54 @@ describe("deploy: names, PTQ YAML, plugin snippet", () => {
     qb.io.disposeAll(sd);
     [m, article, rewritten].forEach((v) => v.dispose());
   });
+
+  for (const [label, setter] of [
+    ["int8", qb.defaultCalibrationQconfigSetter],
+    ["int16 activations (com.microsoft Q/DQ)", qb.calibration8bitWeight16bitActQconfigSetter],
+  ] as const) {
+    it(`QDQ ONNX (${label}): onnxruntime runs it within one quantization step of quantbook's fake quantization`, async (t) => {
+      const model = await qb.io.loadOnnx(ONNX);
+      const x = tf.randomNormal([1, 3, 32, 32], 0, 1, "float32", 6);
+      const m = await calibrated(model, x, [setter]);
+      const bytes = qb.deploy.qdqOnnx(m, x);
+      const file = path.join(dir, `qdq_${label.slice(0, 4)}.onnx`);
+      writeFileSync(file, bytes);
+      const { onnx } = require("onnx-proto") as typeof import("onnx-proto");
+      const nodes = onnx.ModelProto.decode(bytes).graph?.node ?? [];
+      const q = nodes.filter((n) => n.opType === "QuantizeLinear").length;
+      if (label.startsWith("int16"))
+        assert.ok(
+          nodes.some((n) => n.opType === "QuantizeLinear" && n.domain === "com.microsoft"),
+          "int16 points in the com.microsoft domain",
+        );
+      assert.equal(q, nodes.filter((n) => n.opType === "DequantizeLinear").length);
+      assert.ok(q >= qb.preparedOps(m).filter((o) => o.weight).length, `${q} QuantizeLinear nodes`);
+      const ort = require("onnxruntime-node") as typeof import("onnxruntime-node");
+      const session = await ort.InferenceSession.create(file, { intraOpNumThreads: 1 });
+      const r = await session.run({ [session.inputNames[0]]: new ort.Tensor("float32", x.dataSync() as Float32Array, x.shape) });
+      const got = r[session.outputNames[0]].data as Float32Array;
+      const want = (m.forward(x) as unknown as tf.Tensor).dataSync();
+      // the output's own grid: the last quantized point before the float head
+      let worst = 0;
+      for (let i = 0; i < want.length; i++) worst = Math.max(worst, Math.abs(got[i] - want[i]));
+      const range = Math.max(...Array.from(want, Math.abs));
+      t.diagnostic(`${label}: ${q} Q/DQ pairs, largest difference from quantbook ${worst.toExponential(2)} (${((100 * worst) / range).toFixed(3)}% of the output range)`);
+      assert.ok(worst <= 0.02 * range, `QDQ vs quantbook: ${worst} of ${range}`);
+      await session.release();
+      x.dispose();
+      m.dispose();
+      model.dispose();
+    });
+  }
+
+  it("QDQ refuses an uncalibrated model, naming the state", async () => {
+    const model = await qb.io.loadOnnx(ONNX);
+    const x = tf.randomNormal([1, 3, 32, 32], 0, 1, "float32", 6);
+    qb.setMarch(qb.March.NASH_M);
+    const m = qb.prepare(model.eval(), x, { qconfigSetter: [qb.defaultCalibrationQconfigSetter], warn: false });
+    assert.throws(() => qb.deploy.qdqOnnx(m, x), /deploy\.qdqOnnx: the model is in FLOAT state; calibrate it/);
+    x.dispose();
+    m.dispose();
+    model.dispose();
+  });
 });

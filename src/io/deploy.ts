@@ -24,6 +24,9 @@ import { getMarch, type March } from "../march/march";
 import { errors } from "../messages";
 import { runtimeOf, type PreparedOp } from "../workflow/quantRuntime";
 import type { Graph } from "../workflow/graph";
+import { FakeQuantState } from "../quant/state";
+import { capture, lower, Unsupported } from "../workflow/engine/compile";
+import type * as tf from "@tensorflow/tfjs";
 
 export interface OnnxNames {
   /** quantbook op name → the ONNX node it computes. */
@@ -211,4 +214,25 @@ export function pluginSnippet(model: Module, opts: { base?: keyof typeof SETTER_
     `qconfig_setter = (ModuleNameQconfigSetter(module_name_to_qconfig), ${setter})`,
     "",
   ].join("\n");
+}
+
+/**
+ * The model as a QDQ ONNX file (the interchange many compilers read): its ops as standard ONNX
+ * nodes, every quantizing point as `QuantizeLinear → DequantizeLinear` with quantbook's scales
+ * (per channel where quantbook is; int16 points in the com.microsoft domain, which onnxruntime runs), weights as constants.
+ * onnxruntime runs it. ONNX divides by the scale where quantbook multiplies by 1/s, so a near-tie
+ * may land one step away; BPU rounding has no QuantizeLinear form and is written the same way.
+ * `example`: inputs of the shapes the file takes.
+ */
+export function qdqOnnx(model: Module, example: tf.Tensor | tf.Tensor[]): Uint8Array {
+  const rt = runtimeOf(model, "deploy.qdqOnnx");
+  if (rt.state !== FakeQuantState.VALIDATION) {
+    throw errors.wrongState("deploy.qdqOnnx", `${rt.state} state`, "calibrate it, then call qb.setFakeQuantize(model, qb.FakeQuantState.VALIDATION)");
+  }
+  const args = Array.isArray(example) ? example : [example];
+  const cap = capture(model, rt, args);
+  if (cap instanceof Unsupported) throw errors.unsupported("deploy.qdqOnnx", cap.reason, "write the model with quantbook ops only");
+  const lowered = lower(rt, cap, { qdq: true });
+  if (lowered instanceof Unsupported) throw errors.unsupported("deploy.qdqOnnx", lowered.reason, "calibrate every point (int8 / int16) and use ops with an ONNX lowering");
+  return lowered.bytes;
 }

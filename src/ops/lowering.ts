@@ -11,8 +11,8 @@ import type { Attrs } from "./registry";
 export const ONNX_OPSET = 17;
 const T = onnx.TensorProto.DataType;
 
-export type OnnxElem = "float32" | "int64" | "bool" | "int32" | "float16";
-const ELEM: Record<OnnxElem, number> = { float32: T.FLOAT, int64: T.INT64, bool: T.BOOL, int32: T.INT32, float16: T.FLOAT16 };
+export type OnnxElem = "float32" | "int64" | "bool" | "int32" | "float16" | "int8" | "int16";
+const ELEM: Record<OnnxElem, number> = { float32: T.FLOAT, int64: T.INT64, bool: T.BOOL, int32: T.INT32, float16: T.FLOAT16, int8: T.INT8, int16: T.INT16 };
 
 /** IEEE half bits of a number (round to nearest even; overflow to ±Inf). */
 export function toHalf(v: number): number {
@@ -85,6 +85,16 @@ export class OnnxBuilder {
     return this.node(opType, inputs, attrs)[0];
   }
 
+  private readonly domains = new Set<string>();
+
+  /** A one-output node of another operator domain (version 1), e.g. com.microsoft's int16 QuantizeLinear. */
+  opIn(domain: string, opType: string, inputs: string[], attrs: Record<string, AttrValue> = {}): string {
+    const out = this.node(opType, inputs, attrs)[0];
+    this.nodes[this.nodes.length - 1].domain = domain;
+    this.domains.add(domain);
+    return out;
+  }
+
   /** A constant tensor (an initializer). */
   constant(data: ArrayLike<number> | ArrayLike<bigint> | Uint8Array, dims: number[], elem: OnnxElem = "float32", prefix = "const"): string {
     const name = this.fresh(prefix);
@@ -130,12 +140,12 @@ export class OnnxBuilder {
     this.nodes.unshift(...this.nodes.splice(this.nodes.length - count, count));
   }
 
-  /** The model as ONNX bytes. */
+  /** The model as ONNX bytes (opset 17, IR 8; plus version 1 of every other domain a node uses). */
   encode(graphName = "quantbook"): Uint8Array {
     const model = onnx.ModelProto.create({
       irVersion: 8,
       producerName: "quantbook",
-      opsetImport: [{ domain: "", version: ONNX_OPSET }],
+      opsetImport: [{ domain: "", version: ONNX_OPSET }, ...[...this.domains].map((domain) => ({ domain, version: 1 }))],
       graph: onnx.GraphProto.create({ name: graphName, node: this.nodes, initializer: this.initializers, input: this.inputs, output: this.outputs }),
     });
     return onnx.ModelProto.encode(model).finish();
@@ -162,6 +172,8 @@ function tensorProto(name: string, data: ArrayLike<number> | ArrayLike<bigint> |
   else if (elem === "int32") bytes = new Uint8Array(Int32Array.from(data as ArrayLike<number>).buffer);
   else if (elem === "float16") bytes = new Uint8Array(Uint16Array.from(data as ArrayLike<number>, (v) => toHalf(v)).buffer);
   else if (elem === "bool") bytes = Uint8Array.from(data as ArrayLike<number>, (v) => (v ? 1 : 0));
+  else if (elem === "int8") bytes = new Uint8Array(Int8Array.from(data as ArrayLike<number>).buffer);
+  else if (elem === "int16") bytes = new Uint8Array(Int16Array.from(data as ArrayLike<number>).buffer);
   else bytes = new Uint8Array(BigInt64Array.from(Array.from(data as ArrayLike<number | bigint>, (v) => BigInt(v))).buffer);
   return { name, dims, dataType: ELEM[elem], rawData: bytes };
 }

@@ -80,6 +80,13 @@ export interface LowerOptions {
   from?: number;
   /** Sources (op names, `<input:i>`) whose values become extra outputs (what the cut graphs are fed). */
   expose?: ReadonlySet<string>;
+  /**
+   * A deployable QDQ graph: every point that quantizes is `QuantizeLinear → DequantizeLinear`
+   * with its scales as constants (per channel where quantbook is), weights as constants; an int16
+   * point uses com.microsoft's QuantizeLinear (standard ONNX takes int16 from opset 21 only). ONNX rounds x / s half to even (quantbook multiplies by 1/s), so a
+   * near-tie may land one step away; BPU rounding has no QuantizeLinear form and is written the same way.
+   */
+  qdq?: boolean;
 }
 
 /** Why a model cannot run on the engine: one line for the notice, naming what to change. */
@@ -177,7 +184,23 @@ function shapeOfSource(rt: QuantRuntime, cap: Capture, source: string): number[]
 
 /** Writes the graph (see LowerOptions for the variants). */
 export function lower(rt: QuantRuntime, cap: Capture, opts: LowerOptions = {}): Lowered | Unsupported {
-  const { observe = false, plain = false, from = 0 } = opts;
+  const { observe = false, plain = false, from = 0, qdq = false } = opts;
+  /** The point as QuantizeLinear → DequantizeLinear with constant scales (a quantizing point), or x (float). */
+  const qdqOf = (fq: FakeQuantizer, x: string, xShape: number[]): string | Unsupported => {
+    if (!fq.quantizing) return x;
+    const scale = fq.scale();
+    if (scale === null) return new Unsupported(`${fq.where} has no scale: calibrate the model before writing it`);
+    const elem = fq.dtype.name === "qint16" ? "int16" : fq.dtype.name === "qint8" ? "int8" : null;
+    if (elem === null) return new Unsupported(`${fq.where} is ${fq.dtype.name}: QDQ writes int8 and int16 points`);
+    const perChannel = fq.axis !== undefined && scale.length > 1;
+    const axis = fq.axis === undefined ? undefined : fq.axis < 0 ? fq.axis + xShape.length : fq.axis;
+    const s = b.constant(Float32Array.from(scale), perChannel ? [scale.length] : [], "float32", `${fq.where}.scale`);
+    const zp = b.constant(new Array<number>(perChannel ? scale.length : 1).fill(0), perChannel ? [scale.length] : [], elem, `${fq.where}.zero_point`);
+    const attrs = perChannel ? { axis: axis as number } : {};
+    // int16 Q/DQ: standard ONNX only from opset 21 (whose other ops moved attributes to inputs); com.microsoft's takes int16 at opset 17
+    if (elem === "int16") return b.opIn("com.microsoft", "DequantizeLinear", [b.opIn("com.microsoft", "QuantizeLinear", [x, s, zp], attrs), s, zp], attrs);
+    return b.op("DequantizeLinear", [b.op("QuantizeLinear", [x, s, zp], attrs), s, zp], attrs);
+  };
   const b = new OnnxBuilder();
   const slots = new Map<FakeQuantizer, PointSlot>();
   const values = new Map<string, { name: string; shape: number[] }>();
@@ -211,8 +234,17 @@ export function lower(rt: QuantRuntime, cap: Capture, opts: LowerOptions = {}): 
   };
 
   /** The point's fake quantization of x; `primary`: where the observer watches x (not a regrid). */
+  let failure: Unsupported | null = null;
   const point = (fq: FakeQuantizer, x: string, xShape: number[], primary: boolean): string => {
     if (plain) return x;
+    if (qdq) {
+      const y = qdqOf(fq, x, xShape);
+      if (y instanceof Unsupported) {
+        failure ??= y;
+        return x;
+      }
+      return y;
+    }
     const slot = slotOf(fq, xShape);
     if (primary && observe) {
       const k = slots.size;
@@ -269,7 +301,11 @@ export function lower(rt: QuantRuntime, cap: Capture, opts: LowerOptions = {}): 
     const w = cap.weights.get(info.name);
     if (info.weightShape !== undefined) {
       if (w === undefined) return new Unsupported(`${info.name} has a weight the float run did not pass`);
-      if (op.weight && plain !== true) {
+      if (op.weight && qdq) {
+        const y = qdqOf(op.weight, b.constant(w.data, w.shape, "float32", `${info.name}.weight`), w.shape);
+        if (y instanceof Unsupported) return y;
+        weight = y;
+      } else if (op.weight && plain !== true) {
         // a quantized weight is a graph input: the engine feeds it raw or fake-quantized (computed once per scale),
         // so a run pays no per-element work for weights that did not change
         weight = slotOf(op.weight, w.shape, w).weightInput;
@@ -311,6 +347,7 @@ export function lower(rt: QuantRuntime, cap: Capture, opts: LowerOptions = {}): 
     identityTo(b, v.name, name);
     return [{ name, shape: v.shape, source }];
   });
+  if (failure !== null) return failure;
   return { bytes: b.encode(), slots: [...slots.values()], inputs, outputs, exposed, nodes: b.nodeCount };
 }
 
