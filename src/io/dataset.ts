@@ -26,6 +26,7 @@ import * as path from "node:path";
 import { errors } from "../messages";
 import { BYTES, decodeStorage, tfDType, type StorageDType } from "./dtypeDecode";
 import { parseNpy } from "./numpy";
+import { decodeImage, imageTensor, IMAGE_EXTENSIONS, type ImageOptions } from "./images";
 
 export interface DatasetOptions {
   /** Samples per batch (default 1). */
@@ -70,6 +71,10 @@ export class Dataset implements AsyncIterable<tf.Tensor[]> {
   readonly samples: number;
   readonly batchSize: number;
   private readonly order: string[][];
+  /** Class index of every sample, in the order batches read them (image folders with a sub-folder per class). */
+  readonly labels: number[] | undefined;
+  /** Class names (the sub-folders), indexed by label. */
+  readonly classes: string[] | undefined;
 
   constructor(
     /** Per sample, one file per input. */
@@ -77,12 +82,16 @@ export class Dataset implements AsyncIterable<tf.Tensor[]> {
     inputs: string[],
     private readonly read: Reader,
     private readonly opts: DatasetOptions = {},
+    classes?: { labels: number[]; names: string[] },
   ) {
     const bs = opts.batchSize ?? 1;
     if (!Number.isInteger(bs) || bs < 1) throw errors.invalidArgument("Dataset", `batchSize ${bs}`, "pass a whole number ≥ 1");
     if (opts.limit !== undefined && (!Number.isInteger(opts.limit) || opts.limit < 1)) throw errors.invalidArgument("Dataset", `limit ${opts.limit}`, "pass a whole number ≥ 1");
     const idx = opts.shuffle === undefined ? files.map((_, i) => i) : shuffled(files.length, opts.shuffle);
-    this.order = idx.slice(0, opts.limit ?? files.length).map((i) => files[i]);
+    const kept = idx.slice(0, opts.limit ?? files.length);
+    this.order = kept.map((i) => files[i]);
+    this.labels = classes ? kept.map((i) => classes.labels[i]) : undefined;
+    this.classes = classes?.names;
     this.inputs = inputs;
     this.samples = this.order.length;
     this.batchSize = bs;
@@ -251,5 +260,47 @@ export function rawFolder(dir: string, opts: RawOptions): Dataset {
       return tfDType(dtype) === "int32" ? tf.tensor(Float32Array.from(values), opts.shape, "float32") : tf.tensor(values, opts.shape, tfDType(dtype));
     },
     opts,
+  );
+}
+
+/**
+ * JPEG / PNG / BMP files in `dir`, or in one sub-folder per class (then `labels` and `classes`
+ * say each sample's class, for `qb.evaluate`'s accuracy). Each image is preprocessed by `image`
+ * (resize, crop, channel order, mean / scale, layout) into [1, 3, H, W]; batches stack them. A file
+ * that is not an image is an error naming it (hidden files are skipped).
+ */
+export function imageFolder(dir: string, opts: DatasetOptions & { image?: ImageOptions } = {}): Dataset {
+  const entries = listDir(dir, "imageFolder").filter((e) => !e.startsWith("."));
+  const isDir = (e: string) => statSync(path.join(dir, e)).isDirectory();
+  const images = (folder: string, names: string[]) =>
+    names.map((f) => {
+      if (!IMAGE_EXTENSIONS.some((x) => f.toLowerCase().endsWith(x))) {
+        throw errors.badFile("imageFolder", path.join(folder, f), `is not an image (${IMAGE_EXTENSIONS.join(", ")}); move it out of the folder`);
+      }
+      return path.join(folder, f);
+    });
+  const dirs = entries.filter(isDir);
+  let files: string[];
+  let classes: { labels: number[]; names: string[] } | undefined;
+  if (dirs.length > 0) {
+    const loose = entries.filter((e) => !isDir(e));
+    if (loose.length > 0) throw errors.badFile("imageFolder", path.join(dir, loose[0]), "sits beside class folders; put every image in its class's folder");
+    const per = dirs.map((d) =>
+      images(
+        path.join(dir, d),
+        listDir(path.join(dir, d), "imageFolder").filter((e) => !e.startsWith(".")),
+      ),
+    );
+    files = per.flat();
+    classes = { labels: per.flatMap((fs, k) => fs.map(() => k)), names: dirs };
+  } else files = images(dir, entries);
+  if (files.length === 0) throw errors.badFile("imageFolder", dir, "has no images");
+  const image = opts.image ?? {};
+  return new Dataset(
+    files.map((f) => [f]),
+    ["input"],
+    async (file) => imageTensor(decodeImage(await readFile(file), file), image, file),
+    { ...opts, batched: true },
+    classes,
   );
 }
