@@ -22,7 +22,7 @@ export * as data from "./io/dataset";
 export * as deploy from "./io/deploy";
 export { qint8, qint16, qint32, type QuantDType } from "./quant/dtypes";
 export { FakeQuantState } from "./quant/state";
-export { MinMaxObserver, MSEObserver, PercentileObserver, FixedScaleObserver } from "./quant/observers";
+export { MinMaxObserver, MSEObserver, PercentileObserver, FixedScaleObserver, KLObserver } from "./quant/observers";
 export { getQconfig, type QConfig, type GetQconfigOptions } from "./quant/qconfig";
 export { March, setMarch, getMarch } from "./march/march";
 export {
@@ -33,8 +33,10 @@ export {
   ModuleNameQconfigSetter,
   OpTypeQconfigSetter,
   FixedScaleQconfigSetter,
+  calibrationTemplate,
   type QconfigSetter,
 } from "./workflow/qconfigSetters";
+export { chooseCalibration, type CalibrationChoice, type CalibrationMethod } from "./analysis/calibrationChoice";
 export { prepare, modelCheckResult, preparedOps, type PrepareOptions } from "./workflow/prepare";
 export { quantSummary, type SummaryRow } from "./analysis/summary";
 export { setFakeQuantize, getFakeQuantState } from "./workflow/setFakeQuantize";

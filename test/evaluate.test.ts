@@ -126,3 +126,32 @@ describe("qb.evaluate", () => {
     raw.dispose();
   });
 });
+
+describe("qb.chooseCalibration", () => {
+  before(setup);
+
+  it("measures max, percentile, KL and MSE on the same data, chooses the best cosine, and its setter reproduces it", async (t) => {
+    const model = await qb.io.loadOnnx(require("node:path").join(__dirname, "..", "..", "test", "fixtures", "onnx", "mobilenet_v2_opset13.onnx"));
+    const batches = [0, 1].map((k) => tf.randomNormal([1, 3, 32, 32], 0, 1, "float32", 60 + k));
+    qb.setMarch(qb.March.NASH_M);
+    const choice = await qb.chooseCalibration(model, batches);
+    t.diagnostic(choice.caption);
+    assert.deepEqual(
+      choice.rows.map((r) => r.method),
+      ["max", "percentile", "kl", "mse"],
+    );
+    const best = Math.max(...choice.rows.map((r) => r.cosine));
+    assert.equal(choice.rows.find((r) => r.chosen)?.cosine, best);
+    assert.equal(choice.rows.filter((r) => r.chosen).length, 1);
+    const m = qb.prepare(model.eval(), batches[0], { qconfigSetter: [choice.setter], warn: false });
+    qb.setFakeQuantize(m, qb.FakeQuantState.CALIBRATION);
+    await qb.calibrate(m, batches);
+    qb.setFakeQuantize(m, qb.FakeQuantState.VALIDATION);
+    const ev = await qb.evaluate(m, batches);
+    assert.equal(ev.rows[0].cosine, best, "the chosen setter reproduces its cosine");
+    await assertThrows(() => qb.chooseCalibration(model, batches, { candidates: ["entropy" as "kl"] }), /unknown method entropy; choose from max, percentile, kl, mse/);
+    tf.dispose(batches);
+    m.dispose();
+    model.dispose();
+  });
+});

@@ -101,6 +101,36 @@ describe("observers against the reference (PyTorch-made fixtures)", () => {
     assert.throws(() => new qb.PercentileObserver({ dtype: qb.qint8, percentile: 20 }), /percentile 20 must be in \(50, 100\]/);
   });
 
+  it("KL: hand-derived thresholds; uniform data keeps its range; a Gaussian's lone outlier is clipped; int16 keeps the range", () => {
+    // [4, 0, 0, 1] and [10, 10, 1, 1] over [0, 4) with 2 levels: the full histogram squeezes into 2 groups
+    // exactly (each group's non-empty bins are equal), KL 0, so the threshold is the maximum
+    assert.equal(qb.quant.klThreshold(Float64Array.of(4, 0, 0, 1), 4, 2), 4);
+    assert.equal(qb.quant.klThreshold(Float64Array.of(10, 10, 1, 1), 4, 2), 4);
+    // more levels than bins: nothing to choose
+    assert.equal(qb.quant.klThreshold(Float64Array.of(1, 2, 3), 3, 8), 3);
+    const uniform = tf.linspace(-1, 1, 20001);
+    const kl = new qb.KLObserver({ dtype: qb.qint8 });
+    kl.observe(uniform);
+    const mm = new qb.MinMaxObserver({ dtype: qb.qint8 });
+    mm.observe(uniform);
+    assert.ok(Math.abs((kl.scale() as Float64Array)[0] - (mm.scale() as Float64Array)[0]) <= 1e-3 * (mm.scale() as Float64Array)[0], "uniform: KL keeps the range");
+    const gauss = tf.concat([tf.randomNormal([50000], 0, 1, "float32", 9), tf.tensor1d([40])]);
+    const k2 = new qb.KLObserver({ dtype: qb.qint8 });
+    k2.observe(gauss);
+    const m2 = new qb.MinMaxObserver({ dtype: qb.qint8 });
+    m2.observe(gauss);
+    const [sk, sm] = [(k2.scale() as Float64Array)[0], (m2.scale() as Float64Array)[0]];
+    assert.ok(sk < sm / 4, `KL ${sk} vs MinMax ${sm}: the outlier at 40 is clipped`);
+    // and the Gaussian body (all but the outlier) is quantized better
+    const body = tf.slice(gauss, 0, 50000);
+    const err = (s: number) => tf.tidy(() => tf.mean(tf.square(tf.sub(qb.quant.fakeQuantize(body, { scale: s, dtype: qb.qint8 }), body))).dataSync()[0]);
+    assert.ok(err(sk) < err(sm), `MSE with KL's scale ${err(sk)} vs MinMax's ${err(sm)}`);
+    const k16 = new qb.KLObserver({ dtype: qb.qint16 });
+    k16.observe(gauss);
+    assert.equal((k16.range() as { max: Float64Array }).max[0], 40);
+    tf.dispose([uniform, gauss, body]);
+  });
+
   it("fixed scale keeps the given scale whatever it sees", () => {
     const obs = new qb.FixedScaleObserver({ dtype: qb.qint16, scale: 7 / 32767 });
     assert.equal((obs.scale() as Float64Array)[0], 7 / 32767);

@@ -24,7 +24,12 @@ export function feedsOnlyDequant(op: OpInfo, graph: Graph): boolean {
   return isGemm(op.type) && op.consumers.length === 1 && graph.byName.get(op.consumers[0])?.type === "DeQuantStub";
 }
 
-function template(setterName: string, weightDtype: QuantDType, actDtype: QuantDType, actObserver: ObserverFactory): QconfigSetter {
+/**
+ * A whole-model template: per-channel MinMax weights of `weightDtype`, activations of `actDtype`
+ * watched by `actObserver`, a GEMM that feeds only the DeQuantStub kept in float (the shape of
+ * every built-in template).
+ */
+export function calibrationTemplate(setterName: string, weightDtype: QuantDType, actDtype: QuantDType, actObserver: ObserverFactory): QconfigSetter {
   return {
     setterName,
     qconfigFor(op, graph) {
@@ -39,13 +44,13 @@ function template(setterName: string, weightDtype: QuantDType, actDtype: QuantDT
 }
 
 /** int8 per-channel MinMax weights, int16 MSE activations (the article's calibration template). */
-export const calibration8bitWeight16bitActQconfigSetter = template("calibration8bitWeight16bitActQconfigSetter", qint8, qint16, MSEObserver);
+export const calibration8bitWeight16bitActQconfigSetter = calibrationTemplate("calibration8bitWeight16bitActQconfigSetter", qint8, qint16, MSEObserver);
 /** int8 weights and activations, MSE-calibrated activations. */
-export const defaultCalibrationQconfigSetter = template("defaultCalibrationQconfigSetter", qint8, qint8, MSEObserver);
+export const defaultCalibrationQconfigSetter = calibrationTemplate("defaultCalibrationQconfigSetter", qint8, qint8, MSEObserver);
 /** QAT twin of calibration8bitWeight16bitActQconfigSetter: MinMax (moving-average) activations. */
-export const qat8bitWeight16bitActQconfigSetter = template("qat8bitWeight16bitActQconfigSetter", qint8, qint16, MinMaxObserver);
+export const qat8bitWeight16bitActQconfigSetter = calibrationTemplate("qat8bitWeight16bitActQconfigSetter", qint8, qint16, MinMaxObserver);
 /** QAT twin of defaultCalibrationQconfigSetter. */
-export const defaultQatQconfigSetter = template("defaultQatQconfigSetter", qint8, qint8, MinMaxObserver);
+export const defaultQatQconfigSetter = calibrationTemplate("defaultQatQconfigSetter", qint8, qint8, MinMaxObserver);
 
 /** The names a graph answers to: op names and module paths. */
 export function graphNames(graph: Graph): string[] {
