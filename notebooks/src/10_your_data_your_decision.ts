@@ -73,7 +73,7 @@ curve.plot();
 // most accurate plan on its front becomes the configuration to deploy.
 
 // %%
-const plan = await qb.planMixedPrecision(model, batches.slice(0, 2), { march: qb.March.NASH_M, evaluations: 6 });
+const plan = await qb.planMixedPrecision(model, batches.slice(0, 1), { march: qb.March.NASH_M, evaluations: 4 });
 const best = plan.pick({ latencyMs: Math.max(...plan.rows.map((r) => r.latency_ms)) });
 console.log(`front: ${plan.rows.length} plans; deploying point ${best}: ${plan.rows[best].choices}`);
 const { qconfigSetter, apply } = plan.setter(best);
