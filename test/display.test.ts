@@ -45,6 +45,24 @@ describe("rich display", () => {
     x.dispose();
   });
 
+  it("a result table draws itself from its records exactly as its DataFrame would (no DataFrame library loaded)", async () => {
+    const sd = (await qb.io.loadTorch(require("./helpers").fixture("float-checkpoint.ckpt"))) as Record<string, tf.Tensor>;
+    const x = (await qb.io.loadTorch(require("./helpers").fixture("random_data.pt"))) as tf.Tensor;
+    const model = new qb.examples.SmallModel();
+    model.loadStateDict(sd);
+    const c = await calibrated(model.eval(), x, [qb.calibration8bitWeight16bitActQconfigSetter]);
+    const table = new qb.QuantAnalysis(model, c).sensitivity({ data: x, onProgress: () => {} });
+    const direct = (await toMimeBundle(table)) as MimeBundle;
+    const viaDanfo = (await toMimeBundle({ ...table, toRecords: undefined })) as MimeBundle;
+    assert.equal(direct["text/html"], viaDanfo["text/html"]);
+    assert.equal(direct["text/plain"], viaDanfo["text/plain"]);
+    assert.match(String(direct["text/plain"]), /^Sensitivity \(L1\), worst first \(\d+ rows × 6 columns\)/);
+    qb.io.disposeAll(sd);
+    x.dispose();
+    c.dispose();
+    model.dispose();
+  });
+
   it("tensors show shape, dtype and a bounded preview (small 2-D ones also as a table); models their module tree", async () => {
     const small = tf.tensor2d([
       [1, 2],

@@ -65,6 +65,14 @@ function isTable(v: Record<string, unknown>): boolean {
 }
 
 function tableBundle(v: Record<string, unknown>, caption: string | undefined): MimeBundle {
+  // a quantbook result draws itself from its records (no DataFrame library to load: the same table, faster)
+  if (typeof v.toRecords === "function" && Array.isArray(v.columns)) {
+    const columns = v.columns as string[];
+    const records = (v.toRecords as () => Record<string, unknown>[])();
+    if (records.length === 0) return { "text/html": `<p>${escapeHtml(caption ?? "empty table")}</p>`, "text/plain": caption ?? "empty table" };
+    const values = records.map((r) => columns.map((c) => r[c] ?? null));
+    return frameBundle({ columns, values, index: values.map((_, i) => i), shape: [values.length, columns.length] } as unknown as FrameLike, caption);
+  }
   const df = (v.toDataFrame as () => FrameLike)();
   if (df.values.length === 0) return { "text/html": `<p>${escapeHtml(caption ?? "empty table")}</p>`, "text/plain": caption ?? "empty table" };
   return frameBundle(df, caption);

@@ -51,10 +51,12 @@ export interface Table<R> {
   columns: string[];
   text: string;
   toDataFrame(): DataFrame;
+  /** The rows as plain cells in `columns` (what the text, the HTML display and the DataFrame show). */
+  toRecords(): Row[];
 }
 
 /** A Table of `rows` (flattened to plain cells by `plain`) in `columns` order. */
 export function makeTable<R>(caption: string, rows: R[], columns: string[], plain: (r: R) => Row = (r) => r as unknown as Row): Table<R> {
   const flat = rows.map(plain);
-  return { rows, caption, columns, text: textTable(flat, columns), toDataFrame: () => toDataFrame(flat, columns) };
+  return { rows, caption, columns, text: textTable(flat, columns), toDataFrame: () => toDataFrame(flat, columns), toRecords: () => flat.map((r) => ({ ...r })) };
 }

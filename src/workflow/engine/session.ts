@@ -34,7 +34,11 @@ export function loadOrt(): OrtModule | null {
     b.initOrt();
     ortModule = { Tensor: ort.Tensor, binding: b.binding };
   } catch (e) {
-    loadError = e instanceof Error ? e.message.split("\n")[0] : String(e);
+    const why = e instanceof Error ? e.message.split("\n")[0] : String(e);
+    // an optional dependency: npm drops it when its install script cannot download the GPU files
+    loadError = /Cannot find module 'onnxruntime-node/.test(why)
+      ? "onnxruntime-node is not installed; install it with `npm install onnxruntime-node --onnxruntime-node-install=skip` (CPU only: its default install downloads GPU files from outside the npm registry)"
+      : why;
     ortModule = null;
   }
   return ortModule;
