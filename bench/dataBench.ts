@@ -52,7 +52,9 @@ async function main(): Promise<void> {
   t = performance.now();
   for (let i = 0; i < bufs.length; i++) qb.io.imageTensor(qb.io.decodeImage(bufs[i], files[i]), { ...opts, resize: [200, 200], crop: [192, 192] }).dispose();
   const preprocessMs = performance.now() - t;
-  console.log(`decode: ${((1000 * bufs.length) / decodeMs).toFixed(0)} images/s (224×224, half JPEG, half PNG); decode + resize + crop + normalise: ${((1000 * bufs.length) / preprocessMs).toFixed(0)} images/s`);
+  console.log(
+    `decode: ${((1000 * bufs.length) / decodeMs).toFixed(0)} images/s (224×224, half JPEG, half PNG); decode + resize + crop + normalise: ${((1000 * bufs.length) / preprocessMs).toFixed(0)} images/s`,
+  );
 
   const model = qb.examples.deterministicInit(new qb.examples.ResNet18().eval());
   const ds = qb.data.imageFolder(dir, { batchSize: 10, image: opts });
