@@ -97,6 +97,35 @@ describe("mixed-precision planner", { timeout: 300000 }, () => {
     }
   });
 
+  it("ranks by the output cosine when asked: each front point's error is 1 − the cosine its setter reproduces", async () => {
+    const plan = await qb.planMixedPrecision(model, [x], {
+      march: qb.March.NASH_P,
+      base: qb.calibration8bitWeight16bitActQconfigSetter,
+      metric: "Cosine",
+      evaluations: 6,
+      onProgress: () => {},
+    });
+    assert.match(plan.caption, /\(1 − cosine\)/);
+    for (let i = 0; i < plan.rows.length; i++) {
+      const { qconfigSetter, apply } = plan.setter(i);
+      const m = apply(model);
+      const c = qb.prepare(m.eval(), x, { qconfigSetter, warn: false });
+      qb.setFakeQuantize(c, qb.FakeQuantState.CALIBRATION);
+      await qb.calibrate(c, [x]);
+      qb.setFakeQuantize(c, qb.FakeQuantState.VALIDATION);
+      const cos = tf.tidy(() => {
+        const a = tf.reshape(model.forward(x) as tf.Tensor, [-1]);
+        const b = tf.reshape(c.forward(x) as tf.Tensor, [-1]);
+        return tf.div(tf.sum(tf.mul(a, b)), tf.mul(tf.norm(a), tf.norm(b))).dataSync()[0];
+      });
+      // (a float32 cosine near 1 carries ~6e-8 of rounding)
+      assert.ok(Math.abs(plan.rows[i].measured_error - (1 - cos)) <= 2e-7, `point ${i}: ${plan.rows[i].measured_error} vs 1 − ${cos}`);
+      c.dispose();
+      if (m !== model) m.dispose();
+    }
+    await assert.rejects(qb.planMixedPrecision(model, [x], { march: qb.March.NASH_P, metric: "KL" as "L1" }), /metric 'KL'; pass L1, MSE or Cosine/);
+  });
+
   it("is deterministic, and does no worse than top-k promotion at the same latency (NASH_P, where top-k is legal)", async () => {
     const opts = { march: qb.March.NASH_P, base: qb.calibration8bitWeight16bitActQconfigSetter, onProgress: () => {} };
     const a = await qb.planMixedPrecision(model, [x], opts);

@@ -46,6 +46,7 @@ import { prepare, preparedOps } from "../workflow/prepare";
 import { defaultCalibrationQconfigSetter, ModuleNameQconfigSetter, type QconfigSetter } from "../workflow/qconfigSetters";
 import { setFakeQuantize } from "../workflow/setFakeQuantize";
 import { QuantAnalysis } from "../analysis/quantAnalysis";
+import { metric } from "../analysis/metrics";
 import { ensureBackend } from "../backend";
 
 export interface PlannerOptions {
@@ -58,6 +59,12 @@ export interface PlannerOptions {
   sweep?: number;
   /** Pick one point: the most accurate within `latencyMs`, or the fastest within `error` (see `plan.chosen`). */
   budget?: { latencyMs?: number; error?: number };
+  /**
+   * What "error" means: mean |output − float| ("L1", default), "MSE", or "Cosine" (1 − the cosine
+   * similarity of the outputs, the deployment check's measure). The sensitivity passes, the
+   * measurements and the front all use it.
+   */
+  metric?: "L1" | "MSE" | "Cosine";
   /** Local repair runs until every measured plan is predicted within this relative error (default 0.25) or the evaluations are spent. */
   tolerance?: number;
   onProgress?: ProgressCallback;
@@ -188,14 +195,18 @@ function ruleViolations(ir: Ir, march: March): string[] {
     .map((v) => v.message);
 }
 
-/** Mean |output − float| over the batches. */
-function outputError(model: Module, float: Module, batches: tf.Tensor[][]): number {
+/** The planner's error of one metric value: L1 and MSE as they are, cosine as 1 − cosine (smaller is better, and additive enough). */
+const asError = (m: PlanMetric, v: number) => (m === "Cosine" ? 1 - v : v);
+type PlanMetric = "L1" | "MSE" | "Cosine";
+
+/** The metric's error of the model's output against float, averaged over the batches. */
+function outputError(model: Module, float: Module, batches: tf.Tensor[][], m: PlanMetric = "L1"): number {
   return tf.tidy(() => {
     let s = 0;
     for (const b of batches) {
       const y = (model.forward as (...a: tf.Tensor[]) => tf.Tensor)(...b);
       const r = (float.forward as (...a: tf.Tensor[]) => tf.Tensor)(...b);
-      s += tf.mean(tf.abs(tf.sub(y, r))).dataSync()[0];
+      s += asError(m, metric(m, r, y));
     }
     return s / batches.length;
   });
@@ -238,6 +249,8 @@ export async function planMixedPrecision(float: Module, data: tf.Tensor | tf.Ten
   await ensureBackend();
   const t0 = performance.now();
   const base = opts.base ?? defaultCalibrationQconfigSetter;
+  const m: PlanMetric = opts.metric ?? "L1";
+  if (!["L1", "MSE", "Cosine"].includes(m)) throw errors.invalidArgument("planMixedPrecision", `metric '${String(m)}'`, "pass L1, MSE or Cosine");
   const maxEvals = opts.evaluations ?? 12;
   const batches: tf.Tensor[][] =
     data instanceof tf.Tensor ? [[data]] : (data as unknown[]).every((d) => d instanceof tf.Tensor) ? (data as tf.Tensor[]).map((d) => [d]) : (data as tf.Tensor[][]);
@@ -263,7 +276,7 @@ export async function planMixedPrecision(float: Module, data: tf.Tensor | tf.Ten
     const model = r.apply(float);
     try {
       evaluations++;
-      return await calibrated(model, r.qconfigSetter, (calib) => ({ error: outputError(calib, float, batches), ir: exportModel(calib, batches[0]) }));
+      return await calibrated(model, r.qconfigSetter, (calib) => ({ error: outputError(calib, float, batches, m), ir: exportModel(calib, batches[0]) }));
     } finally {
       if (model !== float) model.dispose();
     }
@@ -274,7 +287,10 @@ export async function planMixedPrecision(float: Module, data: tf.Tensor | tf.Ten
     const baseIr = baseMeasured.ir;
     progress(1, maxEvals + 3);
     const sens = (setter: QconfigSetter) =>
-      calibrated(float, [setter], (calib) => ({ rows: new QuantAnalysis(float, calib, { onProgress: () => {} }).sensitivity({ data: batches[0] }).rows, ops: preparedOps(calib) }));
+      calibrated(float, [setter], (calib) => ({
+        rows: new QuantAnalysis(float, calib, { onProgress: () => {} }).sensitivity({ data: batches[0], metric: m }).rows.map((r) => ({ ...r, value: asError(m, r.value) })),
+        ops: preparedOps(calib),
+      }));
     const all = (d: typeof qint8): QconfigSetter => ({ setterName: `all ${d.name}`, qconfigFor: () => getQconfig({ weightDtype: d, outDtype: d }) });
     const s8 = await sens(all(qint8));
     const s16 = await sens(all(qint16));
@@ -481,7 +497,7 @@ export async function planMixedPrecision(float: Module, data: tf.Tensor | tf.Ten
     const columns = ["point", "measured_error", "predicted_error", "latency_ms", "int16_mac_share", "rewrites", "choices"];
     const elapsedMs = performance.now() - t0;
     const table = makeTable(
-      `Mixed-precision front on ${opts.march}: ${rows.length} plans (${evaluations} full-model evaluations, ${(elapsedMs / 1000).toFixed(1)} s; prediction gap ${(100 * before).toFixed(0)}% → ${(100 * after).toFixed(0)}%)` +
+      `Mixed-precision front on ${opts.march} (${m === "Cosine" ? "1 − cosine" : m}): ${rows.length} plans (${evaluations} full-model evaluations, ${(elapsedMs / 1000).toFixed(1)} s; prediction gap ${(100 * before).toFixed(0)}% → ${(100 * after).toFixed(0)}%)` +
         (unplanned.length ? `; not planned (no ${opts.march} rule, assumed CPU): ${unplanned.join(", ")}` : ""),
       rows,
       columns,
@@ -530,7 +546,7 @@ export async function planMixedPrecision(float: Module, data: tf.Tensor | tf.Ten
         mark: { type: "line", point: true },
         encoding: {
           x: { field: "latency_ms", type: "quantitative", title: "estimated latency (ms)", scale: { zero: false } },
-          y: { field: "error", type: "quantitative", title: "mean |output − float|", scale: { type: "log" } },
+          y: { field: "error", type: "quantitative", title: m === "L1" ? "mean |output − float|" : m === "MSE" ? "output MSE" : "1 − output cosine", scale: { type: "log" } },
           color: { field: "series", type: "nominal" },
           tooltip: [{ field: "series" }, { field: "label" }, { field: "latency_ms" }, { field: "error" }],
         },
