@@ -58,7 +58,7 @@ export type { MarchSpec, OpRule, PerfParams } from "./march/spec";
 export type { Ir, IrNode } from "./ir/types";
 export { QuantAnalysis, sensitiveOpQconfigSetter, scaleExplorer } from "./analysis";
 export { evaluate, MIN_COSINE, type Evaluation, type EvaluateOptions, type EvaluateRow, type Task } from "./analysis/evaluate";
-export { planMixedPrecision, type MixedPrecisionPlan, type PlannerOptions, type PlanRow } from "./planner/planMixedPrecision";
+export { planMixedPrecision, loadPlan, type MixedPrecisionPlan, type PlannerOptions, type PlanRow, type SavedPlan } from "./planner/planMixedPrecision";
 export * as analysis from "./analysis";
 export * as transforms from "./transforms";
 export { toDataFrame, makeTable, type Table } from "./util/table";

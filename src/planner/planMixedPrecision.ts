@@ -25,6 +25,7 @@
  * ```
  */
 import * as tf from "@tensorflow/tfjs";
+import { readFileSync, writeFileSync } from "node:fs";
 import type { Ir, IrNode } from "../ir/types";
 import { checkModel } from "../march/check";
 import type { March } from "../march/march";
@@ -43,7 +44,14 @@ import { makeTable, type Table } from "../util/table";
 import { calibrate } from "../workflow/calibrate";
 import { exportModel } from "../workflow/export";
 import { prepare, preparedOps } from "../workflow/prepare";
-import { defaultCalibrationQconfigSetter, ModuleNameQconfigSetter, type QconfigSetter } from "../workflow/qconfigSetters";
+import {
+  calibration8bitWeight16bitActQconfigSetter,
+  defaultCalibrationQconfigSetter,
+  defaultQatQconfigSetter,
+  ModuleNameQconfigSetter,
+  qat8bitWeight16bitActQconfigSetter,
+  type QconfigSetter,
+} from "../workflow/qconfigSetters";
 import { setFakeQuantize } from "../workflow/setFakeQuantize";
 import { QuantAnalysis } from "../analysis/quantAnalysis";
 import { metric } from "../analysis/metrics";
@@ -102,12 +110,75 @@ export interface MixedPrecisionPlan extends Table<PlanRow> {
   setter(i: number): { qconfigSetter: QconfigSetter[]; rewrites: string[]; apply<T extends Module>(model: T): T };
   /** The point of lowest error within `latencyMs`, or of lowest latency within `error`. */
   pick(budget: { latencyMs?: number; error?: number }): number;
+  /** Front point `i` (default: the budget's choice, else the most accurate) as plain, reviewable JSON (`qb.loadPlan` reads it). */
+  toJSON(i?: number): SavedPlan;
+  /** Writes `toJSON(i)` to `path`. */
+  save(path: string, i?: number): void;
   /** The front and top-k promotion on one chart (Vega-Lite). */
   plot(): Record<string, unknown>;
 }
 
 /** A plan: per point key (`op` output or `op.weight`, or a Linear path) its choice. */
 type Plan = Map<string, Choice>;
+
+/** A saved plan: one front point, in words a reviewer can read in a pull request. */
+export interface SavedPlan {
+  format: "quantbook-plan";
+  version: 1;
+  march: March;
+  /** The template every point not listed keeps (a built-in setter's name). */
+  base: string;
+  metric: string;
+  /** Per point: `op` (its output), `op.weight`, `op.input`, or `<Linear path>.rewrite`, and its choice. */
+  choices: Record<string, Choice>;
+  measured_error: number;
+  latency_ms: number;
+}
+
+const BUILT_IN_BASES: Record<string, QconfigSetter> = {
+  calibration8bitWeight16bitActQconfigSetter,
+  defaultCalibrationQconfigSetter,
+  qat8bitWeight16bitActQconfigSetter,
+  defaultQatQconfigSetter,
+};
+
+/**
+ * Reads a plan saved with `plan.save(path)` (or its JSON): the setters and model transform that
+ * realise it, ready for prepare. A base that is not built in must be passed as `base`.
+ *
+ * ```ts
+ * const { qconfigSetter, apply, march } = qb.loadPlan("plan.json");
+ * qb.setMarch(march);
+ * const calib = qb.prepare(apply(model).eval(), x, { qconfigSetter });
+ * ```
+ */
+export function loadPlan(source: string | SavedPlan, opts: { base?: QconfigSetter } = {}): ReturnType<typeof realise> & { march: March; saved: SavedPlan } {
+  const where = `loadPlan${typeof source === "string" ? ` (${source})` : ""}`;
+  let saved: SavedPlan;
+  if (typeof source === "string") {
+    let text: string;
+    try {
+      text = readFileSync(source, "utf8");
+    } catch (e) {
+      throw errors.badFile("loadPlan", source, `cannot read it: ${(e as Error).message}`, e);
+    }
+    try {
+      saved = JSON.parse(text) as SavedPlan;
+    } catch (e) {
+      throw errors.badFile("loadPlan", source, `is not JSON (${(e as Error).message}); write it with plan.save(path)`, e);
+    }
+  } else saved = source;
+  if (saved?.format !== "quantbook-plan" || saved.version !== 1 || typeof saved.choices !== "object" || saved.choices === null) {
+    throw errors.invalidArgument(where, "not a quantbook plan (format quantbook-plan, version 1)", "write it with plan.save(path)");
+  }
+  const valid: Choice[] = ["int16", "int8", "rewrite", "rewrite-fixed"];
+  for (const [k, v] of Object.entries(saved.choices)) {
+    if (!valid.includes(v)) throw errors.invalidArgument(where, `choice '${String(v)}' for ${k}`, `use one of ${valid.join(", ")}`);
+  }
+  const base = opts.base ?? BUILT_IN_BASES[saved.base];
+  if (base === undefined) throw errors.invalidArgument(where, `base '${saved.base}' is not a built-in setter`, "pass it: qb.loadPlan(path, { base })");
+  return { ...realise(new Map(Object.entries(saved.choices)), base), march: saved.march, saved };
+}
 
 interface Point {
   key: string;
@@ -250,6 +321,7 @@ export async function planMixedPrecision(float: Module, data: tf.Tensor | tf.Ten
   const t0 = performance.now();
   const base = opts.base ?? defaultCalibrationQconfigSetter;
   const m: PlanMetric = opts.metric ?? "L1";
+  const metricName: string = m;
   if (!["L1", "MSE", "Cosine"].includes(m)) throw errors.invalidArgument("planMixedPrecision", `metric '${String(m)}'`, "pass L1, MSE or Cosine");
   const maxEvals = opts.evaluations ?? 12;
   const batches: tf.Tensor[][] =
@@ -517,6 +589,25 @@ export async function planMixedPrecision(float: Module, data: tf.Tensor | tf.Ten
         const m = front[i];
         if (m === undefined) throw errors.invalidArgument("plan.setter", `no front point ${i}`, `pass 0..${front.length - 1}`);
         return realise(m.plan, base);
+      },
+      toJSON: (i?: number) => {
+        const k = i ?? result.chosen ?? rows.reduce((b, r) => (r.measured_error < b.measured_error ? r : b)).point;
+        const m = front[k];
+        if (m === undefined) throw errors.invalidArgument("plan.toJSON", `no front point ${k}`, `pass 0..${front.length - 1}`);
+        const baseName = Object.entries(BUILT_IN_BASES).find(([, v]) => v === base)?.[0] ?? base.setterName;
+        return {
+          format: "quantbook-plan",
+          version: 1,
+          march: opts.march,
+          base: baseName,
+          metric: m === undefined ? "L1" : metricName,
+          choices: Object.fromEntries([...m.plan].sort(([a], [b]) => a.localeCompare(b))),
+          measured_error: m.error,
+          latency_ms: m.latency,
+        };
+      },
+      save: (path: string, i?: number) => {
+        writeFileSync(path, JSON.stringify(result.toJSON(i), null, 2) + "\n");
       },
       pick: (budget) => {
         if (budget.latencyMs !== undefined) {
