@@ -140,23 +140,16 @@ def model_steps(runs):
         with torch.no_grad():
             out[name + ": float forward"] = median_ms(lambda: model(x), runs=max(runs, 3))
 
-            def calib():
-                state["point"] = "calib"
+            def calib(mode):
+                """One calibration pass: per-channel MinMax weights, then every leaf output observed ("calib": MSE, "minmax")."""
+                state["point"] = mode
                 for _n, m in weights:
                     minmax_per_channel(m.weight.reshape(m.weight.shape[0], -1))
                 model(x)
                 state["point"] = None
 
-            out[name + ": calibration pass"] = median_ms(calib, runs=runs)
-
-            def calib_minmax():
-                state["point"] = "minmax"
-                for _n, m in weights:
-                    minmax_per_channel(m.weight.reshape(m.weight.shape[0], -1))
-                model(x)
-                state["point"] = None
-
-            out[name + ": calibration pass, MinMax"] = median_ms(calib_minmax, runs=max(runs, 3))
+            out[name + ": calibration pass"] = median_ms(lambda: calib("calib"), runs=runs)
+            out[name + ": calibration pass, MinMax"] = median_ms(lambda: calib("minmax"), runs=max(runs, 3))
 
             def sens():
                 ref = model(x)

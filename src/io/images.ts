@@ -13,9 +13,8 @@
  * ```
  */
 import * as tf from "@tensorflow/tfjs";
-import { readFile } from "node:fs/promises";
-import { ensureBackend } from "../backend";
 import { errors } from "../messages";
+import { readInput } from "./readInput";
 
 /** Decoded pixels: height × width × 3, 8-bit RGB. */
 export interface RgbImage {
@@ -199,12 +198,5 @@ export function imageTensor(img: RgbImage, opts: ImageOptions = {}, file = "<ima
 
 /** Reads and preprocesses one image file. */
 export async function loadImage(path: string, opts: ImageOptions = {}): Promise<tf.Tensor> {
-  await ensureBackend();
-  let buf: Buffer;
-  try {
-    buf = await readFile(path);
-  } catch (e) {
-    throw errors.badFile("loadImage", path, `cannot read it: ${(e as Error).message}`, e);
-  }
-  return imageTensor(decodeImage(buf, path), opts, path);
+  return imageTensor(decodeImage(await readInput("loadImage", path), path), opts, path);
 }

@@ -10,11 +10,10 @@
  * ```
  */
 import * as tf from "@tensorflow/tfjs";
-import { readFile } from "node:fs/promises";
-import { ensureBackend } from "../backend";
 import { errors, QuantbookError } from "../messages";
 import { decodeStorage, tfDType, type StorageDType } from "./dtypeDecode";
 import { readZipEntries, readZipEntry } from "./zip";
+import { readInput } from "./readInput";
 
 const MAGIC = Buffer.from([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]); // \x93NUMPY
 
@@ -146,19 +145,10 @@ export function parseNpz(buf: Buffer, file = "<bytes>"): Record<string, tf.Tenso
   return out;
 }
 
-async function read(loader: string, path: string): Promise<Buffer> {
-  await ensureBackend();
-  try {
-    return await readFile(path);
-  } catch (e) {
-    throw errors.badFile(loader, path, `cannot read it: ${(e as Error).message}`, e);
-  }
-}
-
 export async function loadNpy(path: string): Promise<tf.Tensor> {
-  return parseNpy(await read("loadNpy", path), path);
+  return parseNpy(await readInput("loadNpy", path), path);
 }
 
 export async function loadNpz(path: string): Promise<Record<string, tf.Tensor>> {
-  return parseNpz(await read("loadNpz", path), path);
+  return parseNpz(await readInput("loadNpz", path), path);
 }

@@ -8,10 +8,10 @@
  * ```
  */
 import * as tf from "@tensorflow/tfjs";
-import { readFile, writeFile } from "node:fs/promises";
+import { writeFile } from "node:fs/promises";
 import { BYTES, decodeStorage, tfDType, type StorageDType } from "./dtypeDecode";
 import { errors, QuantbookError } from "../messages";
-import { ensureBackend } from "../backend";
+import { readInput } from "./readInput";
 
 const CODES: Record<string, StorageDType> = {
   F32: "float32",
@@ -65,14 +65,7 @@ export function parseSafetensors(buf: Buffer, name = "<buffer>"): Record<string,
 }
 
 export async function loadSafetensors(path: string): Promise<Record<string, tf.Tensor>> {
-  await ensureBackend();
-  let buf: Buffer;
-  try {
-    buf = await readFile(path);
-  } catch (e) {
-    throw errors.badFile("loadSafetensors", path, `cannot read it: ${(e as Error).message}`, e);
-  }
-  return parseSafetensors(buf, path);
+  return parseSafetensors(await readInput("loadSafetensors", path), path);
 }
 
 /** Serialises named tensors (float32 → F32, int32 → I32, bool → BOOL). */

@@ -10,13 +10,12 @@
  * The caller owns the tensors (dispose them, or `qb.io.disposeAll(value)`).
  */
 import * as tf from "@tensorflow/tfjs";
-import { readFile } from "node:fs/promises";
 import { stridedOffsets } from "../util/strided";
 import { BYTES, decodeStorage, tfDType, type StorageDType } from "./dtypeDecode";
 import { isPlainDict, PickleError, unpickle, unpickleAt, type KnownGlobal, type StorageRef } from "./pickle";
 import { isZip, readZipEntries, readZipEntry, ZipError } from "./zip";
 import { errors } from "../messages";
-import { ensureBackend } from "../backend";
+import { readInput } from "./readInput";
 
 const STORAGE_TYPES: Record<string, StorageDType> = {
   FloatStorage: "float32",
@@ -164,14 +163,7 @@ class TorchReader {
 
 /** Loads a `torch.save` file. Errors name the file and say what was wrong; no tensor leaks on error. */
 export async function loadTorch(path: string): Promise<unknown> {
-  await ensureBackend();
-  let buf: Buffer;
-  try {
-    buf = await readFile(path);
-  } catch (e) {
-    throw errors.badFile("loadTorch", path, `cannot read it: ${(e as Error).message}`, e);
-  }
-  return parseTorch(buf, path);
+  return parseTorch(await readInput("loadTorch", path), path);
 }
 
 /** The first pickle of a legacy file: torch's magic number 0x1950a86a20f9469cfc6c (as a double). */
