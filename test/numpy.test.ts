@@ -129,4 +129,28 @@ describe("datasets from disk", () => {
     await assertThrows(() => qb.data.npyFolder(path.join(DIR, "nowhere")), /nowhere/, /cannot list it/);
     await assertThrows(() => qb.data.npyFolder(path.join(DIR, "raw_rgb")), /raw_rgb/, /has no \.npy files/);
   });
+
+  it("batches in memory and torch / safetensors files as datasets (copies handed out, originals kept)", async () => {
+    const a = tf.tensor([
+      [1, 2],
+      [3, 4],
+    ]);
+    const b = tf.tensor([[5, 6]]);
+    const ds = qb.data.fromTensors([a, b]);
+    assert.equal(ds.length, 2);
+    const seen: number[][] = [];
+    for await (const [t] of ds) seen.push(Array.from(t.dataSync()));
+    assert.deepEqual(seen, [
+      [1, 2, 3, 4],
+      [5, 6],
+    ]);
+    assert.ok(!a.isDisposed && !b.isDisposed, "the originals are the caller's");
+    await assertThrows(() => qb.data.fromTensors([a, [a, b]]), /batch 1 has 2 tensors, batch 0 has 1/);
+    const pt = await qb.data.torchFile(path.join(DIR, "..", "random_data.pt"));
+    const [[x]] = await pt.take();
+    assert.deepEqual(x.shape, [2, 100, 256]);
+    const st = await qb.data.torchFile(path.join(DIR, "..", "small.safetensors"));
+    assert.ok(st.inputs.length >= 1 && st.inputs[0] !== "input", `named inputs: ${st.inputs}`);
+    tf.dispose([a, b, x]);
+  });
 });

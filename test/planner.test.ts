@@ -126,6 +126,13 @@ describe("mixed-precision planner", { timeout: 300000 }, () => {
     await assert.rejects(qb.planMixedPrecision(model, [x], { march: qb.March.NASH_P, metric: "KL" as "L1" }), /metric 'KL'; pass L1, MSE or Cosine/);
   });
 
+  it("takes a Dataset (its batches in memory for the search) and frees them", async () => {
+    const before = tf.memory().numTensors;
+    const plan = await qb.planMixedPrecision(model, qb.data.fromTensors([x]), { march: qb.March.NASH_P, evaluations: 3, onProgress: () => {} });
+    assert.ok(plan.rows.length >= 1);
+    assert.equal(tf.memory().numTensors, before);
+  });
+
   it("is deterministic, and does no worse than top-k promotion at the same latency (NASH_P, where top-k is legal)", async () => {
     const opts = { march: qb.March.NASH_P, base: qb.calibration8bitWeight16bitActQconfigSetter, onProgress: () => {} };
     const a = await qb.planMixedPrecision(model, [x], opts);

@@ -27,6 +27,8 @@ import { errors } from "../messages";
 import { BYTES, decodeStorage, tfDType, type StorageDType } from "./dtypeDecode";
 import { parseNpy } from "./numpy";
 import { decodeImage, imageTensor, IMAGE_EXTENSIONS, type ImageOptions } from "./images";
+import { loadSafetensors } from "./safetensors";
+import { loadTorch } from "./torch";
 
 export interface DatasetOptions {
   /** Samples per batch (default 1). */
@@ -303,4 +305,47 @@ export function imageFolder(dir: string, opts: DatasetOptions & { image?: ImageO
     { ...opts, batched: true },
     classes,
   );
+}
+
+/**
+ * Batches already in memory (tensors, or one list per batch for a model of several inputs) as a
+ * Dataset, e.g. what `qb.io.loadTorch` read from a file holding a batch or a list of batches. The
+ * Dataset hands out copies; the caller keeps (and disposes) the originals.
+ */
+export function fromTensors(batches: (tf.Tensor | tf.Tensor[])[], opts: Omit<DatasetOptions, "batchSize" | "batched"> & { inputs?: string[] } = {}): Dataset {
+  if (!Array.isArray(batches) || batches.length === 0)
+    throw errors.invalidArgument("data.fromTensors", "no batches", "pass one or more tensors (or lists of tensors, one per model input)");
+  const rows = batches.map((b, k) => {
+    const ts = b instanceof tf.Tensor ? [b] : b;
+    if (!Array.isArray(ts) || ts.some((t) => !(t instanceof tf.Tensor)))
+      throw errors.invalidArgument("data.fromTensors", `batch ${k} is not a tensor or a list of tensors`, "pass tensors");
+    return ts;
+  });
+  const n = rows[0].length;
+  const odd = rows.findIndex((r) => r.length !== n);
+  if (odd >= 0) throw errors.invalidArgument("data.fromTensors", `batch ${odd} has ${rows[odd].length} tensors, batch 0 has ${n}`, "give every batch one tensor per model input");
+  const inputs = opts.inputs ?? (n === 1 ? ["input"] : rows[0].map((_, i) => `input_${i}`));
+  const byKey = new Map<string, tf.Tensor>(rows.flatMap((r, k) => r.map((t, i) => [`${k}:${i}`, t] as [string, tf.Tensor])));
+  return new Dataset(
+    rows.map((r, k) => r.map((_, i) => `${k}:${i}`)),
+    inputs,
+    async (key) => tf.clone(byKey.get(key) as tf.Tensor),
+    { ...opts, batchSize: 1, batched: true },
+  );
+}
+
+/**
+ * A `torch.save` file (or `.safetensors`) holding one batch (a tensor), a list of batches, or a
+ * dict of input name → tensor (one batch of a model of several inputs), as a Dataset.
+ */
+export async function torchFile(file: string, opts: Omit<DatasetOptions, "batchSize" | "batched"> = {}): Promise<Dataset> {
+  const value = file.endsWith(".safetensors") ? await loadSafetensors(file) : await loadTorch(file);
+  const isTensor = (v: unknown): v is tf.Tensor => v instanceof tf.Tensor;
+  if (isTensor(value)) return fromTensors([value], opts);
+  if (Array.isArray(value) && value.every((b) => isTensor(b) || (Array.isArray(b) && b.every(isTensor)))) return fromTensors(value as (tf.Tensor | tf.Tensor[])[], opts);
+  if (value !== null && typeof value === "object" && Object.values(value).every(isTensor)) {
+    const entries = Object.entries(value as Record<string, tf.Tensor>);
+    return fromTensors([entries.map(([, t]) => t)], { ...opts, inputs: entries.map(([k]) => k) });
+  }
+  throw errors.badFile("data.torchFile", file, "holds neither a tensor, a list of batches, nor a dict of input tensors");
 }

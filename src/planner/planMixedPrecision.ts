@@ -56,6 +56,7 @@ import { setFakeQuantize } from "../workflow/setFakeQuantize";
 import { QuantAnalysis } from "../analysis/quantAnalysis";
 import { metric } from "../analysis/metrics";
 import { ensureBackend } from "../backend";
+import { Dataset } from "../io/dataset";
 
 export interface PlannerOptions {
   march: March;
@@ -316,7 +317,16 @@ function realise(plan: Plan, base: QconfigSetter): { qconfigSetter: QconfigSette
   };
 }
 
-export async function planMixedPrecision(float: Module, data: tf.Tensor | tf.Tensor[] | tf.Tensor[][], opts: PlannerOptions): Promise<MixedPrecisionPlan> {
+export async function planMixedPrecision(float: Module, data: tf.Tensor | tf.Tensor[] | tf.Tensor[][] | Dataset, opts: PlannerOptions): Promise<MixedPrecisionPlan> {
+  // a dataset on disk: its batches in memory for the planner's repeated runs (bound it with `limit`)
+  if (data instanceof Dataset) {
+    const batches = await data.take();
+    try {
+      return await planMixedPrecision(float, batches, opts);
+    } finally {
+      tf.dispose(batches.flat());
+    }
+  }
   await ensureBackend();
   const t0 = performance.now();
   const base = opts.base ?? defaultCalibrationQconfigSetter;
