@@ -37,6 +37,7 @@ export {
   type QconfigSetter,
 } from "./workflow/qconfigSetters";
 export { chooseCalibration, type CalibrationChoice, type CalibrationMethod } from "./analysis/calibrationChoice";
+export { biasCorrection, type BiasCorrectionRow } from "./analysis/biasCorrection";
 export { prepare, modelCheckResult, preparedOps, type PrepareOptions } from "./workflow/prepare";
 export { quantSummary, type SummaryRow } from "./analysis/summary";
 export { setFakeQuantize, getFakeQuantState } from "./workflow/setFakeQuantize";

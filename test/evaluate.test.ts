@@ -155,3 +155,42 @@ describe("qb.chooseCalibration", () => {
     model.dispose();
   });
 });
+
+describe("qb.biasCorrection", () => {
+  before(setup);
+
+  it("moves each bias by −ΔW·E[x] (derived by hand) and removes the output's mean shift", async () => {
+    qb.nn.manualSeed(7);
+    const float = new Classifier().eval();
+    // inputs with a clear non-zero mean: a weight error shifts the output by ΔW·E[x]
+    const x = tf.add(tf.randomNormal([64, 4], 0, 0.3, "float32", 71), tf.tensor1d([1.5, -2, 0.7, 3])) as tf.Tensor;
+    qb.setMarch(qb.March.NASH_M);
+    const m = qb.prepare(float, x, { qconfigSetter: [qb.calibration8bitWeight16bitActQconfigSetter], warn: false });
+    qb.setFakeQuantize(m, qb.FakeQuantState.CALIBRATION);
+    await qb.calibrate(m, [x]);
+    qb.setFakeQuantize(m, qb.FakeQuantState.VALIDATION);
+    const shift = () => tf.tidy(() => Array.from(tf.mean(tf.sub(m.forward(x) as tf.Tensor, float.forward(x) as tf.Tensor), 0).dataSync()));
+    const before = shift();
+    const fc = (m as unknown as { fc: { weight: tf.Tensor; bias: tf.Tensor } }).fc;
+    const b0 = Array.from(fc.bias.dataSync());
+    const op = qb.preparedOps(m).find((o) => o.info.name === "fc") as ReturnType<typeof qb.preparedOps>[number];
+    const expected = tf.tidy(() => {
+      const dw = tf.sub(qb.quant.fakeQuantize(fc.weight, { scale: op.weight?.scale() as Float64Array, dtype: qb.qint8, axis: 0 }), fc.weight);
+      return Array.from(tf.matMul(dw, tf.reshape(tf.mean(x, 0), [4, 1])).dataSync());
+    });
+    const table = qb.biasCorrection(m, [x]);
+    assert.deepEqual(
+      table.rows.map((r) => [r.op_name, r.corrected]),
+      [["fc", true]],
+    );
+    const b1 = Array.from(fc.bias.dataSync());
+    b1.forEach((v, o) => assert.ok(Math.abs(v - (b0[o] - expected[o])) <= 1e-5, `bias ${o}: ${v} vs ${b0[o]} − ${expected[o]}`));
+    const after = shift();
+    const size = (v: number[]) => Math.max(...v.map(Math.abs));
+    assert.ok(size(after) < size(before) / 3, `mean output shift ${size(before)} → ${size(after)}`);
+    assert.throws(() => qb.biasCorrection(m, []), /biasCorrection: no data/);
+    x.dispose();
+    m.dispose();
+    float.dispose();
+  });
+});
