@@ -15,6 +15,8 @@ export function readJson<T>(name: string): T {
 }
 
 export async function setup(): Promise<void> {
+  // the tests' own logs stay quiet (progress lines are tested in progress.test.ts)
+  process.env.QUANTBOOK_PROGRESS ??= "off";
   await qb.initBackend();
   qb.setMarch(qb.March.NASH_M);
 }
