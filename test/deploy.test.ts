@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 import * as qb from "../src";
-import { assertThrows, fixture, setup } from "./helpers";
+import { assertThrows, calibrated, fixture, setup } from "./helpers";
 import { PYTHON } from "./jupyterEnv";
 
 const ONNX = path.join(__dirname, "..", "..", "test", "fixtures", "onnx", "resnet_opset13.onnx");
@@ -21,15 +21,6 @@ function nodeNamesOf(file: string): Map<string, string> {
   const { onnx } = require("onnx-proto") as typeof import("onnx-proto");
   const g = onnx.ModelProto.decode(readFileSync(file)).graph;
   return new Map((g?.node ?? []).map((n) => [n.name ?? "", n.opType ?? ""]));
-}
-
-async function calibrated(model: qb.nn.Module, x: tf.Tensor, setters: qb.QconfigSetter[]): Promise<qb.nn.Module> {
-  qb.setMarch(qb.March.NASH_M);
-  const m = qb.prepare(model.eval(), x, { qconfigSetter: setters, warn: false });
-  qb.setFakeQuantize(m, qb.FakeQuantState.CALIBRATION);
-  await qb.calibrate(m, [x]);
-  qb.setFakeQuantize(m, qb.FakeQuantState.VALIDATION);
-  return m;
 }
 
 describe("deploy: names, PTQ YAML, plugin snippet", () => {

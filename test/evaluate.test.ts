@@ -7,7 +7,7 @@ import * as tf from "@tensorflow/tfjs";
 import assert from "node:assert/strict";
 import { before, describe, it } from "node:test";
 import * as qb from "../src";
-import { assertNoLeak, assertThrows, setup } from "./helpers";
+import { assertNoLeak, assertThrows, calibrated, setup } from "./helpers";
 
 class Stubbed extends qb.nn.Module {
   quant = new qb.QuantStub();
@@ -26,21 +26,12 @@ class Classifier extends qb.nn.Module {
   }
 }
 
-async function calibrated(model: qb.nn.Module, batches: tf.Tensor[]): Promise<qb.nn.Module> {
-  qb.setMarch(qb.March.NASH_M);
-  const m = qb.prepare(model.eval(), batches[0], { qconfigSetter: [qb.defaultQatQconfigSetter], warn: false });
-  qb.setFakeQuantize(m, qb.FakeQuantState.CALIBRATION);
-  await qb.calibrate(m, batches.slice(0, 1));
-  qb.setFakeQuantize(m, qb.FakeQuantState.VALIDATION);
-  return m;
-}
-
 describe("qb.evaluate", () => {
   before(setup);
 
   it("cosine, MSE, max |error| and SQNR equal the values derived from the fake-quantized input", async () => {
     const x = tf.tensor([[0.3, -1.2, 0.77, 2.5, -0.01, 1.1]]);
-    const m = await calibrated(new Stubbed(), [x]);
+    const m = await calibrated(new Stubbed(), x, [qb.defaultQatQconfigSetter]);
     const ev = await qb.evaluate(m, [x]);
     // MinMax qint8 on x: s = max|x| / 127.5; the output is clamp(round(x / s), -128, 127)·s (2.5 / s = 127.5 saturates at 127)
     const xs = Array.from(x.dataSync());
@@ -73,7 +64,7 @@ describe("qb.evaluate", () => {
     qb.nn.manualSeed(3);
     const float = new Classifier().eval();
     const batches = [0, 1, 2].map((k) => tf.randomNormal([8, 4], 0, 1, "float32", 20 + k));
-    const m = await calibrated(float, batches);
+    const m = await calibrated(float, batches[0], [qb.defaultQatQconfigSetter]);
     const labels = Array.from({ length: 24 }, (_, i) => (i * 7) % 5);
     let top1 = 0;
     let accF = 0;
@@ -116,7 +107,7 @@ describe("qb.evaluate", () => {
     qb.setMarch(qb.March.NASH_M);
     const raw = qb.prepare(new Stubbed().eval(), x, { qconfigSetter: [qb.defaultQatQconfigSetter], warn: false });
     await assertThrows(() => qb.evaluate(raw, [x]), /evaluate: the model is in FLOAT state/, /VALIDATION/);
-    const m = await calibrated(new Stubbed(), [x]);
+    const m = await calibrated(new Stubbed(), x, [qb.defaultQatQconfigSetter]);
     await assertThrows(() => qb.evaluate(m, [x], { metrics: { broken: () => NaN } }), /evaluate: metric 'broken': it returned NaN; return a number/);
     await assertThrows(() => qb.evaluate(m, [tf.zeros([1, 3])]), /data input 0 has shape \[1,3\], the model was prepared with \[1,4\]/);
     await assertThrows(() => qb.evaluate(m, []), /evaluate: no batches/);

@@ -81,3 +81,30 @@ export function assertWithinOneStep(got: ArrayLike<number>, want: ArrayLike<numb
   for (let i = 0; i < got.length; i++) if (Math.abs(got[i] - want[i]) <= step + 4 * Math.abs(want[i]) * 2 ** -24) within++;
   assert.ok(within / got.length >= fraction, `${within}/${got.length} within one step of ${step}`);
 }
+
+/** IR nodes whose output nothing reads (and the graph does not return). */
+export function deadOps(ir: qb.Ir): string[] {
+  const read = new Set(ir.nodes.flatMap((n) => n.inputs.map((inp) => inp.source)));
+  return ir.nodes.filter((n) => !read.has(n.name) && !ir.outputs.includes(n.name)).map((n) => `${n.name} (${n.type})`);
+}
+
+/**
+ * Prepares an imported model with one template, calibrates on `x`, exports it, and runs it as
+ * fake quantization and as the integer model; no chip-rule violation is allowed on NASH_M.
+ */
+export async function quantizeAndConvert(m: qb.io.OnnxGraphModule, x: tf.Tensor | tf.Tensor[], setter: qb.QconfigSetter = qb.defaultCalibrationQconfigSetter) {
+  const xs = Array.isArray(x) ? x : [x];
+  const c = qb.prepare(m.eval(), x, { qconfigSetter: [setter], warn: false });
+  qb.setFakeQuantize(c, qb.FakeQuantState.CALIBRATION);
+  await qb.calibrate(c, [x]);
+  qb.setFakeQuantize(c, qb.FakeQuantState.VALIDATION);
+  const ir = qb.export(c, x);
+  assert.deepEqual(
+    qb.checkModel(ir, qb.March.NASH_M).violations.map((v) => v.message),
+    [],
+  );
+  assert.deepEqual(deadOps(ir), []);
+  const fq = (c.forward as unknown as (...a: tf.Tensor[]) => tf.Tensor)(...xs);
+  const yi = qb.convert(ir, qb.March.NASH_M).forward(...xs);
+  return { c, ir, fq, yi };
+}

@@ -14,7 +14,7 @@ import * as ort from "onnxruntime-node";
 import * as qb from "../src";
 import { handledOpTypes } from "../src/io/onnx/plan";
 import { readOnnx } from "../src/io/onnx/proto";
-import { assertWithinOneStep, setup } from "./helpers";
+import { assertWithinOneStep, deadOps, quantizeAndConvert, setup } from "./helpers";
 import { firstDivergence, ortRun, relErr } from "./onnxOracle";
 
 const DIR = path.join(__dirname, "..", "..", "test", "fixtures", "onnx");
@@ -63,31 +63,6 @@ async function inTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
 }
 
 /** Ops whose output nothing reads (a fused pattern must leave no half of itself behind). */
-function deadOps(ir: qb.Ir): string[] {
-  const read = new Set(ir.nodes.flatMap((n) => n.inputs.map((inp) => inp.source)));
-  return ir.nodes.filter((n) => !read.has(n.name) && !ir.outputs.includes(n.name)).map((n) => `${n.name} (${n.type})`);
-}
-
-/**
- * Prepares an imported model with one template, calibrates on `x`, exports it, and runs it as
- * fake quantization and as the integer model; no chip-rule violation is allowed on NASH_M.
- */
-async function quantizeAndConvert(m: qb.io.OnnxGraphModule, x: tf.Tensor | tf.Tensor[], setter: qb.QconfigSetter = qb.defaultCalibrationQconfigSetter) {
-  const xs = Array.isArray(x) ? x : [x];
-  const c = qb.prepare(m.eval(), x, { qconfigSetter: [setter], warn: false });
-  qb.setFakeQuantize(c, qb.FakeQuantState.CALIBRATION);
-  await qb.calibrate(c, [x]);
-  qb.setFakeQuantize(c, qb.FakeQuantState.VALIDATION);
-  const ir = qb.export(c, x);
-  assert.deepEqual(
-    qb.checkModel(ir, qb.March.NASH_M).violations.map((v) => v.message),
-    [],
-  );
-  assert.deepEqual(deadOps(ir), []);
-  const fq = (c.forward as unknown as (...a: tf.Tensor[]) => tf.Tensor)(...xs);
-  const yi = qb.convert(ir, qb.March.NASH_M).forward(...xs);
-  return { c, ir, fq, yi };
-}
 
 describe("ONNX import", { timeout: 300000 }, () => {
   before(setup);

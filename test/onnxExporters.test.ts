@@ -13,7 +13,7 @@ import { after, before, describe, it } from "node:test";
 import * as qb from "../src";
 import { OnnxBuilder } from "../src/ops/lowering";
 import { ortRun, relErr } from "./onnxOracle";
-import { assertThrows, setup } from "./helpers";
+import { assertThrows, quantizeAndConvert, setup } from "./helpers";
 
 const dir = mkdtempSync(path.join(tmpdir(), "qb-exporters-"));
 
@@ -105,15 +105,10 @@ describe("ONNX graphs from other exporters", { timeout: 600000 }, () => {
     const b = twin.m.forward(x) as unknown as tf.Tensor;
     // float16 rounds each weight by at most 2^-11 relative
     assert.ok(relErr(a.dataSync(), b.dataSync()) < 5e-3, "float16 and float32 twins");
-    const c = qb.prepare(half.m.eval(), x, { qconfigSetter: [qb.defaultCalibrationQconfigSetter], warn: false });
-    qb.setFakeQuantize(c, qb.FakeQuantState.CALIBRATION);
-    await qb.calibrate(c, [x]);
-    qb.setFakeQuantize(c, qb.FakeQuantState.VALIDATION);
-    const ir = qb.export(c, x);
-    assert.deepEqual(qb.checkModel(ir, qb.March.NASH_M).violations, []);
-    const yi = qb.convert(ir, qb.March.NASH_M).forward(x);
+    // calibrated, exported with no chip-rule violation on NASH_M, converted
+    const { c, fq, yi } = await quantizeAndConvert(half.m, x);
     assert.ok(relErr(yi.dataSync(), a.dataSync()) < 0.1, "integer model near float");
-    tf.dispose([x, a, b, yi]);
+    tf.dispose([x, a, b, fq, yi]);
     c.dispose();
     half.m.dispose();
     twin.m.dispose();
@@ -131,15 +126,9 @@ describe("ONNX graphs from other exporters", { timeout: 600000 }, () => {
     const bytes = b.encode();
     const x = tf.tensor(seeded(4 * 64, 13, 1), [1, 4, 8, 8]);
     const { m } = await compare("tf2onnx_max_min", bytes, x);
-    const c = qb.prepare(m.eval(), x, { qconfigSetter: [qb.defaultCalibrationQconfigSetter], warn: false });
-    qb.setFakeQuantize(c, qb.FakeQuantState.CALIBRATION);
-    await qb.calibrate(c, [x]);
-    qb.setFakeQuantize(c, qb.FakeQuantState.VALIDATION);
-    const ir = qb.export(c, x);
-    assert.deepEqual(
-      qb.checkModel(ir, qb.March.NASH_M).violations.map((v) => v.message),
-      [],
-    );
+    // the chip check passes (no violation on NASH_M)
+    const { c, ir, fq, yi } = await quantizeAndConvert(m, x);
+    tf.dispose([fq, yi]);
     assert.deepEqual(
       ir.nodes.filter((n) => n.type === "Clip").map((n) => [n.attrs.min, n.attrs.max]),
       [
@@ -186,24 +175,15 @@ describe("ONNX graphs from other exporters", { timeout: 600000 }, () => {
     const kept = transposes - removed;
     t.diagnostic(`tf2onnx-style NHWC graph: ${transposes} Transposes, ${removed} removed at import, ${kept} kept (the input's and the output's)`);
     assert.equal(removed, 6);
-    const c = qb.prepare(m.eval(), x, { qconfigSetter: [qb.defaultCalibrationQconfigSetter], warn: false });
+    // calibrated, exported with no chip-rule violation on NASH_M, converted
+    const { c, ir, fq, yi } = await quantizeAndConvert(m, x);
     assert.equal(qb.preparedOps(c).filter((o) => o.info.type === "Transpose" || o.info.type === "Permute").length, kept);
-    qb.setFakeQuantize(c, qb.FakeQuantState.CALIBRATION);
-    await qb.calibrate(c, [x]);
-    qb.setFakeQuantize(c, qb.FakeQuantState.VALIDATION);
     const rows = new qb.QuantAnalysis(m, c).sensitivity({ data: x }).rows;
     assert.ok(rows.length > 0);
-    const ir = qb.export(c, x);
-    assert.deepEqual(
-      qb.checkModel(ir, qb.March.NASH_M).violations.map((v) => v.message),
-      [],
-    );
-    const hb = qb.convert(ir, qb.March.NASH_M);
-    const yi = hb.forward(x);
     const yf = m.forward(x) as unknown as tf.Tensor;
     assert.ok(relErr(yi.dataSync(), yf.dataSync()) < 0.1, "integer model near float");
     assert.ok(qb.perf(ir).latencyMs > 0);
-    tf.dispose([x, yi, yf]);
+    tf.dispose([x, fq, yi, yf]);
     c.dispose();
     m.dispose();
   });
