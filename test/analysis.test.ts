@@ -172,6 +172,46 @@ describe("QuantAnalysis on the article model", () => {
     c.dispose();
   });
 
+  it("over several batches (an array, or a Dataset streamed from disk): the mean per point, Atol the largest, and no leak", async () => {
+    const c = await calibrated(model, x, [qb.calibration8bitWeight16bitActQconfigSetter]);
+    const qa = new qb.QuantAnalysis(model, c, quiet);
+    const x2 = tf.tidy(() => tf.mul(tf.reverse(x, 0), 1.5));
+    const per = [x, x2].map((d) => qa.sensitivity({ data: d, metric: "L1" }).rows);
+    const key = (r: { op_name: string; sensitive_type: string }) => `${r.op_name}|${r.sensitive_type}`;
+    const both = qa.sensitivity({ batches: [x, x2], metric: "L1" });
+    assert.equal(both.rows.length, per[0].length);
+    for (const r of both.rows) {
+      const [a, b] = per.map((rows) => rows.find((q) => key(q) === key(r))?.value as number);
+      assert.ok(Math.abs(r.value - (a + b) / 2) <= 1e-12 * Math.max(1, Math.abs(r.value)), `${key(r)}: ${r.value} vs mean of ${a}, ${b}`);
+    }
+    for (let i = 1; i < both.rows.length; i++) assert.ok(both.rows[i - 1].value >= both.rows[i].value, "worst first");
+    // a Dataset gives the same table, as a promise, and frees what it read
+    const ds = qb.data.fromTensors([x, x2]);
+    qa.comparePerLayer({ data: x }); // (prepares the float baseline once: kept for the analysis's life)
+    const before = tf.memory().numTensors;
+    const streamed = await qa.sensitivity({ batches: ds, metric: "L1" });
+    assert.deepEqual(
+      streamed.rows.map((r) => [key(r), r.value]),
+      both.rows.map((r) => [key(r), r.value]),
+    );
+    const layers = qa.comparePerLayer({ batches: [x, x2] });
+    const single = [x, x2].map((d) => qa.comparePerLayer({ data: d }).rows);
+    for (const r of layers.rows) {
+      const [a, b] = single.map((rows) => rows.find((q) => q.mod_name === r.mod_name) as (typeof rows)[number]);
+      assert.equal(r.Atol, Math.max(a.Atol, b.Atol), r.mod_name);
+      assert.equal(r.base_min, Math.min(a.base_min, b.base_min), r.mod_name);
+      assert.ok(Math.abs(r.Cosine - (a.Cosine + b.Cosine) / 2) <= 1e-12, r.mod_name);
+    }
+    const cum = await qa.cumulativeError({ batches: qb.data.fromTensors([x, x2]) });
+    const cumSingle = [x, x2].map((d) => qa.cumulativeError({ data: d }).rows);
+    cum.rows.forEach((r, i) => assert.ok(Math.abs(r.value - (cumSingle[0][i].value + cumSingle[1][i].value) / 2) <= 1e-12 * Math.max(1, r.value), r.op_name));
+    assert.equal(tf.memory().numTensors, before);
+    await assertThrows(() => qa.sensitivity({ data: x, batches: [x] } as unknown as { data: tf.Tensor }), /both \{ data \} and \{ batches \}/);
+    await assertThrows(() => qa.sensitivity({ batches: [] }), /pass \[batch, \.\.\.\] or a Dataset/);
+    x2.dispose();
+    c.dispose();
+  });
+
   it("does not leak tensors", async () => {
     const c = await calibrated(model, x, [qb.calibration8bitWeight16bitActQconfigSetter]);
     const qa = new qb.QuantAnalysis(model, c);

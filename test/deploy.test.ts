@@ -67,6 +67,10 @@ describe("deploy: names, PTQ YAML, plugin snippet", () => {
     assert.equal(info[node]?.OutputType, "int16", yaml);
     assert.equal(info[node]?.ON, "BPU");
     assert.match(yaml, new RegExp(`short form of the int16 outputs: ".*${node.replace(/[/.]/g, "\\$&")}:int16`));
+    // input_parameters from the calibration data: a featuremap read as it is, named and shaped from the file's input
+    const fromData = qb.deploy.ptqYaml(raised, { data: qb.data.fromTensors([x]), inputParameters: { input_type_rt: "featuremap" } });
+    assert.match(fromData, /input_parameters:\n {2}input_name: "input"\n {2}input_shape: "1x3x32x32"\n {2}input_type_train: "featuremap"\n/);
+    assert.match(fromData, /norm_type: "no_preprocess"/);
     // the int8 base needs no entries: only what differs
     const base = qb.deploy.nodeInfo(m);
     assert.deepEqual(base, {});

@@ -5,11 +5,12 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { before, describe, it } from "node:test";
 import * as qb from "../src";
-import { assertThrows, setup } from "./helpers";
+import { assertThrows, calibrated, setup } from "./helpers";
 
 const DIR = path.join(__dirname, "..", "..", "test", "fixtures", "images");
 const npy = (name: string) => qb.io.parseNpy(readFileSync(path.join(DIR, name)), name);
@@ -107,6 +108,61 @@ describe("images", () => {
     const shuffled = qb.data.imageFolder(path.join(DIR, "classes"), { shuffle: 3 });
     // labels follow their files through the shuffle
     shuffled.files.forEach(([f], i) => assert.equal(shuffled.classes?.[shuffled.labels?.[i] as number], path.basename(path.dirname(f))));
+  });
+
+  it("a flat folder labelled by a CSV (names or indices, header skipped, extra rows ignored); evaluate and the PTQ input_parameters read the dataset", async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), "qb-csv-"));
+    for (const cls of ["circle", "square"]) for (const k of [0, 1]) copyFileSync(path.join(DIR, "classes", cls, `${k}.png`), path.join(dir, `${cls}${k}.png`));
+    const csv = path.join(dir, "labels.csv");
+    writeFileSync(csv, "file,label\ncircle0.png,circle\nsquare0.png,square\ncircle1.png,circle\nsquare1.png,square\nelsewhere.png,square\n");
+    const ds = qb.data.imageFolder(dir, { labels: csv, image: { resize: [8, 8], channels: "bgr", mean: [1, 2, 3], scale: [0.5, 0.25, 0.125] } });
+    assert.deepEqual(ds.classes, ["circle", "square"]);
+    assert.deepEqual(
+      ds.files.map(([f]) => ds.classes?.[ds.labels?.[ds.files.findIndex(([g]) => g === f)] as number]),
+      ds.files.map(([f]) => path.basename(f).replace(/\d\.png$/, "")),
+    );
+    writeFileSync(csv, "circle0.png,0\ncircle1.png,0\nsquare0.png,1\nsquare1.png,1\n");
+    const byIndex = qb.data.imageFolder(dir, { labels: csv });
+    assert.deepEqual(byIndex.labels, [0, 0, 1, 1]);
+    assert.equal(byIndex.classes, undefined);
+    // the deployment config's input_parameters say what the dataset did to the pixels
+    assert.deepEqual(qb.deploy.inputParameters(ds), {
+      input_type_train: "bgr",
+      input_layout_train: "NCHW",
+      input_type_rt: "bgr",
+      input_layout_rt: "NCHW",
+      norm_type: "data_mean_and_scale",
+      mean_value: "1 2 3",
+      scale_value: "0.5 0.25 0.125",
+    });
+    assert.equal(qb.deploy.inputParameters(qb.data.imageFolder(dir, { labels: csv })).norm_type, "no_preprocess");
+    const transformed = qb.data.imageFolder(dir, { labels: csv, transform: (b) => tf.mul(b, 2) });
+    await assertThrows(() => qb.deploy.inputParameters(transformed), /transform/, /pass \{ inputParameters \}/);
+    // evaluate takes the dataset's labels: the same accuracy as passing them
+    class Tiny extends qb.nn.Module {
+      quant = new qb.QuantStub();
+      flatten = new qb.nn.Flatten();
+      fc = new qb.nn.Linear(3 * 8 * 8, 2);
+      dequant = new qb.DeQuantStub();
+      forward(x: tf.Tensor): tf.Tensor {
+        return this.dequant.forward(this.fc.forward(this.flatten.forward(this.quant.forward(x))));
+      }
+    }
+    qb.nn.manualSeed(5);
+    const float = new Tiny().eval();
+    const first = await ds.take();
+    const m = await calibrated(float, first[0][0], [qb.defaultCalibrationQconfigSetter]);
+    const own = await qb.evaluate(m, ds, { task: "classification" });
+    const given = await qb.evaluate(m, ds, { task: "classification", labels: ds.labels as number[] });
+    assert.ok(own.accuracy !== undefined);
+    assert.deepEqual(own.accuracy, given.accuracy);
+    tf.dispose(first.flat());
+    [m, float].forEach((v) => v.dispose());
+    // a missing row names the image; a CSV beside class folders is refused
+    writeFileSync(csv, "circle0.png,0\n");
+    await assertThrows(() => qb.data.imageFolder(dir, { labels: csv }), /labels\.csv/, /has no row for .*(circle1|square0|square1)\.png/);
+    await assertThrows(() => qb.data.imageFolder(path.join(DIR, "classes"), { labels: csv }), /class folders and a labels CSV/);
+    rmSync(dir, { recursive: true, force: true });
   });
 
   it("bad images are named: a non-image in the folder, a cut-short JPEG, something that is no image", async () => {

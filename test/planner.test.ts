@@ -133,6 +133,47 @@ describe("mixed-precision planner", { timeout: 300000 }, () => {
     assert.equal(tf.memory().numTensors, before);
   });
 
+  it("cpuFallback: may keep the tail in float on the CPU, costed at the march's CPU rate, and the plan reproduces", async () => {
+    await assert.rejects(qb.planMixedPrecision(model, [x], { march: qb.March.NASH_M, cpuFallback: -1 }), /cpuFallback -1; pass a whole number ≥ 0/);
+    await assert.rejects(qb.planMixedPrecision(model, [x], { march: qb.March.NASH_M, sensitivityBatches: 0 }), /sensitivityBatches 0; pass a whole number ≥ 1/);
+    const plan = await qb.planMixedPrecision(model, [x], { march: qb.March.NASH_M, cpuFallback: 2, onProgress: () => {} });
+    const i = plan.rows.findIndex((r) => /:cpu/.test(r.choices));
+    assert.ok(i >= 0, `no front point keeps an op on the CPU:\n${plan.text}`);
+    const r = await reproduce(plan, i, x, model);
+    assert.deepEqual(r.violations, []);
+    assert.ok(Math.abs(r.error - plan.rows[i].measured_error) <= 1e-6 * plan.rows[i].measured_error);
+    // the realised model: the tail ops are reported as CPU ops and costed by the CPU rate
+    const { qconfigSetter, apply } = plan.setter(i);
+    qb.setMarch(plan.march);
+    const c = qb.prepare(apply(model).eval(), x, { qconfigSetter, warn: false });
+    qb.setFakeQuantize(c, qb.FakeQuantState.CALIBRATION);
+    await qb.calibrate(c, [x], { onProgress: () => {} });
+    qb.setFakeQuantize(c, qb.FakeQuantState.VALIDATION);
+    const cpu = qb
+      .checkModel(c, plan.march)
+      .violations.filter((v) => v.kind === "cpu")
+      .map((v) => v.op);
+    const listed = plan.rows[i].choices.split(" ").flatMap((c) => (c.endsWith(":cpu") ? [c.slice(0, -4)] : []));
+    assert.deepEqual(cpu.sort(), listed.sort());
+    const p = qb.perf(qb.export(c, x));
+    const params = qb.marchSpec(plan.march).perf;
+    for (const o of p.ops.filter((o) => listed.includes(o.op))) {
+      assert.equal(o.unit, "cpu", o.op);
+      const want = 1e6 * (params.opOverheadSeconds + o.elementOps / params.cpuOpsPerSecond + o.bytes / params.bytesPerSecond);
+      assert.ok(Math.abs(o.timeUs - want) <= 1e-9 * want, `${o.op}: ${o.timeUs} vs ${want}`);
+    }
+    assert.ok(Math.abs(p.latencyMs - plan.rows[i].latency_ms) <= 1e-9 * p.latencyMs);
+    // saved and loaded, the choice survives
+    const saved = qb.loadPlan(plan.toJSON(i));
+    assert.deepEqual(
+      Object.keys(saved.saved.choices)
+        .filter((k) => k.endsWith(".cpu"))
+        .sort(),
+      listed.map((o) => `${o}.cpu`).sort(),
+    );
+    c.dispose();
+  });
+
   it("is deterministic, and does no worse than top-k promotion at the same latency (NASH_P, where top-k is legal)", async () => {
     const opts = { march: qb.March.NASH_P, base: qb.calibration8bitWeight16bitActQconfigSetter, onProgress: () => {} };
     const a = await qb.planMixedPrecision(model, [x], opts);

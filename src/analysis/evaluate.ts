@@ -34,7 +34,10 @@ export interface EvaluateOptions {
   task?: Task;
   /** The cosine an output must reach to pass (default: the task's). */
   minCosine?: number;
-  /** Class index of every sample, in dataset order (classification accuracy of float and quantized). */
+  /**
+   * Class index of every sample, in dataset order (classification accuracy of float and quantized).
+   * Default: the dataset's own labels (an image folder with class sub-folders or a labels CSV).
+   */
   labels?: ArrayLike<number>;
   /** Your own metrics: (float outputs, quantized outputs) of one batch → a number; averaged over batches. */
   metrics?: Record<string, (float: tf.Tensor[], quantized: tf.Tensor[]) => number>;
@@ -97,6 +100,8 @@ export async function evaluate(model: Module, data: Batches | Batch, opts: Evalu
   }
   const missing = uncalibrated(rt);
   if (missing.length > 0) throw errors.notCalibrated("evaluate", missing);
+  const own = (data as { labels?: unknown }).labels;
+  if (opts.labels === undefined && Array.isArray(own)) opts = { ...opts, labels: own as number[] };
   const task = opts.task ?? "other";
   if (!(task in MIN_COSINE)) throw errors.invalidArgument("evaluate", `task '${String(task)}'`, "pass classification, detection, segmentation or other");
   const minCosine = opts.minCosine ?? MIN_COSINE[task];

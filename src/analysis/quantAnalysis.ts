@@ -16,24 +16,58 @@ import { makeTable, type Table } from "../util/table";
 import type { Module } from "../nn/module";
 import { INTERCEPTOR } from "../nn/runtime";
 import { FakeQuantState } from "../quant/state";
-import type { ProgressCallback } from "../util/progress";
+import { reportProgress, type ProgressCallback } from "../util/progress";
 import { prepare } from "../workflow/prepare";
 import { QuantRuntime, runtimeOf } from "../workflow/quantRuntime";
 import { advise, type AdviceRow } from "./advisor";
 import { comparePerLayer, type LayerRow } from "./comparePerLayer";
 import { checkMetric, largerIsWorse, metric, type Metric } from "./metrics";
-import { checkData, uncalibrated, withPoints, runModel, type Data } from "./runner";
-import { runSensitivity, type SensitivityRow } from "./sensitivity";
+import { argsOf, checkData, uncalibrated, withPoints, runModel, type Data } from "./runner";
+import { runSensitivity, sortSensitivity, type SensitivityRow } from "./sensitivity";
 import { cumulativePlot, runCumulative, type CumulativeRow } from "./cumulative";
 import { collectStatistics, STAT_COLUMNS, type StatRow } from "./statistics";
 import { errors } from "../messages";
 
 export type { Table };
 
+/** Batches read one at a time, such as a `qb.data` Dataset (its `length` feeds the progress bar). */
+export interface BatchStream extends AsyncIterable<tf.Tensor[]> {
+  readonly length?: number;
+}
+type Dataset = BatchStream;
+
+/** Several batches for one analysis: in memory (each a tensor, or a list for several inputs) or a Dataset streamed from disk. */
+export type Batches = Data[] | BatchStream;
+
+/** The mean of each numeric field over rows that share a key (per batch → one row); `max` fields take the largest, `min` the smallest. */
+function mergeRows<R extends object>(perBatch: R[][], key: (r: R) => string, max: (keyof R)[] = [], min: (keyof R)[] = []): R[] {
+  const acc = new Map<string, { row: R; n: number }>();
+  for (const rows of perBatch) {
+    for (const r of rows) {
+      const k = key(r);
+      const cur = acc.get(k);
+      if (cur === undefined) {
+        acc.set(k, { row: { ...r }, n: 1 });
+        continue;
+      }
+      cur.n++;
+      const row = cur.row as Record<string, unknown>;
+      for (const [f, v] of Object.entries(r)) {
+        if (typeof v !== "number" || typeof row[f] !== "number") continue;
+        const was = row[f] as number;
+        row[f] = max.includes(f as keyof R) ? Math.max(was, v) : min.includes(f as keyof R) ? Math.min(was, v) : was + (v - was) / cur.n;
+      }
+    }
+  }
+  return [...acc.values()].map((a) => a.row);
+}
+
 export interface SensitivityResult extends Table<SensitivityRow> {
   metric: Metric;
   elapsedMs: number;
 }
+
+export type CumulativeResult = Table<CumulativeRow> & { metric: Metric; plot(): Record<string, unknown> };
 
 export interface BadCaseRow {
   output: number;
@@ -73,9 +107,18 @@ export class QuantAnalysis {
     writeFileSync(path.join(this.outDir, file), text);
   }
 
+  /** A copy of a streamed batch kept as `lastData` (freed when replaced). */
+  private owned: tf.Tensor[] = [];
+
+  private remember(data: Data, copy: boolean): void {
+    tf.dispose(this.owned);
+    this.owned = copy ? argsOf(data).map((t) => tf.keep(tf.clone(t))) : [];
+    this.lastData = copy ? this.owned : data;
+  }
+
   private data(given: Data | undefined, where: string): tf.Tensor[] {
     const args = checkData(this.rt, given ?? (this.lastData as Data), where);
-    this.lastData = given ?? this.lastData;
+    if (given !== undefined) this.remember(given, false);
     return args;
   }
 
@@ -102,12 +145,83 @@ export class QuantAnalysis {
     return { baseline, analysis };
   }
 
-  /** Sensitivity table, worst first; writes <metric>_sensitive_ops.txt. */
-  sensitivity(opts: { data: Data; metric?: Metric; reuseFloat?: boolean | undefined; onProgress?: ProgressCallback | undefined }): SensitivityResult {
+  /**
+   * Runs `one` on `data`, or on every batch of `batches` and merges the per-batch results (the
+   * reference debugger's `data_num`): synchronously for batches in memory, as a promise for a
+   * Dataset (read one batch at a time; each is freed after its run).
+   */
+  private over<R, T>(
+    opts: { data?: Data | undefined; batches?: Batches | undefined },
+    where: string,
+    one: (args: tf.Tensor[], k: number, n: number | undefined) => R,
+    merge: (rs: R[]) => T,
+  ): T | Promise<T> {
+    const given = opts?.batches;
+    if (given === undefined) return merge([one(this.data(opts?.data, where), 0, 1)]);
+    if (opts.data !== undefined) throw errors.invalidArgument(where, "both { data } and { batches }", "pass one of them");
+    if (!Array.isArray(given) && given !== null && typeof given === "object" && Symbol.asyncIterator in given) {
+      return (async () => {
+        const rs: R[] = [];
+        for await (const batch of given) {
+          try {
+            rs.push(one(checkData(this.rt, batch, `${where} (batch ${rs.length})`), rs.length, given.length));
+            if (rs.length === 1) this.remember(batch, true);
+          } finally {
+            tf.dispose(batch);
+          }
+        }
+        if (rs.length === 0) throw errors.invalidArgument(where, "an empty dataset", "check the folder and the dataset's limit");
+        return merge(rs);
+      })();
+    }
+    if (!Array.isArray(given) || given.length === 0)
+      throw errors.invalidArgument(where, "batches that are not a non-empty array or a qb.data Dataset", "pass [batch, ...] or a Dataset");
+    const rs = given.map((b, k) => one(checkData(this.rt, b, `${where} (batch ${k})`), k, given.length));
+    this.remember(given[0], false);
+    return merge(rs);
+  }
+
+  /**
+   * Sensitivity table, worst first; writes <metric>_sensitive_ops.txt. With `batches` (an array or
+   * a Dataset, which makes it async) each point's value is the mean over the batches.
+   */
+  sensitivity(opts: { data: Data; metric?: Metric; reuseFloat?: boolean | undefined; onProgress?: ProgressCallback | undefined }): SensitivityResult;
+  sensitivity(opts: { batches: Data[]; metric?: Metric; reuseFloat?: boolean | undefined; onProgress?: ProgressCallback | undefined }): SensitivityResult;
+  sensitivity(opts: { batches: Dataset; metric?: Metric; reuseFloat?: boolean | undefined; onProgress?: ProgressCallback | undefined }): Promise<SensitivityResult>;
+  sensitivity(opts: {
+    data?: Data;
+    batches?: Batches;
+    metric?: Metric;
+    reuseFloat?: boolean | undefined;
+    onProgress?: ProgressCallback | undefined;
+  }): SensitivityResult | Promise<SensitivityResult> {
     const m = checkMetric(opts?.metric ?? "L1", "QuantAnalysis.sensitivity");
-    const args = this.data(opts?.data, "QuantAnalysis.sensitivity");
     const t0 = performance.now();
-    const rows = runSensitivity(this.analysis, this.rt, args, { metric: m, reuseFloat: opts.reuseFloat, onProgress: opts.onProgress ?? this.onProgress });
+    const progress = opts?.onProgress ?? this.onProgress;
+    return this.over(
+      opts,
+      "QuantAnalysis.sensitivity",
+      (args, k, n) =>
+        runSensitivity(this.analysis, this.rt, args, {
+          metric: m,
+          reuseFloat: opts.reuseFloat,
+          // one bar over every batch's points
+          onProgress: (p) => reportProgress(progress, { ...p, done: k * (p.total ?? 0) + p.done, total: n === undefined || p.total === undefined ? undefined : n * p.total }),
+        }),
+      (perBatch) =>
+        this.sensitivityTable(
+          m,
+          sortSensitivity(
+            mergeRows(perBatch, (r) => `${r.op_name}|${r.sensitive_type}`),
+            m,
+            this.rt,
+          ),
+          t0,
+        ),
+    );
+  }
+
+  private sensitivityTable(m: Metric, rows: SensitivityRow[], t0: number): SensitivityResult {
     const columns = ["op_name", "sensitive_type", "op_type", m, "quant_dtype", "flops"];
     const t = makeTable(`Sensitivity (${m}), worst first`, rows, columns, (r) => ({
       op_name: r.op_name,
@@ -126,10 +240,24 @@ export class QuantAnalysis {
    * to that op quantized. `plot()` draws it; `step` says how much each op added. Writes
    * cumulative_error.txt.
    */
-  cumulativeError(opts: { data: Data; metric?: Metric; onProgress?: ProgressCallback }): Table<CumulativeRow> & { metric: Metric; plot(): Record<string, unknown> } {
+  cumulativeError(opts: { data: Data; metric?: Metric; onProgress?: ProgressCallback }): CumulativeResult;
+  cumulativeError(opts: { batches: Data[]; metric?: Metric; onProgress?: ProgressCallback }): CumulativeResult;
+  cumulativeError(opts: { batches: Dataset; metric?: Metric; onProgress?: ProgressCallback }): Promise<CumulativeResult>;
+  cumulativeError(opts: { data?: Data; batches?: Batches; metric?: Metric; onProgress?: ProgressCallback }): CumulativeResult | Promise<CumulativeResult> {
     const m = checkMetric(opts?.metric ?? "L1", "QuantAnalysis.cumulativeError");
-    const args = this.data(opts?.data, "QuantAnalysis.cumulativeError");
-    const rows = runCumulative(this.analysis, this.rt, args, m, opts.onProgress ?? this.onProgress);
+    return this.over(
+      opts,
+      "QuantAnalysis.cumulativeError",
+      (args) => runCumulative(this.analysis, this.rt, args, m, opts.onProgress ?? this.onProgress),
+      (perBatch) =>
+        this.cumulativeTable(
+          m,
+          mergeRows(perBatch, (r) => r.op_name),
+        ),
+    );
+  }
+
+  private cumulativeTable(m: Metric, rows: CumulativeRow[]): CumulativeResult {
     const worst = rows.reduce((a, r) => (Math.abs(r.step) > Math.abs(a.step) ? r : a), rows[0]);
     const t = makeTable(
       `Cumulative ${m}: every op up to each one quantized${worst ? `; the largest step is ${worst.op_name} (${worst.op_type})` : ""}`,
@@ -141,10 +269,23 @@ export class QuantAnalysis {
     return { ...t, metric: m, plot: () => cumulativePlot(rows, m) };
   }
 
-  /** Every op's output in both models; writes compare_per_layer_out.txt. */
-  comparePerLayer(opts: { data: Data }): Table<LayerRow> {
-    const args = this.data(opts?.data, "QuantAnalysis.comparePerLayer");
-    const rows = comparePerLayer(this.base(args), { model: this.analysis, rt: this.rt }, args);
+  /**
+   * Every op's output in both models; writes compare_per_layer_out.txt. Over several `batches`:
+   * Cosine, L1 and the means averaged, Atol and the maxima the largest, the minima the smallest.
+   */
+  comparePerLayer(opts: { data: Data }): Table<LayerRow>;
+  comparePerLayer(opts: { batches: Data[] }): Table<LayerRow>;
+  comparePerLayer(opts: { batches: Dataset }): Promise<Table<LayerRow>>;
+  comparePerLayer(opts: { data?: Data; batches?: Batches }): Table<LayerRow> | Promise<Table<LayerRow>> {
+    return this.over(
+      opts,
+      "QuantAnalysis.comparePerLayer",
+      (args) => comparePerLayer(this.base(args), { model: this.analysis, rt: this.rt }, args),
+      (perBatch) => this.layerTable(mergeRows(perBatch, (r) => r.mod_name, ["Atol", "max_qscale_diff", "base_max", "analy_max"], ["base_min", "analy_min"])),
+    );
+  }
+
+  private layerTable(rows: LayerRow[]): Table<LayerRow> {
     const t = makeTable("Per-layer comparison: baseline vs analysis outputs", rows, Object.keys(rows[0] ?? { mod_name: "" }));
     this.write("compare_per_layer_out.txt", t.text);
     return t;

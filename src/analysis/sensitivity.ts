@@ -37,6 +37,13 @@ function errorOf(m: Metric, refs: tf.Tensor[], outs: tf.Tensor[]): number {
   return tf.tidy(() => metric(m, tf.concat(refs.map((r) => tf.reshape(r, [-1]))), tf.concat(outs.map((o) => tf.reshape(o, [-1])))));
 }
 
+/** Worst first; ties in the model's op order. */
+export function sortSensitivity(rows: SensitivityRow[], m: Metric, rt: QuantRuntime): SensitivityRow[] {
+  const order = new Map([...rt.ops.keys()].map((name, i) => [name, i]));
+  const worse = largerIsWorse(m) ? -1 : 1;
+  return rows.sort((a, b) => worse * (a.value - b.value) || (order.get(a.op_name) as number) - (order.get(b.op_name) as number));
+}
+
 export function runSensitivity(model: Module, rt: QuantRuntime, args: tf.Tensor[], opts: SensitivityOptions = {}): SensitivityRow[] {
   const m = opts.metric ?? "L1";
   const reuse = opts.reuseFloat ?? true;
@@ -52,10 +59,7 @@ export function runSensitivity(model: Module, rt: QuantRuntime, args: tf.Tensor[
     quant_dtype: fq.dtype.name,
     flops: `${op.info.flops}(${pct(op.info.flops, totalFlops)})`,
   });
-  const sortRows = (rows: SensitivityRow[]) => {
-    const worse = largerIsWorse(m) ? -1 : 1;
-    return rows.sort((a, b) => worse * (a.value - b.value) || (order.get(a.op_name) as number) - (order.get(b.op_name) as number));
-  };
+  const sortRows = (rows: SensitivityRow[]) => sortSensitivity(rows, m, rt);
   // onnxruntime: a run per point, every other point off, each starting at the last graph cut before its point
   const fast = ortModel(model, rt, args);
   if (fast !== null) {

@@ -20,7 +20,7 @@
  * ```
  */
 import * as tf from "@tensorflow/tfjs";
-import { readdirSync, statSync } from "node:fs";
+import { readdirSync, readFileSync, statSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import * as path from "node:path";
 import { errors } from "../messages";
@@ -77,6 +77,12 @@ export class Dataset implements AsyncIterable<tf.Tensor[]> {
   readonly labels: number[] | undefined;
   /** Class names (the sub-folders), indexed by label. */
   readonly classes: string[] | undefined;
+  /**
+   * How samples become tensors, for the deployment config (`qb.deploy.inputParameters`): "image"
+   * with the decoding options, or "featuremap" (tensors read as they are). Undefined when a
+   * `transform` changes them in a way quantbook cannot describe.
+   */
+  readonly preprocessing: { kind: "image"; image: ImageOptions } | { kind: "featuremap" } | undefined;
 
   constructor(
     /** Per sample, one file per input. */
@@ -85,6 +91,7 @@ export class Dataset implements AsyncIterable<tf.Tensor[]> {
     private readonly read: Reader,
     private readonly opts: DatasetOptions = {},
     classes?: { labels: number[]; names: string[] },
+    preprocessing: Dataset["preprocessing"] = { kind: "featuremap" },
   ) {
     const bs = opts.batchSize ?? 1;
     if (!Number.isInteger(bs) || bs < 1) throw errors.invalidArgument("Dataset", `batchSize ${bs}`, "pass a whole number ≥ 1");
@@ -93,7 +100,8 @@ export class Dataset implements AsyncIterable<tf.Tensor[]> {
     const kept = idx.slice(0, opts.limit ?? files.length);
     this.order = kept.map((i) => files[i]);
     this.labels = classes ? kept.map((i) => classes.labels[i]) : undefined;
-    this.classes = classes?.names;
+    this.classes = classes && classes.names.length > 0 ? classes.names : undefined;
+    this.preprocessing = opts.transform === undefined ? preprocessing : undefined;
     this.inputs = inputs;
     this.samples = this.order.length;
     this.batchSize = bs;
@@ -266,13 +274,48 @@ export function rawFolder(dir: string, opts: RawOptions): Dataset {
 }
 
 /**
+ * Labels of image files from a CSV: one row per image, `file,label` (a header row is skipped). The
+ * file is its path relative to the folder or its name; the label a class index or a class name
+ * (names are numbered in sorted order). Rows for files not in the folder are ignored (one CSV can
+ * label a whole validation set); an image without a row is an error naming it.
+ */
+export function labelsFromCsv(csv: string, dir: string, files: string[]): { labels: number[]; names: string[] } | { labels: number[] } {
+  let text: string;
+  try {
+    text = readFileSync(csv, "utf8");
+  } catch (e) {
+    throw errors.badFile("imageFolder", csv, `cannot read the labels CSV: ${(e as Error).message}`, e);
+  }
+  const rows = text
+    .split(/\r?\n/)
+    .map((l) => l.trim())
+    .filter((l) => l !== "" && !l.startsWith("#"))
+    .map((l) => l.split(/[,;\t]/).map((c) => c.trim().replace(/^"(.*)"$/, "$1")));
+  const byKey = new Map<string, string>();
+  rows.forEach((r, i) => {
+    if (r.length < 2) throw errors.badFile("imageFolder", csv, `row ${i + 1} has ${r.length} column; expected file,label`);
+    byKey.set(r[0], r[1]);
+  });
+  const raw = files.map((f) => {
+    const rel = path.relative(dir, f);
+    const label = byKey.get(rel) ?? byKey.get(rel.split(path.sep).join("/")) ?? byKey.get(path.basename(f));
+    if (label === undefined) throw errors.badFile("imageFolder", csv, `has no row for ${f}; add a row '${path.basename(f)},<label>'`);
+    return label;
+  });
+  if (raw.every((l) => /^\d+$/.test(l))) return { labels: raw.map(Number) };
+  const names = [...new Set(raw)].sort();
+  return { labels: raw.map((l) => names.indexOf(l)), names };
+}
+
+/**
  * JPEG / PNG / BMP files in `dir`, or in one sub-folder per class (then `labels` and `classes`
- * say each sample's class, for `qb.evaluate`'s accuracy). Each image is preprocessed by `image`
+ * say each sample's class, for `qb.evaluate`'s accuracy); or a flat folder with `labels: "labels.csv"`
+ * (see `labelsFromCsv`). Each image is preprocessed by `image`
  * (resize, crop, channel order, mean / scale, layout) into [1, 3, H, W]; batches stack them. A file
  * that is not an image is an error naming it (hidden files are skipped).
  */
-export function imageFolder(dir: string, opts: DatasetOptions & { image?: ImageOptions } = {}): Dataset {
-  const entries = listDir(dir, "imageFolder").filter((e) => !e.startsWith("."));
+export function imageFolder(dir: string, opts: DatasetOptions & { image?: ImageOptions; labels?: string } = {}): Dataset {
+  const entries = listDir(dir, "imageFolder").filter((e) => !e.startsWith(".") && (opts.labels === undefined || path.resolve(dir, e) !== path.resolve(opts.labels)));
   const isDir = (e: string) => statSync(path.join(dir, e)).isDirectory();
   const images = (folder: string, names: string[]) =>
     names.map((f) => {
@@ -297,6 +340,12 @@ export function imageFolder(dir: string, opts: DatasetOptions & { image?: ImageO
     classes = { labels: per.flatMap((fs, k) => fs.map(() => k)), names: dirs };
   } else files = images(dir, entries);
   if (files.length === 0) throw errors.badFile("imageFolder", dir, "has no images");
+  if (opts.labels !== undefined) {
+    if (classes !== undefined)
+      throw errors.invalidArgument(`imageFolder (${dir})`, "class folders and a labels CSV", "use one of them: the class folders already label the images");
+    const got = labelsFromCsv(opts.labels, dir, files);
+    classes = { labels: got.labels, names: "names" in got ? got.names : [] };
+  }
   const image = opts.image ?? {};
   return new Dataset(
     files.map((f) => [f]),
@@ -304,6 +353,7 @@ export function imageFolder(dir: string, opts: DatasetOptions & { image?: ImageO
     async (file) => imageTensor(decodeImage(await readFile(file), file), image, file),
     { ...opts, batched: true },
     classes,
+    { kind: "image", image },
   );
 }
 

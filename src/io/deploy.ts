@@ -27,6 +27,7 @@ import type { Graph } from "../workflow/graph";
 import { FakeQuantState } from "../quant/state";
 import { capture, lower, Unsupported } from "../workflow/engine/compile";
 import type * as tf from "@tensorflow/tfjs";
+import type { Dataset } from "./dataset";
 
 export interface OnnxNames {
   /** quantbook op name → the ONNX node it computes. */
@@ -79,7 +80,7 @@ export function nodeInfo(model: Module, opts: { march?: March } = {}): Record<st
   const names = onnxNames(model);
   const ops = new Map([...rt.ops.values()].map((o) => [o.info.name, o]));
   const cpu = new Set<string>();
-  for (const v of checkModel(model, march).violations) if (v.kind === "no-rule") cpu.add(v.op);
+  for (const v of checkModel(model, march).violations) if (v.kind === "no-rule" || v.kind === "cpu") cpu.add(v.op);
   const out: Record<string, NodeInfoEntry> = {};
   for (const [node, opNames] of Object.entries(names.byNode)) {
     const prepared = opNames.map((n) => ops.get(n)).filter((o): o is PreparedOp => o !== undefined);
@@ -104,12 +105,53 @@ export function nodeInfo(model: Module, opts: { march?: March } = {}): Record<st
 
 const quote = (s: string) => JSON.stringify(s);
 
+/**
+ * The toolchain's `input_parameters` for data prepared the way `data` prepares it: an image folder's
+ * channel order, layout, mean and scale become `input_type_train` / `input_layout_train` /
+ * `norm_type` / `mean_value` / `scale_value` (the toolchain computes `(x − mean) · scale`, as
+ * quantbook does); tensors read as they are become a `featuremap` with `no_preprocess`. With a
+ * model, `input_name` and `input_shape` come from its (ONNX) inputs. `input_type_rt` and
+ * `input_layout_rt` repeat the training values: change them if the board feeds another format
+ * (nv12 from a camera).
+ */
+export function inputParameters(data: Dataset, model?: Module): Record<string, string> {
+  const pre = data?.preprocessing;
+  if (pre === undefined) {
+    throw errors.invalidArgument(
+      "deploy.inputParameters",
+      "a dataset whose `transform` quantbook cannot describe",
+      "pass { inputParameters } to ptqYaml yourself, or do the normalisation with imageFolder's `image` options",
+    );
+  }
+  const out: Record<string, string> = {};
+  const onnx = (model as unknown as { onnx?: { inputs?: { name: string; dims: (number | string)[] }[] } } | undefined)?.onnx;
+  const shapes = model ? (runtimeOf(model, "deploy.inputParameters").graph.inputShapes ?? []) : [];
+  if (onnx?.inputs?.[0]) out.input_name = onnx.inputs.map((i) => i.name).join(";");
+  if (shapes.length > 0) out.input_shape = shapes.map((sh) => (sh ?? []).join("x")).join(";");
+  const list = (v: number[]) => v.map((x) => String(Number(x.toPrecision(8)))).join(" ");
+  if (pre.kind === "featuremap") {
+    Object.assign(out, { input_type_train: "featuremap", input_layout_train: "NCHW", input_type_rt: "featuremap", input_layout_rt: "NCHW", norm_type: "no_preprocess" });
+    return out;
+  }
+  const type = pre.image.channels ?? "rgb";
+  const layout = pre.image.layout ?? "NCHW";
+  const mean = pre.image.mean;
+  const scale = pre.image.scale;
+  const norm = mean && scale ? "data_mean_and_scale" : mean ? "data_mean" : scale ? "data_scale" : "no_preprocess";
+  Object.assign(out, { input_type_train: type, input_layout_train: layout, input_type_rt: type, input_layout_rt: layout, norm_type: norm });
+  if (mean) out.mean_value = list(mean);
+  if (scale) out.scale_value = list(scale);
+  return out;
+}
+
 export interface PtqYamlOptions {
   /** The ONNX file the toolchain compiles (default: the file the model was loaded from). */
   onnxModel?: string;
   march?: March;
   /** `input_parameters` to write as they are (input_type_train, input_layout_train, norm_type, mean_value, scale_value, ...). */
   inputParameters?: Record<string, string | number>;
+  /** The calibration dataset: its preprocessing becomes `input_parameters` (see `inputParameters`; given keys win). */
+  data?: Dataset;
 }
 
 /**
@@ -152,9 +194,10 @@ export function ptqYaml(model: Module, opts: PtqYamlOptions = {}): string {
       for (const [k, v] of Object.entries(e)) lines.push(`      ${quote(k)}: ${quote(v)}`);
     }
   }
-  if (opts.inputParameters) {
+  const inputs = { ...(opts.data ? inputParameters(opts.data, model) : {}), ...(opts.inputParameters ?? {}) };
+  if (Object.keys(inputs).length > 0) {
     lines.push("input_parameters:");
-    for (const [k, v] of Object.entries(opts.inputParameters)) lines.push(`  ${k}: ${typeof v === "number" ? v : quote(v)}`);
+    for (const [k, v] of Object.entries(inputs)) lines.push(`  ${k}: ${typeof v === "number" ? v : quote(v)}`);
   }
   if (optimization.length > 0) lines.push("calibration_parameters:", `  optimization: ${quote(optimization.join(","))}`);
   return lines.join("\n") + "\n";

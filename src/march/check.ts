@@ -14,12 +14,15 @@ import type { Module } from "../nn/module";
 import type { Ir } from "../ir/types";
 import { marchSpec } from "./data";
 import { March } from "./march";
-import { opDtypes, type OpDtypes } from "./opDtypes";
+import { opDtypes, runsOnCpu, type OpDtypes } from "./opDtypes";
 import type { Role } from "./spec";
 
 export interface Violation {
-  /** "rule": the chip refuses these dtypes; "no-rule": the march's data has no rule for the op type (assumed CPU). */
-  kind: "rule" | "no-rule";
+  /**
+   * "rule": the chip refuses these dtypes; "no-rule": the march's data has no rule for the op type
+   * (assumed CPU); "cpu": the op is quantized nowhere, so it runs in float on the CPU.
+   */
+  kind: "rule" | "no-rule" | "cpu";
   op: string;
   opType: string;
   module: string;
@@ -64,6 +67,18 @@ export function checkOpDtypes(ops: OpDtypes[], march: March): CheckResult {
   const violations: Violation[] = [];
   for (const d of ops) {
     const rule = spec.ops[d.type];
+    if (rule !== undefined && runsOnCpu(d)) {
+      violations.push(
+        violation(
+          d,
+          march,
+          "is not quantized (float weight, or float inputs and output) — it runs in float on the CPU",
+          ["give it a quantized qconfig to run it on the BPU"],
+          "cpu",
+        ),
+      );
+      continue;
+    }
     if (rule === undefined) {
       violations.push(
         violation(

@@ -41,3 +41,13 @@ export function opDtypes(modelOrIr: Module | Ir): OpDtypes[] {
     output: rt.outputQuantizer(op.info.name)?.dtype.name ?? FLOAT,
   }));
 }
+
+/**
+ * An op quantized nowhere — its weight in float, or its output and every input in float — runs in
+ * float on the CPU: what the reference toolchain does with a node it leaves unquantized (`'ON': 'CPU'`),
+ * and how a plan keeps a tail op in float.
+ */
+export function runsOnCpu(d: Pick<OpDtypes, "inputs" | "weight" | "output">): boolean {
+  if (d.weight === FLOAT) return true;
+  return d.output === FLOAT && d.inputs.length > 0 && d.inputs.every((t) => t === FLOAT);
+}

@@ -16,6 +16,7 @@ import type { Ir, IrNode } from "../ir/types";
 import type { DTypeName } from "../quant/dtypes";
 import { marchSpec } from "./data";
 import { March } from "./march";
+import { runsOnCpu } from "./opDtypes";
 import type { PerfParams } from "./spec";
 import { errors } from "../messages";
 
@@ -109,7 +110,9 @@ export function perf(model: HbModel | Ir, march?: March): PerfReport {
   const ops = ir.nodes.map((n) => {
     // no rule for the op on this march: costed as a CPU op (checkModel reports it)
     // the unit is the op's own (its registry entry); an op the march has no rule for runs on the CPU
-    return opCost(n, spec.perf, spec.ops[n.type] !== undefined ? (findOp(n.type)?.unit ?? "cpu") : "cpu");
+    // and so does an op quantized nowhere (a plan's CPU fallback)
+    const dtypes = { inputs: n.inputs.map((i) => i.quant.dtype), weight: n.weight?.quant.dtype, output: n.output.quant.dtype };
+    return opCost(n, spec.perf, spec.ops[n.type] !== undefined && !runsOnCpu(dtypes) ? (findOp(n.type)?.unit ?? "cpu") : "cpu");
   });
   const total = ops.reduce((a, o) => a + o.timeUs, 0);
   const all = ops.reduce((a, o) => a + Object.values(o.macs).reduce((x, y) => x + y, 0), 0);

@@ -76,11 +76,22 @@ export interface PlannerOptions {
   metric?: "L1" | "MSE" | "Cosine";
   /** Local repair runs until every measured plan is predicted within this relative error (default 0.25) or the evaluations are spent. */
   tolerance?: number;
+  /**
+   * Let a plan keep the model's tail in float on the CPU, as deployments do for the last op or
+   * two: up to this many of the last weighted ops (a Linear / Conv and every op after it) run
+   * unquantized, costed at the march's CPU rate (default 0: everything on the BPU).
+   */
+  cpuFallback?: number;
+  /** Batches the sensitivity passes average over (default 1: the first; each costs a full pass). */
+  sensitivityBatches?: number;
   onProgress?: ProgressCallback;
 }
 
-/** One point's choice: its output or weight in int16 or int8, or a Linear rewritten (mul output int16, scale MSE or fixed 7/32767). */
-export type Choice = "int16" | "int8" | "rewrite" | "rewrite-fixed";
+/**
+ * One point's choice: its output or weight in int16 or int8, a Linear rewritten (mul output int16,
+ * scale MSE or fixed 7/32767), or (key `<op>.cpu`) the op kept in float on the CPU.
+ */
+export type Choice = "int16" | "int8" | "rewrite" | "rewrite-fixed" | "cpu";
 
 export interface PlanRow {
   point: number;
@@ -130,7 +141,7 @@ export interface SavedPlan {
   /** The template every point not listed keeps (a built-in setter's name). */
   base: string;
   metric: string;
-  /** Per point: `op` (its output), `op.weight`, `op.input`, or `<Linear path>.rewrite`, and its choice. */
+  /** Per point: `op` (its output), `op.weight`, `op.input`, `<Linear path>.rewrite` or `op.cpu`, and its choice. */
   choices: Record<string, Choice>;
   measured_error: number;
   latency_ms: number;
@@ -172,7 +183,7 @@ export function loadPlan(source: string | SavedPlan, opts: { base?: QconfigSette
   if (saved?.format !== "quantbook-plan" || saved.version !== 1 || typeof saved.choices !== "object" || saved.choices === null) {
     throw errors.invalidArgument(where, "not a quantbook plan (format quantbook-plan, version 1)", "write it with plan.save(path)");
   }
-  const valid: Choice[] = ["int16", "int8", "rewrite", "rewrite-fixed"];
+  const valid: Choice[] = ["int16", "int8", "rewrite", "rewrite-fixed", "cpu"];
   for (const [k, v] of Object.entries(saved.choices)) {
     if (!valid.includes(v)) throw errors.invalidArgument(where, `choice '${String(v)}' for ${k}`, `use one of ${valid.join(", ")}`);
   }
@@ -219,6 +230,15 @@ function irOf(base: Ir, plan: Plan): Ir {
     if ((out === "int16" || out === "int8") && n.output.quant.dtype !== "float32") n.output.quant.dtype = out === "int16" ? "qint16" : "qint8";
     const w = plan.get(`${n.name}.weight`);
     if ((w === "int16" || w === "int8") && n.weight) n.weight.quant.dtype = w === "int16" ? "qint16" : "qint8";
+    // kept on the CPU: quantized nowhere (its inputs from other CPU ops arrive in float through outDtype)
+    if (plan.get(`${n.name}.cpu`) === "cpu") {
+      n.output.quant.dtype = "float32";
+      if (n.weight) n.weight.quant.dtype = "float32";
+      n.inputs.forEach((inp) => (inp.requant = false));
+      nodes.push(n);
+      outDtype.set(n.name, "float32");
+      continue;
+    }
     const rw = plan.get(`${n.name}.rewrite`);
     if (rw !== undefined && n.type === "Linear" && n.weight) {
       const [out, inF] = n.attrs.weightLayout === "in_out" ? [n.weight.shape[1], n.weight.shape[0]] : n.weight.shape;
@@ -291,6 +311,7 @@ function realise(plan: Plan, base: QconfigSetter): { qconfigSetter: QconfigSette
   const int16 = getQconfig({ outDtype: qint16 });
   const dtype = (c: Choice) => (c === "int8" ? qint8 : qint16);
   for (const [key, choice] of plan) {
+    if (key.endsWith(".cpu")) continue;
     if (key.endsWith(".rewrite")) {
       const path = key.slice(0, -".rewrite".length);
       rewrites.push(path);
@@ -308,6 +329,8 @@ function realise(plan: Plan, base: QconfigSetter): { qconfigSetter: QconfigSette
       byName[key] = { ...(byName[key] ?? {}), output: { dtype: dtype(choice) } };
     }
   }
+  // an op on the CPU is quantized nowhere, whatever else the plan says of its points
+  for (const [key, choice] of plan) if (key.endsWith(".cpu") && choice === "cpu") byName[key.slice(0, -".cpu".length)] = { input: null, weight: null, output: null };
   return {
     qconfigSetter: Object.keys(byName).length > 0 ? [ModuleNameQconfigSetter(byName), base] : [base],
     rewrites,
@@ -364,13 +387,19 @@ export async function planMixedPrecision(float: Module, data: tf.Tensor | tf.Ten
     }
   };
   try {
+    const sensitivityBatches = opts.sensitivityBatches ?? 1;
+    if (!Number.isInteger(sensitivityBatches) || sensitivityBatches < 1) {
+      throw errors.invalidArgument("planMixedPrecision", `sensitivityBatches ${sensitivityBatches}`, "pass a whole number ≥ 1");
+    }
     // base plan, and one sensitivity pass per dtype
     const baseMeasured = await measure(new Map());
     const baseIr = baseMeasured.ir;
     progress(1, maxEvals + 3);
     const sens = (setter: QconfigSetter) =>
       calibrated(float, [setter], (calib) => ({
-        rows: new QuantAnalysis(float, calib, { onProgress: () => {} }).sensitivity({ data: batches[0], metric: m }).rows.map((r) => ({ ...r, value: asError(m, r.value) })),
+        rows: new QuantAnalysis(float, calib, { onProgress: () => {} })
+          .sensitivity({ batches: batches.slice(0, sensitivityBatches), metric: m })
+          .rows.map((r) => ({ ...r, value: asError(m, r.value) })),
         ops: preparedOps(calib),
       }));
     const all = (d: typeof qint8): QconfigSetter => ({ setterName: `all ${d.name}`, qconfigFor: () => getQconfig({ weightDtype: d, outDtype: d }) });
@@ -411,7 +440,8 @@ export async function planMixedPrecision(float: Module, data: tf.Tensor | tf.Ten
     /** A rewrite's own measured effect beyond its points at int16 (its mul output scale), once measured. */
     const rewriteOffset = new Map<string, number>();
     const rawPredict = (plan: Plan) => {
-      let e = points.reduce((a, p) => a + (dtypeIn(p, plan) === "qint16" ? p.e16 : p.e8), 0);
+      // a point of an op on the CPU adds nothing: it is not quantized
+      let e = points.reduce((a, p) => a + (plan.has(`${p.op}.cpu`) ? 0 : dtypeIn(p, plan) === "qint16" ? p.e16 : p.e8), 0);
       for (const [key, c] of plan) e += rewriteOffset.get(`${key}=${c}`) ?? 0;
       // an input lowered to int8 adds its producer's int8 error on top of what the producer keeps
       for (const [key, c] of plan) {
@@ -457,13 +487,25 @@ export async function planMixedPrecision(float: Module, data: tf.Tensor | tf.Ten
     for (const path of refuses ? linears : []) {
       for (const choice of ["rewrite", "rewrite-fixed"] as const) addKnob(`${path}.rewrite`, new Map([[`${path}.rewrite`, choice]]));
     }
+    // the CPU fallback: the last k weighted ops and every op after them in float (one knob per k)
+    const cpuFallback = opts.cpuFallback ?? 0;
+    if (!Number.isInteger(cpuFallback) || cpuFallback < 0)
+      throw errors.invalidArgument("planMixedPrecision", `cpuFallback ${cpuFallback}`, "pass a whole number ≥ 0 (0: no op on the CPU)");
+    const weighted = baseIr.nodes.flatMap((n, i) => (n.weight ? [i] : []));
+    for (let k = 1; k <= Math.min(cpuFallback, weighted.length); k++) {
+      const tail = baseIr.nodes.slice(weighted[weighted.length - k]).filter((n) => findOp(n.type)?.role !== "passthrough" || n.weight);
+      addKnob(`${tail[0].name}.cpu`, new Map(tail.map((n) => [`${n.name}.cpu`, "cpu" as Choice])));
+    }
+    /** Ops a plan keeps on the CPU: no other knob may touch their points. */
+    const onCpu = (plan: Plan, key: string) => plan.has(`${key.replace(/\.(weight|input|rewrite|cpu)$/, "")}.cpu`);
     // Lagrangian sweep: for each λ every knob with dErr + λ·dLat < 0 is on; then rule repair
     const candidates = new Map<string, Plan>();
     const lambdas = Array.from({ length: opts.sweep ?? 40 }, (_, i) => 10 ** (-3 + (8 * i) / ((opts.sweep ?? 40) - 1)));
     for (const lambda of [0, ...lambdas]) {
       const plan: Plan = new Map();
       for (const k of knobs.sort((a, b) => a.dErr + lambda * a.dLat - (b.dErr + lambda * b.dLat))) {
-        if (k.dErr + lambda * k.dLat >= 0 || [...k.plan.keys()].some((key) => plan.has(key)) || plan.has(k.key)) continue;
+        if (k.dErr + lambda * k.dLat >= 0 || [...k.plan.keys()].some((key) => plan.has(key) || onCpu(plan, key)) || plan.has(k.key)) continue;
+        if ([...plan.keys()].some((key) => onCpu(k.plan, key))) continue;
         k.plan.forEach((v, key) => plan.set(key, v));
       }
       repair(plan, baseIr, opts.march, latency, predict);
@@ -473,7 +515,7 @@ export async function planMixedPrecision(float: Module, data: tf.Tensor | tf.Ten
     // MSE or a fixed mul scale — the article's configurations), then plans spread along the
     // predicted front
     const chosen = new Map<string, Plan>();
-    for (const k of knobs.filter((k) => k.key.endsWith(".rewrite") || k.plan.size > 1)) {
+    for (const k of knobs.filter((k) => k.key.endsWith(".rewrite") || k.key.endsWith(".cpu") || k.plan.size > 1)) {
       if (chosen.size < Math.floor(maxEvals / 2)) chosen.set(planKey(k.plan), k.plan);
     }
     const ranked = [...candidates.values()].filter((p) => !chosen.has(planKey(p))).sort((a, b) => latency(a) - latency(b));
@@ -574,7 +616,7 @@ export async function planMixedPrecision(float: Module, data: tf.Tensor | tf.Ten
       latency_ms: m.latency,
       int16_mac_share: m.mac16,
       rewrites: [...m.plan.keys()].filter((k) => k.endsWith(".rewrite")).length,
-      choices: [...m.plan].map(([k, v]) => `${k.replace(/\.rewrite$/, "")}:${v}`).join(" ") || "(base)",
+      choices: [...m.plan].map(([k, v]) => `${k.replace(/\.(rewrite|cpu)$/, "")}:${v}`).join(" ") || "(base)",
     }));
     const columns = ["point", "measured_error", "predicted_error", "latency_ms", "int16_mac_share", "rewrites", "choices"];
     const elapsedMs = performance.now() - t0;
