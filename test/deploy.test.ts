@@ -118,19 +118,37 @@ describe("deploy: names, PTQ YAML, plugin snippet", () => {
     [m, article, rewritten].forEach((v) => v.dispose());
   });
 
-  for (const [label, setter] of [
-    ["int8", qb.defaultCalibrationQconfigSetter],
-    ["int16 activations (com.microsoft Q/DQ)", qb.calibration8bitWeight16bitActQconfigSetter],
+  for (const [label, setter, graph] of [
+    ["int8, your file", qb.defaultCalibrationQconfigSetter, "file"],
+    ["int16 activations (com.microsoft Q/DQ), your file", qb.calibration8bitWeight16bitActQconfigSetter, "file"],
+    ["int8, quantbook's graph", qb.defaultCalibrationQconfigSetter, "quantbook"],
+    ["int16 activations, quantbook's graph", qb.calibration8bitWeight16bitActQconfigSetter, "quantbook"],
   ] as const) {
     it(`QDQ ONNX (${label}): onnxruntime runs it within one quantization step of quantbook's fake quantization`, async (t) => {
       const model = await qb.io.loadOnnx(ONNX);
       const x = tf.randomNormal([1, 3, 32, 32], 0, 1, "float32", 6);
       const m = await calibrated(model, x, [setter]);
-      const bytes = qb.deploy.qdqOnnx(m, x);
-      const file = path.join(dir, `qdq_${label.slice(0, 4)}.onnx`);
+      const bytes = graph === "file" ? qb.deploy.qdqOnnx(m, x) : qb.deploy.qdqOnnx(m, x, { graph });
+      const file = path.join(dir, `qdq_${label.replace(/\W+/g, "_")}.onnx`);
       writeFileSync(file, bytes);
       const { onnx } = require("onnx-proto") as typeof import("onnx-proto");
-      const nodes = onnx.ModelProto.decode(bytes).graph?.node ?? [];
+      const written = onnx.ModelProto.decode(bytes).graph;
+      const nodes = written?.node ?? [];
+      if (graph === "file") {
+        // your graph: every node of the file is there, same name, same op type; inputs and outputs keep their names
+        const original = onnx.ModelProto.decode(readFileSync(ONNX)).graph;
+        const byName = new Map(nodes.map((n) => [n.name, n.opType]));
+        for (const n of original?.node ?? []) assert.equal(byName.get(n.name), n.opType, `node ${n.name}`);
+        assert.equal(nodes.length, (original?.node ?? []).length + 2 * nodes.filter((n) => n.opType === "QuantizeLinear").length);
+        assert.deepEqual(
+          written?.output?.map((o) => o.name),
+          original?.output?.map((o) => o.name),
+        );
+        assert.deepEqual(
+          written?.input?.map((o) => o.name),
+          original?.input?.map((o) => o.name),
+        );
+      }
       const q = nodes.filter((n) => n.opType === "QuantizeLinear").length;
       if (label.startsWith("int16"))
         assert.ok(
@@ -156,6 +174,21 @@ describe("deploy: names, PTQ YAML, plugin snippet", () => {
       model.dispose();
     });
   }
+
+  it("QDQ into your file names each point it cannot place: inside a fused pattern, per channel below opset 13", async () => {
+    const fixtures = path.join(__dirname, "..", "..", "test", "fixtures", "onnx");
+    for (const [name, shape, why] of [
+      ["vit_opset13.onnx", [1, 3, 32, 32], /encoder\.norm1\.var_mean\.pre_mean \(Mean\): inside node \/encoder\/norm1\/ReduceMean/],
+      ["resnet_opset11.onnx", [1, 3, 32, 32], /conv1\.weight: a per-channel scale needs opset 13 and the file is opset 11/],
+    ] as const) {
+      const model = await qb.io.loadOnnx(path.join(fixtures, name));
+      const x = tf.randomNormal([...shape], 0, 1, "float32", 2);
+      const m = await calibrated(model, x, [qb.defaultCalibrationQconfigSetter]);
+      await assertThrows(() => qb.deploy.qdqOnnx(m, x), new RegExp(`cannot be written into .*${name.replace(".", "\\.")}`), why, /pass \{ graph: 'quantbook' \}/);
+      assert.ok(qb.deploy.qdqOnnx(m, x, { graph: "quantbook" }).length > 0);
+      [x, m, model].forEach((v) => v.dispose());
+    }
+  });
 
   it("QDQ refuses an uncalibrated model, naming the state", async () => {
     const model = await qb.io.loadOnnx(ONNX);

@@ -85,12 +85,12 @@ plan;
 
 // %% [markdown]
 // Three ways out. **The PTQ config**: `node_info` names the ONNX file's own nodes (not quantbook's
-// module paths), so the toolchain can read it as it is.
+// module paths), so the toolchain can read it as it is; `input_parameters` come from the image
+// folder's preprocessing (channel order, layout, mean and scale), so the chip normalises as the
+// calibration did.
 
 // %%
-console.log(
-  qb.deploy.ptqYaml(chosen, { onnxModel: "mobilenet_v2_opset13.onnx", inputParameters: { input_type_train: "rgb", input_layout_train: "NCHW", norm_type: "data_mean_and_scale" } }),
-);
+console.log(qb.deploy.ptqYaml(chosen, { onnxModel: "mobilenet_v2_opset13.onnx", data: images }));
 
 // %% [markdown]
 // **The plugin's qconfigs**, for a calibration or QAT script in PyTorch: only the module paths
@@ -100,8 +100,9 @@ console.log(
 console.log(qb.deploy.pluginSnippet(chosen));
 
 // %% [markdown]
-// **A QDQ ONNX file**: the model with `QuantizeLinear` / `DequantizeLinear` pairs carrying
-// quantbook's scales, the interchange many compilers read. onnxruntime runs it; its output should
+// **A QDQ ONNX file**: your own ONNX file — its nodes and names untouched — with `QuantizeLinear` /
+// `DequantizeLinear` pairs carrying quantbook's scales on every tensor quantbook quantizes, the
+// interchange many compilers read. onnxruntime runs it; its output should
 // sit within a quantization step of quantbook's own fake quantization (ONNX divides by the scale
 // where quantbook multiplies by its inverse, so a near-tie can round the other way).
 
@@ -109,8 +110,10 @@ console.log(qb.deploy.pluginSnippet(chosen));
 import * as ort from "onnxruntime-node";
 const qdq = qb.deploy.qdqOnnx(chosen, batches[0]);
 const session = await ort.InferenceSession.create(qdq);
-const ours = (chosen.forward(batches[0]) as unknown as tf.Tensor).dataSync();
-const theirs = (await session.run({ [session.inputNames[0]]: new ort.Tensor("float32", batches[0].dataSync() as Float32Array, batches[0].shape) }))[session.outputNames[0]]
+// the file takes what it took before: one image of [1, 3, 32, 32]
+const image = batches[0].slice(0, 1);
+const ours = (chosen.forward(batches[0]) as unknown as tf.Tensor).slice(0, 1).dataSync();
+const theirs = (await session.run({ [session.inputNames[0]]: new ort.Tensor("float32", image.dataSync() as Float32Array, image.shape) }))[session.outputNames[0]]
   .data as Float32Array;
 let worst = 0;
 for (let i = 0; i < ours.length; i++) worst = Math.max(worst, Math.abs(ours[i] - theirs[i]));

@@ -25,7 +25,11 @@ import { errors } from "../messages";
 import { runtimeOf, type PreparedOp } from "../workflow/quantRuntime";
 import type { Graph } from "../workflow/graph";
 import { FakeQuantState } from "../quant/state";
-import { capture, lower, Unsupported } from "../workflow/engine/compile";
+import { capture, lower, Unsupported, type Capture } from "../workflow/engine/compile";
+import { isModelInput } from "../workflow/graph";
+import type { FakeQuantizer } from "../quant/fakeQuantizer";
+import { insertQdq, type QdqPoint, type QdqWhere } from "./onnx/qdqInsert";
+import { readFileSync } from "node:fs";
 import type * as tf from "@tensorflow/tfjs";
 import type { Dataset } from "./dataset";
 
@@ -127,7 +131,11 @@ export function inputParameters(data: Dataset, model?: Module): Record<string, s
   const onnx = (model as unknown as { onnx?: { inputs?: { name: string; dims: (number | string)[] }[] } } | undefined)?.onnx;
   const shapes = model ? (runtimeOf(model, "deploy.inputParameters").graph.inputShapes ?? []) : [];
   if (onnx?.inputs?.[0]) out.input_name = onnx.inputs.map((i) => i.name).join(";");
-  if (shapes.length > 0) out.input_shape = shapes.map((sh) => (sh ?? []).join("x")).join(";");
+  // the file's own input shape when it is static, else the shape the model was prepared with
+  const fileShapes = onnx?.inputs?.map((i) => i.dims);
+  const staticFile = fileShapes !== undefined && fileShapes.length > 0 && fileShapes.every((d) => d.every((v) => typeof v === "number" && v > 0));
+  if (staticFile) out.input_shape = fileShapes.map((d) => d.join("x")).join(";");
+  else if (shapes.length > 0) out.input_shape = shapes.map((sh) => (sh ?? []).join("x")).join(";");
   const list = (v: number[]) => v.map((x) => String(Number(x.toPrecision(8)))).join(" ");
   if (pre.kind === "featuremap") {
     Object.assign(out, { input_type_train: "featuremap", input_layout_train: "NCHW", input_type_rt: "featuremap", input_layout_rt: "NCHW", norm_type: "no_preprocess" });
@@ -260,14 +268,22 @@ export function pluginSnippet(model: Module, opts: { base?: keyof typeof SETTER_
 }
 
 /**
- * The model as a QDQ ONNX file (the interchange many compilers read): its ops as standard ONNX
- * nodes, every quantizing point as `QuantizeLinear → DequantizeLinear` with quantbook's scales
- * (per channel where quantbook is; int16 points in the com.microsoft domain, which onnxruntime runs), weights as constants.
- * onnxruntime runs it. ONNX divides by the scale where quantbook multiplies by 1/s, so a near-tie
- * may land one step away; BPU rounding has no QuantizeLinear form and is written the same way.
- * `example`: inputs of the shapes the file takes.
+ * The model as a QDQ ONNX file (the interchange many compilers read), every quantizing point as
+ * `QuantizeLinear → DequantizeLinear` with quantbook's scales (per channel where quantbook is;
+ * int16 points in the com.microsoft domain, which onnxruntime runs).
+ *
+ * - `graph: "file"` (the default for a model loaded from an ONNX file): your own file, its nodes,
+ *   names and initializers unchanged, with the pairs inserted on the tensors quantbook quantizes —
+ *   node outputs, the model inputs, weight initializers, re-quantized input edges. A point with no
+ *   place in the file (inside a pattern quantbook fused from several nodes, or on a weight the
+ *   import folded) is an error naming it: write `graph: "quantbook"` then.
+ * - `graph: "quantbook"`: quantbook's own lowering of the prepared model as standard ONNX nodes.
+ *
+ * onnxruntime runs either. ONNX divides by the scale where quantbook multiplies by 1/s, so a
+ * near-tie may land one step away; BPU rounding has no QuantizeLinear form and is written the same
+ * way. `example`: inputs of the shapes the file takes.
  */
-export function qdqOnnx(model: Module, example: tf.Tensor | tf.Tensor[]): Uint8Array {
+export function qdqOnnx(model: Module, example: tf.Tensor | tf.Tensor[], opts: { graph?: "file" | "quantbook" } = {}): Uint8Array {
   const rt = runtimeOf(model, "deploy.qdqOnnx");
   if (rt.state !== FakeQuantState.VALIDATION) {
     throw errors.wrongState("deploy.qdqOnnx", `${rt.state} state`, "calibrate it, then call qb.setFakeQuantize(model, qb.FakeQuantState.VALIDATION)");
@@ -275,7 +291,75 @@ export function qdqOnnx(model: Module, example: tf.Tensor | tf.Tensor[]): Uint8A
   const args = Array.isArray(example) ? example : [example];
   const cap = capture(model, rt, args);
   if (cap instanceof Unsupported) throw errors.unsupported("deploy.qdqOnnx", cap.reason, "write the model with quantbook ops only");
+  const file = (model as unknown as { onnx?: { file?: string } }).onnx?.file;
+  const graph = opts.graph ?? (file !== undefined && file !== "<bytes>" ? "file" : "quantbook");
+  if (graph === "file") return qdqIntoFile(model, rt, cap, file);
+  if (graph !== "quantbook") throw errors.invalidArgument("deploy.qdqOnnx", `graph '${String(graph)}'`, "pass file or quantbook");
   const lowered = lower(rt, cap, { qdq: true });
   if (lowered instanceof Unsupported) throw errors.unsupported("deploy.qdqOnnx", lowered.reason, "calibrate every point (int8 / int16) and use ops with an ONNX lowering");
   return lowered.bytes;
+}
+
+/** The points of a prepared model placed in the ONNX file it was loaded from. */
+function qdqIntoFile(model: Module, rt: ReturnType<typeof runtimeOf>, cap: Capture, file: string | undefined): Uint8Array {
+  if (file === undefined || file === "<bytes>") {
+    throw errors.invalidArgument("deploy.qdqOnnx", "graph 'file' for a model not loaded from an ONNX file", "load it with qb.io.loadOnnx(path), or pass { graph: 'quantbook' }");
+  }
+  let bytes: Uint8Array;
+  try {
+    bytes = readFileSync(file);
+  } catch (e) {
+    throw errors.badFile("deploy.qdqOnnx", file, `cannot read the model's file again: ${(e as Error).message}; pass { graph: 'quantbook' } to write quantbook's own graph`, e);
+  }
+  const inputNames = ((model as unknown as { onnx: { inputs: { name: string }[] } }).onnx.inputs ?? []).map((i) => i.name);
+  const { byNode } = onnxNames(model);
+  const points: QdqPoint[] = [];
+  const problems: string[] = [];
+  const add = (fq: FakeQuantizer | null | undefined, name: string, where: QdqWhere, rank: number): void => {
+    if (!fq || !fq.quantizing) return;
+    const scale = fq.scale();
+    const elem = fq.dtype.name === "qint16" ? "int16" : fq.dtype.name === "qint8" ? "int8" : null;
+    if (scale === null) return void problems.push(`${name}: no scale (calibrate the model first)`);
+    if (elem === null) return void problems.push(`${name}: ${fq.dtype.name} (QDQ writes int8 and int16 points)`);
+    const axis = fq.axis === undefined ? undefined : fq.axis < 0 ? fq.axis + rank : fq.axis;
+    points.push({ where, name, scale: Array.from(scale), elem, axis });
+  };
+  for (const info of rt.graph.ops) {
+    const op = rt.ops.get(info.name);
+    if (op === undefined) continue;
+    const node = info.onnxNode;
+    const rank = info.outputShape?.length ?? 0;
+    if (node === undefined) {
+      // the model inputs' QuantStubs quantize the graph inputs
+      const src = info.inputs[0]?.source ?? "";
+      const k = isModelInput(src) ? Number(src.slice(7, -1)) : -1;
+      if (info.type === "QuantStub" && inputNames[k] !== undefined) add(op.output, info.name, { kind: "graphInput", name: inputNames[k] }, rank);
+      else if (op.output?.quantizing || op.weight?.quantizing) problems.push(`${info.name} (${info.type}): no node of the file computes it`);
+      continue;
+    }
+    const ops = byNode[node] ?? [];
+    const last = rt.graph.ops.find((o) => o.name === ops[ops.length - 1]);
+    // a QuantStub quantbook put on a constant input of the node: the pair goes on that input edge
+    const edge = last?.inputs.findIndex((i) => i.source === info.name) ?? -1;
+    if (ops[ops.length - 1] === info.name) add(op.output, info.name, { kind: "output", node }, rank);
+    else if (info.type === "QuantStub" && edge >= 0 && op.output?.quantizing) add(op.output, info.name, { kind: "input", node, input: edge }, rank);
+    else if (op.output?.quantizing) problems.push(`${info.name} (${info.type}): inside node ${node}, whose output is ${ops[ops.length - 1]}'s`);
+    const w = cap.weights.get(info.name);
+    if (op.weight?.quantizing && w !== undefined) add(op.weight, `${info.name}.weight`, { kind: "weight", node, data: w.data, shape: w.shape }, w.shape.length);
+    op.inputs.forEach((fq, i) => {
+      if (!fq?.quantizing) return;
+      if (ops.length === 1) add(fq, `${info.name}.input_${i}`, { kind: "input", node, input: i }, info.inputs[i]?.shape.length ?? 0);
+      else problems.push(`${info.name}.input_${i}: an input inside node ${node}`);
+    });
+  }
+  const out = insertQdq(bytes, file, points);
+  problems.push(...out.skipped);
+  if (problems.length > 0) {
+    throw errors.unsupported(
+      "deploy.qdqOnnx",
+      `${problems.length} quantization point${problems.length === 1 ? "" : "s"} cannot be written into ${file}: ${problems.slice(0, 5).join("; ")}${problems.length > 5 ? "; ..." : ""}`,
+      "pass { graph: 'quantbook' } to write quantbook's own graph, which holds every point",
+    );
+  }
+  return out.bytes;
 }

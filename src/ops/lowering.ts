@@ -166,7 +166,7 @@ function attribute(name: string, v: AttrValue): onnx.IAttributeProto {
   return { name, type: A.INTS, ints: v.ints };
 }
 
-function tensorProto(name: string, data: ArrayLike<number> | ArrayLike<bigint> | Uint8Array, dims: number[], elem: OnnxElem): onnx.ITensorProto {
+export function tensorProto(name: string, data: ArrayLike<number> | ArrayLike<bigint> | Uint8Array, dims: number[], elem: OnnxElem): onnx.ITensorProto {
   let bytes: Uint8Array;
   if (elem === "float32") bytes = new Uint8Array((data instanceof Float32Array ? data : Float32Array.from(data as ArrayLike<number>)).slice().buffer);
   else if (elem === "int32") bytes = new Uint8Array(Int32Array.from(data as ArrayLike<number>).buffer);
