@@ -20,6 +20,7 @@ export type ErrorCode =
   | "UNKNOWN_NAME"
   | "UNSUPPORTED"
   | "CHIP_RULES"
+  | "MISSING_PACKAGE"
   | "BAD_FILE"
   | "INVALID_IR"
   | "OP_FAILED"
@@ -102,6 +103,14 @@ export const errors = {
     const near = nearestNames(name, known);
     return new QuantbookError("UNKNOWN_NAME", `${where}: no ${kind} '${name}'${near.length ? `; nearest: ${near.map((n) => `'${n}'`).join(", ")}` : ""}`);
   },
+
+  /** An optional package a feature needs is not installed: what needs it and the install line. */
+  missingPackage: (feature: string, pkg: string, install: string, cause?: unknown) =>
+    new QuantbookError(
+      "MISSING_PACKAGE",
+      `${feature} needs ${pkg}, which is not installed (quantbook does not install it for you); install it with \`${install}\``,
+      cause === undefined ? undefined : { cause },
+    ),
 
   /** Something quantbook does not do, and what to do instead. */
   unsupported: (where: string, what: string, fix: string) => new QuantbookError("UNSUPPORTED", `${where}: ${what} is not supported; ${fix}`),

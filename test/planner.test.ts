@@ -154,10 +154,12 @@ describe("mixed-precision planner", { timeout: 300000 }, () => {
       .violations.filter((v) => v.kind === "cpu")
       .map((v) => v.op);
     const listed = plan.rows[i].choices.split(" ").flatMap((c) => (c.endsWith(":cpu") ? [c.slice(0, -4)] : []));
-    assert.deepEqual(cpu.sort(), listed.sort());
+    // every op of the tail is on the CPU, except what the chip takes in float anyway (the DeQuantStub)
+    assert.deepEqual(cpu.sort(), listed.filter((op) => op !== "dequant").sort());
+    assert.ok(cpu.length > 0);
     const p = qb.perf(qb.export(c, x));
     const params = qb.marchSpec(plan.march).perf;
-    for (const o of p.ops.filter((o) => listed.includes(o.op))) {
+    for (const o of p.ops.filter((o) => cpu.includes(o.op))) {
       assert.equal(o.unit, "cpu", o.op);
       const want = 1e6 * (params.opOverheadSeconds + o.elementOps / params.cpuOpsPerSecond + o.bytes / params.bytesPerSecond);
       assert.ok(Math.abs(o.timeUs - want) <= 1e-9 * want, `${o.op}: ${o.timeUs} vs ${want}`);

@@ -1,5 +1,4 @@
-import type { DataFrame } from "danfojs-node";
-import { toDataFrame } from "../util/table";
+import { toDataFrame, type DataFrame } from "../util/table";
 import { opDtypes } from "../march/opDtypes";
 import type { Module } from "../nn/module";
 import type { FakeQuantizer } from "../quant/fakeQuantizer";

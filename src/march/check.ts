@@ -67,7 +67,7 @@ export function checkOpDtypes(ops: OpDtypes[], march: March): CheckResult {
   const violations: Violation[] = [];
   for (const d of ops) {
     const rule = spec.ops[d.type];
-    if (rule !== undefined && runsOnCpu(d)) {
+    if (rule !== undefined && runsOnCpu(d, rule)) {
       violations.push(
         violation(
           d,

@@ -1,6 +1,7 @@
 import type { Module } from "../nn/module";
 import { FLOAT, type DTypeName } from "../quant/dtypes";
 import type { Ir } from "../ir/types";
+import type { OpRule } from "./spec";
 import { FLOAT_CONSTANT, isModelInput } from "../workflow/graph";
 import { runtimeOf } from "../workflow/quantRuntime";
 
@@ -43,11 +44,13 @@ export function opDtypes(modelOrIr: Module | Ir): OpDtypes[] {
 }
 
 /**
- * An op quantized nowhere — its weight in float, or its output and every input in float — runs in
- * float on the CPU: what the reference toolchain does with a node it leaves unquantized (`'ON': 'CPU'`),
- * and how a plan keeps a tail op in float.
+ * An op quantized nowhere — its weight in float, or its output and every input in float — where
+ * the march's rule does not take those dtypes runs in float on the CPU: what the reference
+ * toolchain does with a node it leaves unquantized (`'ON': 'CPU'`), and how a plan keeps a tail op
+ * in float. (A DeQuantStub, whose rule takes float, stays on the BPU.)
  */
-export function runsOnCpu(d: Pick<OpDtypes, "inputs" | "weight" | "output">): boolean {
-  if (d.weight === FLOAT) return true;
-  return d.output === FLOAT && d.inputs.length > 0 && d.inputs.every((t) => t === FLOAT);
+export function runsOnCpu(d: Pick<OpDtypes, "inputs" | "weight" | "output">, rule: OpRule): boolean {
+  const floatWeight = d.weight === FLOAT && !(rule.weight ?? []).includes(FLOAT);
+  const allFloat = d.output === FLOAT && d.inputs.length > 0 && d.inputs.every((t) => t === FLOAT);
+  return floatWeight || (allFloat && !(rule.input.includes(FLOAT) && rule.output.includes(FLOAT)));
 }

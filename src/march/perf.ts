@@ -112,7 +112,8 @@ export function perf(model: HbModel | Ir, march?: March): PerfReport {
     // the unit is the op's own (its registry entry); an op the march has no rule for runs on the CPU
     // and so does an op quantized nowhere (a plan's CPU fallback)
     const dtypes = { inputs: n.inputs.map((i) => i.quant.dtype), weight: n.weight?.quant.dtype, output: n.output.quant.dtype };
-    return opCost(n, spec.perf, spec.ops[n.type] !== undefined && !runsOnCpu(dtypes) ? (findOp(n.type)?.unit ?? "cpu") : "cpu");
+    const rule = spec.ops[n.type];
+    return opCost(n, spec.perf, rule !== undefined && !runsOnCpu(dtypes, rule) ? (findOp(n.type)?.unit ?? "cpu") : "cpu");
   });
   const total = ops.reduce((a, o) => a + o.timeUs, 0);
   const all = ops.reduce((a, o) => a + Object.values(o.macs).reduce((x, y) => x + y, 0), 0);

@@ -1,18 +1,52 @@
 /**
  * The one result shape of quantbook's tools: `rows` (plain records), `caption`, `text` (a
  * fixed-width table, the layout of the reference toolchain's *_statistic.txt files) and
- * `toDataFrame()` (danfo, loaded on first use — it takes about half a second — so the core library
- * loads lean). Display code renders these; tools only build them.
+ * `toDataFrame()` (a danfo DataFrame). Display code renders these from their records; tools only
+ * build them.
+ *
+ * danfojs-node is an optional peer: quantbook does not install it, because its `xlsx` dependency
+ * downloads from a CDN outside the npm registry (and it pulls a second, native tfjs). Nothing but
+ * `toDataFrame()` needs it, and that loads it on first use.
  */
-import type { DataFrame } from "danfojs-node";
+import { errors } from "../messages";
 
 export type Row = Record<string, string | number | boolean | null>;
 
-let danfo: typeof import("danfojs-node") | null = null;
+/**
+ * What `toDataFrame()` returns: a danfo `DataFrame` (typed here by the members quantbook's users
+ * reach for, so quantbook's types do not depend on danfo; cast to `dfd.DataFrame` for the rest).
+ */
+export interface DataFrame {
+  readonly columns: string[];
+  readonly shape: number[];
+  readonly values: unknown[];
+  head(rows?: number): DataFrame;
+  tail(rows?: number): DataFrame;
+  print(): void;
+  toString(): string;
+}
 
-function load(): typeof import("danfojs-node") {
-  if (danfo === null) danfo = require("danfojs-node") as typeof import("danfojs-node");
-  return danfo;
+type Danfo = { DataFrame: new (data: unknown, opts: { columns: string[] }) => DataFrame };
+let danfo: Danfo | null = null;
+
+/** danfojs-node (or danfojs), loaded on first use — it takes about half a second. */
+function load(): Danfo {
+  if (danfo !== null) return danfo;
+  let first: unknown;
+  for (const pkg of ["danfojs-node", "danfojs"]) {
+    try {
+      danfo = require(pkg) as Danfo;
+      return danfo;
+    } catch (e) {
+      first ??= e;
+    }
+  }
+  throw errors.missingPackage(
+    "toDataFrame()",
+    "danfojs-node",
+    'npm install danfojs-node (on a machine without internet access, add to your package.json: "overrides": { "danfojs-node": { "xlsx": "0.18.5", "@tensorflow/tfjs-node": "npm:@tensorflow/tfjs@4.22.0" } }); or use the result\'s rows, toRecords() or text',
+    first,
+  );
 }
 
 /** A DataFrame with one row per record and the given column order (all keys when omitted). */

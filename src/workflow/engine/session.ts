@@ -35,9 +35,9 @@ export function loadOrt(): OrtModule | null {
     ortModule = { Tensor: ort.Tensor, binding: b.binding };
   } catch (e) {
     const why = e instanceof Error ? e.message.split("\n")[0] : String(e);
-    // an optional dependency: npm drops it when its install script cannot download the GPU files
+    // an optional peer: quantbook does not install it (its install script downloads GPU libraries from outside the npm registry)
     loadError = /Cannot find module 'onnxruntime-node/.test(why)
-      ? "onnxruntime-node is not installed; install it with `npm install onnxruntime-node --onnxruntime-node-install=skip` (CPU only: its default install downloads GPU files from outside the npm registry)"
+      ? "onnxruntime-node is not installed; for the fast engine install it with `npm install onnxruntime-node --ignore-scripts` (its CPU binaries are in the package; the skipped install script would download GPU libraries)"
       : why;
     ortModule = null;
   }

@@ -1,0 +1,150 @@
+/**
+ * quantbook as a dependency of someone else's project: `npm pack`, then `npm install` of the
+ * tarball into a fresh project outside the checkout, on an empty npm cache and without the
+ * checkout's npm settings — nothing may be fetched from outside the registry, and no override of
+ * the user's own is needed. Then the user's scripts run against it: CommonJS, ESM, TypeScript
+ * compiled by tsc (each public result assigned to a `const`, so every returned type must be
+ * nameable), and the `quantbook` bin through npx — the CI gate on a real model.
+ */
+import assert from "node:assert/strict";
+import { execFileSync, spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import * as path from "node:path";
+import { after, before, describe, it } from "node:test";
+
+const ROOT = path.join(__dirname, "..", "..");
+const FIX = path.join(ROOT, "test", "fixtures");
+const dir = mkdtempSync(path.join(tmpdir(), "qb-consumer-"));
+const project = path.join(dir, "project");
+
+/** The environment of a user's shell: none of the npm settings `npm test` passes to its children. */
+function userEnv(): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) if (!/^npm_/i.test(k) && k !== "INIT_CWD" && k !== "NODE_OPTIONS") env[k] = v;
+  return { ...env, QUANTBOOK_PROGRESS: "off" };
+}
+
+function run(cmd: string, args: string[], cwd = project): { code: number; out: string; stdout: string } {
+  const r = spawnSync(cmd, args, { cwd, env: userEnv(), encoding: "utf8", timeout: 300000 });
+  return { code: r.status ?? -1, out: `${r.stdout ?? ""}${r.stderr ?? ""}`, stdout: r.stdout ?? "" };
+}
+
+const CJS = `const qb = require("quantbook");
+(async () => {
+  qb.setMarch(qb.March.NASH_M);
+  const model = new qb.examples.SmallModel().eval();
+  const x = qb.tf.randomNormal([4, 10, 256], 0, 1, "float32", 1);
+  const calib = qb.prepare(model, x, { qconfigSetter: [qb.defaultCalibrationQconfigSetter] });
+  qb.setFakeQuantize(calib, qb.FakeQuantState.CALIBRATION);
+  await qb.calibrate(calib, [x]);
+  qb.setFakeQuantize(calib, qb.FakeQuantState.VALIDATION);
+  const table = new qb.QuantAnalysis(model, calib).sensitivity({ data: x });
+  let frame = "";
+  try { table.toDataFrame(); } catch (e) { frame = e.code; }
+  console.log(JSON.stringify({ worst: table.rows[0].op_name, rows: table.rows.length, frame, backend: qb.activeBackend() }));
+})().catch((e) => { console.error(e); process.exit(1); });
+`;
+
+const ESM = `import * as qb from "quantbook";
+import def from "quantbook";
+const x = qb.tf.ones([2, 3]);
+console.log(JSON.stringify({ named: typeof qb.prepare, io: typeof qb.io.loadOnnx, march: qb.March.NASH_E, same: def.prepare === qb.prepare, shape: x.shape }));
+`;
+
+const TS = `import * as qb from "quantbook";
+
+async function main(): Promise<void> {
+  qb.setMarch(qb.March.NASH_M);
+  const model = new qb.examples.SmallModel().eval();
+  const x: qb.tf.Tensor = qb.tf.randomNormal([4, 10, 256], 0, 1, "float32", 1);
+  const calib = qb.prepare(model, x, { qconfigSetter: [qb.defaultCalibrationQconfigSetter] });
+  qb.setFakeQuantize(calib, qb.FakeQuantState.CALIBRATION);
+  const done = await qb.calibrate(calib, [x]);
+  qb.setFakeQuantize(calib, qb.FakeQuantState.VALIDATION);
+  const sum = qb.quantSummary(calib);
+  const check = qb.checkModel(calib, qb.March.NASH_M);
+  const ir = qb.export(calib, x);
+  const perf = qb.perf(ir);
+  const qa = new qb.QuantAnalysis(model, calib);
+  const sens = qa.sensitivity({ data: x });
+  const ev = await qb.evaluate(calib, [x]);
+  const y = calib.forward(x);
+  console.log(JSON.stringify({ batches: done.batches, summary: sum.rows.length, ok: check.ok, latency: perf.latencyMs > 0, worst: sens.rows[0].op_name, passed: ev.passed, shape: y.shape }));
+}
+main();
+`;
+
+describe("quantbook installed into another project", { timeout: 600000 }, () => {
+  let installMs = 0;
+  before(() => {
+    const t0 = performance.now();
+    execFileSync("npm", ["pack", "--pack-destination", dir], { cwd: ROOT, env: userEnv(), stdio: "pipe" });
+    const tarball = readdirSync(dir).find((f) => f.endsWith(".tgz")) as string;
+    execFileSync("mkdir", ["-p", project]);
+    writeFileSync(path.join(project, "package.json"), JSON.stringify({ name: "my-model", version: "1.0.0", private: true }));
+    const r = run("npm", ["install", path.join(dir, tarball), "typescript@5.4.5", "--cache", path.join(dir, "cache"), "--no-audit", "--no-fund"]);
+    assert.equal(r.code, 0, r.out);
+    installMs = performance.now() - t0;
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("installs from the registry alone, with no override and no GPU or CDN download", (t) => {
+    t.diagnostic(`npm pack + npm install on an empty cache: ${(installMs / 1000).toFixed(1)} s`);
+    const installed = readdirSync(path.join(project, "node_modules"));
+    assert.ok(installed.includes("quantbook"));
+    // neither optional peer is installed for the user: danfojs-node (xlsx from a CDN) and onnxruntime-node (GPU download)
+    assert.ok(!installed.includes("danfojs-node") && !installed.includes("xlsx"), "danfojs-node came along");
+    assert.ok(!installed.includes("onnxruntime-node"), "onnxruntime-node came along");
+    assert.ok(existsSync(path.join(project, "node_modules", ".bin", "quantbook")));
+  });
+
+  it("runs a CommonJS script: the whole flow on the wasm backend, and toDataFrame() names the package it needs", () => {
+    writeFileSync(path.join(project, "flow.cjs"), CJS);
+    const r = run("node", ["flow.cjs"]);
+    assert.equal(r.code, 0, r.out);
+    const got = JSON.parse(r.stdout.trim().split("\n").pop() as string);
+    assert.equal(got.rows, 16);
+    assert.equal(got.frame, "MISSING_PACKAGE");
+    assert.equal(got.backend, "wasm");
+  });
+
+  it("runs an ES module: named and default imports are the same quantbook", () => {
+    writeFileSync(path.join(project, "flow.mjs"), ESM);
+    const r = run("node", ["flow.mjs"]);
+    assert.equal(r.code, 0, r.out);
+    assert.deepEqual(JSON.parse(r.stdout.trim()), { named: "function", io: "function", march: "nash-e", same: true, shape: [2, 3] });
+  });
+
+  it("compiles a TypeScript script with tsc (every result assigned to a const) and runs it", () => {
+    writeFileSync(path.join(project, "flow.ts"), TS);
+    writeFileSync(
+      path.join(project, "tsconfig.json"),
+      JSON.stringify({ compilerOptions: { target: "ES2022", module: "commonjs", strict: true, declaration: true, skipLibCheck: true, outDir: "out" }, files: ["flow.ts"] }),
+    );
+    const c = run("npx", ["tsc", "-p", "tsconfig.json"]);
+    assert.equal(c.code, 0, c.out);
+    const r = run("node", [path.join("out", "flow.js")]);
+    assert.equal(r.code, 0, r.out);
+    const got = JSON.parse(r.stdout.trim().split("\n").pop() as string);
+    assert.deepEqual(got.shape, [4, 10, 60]);
+    assert.equal(got.batches, 1);
+    assert.equal(got.latency, true);
+  });
+
+  it("npx quantbook check gates a real model on a folder of images", () => {
+    const r = run("npx", [
+      "quantbook",
+      "check",
+      path.join(FIX, "onnx", "mobilenet_v2_opset13.onnx"),
+      "--march",
+      "nash-m",
+      "--data",
+      path.join(FIX, "images", "calib"),
+      "--limit",
+      "4",
+    ]);
+    assert.equal(r.code, 0, r.out);
+    assert.match(r.stdout, /chip rules: pass; estimated latency [0-9.]+ ms\nPASS\s*$/);
+  });
+});
