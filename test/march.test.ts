@@ -53,7 +53,11 @@ describe("chip rules, every op and dtype combination", () => {
             const cpu = i === "float32" && o === "float32";
             const bad = cpu ? 1 : (i === "float32" ? (type === "Mul" || type === "Add" ? 2 : 1) : 0) + (o === "float32" ? 1 : 0);
             assert.equal(res.violations.length, bad, `${type} ${i} -> ${o}`);
-            assert.equal(res.violations.some((v) => v.kind === "cpu"), cpu, `${type} ${i} -> ${o}`);
+            assert.equal(
+              res.violations.some((v) => v.kind === "cpu"),
+              cpu,
+              `${type} ${i} -> ${o}`,
+            );
           }
       }
     });
