@@ -105,10 +105,40 @@ function markdown(src: string): string {
   return marked.parse(src);
 }
 
+const TS_KEYWORDS = new Set(
+  (
+    "abstract as async await break case catch class const continue default delete do else enum export extends false finally for from function " +
+    "if implements import in instanceof interface let new null of private protected public readonly return static super switch this throw true " +
+    "try type typeof undefined var void while yield"
+  ).split(" "),
+);
+
+/**
+ * TypeScript source as HTML with its comments, strings, numbers and keywords marked (classes
+ * qb-c, qb-s, qb-n, qb-k): the page's own highlighter, so it works offline like the charts.
+ * Every character of the source is kept, escaped.
+ */
+export function highlightTs(src: string): string {
+  const token = /(\/\/[^\n]*|\/\*[\s\S]*?\*\/)|("(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*'|`(?:[^`\\]|\\.)*`)|(\b\d[\d_]*(?:\.\d+)?(?:e[+-]?\d+)?\b)|([A-Za-z_$][\w$]*)/g;
+  let out = "";
+  let last = 0;
+  for (let m = token.exec(src); m !== null; m = token.exec(src)) {
+    out += escapeHtml(src.slice(last, m.index));
+    const cls = m[1] ? "qb-c" : m[2] ? "qb-s" : m[3] ? "qb-n" : TS_KEYWORDS.has(m[4]) ? "qb-k" : null;
+    out += cls === null ? escapeHtml(m[0]) : `<span class="${cls}">${escapeHtml(m[0])}</span>`;
+    last = m.index + m[0].length;
+  }
+  return out + escapeHtml(src.slice(last));
+}
+
 export const REPORT_CSS = `
 body { font-family: system-ui, sans-serif; max-width: 1000px; margin: 2rem auto; padding: 0 1rem; color: #222; line-height: 1.5; }
 pre { background: #f6f8fa; padding: .6rem .8rem; overflow-x: auto; font-size: 13px; border-radius: 4px; }
-.qb-code { border-left: 3px solid #4a7bd0; }
+.qb-code { border-left: 3px solid #4a7bd0; white-space: pre-wrap; overflow-wrap: anywhere; }
+.qb-code .qb-c { color: #6a737d; font-style: italic; }
+.qb-code .qb-s { color: #032f62; }
+.qb-code .qb-n { color: #005cc5; }
+.qb-code .qb-k { color: #d73a49; font-weight: 600; }
 .qb-error { background: #fdecea; color: #8a1c1c; }
 .qb-stderr { background: #fff6e5; }
 .qb-out { margin: .3rem 0 1.2rem 1.2rem; }
@@ -210,7 +240,7 @@ export function notebookHtml(nb: Notebook, title: string, nav = "", scripts: Cha
     if (cell.cell_type !== "code") return `<pre>${escapeHtml(src)}</pre>`;
     const outs = (cell.outputs ?? []).map((o) => r.output(o)).join("\n");
     const count = cell.execution_count == null ? " " : String(cell.execution_count);
-    return `<div class="qb-cell"><pre class="qb-code" title="In [${count}]">${escapeHtml(src)}</pre><div class="qb-out">${outs}</div></div>`;
+    return `<div class="qb-cell"><pre class="qb-code" title="In [${count}]">${highlightTs(src)}</pre><div class="qb-out">${outs}</div></div>`;
   });
   return `<!doctype html><html><head><meta charset="utf-8"><title>${escapeHtml(title)}</title><style>${REPORT_CSS}</style></head><body>${nav}${parts.join("\n")}${r.charts > 0 ? scriptTags(scripts) : ""}</body></html>`;
 }

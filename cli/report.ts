@@ -159,6 +159,8 @@ export async function executeNotebook(
       if (firstResultMs === 0) firstResultMs = performance.now() - start;
       cell.outputs = r.outputs;
       cell.execution_count = r.executionCount;
+      // per-cell timing, as nbclient records it (the one part of an executed notebook that changes from run to run)
+      cell.metadata = { ...(cell.metadata ?? {}), execution: r.timing };
       if (r.status === "error") {
         const e = r.outputs.find((o) => o.output_type === "error") as { ename: string; evalue: string } | undefined;
         error ??= `cell ${cells}: ${e?.ename}: ${e?.evalue}`;

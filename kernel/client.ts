@@ -33,6 +33,8 @@ export interface ExecuteResult {
   status: "ok" | "error" | "aborted";
   executionCount: number;
   outputs: NbOutput[];
+  /** When the kernel went busy, took the input, replied and went idle (ISO times, nbclient's `metadata.execution` keys). */
+  timing: Record<string, string>;
 }
 
 export class KernelClient {
@@ -135,6 +137,8 @@ export class KernelClient {
     const byDisplayId = new Map<string, number[]>();
     let clearPending = false;
     let reply: Message | null = null;
+    const timing: Record<string, string> = {};
+    const stamp = (key: string, m: Message) => (timing[key] = typeof m.header.date === "string" && m.header.date !== "" ? m.header.date : new Date().toISOString());
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`cell did not finish within ${timeoutMs} ms`)), timeoutMs);
       const add = (o: NbOutput, displayId?: string) => {
@@ -154,7 +158,8 @@ export class KernelClient {
         clearTimeout(timer);
         this.listeners.delete(reply.parent_header.msg_id as string);
         const c = reply.content as { status: ExecuteResult["status"]; execution_count: number };
-        resolve({ status: c.status, executionCount: c.execution_count, outputs });
+        stamp("shell.execute_reply", reply);
+        resolve({ status: c.status, executionCount: c.execution_count, outputs, timing });
       };
       void this.request("execute_request", { code, silent: false, store_history: true, user_expressions: {}, allow_stdin: false, stop_on_error: true }, (m) => {
         const c = m.content as Record<string, unknown>;
@@ -178,8 +183,13 @@ export class KernelClient {
               byDisplayId.clear();
             }
             return;
+          case "execute_input":
+            stamp("iopub.execute_input", m);
+            return;
           case "status":
+            if (c.execution_state === "busy") stamp("iopub.status.busy", m);
             if (c.execution_state === "idle") {
+              stamp("iopub.status.idle", m);
               idleMsg = true;
               finish();
             }

@@ -17,6 +17,8 @@ import { errors } from "./messages";
 export type BackendName = "tensorflow" | "wasm" | "cpu";
 
 let initialized: Promise<BackendName> | null = null;
+/** The backend initBackend settled on (null until it has). */
+let chosen: BackendName | null = null;
 
 function tryRequire(name: string): boolean {
   try {
@@ -89,6 +91,7 @@ export function initBackend(): Promise<BackendName> {
   if (initialized === null) {
     initialized = choose().then(async (name) => {
       await tf.ready();
+      chosen = name;
       return name;
     });
     initialized.catch(() => {
@@ -108,9 +111,22 @@ export async function ensureBackend(): Promise<void> {
   await initBackend();
 }
 
-/** The name of the backend running tensor ops now (as tfjs reports it). */
+/**
+ * The backend quantbook computes with: once chosen (the first `initBackend`, or the first
+ * quantbook call that needs one), the one running tensor ops; before that, the one it will
+ * choose (`QUANTBOOK_BACKEND`, else tfjs-node if it loads, else wasm) — never undefined.
+ */
 export function activeBackend(): string {
-  return tf.getBackend();
+  if (chosen !== null) return tf.getBackend() ?? chosen;
+  const wanted = process.env.QUANTBOOK_BACKEND;
+  if (wanted === "tensorflow" || wanted === "wasm" || wanted === "cpu") return wanted;
+  for (const [name, pkg] of [
+    ["tensorflow", "tfjs-node-native"],
+    ["wasm", "@tensorflow/tfjs-backend-wasm"],
+  ] as const) {
+    if (tryRequire(pkg)) return name;
+  }
+  return "cpu";
 }
 
 /**

@@ -48,8 +48,10 @@ const CJS = `const qb = require("quantbook");
 
 const ESM = `import * as qb from "quantbook";
 import def from "quantbook";
+// before any quantbook call: the backend it will compute with, not undefined
+const before = qb.activeBackend();
 const x = qb.tf.ones([2, 3]);
-console.log(JSON.stringify({ named: typeof qb.prepare, io: typeof qb.io.loadOnnx, march: qb.March.NASH_E, same: def.prepare === qb.prepare, shape: x.shape }));
+console.log(JSON.stringify({ named: typeof qb.prepare, io: typeof qb.io.loadOnnx, march: qb.March.NASH_E, same: def.prepare === qb.prepare, shape: x.shape, before }));
 `;
 
 const TS = `import * as qb from "quantbook";
@@ -73,6 +75,55 @@ async function main(): Promise<void> {
   console.log(JSON.stringify({ batches: done.batches, summary: sum.rows.length, ok: check.ok, latency: perf.latencyMs > 0, worst: sens.rows[0].op_name, passed: ev.passed, shape: y.shape }));
 }
 main();
+`;
+
+/** Compiled with declaration output, never run: each public result in a const, so every returned type must be nameable from the user's project. */
+const TYPES = `import * as qb from "quantbook";
+
+// compiled, never run: each public result in a const, so every returned type must be nameable
+export async function everyResult(model: qb.nn.Module, calib: qb.nn.Module, x: qb.tf.Tensor, file: string) {
+  const onnx = await qb.io.loadOnnx(file);
+  const out = onnx.forward(x);
+  const sd = await qb.io.loadTorch(file);
+  const npy = await qb.io.loadNpy(file);
+  const images = qb.data.imageFolder(file, { batchSize: 2 });
+  const folder = qb.data.npyFolder(file);
+  const batches = await images.take(1);
+  const prepared = qb.prepare(model, x, { qconfigSetter: [qb.defaultCalibrationQconfigSetter] });
+  const done = await qb.calibrate(prepared, images);
+  const sum = qb.quantSummary(calib);
+  const check = qb.checkModel(calib, qb.March.NASH_M);
+  const ir = qb.export(calib, x);
+  const hb = qb.convert(ir, qb.March.NASH_M);
+  const perf = qb.perf(ir);
+  const qa = new qb.QuantAnalysis(model, calib);
+  const sens = qa.sensitivity({ data: x });
+  const streamed = await qa.sensitivity({ batches: folder });
+  const stats = qa.statistics({ data: x });
+  const layers = qa.comparePerLayer({ data: x });
+  const curve = qa.cumulativeError({ data: x });
+  const spec = curve.plot();
+  const advice = qa.advisor({ data: x });
+  const explorer = qb.scaleExplorer(calib, "linear2.mul", { data: x });
+  const ev = await qb.evaluate(calib, images, { task: "classification" });
+  const choice = await qb.chooseCalibration(model, [x]);
+  const bias = qb.biasCorrection(calib, [x]);
+  const plan = await qb.planMixedPrecision(model, [x], { march: qb.March.NASH_M });
+  const saved = plan.toJSON();
+  const loaded = qb.loadPlan(saved);
+  const setter = plan.setter(0);
+  const yaml = qb.deploy.ptqYaml(calib, { data: images });
+  const names = qb.deploy.onnxNames(calib);
+  const info = qb.deploy.nodeInfo(calib);
+  const params = qb.deploy.inputParameters(images, calib);
+  const qdq = qb.deploy.qdqOnnx(calib, x);
+  const snippet = qb.deploy.pluginSnippet(calib);
+  const decision = qb.engine(calib);
+  const frame = sens.toDataFrame();
+  const records = sens.toRecords();
+  const backend = qb.activeBackend();
+  return [out, sd, npy, batches, done, sum, check, hb, perf, streamed, stats, layers, spec, advice, explorer, ev, choice, bias, loaded, setter, yaml, names, info, params, qdq, snippet, decision, frame, records, backend];
+}
 `;
 
 describe("quantbook installed into another project", { timeout: 600000 }, () => {
@@ -113,14 +164,18 @@ describe("quantbook installed into another project", { timeout: 600000 }, () => 
     writeFileSync(path.join(project, "flow.mjs"), ESM);
     const r = run("node", ["flow.mjs"]);
     assert.equal(r.code, 0, r.out);
-    assert.deepEqual(JSON.parse(r.stdout.trim()), { named: "function", io: "function", march: "nash-e", same: true, shape: [2, 3] });
+    assert.deepEqual(JSON.parse(r.stdout.trim()), { named: "function", io: "function", march: "nash-e", same: true, shape: [2, 3], before: "wasm" });
   });
 
-  it("compiles a TypeScript script with tsc (every result assigned to a const) and runs it", () => {
+  it("compiles TypeScript with tsc (every public result assigned to a const, declarations emitted) and runs it", () => {
     writeFileSync(path.join(project, "flow.ts"), TS);
+    writeFileSync(path.join(project, "types.ts"), TYPES);
     writeFileSync(
       path.join(project, "tsconfig.json"),
-      JSON.stringify({ compilerOptions: { target: "ES2022", module: "commonjs", strict: true, declaration: true, skipLibCheck: true, outDir: "out" }, files: ["flow.ts"] }),
+      JSON.stringify({
+        compilerOptions: { target: "ES2022", module: "commonjs", strict: true, declaration: true, skipLibCheck: true, outDir: "out" },
+        files: ["flow.ts", "types.ts"],
+      }),
     );
     const c = run("npx", ["tsc", "-p", "tsconfig.json"]);
     assert.equal(c.code, 0, c.out);

@@ -37,13 +37,13 @@ describe("Jupyter conformance and nbclient", () => {
   });
 
   // every notebook runs in the walkthrough test (through quantbook's own client); under Jupyter's
-  // nbclient a sample of them — the first, one with charts and tables, the newest — keeps CI short
-  it("runs notebooks under nbclient with the expected outputs (00, 05, 10)", { skip: skipOrFail(jupyterMissing(["nbclient", "nbformat"])), timeout: 600000 }, () => {
+  // nbclient a sample of them — the first, and one with charts and tables — keeps CI short
+  it("runs notebooks under nbclient with the expected outputs (00, 05)", { skip: skipOrFail(jupyterMissing(["nbclient", "nbformat"])), timeout: 600000 }, () => {
     const nbDir = path.join(ROOT, "notebooks");
     const files = readdirSync(nbDir)
-      .filter((f) => /^(00|05|10)_.*\.ipynb$/.test(f))
+      .filter((f) => /^(00|05)_.*\.ipynb$/.test(f))
       .sort();
-    assert.equal(files.length, 3);
+    assert.equal(files.length, 2);
     const out = mkdtempSync(path.join(tmpdir(), "qb-nbclient-"));
     const t0 = performance.now();
     const r = spawnSync(PYTHON, [path.join(ROOT, "test", "jupyter", "run_notebooks.py"), out, ...files.map((f) => path.join(nbDir, f))], {

@@ -244,3 +244,58 @@ describe("export, convert and perf on the article model", () => {
     model.dispose();
   });
 });
+
+describe("every fix the checker suggests is valid for its op", { timeout: 300000 }, () => {
+  before(setup);
+  const all16: qb.QconfigSetter = { setterName: "all int16", qconfigFor: () => qb.getQconfig({ weightDtype: qb.qint16, outDtype: qb.qint16 }) };
+  /** The fix as code: a qconfig for the op, or the Linear rewrite; null for advice that is not one edit. */
+  function apply(fix: string, model: qb.nn.Module): { model: qb.nn.Module; setters: qb.QconfigSetter[] } | null {
+    const q = /ModuleNameQconfigSetter\(\{ '([^']+)': getQconfig\(\{ (inDtype|weightDtype|outDtype): (qint8|qint16) \}\) \}\)/.exec(fix);
+    if (q) return { model, setters: [qb.ModuleNameQconfigSetter({ [q[1]]: qb.getQconfig({ [q[2]]: qb[q[3] as "qint8" | "qint16"] }) }), all16] };
+    const r = /replaceLinearWithBroadcastMulSum\(model, '([^']+)'\)/.exec(fix);
+    if (r) return { model: qb.transforms.replaceLinearWithBroadcastMulSum(model, r[1]), setters: [all16] };
+    return null;
+  }
+
+  for (const [label, load, shape] of [
+    ["the article model", async () => new qb.examples.SmallModel().eval() as qb.nn.Module, [4, 8, 256]],
+    ["ResNet (ONNX: Conv and Gemm)", () => qb.io.loadOnnx(fixture("onnx/resnet_opset13.onnx")), [1, 3, 32, 32]],
+    ["ViT (ONNX: MatMul operands)", () => qb.io.loadOnnx(fixture("onnx/vit_opset13.onnx")), [1, 3, 32, 32]],
+  ] as const) {
+    it(`${label}: each suggested edit, applied alone, clears its violation and adds none (NASH_M, everything int16)`, async () => {
+      qb.setMarch(qb.March.NASH_M);
+      const model = await load();
+      const x = tf.randomNormal([...shape], 0, 1, "float32", 5);
+      const prepared = qb.prepare(model, x, { qconfigSetter: [all16], warn: false });
+      const violations = qb.checkModel(prepared, qb.March.NASH_M).violations.filter((v) => v.kind === "rule");
+      prepared.dispose();
+      assert.ok(violations.length > 0, "all-int16 breaks the int16-pair rule somewhere");
+      let applied = 0;
+      for (const v of violations) {
+        // the rewrite is offered for a Linear only
+        assert.equal(
+          v.fixes.some((f) => f.includes("replaceLinearWithBroadcastMulSum")),
+          v.opType === "Linear",
+          `${v.op} (${v.opType}): ${v.fixes.join(" | ")}`,
+        );
+        for (const fix of v.fixes) {
+          const edit = apply(fix, model);
+          if (edit === null) continue;
+          const p = qb.prepare(edit.model.eval(), x, { qconfigSetter: edit.setters, warn: false });
+          const after = qb.checkModel(p, qb.March.NASH_M).violations.filter((w) => w.kind === "rule");
+          assert.ok(
+            after.every((w) => w.op !== v.op && !w.op.startsWith(`${v.module}.`)),
+            `${fix}: ${after.map((w) => w.message).join("; ")}`,
+          );
+          assert.ok(after.length < violations.length, `${fix}: ${after.length} violations after, ${violations.length} before`);
+          p.dispose();
+          if (edit.model !== model) edit.model.dispose();
+          applied++;
+        }
+      }
+      assert.ok(applied >= violations.length, `${applied} fixes applied for ${violations.length} violations`);
+      x.dispose();
+      model.dispose();
+    });
+  }
+});

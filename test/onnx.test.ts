@@ -917,6 +917,27 @@ describe("ONNX import", { timeout: 300000 }, () => {
     const notOnnx = path.join(__dirname, "..", "..", "test", "fixtures", "random_data.pt");
     await assert.rejects(qb.io.loadOnnx(notOnnx), (e: qb.QuantbookError) => e.code === "BAD_FILE" && e.message.includes("random_data.pt"));
     await assert.rejects(qb.io.loadOnnx("no/such/model.onnx"), (e: qb.QuantbookError) => e.code === "BAD_FILE" && e.message.includes("no/such/model.onnx"));
+    // other kinds of file are named, with the loader or export step that takes them
+    const fx = (f: string) => readFileSync(path.join(__dirname, "..", "..", "test", "fixtures", f));
+    const enc = (t: string) => new TextEncoder().encode(t);
+    const zipWith = (entry: string) => Uint8Array.from([0x50, 0x4b, 3, 4, ...new Array<number>(26).fill(0), ...enc(entry)]);
+    const tflite = Uint8Array.from([0x1c, 0, 0, 0, ...enc("TFL3"), ...new Array<number>(40).fill(0)]);
+    for (const [label, data, want] of [
+      ["torch.save zip", fx("float-checkpoint.ckpt"), /is a PyTorch checkpoint \(torch\.save, zip\).*qb\.io\.loadTorch/],
+      ["legacy torch.save", fx("legacy-checkpoint.ckpt"), /is a Python pickle.*qb\.io\.loadTorch/],
+      ["safetensors", fx("small.safetensors"), /is a safetensors file.*qb\.io\.loadSafetensors/],
+      ["TorchScript", zipWith("model/code/__torch__/model.py"), /is a TorchScript archive.*torch\.onnx\.export/],
+      ["TFLite", tflite, /is a TensorFlow Lite model.*tf2onnx/],
+      ["Git LFS pointer", enc("version https://git-lfs.github.com/spec/v1\noid sha256:4d7a\nsize 4455\n"), /is a Git LFS pointer.*git lfs pull/],
+      [
+        "HTML page",
+        enc("<!DOCTYPE html>\n<html><head><title>404</title></head><body>Not found</body></html>\n"),
+        /is a text file \(it starts "<!DOCTYPE html>"\).*not a model file/,
+      ],
+      ["empty file", new Uint8Array(0), /is an empty file.*fetch the file again/],
+    ] as const) {
+      await assert.rejects(qb.io.loadOnnx(Uint8Array.from(data)), (e: qb.QuantbookError) => e.code === "BAD_FILE" && want.test(e.message), label);
+    }
     // a graph that fails while checking it runs at load: everything it made is freed
     const badShape = model(13, [{ name: "r", opType: "Reshape", input: ["x", "shape"], output: ["y"] }], [int64s("shape", [3, 5])], ["x", [1, 4]], "y");
     await assert.rejects(qb.io.loadOnnx(badShape), /node r/);

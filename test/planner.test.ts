@@ -10,6 +10,7 @@ import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 import * as qb from "../src";
 import { fixture, setup } from "./helpers";
+import { clearInterrupt, requestInterrupt } from "../src/util/interrupt";
 
 let sd: Record<string, tf.Tensor>;
 let x: tf.Tensor;
@@ -128,8 +129,12 @@ describe("mixed-precision planner", { timeout: 300000 }, () => {
 
   it("takes a Dataset (its batches in memory for the search) and frees them", async () => {
     const before = tf.memory().numTensors;
-    const plan = await qb.planMixedPrecision(model, qb.data.fromTensors([x]), { march: qb.March.NASH_P, evaluations: 3, onProgress: () => {} });
+    const seen: qb.Progress[] = [];
+    const plan = await qb.planMixedPrecision(model, qb.data.fromTensors([x]), { march: qb.March.NASH_P, evaluations: 3, onProgress: (p) => seen.push(p) });
     assert.ok(plan.rows.length >= 1);
+    // the bar ends full, whatever the budget left unmeasured
+    const last = seen[seen.length - 1];
+    assert.equal(last.done, last.total);
     assert.equal(tf.memory().numTensors, before);
   });
 
@@ -174,6 +179,25 @@ describe("mixed-precision planner", { timeout: 300000 }, () => {
       listed.map((o) => `${o}.cpu`).sort(),
     );
     c.dispose();
+  });
+
+  it("an interrupt names the planner, and the float model is untouched", async () => {
+    const before = tf.tidy(() => (model.forward(x) as tf.Tensor).dataSync().slice(0, 8));
+    let calls = 0;
+    await assert.rejects(
+      qb.planMixedPrecision(model, [x], {
+        march: qb.March.NASH_M,
+        onProgress: () => {
+          if (++calls === 2) requestInterrupt();
+        },
+      }),
+      (e: qb.QuantbookError) => e instanceof qb.InterruptedError && /^planMixedPrecision\b.*interrupted by the user/.test(e.message),
+    );
+    clearInterrupt();
+    assert.deepEqual(
+      tf.tidy(() => (model.forward(x) as tf.Tensor).dataSync().slice(0, 8)),
+      before,
+    );
   });
 
   it("is deterministic, and does no worse than top-k promotion at the same latency (NASH_P, where top-k is legal)", async () => {

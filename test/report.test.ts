@@ -11,7 +11,7 @@ import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 import * as qb from "../src";
 import { toMimeBundle } from "../src/display/mime";
-import type { NbCell, NbCellOutput, Notebook } from "../cli/notebookHtml";
+import { highlightTs, type NbCell, type NbCellOutput, type Notebook } from "../cli/notebookHtml";
 import { collectNotebooks, report, reportCommand, ReportError } from "../cli/report";
 import { run as cliRun } from "../cli/main";
 import { assertThrows, setup } from "./helpers";
@@ -113,6 +113,29 @@ describe("quantbook report", { timeout: 300000 }, () => {
       logs.some((l) => /report: 2\/4 notebooks ok/.test(l)),
       logs.join("\n"),
     );
+  });
+
+  it("highlights code offline: comments, strings, numbers and keywords marked, every character kept and escaped", () => {
+    const src = 'const x = qb.tf.ones([2, 3]); // a <tensor>\nif (a < 1e-3 && b !== "s\\"t") { return `t${x}`; }\n/* block\n comment */ await f(\'q\');';
+    const html = highlightTs(src);
+    const text = html
+      .replace(/<span class="qb-[cksn]">/g, "")
+      .replace(/<\/span>/g, "")
+      .replace(/&lt;/g, "<")
+      .replace(/&gt;/g, ">")
+      .replace(/&quot;/g, '"')
+      .replace(/&#39;/g, "'")
+      .replace(/&amp;/g, "&");
+    assert.equal(text, src);
+    assert.ok(!/<(?!\/?span)/.test(html), "no raw < outside the spans");
+    for (const [cls, word] of [
+      ["qb-k", "const"],
+      ["qb-k", "await"],
+      ["qb-c", "// a &lt;tensor&gt;"],
+      ["qb-n", "1e-3"],
+      ["qb-s", "`t${x}`"],
+    ])
+      assert.ok(html.includes(`<span class="${cls}">${word}</span>`), `${cls} ${word}: ${html}`);
   });
 
   it("refuses bad arguments with the path and what was expected", async () => {

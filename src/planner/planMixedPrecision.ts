@@ -40,6 +40,7 @@ import { getQconfig, type QConfig } from "../quant/qconfig";
 import { FakeQuantState } from "../quant/state";
 import { replaceLinearWithBroadcastMulSum } from "../transforms/linearToMulSum";
 import { reportProgress, type ProgressCallback } from "../util/progress";
+import { InterruptedError } from "../util/interrupt";
 import { makeTable, type Table } from "../util/table";
 import { calibrate } from "../workflow/calibrate";
 import { exportModel } from "../workflow/export";
@@ -279,6 +280,13 @@ function irOf(base: Ir, plan: Plan): Ir {
     outDtype.set(n.name, n.output.quant.dtype);
   }
   return { ...base, nodes };
+}
+
+/** Why the front holds a single plan. */
+function oneWhy(measured: number, knobs: number): string {
+  if (knobs === 0) return "no point could change dtype within the rules (nothing to plan)";
+  if (measured <= 1) return "no other plan was measured (raise `evaluations`)";
+  return `the ${measured - 1} other measured plan${measured === 2 ? " was" : "s were"} no more accurate at no lower latency (they changed nothing that matters on this data)`;
 }
 
 function ruleViolations(ir: Ir, march: March): string[] {
@@ -609,6 +617,8 @@ export async function planMixedPrecision(float: Module, data: tf.Tensor | tf.Ten
       const legal = ruleViolations(m.ir, opts.march).length === 0;
       topk.push({ k, measured_error: m.error, latency_ms: legal ? perf(m.ir, opts.march).latencyMs : latency(plan), legal });
     }
+    // the last step reported: a progress bar ends full (the measurements stop where the budget allows, not at its count)
+    progress(maxEvals + 3, maxEvals + 3);
     const rows: PlanRow[] = front.map((m, i) => ({
       point: i,
       measured_error: m.error,
@@ -622,7 +632,8 @@ export async function planMixedPrecision(float: Module, data: tf.Tensor | tf.Ten
     const elapsedMs = performance.now() - t0;
     const table = makeTable(
       `Mixed-precision front on ${opts.march} (${m === "Cosine" ? "1 − cosine" : m}): ${rows.length} plans (${evaluations} full-model evaluations, ${(elapsedMs / 1000).toFixed(1)} s; prediction gap ${(100 * before).toFixed(0)}% → ${(100 * after).toFixed(0)}%)` +
-        (unplanned.length ? `; not planned (no ${opts.march} rule, assumed CPU): ${unplanned.join(", ")}` : ""),
+        (unplanned.length ? `; not planned (no ${opts.march} rule, assumed CPU): ${unplanned.join(", ")}` : "") +
+        (rows.length === 1 ? `; a front of one plan: ${oneWhy(measured.length, knobs.length)}` : ""),
       rows,
       columns,
       (r) => ({ ...r }),
@@ -697,6 +708,13 @@ export async function planMixedPrecision(float: Module, data: tf.Tensor | tf.Ten
     };
     if (opts.budget) result.chosen = result.pick(opts.budget);
     return result;
+  } catch (e) {
+    // an interrupt inside one of the planner's steps (a calibration, a sensitivity pass) is the planner's
+    if (e instanceof InterruptedError && !e.message.startsWith("planMixedPrecision")) {
+      const step = /^(\w+)/.exec(e.message)?.[1] ?? "a step";
+      throw new InterruptedError(`planMixedPrecision (in its ${step} step, after ${evaluations} evaluations; the float model is unchanged)`);
+    }
+    throw e;
   } finally {
     if (previousMarch !== null) setMarch(previousMarch);
   }

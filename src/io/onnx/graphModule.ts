@@ -10,7 +10,7 @@
  * known), so it never becomes a quantized op; every other node runs through the registry's ops.
  */
 import * as tf from "@tensorflow/tfjs";
-import { QuantbookError } from "../../messages";
+import { errors, QuantbookError } from "../../messages";
 import { DeQuantStub, QuantStub } from "../../nn/layers";
 import { Module } from "../../nn/module";
 import { currentForward, declareConstant } from "../../nn/forwardContext";
@@ -19,8 +19,13 @@ import type { PlanStep } from "./plan";
 
 /** A container at a module path; runs the ops of its scope so they are named after it. */
 export class OnnxScope extends Module {
-  forward(run: () => tf.Tensor[]): tf.Tensor[] {
+  forward(run: () => tf.Tensor[]): tf.Tensor | tf.Tensor[] {
     return run();
+  }
+
+  /** Runs `run` as this module (its ops named after it); its list of outputs as it returned them. */
+  inScope(run: () => tf.Tensor[]): tf.Tensor[] {
+    return this.forward(run) as tf.Tensor[];
   }
 }
 
@@ -71,9 +76,21 @@ export class OnnxGraphModule extends OnnxScope {
     }, this);
   }
 
-  override forward(...args: unknown[]): tf.Tensor[] {
+  /**
+   * Runs the graph: one Tensor when the graph has one output, else one per graph output in the
+   * file's order (`forwardAll` always returns the list). Cast to the one you expect:
+   * `model.forward(x) as tf.Tensor`.
+   */
+  override forward(...args: unknown[]): tf.Tensor | tf.Tensor[] {
     if (typeof args[0] === "function") return super.forward(args[0] as () => tf.Tensor[]);
-    return this.interpret(args as tf.Tensor[], null);
+    const outs = this.interpret(args as tf.Tensor[], null);
+    return outs.length === 1 ? outs[0] : outs;
+  }
+
+  /** The graph's outputs as a list, in the file's order, however many there are. */
+  forwardAll(...inputs: tf.Tensor[]): tf.Tensor[] {
+    const out = this.forward(...inputs);
+    return Array.isArray(out) ? out : [out];
   }
 
   /**
@@ -95,7 +112,11 @@ export class OnnxGraphModule extends OnnxScope {
   private interpret(inputs: tf.Tensor[], seen: Map<string, tf.Tensor> | null): tf.Tensor[] {
     const info = this.onnx;
     if (inputs.length !== info.inputs.length) {
-      throw new Error(`OnnxGraphModule (${info.file}): the graph takes ${info.inputs.length} input(s) (${info.inputs.map((i) => i.name).join(", ")}), got ${inputs.length}`);
+      throw errors.invalidArgument(
+        `OnnxGraphModule (${info.file})`,
+        `the graph takes ${info.inputs.length} input(s) (${info.inputs.map((i) => i.name).join(", ")}), got ${inputs.length}`,
+        "pass one tensor per graph input, in that order",
+      );
     }
     const env = new Map<string, tf.Tensor>();
     const isConst = new Set<string>();
@@ -147,9 +168,10 @@ export class OnnxGraphModule extends OnnxScope {
     }
     const outs = info.outputs.map((o, i) => {
       const t = lookup(o);
-      if (t === undefined) throw new Error(`OnnxGraphModule (${info.file}): the graph output '${o}' was not computed`);
+      if (t === undefined)
+        throw errors.unsupported(`OnnxGraphModule (${info.file})`, `a graph output ('${o}') that no node computes`, "check the file with onnx.checker.check_model");
       return t.dtype === "float32" ? (holder as unknown as Record<string, DeQuantStub>)[stubName("dequant", i)].forward(t) : t;
     });
-    return outs.length === 1 ? (outs[0] as unknown as tf.Tensor[]) : outs;
+    return outs;
   }
 }

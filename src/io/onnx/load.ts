@@ -452,7 +452,7 @@ function patternStep(out: OnnxNode, ctx: ReturnType<typeof contextOf>, inputs: s
       const xs = ins as tf.Tensor[];
       if (allConst) return fn(xs, true);
       const scope = root.moduleAt(ctx.path);
-      return scope instanceof OnnxScope ? scope.forward(() => fn(xs, false)) : fn(xs, false);
+      return scope instanceof OnnxScope ? scope.inScope(() => fn(xs, false)) : fn(xs, false);
     },
   };
 }

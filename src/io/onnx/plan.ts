@@ -773,7 +773,7 @@ export function handlerStep(ctx: NodeContext): PlanStep {
       if (allConst) return h(ctx, ins, true);
       const scope = root.moduleAt(ctx.path);
       const run = () => h(ctx, quantizeConstants(ctx, ins, constInputs), false, constInputs);
-      return scope instanceof OnnxScope ? scope.forward(run) : run();
+      return scope instanceof OnnxScope ? scope.inScope(run) : run();
     },
   };
 }

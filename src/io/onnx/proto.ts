@@ -7,6 +7,7 @@ import { readFileSync } from "node:fs";
 import * as path from "node:path";
 import { onnx } from "onnx-proto";
 import { errors } from "../../messages";
+import { sniffFormat } from "../sniff";
 
 /** A constant: values as numbers (float16 widened, int64 narrowed), its dims and ONNX element type. */
 export interface ConstValue {
@@ -205,20 +206,28 @@ function subgraph(graph: onnx.IGraphProto, file: string): OnnxSubgraph {
 
 /** Decodes an .onnx file (or its bytes) into nodes, constants and the graph's inputs and outputs. */
 export function readOnnx(bytes: Uint8Array, file: string): OnnxGraph {
+  // another kind of file: say which, and what takes it
+  const notOnnx = (cause?: unknown) => {
+    const known = sniffFormat(bytes);
+    return known === null ? null : errors.badFile("loadOnnx", file, `is ${known.format}, not an ONNX model; ${known.advice}`, cause);
+  };
   let model: onnx.ModelProto;
   try {
     model = onnx.ModelProto.decode(bytes);
   } catch (e) {
-    throw errors.badFile(
-      "loadOnnx",
-      file,
-      `not a readable ONNX model (${(e as Error).message}); check that the file is complete and was written by torch.onnx.export or paddle2onnx`,
-      e,
+    throw (
+      notOnnx(e) ??
+      errors.badFile(
+        "loadOnnx",
+        file,
+        `not a readable ONNX model (${(e as Error).message}); check that the file is complete and was written by torch.onnx.export or paddle2onnx`,
+        e,
+      )
     );
   }
   const graph = model.graph;
   if (!graph || (graph.node ?? []).length === 0) {
-    throw errors.badFile("loadOnnx", file, "has no graph nodes — it is not an ONNX model (or an empty one)");
+    throw notOnnx() ?? errors.badFile("loadOnnx", file, "has no graph nodes — it is not an ONNX model (or an empty one)");
   }
   const opset = Math.max(0, ...(model.opsetImport ?? []).filter((o) => !o.domain || o.domain === "ai.onnx").map((o) => toNumber(o.version ?? 0)));
   try {

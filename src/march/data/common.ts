@@ -4,8 +4,11 @@ import type { ComboRule, OpRule } from "../spec";
 const Q = ["qint8", "qint16"] as const;
 const quantized = [...Q];
 
-/** No int16 activation together with an int16 weight (or second operand) on one GEMM. */
-export const noInt16Pair = (second: "weight" | "input_1"): ComboRule => ({
+/**
+ * No int16 activation together with an int16 weight (or second operand) on one GEMM. The
+ * broadcast mul + sum rewrite is offered where it applies: a Linear (`rewrite: true`).
+ */
+export const noInt16Pair = (second: "weight" | "input_1", opts: { rewrite?: boolean } = {}): ComboRule => ({
   when: { input_0: "qint16", [second]: "qint16" },
   rule: `cannot take int16 input with int16 ${second === "weight" ? "weight" : "second operand"}`,
   fixes:
@@ -13,7 +16,7 @@ export const noInt16Pair = (second: "weight" | "input_1"): ComboRule => ({
       ? [
           "quantize the input to int8: ModuleNameQconfigSetter({ '{op}': getQconfig({ inDtype: qint8 }) })",
           "quantize the weight to int8: ModuleNameQconfigSetter({ '{op}': getQconfig({ weightDtype: qint8 }) })",
-          "rewrite it with qb.transforms.replaceLinearWithBroadcastMulSum(model, '{module}') (int16 mul + sum)",
+          ...(opts.rewrite ? ["rewrite it with qb.transforms.replaceLinearWithBroadcastMulSum(model, '{module}') (int16 mul + sum)"] : []),
         ]
       : ["quantize one operand to int8: ModuleNameQconfigSetter({ '{op}': getQconfig({ inDtype: qint8 }) })"],
 });
@@ -95,7 +98,7 @@ export const nashCommonOps: Record<string, OpRule> = {
 /** NASH_E and NASH_M: the common ops, and GEMMs that refuse int16 on both sides. */
 export const nashEMOps: Record<string, OpRule> = {
   ...nashCommonOps,
-  Linear: gemm([noInt16Pair("weight")]),
+  Linear: gemm([noInt16Pair("weight", { rewrite: true })]),
   Conv2d: gemm([noInt16Pair("weight")]),
   // assumption: a transposed convolution runs on the same MAC array under the same dtype rule as Conv
   ConvTranspose2d: gemm([noInt16Pair("weight")]),

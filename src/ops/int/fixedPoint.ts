@@ -26,10 +26,17 @@ export function multiplier(r: number): Multiplier {
   return { m, shift };
 }
 
-/** round(v / 2^shift), half up, for an integer v held exactly in a float64. */
+/** 2^k for integer k in [-1074, 1023], from a table (Math.pow per element is the integer model's hot spot). */
+const POW2 = new Float64Array(2200).map((_, i) => 2 ** (i - 1100));
+const pow2 = (k: number) => POW2[k + 1100];
+
+/**
+ * round(v / 2^shift), half up, for an integer v held exactly in a float64. Adding 2^(shift−1) and
+ * multiplying by 2^−shift are exact (powers of two), so this is the integer result bit for bit.
+ */
 export function roundShift(v: number, shift: number): number {
-  if (shift <= 0) return v * 2 ** -shift;
-  return Math.floor((v + 2 ** (shift - 1)) / 2 ** shift);
+  if (shift <= 0) return v * pow2(-shift);
+  return Math.floor((v + pow2(shift - 1)) * pow2(-shift));
 }
 
 /** Round half to even (PyTorch's and the fake-quantizer's rounding). */

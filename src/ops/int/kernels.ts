@@ -10,6 +10,7 @@ import { stridedOffsets } from "../../util/strided";
 import { broadcastIndex, broadcastShape, sizeOf, sumAxes } from "./shapes";
 import { isFloat, rangeOf, requantize, tensorScale, toReal, type Value } from "./value";
 import { errors } from "../../messages";
+import { exactMatMul, prepareRight, type PreparedRight } from "./exactGemm";
 
 const INT32: [number, number] = [-2147483648, 2147483647];
 
@@ -43,6 +44,33 @@ function perChannelScale(q: IrQuant, channels: number): (c: number) => number {
   return s.length === 1 ? () => s[0] : (c) => s[c % channels];
 }
 
+/** Largest |code| of a dtype (the left bound of an exact product). */
+const codeBound = (q: IrQuant) => Math.max(...rangeOf(q).map(Math.abs));
+
+/** Transposed [k, n] float32 weights per node, kept across calls (plain arrays: nothing to dispose). */
+const weightsT = new WeakMap<IrNode, Float32Array>();
+/** The weights split for exact products, per node and group, kept across calls. */
+const prepared = new WeakMap<IrNode, Map<string, PreparedRight>>();
+
+function preparedFor(node: IrNode, key: string, make: () => PreparedRight): PreparedRight {
+  let m = prepared.get(node);
+  if (m === undefined) prepared.set(node, (m = new Map()));
+  let r = m.get(key);
+  if (r === undefined) m.set(key, (r = make()));
+  return r;
+}
+
+/** The weight [out, k] as a [k, out] float32 array (codes). */
+function weightT(node: IrNode, out: number, k: number, data: ArrayLike<number>): Float32Array {
+  let t = weightsT.get(node);
+  if (t === undefined) {
+    t = new Float32Array(k * out);
+    for (let o = 0; o < out; o++) for (let j = 0; j < k; j++) t[j * out + o] = data[o * k + j];
+    weightsT.set(node, t);
+  }
+  return t;
+}
+
 export function linear(node: IrNode, x: Value): Value {
   const stored = node.weight!;
   // Paddle's [in, out] layout: read it as [out, in] (its scales are per axis 1, i.e. per output)
@@ -54,26 +82,21 @@ export function linear(node: IrNode, x: Value): Value {
   const rows = x.data.length / inF;
   const bias = node.params[0]?.data;
   const qb = bias ? bias.map((b, o) => clamp(roundHalfEven(b / (sx * sw(o))), INT32[0], INT32[1])) : null;
-  const acc = new Float64Array(rows * out);
-  const wd = w.data;
-  for (let r = 0; r < rows; r++) {
-    const xo = r * inF;
-    for (let o = 0; o < out; o++) {
-      let s = qb ? qb[o] : 0;
-      const wo = o * inF;
-      for (let k = 0; k < inF; k++) s += x.data[xo + k] * wd[wo + k];
-      acc[r * out + o] = s;
-    }
-  }
+  // the exact integer product on the backend's GEMM (exactGemm.ts)
+  const bound = codeBound(x.quant);
+  const right = preparedFor(node, `${bound}`, () => prepareRight(weightT(node, out, inF, w.data), inF, out, bound));
+  const acc = exactMatMul(Float32Array.from(x.data), rows, right, bound);
+  if (qb) for (let r = 0; r < rows; r++) for (let o = 0; o < out; o++) acc[r * out + o] += qb[o];
   return emit(acc, node.output.shape, node.output.quant, (i) => sx * sw(i % out), node.name);
 }
 
-/** NCHW convolution with zero padding: exact integer sums, int32 bias, per-channel requantization. */
+/** NCHW convolution with zero padding: exact integer sums (im2col on the backend's GEMM), int32 bias, per-channel requantization. */
 export function conv2d(node: IrNode, x: Value): Value {
   const w = node.weight!;
   const [out, inPerGroup, kh, kw] = w.shape;
   const [n, inC, h, wd] = x.shape;
-  const outPerGroup = out / ((node.attrs.groups as number | undefined) ?? 1);
+  const groups = (node.attrs.groups as number | undefined) ?? 1;
+  const outPerGroup = out / groups;
   const [, , oh, ow] = node.output.shape;
   const [sh, sw] = node.attrs.stride as number[];
   const [ph, pw] = node.attrs.padding as number[];
@@ -82,31 +105,77 @@ export function conv2d(node: IrNode, x: Value): Value {
   const ws = perChannelScale(w.quant, out);
   const bias = node.params[0]?.data;
   const acc = new Float64Array(n * out * oh * ow);
-  for (let b = 0; b < n; b++) {
-    for (let o = 0; o < out; o++) {
-      const qb = bias ? clamp(roundHalfEven(bias[o] / (sx * ws(o))), INT32[0], INT32[1]) : 0;
-      for (let y = 0; y < oh; y++) {
-        for (let xo = 0; xo < ow; xo++) {
-          let s = qb;
-          const c0 = Math.floor(o / outPerGroup) * inPerGroup; // first input channel of o's group
-          for (let ci = 0; ci < inPerGroup; ci++) {
-            const c = c0 + ci;
-            for (let ky = 0; ky < kh; ky++) {
-              const iy = y * sh - ph + ky * dh;
-              if (iy < 0 || iy >= h) continue;
-              for (let kx = 0; kx < kw; kx++) {
-                const ix = xo * sw - pw + kx * dw;
-                if (ix < 0 || ix >= wd) continue;
-                s += x.data[((b * inC + c) * h + iy) * wd + ix] * w.data[((o * inPerGroup + ci) * kh + ky) * kw + kx];
+  const k = inPerGroup * kh * kw;
+  const m = n * oh * ow;
+  const plane = oh * ow;
+  if (outPerGroup * k <= 64) {
+    // depthwise and other tiny groups: a direct sum costs less than a GEMM call per group
+    for (let b = 0; b < n; b++) {
+      for (let o = 0; o < out; o++) {
+        const qb = bias ? clamp(roundHalfEven(bias[o] / (sx * ws(o))), INT32[0], INT32[1]) : 0;
+        const c0 = Math.floor(o / outPerGroup) * inPerGroup;
+        for (let y = 0; y < oh; y++) {
+          for (let xo = 0; xo < ow; xo++) {
+            let s = qb;
+            for (let ci = 0; ci < inPerGroup; ci++) {
+              for (let ky = 0; ky < kh; ky++) {
+                const iy = y * sh - ph + ky * dh;
+                if (iy < 0 || iy >= h) continue;
+                for (let kx = 0; kx < kw; kx++) {
+                  const ix = xo * sw - pw + kx * dw;
+                  if (ix < 0 || ix >= wd) continue;
+                  s += x.data[((b * inC + c0 + ci) * h + iy) * wd + ix] * w.data[((o * inPerGroup + ci) * kh + ky) * kw + kx];
+                }
               }
             }
+            acc[((b * out + o) * oh + y) * ow + xo] = s;
           }
-          acc[((b * out + o) * oh + y) * ow + xo] = s;
         }
       }
     }
+    return emit(acc, node.output.shape, node.output.quant, (i) => sx * ws(Math.floor(i / plane) % out), node.name);
   }
-  const plane = oh * ow;
+  const wT = weightT(node, out, k, w.data); // [k, out]: group g's columns are g·outPerGroup ...
+  const cols = new Float32Array(m * k);
+  for (let g = 0; g < groups; g++) {
+    // im2col of group g: row (b, y, x), column (ci, ky, kx), zero outside the input
+    cols.fill(0);
+    for (let b = 0; b < n; b++) {
+      for (let ci = 0; ci < inPerGroup; ci++) {
+        const src = (b * inC + g * inPerGroup + ci) * h;
+        for (let ky = 0; ky < kh; ky++) {
+          for (let kx = 0; kx < kw; kx++) {
+            const col = (ci * kh + ky) * kw + kx;
+            for (let y = 0; y < oh; y++) {
+              const iy = y * sh - ph + ky * dh;
+              if (iy < 0 || iy >= h) continue;
+              const rowBase = (b * oh + y) * ow;
+              const srcRow = (src + iy) * wd;
+              for (let xo = 0; xo < ow; xo++) {
+                const ix = xo * sw - pw + kx * dw;
+                if (ix >= 0 && ix < wd) cols[(rowBase + xo) * k + col] = x.data[srcRow + ix];
+              }
+            }
+          }
+        }
+      }
+    }
+    const bound = codeBound(x.quant);
+    const right = preparedFor(node, `${g}:${bound}`, () => {
+      const wg = new Float32Array(k * outPerGroup);
+      for (let j = 0; j < k; j++) for (let o = 0; o < outPerGroup; o++) wg[j * outPerGroup + o] = wT[j * out + g * outPerGroup + o];
+      return prepareRight(wg, k, outPerGroup, bound);
+    });
+    const prod = exactMatMul(cols, m, right, bound);
+    for (let ol = 0; ol < outPerGroup; ol++) {
+      const o = g * outPerGroup + ol;
+      const qb = bias ? clamp(roundHalfEven(bias[o] / (sx * ws(o))), INT32[0], INT32[1]) : 0;
+      for (let b = 0; b < n; b++) {
+        const dst = (b * out + o) * plane;
+        for (let p = 0; p < plane; p++) acc[dst + p] = qb + prod[(b * plane + p) * outPerGroup + ol];
+      }
+    }
+  }
   return emit(acc, node.output.shape, node.output.quant, (i) => sx * ws(Math.floor(i / plane) % out), node.name);
 }
 
@@ -116,16 +185,12 @@ export function matmul(node: IrNode, a: Value, b: Value): Value {
   const batches = sizeOf(a.shape.slice(0, -2));
   const bBatched = b.shape.length > 2;
   const acc = new Float64Array(batches * m * n);
+  const af = Float32Array.from(a.data);
+  const bf = Float32Array.from(b.data);
+  let right = bBatched ? null : prepareRight(bf, k, n, codeBound(a.quant));
   for (let t = 0; t < batches; t++) {
-    const ao = t * m * k;
-    const bo = bBatched ? t * k * n : 0;
-    for (let i = 0; i < m; i++) {
-      for (let j = 0; j < n; j++) {
-        let s = 0;
-        for (let p = 0; p < k; p++) s += a.data[ao + i * k + p] * b.data[bo + p * n + j];
-        acc[t * m * n + i * n + j] = s;
-      }
-    }
+    if (bBatched) right = prepareRight(bf.subarray(t * k * n, (t + 1) * k * n), k, n, codeBound(a.quant));
+    acc.set(exactMatMul(af.subarray(t * m * k, (t + 1) * m * k), m, right as PreparedRight), t * m * n);
   }
   const r = tensorScale(a.quant, node.name) * tensorScale(b.quant, node.name);
   return emit(acc, node.output.shape, node.output.quant, () => r, node.name);
