@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { before, describe, it } from "node:test";
 import * as qb from "../src";
 import { multiplier, roundShift } from "../src/ops/int/fixedPoint";
+import { exactMatMul, prepareRight } from "../src/ops/int/exactGemm";
 import { assertWithinOneStep, setup } from "./helpers";
 
 class OneLinear extends qb.nn.Module {
@@ -52,6 +53,40 @@ describe("fixed-point requantization (hand-derived)", () => {
     assert.equal(roundShift(5, 2), 1);
     assert.equal(roundShift(3, -2), 12);
   });
+});
+
+describe("exact integer GEMM on the float32 backend", () => {
+  before(setup);
+  /** Seeded integer codes in [lo, hi]. */
+  const codes = (n: number, lo: number, hi: number, seed: number) => {
+    let a = seed >>> 0;
+    return Float32Array.from({ length: n }, () => {
+      a = (Math.imul(a, 1664525) + 1013904223) >>> 0;
+      return lo + (a % (hi - lo + 1));
+    });
+  };
+  for (const [label, aLo, aHi, bLo, bHi, k] of [
+    ["int8 × int8, K 4608 (five chunks)", -128, 127, -128, 127, 4608],
+    ["int16 × int8 (input split in digits)", -32768, 32767, -128, 127, 1500],
+    ["int16 × int16 (both split)", -32768, 32767, -32768, 32767, 700],
+    ["extremes: every code at its bound", -32768, -32768, -32768, -32768, 300],
+  ] as const) {
+    it(`${label}: equals the schoolbook sum bit for bit`, () => {
+      const m = 7;
+      const n = 5;
+      const a = codes(m * k, aLo, aHi, 1);
+      const b = codes(k * n, bLo, bHi, 2);
+      const before = tf.memory().numTensors;
+      const got = exactMatMul(a, m, prepareRight(b, k, n, Math.max(Math.abs(aLo), Math.abs(aHi))));
+      assert.equal(tf.memory().numTensors, before, "no tensor left behind");
+      for (let i = 0; i < m; i++)
+        for (let j = 0; j < n; j++) {
+          let s = 0;
+          for (let p = 0; p < k; p++) s += a[i * k + p] * b[p * n + j];
+          assert.equal(got[i * n + j], s, `[${i}, ${j}]`);
+        }
+    });
+  }
 });
 
 describe("integer model against the fake-quant model", () => {
