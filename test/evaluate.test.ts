@@ -118,6 +118,36 @@ describe("qb.evaluate", () => {
   });
 });
 
+describe("metrics, by hand", () => {
+  before(setup);
+  it("Top1: the share of rows whose largest entry is at the same index", () => {
+    const ref = tf.tensor3d([
+      [
+        [1, 2, 3],
+        [3, 2, 1],
+      ],
+      [
+        [0, 5, 1],
+        [2, 2.5, 1],
+      ],
+    ]);
+    const q = tf.tensor3d([
+      [
+        [1, 3, 2],
+        [3, 2, 1],
+      ],
+      [
+        [0, 5, 1],
+        [2.6, 2.5, 1],
+      ],
+    ]);
+    // rows: (0,0) moved 2→1, (0,1) same, (1,0) same, (1,1) moved 1→0
+    assert.equal(qb.analysis.metric("Top1", ref, q), 0.5);
+    assert.equal(qb.analysis.metric("Top1", ref, ref), 1);
+    tf.dispose([ref, q]);
+  });
+});
+
 describe("qb.chooseCalibration", () => {
   before(setup);
 

@@ -124,7 +124,29 @@ describe("mixed-precision planner", { timeout: 300000 }, () => {
       c.dispose();
       if (m !== model) m.dispose();
     }
-    await assert.rejects(qb.planMixedPrecision(model, [x], { march: qb.March.NASH_P, metric: "KL" as "L1" }), /metric 'KL'; pass L1, MSE or Cosine/);
+    await assert.rejects(qb.planMixedPrecision(model, [x], { march: qb.March.NASH_P, metric: "KL" as "L1" }), /metric 'KL'; pass L1, MSE, Cosine or Top1/);
+  });
+
+  it("ranks by top-1 agreement when asked: each front point's error is the share of rows whose class changed", async () => {
+    const plan = await qb.planMixedPrecision(model, [x], { march: qb.March.NASH_M, metric: "Top1", evaluations: 4, onProgress: () => {} });
+    assert.match(plan.caption, /share of samples whose top-1 class changed/);
+    const i = plan.rows.length - 1;
+    const { qconfigSetter, apply } = plan.setter(i);
+    const m = apply(model);
+    const c = qb.prepare(m.eval(), x, { qconfigSetter, warn: false });
+    qb.setFakeQuantize(c, qb.FakeQuantState.CALIBRATION);
+    await qb.calibrate(c, [x]);
+    qb.setFakeQuantize(c, qb.FakeQuantState.VALIDATION);
+    // the share of rows (all axes but the classes) whose argmax moved, counted here by hand
+    const f = (model.forward(x) as tf.Tensor).arraySync() as number[][][];
+    const q = (c.forward(x) as tf.Tensor).arraySync() as number[][][];
+    const argmax = (r: number[]) => r.indexOf(Math.max(...r));
+    let changed = 0;
+    let rows = 0;
+    f.forEach((a, n) => a.forEach((r, t) => ((rows += 1), (changed += argmax(r) === argmax(q[n][t]) ? 0 : 1))));
+    assert.ok(Math.abs(plan.rows[i].measured_error - changed / rows) <= 1e-6, `${plan.rows[i].measured_error} vs ${changed}/${rows}`);
+    c.dispose();
+    if (m !== model) m.dispose();
   });
 
   it("takes a Dataset (its batches in memory for the search) and frees them", async () => {

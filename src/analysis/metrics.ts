@@ -2,10 +2,10 @@
 import * as tf from "@tensorflow/tfjs";
 import { errors } from "../messages";
 
-export type Metric = "L1" | "MSE" | "Cosine" | "KL" | "SQNR";
-export const METRICS: Metric[] = ["L1", "MSE", "Cosine", "KL", "SQNR"];
+export type Metric = "L1" | "MSE" | "Cosine" | "KL" | "SQNR" | "Top1";
+export const METRICS: Metric[] = ["L1", "MSE", "Cosine", "KL", "SQNR", "Top1"];
 
-/** True when a larger value means a worse match (L1, MSE, KL); false for Cosine and SQNR. */
+/** True when a larger value means a worse match (L1, MSE, KL); false for Cosine, SQNR and Top1. */
 export function largerIsWorse(m: Metric): boolean {
   return m === "L1" || m === "MSE" || m === "KL";
 }
@@ -17,7 +17,9 @@ export function checkMetric(m: string, where: string): Metric {
 
 /**
  * L1 = mean |a - b|; MSE = mean (a - b)²; Cosine = cosine similarity of the flattened tensors;
- * KL = KL(softmax(ref) ‖ softmax(q)) over the last axis, averaged; SQNR = 10·log10(Σref² / Σ(ref - q)²) dB.
+ * KL = KL(softmax(ref) ‖ softmax(q)) over the last axis, averaged; SQNR = 10·log10(Σref² / Σ(ref - q)²) dB;
+ * Top1 = the share of rows (all but the last axis) whose largest entry along the last axis is at the
+ * same index in both: a classifier's top-1 agreement with float.
  */
 export function metric(m: Metric, ref: tf.Tensor, q: tf.Tensor): number {
   return tf.tidy(() => {
@@ -38,6 +40,11 @@ export function metric(m: Metric, ref: tf.Tensor, q: tf.Tensor): number {
         const lq = tf.logSoftmax(tf.reshape(q, [-1, last]));
         const lp = tf.log(tf.add(p, 1e-12));
         return tf.mean(tf.sum(tf.mul(p, tf.sub(lp, lq)), -1)).dataSync()[0];
+      }
+      case "Top1": {
+        const last = ref.shape[ref.rank - 1] ?? 1;
+        const same = tf.equal(tf.argMax(tf.reshape(ref, [-1, last]), 1), tf.argMax(tf.reshape(q, [-1, last]), 1));
+        return tf.mean(tf.cast(same, "float32")).dataSync()[0];
       }
       case "SQNR": {
         const noise = tf.sum(tf.squaredDifference(a, b)).dataSync()[0];

@@ -74,7 +74,7 @@ export interface PlannerOptions {
    * similarity of the outputs, the deployment check's measure). The sensitivity passes, the
    * measurements and the front all use it.
    */
-  metric?: "L1" | "MSE" | "Cosine";
+  metric?: "L1" | "MSE" | "Cosine" | "Top1";
   /** Local repair runs until every measured plan is predicted within this relative error (default 0.25) or the evaluations are spent. */
   tolerance?: number;
   /**
@@ -295,9 +295,12 @@ function ruleViolations(ir: Ir, march: March): string[] {
     .map((v) => v.message);
 }
 
-/** The planner's error of one metric value: L1 and MSE as they are, cosine as 1 − cosine (smaller is better, and additive enough). */
-const asError = (m: PlanMetric, v: number) => (m === "Cosine" ? 1 - v : v);
-type PlanMetric = "L1" | "MSE" | "Cosine";
+/**
+ * The planner's error of one metric value: L1 and MSE as they are, cosine as 1 − cosine (smaller
+ * is better, and additive enough), top-1 agreement as the share of samples whose class changed.
+ */
+const asError = (m: PlanMetric, v: number) => (m === "Cosine" || m === "Top1" ? 1 - v : v);
+type PlanMetric = "L1" | "MSE" | "Cosine" | "Top1";
 
 /** The metric's error of the model's output against float, averaged over the batches. */
 function outputError(model: Module, float: Module, batches: tf.Tensor[][], m: PlanMetric = "L1"): number {
@@ -363,7 +366,7 @@ export async function planMixedPrecision(float: Module, data: tf.Tensor | tf.Ten
   const base = opts.base ?? defaultCalibrationQconfigSetter;
   const m: PlanMetric = opts.metric ?? "L1";
   const metricName: string = m;
-  if (!["L1", "MSE", "Cosine"].includes(m)) throw errors.invalidArgument("planMixedPrecision", `metric '${String(m)}'`, "pass L1, MSE or Cosine");
+  if (!["L1", "MSE", "Cosine", "Top1"].includes(m)) throw errors.invalidArgument("planMixedPrecision", `metric '${String(m)}'`, "pass L1, MSE, Cosine or Top1");
   const maxEvals = opts.evaluations ?? 12;
   const batches: tf.Tensor[][] =
     data instanceof tf.Tensor ? [[data]] : (data as unknown[]).every((d) => d instanceof tf.Tensor) ? (data as tf.Tensor[]).map((d) => [d]) : (data as tf.Tensor[][]);
@@ -631,7 +634,7 @@ export async function planMixedPrecision(float: Module, data: tf.Tensor | tf.Ten
     const columns = ["point", "measured_error", "predicted_error", "latency_ms", "int16_mac_share", "rewrites", "choices"];
     const elapsedMs = performance.now() - t0;
     const table = makeTable(
-      `Mixed-precision front on ${opts.march} (${m === "Cosine" ? "1 − cosine" : m}): ${rows.length} plans (${evaluations} full-model evaluations, ${(elapsedMs / 1000).toFixed(1)} s; prediction gap ${(100 * before).toFixed(0)}% → ${(100 * after).toFixed(0)}%)` +
+      `Mixed-precision front on ${opts.march} (${m === "Cosine" ? "1 − cosine" : m === "Top1" ? "share of samples whose top-1 class changed" : m}): ${rows.length} plans (${evaluations} full-model evaluations, ${(elapsedMs / 1000).toFixed(1)} s; prediction gap ${(100 * before).toFixed(0)}% → ${(100 * after).toFixed(0)}%)` +
         (unplanned.length ? `; not planned (no ${opts.march} rule, assumed CPU): ${unplanned.join(", ")}` : "") +
         (rows.length === 1 ? `; a front of one plan: ${oneWhy(measured.length, knobs.length)}` : ""),
       rows,
@@ -700,7 +703,12 @@ export async function planMixedPrecision(float: Module, data: tf.Tensor | tf.Ten
         mark: { type: "line", point: true },
         encoding: {
           x: { field: "latency_ms", type: "quantitative", title: "estimated latency (ms)", scale: { zero: false } },
-          y: { field: "error", type: "quantitative", title: m === "L1" ? "mean |output − float|" : m === "MSE" ? "output MSE" : "1 − output cosine", scale: { type: "log" } },
+          y: {
+            field: "error",
+            type: "quantitative",
+            title: m === "L1" ? "mean |output − float|" : m === "MSE" ? "output MSE" : m === "Top1" ? "top-1 changed (share)" : "1 − output cosine",
+            scale: { type: m === "Top1" ? "linear" : "log" },
+          },
           color: { field: "series", type: "nominal" },
           tooltip: [{ field: "series" }, { field: "label" }, { field: "latency_ms" }, { field: "error" }],
         },
