@@ -69,8 +69,17 @@ curve.plot();
 // %% [markdown]
 // ## Let the planner decide, then hand the decision over
 //
-// The planner (notebook 08) proposes which points to raise to int16 within the chip's rules. The
-// most accurate plan on its front becomes the configuration to deploy.
+// The planner (notebook 08) proposes which points to raise to int16 within the chip's rules. Its
+// error can be the task's own: ranked by top-1 agreement, it asks how many images change class.
+// Here the answer is none, already at int8 — so there is nothing for it to buy, and it says so.
+
+// %%
+const byTop1 = await qb.planMixedPrecision(model, batches.slice(0, 2), { march: qb.March.NASH_M, evaluations: 2, metric: "Top1" });
+console.log(byTop1.caption);
+
+// %% [markdown]
+// A finer measure still sees the error the classes hide. Ranked by the mean output error, the most
+// accurate plan on the front becomes the configuration to deploy.
 
 // %%
 const plan = await qb.planMixedPrecision(model, batches.slice(0, 1), { march: qb.March.NASH_M, evaluations: 4 });

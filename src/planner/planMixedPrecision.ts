@@ -283,7 +283,8 @@ function irOf(base: Ir, plan: Plan): Ir {
 }
 
 /** Why the front holds a single plan. */
-function oneWhy(measured: number, knobs: number): string {
+function oneWhy(measured: number, knobs: number, baseError: number): string {
+  if (baseError === 0) return "the base plan's error is already 0 on this data, so no change can improve it (measure on more data, or with a finer metric)";
   if (knobs === 0) return "no point could change dtype within the rules (nothing to plan)";
   if (measured <= 1) return "no other plan was measured (raise `evaluations`)";
   return `the ${measured - 1} other measured plan${measured === 2 ? " was" : "s were"} no more accurate at no lower latency (they changed nothing that matters on this data)`;
@@ -636,7 +637,7 @@ export async function planMixedPrecision(float: Module, data: tf.Tensor | tf.Ten
     const table = makeTable(
       `Mixed-precision front on ${opts.march} (${m === "Cosine" ? "1 − cosine" : m === "Top1" ? "share of samples whose top-1 class changed" : m}): ${rows.length} plans (${evaluations} full-model evaluations, ${(elapsedMs / 1000).toFixed(1)} s; prediction gap ${(100 * before).toFixed(0)}% → ${(100 * after).toFixed(0)}%)` +
         (unplanned.length ? `; not planned (no ${opts.march} rule, assumed CPU): ${unplanned.join(", ")}` : "") +
-        (rows.length === 1 ? `; a front of one plan: ${oneWhy(measured.length, knobs.length)}` : ""),
+        (rows.length === 1 ? `; a front of one plan: ${oneWhy(measured.length, knobs.length, baseMeasured.error)}` : ""),
       rows,
       columns,
       (r) => ({ ...r }),
