@@ -36,7 +36,9 @@ function torchTimes(): Record<string, number> | null {
   for (const py of ["python3", "/usr/bin/python3"]) {
     try {
       execFileSync(py, ["-c", "import torch"], { stdio: "ignore" });
-      const out = execFileSync(py, [path.join(__dirname, "..", "..", "bench", "torch_bench.py"), String(RUNS)], { encoding: "utf8" });
+      const out = execFileSync(py, [path.join(__dirname, "..", "..", "bench", "torch_bench.py"), String(RUNS)], {
+        encoding: "utf8",
+      });
       return JSON.parse(out.trim().split("\n").pop() as string);
     } catch {
       /* try the next interpreter */
@@ -55,7 +57,9 @@ export async function benchCore(): Promise<Record<string, number>> {
     return tf.mul(tf.reshape(h, [2, 100, 1, 256]), tf.reshape(sd["linear2.weight"], [1, 1, 60, 256]));
   });
   const out: Record<string, number> = {};
-  out["fake-quant int16 [2,100,60,256]"] = await medianMs(() => qb.quant.fakeQuantize(mul, { scale: 0.01, dtype: qb.qint16 }).dispose());
+  out["fake-quant int16 [2,100,60,256]"] = await medianMs(() =>
+    qb.quant.fakeQuantize(mul, { scale: 0.01, dtype: qb.qint16 }).dispose(),
+  );
   const calib = qb.prepare(model.eval(), x, { qconfigSetter: [qb.calibration8bitWeight16bitActQconfigSetter] });
   qb.setFakeQuantize(calib, qb.FakeQuantState.CALIBRATION);
   out["calibration pass, article model"] = await medianMs(() => qb.calibrate(calib, [x], { onProgress: () => {} }));
@@ -70,7 +74,10 @@ export async function benchCore(): Promise<Record<string, number>> {
   const qa = new qb.QuantAnalysis(model, calib);
   const quiet = () => {};
   out["sensitivity, article model"] = await medianMs(() => qa.sensitivity({ data: x, onProgress: quiet }), 3);
-  out["sensitivity, no float reuse"] = await medianMs(() => qa.sensitivity({ data: x, reuseFloat: false, onProgress: quiet }), 3);
+  out["sensitivity, no float reuse"] = await medianMs(
+    () => qa.sensitivity({ data: x, reuseFloat: false, onProgress: quiet }),
+    3,
+  );
   calib.dispose();
   model.dispose();
   mul.dispose();
@@ -102,7 +109,10 @@ export async function benchModels(runs = Number(process.env.BENCH_MODEL_RUNS ?? 
       ] as const) {
         const calib = qb.prepare(float, x, { qconfigSetter: [setter], warn: false, engine });
         qb.setFakeQuantize(calib, qb.FakeQuantState.CALIBRATION);
-        out[`${name}: ${what}${tag}`] = await medianMs(() => qb.calibrate(calib, [x], { onProgress: quiet }), Math.max(runs, 3));
+        out[`${name}: ${what}${tag}`] = await medianMs(
+          () => qb.calibrate(calib, [x], { onProgress: quiet }),
+          Math.max(runs, 3),
+        );
         if (what !== "calibration pass") {
           calib.dispose();
           continue;
@@ -117,7 +127,10 @@ export async function benchModels(runs = Number(process.env.BENCH_MODEL_RUNS ?? 
           const feed = { "input:0": { type: "float32" as const, data: x.dataSync() as Float32Array, dims: x.shape } };
           out[`${name}: onnxruntime float forward (1 thread)`] = await medianMs(() => plain.run(feed, ["output:0"]), 5);
           const fast1 = ortModel(calib, rt, [x]) as NonNullable<ReturnType<typeof ortModel>>;
-          out[`${name}: fake-quant forward (1 thread)`] = await medianMs(() => tf.dispose(fast1.forward([x], () => true)), 5);
+          out[`${name}: fake-quant forward (1 thread)`] = await medianMs(
+            () => tf.dispose(fast1.forward([x], () => true)),
+            5,
+          );
           plain.dispose();
           setEngineOptions({ intraOpNumThreads: engineThreads });
           const fast = ortModel(calib, rt, [x]) as NonNullable<ReturnType<typeof ortModel>>;
@@ -165,9 +178,13 @@ const TFJS_SENSITIVITY_MAX_FLOPS = 3e9;
 export async function benchOnnx(runs = Number(process.env.BENCH_MODEL_RUNS ?? 1)): Promise<Record<string, number>> {
   const dir = mkdtempSync(path.join(tmpdir(), "qb-bench-onnx-"));
   try {
-    execFileSync("/usr/bin/python3", [path.join(__dirname, "..", "..", "bench", "export_models.py"), dir], { stdio: "ignore" });
+    execFileSync("/usr/bin/python3", [path.join(__dirname, "..", "..", "bench", "export_models.py"), dir], {
+      stdio: "ignore",
+    });
   } catch {
-    console.log("ONNX bench skipped: /usr/bin/python3 cannot export torchvision models (apt-get install python3-torch python3-torchvision)");
+    console.log(
+      "ONNX bench skipped: /usr/bin/python3 cannot export torchvision models (apt-get install python3-torch python3-torchvision)",
+    );
     return {};
   }
   const ort = require("onnxruntime-node") as typeof import("onnxruntime-node");
@@ -213,17 +230,26 @@ export async function benchOnnx(runs = Number(process.env.BENCH_MODEL_RUNS ?? 1)
         qb.setFakeQuantize(tfjs, qb.FakeQuantState.CALIBRATION);
         out[k("calibration pass (tfjs engine)")] = await onceMs(() => qb.calibrate(tfjs, [x], { onProgress: quiet }));
         qb.setFakeQuantize(tfjs, qb.FakeQuantState.VALIDATION);
-        out[k("fake-quant forward (tfjs engine)")] = await medianMs(() => tf.dispose(tfjs.forward(x) as unknown as tf.Tensor), 1);
+        out[k("fake-quant forward (tfjs engine)")] = await medianMs(
+          () => tf.dispose(tfjs.forward(x) as unknown as tf.Tensor),
+          1,
+        );
         const flops = rt.graph.ops.reduce((a, o) => a + o.flops, 0);
-        out[k(flops <= TFJS_SENSITIVITY_MAX_FLOPS ? "sensitivity (tfjs engine)" : "sensitivity (tfjs engine, estimated)")] =
+        out[
+          k(flops <= TFJS_SENSITIVITY_MAX_FLOPS ? "sensitivity (tfjs engine)" : "sensitivity (tfjs engine, estimated)")
+        ] =
           flops <= TFJS_SENSITIVITY_MAX_FLOPS
-            ? await onceMs(() => new qb.QuantAnalysis(m, tfjs, { onProgress: quiet }).sensitivity({ data: x, onProgress: quiet }))
+            ? await onceMs(() =>
+                new qb.QuantAnalysis(m, tfjs, { onProgress: quiet }).sensitivity({ data: x, onProgress: quiet }),
+              )
             : points * out[k("fake-quant forward (tfjs engine)")];
         tfjs.dispose();
       }
       calib.dispose();
     }
-    out[k("planner, NASH_M")] = await onceMs(() => qb.planMixedPrecision(m, [x], { march: qb.March.NASH_M, onProgress: quiet }));
+    out[k("planner, NASH_M")] = await onceMs(() =>
+      qb.planMixedPrecision(m, [x], { march: qb.March.NASH_M, onProgress: quiet }),
+    );
     m.dispose();
     x.dispose();
     const dist = JSON.stringify(path.join(__dirname, "..", "src"));
@@ -263,7 +289,12 @@ async function main(): Promise<void> {
   console.log(torch ? "PyTorch timings from bench/torch_bench.py" : "PyTorch not importable: quantbook timings only");
   const rows = Object.entries(ours).map(([name, ms]) => {
     const ref = torch?.[name];
-    return { step: name, quantbook_ms: ms.toFixed(2), pytorch_ms: ref === undefined ? "-" : ref.toFixed(2), ratio: ref === undefined ? "-" : (ms / ref).toFixed(2) };
+    return {
+      step: name,
+      quantbook_ms: ms.toFixed(2),
+      pytorch_ms: ref === undefined ? "-" : ref.toFixed(2),
+      ratio: ref === undefined ? "-" : (ms / ref).toFixed(2),
+    };
   });
   console.table(rows);
   const reuse = ours["sensitivity, no float reuse"] / ours["sensitivity, article model"];

@@ -43,13 +43,20 @@ async function main(): Promise<void> {
       .filter((f) => /^\d\d_.*\.ipynb$/.test(f))
       .map((f) => path.join(ROOT, "notebooks", f));
     const executed = await report(notebooks, { execute: true, out: path.join(dir, "executed") });
-    console.log(`executed and rendered ${executed.runs.length} notebooks in ${(executed.ms / 1000).toFixed(1)} s (${executed.runs.filter((r) => r.ok).length} ok)`);
+    console.log(
+      `executed and rendered ${executed.runs.length} notebooks in ${(executed.ms / 1000).toFixed(1)} s (${executed.runs.filter((r) => r.ok).length} ok)`,
+    );
     const saved = path.join(dir, "executed", "notebooks");
     const times: number[] = [];
     for (let i = 0; i < 5; i++) times.push((await report([saved], { out: path.join(dir, "saved") })).ms);
-    console.log(`rendered the ${notebooks.length} executed notebooks as saved: median ${median(times).toFixed(0)} ms for the site`);
+    console.log(
+      `rendered the ${notebooks.length} executed notebooks as saved: median ${median(times).toFixed(0)} ms for the site`,
+    );
     const inline = await report([saved], { out: path.join(dir, "inline"), inline: true });
-    const vendor = readdirSync(path.join(dir, "saved", "vendor")).reduce((a, f) => a + statSync(path.join(dir, "saved", "vendor", f)).size, 0);
+    const vendor = readdirSync(path.join(dir, "saved", "vendor")).reduce(
+      (a, f) => a + statSync(path.join(dir, "saved", "vendor", f)).size,
+      0,
+    );
     const rows = executed.runs.map((r) => ({
       notebook: r.name,
       charts: r.charts,
@@ -59,7 +66,9 @@ async function main(): Promise<void> {
     const pages = executed.runs.filter((r) => r.charts > 0).map((r) => path.join(dir, "executed", `${r.name}.html`));
     if (existsSync(CHROMIUM)) {
       const ms = await browserMs(pages);
-      for (const row of rows) (row as Record<string, unknown>)["charts drawn after"] = ms[row.notebook] === undefined ? "-" : `${ms[row.notebook].toFixed(0)} ms`;
+      for (const row of rows)
+        (row as Record<string, unknown>)["charts drawn after"] =
+          ms[row.notebook] === undefined ? "-" : `${ms[row.notebook].toFixed(0)} ms`;
     }
     console.table(rows);
     console.log(`vendor scripts beside the pages (vega, vega-lite, vega-embed): ${kb(vendor)}, loaded once per site`);

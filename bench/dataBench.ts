@@ -18,7 +18,8 @@ function scene(w: number, h: number, seed: number): Uint8Array {
   for (let y = 0; y < h; y++) {
     for (let x = 0; x < w; x++) {
       const i = (y * w + x) * 4;
-      const inside = seed % 2 === 0 ? (x - cx) ** 2 + (y - cy) ** 2 < r * r : Math.abs(x - cx) < r && Math.abs(y - cy) < r;
+      const inside =
+        seed % 2 === 0 ? (x - cx) ** 2 + (y - cy) ** 2 < r * r : Math.abs(x - cx) < r && Math.abs(y - cy) < r;
       rgba[i] = inside ? (seed * 37) % 256 : (x * 255) / w;
       rgba[i + 1] = inside ? (seed * 91) % 256 : (y * 255) / h;
       rgba[i + 2] = inside ? (seed * 53) % 256 : ((x + y) * 127) / (w + h);
@@ -48,9 +49,16 @@ async function main(): Promise<void> {
   let t = performance.now();
   for (let i = 0; i < bufs.length; i++) qb.io.decodeImage(bufs[i], files[i]);
   const decodeMs = performance.now() - t;
-  const opts = { resize: [224, 224] as [number, number], mean: [123.675, 116.28, 103.53], scale: [1 / 58.395, 1 / 57.12, 1 / 57.375] };
+  const opts = {
+    resize: [224, 224] as [number, number],
+    mean: [123.675, 116.28, 103.53],
+    scale: [1 / 58.395, 1 / 57.12, 1 / 57.375],
+  };
   t = performance.now();
-  for (let i = 0; i < bufs.length; i++) qb.io.imageTensor(qb.io.decodeImage(bufs[i], files[i]), { ...opts, resize: [200, 200], crop: [192, 192] }).dispose();
+  for (let i = 0; i < bufs.length; i++)
+    qb.io
+      .imageTensor(qb.io.decodeImage(bufs[i], files[i]), { ...opts, resize: [200, 200], crop: [192, 192] })
+      .dispose();
   const preprocessMs = performance.now() - t;
   console.log(
     `decode: ${((1000 * bufs.length) / decodeMs).toFixed(0)} images/s (224×224, half JPEG, half PNG); decode + resize + crop + normalise: ${((1000 * bufs.length) / preprocessMs).toFixed(0)} images/s`,

@@ -98,7 +98,9 @@ async function check(name: string, e: Entry): Promise<Record<string, string>> {
 async function main(): Promise<void> {
   if (!existsSync(path.join(OUT, "index.json")) || process.env.ZOO_EXPORT === "1") {
     console.log(`exporting the zoo into ${OUT} (a few minutes) ...`);
-    execFileSync("/usr/bin/python3", [path.join(ROOT, "bench", "onnx_zoo.py"), OUT], { stdio: ["ignore", "inherit", "ignore"] });
+    execFileSync("/usr/bin/python3", [path.join(ROOT, "bench", "onnx_zoo.py"), OUT], {
+      stdio: ["ignore", "inherit", "ignore"],
+    });
   }
   await qb.initBackend();
   qb.setMarch(qb.March.NASH_M);
@@ -112,8 +114,12 @@ async function main(): Promise<void> {
     rows.push(row);
   }
   console.table(rows);
-  const bad = rows.filter((r) => r.failed || !r.float_vs_ort || Number(r.float_vs_ort.split(" ")[0]) > 1e-4 || r.violations !== "0");
-  console.log(`${rows.length - bad.length}/${rows.length} graphs import, match onnxruntime within 1e-4 and pass the whole workflow on NASH_M`);
+  const bad = rows.filter(
+    (r) => r.failed || !r.float_vs_ort || Number(r.float_vs_ort.split(" ")[0]) > 1e-4 || r.violations !== "0",
+  );
+  console.log(
+    `${rows.length - bad.length}/${rows.length} graphs import, match onnxruntime within 1e-4 and pass the whole workflow on NASH_M`,
+  );
   if (bad.length > 0) process.exit(1);
 }
 

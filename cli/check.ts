@@ -34,12 +34,17 @@ interface CheckOptions {
 
 function parse(args: string[]): CheckOptions | "help" {
   const o: Partial<CheckOptions> = { minCosine: 0.99 };
-  const marches: Record<string, qb.March> = { "nash-e": qb.March.NASH_E, "nash-m": qb.March.NASH_M, "nash-p": qb.March.NASH_P };
+  const marches: Record<string, qb.March> = {
+    "nash-e": qb.March.NASH_E,
+    "nash-m": qb.March.NASH_M,
+    "nash-p": qb.March.NASH_P,
+  };
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
     const value = () => {
       const v = args[++i];
-      if (v === undefined || v.startsWith("--")) throw new CheckUsageError(`quantbook check: ${a} needs a value\n\n${CHECK_USAGE}`);
+      if (v === undefined || v.startsWith("--"))
+        throw new CheckUsageError(`quantbook check: ${a} needs a value\n\n${CHECK_USAGE}`);
       return v;
     };
     const number = (what: string) => {
@@ -52,7 +57,8 @@ function parse(args: string[]): CheckOptions | "help" {
     else if (a === "--march") {
       const v = value().toLowerCase();
       const m = marches[v];
-      if (m === undefined) throw new CheckUsageError(`quantbook check: --march ${v}: expected one of ${Object.keys(marches).join(", ")}`);
+      if (m === undefined)
+        throw new CheckUsageError(`quantbook check: --march ${v}: expected one of ${Object.keys(marches).join(", ")}`);
       o.march = m;
     } else if (a === "--data") o.data = value();
     else if (a === "--plan") o.plan = value();
@@ -65,7 +71,8 @@ function parse(args: string[]): CheckOptions | "help" {
     else throw new CheckUsageError(`quantbook check: one model at a time (got ${o.model} and ${a})`);
   }
   if (o.model === undefined) throw new CheckUsageError(`quantbook check: name the ONNX model\n\n${CHECK_USAGE}`);
-  if (o.march === undefined) throw new CheckUsageError(`quantbook check: --march is required (nash-e, nash-m or nash-p)\n\n${CHECK_USAGE}`);
+  if (o.march === undefined)
+    throw new CheckUsageError(`quantbook check: --march is required (nash-e, nash-m or nash-p)\n\n${CHECK_USAGE}`);
   if (o.data === undefined) throw new CheckUsageError(`quantbook check: --data is required\n\n${CHECK_USAGE}`);
   return o as CheckOptions;
 }
@@ -117,7 +124,10 @@ export async function checkCommand(args: string[], log: (s: string) => void = co
     const plan = o.plan ? qb.loadPlan(o.plan) : null;
     if (plan && plan.march !== o.march) log(`note: the plan was made for ${plan.march}; checking it on ${o.march}`);
     const float = plan ? plan.apply(model) : model;
-    const calib = qb.prepare(float.eval(), batches[0], { qconfigSetter: plan ? plan.qconfigSetter : [qb.defaultCalibrationQconfigSetter], warn: false });
+    const calib = qb.prepare(float.eval(), batches[0], {
+      qconfigSetter: plan ? plan.qconfigSetter : [qb.defaultCalibrationQconfigSetter],
+      warn: false,
+    });
     qb.setFakeQuantize(calib, qb.FakeQuantState.CALIBRATION);
     await qb.calibrate(calib, batches);
     qb.setFakeQuantize(calib, qb.FakeQuantState.VALIDATION);
@@ -129,8 +139,12 @@ export async function checkCommand(args: string[], log: (s: string) => void = co
     const latencyMs = violations.length === 0 ? qb.perf(qb.export(calib, batches[0]), o.march).latencyMs : NaN;
     const failures = [
       ...violations.map((v) => `chip rule: ${v}`),
-      ...ev.rows.filter((r) => !r.pass).map((r) => `output ${r.output}: cosine ${r.cosine.toFixed(6)} < ${o.minCosine}`),
-      ...(o.maxLatencyMs !== undefined && !(latencyMs <= o.maxLatencyMs) ? [`latency ${latencyMs.toFixed(4)} ms > ${o.maxLatencyMs} ms`] : []),
+      ...ev.rows
+        .filter((r) => !r.pass)
+        .map((r) => `output ${r.output}: cosine ${r.cosine.toFixed(6)} < ${o.minCosine}`),
+      ...(o.maxLatencyMs !== undefined && !(latencyMs <= o.maxLatencyMs)
+        ? [`latency ${latencyMs.toFixed(4)} ms > ${o.maxLatencyMs} ms`]
+        : []),
     ];
     const result: CheckResult = {
       model: o.model,
@@ -144,7 +158,9 @@ export async function checkCommand(args: string[], log: (s: string) => void = co
       failures,
       passed: failures.length === 0,
     };
-    log(`quantbook check ${path.basename(o.model)} on ${o.march}${o.plan ? ` with ${path.basename(o.plan)}` : ""}, ${ev.samples} samples`);
+    log(
+      `quantbook check ${path.basename(o.model)} on ${o.march}${o.plan ? ` with ${path.basename(o.plan)}` : ""}, ${ev.samples} samples`,
+    );
     log(ev.text.trimEnd());
     log(
       `chip rules: ${violations.length === 0 ? "pass" : `${violations.length} violation(s)`}; estimated latency ${Number.isNaN(latencyMs) ? "- (rules broken)" : `${latencyMs.toFixed(4)} ms`}${o.maxLatencyMs !== undefined ? ` (max ${o.maxLatencyMs})` : ""}`,

@@ -42,7 +42,13 @@ if (require.main === module) {
     (e) => {
       const usage = e instanceof ReportError || e instanceof CheckUsageError;
       // a quantbook error (a bad file, a bad plan) is a sentence, not a stack
-      console.error(usage || (e instanceof Error && e.name === "QuantbookError") ? (e as Error).message : e instanceof Error ? e.stack : e);
+      console.error(
+        usage || (e instanceof Error && e.name === "QuantbookError")
+          ? (e as Error).message
+          : e instanceof Error
+            ? e.stack
+            : e,
+      );
       process.exit(usage ? 2 : 1);
     },
   );

@@ -63,12 +63,18 @@ export class OutputRenderer {
   charts = 0;
 
   output(o: NbCellOutput): string {
-    if (o.output_type === "stream") return `<pre class="qb-stream qb-${escapeHtml(o.name)}">${escapeHtml(join(o.text))}</pre>`;
+    if (o.output_type === "stream")
+      return `<pre class="qb-stream qb-${escapeHtml(o.name)}">${escapeHtml(join(o.text))}</pre>`;
     if (o.output_type === "error") {
       return `<pre class="qb-error">${escapeHtml(stripAnsi(`${o.ename}: ${o.evalue}\n${(o.traceback ?? []).join("\n")}`))}</pre>`;
     }
     // nbformat may store each MIME value as a list of lines
-    const d = Object.fromEntries(Object.entries(o.data ?? {}).map(([k, v]) => [k, typeof v === "string" || Array.isArray(v) ? join(v as string | string[]) : v]));
+    const d = Object.fromEntries(
+      Object.entries(o.data ?? {}).map(([k, v]) => [
+        k,
+        typeof v === "string" || Array.isArray(v) ? join(v as string | string[]) : v,
+      ]),
+    );
     const chartType = CHART_TYPES.find((t) => d[t] !== null && typeof d[t] === "object");
     const svg = typeof d["image/svg+xml"] === "string" ? d["image/svg+xml"] : null;
     if (chartType !== undefined) {
@@ -86,8 +92,10 @@ export class OutputRenderer {
     }
     if (svg !== null) return `<div class="qb-plot">${svg}</div>`;
     if (typeof d["text/html"] === "string") return `<div class="qb-html">${d["text/html"]}</div>`;
-    if (typeof d["image/png"] === "string") return `<img class="qb-plot" src="data:image/png;base64,${d["image/png"]}">`;
-    if (typeof d["image/jpeg"] === "string") return `<img class="qb-plot" src="data:image/jpeg;base64,${d["image/jpeg"]}">`;
+    if (typeof d["image/png"] === "string")
+      return `<img class="qb-plot" src="data:image/png;base64,${d["image/png"]}">`;
+    if (typeof d["image/jpeg"] === "string")
+      return `<img class="qb-plot" src="data:image/jpeg;base64,${d["image/jpeg"]}">`;
     if (typeof d["text/markdown"] === "string") return `<div class="qb-md">${markdown(d["text/markdown"])}</div>`;
     if (typeof d["text/latex"] === "string") return `<pre class="qb-text">${escapeHtml(d["text/latex"])}</pre>`;
     if (typeof d["text/plain"] === "string") return `<pre class="qb-text">${escapeHtml(d["text/plain"])}</pre>`;
@@ -119,7 +127,8 @@ const TS_KEYWORDS = new Set(
  * Every character of the source is kept, escaped.
  */
 export function highlightTs(src: string): string {
-  const token = /(\/\/[^\n]*|\/\*[\s\S]*?\*\/)|("(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*'|`(?:[^`\\]|\\.)*`)|(\b\d[\d_]*(?:\.\d+)?(?:e[+-]?\d+)?\b)|([A-Za-z_$][\w$]*)/g;
+  const token =
+    /(\/\/[^\n]*|\/\*[\s\S]*?\*\/)|("(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*'|`(?:[^`\\]|\\.)*`)|(\b\d[\d_]*(?:\.\d+)?(?:e[+-]?\d+)?\b)|([A-Za-z_$][\w$]*)/g;
   let out = "";
   let last = 0;
   for (let m = token.exec(src); m !== null; m = token.exec(src)) {
@@ -232,11 +241,18 @@ function embedImages(html: string, cell: NbCell, folder: string | undefined): st
 }
 
 /** A notebook as one HTML page; `folder` (the notebook's own) lets relative images be embedded. */
-export function notebookHtml(nb: Notebook, title: string, nav = "", scripts: ChartScripts = { kind: "none" }, folder?: string): string {
+export function notebookHtml(
+  nb: Notebook,
+  title: string,
+  nav = "",
+  scripts: ChartScripts = { kind: "none" },
+  folder?: string,
+): string {
   const r = new OutputRenderer();
   const parts = nb.cells.map((cell) => {
     const src = join(cell.source);
-    if (cell.cell_type === "markdown") return `<section class="qb-md">${embedImages(markdown(src), cell, folder)}</section>`;
+    if (cell.cell_type === "markdown")
+      return `<section class="qb-md">${embedImages(markdown(src), cell, folder)}</section>`;
     if (cell.cell_type !== "code") return `<pre>${escapeHtml(src)}</pre>`;
     const outs = (cell.outputs ?? []).map((o) => r.output(o)).join("\n");
     const count = cell.execution_count == null ? " " : String(cell.execution_count);

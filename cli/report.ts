@@ -59,7 +59,8 @@ function notebooksUnder(dir: string, out: string): string[] {
   for (const entry of readdirSync(dir, { withFileTypes: true })) {
     const full = path.join(dir, entry.name);
     if (entry.isDirectory()) {
-      if (!SKIP_DIRS.has(entry.name) && !entry.name.startsWith(".") && path.resolve(full) !== out) found.push(...notebooksUnder(full, out));
+      if (!SKIP_DIRS.has(entry.name) && !entry.name.startsWith(".") && path.resolve(full) !== out)
+        found.push(...notebooksUnder(full, out));
     } else if (entry.name.endsWith(".ipynb")) found.push(full);
   }
   return found.sort();
@@ -67,7 +68,10 @@ function notebooksUnder(dir: string, out: string): string[] {
 
 /** The notebooks named by the inputs: files as given, folders searched (checkpoints, node_modules and the output folder skipped). */
 export function collectNotebooks(inputs: string[], out: string): string[] {
-  if (inputs.length === 0) throw new ReportError("quantbook report: name at least one notebook (.ipynb) or folder, e.g. `quantbook report notebooks/`");
+  if (inputs.length === 0)
+    throw new ReportError(
+      "quantbook report: name at least one notebook (.ipynb) or folder, e.g. `quantbook report notebooks/`",
+    );
   const files: string[] = [];
   for (const input of inputs) {
     const full = path.resolve(input);
@@ -77,7 +81,8 @@ export function collectNotebooks(inputs: string[], out: string): string[] {
       if (found.length === 0) throw new ReportError(`quantbook report: ${input}: the folder has no notebooks (.ipynb)`);
       files.push(...found);
     } else if (full.endsWith(".ipynb")) files.push(full);
-    else throw new ReportError(`quantbook report: ${input}: not a notebook (expected a .ipynb file or a folder of them)`);
+    else
+      throw new ReportError(`quantbook report: ${input}: not a notebook (expected a .ipynb file or a folder of them)`);
   }
   return [...new Set(files)];
 }
@@ -86,7 +91,9 @@ export function collectNotebooks(inputs: string[], out: string): string[] {
 function pageNames(files: string[]): string[] {
   const slug = (s: string) => s.replace(/\.ipynb$/, "").replace(/[^A-Za-z0-9_.-]+/g, "_");
   const base = files.map((f) => slug(path.basename(f)));
-  const names = base.map((b, i) => (base.indexOf(b) !== base.lastIndexOf(b) ? `${slug(path.basename(path.dirname(files[i])))}-${b}` : b));
+  const names = base.map((b, i) =>
+    base.indexOf(b) !== base.lastIndexOf(b) ? `${slug(path.basename(path.dirname(files[i])))}-${b}` : b,
+  );
   return names.map((n, i) => (names.indexOf(n) !== i ? `${n}-${i}` : n));
 }
 
@@ -97,15 +104,21 @@ function readNotebook(file: string): Notebook {
   } catch (e) {
     throw new ReportError(`${file}: not a notebook: ${(e as Error).message}`);
   }
-  if (nb === null || typeof nb !== "object" || !Array.isArray(nb.cells)) throw new ReportError(`${file}: not a notebook: no list of cells (nbformat 4 expected)`);
-  if (typeof nb.nbformat === "number" && nb.nbformat < 4) throw new ReportError(`${file}: nbformat ${nb.nbformat}; save it with Jupyter as nbformat 4 first`);
+  if (nb === null || typeof nb !== "object" || !Array.isArray(nb.cells))
+    throw new ReportError(`${file}: not a notebook: no list of cells (nbformat 4 expected)`);
+  if (typeof nb.nbformat === "number" && nb.nbformat < 4)
+    throw new ReportError(`${file}: nbformat ${nb.nbformat}; save it with Jupyter as nbformat 4 first`);
   const text = (v: unknown) => typeof v === "string" || (Array.isArray(v) && v.every((l) => typeof l === "string"));
   nb.cells.forEach((cell, i) => {
     const where = `${file}: cell ${i + 1}`;
     if (cell === null || typeof cell !== "object" || !["markdown", "code", "raw"].includes(cell.cell_type))
       throw new ReportError(`${where}: not a markdown, code or raw cell (nbformat 4 expected)`);
     if (!text(cell.source)) throw new ReportError(`${where}: its source is not text (a string or a list of lines)`);
-    if (cell.outputs !== undefined && (!Array.isArray(cell.outputs) || !cell.outputs.every((o) => o !== null && typeof o === "object" && typeof o.output_type === "string"))) {
+    if (
+      cell.outputs !== undefined &&
+      (!Array.isArray(cell.outputs) ||
+        !cell.outputs.every((o) => o !== null && typeof o === "object" && typeof o.output_type === "string"))
+    ) {
       throw new ReportError(`${where}: its outputs are not a list of nbformat outputs`);
     }
   });
@@ -180,7 +193,10 @@ function packageFile(spec: string): string {
   } catch {
     const [pkg, ...rest] = spec.split("/");
     let dir = path.dirname(require.resolve(pkg));
-    while (!existsSync(path.join(dir, "package.json")) || (JSON.parse(readFileSync(path.join(dir, "package.json"), "utf8")) as { name?: string }).name !== pkg) {
+    while (
+      !existsSync(path.join(dir, "package.json")) ||
+      (JSON.parse(readFileSync(path.join(dir, "package.json"), "utf8")) as { name?: string }).name !== pkg
+    ) {
       const up = path.dirname(dir);
       if (up === dir) throw new ReportError(`cannot find ${spec} in the installed packages (reinstall quantbook)`);
       dir = up;
@@ -190,21 +206,25 @@ function packageFile(spec: string): string {
 }
 
 function chartScripts(out: string, inline: boolean): ChartScripts {
-  if (inline) return { kind: "inline", code: VENDOR_FILES.map((f) => readFileSync(packageFile(f.from), "utf8")).join("\n;\n") };
+  if (inline)
+    return { kind: "inline", code: VENDOR_FILES.map((f) => readFileSync(packageFile(f.from), "utf8")).join("\n;\n") };
   mkdirSync(path.join(out, "vendor"), { recursive: true });
   for (const f of VENDOR_FILES) copyFileSync(packageFile(f.from), path.join(out, "vendor", f.name));
   return { kind: "beside", prefix: "vendor/" };
 }
 
 function indexHtml(title: string, runs: NotebookRun[], execute: boolean): string {
-  const status = (r: NotebookRun) => (r.ok ? (r.executed ? "executed" : "as saved") : `<span class="qb-error">failed: ${escapeHtml(r.error)}</span>`);
+  const status = (r: NotebookRun) =>
+    r.ok ? (r.executed ? "executed" : "as saved") : `<span class="qb-error">failed: ${escapeHtml(r.error)}</span>`;
   const rows = runs
     .map(
       (r) =>
         `<tr><td class="qb-t">${r.pageBytes > 0 ? `<a href="${escapeHtml(r.name)}.html">${escapeHtml(r.name)}</a>` : escapeHtml(r.name)}</td><td class="qb-t">${status(r)}</td><td>${r.cells}</td><td>${r.charts}</td><td>${r.executed ? `${(r.ms / 1000).toFixed(1)} s` : ""}</td></tr>`,
     )
     .join("");
-  const how = execute ? "Each notebook was executed top to bottom on a fresh quantbook kernel, then rendered." : "Notebooks rendered as saved (outputs are those in the files).";
+  const how = execute
+    ? "Each notebook was executed top to bottom on a fresh quantbook kernel, then rendered."
+    : "Notebooks rendered as saved (outputs are those in the files).";
   return `<!doctype html><html><head><meta charset="utf-8"><title>${escapeHtml(title)}</title><style>${REPORT_CSS}</style></head><body>
 <h1>${escapeHtml(title)}</h1>
 <p>${how} Charts are interactive (hover for values; some have sliders) and fall back to static SVG; nothing here needs a running kernel or a network.</p>
@@ -227,7 +247,17 @@ export async function report(inputs: string[], opts: ReportOptions = {}): Promis
   for (const [i, file] of files.entries()) {
     const name = names[i];
     const start = performance.now();
-    const run: NotebookRun = { name, source: file, ok: true, executed: false, cells: 0, charts: 0, ms: 0, firstResultMs: 0, pageBytes: 0 };
+    const run: NotebookRun = {
+      name,
+      source: file,
+      ok: true,
+      executed: false,
+      cells: 0,
+      charts: 0,
+      ms: 0,
+      firstResultMs: 0,
+      pageBytes: 0,
+    };
     try {
       const nb = readNotebook(file);
       const kernel = foreignKernel(nb);
@@ -239,7 +269,13 @@ export async function report(inputs: string[], opts: ReportOptions = {}): Promis
         run.cells = nb.cells.filter((c) => c.cell_type === "code").length;
       } else if (execute) {
         const r = await executeNotebook(nb, path.dirname(file), opts);
-        Object.assign(run, { executed: true, cells: r.cells, firstResultMs: r.firstResultMs, ok: r.error === undefined, error: r.error });
+        Object.assign(run, {
+          executed: true,
+          cells: r.cells,
+          firstResultMs: r.firstResultMs,
+          ok: r.error === undefined,
+          error: r.error,
+        });
         writeFileSync(path.join(out, "notebooks", `${name}.ipynb`), `${JSON.stringify(nb, null, 1)}\n`);
       } else run.cells = nb.cells.filter((c) => c.cell_type === "code").length;
       const page = notebookHtml(nb, name, nav, scripts, path.dirname(file));
@@ -276,14 +312,19 @@ options:
 `;
 
 /** `quantbook report ...`: returns the process exit code (1 when a notebook failed, 2 for bad arguments). */
-export async function reportCommand(args: string[], log: (s: string) => void = console.log, warn: (s: string) => void = console.error): Promise<number> {
+export async function reportCommand(
+  args: string[],
+  log: (s: string) => void = console.log,
+  warn: (s: string) => void = console.error,
+): Promise<number> {
   const inputs: string[] = [];
   const opts: ReportOptions = { log };
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
     const value = () => {
       const v = args[++i];
-      if (v === undefined || v.startsWith("--")) throw new ReportError(`quantbook report: ${a} needs a value\n\n${REPORT_USAGE}`);
+      if (v === undefined || v.startsWith("--"))
+        throw new ReportError(`quantbook report: ${a} needs a value\n\n${REPORT_USAGE}`);
       return v;
     };
     if (a === "--execute") opts.execute = true;
@@ -302,9 +343,12 @@ export async function reportCommand(args: string[], log: (s: string) => void = c
     } else if (a.startsWith("-")) throw new ReportError(`quantbook report: unknown option ${a}\n\n${REPORT_USAGE}`);
     else inputs.push(a);
   }
-  if (inputs.length === 0) throw new ReportError(`quantbook report: name at least one notebook or folder\n\n${REPORT_USAGE}`);
+  if (inputs.length === 0)
+    throw new ReportError(`quantbook report: name at least one notebook or folder\n\n${REPORT_USAGE}`);
   const r = await report(inputs, opts);
   const ok = r.runs.filter((x) => x.ok).length;
-  (ok === r.runs.length ? log : warn)(`report: ${ok}/${r.runs.length} notebooks ok in ${(r.ms / 1000).toFixed(1)} s; open ${path.relative(process.cwd(), r.index) || r.index}`);
+  (ok === r.runs.length ? log : warn)(
+    `report: ${ok}/${r.runs.length} notebooks ok in ${(r.ms / 1000).toFixed(1)} s; open ${path.relative(process.cwd(), r.index) || r.index}`,
+  );
   return ok === r.runs.length ? 0 : 1;
 }

@@ -15,7 +15,12 @@ import { Wire, type Message } from "./wire";
 export type NbOutput =
   | { output_type: "stream"; name: string; text: string }
   | { output_type: "display_data"; data: Record<string, unknown>; metadata: Record<string, unknown> }
-  | { output_type: "execute_result"; execution_count: number; data: Record<string, unknown>; metadata: Record<string, unknown> }
+  | {
+      output_type: "execute_result";
+      execution_count: number;
+      data: Record<string, unknown>;
+      metadata: Record<string, unknown>;
+    }
   | { output_type: "error"; ename: string; evalue: string; traceback: string[] };
 
 function freePort(): Promise<number> {
@@ -111,7 +116,12 @@ export class KernelClient {
   }
 
   /** Sends a shell (or control) request and resolves with its reply. */
-  request(type: string, content: Record<string, unknown>, onIopub?: (m: Message) => void, channel: "shell" | "control" = "shell"): Promise<Message> {
+  request(
+    type: string,
+    content: Record<string, unknown>,
+    onIopub?: (m: Message) => void,
+    channel: "shell" | "control" = "shell",
+  ): Promise<Message> {
     const frames = this.wire.encode(type, content, null);
     const id = JSON.parse(frames[2].toString()).msg_id as string;
     if (onIopub) this.listeners.set(id, onIopub);
@@ -138,7 +148,9 @@ export class KernelClient {
     let clearPending = false;
     let reply: Message | null = null;
     const timing: Record<string, string> = {};
-    const stamp = (key: string, m: Message) => (timing[key] = typeof m.header.date === "string" && m.header.date !== "" ? m.header.date : new Date().toISOString());
+    const stamp = (key: string, m: Message) =>
+      (timing[key] =
+        typeof m.header.date === "string" && m.header.date !== "" ? m.header.date : new Date().toISOString());
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`cell did not finish within ${timeoutMs} ms`)), timeoutMs);
       const add = (o: NbOutput, displayId?: string) => {
@@ -161,40 +173,62 @@ export class KernelClient {
         stamp("shell.execute_reply", reply);
         resolve({ status: c.status, executionCount: c.execution_count, outputs, timing });
       };
-      void this.request("execute_request", { code, silent: false, store_history: true, user_expressions: {}, allow_stdin: false, stop_on_error: true }, (m) => {
-        const c = m.content as Record<string, unknown>;
-        const transient = c.transient as { display_id?: string } | undefined;
-        switch (m.header.msg_type) {
-          case "stream":
-            return add({ output_type: "stream", name: c.name as string, text: c.text as string });
-          case "display_data":
-            return add({ output_type: "display_data", data: c.data as Record<string, unknown>, metadata: (c.metadata as Record<string, unknown>) ?? {} }, transient?.display_id);
-          case "update_display_data":
-            for (const i of byDisplayId.get(transient?.display_id ?? "") ?? []) (outputs[i] as { data: unknown }).data = c.data;
-            return;
-          case "execute_result":
-            return add({ output_type: "execute_result", execution_count: c.execution_count as number, data: c.data as Record<string, unknown>, metadata: {} });
-          case "error":
-            return add({ output_type: "error", ename: c.ename as string, evalue: c.evalue as string, traceback: c.traceback as string[] });
-          case "clear_output":
-            if (c.wait) clearPending = true;
-            else {
-              outputs.length = 0;
-              byDisplayId.clear();
-            }
-            return;
-          case "execute_input":
-            stamp("iopub.execute_input", m);
-            return;
-          case "status":
-            if (c.execution_state === "busy") stamp("iopub.status.busy", m);
-            if (c.execution_state === "idle") {
-              stamp("iopub.status.idle", m);
-              idleMsg = true;
-              finish();
-            }
-        }
-      }).then((r) => {
+      void this.request(
+        "execute_request",
+        { code, silent: false, store_history: true, user_expressions: {}, allow_stdin: false, stop_on_error: true },
+        (m) => {
+          const c = m.content as Record<string, unknown>;
+          const transient = c.transient as { display_id?: string } | undefined;
+          switch (m.header.msg_type) {
+            case "stream":
+              return add({ output_type: "stream", name: c.name as string, text: c.text as string });
+            case "display_data":
+              return add(
+                {
+                  output_type: "display_data",
+                  data: c.data as Record<string, unknown>,
+                  metadata: (c.metadata as Record<string, unknown>) ?? {},
+                },
+                transient?.display_id,
+              );
+            case "update_display_data":
+              for (const i of byDisplayId.get(transient?.display_id ?? "") ?? [])
+                (outputs[i] as { data: unknown }).data = c.data;
+              return;
+            case "execute_result":
+              return add({
+                output_type: "execute_result",
+                execution_count: c.execution_count as number,
+                data: c.data as Record<string, unknown>,
+                metadata: {},
+              });
+            case "error":
+              return add({
+                output_type: "error",
+                ename: c.ename as string,
+                evalue: c.evalue as string,
+                traceback: c.traceback as string[],
+              });
+            case "clear_output":
+              if (c.wait) clearPending = true;
+              else {
+                outputs.length = 0;
+                byDisplayId.clear();
+              }
+              return;
+            case "execute_input":
+              stamp("iopub.execute_input", m);
+              return;
+            case "status":
+              if (c.execution_state === "busy") stamp("iopub.status.busy", m);
+              if (c.execution_state === "idle") {
+                stamp("iopub.status.idle", m);
+                idleMsg = true;
+                finish();
+              }
+          }
+        },
+      ).then((r) => {
         reply = r;
         finish();
       });

@@ -34,7 +34,9 @@ async function run(data: ControlWorkerData): Promise<void> {
   await sock.bind(data.address);
   let chain: Promise<void> = Promise.resolve();
   const send = (frames: Buffer[]) => {
-    chain = chain.then(() => sock.send(frames)).catch((e) => port.postMessage({ log: `control send failed: ${e}` } satisfies ToMain));
+    chain = chain
+      .then(() => sock.send(frames))
+      .catch((e) => port.postMessage({ log: `control send failed: ${e}` } satisfies ToMain));
   };
   port.on("message", (m: ToWorker) => {
     if ("send" in m) send(m.send.map((f) => Buffer.from(f)));

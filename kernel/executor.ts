@@ -22,7 +22,10 @@ import { loadTslab, PACKAGE_ROOT, type CellConverter, type ConvertResult, type D
 /** The cell whose code (or whose background work) is running. */
 export const cellContext = new AsyncLocalStorage<{ cell: number }>();
 
-export type RunResult = { kind: "ok"; hasValue: boolean; value?: unknown } | { kind: "compileError"; diagnostics: string[] } | { kind: "error"; error: unknown };
+export type RunResult =
+  | { kind: "ok"; hasValue: boolean; value?: unknown }
+  | { kind: "compileError"; diagnostics: string[] }
+  | { kind: "error"; error: unknown };
 
 export class KeyboardInterrupt extends Error {
   constructor(what = "the cell") {
@@ -35,12 +38,23 @@ const FILE_PREFIX = "quantbook-cell-";
 const MARKER = /\/\*@qb(\d+)\*\//;
 
 /** A statement start marker per statement: `/*@qb<line>*\/`, and where each was put (to fix diagnostic columns). */
-export function markStatements(ts: TS, code: string): { text: string; inserts: { line: number; col: number; len: number }[] } {
+export function markStatements(
+  ts: TS,
+  code: string,
+): { text: string; inserts: { line: number; col: number; len: number }[] } {
   const src = ts.createSourceFile("cell.ts", code, ts.ScriptTarget.Latest, true, ts.ScriptKind.TS);
   const at: number[] = [];
   const visit = (node: import("typescript").Node): void => {
     const p = node.parent;
-    if (p && (ts.isSourceFile(p) || ts.isBlock(p) || ts.isModuleBlock(p) || ts.isCaseClause(p) || ts.isDefaultClause(p) || ts.isClassLike(p))) {
+    if (
+      p &&
+      (ts.isSourceFile(p) ||
+        ts.isBlock(p) ||
+        ts.isModuleBlock(p) ||
+        ts.isCaseClause(p) ||
+        ts.isDefaultClause(p) ||
+        ts.isClassLike(p))
+    ) {
       at.push(node.getStart(src));
     }
     ts.forEachChild(node, visit);
@@ -87,7 +101,11 @@ function runtimeNames(ts: TS, s: import("typescript").Statement): string[] {
     else for (const e of n.elements) if (!ts.isOmittedExpression(e)) bind(e.name);
   };
   if (ts.isVariableStatement(s)) s.declarationList.declarations.forEach((d) => bind(d.name));
-  else if ((ts.isFunctionDeclaration(s) || ts.isClassDeclaration(s) || ts.isEnumDeclaration(s) || ts.isModuleDeclaration(s)) && s.name && ts.isIdentifier(s.name)) {
+  else if (
+    (ts.isFunctionDeclaration(s) || ts.isClassDeclaration(s) || ts.isEnumDeclaration(s) || ts.isModuleDeclaration(s)) &&
+    s.name &&
+    ts.isIdentifier(s.name)
+  ) {
     names.push(s.name.text);
   } else if (ts.isImportDeclaration(s) && s.importClause) {
     const c = s.importClause;
@@ -102,8 +120,15 @@ function runtimeNames(ts: TS, s: import("typescript").Statement): string[] {
  * The declarations to carry on after a cell failed: the cell's declarations of names it assigned
  * before failing; for names it declared but did not reach, the earlier declaration (if any).
  */
-export function keepReached(ts: TS, prevDecl: string, newDecl: string, cellNames: Set<string>, written: Set<string>): string {
-  const parse = (text: string) => ts.createSourceFile("decl.d.ts", text, ts.ScriptTarget.Latest, false, ts.ScriptKind.TS);
+export function keepReached(
+  ts: TS,
+  prevDecl: string,
+  newDecl: string,
+  cellNames: Set<string>,
+  written: Set<string>,
+): string {
+  const parse = (text: string) =>
+    ts.createSourceFile("decl.d.ts", text, ts.ScriptTarget.Latest, false, ts.ScriptKind.TS);
   const next = parse(newDecl);
   const prev = parse(prevDecl);
   const kept: string[] = [];
@@ -114,13 +139,18 @@ export function keepReached(ts: TS, prevDecl: string, newDecl: string, cellNames
   }
   for (const s of prev.statements) {
     const names = runtimeNames(ts, s);
-    if (names.length > 0 && names.every((n) => cellNames.has(n) && !written.has(n))) kept.push(prevDecl.slice(s.pos, s.end).trim());
+    if (names.length > 0 && names.every((n) => cellNames.has(n) && !written.has(n)))
+      kept.push(prevDecl.slice(s.pos, s.end).trim());
   }
   return kept.join("\n") + "\n";
 }
 
 function isThenable(v: unknown): v is PromiseLike<unknown> {
-  return v !== null && (typeof v === "object" || typeof v === "function") && typeof (v as { then?: unknown }).then === "function";
+  return (
+    v !== null &&
+    (typeof v === "object" || typeof v === "function") &&
+    typeof (v as { then?: unknown }).then === "function"
+  );
 }
 
 export class Executor {
@@ -181,7 +211,12 @@ export class Executor {
         return here(id);
       } catch (e) {
         const bare = !id.startsWith(".") && !path.isAbsolute(id);
-        if (!bare || (e as { code?: string }).code !== "MODULE_NOT_FOUND" || !String((e as Error).message).includes(`'${id}'`)) throw e;
+        if (
+          !bare ||
+          (e as { code?: string }).code !== "MODULE_NOT_FOUND" ||
+          !String((e as Error).message).includes(`'${id}'`)
+        )
+          throw e;
         try {
           return installed(id === "quantbook" ? PACKAGE_ROOT : id);
         } catch {
@@ -237,7 +272,11 @@ export class Executor {
       this.sideModules.delete(o.path);
       this.sideOutputs.set(o.path, o.data);
     }
-    if (conv.diagnostics.length > 0) return { kind: "compileError", diagnostics: conv.diagnostics.map((d) => formatDiagnostic(d, marked.inserts, cell)) };
+    if (conv.diagnostics.length > 0)
+      return {
+        kind: "compileError",
+        diagnostics: conv.diagnostics.map((d) => formatDiagnostic(d, marked.inserts, cell)),
+      };
     if (!conv.output) {
       this.prevDecl = conv.declOutput ?? "";
       return { kind: "ok", hasValue: false };
@@ -258,7 +297,9 @@ export class Executor {
       let value = lastVar !== undefined ? this.locals[lastVar] : undefined;
       if (isThenable(value)) value = await this.race(value);
       this.prevDecl = conv.declOutput ?? "";
-      return value === undefined || value === null ? { kind: "ok", hasValue: false } : { kind: "ok", hasValue: true, value };
+      return value === undefined || value === null
+        ? { kind: "ok", hasValue: false }
+        : { kind: "ok", hasValue: true, value };
     } catch (e) {
       this.prevDecl = keepReached(ts, this.prevDecl, conv.declOutput ?? "", declaredNames(ts, code), this.written);
       const sigint = e instanceof Error && /Script execution was interrupted by `SIGINT`/.test(e.message);

@@ -21,7 +21,16 @@ export class History {
     return es.map((e) => [e.session, e.line, output ? [e.input, e.output] : e.input]);
   }
 
-  query(c: { hist_access_type?: string; output?: boolean; n?: number; session?: number; start?: number; stop?: number; pattern?: string; unique?: boolean }): unknown[] {
+  query(c: {
+    hist_access_type?: string;
+    output?: boolean;
+    n?: number;
+    session?: number;
+    start?: number;
+    stop?: number;
+    pattern?: string;
+    unique?: boolean;
+  }): unknown[] {
     const output = Boolean(c.output);
     switch (c.hist_access_type) {
       case "tail":

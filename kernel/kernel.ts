@@ -116,8 +116,10 @@ export class Kernel {
     );
     setDefaultProgress(displayProgress());
     const tslabJupyter = require("tslab/dist/jupyter") as { lastWriteDisplayData: unknown };
-    tslabJupyter.lastWriteDisplayData = (data: { data: MimeBundle; transient?: { display_id?: string } }, update: boolean) =>
-      this.sendDisplay(data.data, data.transient?.display_id, update);
+    tslabJupyter.lastWriteDisplayData = (
+      data: { data: MimeBundle; transient?: { display_id?: string } },
+      update: boolean,
+    ) => this.sendDisplay(data.data, data.transient?.display_id, update);
     // requests that arrive while the backend starts wait for it (quantbook needs it to load)
     const ready = initBackend().then(() => this.session.warmUp());
     this.queue = ready.catch((e) => log(`the tensor backend did not start: ${describeError(e).evalue}`));
@@ -163,13 +165,23 @@ export class Kernel {
 
   private enqueue(m: Message): void {
     const seq = ++this.received;
-    this.queue = this.queue.then(() => (m.header.msg_type === "execute_request" && seq <= this.abortBefore ? this.abort(m) : this.handle(m, this.out.shell)));
+    this.queue = this.queue.then(() =>
+      m.header.msg_type === "execute_request" && seq <= this.abortBefore
+        ? this.abort(m)
+        : this.handle(m, this.out.shell),
+    );
   }
 
   /** A cell queued behind one that failed with stop_on_error: not run, as the spec asks. */
   private abort(req: Message): void {
     this.publish("status", { execution_state: "busy" }, req);
-    this.reply(this.out.shell, req, "execute_reply", { status: "aborted", execution_count: this.executionCount }, { status: "aborted" });
+    this.reply(
+      this.out.shell,
+      req,
+      "execute_reply",
+      { status: "aborted", execution_count: this.executionCount },
+      { status: "aborted" },
+    );
     this.publish("status", { execution_state: "idle" }, req);
   }
 
@@ -183,13 +195,23 @@ export class Kernel {
     void this.out.iopub.send(this.wire.encode(type, content, parent));
   }
 
-  private reply(outbox: Outbox, req: Message, type: string, content: unknown, metadata: Record<string, unknown> = {}): void {
+  private reply(
+    outbox: Outbox,
+    req: Message,
+    type: string,
+    content: unknown,
+    metadata: Record<string, unknown> = {},
+  ): void {
     void outbox.send(this.wire.encode(type, content, req, req.identities, metadata));
   }
 
   private sendDisplay(bundle: MimeBundle, displayId: string | undefined, update: boolean): void {
     const transient = displayId ? { display_id: displayId } : {};
-    this.publish(update && displayId ? "update_display_data" : "display_data", { data: bundle, metadata: {}, transient }, this.current);
+    this.publish(
+      update && displayId ? "update_display_data" : "display_data",
+      { data: bundle, metadata: {}, transient },
+      this.current,
+    );
   }
 
   /**
@@ -201,7 +223,10 @@ export class Kernel {
     for (const name of ["stdout", "stderr"] as const) {
       const stream = process[name];
       stream.write = ((chunk: string | Uint8Array, enc?: unknown, cb?: unknown) => {
-        const text = typeof chunk === "string" ? chunk : Buffer.from(chunk).toString(typeof enc === "string" ? (enc as BufferEncoding) : "utf8");
+        const text =
+          typeof chunk === "string"
+            ? chunk
+            : Buffer.from(chunk).toString(typeof enc === "string" ? (enc as BufferEncoding) : "utf8");
         this.write(name, text, cellContext.getStore()?.cell);
         const done = typeof enc === "function" ? enc : cb;
         if (typeof done === "function") (done as () => void)();
@@ -213,7 +238,13 @@ export class Kernel {
   private write(name: StreamName, text: string, origin: number | undefined): void {
     if (text.length === 0) return;
     if (this.running === 0) {
-      this.held.push({ name, text: origin === undefined ? text : `[output of cell ${origin}, which finished earlier, from work it left running]\n${text}` });
+      this.held.push({
+        name,
+        text:
+          origin === undefined
+            ? text
+            : `[output of cell ${origin}, which finished earlier, from work it left running]\n${text}`,
+      });
       return;
     }
     if (origin !== undefined && origin !== this.running && origin !== this.lastOrigin) {
@@ -234,9 +265,16 @@ export class Kernel {
     const origin = /\(?cell (\d+)/.exec(err.traceback.join("\n"))?.[1];
     const from = origin === undefined ? "" : ` from cell ${origin}`;
     if (this.running !== 0) {
-      this.publish("error", { ...err, traceback: [`[${kind}${from}; the kernel and its variables are intact]`, ...err.traceback] }, this.current);
+      this.publish(
+        "error",
+        { ...err, traceback: [`[${kind}${from}; the kernel and its variables are intact]`, ...err.traceback] },
+        this.current,
+      );
     } else {
-      this.held.push({ name: "stderr", text: `[${kind}${from}, after that cell finished]\n${err.traceback.join("\n")}\n` });
+      this.held.push({
+        name: "stderr",
+        text: `[${kind}${from}, after that cell finished]\n${err.traceback.join("\n")}\n`,
+      });
     }
   }
 
@@ -281,12 +319,23 @@ export class Kernel {
       case "complete_request": {
         const code = String(c.code ?? "");
         const r = this.session.complete(code, Number(c.cursor_pos ?? code.length));
-        return this.reply(outbox, req, "complete_reply", { status: "ok", matches: r.candidates, cursor_start: r.start, cursor_end: r.end, metadata: {} });
+        return this.reply(outbox, req, "complete_reply", {
+          status: "ok",
+          matches: r.candidates,
+          cursor_start: r.start,
+          cursor_end: r.end,
+          metadata: {},
+        });
       }
       case "inspect_request": {
         const code = String(c.code ?? "");
         const text = this.session.inspect(code, Number(c.cursor_pos ?? code.length));
-        return this.reply(outbox, req, "inspect_reply", { status: "ok", found: text !== null, data: text === null ? {} : { "text/plain": text }, metadata: {} });
+        return this.reply(outbox, req, "inspect_reply", {
+          status: "ok",
+          found: text !== null,
+          data: text === null ? {} : { "text/plain": text },
+          metadata: {},
+        });
       }
       case "history_request":
         return this.reply(outbox, req, "history_reply", { status: "ok", history: this.history.query(c) });
@@ -351,13 +400,25 @@ export class Kernel {
         this.publish("execute_result", { execution_count: count, data: bundle, metadata: {} }, req);
         if (entry) entry.output = typeof bundle["text/plain"] === "string" ? bundle["text/plain"] : null;
       }
-      this.reply(outbox, req, "execute_reply", { status: "ok", execution_count: count, payload: [], user_expressions: {} }, { status: "ok" });
+      this.reply(
+        outbox,
+        req,
+        "execute_reply",
+        { status: "ok", execution_count: count, payload: [], user_expressions: {} },
+        { status: "ok" },
+      );
     } else {
       const { ename, evalue, traceback } = outcome;
       if (!silent) this.publish("error", { ename, evalue, traceback }, req);
       // cells already queued behind this one are aborted (stop_on_error defaults to true)
       if (c.stop_on_error !== false) this.abortBefore = this.received;
-      this.reply(outbox, req, "execute_reply", { status: "error", execution_count: count, ename, evalue, traceback }, { status: "error" });
+      this.reply(
+        outbox,
+        req,
+        "execute_reply",
+        { status: "error", execution_count: count, ename, evalue, traceback },
+        { status: "error" },
+      );
     }
   }
 

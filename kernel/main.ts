@@ -12,7 +12,14 @@ import { Kernel, type ConnectionInfo } from "./kernel";
 export function kernelSpec(): Record<string, unknown> {
   return {
     // --expose-gc: the kernel collects garbage after a cell replaced a model, so its tensors are freed
-    argv: [process.execPath, "--expose-gc", path.resolve(__dirname, "main.js"), "kernel", "--connection-file", "{connection_file}"],
+    argv: [
+      process.execPath,
+      "--expose-gc",
+      path.resolve(__dirname, "main.js"),
+      "kernel",
+      "--connection-file",
+      "{connection_file}",
+    ],
     display_name: "TypeScript (quantbook)",
     language: "typescript",
     // interrupts come as interrupt_request on the control channel, answered by a thread of their own
@@ -25,7 +32,9 @@ export function kernelSpec(): Record<string, unknown> {
 export function kernelDir(opts: { user?: boolean; sysPrefix?: boolean; prefix?: string | undefined }): string {
   if (opts.prefix) return path.join(opts.prefix, "share", "jupyter", "kernels", "quantbook");
   if (opts.sysPrefix) return path.join("/usr/local", "share", "jupyter", "kernels", "quantbook");
-  const data = process.env.JUPYTER_DATA_DIR ?? path.join(process.env.XDG_DATA_HOME ?? path.join(homedir(), ".local", "share"), "jupyter");
+  const data =
+    process.env.JUPYTER_DATA_DIR ??
+    path.join(process.env.XDG_DATA_HOME ?? path.join(homedir(), ".local", "share"), "jupyter");
   return path.join(data, "kernels", "quantbook");
 }
 
@@ -36,7 +45,10 @@ export function install(opts: { user?: boolean; sysPrefix?: boolean; prefix?: st
   return dir;
 }
 
-const FATAL_EVENTS = { uncaughtException: "uncaught exception", unhandledRejection: "unhandled promise rejection" } as const;
+const FATAL_EVENTS = {
+  uncaughtException: "uncaught exception",
+  unhandledRejection: "unhandled promise rejection",
+} as const;
 type FatalEvent = keyof typeof FATAL_EVENTS;
 const wrapped = new WeakSet<object>();
 
@@ -77,13 +89,18 @@ function arg(args: string[], name: string): string | undefined {
 export async function main(args: string[]): Promise<void> {
   const [command] = args;
   if (command === "install") {
-    const dir = install({ user: args.includes("--user"), sysPrefix: args.includes("--sys-prefix"), prefix: arg(args, "--prefix") });
+    const dir = install({
+      user: args.includes("--user"),
+      sysPrefix: args.includes("--sys-prefix"),
+      prefix: arg(args, "--prefix"),
+    });
     console.log(`installed kernelspec "quantbook" (TypeScript (quantbook)) in ${dir}`);
     return;
   }
   if (command === "kernel") {
     const file = arg(args, "--connection-file");
-    if (file === undefined) throw new Error("kernel: pass --connection-file <file> (Jupyter does this through the kernelspec)");
+    if (file === undefined)
+      throw new Error("kernel: pass --connection-file <file> (Jupyter does this through the kernelspec)");
     const conn = JSON.parse(readFileSync(file, "utf8")) as ConnectionInfo;
     const kernel = new Kernel(conn, process.cwd());
     process.on("SIGINT", () => kernel.interrupt());
@@ -94,7 +111,9 @@ export async function main(args: string[]): Promise<void> {
     guardProcess(report); // again: loading the wasm backend added its own (re-throwing) handlers
     return;
   }
-  console.error("usage: main.js kernel --connection-file FILE | main.js install [--user | --sys-prefix | --prefix DIR]");
+  console.error(
+    "usage: main.js kernel --connection-file FILE | main.js install [--user | --sys-prefix | --prefix DIR]",
+  );
   process.exit(2);
 }
 

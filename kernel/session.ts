@@ -7,7 +7,8 @@ import type { CompletionInfo } from "./tslab";
 import { Executor } from "./executor";
 import { loadTslab } from "./tslab";
 
-export type Outcome = { ok: true; hasValue: boolean; value?: unknown } | { ok: false; ename: string; evalue: string; traceback: string[] };
+export type Outcome =
+  { ok: true; hasValue: boolean; value?: unknown } | { ok: false; ename: string; evalue: string; traceback: string[] };
 
 type Locate = (frame: string) => string | null;
 
@@ -54,12 +55,17 @@ export function traceback(stack: string, ename: string, locate: Locate): string[
   const out = [...headline, ...user];
   if (folded.size > 0) {
     const n = [...folded.values()].reduce((a, b) => a + b, 0);
-    out.push(`    (+ ${n} library frame${n === 1 ? "" : "s"}: ${[...folded].map(([k, v]) => `${k} ×${v}`).join(", ")})`);
+    out.push(
+      `    (+ ${n} library frame${n === 1 ? "" : "s"}: ${[...folded].map(([k, v]) => `${k} ×${v}`).join(", ")})`,
+    );
   }
   return out;
 }
 
-export function describeError(e: unknown, locate: Locate = () => null): { ename: string; evalue: string; traceback: string[] } {
+export function describeError(
+  e: unknown,
+  locate: Locate = () => null,
+): { ename: string; evalue: string; traceback: string[] } {
   if (e instanceof Error) {
     const ename = e.name || e.constructor?.name || "Error";
     const evalue = e.message;
@@ -105,7 +111,12 @@ export class Session {
   async execute(code: string, cell: number): Promise<Outcome> {
     const r = await this.executor.run(expandShorthand(code), cell);
     if (r.kind === "compileError") {
-      return { ok: false, ename: "TypeScriptError", evalue: r.diagnostics.join("; "), traceback: ["The cell did not compile:", ...r.diagnostics] };
+      return {
+        ok: false,
+        ename: "TypeScriptError",
+        evalue: r.diagnostics.join("; "),
+        traceback: ["The cell did not compile:", ...r.diagnostics],
+      };
     }
     if (r.kind === "error") return { ok: false, ...this.describe(r.error) };
     return r.hasValue ? { ok: true, hasValue: true, value: r.value } : { ok: true, hasValue: false };
@@ -133,7 +144,9 @@ export class Session {
     const r = this.executor.isCompleteCode(code);
     if (!r.completed) return { status: "incomplete", indent: r.indent ?? "" };
     const ts = this.executor.ts;
-    const src = ts.createSourceFile("cell.ts", code, ts.ScriptTarget.Latest, false, ts.ScriptKind.TS) as unknown as { parseDiagnostics?: unknown[] };
+    const src = ts.createSourceFile("cell.ts", code, ts.ScriptTarget.Latest, false, ts.ScriptKind.TS) as unknown as {
+      parseDiagnostics?: unknown[];
+    };
     return (src.parseDiagnostics?.length ?? 0) > 0 ? { status: "invalid" } : { status: "complete" };
   }
 

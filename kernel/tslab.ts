@@ -69,13 +69,17 @@ export function loadTslab(): Tslab {
   try {
     version = (require("tslab/package.json") as { version: string }).version;
   } catch {
-    throw new Error("the quantbook kernel needs the npm package tslab (1.0.22), which is not installed; run `npm install` in the quantbook folder");
+    throw new Error(
+      "the quantbook kernel needs the npm package tslab (1.0.22), which is not installed; run `npm install` in the quantbook folder",
+    );
   }
   const req = (id: string): Record<string, unknown> => {
     try {
       return require(id) as Record<string, unknown>;
     } catch (e) {
-      throw new Error(`the quantbook kernel could not load ${id} from tslab ${version}: ${(e as Error).message}; quantbook is built against tslab 1.0.22`);
+      throw new Error(
+        `the quantbook kernel could not load ${id} from tslab ${version}: ${(e as Error).message}; quantbook is built against tslab 1.0.22`,
+      );
     }
   };
   const converter = req("tslab/dist/converter");
@@ -88,7 +92,12 @@ export function loadTslab(): Tslab {
   loaded = {
     version,
     ts,
-    createConverter: (cwd: string) => withFallbackResolution(ts, cwd, () => createConverter({ isJS: false, isBrowser: false }) as unknown as CellConverter),
+    createConverter: (cwd: string) =>
+      withFallbackResolution(
+        ts,
+        cwd,
+        () => createConverter({ isJS: false, isBrowser: false }) as unknown as CellConverter,
+      ),
     isCompleteCode,
     printQuickInfo,
   };
@@ -103,7 +112,12 @@ export function loadTslab(): Tslab {
  */
 function withFallbackResolution<T>(ts: TS, cwd: string, create: () => T): T {
   const sys = ts.sys as unknown as Record<string, (...a: string[]) => unknown>;
-  const orig = { fileExists: sys.fileExists, directoryExists: sys.directoryExists, readFile: sys.readFile, realpath: sys.realpath };
+  const orig = {
+    fileExists: sys.fileExists,
+    directoryExists: sys.directoryExists,
+    readFile: sys.readFile,
+    realpath: sys.realpath,
+  };
   const vroot = path.join(cwd, "node_modules");
   const mapped = (p: string): string | null => {
     if (!p.startsWith(vroot + "/")) return null;

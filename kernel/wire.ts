@@ -37,7 +37,8 @@ export class Wire {
     private readonly key: string,
     scheme = "hmac-sha256",
   ) {
-    if (key !== "" && scheme !== "hmac-sha256") throw new Error(`unsupported signature scheme ${scheme}; quantbook signs with hmac-sha256`);
+    if (key !== "" && scheme !== "hmac-sha256")
+      throw new Error(`unsupported signature scheme ${scheme}; quantbook signs with hmac-sha256`);
   }
 
   private sign(parts: Buffer[]): string {
@@ -58,7 +59,14 @@ export class Wire {
     let parsed: Message;
     try {
       const [header, parent, metadata, content] = json.map((b) => JSON.parse(b.toString() || "{}"));
-      parsed = { identities: frames.slice(0, at), header, parent_header: parent, metadata, content, buffers: frames.slice(at + 6) };
+      parsed = {
+        identities: frames.slice(0, at),
+        header,
+        parent_header: parent,
+        metadata,
+        content,
+        buffers: frames.slice(at + 6),
+      };
     } catch {
       return "unparsable JSON in a message";
     }
@@ -73,7 +81,13 @@ export class Wire {
   }
 
   /** A reply or broadcast for `parent`, encoded as frames. */
-  encode(msgType: string, content: unknown, parent: Message | null, identities: Buffer[] = [], metadata: Record<string, unknown> = {}): Buffer[] {
+  encode(
+    msgType: string,
+    content: unknown,
+    parent: Message | null,
+    identities: Buffer[] = [],
+    metadata: Record<string, unknown> = {},
+  ): Buffer[] {
     const header: Header = {
       msg_id: randomUUID(),
       username: parent?.header.username ?? "quantbook",

@@ -39,7 +39,14 @@ export async function runArticle(log: (s: string) => void = console.log): Promis
 
   const configs: [string, qb.nn.Module, qb.QconfigSetter[]][] = [
     ["linear2 weight int8 (template)", model, [qb.calibration8bitWeight16bitActQconfigSetter]],
-    ["linear2 weight int16", model, [qb.ModuleNameQconfigSetter({ linear2: qb.getQconfig({ weightDtype: qb.qint16 }) }), qb.calibration8bitWeight16bitActQconfigSetter]],
+    [
+      "linear2 weight int16",
+      model,
+      [
+        qb.ModuleNameQconfigSetter({ linear2: qb.getQconfig({ weightDtype: qb.qint16 }) }),
+        qb.calibration8bitWeight16bitActQconfigSetter,
+      ],
+    ],
     ["linear2 as broadcast mul + sum, int16", mulSum, [qb.calibration8bitWeight16bitActQconfigSetter]],
   ];
   const results: ConfigResult[] = [];

@@ -13,7 +13,11 @@ const NOTEBOOKS = path.join(ROOT, "notebooks");
 export const REPORT = path.join(ROOT, "report");
 export type { NotebookRun };
 
-export async function walkthrough(only?: RegExp, log: (s: string) => void = console.log, out = REPORT): Promise<NotebookRun[]> {
+export async function walkthrough(
+  only?: RegExp,
+  log: (s: string) => void = console.log,
+  out = REPORT,
+): Promise<NotebookRun[]> {
   const files = readdirSync(NOTEBOOKS)
     .filter((f) => /^\d\d_.*\.ipynb$/.test(f) && (!only || only.test(f)))
     .sort()

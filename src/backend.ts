@@ -54,7 +54,9 @@ async function choose(): Promise<BackendName> {
       throw errors.coded(
         "INVALID_ARGUMENT",
         `QUANTBOOK_BACKEND=${wanted}: that backend did not load` +
-          (wanted === "tensorflow" ? "; @tensorflow/tfjs-node is optional and its native library may not be installed. Use wasm instead." : ""),
+          (wanted === "tensorflow"
+            ? "; @tensorflow/tfjs-node is optional and its native library may not be installed. Use wasm instead."
+            : ""),
       );
     }
     return wanted;

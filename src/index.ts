@@ -58,8 +58,22 @@ export { marchSpec } from "./march/data";
 export type { MarchSpec, OpRule, PerfParams } from "./march/spec";
 export type { Ir, IrNode } from "./ir/types";
 export { QuantAnalysis, sensitiveOpQconfigSetter, scaleExplorer } from "./analysis";
-export { evaluate, MIN_COSINE, type Evaluation, type EvaluateOptions, type EvaluateRow, type Task } from "./analysis/evaluate";
-export { planMixedPrecision, loadPlan, type MixedPrecisionPlan, type PlannerOptions, type PlanRow, type SavedPlan } from "./planner/planMixedPrecision";
+export {
+  evaluate,
+  MIN_COSINE,
+  type Evaluation,
+  type EvaluateOptions,
+  type EvaluateRow,
+  type Task,
+} from "./analysis/evaluate";
+export {
+  planMixedPrecision,
+  loadPlan,
+  type MixedPrecisionPlan,
+  type PlannerOptions,
+  type PlanRow,
+  type SavedPlan,
+} from "./planner/planMixedPrecision";
 export * as analysis from "./analysis";
 export * as transforms from "./transforms";
 export { toDataFrame, makeTable, type Table } from "./util/table";

@@ -39,7 +39,8 @@ export class QuantbookError extends Error {
 }
 
 const messageOf = (e: unknown): string => (e instanceof Error ? e.message : String(e));
-const list = (xs: string[], n = 5): string => `${xs.slice(0, n).join(", ")}${xs.length > n ? `, … (${xs.length} in all)` : ""}`;
+const list = (xs: string[], n = 5): string =>
+  `${xs.slice(0, n).join(", ")}${xs.length > n ? `, … (${xs.length} in all)` : ""}`;
 
 /** Levenshtein distance, for "did you mean". */
 function distance(a: string, b: string): number {
@@ -58,7 +59,10 @@ function distance(a: string, b: string): number {
 
 /** The `n` candidates closest to `name` (edit distance; a containing name counts as close). */
 export function nearestNames(name: string, candidates: Iterable<string>, n = 5): string[] {
-  const scored = [...new Set(candidates)].map((c) => ({ c, d: c.includes(name) || name.includes(c) ? Math.abs(c.length - name.length) * 0.1 : distance(name, c) }));
+  const scored = [...new Set(candidates)].map((c) => ({
+    c,
+    d: c.includes(name) || name.includes(c) ? Math.abs(c.length - name.length) * 0.1 : distance(name, c),
+  }));
   return scored
     .sort((a, b) => a.d - b.d || a.c.localeCompare(b.c))
     .slice(0, n)
@@ -71,7 +75,10 @@ export const errors = {
 
   /** A call that needs a prepared model got another object. */
   notPrepared: (caller: string) =>
-    new QuantbookError("NOT_PREPARED", `${caller}: this model was not prepared; call qb.prepare(model, exampleInput, { qconfigSetter }) and pass the model it returns`),
+    new QuantbookError(
+      "NOT_PREPARED",
+      `${caller}: this model was not prepared; call qb.prepare(model, exampleInput, { qconfigSetter }) and pass the model it returns`,
+    ),
 
   /** Quantization points without a scale: their observers never saw data. The one "not calibrated" message. */
   notCalibrated: (caller: string, points: string[]) =>
@@ -82,7 +89,8 @@ export const errors = {
     ),
 
   /** The model is in a fake-quant state (or train / eval mode) the call cannot run in. */
-  wrongState: (caller: string, found: string, fix: string) => new QuantbookError("WRONG_STATE", `${caller}: the model is in ${found}; ${fix}`),
+  wrongState: (caller: string, found: string, fix: string) =>
+    new QuantbookError("WRONG_STATE", `${caller}: the model is in ${found}; ${fix}`),
 
   /** A long operation still runs on the model (a forgotten await). */
   busy: (caller: string, task: string, seconds: number) =>
@@ -92,7 +100,8 @@ export const errors = {
     ),
 
   /** A bad argument: where, what is wrong, and what to pass instead. */
-  invalidArgument: (where: string, problem: string, fix: string) => new QuantbookError("INVALID_ARGUMENT", `${where}: ${problem}; ${fix}`),
+  invalidArgument: (where: string, problem: string, fix: string) =>
+    new QuantbookError("INVALID_ARGUMENT", `${where}: ${problem}; ${fix}`),
 
   /** Shapes that do not fit: where, what was found, what was expected. */
   shapeMismatch: (where: string, found: string, expected: string, fix?: string) =>
@@ -101,7 +110,10 @@ export const errors = {
   /** A name (module path, op, op type, metric, ...) that does not exist, with the nearest ones that do. */
   unknownName: (where: string, kind: string, name: string, known: Iterable<string>) => {
     const near = nearestNames(name, known);
-    return new QuantbookError("UNKNOWN_NAME", `${where}: no ${kind} '${name}'${near.length ? `; nearest: ${near.map((n) => `'${n}'`).join(", ")}` : ""}`);
+    return new QuantbookError(
+      "UNKNOWN_NAME",
+      `${where}: no ${kind} '${name}'${near.length ? `; nearest: ${near.map((n) => `'${n}'`).join(", ")}` : ""}`,
+    );
   },
 
   /** An optional package a feature needs is not installed: what needs it and the install line. */
@@ -113,18 +125,23 @@ export const errors = {
     ),
 
   /** Something quantbook does not do, and what to do instead. */
-  unsupported: (where: string, what: string, fix: string) => new QuantbookError("UNSUPPORTED", `${where}: ${what} is not supported; ${fix}`),
+  unsupported: (where: string, what: string, fix: string) =>
+    new QuantbookError("UNSUPPORTED", `${where}: ${what} is not supported; ${fix}`),
 
   /** Chip-rule violations that stop a conversion (each line names the op, the rule and the fixes). */
   chipRules: (march: string, violations: string[]) =>
-    new QuantbookError("CHIP_RULES", `convert: ${violations.length} violation(s) of the ${march} rules:\n${violations.map((v) => `  - ${v}`).join("\n")}`),
+    new QuantbookError(
+      "CHIP_RULES",
+      `convert: ${violations.length} violation(s) of the ${march} rules:\n${violations.map((v) => `  - ${v}`).join("\n")}`,
+    ),
 
   /** A file that cannot be read or is not what the loader expects; the original error is the cause. */
   badFile: (loader: string, file: string, problem: string, cause?: unknown) =>
     new QuantbookError("BAD_FILE", `${loader}: ${file}: ${problem}`, cause === undefined ? undefined : { cause }),
 
   /** An IR that fails validation: every problem, each naming its node. */
-  invalidIr: (where: string, problems: string[]) => new QuantbookError("INVALID_IR", `${where}: invalid IR: ${problems.join("; ")}`),
+  invalidIr: (where: string, problems: string[]) =>
+    new QuantbookError("INVALID_IR", `${where}: invalid IR: ${problems.join("; ")}`),
 
   /** An op's computation failed: names the op and its input shapes, keeps the original error. */
   opFailed: (op: string, type: string, cause: unknown, inputShapes: string) =>
@@ -132,5 +149,9 @@ export const errors = {
 
   /** A calibration batch failed; the observers are as before it. */
   batchFailed: (caller: string, batch: number, cause: unknown) =>
-    new QuantbookError("BATCH_FAILED", `${caller}: batch ${batch} failed, observers are as before it: ${messageOf(cause)}`, { cause }),
+    new QuantbookError(
+      "BATCH_FAILED",
+      `${caller}: batch ${batch} failed, observers are as before it: ${messageOf(cause)}`,
+      { cause },
+    ),
 };

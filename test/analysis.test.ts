@@ -5,7 +5,16 @@ import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 import * as qb from "../src";
-import { assertNoLeak, assertThrows, assertThrowsError, calibrated, fixture, maxAbsDiff, readJson, setup } from "./helpers";
+import {
+  assertNoLeak,
+  assertThrows,
+  assertThrowsError,
+  calibrated,
+  fixture,
+  maxAbsDiff,
+  readJson,
+  setup,
+} from "./helpers";
 
 let sd: Record<string, tf.Tensor>;
 let x: tf.Tensor;
@@ -44,11 +53,16 @@ describe("QuantAnalysis on the article model", () => {
     assert.deepEqual(df.columns, ["op_name", "sensitive_type", "op_type", "L1", "quant_dtype", "flops"]);
     assert.ok(existsSync(path.join(outDir, "L1_sensitive_ops.txt")));
 
-    const int16 = await calibrated(model, x, [qb.ModuleNameQconfigSetter({ linear2: qb.getQconfig({ weightDtype: qb.qint16 }) }), qb.calibration8bitWeight16bitActQconfigSetter]);
+    const int16 = await calibrated(model, x, [
+      qb.ModuleNameQconfigSetter({ linear2: qb.getQconfig({ weightDtype: qb.qint16 }) }),
+      qb.calibration8bitWeight16bitActQconfigSetter,
+    ]);
     const t16 = new qb.QuantAnalysis(model, int16).sensitivity({ data: x, ...quiet });
     const row16 = t16.rows.find((r) => r.op_name === "linear2" && r.sensitive_type === "weight");
     assert.equal(row16?.quant_dtype, "qint16");
-    console.log(`# linear2 weight L1: int8 ${l1Int8.toExponential(3)} (rank ${rank + 1}), int16 ${row16?.value.toExponential(3)}; sensitivity ${table.elapsedMs.toFixed(0)} ms`);
+    console.log(
+      `# linear2 weight L1: int8 ${l1Int8.toExponential(3)} (rank ${rank + 1}), int16 ${row16?.value.toExponential(3)}; sensitivity ${table.elapsedMs.toFixed(0)} ms`,
+    );
     assert.ok((row16?.value as number) < l1Int8 / 2);
     int8.dispose();
     int16.dispose();
@@ -65,7 +79,12 @@ describe("QuantAnalysis on the article model", () => {
         slow.rows.map((r) => `${r.op_name}/${r.sensitive_type}`),
         metric,
       );
-      fast.rows.forEach((r, i) => assert.ok(Math.abs(r.value - slow.rows[i].value) <= 1e-6 * Math.max(1, Math.abs(r.value)), `${metric} ${r.op_name}`));
+      fast.rows.forEach((r, i) =>
+        assert.ok(
+          Math.abs(r.value - slow.rows[i].value) <= 1e-6 * Math.max(1, Math.abs(r.value)),
+          `${metric} ${r.op_name}`,
+        ),
+      );
     }
     c.dispose();
   });
@@ -73,7 +92,9 @@ describe("QuantAnalysis on the article model", () => {
   it("statistics show linear2's weight extremes and variance, in both files", async () => {
     const c = await calibrated(model, x, [qb.calibration8bitWeight16bitActQconfigSetter]);
     const st = new qb.QuantAnalysis(model, c, { outDir }).statistics({ data: x });
-    const stats = readJson<{ linear2_weight: { min: number; max: number; var: number } }>("article_stats.json").linear2_weight;
+    const stats = readJson<{ linear2_weight: { min: number; max: number; var: number } }>(
+      "article_stats.json",
+    ).linear2_weight;
     const w = st.baseline.rows.find((r) => r["Mod Name"] === "linear2" && r.Attr === "weight");
     assert.ok(w);
     assert.equal(w.Min, Math.fround(stats.min));
@@ -97,7 +118,10 @@ describe("QuantAnalysis on the article model", () => {
     const t = new qb.QuantAnalysis(model, c).comparePerLayer({ data: x });
     const stub = t.rows.find((r) => r.mod_name === "quant");
     // rounding costs at most half a step; the MSE range may clip the extremes by a hair more
-    assert.ok(stub && stub.max_qscale_diff !== null && stub.max_qscale_diff >= 0.4 && stub.max_qscale_diff <= 0.51, `${stub?.max_qscale_diff}`);
+    assert.ok(
+      stub && stub.max_qscale_diff !== null && stub.max_qscale_diff >= 0.4 && stub.max_qscale_diff <= 0.51,
+      `${stub?.max_qscale_diff}`,
+    );
     const l3 = t.rows.find((r) => r.mod_name === "linear3");
     assert.equal(l3?.quant_dtype, "float32");
     assert.ok((l3?.Cosine ?? 0) > 0.99);
@@ -121,11 +145,16 @@ describe("QuantAnalysis on the article model", () => {
     const c = await calibrated(model, x, [qb.calibration8bitWeight16bitActQconfigSetter]);
     const qa = new qb.QuantAnalysis(model, c);
     const wrong = tf.zeros([2, 100, 255]);
-    await assertThrows(() => qa.sensitivity({ data: wrong }), /QuantAnalysis\.sensitivity: data input 0 has shape \[2,100,255\], the model was prepared with \[2,100,256\]/);
+    await assertThrows(
+      () => qa.sensitivity({ data: wrong }),
+      /QuantAnalysis\.sensitivity: data input 0 has shape \[2,100,255\], the model was prepared with \[2,100,256\]/,
+    );
     await assertThrows(() => qa.statistics({ data: undefined as never }), /pass \{ data \}/);
     await assertThrows(() => qa.sensitivity({ data: x, metric: "L3" as never }), /unknown metric 'L3'/);
     const raw = qb.prepare(model, x, { qconfigSetter: [qb.calibration8bitWeight16bitActQconfigSetter] });
-    const points = qb.preparedOps(raw).flatMap((o) => [...o.inputs, o.weight, o.output].flatMap((f) => (f === null ? [] : [f.where])));
+    const points = qb
+      .preparedOps(raw)
+      .flatMap((o) => [...o.inputs, o.weight, o.output].flatMap((f) => (f === null ? [] : [f.where])));
     await assertThrowsError(() => new qb.QuantAnalysis(model, raw), qb.errors.notCalibrated("QuantAnalysis", points));
     await assertThrows(() => new qb.QuantAnalysis(model, model), /not prepared/);
     await assertThrowsError(
@@ -152,7 +181,9 @@ describe("QuantAnalysis on the article model", () => {
       ops.map((o) => o.info.name),
     );
     // the last row: every point on = the validation model against float
-    const whole = tf.tidy(() => tf.mean(tf.abs(tf.sub(c.forward(x) as tf.Tensor, model.forward(x) as tf.Tensor))).dataSync()[0]);
+    const whole = tf.tidy(
+      () => tf.mean(tf.abs(tf.sub(c.forward(x) as tf.Tensor, model.forward(x) as tf.Tensor))).dataSync()[0],
+    );
     const last = curve.rows[curve.rows.length - 1].value;
     assert.ok(Math.abs(last - whole) <= 1e-6 * whole, `last row ${last} vs the quantized model's L1 ${whole}`);
     // steps add up to the curve
@@ -162,7 +193,10 @@ describe("QuantAnalysis on the article model", () => {
       const q = qb.quant.fakeQuantize(x, { scale: ops[0].output?.scale()?.[0] as number, dtype: qb.qint16 });
       return tf.mean(tf.abs(tf.sub(model.forward(q) as tf.Tensor, model.forward(x) as tf.Tensor))).dataSync()[0];
     });
-    assert.ok(Math.abs(curve.rows[0].value - stubOnly) <= 1e-5 * stubOnly, `row 0 ${curve.rows[0].value} vs ${stubOnly}`);
+    assert.ok(
+      Math.abs(curve.rows[0].value - stubOnly) <= 1e-5 * stubOnly,
+      `row 0 ${curve.rows[0].value} vs ${stubOnly}`,
+    );
     assert.match(curve.caption, /the largest step is /);
     assert.ok(existsSync(path.join(outDir, "cumulative_error.txt")));
     const spec = curve.plot() as { mark: { type: string }; data: { values: unknown[] } };
@@ -182,7 +216,10 @@ describe("QuantAnalysis on the article model", () => {
     assert.equal(both.rows.length, per[0].length);
     for (const r of both.rows) {
       const [a, b] = per.map((rows) => rows.find((q) => key(q) === key(r))?.value as number);
-      assert.ok(Math.abs(r.value - (a + b) / 2) <= 1e-12 * Math.max(1, Math.abs(r.value)), `${key(r)}: ${r.value} vs mean of ${a}, ${b}`);
+      assert.ok(
+        Math.abs(r.value - (a + b) / 2) <= 1e-12 * Math.max(1, Math.abs(r.value)),
+        `${key(r)}: ${r.value} vs mean of ${a}, ${b}`,
+      );
     }
     for (let i = 1; i < both.rows.length; i++) assert.ok(both.rows[i - 1].value >= both.rows[i].value, "worst first");
     // a Dataset gives the same table, as a promise, and frees what it read
@@ -204,9 +241,17 @@ describe("QuantAnalysis on the article model", () => {
     }
     const cum = await qa.cumulativeError({ batches: qb.data.fromTensors([x, x2]) });
     const cumSingle = [x, x2].map((d) => qa.cumulativeError({ data: d }).rows);
-    cum.rows.forEach((r, i) => assert.ok(Math.abs(r.value - (cumSingle[0][i].value + cumSingle[1][i].value) / 2) <= 1e-12 * Math.max(1, r.value), r.op_name));
+    cum.rows.forEach((r, i) =>
+      assert.ok(
+        Math.abs(r.value - (cumSingle[0][i].value + cumSingle[1][i].value) / 2) <= 1e-12 * Math.max(1, r.value),
+        r.op_name,
+      ),
+    );
     assert.equal(tf.memory().numTensors, before);
-    await assertThrows(() => qa.sensitivity({ data: x, batches: [x] } as unknown as { data: tf.Tensor }), /both \{ data \} and \{ batches \}/);
+    await assertThrows(
+      () => qa.sensitivity({ data: x, batches: [x] } as unknown as { data: tf.Tensor }),
+      /both \{ data \} and \{ batches \}/,
+    );
     await assertThrows(() => qa.sensitivity({ batches: [] }), /pass \[batch, \.\.\.\] or a Dataset/);
     x2.dispose();
     c.dispose();
@@ -266,13 +311,19 @@ describe("sensitiveOpQconfigSetter", () => {
     const table = new qb.QuantAnalysis(m, c).sensitivity({ data, ...quiet });
     const top = table.rows[0];
     const promoted = qb.prepare(m, data, {
-      qconfigSetter: [qb.sensitiveOpQconfigSetter(table, { topk: 1, sensitiveType: "weight" }), qb.calibration8bitWeight16bitActQconfigSetter],
+      qconfigSetter: [
+        qb.sensitiveOpQconfigSetter(table, { topk: 1, sensitiveType: "weight" }),
+        qb.calibration8bitWeight16bitActQconfigSetter,
+      ],
     });
     const op = qb.preparedOps(promoted).find((o) => o.info.name === top.op_name);
     assert.equal(op?.weight?.dtype, qb.qint16);
     const weights = table.rows.filter((r) => r.sensitive_type === "weight").length;
     const byRatio = qb.prepare(m, data, {
-      qconfigSetter: [qb.sensitiveOpQconfigSetter(table, { ratio: 1, sensitiveType: "weight" }), qb.calibration8bitWeight16bitActQconfigSetter],
+      qconfigSetter: [
+        qb.sensitiveOpQconfigSetter(table, { ratio: 1, sensitiveType: "weight" }),
+        qb.calibration8bitWeight16bitActQconfigSetter,
+      ],
     });
     assert.equal(qb.preparedOps(byRatio).filter((o) => o.weight?.dtype === qb.qint16).length, weights);
     await assertThrows(() => qb.sensitiveOpQconfigSetter(table, {}), /exactly one of topk or ratio/);
@@ -295,18 +346,27 @@ describe("replaceLinearWithBroadcastMulSum", () => {
     const data = (await qb.io.loadTorch(fixture("random_data.pt"))) as tf.Tensor;
     const m = new qb.examples.SmallModel();
     const r = qb.transforms.replaceLinearWithBroadcastMulSum(m, "linear2");
-    assert.deepEqual(r.loadStateDict(ckpt), { missingKeys: [], unexpectedKeys: [] }, "strict load of the original keys");
+    assert.deepEqual(
+      r.loadStateDict(ckpt),
+      { missingKeys: [], unexpectedKeys: [] },
+      "strict load of the original keys",
+    );
     m.loadStateDict(ckpt);
     const [a, b] = [m.eval().forward(data), r.eval().forward(data)];
     assert.ok(maxAbsDiff(a, b) <= 1e-5, `max diff ${maxAbsDiff(a, b)}`);
     assert.ok(m.linear2 instanceof qb.nn.Linear, "the original model is unchanged");
     const c = qb.prepare(r, data, { qconfigSetter: [qb.calibration8bitWeight16bitActQconfigSetter] });
     const ops = new Map(qb.preparedOps(c).map((o) => [o.info.name, o]));
-    for (const n of ["linear2.quant_weight", "linear2.quant_bias", "linear2.mul", "linear2.sum", "linear2.add"]) assert.ok(ops.has(n), n);
+    for (const n of ["linear2.quant_weight", "linear2.quant_bias", "linear2.mul", "linear2.sum", "linear2.add"])
+      assert.ok(ops.has(n), n);
     assert.equal(ops.get("linear2.quant_weight")?.output?.axis, undefined);
     assert.equal(ops.get("linear2.mul")?.output?.dtype, qb.qint16);
     assert.ok(qb.checkModel(c, qb.March.NASH_M).ok, "int16 mul + sum passes the NASH_M rules");
-    await assertThrows(() => qb.transforms.replaceLinearWithBroadcastMulSum(m, "layernorm"), /'layernorm' is a LayerNorm, not a Linear/, /linear1, linear2, linear3/);
+    await assertThrows(
+      () => qb.transforms.replaceLinearWithBroadcastMulSum(m, "layernorm"),
+      /'layernorm' is a LayerNorm, not a Linear/,
+      /linear1, linear2, linear3/,
+    );
     await assertThrows(() => qb.transforms.replaceLinearWithBroadcastMulSum(m, "linear9"), /'linear9' is not a module/);
     tf.dispose([a, b, data]);
     qb.io.disposeAll(ckpt);
@@ -332,7 +392,10 @@ describe("scale explorer: the mul-output trap", () => {
     assert.ok(fixed.zero_fraction < 0.1);
     assert.ok(mse.output_l1 > 20 * fixed.output_l1);
     // the fix applied through a setter gives the same repaired output
-    const fixedModel = await calibrated(g, data, [qb.FixedScaleQconfigSetter({ gate_mul: 7 / 32767 }), qb.calibration8bitWeight16bitActQconfigSetter]);
+    const fixedModel = await calibrated(g, data, [
+      qb.FixedScaleQconfigSetter({ gate_mul: 7 / 32767 }),
+      qb.calibration8bitWeight16bitActQconfigSetter,
+    ]);
     const floatOut = g.forward(data);
     const l1 = tf.tidy(() => tf.mean(tf.abs(tf.sub(fixedModel.forward(data), floatOut))).dataSync()[0]);
     assert.ok(Math.abs(l1 - fixed.output_l1) < 1e-6, `${l1} vs ${fixed.output_l1}`);

@@ -60,7 +60,15 @@ describe("the article's model", () => {
     model.loadStateDict(sd);
     const calib = qb.prepare(model.eval(), x, { qconfigSetter: [qb.calibration8bitWeight16bitActQconfigSetter] });
     const names = qb.preparedOps(calib).map((o) => o.info.name);
-    for (const n of ["linear2", "layernorm.rsqrt", "layernorm.var_mean.pre_mean", "linear1", "linear3", "quant", "dequant"]) {
+    for (const n of [
+      "linear2",
+      "layernorm.rsqrt",
+      "layernorm.var_mean.pre_mean",
+      "linear1",
+      "linear3",
+      "quant",
+      "dequant",
+    ]) {
       assert.ok(names.includes(n), `${n} in ${names.join(", ")}`);
     }
     const ops = new Map(qb.preparedOps(calib).map((o) => [o.info.name, o]));
@@ -78,7 +86,10 @@ describe("the article's model", () => {
     const mulSum = new qb.examples.SmallModelMulSum(sd["linear2.weight"], sd["linear2.bias"]);
     mulSum.loadStateDict(sd, { strict: false });
     const int8 = await calibrated(model, x, [qb.calibration8bitWeight16bitActQconfigSetter]);
-    const int16 = await calibrated(model, x, [qb.ModuleNameQconfigSetter({ linear2: qb.getQconfig({ weightDtype: qb.qint16 }) }), qb.calibration8bitWeight16bitActQconfigSetter]);
+    const int16 = await calibrated(model, x, [
+      qb.ModuleNameQconfigSetter({ linear2: qb.getQconfig({ weightDtype: qb.qint16 }) }),
+      qb.calibration8bitWeight16bitActQconfigSetter,
+    ]);
     const ms = await calibrated(mulSum, x, [qb.calibration8bitWeight16bitActQconfigSetter]);
     const [o8, o16, oms] = [int8.forward(x), int16.forward(x), ms.forward(x)] as tf.Tensor[];
     const e8 = meanMaxAbs(o8, floatOut);
@@ -96,7 +107,11 @@ describe("the article's model", () => {
     assert.ok(between[0] < e16[0], "the two int16 forms are closer to each other than to float");
     const mulOp = qb.preparedOps(ms).find((o) => o.info.name === "linear2_mul");
     assert.equal(mulOp?.output?.dtype, qb.qint16);
-    assert.equal(qb.preparedOps(ms).find((o) => o.info.name === "quant_linear2_weight")?.output?.axis, undefined, "weight enters per tensor");
+    assert.equal(
+      qb.preparedOps(ms).find((o) => o.info.name === "quant_linear2_weight")?.output?.axis,
+      undefined,
+      "weight enters per tensor",
+    );
     tf.dispose([o8, o16, oms, floatOut]);
     [int8, int16, ms, model, mulSum].forEach((m) => m.dispose());
   });

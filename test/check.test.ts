@@ -38,7 +38,19 @@ describe("quantbook check and saved plans", { timeout: 300000 }, () => {
     assert.equal(r.passed, true);
     assert.equal(r.samples, 4);
     assert.ok(r.outputs[0].cosine >= 0.99);
-    const strict = await gate([MODEL, "--march", "nash-m", "--data", IMAGES, "--limit", "4", "--min-cosine", "0.99999999", "--max-latency-ms", "0.001"]);
+    const strict = await gate([
+      MODEL,
+      "--march",
+      "nash-m",
+      "--data",
+      IMAGES,
+      "--limit",
+      "4",
+      "--min-cosine",
+      "0.99999999",
+      "--max-latency-ms",
+      "0.001",
+    ]);
     assert.equal(strict.code, 1);
     assert.match(strict.out, /FAIL\n {2}- output 0: cosine 0\.\d+ < 0\.99999999\n {2}- latency [0-9.]+ ms > 0\.001 ms/);
   });
@@ -47,7 +59,11 @@ describe("quantbook check and saved plans", { timeout: 300000 }, () => {
     qb.setMarch(qb.March.NASH_M);
     const model = await qb.io.loadOnnx(MODEL);
     const x = tf.randomNormal([1, 3, 32, 32], 0, 1, "float32", 70);
-    const plan = await qb.planMixedPrecision(model, [x], { march: qb.March.NASH_M, evaluations: 4, onProgress: () => {} });
+    const plan = await qb.planMixedPrecision(model, [x], {
+      march: qb.March.NASH_M,
+      evaluations: 4,
+      onProgress: () => {},
+    });
     const i = plan.rows.length - 1;
     const file = path.join(dir, "plan.json");
     plan.save(file, i);
@@ -55,7 +71,10 @@ describe("quantbook check and saved plans", { timeout: 300000 }, () => {
     assert.equal(saved.format, "quantbook-plan");
     assert.equal(saved.base, "defaultCalibrationQconfigSetter");
     assert.equal(saved.measured_error, plan.rows[i].measured_error);
-    assert.deepEqual(Object.keys(saved.choices).length, plan.rows[i].choices === "(base)" ? 0 : plan.rows[i].choices.split(" ").length);
+    assert.deepEqual(
+      Object.keys(saved.choices).length,
+      plan.rows[i].choices === "(base)" ? 0 : plan.rows[i].choices.split(" ").length,
+    );
     // the same configuration: prepare through loadPlan and through setter(i) give the same dtypes
     const dtypes = (setters: qb.QconfigSetter[], apply: <T extends qb.nn.Module>(m: T) => T) => {
       const m = qb.prepare(apply(model).eval(), x, { qconfigSetter: setters, warn: false });
@@ -72,7 +91,11 @@ describe("quantbook check and saved plans", { timeout: 300000 }, () => {
     assert.match(gated.out, /with plan\.json/);
     // bad plans
     writeFileSync(path.join(dir, "bad.json"), JSON.stringify({ ...saved, choices: { "features.0.0": "int4" } }));
-    await assertThrows(() => qb.loadPlan(path.join(dir, "bad.json")), /bad\.json/, /choice 'int4' for features\.0\.0; use one of int16, int8, rewrite, rewrite-fixed/);
+    await assertThrows(
+      () => qb.loadPlan(path.join(dir, "bad.json")),
+      /bad\.json/,
+      /choice 'int4' for features\.0\.0; use one of int16, int8, rewrite, rewrite-fixed/,
+    );
     writeFileSync(path.join(dir, "notjson.json"), "{");
     await assertThrows(() => qb.loadPlan(path.join(dir, "notjson.json")), /notjson\.json/, /is not JSON/);
     x.dispose();
@@ -81,7 +104,10 @@ describe("quantbook check and saved plans", { timeout: 300000 }, () => {
 
   it("bad usage is exit 2 with the usage; the command is on the CLI", async () => {
     await assertThrows(() => checkCommand([MODEL, "--data", IMAGES]), /--march is required/);
-    await assertThrows(() => checkCommand([MODEL, "--march", "nash-q", "--data", IMAGES]), /--march nash-q: expected one of nash-e, nash-m, nash-p/);
+    await assertThrows(
+      () => checkCommand([MODEL, "--march", "nash-q", "--data", IMAGES]),
+      /--march nash-q: expected one of nash-e, nash-m, nash-p/,
+    );
     await assert.rejects(checkCommand([MODEL, "--march", "nash-m"]), CheckUsageError);
     const lines: string[] = [];
     const log = console.log;

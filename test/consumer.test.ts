@@ -21,7 +21,8 @@ const project = path.join(dir, "project");
 /** The environment of a user's shell: none of the npm settings `npm test` passes to its children. */
 function userEnv(): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) if (!/^npm_/i.test(k) && k !== "INIT_CWD" && k !== "NODE_OPTIONS") env[k] = v;
+  for (const [k, v] of Object.entries(process.env))
+    if (!/^npm_/i.test(k) && k !== "INIT_CWD" && k !== "NODE_OPTIONS") env[k] = v;
   return { ...env, QUANTBOOK_PROGRESS: "off" };
 }
 
@@ -133,8 +134,19 @@ describe("quantbook installed into another project", { timeout: 600000 }, () => 
     execFileSync("npm", ["pack", "--pack-destination", dir], { cwd: ROOT, env: userEnv(), stdio: "pipe" });
     const tarball = readdirSync(dir).find((f) => f.endsWith(".tgz")) as string;
     execFileSync("mkdir", ["-p", project]);
-    writeFileSync(path.join(project, "package.json"), JSON.stringify({ name: "my-model", version: "1.0.0", private: true }));
-    const r = run("npm", ["install", path.join(dir, tarball), "typescript@5.4.5", "--cache", path.join(dir, "cache"), "--no-audit", "--no-fund"]);
+    writeFileSync(
+      path.join(project, "package.json"),
+      JSON.stringify({ name: "my-model", version: "1.0.0", private: true }),
+    );
+    const r = run("npm", [
+      "install",
+      path.join(dir, tarball),
+      "typescript@5.4.5",
+      "--cache",
+      path.join(dir, "cache"),
+      "--no-audit",
+      "--no-fund",
+    ]);
     assert.equal(r.code, 0, r.out);
     installMs = performance.now() - t0;
   });
@@ -164,7 +176,14 @@ describe("quantbook installed into another project", { timeout: 600000 }, () => 
     writeFileSync(path.join(project, "flow.mjs"), ESM);
     const r = run("node", ["flow.mjs"]);
     assert.equal(r.code, 0, r.out);
-    assert.deepEqual(JSON.parse(r.stdout.trim()), { named: "function", io: "function", march: "nash-e", same: true, shape: [2, 3], before: "wasm" });
+    assert.deepEqual(JSON.parse(r.stdout.trim()), {
+      named: "function",
+      io: "function",
+      march: "nash-e",
+      same: true,
+      shape: [2, 3],
+      before: "wasm",
+    });
   });
 
   it("compiles TypeScript with tsc (every public result assigned to a const, declarations emitted) and runs it", () => {
@@ -173,7 +192,14 @@ describe("quantbook installed into another project", { timeout: 600000 }, () => 
     writeFileSync(
       path.join(project, "tsconfig.json"),
       JSON.stringify({
-        compilerOptions: { target: "ES2022", module: "commonjs", strict: true, declaration: true, skipLibCheck: true, outDir: "out" },
+        compilerOptions: {
+          target: "ES2022",
+          module: "commonjs",
+          strict: true,
+          declaration: true,
+          skipLibCheck: true,
+          outDir: "out",
+        },
         files: ["flow.ts", "types.ts"],
       }),
     );

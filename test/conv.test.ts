@@ -12,7 +12,9 @@ class ConvNet extends qb.nn.Module {
   conv2 = new qb.nn.Conv2d(8, 4, [3, 2], { stride: 2, padding: [1, 0], dilation: [1, 2] });
   dequant = new qb.DeQuantStub();
   forward(x: tf.Tensor) {
-    return this.dequant.forward(this.conv2.forward(this.relu.forward(this.bn1.forward(this.conv1.forward(this.quant.forward(x))))));
+    return this.dequant.forward(
+      this.conv2.forward(this.relu.forward(this.bn1.forward(this.conv1.forward(this.quant.forward(x))))),
+    );
   }
 }
 
@@ -81,7 +83,9 @@ describe("Conv2d", () => {
       depthwise = new qb.nn.Conv2d(6, 6, 3, { stride: 2, padding: 1, groups: 6, bias: false });
       dequant = new qb.DeQuantStub();
       forward(x: tf.Tensor) {
-        return this.dequant.forward(this.depthwise.forward(this.relu.forward(this.grouped.forward(this.quant.forward(x)))));
+        return this.dequant.forward(
+          this.depthwise.forward(this.relu.forward(this.grouped.forward(this.quant.forward(x)))),
+        );
       }
     }
     const g = (await qb.io.loadTorch(fixture("groupnet.pt"))) as typeof saved;
@@ -99,8 +103,15 @@ describe("Conv2d", () => {
   });
 
   it("refuses bad groups and shape mismatches with clear errors", async () => {
-    await assertThrows(() => new qb.nn.Conv2d(4, 6, 3, { groups: 4 }), /groups = 4 must be a positive integer dividing inChannels \(4\) and outChannels \(6\)/);
+    await assertThrows(
+      () => new qb.nn.Conv2d(4, 6, 3, { groups: 4 }),
+      /groups = 4 must be a positive integer dividing inChannels \(4\) and outChannels \(6\)/,
+    );
     const m = new ConvNet();
-    await assertThrows(() => m.forward(tf.zeros([1, 4, 8, 8])), /conv1 \(Conv2d\)/, /expected NCHW input with 3 channels/);
+    await assertThrows(
+      () => m.forward(tf.zeros([1, 4, 8, 8])),
+      /conv1 \(Conv2d\)/,
+      /expected NCHW input with 3 channels/,
+    );
   });
 });

@@ -100,7 +100,8 @@ describe("integer model against the fake-quant model", () => {
     it(`random Linear ${inF}->${outF}, ${dtype.name} activations: within one output step for >= 99.9% of elements`, async () => {
       qb.manualSeed(inF + outF);
       const x = tf.randomNormal([50, inF], 0, 1, "float32", inF);
-      const setter = dtype === qb.qint8 ? qb.defaultCalibrationQconfigSetter : qb.calibration8bitWeight16bitActQconfigSetter;
+      const setter =
+        dtype === qb.qint8 ? qb.defaultCalibrationQconfigSetter : qb.calibration8bitWeight16bitActQconfigSetter;
       const { c, ir, hb } = await toInteger(new OneLinear(inF, outF), x, [setter]);
       const fq = c.forward(x).dataSync();
       const y = hb.forward(x).dataSync();

@@ -39,11 +39,18 @@ describe("deploy: names, PTQ YAML, plugin snippet", () => {
     for (const c of convs) assert.ok(names.byNode[c]?.length >= 1, `conv node ${c} has an op`);
     // a setter keyed by the file's node name
     const node = convs[1];
-    const raised = await calibrated(model, x, [qb.ModuleNameQconfigSetter({ [node]: qb.getQconfig({ outDtype: qb.qint16 }) }), qb.defaultCalibrationQconfigSetter]);
+    const raised = await calibrated(model, x, [
+      qb.ModuleNameQconfigSetter({ [node]: qb.getQconfig({ outDtype: qb.qint16 }) }),
+      qb.defaultCalibrationQconfigSetter,
+    ]);
     const op = qb.preparedOps(raised).find((o) => o.info.name === names.byNode[node][0]);
     assert.equal(op?.output?.dtype.name, "qint16");
     await assertThrows(
-      () => qb.prepare(model.eval(), x, { qconfigSetter: [qb.ModuleNameQconfigSetter({ "/no/such/Conv": qb.getQconfig({ outDtype: qb.qint16 }) })], warn: false }),
+      () =>
+        qb.prepare(model.eval(), x, {
+          qconfigSetter: [qb.ModuleNameQconfigSetter({ "/no/such/Conv": qb.getQconfig({ outDtype: qb.qint16 }) })],
+          warn: false,
+        }),
       /ModuleNameQconfigSetter: no op or module '\/no\/such\/Conv'; nearest: '\/conv1\/Conv'/,
     );
     // a model written with qb.nn has module paths, not node names
@@ -55,10 +62,19 @@ describe("deploy: names, PTQ YAML, plugin snippet", () => {
     assert.throws(() => qb.deploy.onnxNames(a), /has no ONNX node names; prepare a model loaded with qb\.io\.loadOnnx/);
 
     // the PTQ YAML: parsed by Python, node_info names found in the file, the raised node int16
-    const yaml = qb.deploy.ptqYaml(raised, { onnxModel: "resnet_opset13.onnx", inputParameters: { input_type_train: "featuremap", input_layout_train: "NCHW" } });
+    const yaml = qb.deploy.ptqYaml(raised, {
+      onnxModel: "resnet_opset13.onnx",
+      inputParameters: { input_type_train: "featuremap", input_layout_train: "NCHW" },
+    });
     const yamlFile = path.join(dir, "ptq.yaml");
     writeFileSync(yamlFile, yaml);
-    const parsed = JSON.parse(execFileSync(PYTHON, ["-c", `import json, sys, yaml; print(json.dumps(yaml.safe_load(open(sys.argv[1]))))`, yamlFile], { encoding: "utf8" }));
+    const parsed = JSON.parse(
+      execFileSync(
+        PYTHON,
+        ["-c", `import json, sys, yaml; print(json.dumps(yaml.safe_load(open(sys.argv[1]))))`, yamlFile],
+        { encoding: "utf8" },
+      ),
+    );
     assert.equal(parsed.model_parameters.march, "nash-m");
     assert.equal(parsed.model_parameters.onnx_model, "resnet_opset13.onnx");
     assert.equal(parsed.input_parameters.input_layout_train, "NCHW");
@@ -68,8 +84,14 @@ describe("deploy: names, PTQ YAML, plugin snippet", () => {
     assert.equal(info[node]?.ON, "BPU");
     assert.match(yaml, new RegExp(`short form of the int16 outputs: ".*${node.replace(/[/.]/g, "\\$&")}:int16`));
     // input_parameters from the calibration data: a featuremap read as it is, named and shaped from the file's input
-    const fromData = qb.deploy.ptqYaml(raised, { data: qb.data.fromTensors([x]), inputParameters: { input_type_rt: "featuremap" } });
-    assert.match(fromData, /input_parameters:\n {2}input_name: "input"\n {2}input_shape: "1x3x32x32"\n {2}input_type_train: "featuremap"\n/);
+    const fromData = qb.deploy.ptqYaml(raised, {
+      data: qb.data.fromTensors([x]),
+      inputParameters: { input_type_rt: "featuremap" },
+    });
+    assert.match(
+      fromData,
+      /input_parameters:\n {2}input_name: "input"\n {2}input_shape: "1x3x32x32"\n {2}input_type_train: "featuremap"\n/,
+    );
     assert.match(fromData, /norm_type: "no_preprocess"/);
     // the int8 base needs no entries: only what differs
     const base = qb.deploy.nodeInfo(m);
@@ -101,13 +123,23 @@ describe("deploy: names, PTQ YAML, plugin snippet", () => {
     writeFileSync(
       path.join(pkg, "quantization", "qconfig_template.py"),
       "class ModuleNameQconfigSetter:\n    def __init__(self, d):\n        self.d = d\n" +
-        ["calibration_8bit_weight_16bit_act_qconfig_setter", "default_calibration_qconfig_setter", "qat_8bit_weight_16bit_act_qconfig_setter", "default_qat_qconfig_setter"]
+        [
+          "calibration_8bit_weight_16bit_act_qconfig_setter",
+          "default_calibration_qconfig_setter",
+          "qat_8bit_weight_16bit_act_qconfig_setter",
+          "default_qat_qconfig_setter",
+        ]
           .map((n) => `${n} = '${n}'\n`)
           .join(""),
     );
     const script = path.join(dir, "snippet.py");
-    writeFileSync(script, snippet + "\nimport json\nprint(json.dumps({'base': qconfig_setter[1], 'byName': qconfig_setter[0].d}))\n");
-    const out = JSON.parse(execFileSync(PYTHON, [script], { encoding: "utf8", env: { ...process.env, PYTHONPATH: path.join(dir, "stub") } }));
+    writeFileSync(
+      script,
+      snippet + "\nimport json\nprint(json.dumps({'base': qconfig_setter[1], 'byName': qconfig_setter[0].d}))\n",
+    );
+    const out = JSON.parse(
+      execFileSync(PYTHON, [script], { encoding: "utf8", env: { ...process.env, PYTHONPATH: path.join(dir, "stub") } }),
+    );
     assert.equal(out.base, "calibration_8bit_weight_16bit_act_qconfig_setter");
     assert.deepEqual(out.byName["linear2.mul"], { fix_scale: 7 / 32767, out_dtype: "qint16" });
     assert.deepEqual(out.byName.linear3, { in_dtype: "qint8", weight_dtype: "qint16" });
@@ -139,7 +171,10 @@ describe("deploy: names, PTQ YAML, plugin snippet", () => {
         const original = onnx.ModelProto.decode(readFileSync(ONNX)).graph;
         const byName = new Map(nodes.map((n) => [n.name, n.opType]));
         for (const n of original?.node ?? []) assert.equal(byName.get(n.name), n.opType, `node ${n.name}`);
-        assert.equal(nodes.length, (original?.node ?? []).length + 2 * nodes.filter((n) => n.opType === "QuantizeLinear").length);
+        assert.equal(
+          nodes.length,
+          (original?.node ?? []).length + 2 * nodes.filter((n) => n.opType === "QuantizeLinear").length,
+        );
         assert.deepEqual(
           written?.output?.map((o) => o.name),
           original?.output?.map((o) => o.name),
@@ -159,14 +194,18 @@ describe("deploy: names, PTQ YAML, plugin snippet", () => {
       assert.ok(q >= qb.preparedOps(m).filter((o) => o.weight).length, `${q} QuantizeLinear nodes`);
       const ort = require("onnxruntime-node") as typeof import("onnxruntime-node");
       const session = await ort.InferenceSession.create(file, { intraOpNumThreads: 1 });
-      const r = await session.run({ [session.inputNames[0]]: new ort.Tensor("float32", x.dataSync() as Float32Array, x.shape) });
+      const r = await session.run({
+        [session.inputNames[0]]: new ort.Tensor("float32", x.dataSync() as Float32Array, x.shape),
+      });
       const got = r[session.outputNames[0]].data as Float32Array;
       const want = (m.forward(x) as unknown as tf.Tensor).dataSync();
       // the output's own grid: the last quantized point before the float head
       let worst = 0;
       for (let i = 0; i < want.length; i++) worst = Math.max(worst, Math.abs(got[i] - want[i]));
       const range = Math.max(...Array.from(want, Math.abs));
-      t.diagnostic(`${label}: ${q} Q/DQ pairs, largest difference from quantbook ${worst.toExponential(2)} (${((100 * worst) / range).toFixed(3)}% of the output range)`);
+      t.diagnostic(
+        `${label}: ${q} Q/DQ pairs, largest difference from quantbook ${worst.toExponential(2)} (${((100 * worst) / range).toFixed(3)}% of the output range)`,
+      );
       assert.ok(worst <= 0.02 * range, `QDQ vs quantbook: ${worst} of ${range}`);
       await session.release();
       x.dispose();
@@ -178,13 +217,26 @@ describe("deploy: names, PTQ YAML, plugin snippet", () => {
   it("QDQ into your file names each point it cannot place: inside a fused pattern, per channel below opset 13", async () => {
     const fixtures = path.join(__dirname, "..", "..", "test", "fixtures", "onnx");
     for (const [name, shape, why] of [
-      ["vit_opset13.onnx", [1, 3, 32, 32], /encoder\.norm1\.var_mean\.pre_mean \(Mean\): inside node \/encoder\/norm1\/ReduceMean/],
-      ["resnet_opset11.onnx", [1, 3, 32, 32], /conv1\.weight: a per-channel scale needs opset 13 and the file is opset 11/],
+      [
+        "vit_opset13.onnx",
+        [1, 3, 32, 32],
+        /encoder\.norm1\.var_mean\.pre_mean \(Mean\): inside node \/encoder\/norm1\/ReduceMean/,
+      ],
+      [
+        "resnet_opset11.onnx",
+        [1, 3, 32, 32],
+        /conv1\.weight: a per-channel scale needs opset 13 and the file is opset 11/,
+      ],
     ] as const) {
       const model = await qb.io.loadOnnx(path.join(fixtures, name));
       const x = tf.randomNormal([...shape], 0, 1, "float32", 2);
       const m = await calibrated(model, x, [qb.defaultCalibrationQconfigSetter]);
-      await assertThrows(() => qb.deploy.qdqOnnx(m, x), new RegExp(`cannot be written into .*${name.replace(".", "\\.")}`), why, /pass \{ graph: 'quantbook' \}/);
+      await assertThrows(
+        () => qb.deploy.qdqOnnx(m, x),
+        new RegExp(`cannot be written into .*${name.replace(".", "\\.")}`),
+        why,
+        /pass \{ graph: 'quantbook' \}/,
+      );
       assert.ok(qb.deploy.qdqOnnx(m, x, { graph: "quantbook" }).length > 0);
       [x, m, model].forEach((v) => v.dispose());
     }

@@ -12,7 +12,10 @@ describe("rich display", () => {
   before(setup);
 
   it("danfo DataFrames: escaped HTML with shape, head and tail rows, plus text", async () => {
-    const rows = Array.from({ length: 40 }, (_, i) => ({ op: i === 0 ? "<script>alert(1)</script>" : `op${i}`, L1: i / 10 }));
+    const rows = Array.from({ length: 40 }, (_, i) => ({
+      op: i === 0 ? "<script>alert(1)</script>" : `op${i}`,
+      L1: i / 10,
+    }));
     const b = await toMimeBundle(qb.toDataFrame(rows));
     assert.ok(html(b).includes("&lt;script&gt;alert(1)&lt;/script&gt;"), "cells are escaped");
     assert.ok(!html(b).includes("<script>"));
@@ -35,18 +38,30 @@ describe("rich display", () => {
     // a column named "shape" must not hide the frame's size (danfo exposes columns as properties)
     const cpl = await toMimeBundle(qa.comparePerLayer({ data: x }));
     const ops = qb.preparedOps(calib).length;
-    assert.match(String(cpl?.["text/plain"]), new RegExp(`^Per-layer comparison: baseline vs analysis outputs \\(${ops} rows × 16 columns\\)`));
+    assert.match(
+      String(cpl?.["text/plain"]),
+      new RegExp(`^Per-layer comparison: baseline vs analysis outputs \\(${ops} rows × 16 columns\\)`),
+    );
     const check = await toMimeBundle(qb.modelCheckResult(calib));
-    assert.match(String(check?.["text/plain"]), new RegExp(`^Model check of ${ops} ops: .*\\nFloat inputs not behind a QuantStub`));
+    assert.match(
+      String(check?.["text/plain"]),
+      new RegExp(`^Model check of ${ops} ops: .*\\nFloat inputs not behind a QuantStub`),
+    );
     assert.match(html(check), /<pre>Float inputs/);
     const hb = await toMimeBundle(qb.convert(qb.export(calib, x), qb.March.NASH_M));
-    assert.match(String(hb?.["text/plain"]), /^Integer model for nash-m: \d+ nodes, input \[1, 3, 4, 256\], output dequant\nops: QuantStub ×1, Linear ×3/);
+    assert.match(
+      String(hb?.["text/plain"]),
+      /^Integer model for nash-m: \d+ nodes, input \[1, 3, 4, 256\], output dequant\nops: QuantStub ×1, Linear ×3/,
+    );
     assert.equal((await toMimeBundle("ab"))?.["text/plain"], "'ab'");
     x.dispose();
   });
 
   it("a result table draws itself from its records exactly as its DataFrame would (no DataFrame library loaded)", async () => {
-    const sd = (await qb.io.loadTorch(require("./helpers").fixture("float-checkpoint.ckpt"))) as Record<string, tf.Tensor>;
+    const sd = (await qb.io.loadTorch(require("./helpers").fixture("float-checkpoint.ckpt"))) as Record<
+      string,
+      tf.Tensor
+    >;
     const x = (await qb.io.loadTorch(require("./helpers").fixture("random_data.pt"))) as tf.Tensor;
     const model = new qb.examples.SmallModel();
     model.loadStateDict(sd);
@@ -81,8 +96,15 @@ describe("rich display", () => {
     qb.setMarch(qb.March.NASH_M);
     const m = new qb.examples.SmallModel();
     const x = tf.randomNormal([1, 2, 3, 256]);
-    const tree = String((await toMimeBundle(qb.prepare(m.eval(), x, { qconfigSetter: [qb.calibration8bitWeight16bitActQconfigSetter] })))?.["text/plain"]);
-    assert.match(tree, /^SmallModel: \d+ modules, \d+ parameter tensors \(\d+ values\), 15 quantized ops \(prepared\)\n\(root\): SmallModel/);
+    const tree = String(
+      (
+        await toMimeBundle(qb.prepare(m.eval(), x, { qconfigSetter: [qb.calibration8bitWeight16bitActQconfigSetter] }))
+      )?.["text/plain"],
+    );
+    assert.match(
+      tree,
+      /^SmallModel: \d+ modules, \d+ parameter tensors \(\d+ values\), 15 quantized ops \(prepared\)\n\(root\): SmallModel/,
+    );
     assert.match(tree, /\n  linear2: Linear, 15420 parameters, 1 op\n/);
     assert.match(tree, /\n  layernorm: LayerNorm, 512 parameters, \d+ ops/);
     tf.dispose([small, big, x]);
@@ -92,7 +114,10 @@ describe("rich display", () => {
   it("the display protocol symbol wins, and a bad return value is a clear error", async () => {
     const b = await toMimeBundle({ [Symbol.for("Jupyter.display")]: () => ({ "text/markdown": "**x**" }) });
     assert.deepEqual(b, { "text/markdown": "**x**" });
-    await assert.rejects(() => toMimeBundle({ [Symbol.for("Jupyter.display")]: () => 5 }), /must return a MIME bundle object/);
+    await assert.rejects(
+      () => toMimeBundle({ [Symbol.for("Jupyter.display")]: () => 5 }),
+      /must return a MIME bundle object/,
+    );
     assert.equal(await toMimeBundle(undefined), null);
   });
 
@@ -124,8 +149,14 @@ describe("rich display", () => {
   });
 
   it("quantbook results get captions; tensors and records a readable form", async () => {
-    const check = qb.checkModel({ format: "quantbook-ir", version: 1, march: "nash-m", inputs: [], outputs: [], nodes: [] } as unknown as qb.Ir, qb.March.NASH_M);
-    assert.match(String((await toMimeBundle(check))?.["text/plain"]), /Chip rules nash-m: every op passes \(0 ops checked\)/);
+    const check = qb.checkModel(
+      { format: "quantbook-ir", version: 1, march: "nash-m", inputs: [], outputs: [], nodes: [] } as unknown as qb.Ir,
+      qb.March.NASH_M,
+    );
+    assert.match(
+      String((await toMimeBundle(check))?.["text/plain"]),
+      /Chip rules nash-m: every op passes \(0 ops checked\)/,
+    );
     const t = tf.tensor([1, 2, 3]);
     assert.match(String((await toMimeBundle(t))?.["text/plain"]), /^Tensor float32 \[3\]/);
     t.dispose();
@@ -157,7 +188,10 @@ describe("rich display", () => {
     assert.match(page, /<h1[^>]*>Title<\/h1>/);
     assert.match(page, /<em>prose<\/em>/);
     // the chart: its SVG as the fallback, its spec for vega-embed (script-safe JSON), no scripts asked for
-    assert.match(page, /<div class="qb-plot qb-chart" data-qb-chart="0" data-qb-mode="vega-lite"><div class="qb-fallback"><svg/);
+    assert.match(
+      page,
+      /<div class="qb-plot qb-chart" data-qb-chart="0" data-qb-mode="vega-lite"><div class="qb-fallback"><svg/,
+    );
     assert.match(page, /<script type="application\/json" id="qb-chart-0">\{"\$schema"/);
     assert.doesNotMatch(page, /vendor\//);
     assert.match(page, /x&lt;y/);
@@ -171,7 +205,12 @@ describe("rich display", () => {
           {
             cell_type: "code",
             source: "",
-            outputs: [{ output_type: "display_data", data: { "application/vnd.vegalite.v5+json": { title: "</script><script>alert(1)</script>" } } }],
+            outputs: [
+              {
+                output_type: "display_data",
+                data: { "application/vnd.vegalite.v5+json": { title: "</script><script>alert(1)</script>" } },
+              },
+            ],
           },
         ],
       },

@@ -30,7 +30,9 @@ class Stubbed extends qb.nn.Module {
 }
 
 function scalesOf(m: qb.nn.Module): number[][] {
-  return qb.preparedOps(m).flatMap((o) => [...o.inputs, o.weight, o.output].flatMap((fq) => (fq ? [Array.from(fq.scale() ?? [])] : [])));
+  return qb
+    .preparedOps(m)
+    .flatMap((o) => [...o.inputs, o.weight, o.output].flatMap((fq) => (fq ? [Array.from(fq.scale() ?? [])] : [])));
 }
 
 describe("onnxruntime engine", () => {
@@ -89,13 +91,17 @@ describe("onnxruntime engine", () => {
         const want = prepared.forward(...xs) as tf.Tensor;
         const fast = ortModel(prepared, rt, xs, false, "ort");
         const [got] = (fast as NonNullable<typeof fast>).forward(xs);
-        const out = qb.preparedOps(prepared).find((o) => o.info.type !== "DeQuantStub" && o.info.consumers.some((n) => n.startsWith("dequant")));
+        const out = qb
+          .preparedOps(prepared)
+          .find((o) => o.info.type !== "DeQuantStub" && o.info.consumers.some((n) => n.startsWith("dequant")));
         const step = out ? (rt.outputQuantizer(out.info.name)?.scale()?.[0] ?? null) : null;
         try {
           if (step === null) assert.ok(relErr(got.dataSync(), want.dataSync()) < 1e-4, "float output");
           else assertWithinOneStep(got.dataSync(), want.dataSync(), step * (1 + 1e-6), 0.99);
         } catch (e) {
-          problems.push(`${c.name} (${opTypeOf(c)}, ${setter === qb.defaultCalibrationQconfigSetter ? "int8" : "int16"}): ${(e as Error).message}`);
+          problems.push(
+            `${c.name} (${opTypeOf(c)}, ${setter === qb.defaultCalibrationQconfigSetter ? "int8" : "int16"}): ${(e as Error).message}`,
+          );
         }
         tf.dispose([...xs, got, want]);
         prepared.dispose();
@@ -122,7 +128,9 @@ describe("onnxruntime engine", () => {
         const x = tf.tensor(c.x, c.shape);
         const dtype = c.dtype === "qint8" ? qb.qint8 : qb.qint16;
         const m = qb.prepare(new Stubbed().eval(), x, {
-          qconfigSetter: [qb.ModuleNameQconfigSetter({ quant: qb.getQconfig({ outDtype: dtype, fixScale: c.scale as number }) })],
+          qconfigSetter: [
+            qb.ModuleNameQconfigSetter({ quant: qb.getQconfig({ outDtype: dtype, fixScale: c.scale as number }) }),
+          ],
           warn: false,
           engine: "ort",
         });
@@ -141,7 +149,12 @@ describe("onnxruntime engine", () => {
   }
 
   /** One model on both engines: calibrated scales, validation outputs, the sensitivity table. */
-  async function agree(t: { diagnostic(s: string): void }, name: string, model: qb.nn.Module, batches: tf.Tensor[]): Promise<void> {
+  async function agree(
+    t: { diagnostic(s: string): void },
+    name: string,
+    model: qb.nn.Module,
+    batches: tf.Tensor[],
+  ): Promise<void> {
     const x = batches[0];
     const run = async (engine: "ort" | "tfjs") => {
       const m = qb.prepare(model, x, { qconfigSetter: [qb.defaultQatQconfigSetter], warn: false, engine });
@@ -163,17 +176,28 @@ describe("onnxruntime engine", () => {
     let worst = 0;
     a.scales.forEach((s, i) => s.forEach((v, j) => (worst = Math.max(worst, Math.abs(v - b.scales[i][j]) / v))));
     assert.ok(worst < 1e-5, `${name}: scales differ by ${worst} relative`);
-    const weights = (m: qb.nn.Module) => qb.preparedOps(m).flatMap((o) => (o.weight ? [Array.from(o.weight.scale() ?? [])] : []));
+    const weights = (m: qb.nn.Module) =>
+      qb.preparedOps(m).flatMap((o) => (o.weight ? [Array.from(o.weight.scale() ?? [])] : []));
     assert.deepEqual(weights(b.m), weights(a.m), `${name}: weight scales`);
     // validation outputs within one quantization step of the output's grid (the last op keeps a float output: relative)
-    b.out.forEach((o, i) => assert.ok(relErr(o.dataSync(), a.out[i].dataSync()) < 0.02, `${name}: validation output ${i}`));
+    b.out.forEach((o, i) =>
+      assert.ok(relErr(o.dataSync(), a.out[i].dataSync()) < 0.02, `${name}: validation output ${i}`),
+    );
     // sensitivity: the same top-10 order (rows whose values tie within 1e-6 may swap) and values within 1e-2 relative
     const ours = new Map(b.sens.map((r) => [`${r.op_name}:${r.sensitive_type}`, r.value]));
-    const rel = a.sens.map((r) => Math.abs((ours.get(`${r.op_name}:${r.sensitive_type}`) as number) - r.value) / Math.max(Math.abs(r.value), 1e-30));
+    const rel = a.sens.map(
+      (r) =>
+        Math.abs((ours.get(`${r.op_name}:${r.sensitive_type}`) as number) - r.value) /
+        Math.max(Math.abs(r.value), 1e-30),
+    );
     for (let i = 0; i < Math.min(10, a.sens.length); i++) {
       assert.ok(rel[i] <= 1e-2, `${name} row ${i}: ${b.sens[i].value} vs ${a.sens[i].value}`);
       const tied = Math.abs(b.sens[i].value - a.sens[i].value) <= 1e-6 * Math.abs(a.sens[i].value);
-      assert.ok(tied || `${b.sens[i].op_name}:${b.sens[i].sensitive_type}` === `${a.sens[i].op_name}:${a.sens[i].sensitive_type}`, `${name} row ${i} order`);
+      assert.ok(
+        tied ||
+          `${b.sens[i].op_name}:${b.sens[i].sensitive_type}` === `${a.sens[i].op_name}:${a.sens[i].sensitive_type}`,
+        `${name} row ${i} order`,
+      );
     }
     // a value moves when a float difference of one ulp flips a rounding at the point under test (one step)
     t.diagnostic(
@@ -210,7 +234,9 @@ describe("onnxruntime engine", () => {
     const index = JSON.parse(readFileSync(path.join(dir, "index.json"), "utf8")) as Record<string, { input: number[] }>;
     // one opset of each model (the import's opset handling is onnx.test.ts's)
     const files = Object.keys(index).filter((f) => f.endsWith(".onnx"));
-    for (const file of files.filter((f, i) => files.findIndex((g) => g.replace(/_opset\d+/, "") === f.replace(/_opset\d+/, "")) === i)) {
+    for (const file of files.filter(
+      (f, i) => files.findIndex((g) => g.replace(/_opset\d+/, "") === f.replace(/_opset\d+/, "")) === i,
+    )) {
       const m = await qb.io.loadOnnx(path.join(dir, file));
       const batches = [51, 52].map((seed) => tf.randomNormal(index[file].input, 0, 1, "float32", seed));
       await agree(t, file, m.eval(), batches);
@@ -222,7 +248,11 @@ describe("onnxruntime engine", () => {
   it("sensitivity runs from graph cuts give exactly what one whole-graph run per point gives", async () => {
     const model = qb.examples.deterministicInit(new qb.examples.ResNet18(), 3).eval();
     const x = tf.randomNormal([1, 3, 64, 64], 0, 1, "float32", 8);
-    const m = qb.prepare(model, x, { qconfigSetter: [qb.calibration8bitWeight16bitActQconfigSetter], warn: false, engine: "ort" });
+    const m = qb.prepare(model, x, {
+      qconfigSetter: [qb.calibration8bitWeight16bitActQconfigSetter],
+      warn: false,
+      engine: "ort",
+    });
     qb.setFakeQuantize(m, qb.FakeQuantState.CALIBRATION);
     await qb.calibrate(m, [x]);
     qb.setFakeQuantize(m, qb.FakeQuantState.VALIDATION);
@@ -282,7 +312,11 @@ describe("onnxruntime engine", () => {
   });
 
   it("a model with an op that has no lowering runs on tfjs and says so in one line", async () => {
-    const m = qb.prepare(new Stubbed().eval(), tf.ones([1, 4]), { qconfigSetter: [qb.defaultQatQconfigSetter], warn: false, engine: "ort" });
+    const m = qb.prepare(new Stubbed().eval(), tf.ones([1, 4]), {
+      qconfigSetter: [qb.defaultQatQconfigSetter],
+      warn: false,
+      engine: "ort",
+    });
     const def = allOps().find((d) => d.type === "QuantStub") as OpDef;
     const saved = def.onnx;
     const warnings: string[] = [];
@@ -318,7 +352,10 @@ describe("onnxruntime engine", () => {
     } finally {
       delete process.env.QUANTBOOK_ENGINE;
     }
-    assert.throws(() => qb.prepare(new Stubbed().eval(), x, { qconfigSetter: [], engine: "gpu" as "ort" }), /prepare: engine 'gpu' is not an engine; pass "auto", "ort" or "tfjs"/);
+    assert.throws(
+      () => qb.prepare(new Stubbed().eval(), x, { qconfigSetter: [], engine: "gpu" as "ort" }),
+      /prepare: engine 'gpu' is not an engine; pass "auto", "ort" or "tfjs"/,
+    );
     tf.dispose(x);
     m.dispose();
   });
@@ -327,8 +364,14 @@ describe("onnxruntime engine", () => {
     const before = engineOptions();
     assert.ok(before.intraOpNumThreads >= 1);
     assert.deepEqual(before.executionProviders, ["cpu"]);
-    assert.throws(() => qb.setEngineOptions({ executionProviders: ["cuda", "cpu"] }), /setEngineOptions: execution provider.*cuda.*onnxruntime-node-install=cuda12/);
-    assert.throws(() => setEngineOptions({ intraOpNumThreads: 0 }), /intraOpNumThreads 0; pass a whole number of threads/);
+    assert.throws(
+      () => qb.setEngineOptions({ executionProviders: ["cuda", "cpu"] }),
+      /setEngineOptions: execution provider.*cuda.*onnxruntime-node-install=cuda12/,
+    );
+    assert.throws(
+      () => setEngineOptions({ intraOpNumThreads: 0 }),
+      /intraOpNumThreads 0; pass a whole number of threads/,
+    );
     assert.deepEqual(engineOptions(), before);
     qb.setEngineOptions({ intraOpNumThreads: 1 });
     assert.equal(engineOptions().intraOpNumThreads, 1);

@@ -36,14 +36,17 @@ describe("qb.evaluate", () => {
     // MinMax qint8 on x: s = max|x| / 127.5; the output is clamp(round(x / s), -128, 127)·s (2.5 / s = 127.5 saturates at 127)
     const xs = Array.from(x.dataSync());
     const s = Math.fround(2.5 / 127.5);
-    const q = xs.map((v) => Math.fround(Math.min(127, Math.max(-128, Math.round(Math.fround(v * Math.fround(1 / s))))) * s));
+    const q = xs.map((v) =>
+      Math.fround(Math.min(127, Math.max(-128, Math.round(Math.fround(v * Math.fround(1 / s))))) * s),
+    );
     assert.equal(q[3], Math.fround(127 * s));
     const dot = xs.reduce((a, v, i) => a + v * q[i], 0);
     const nx = xs.reduce((a, v) => a + v * v, 0);
     const nq = q.reduce((a, v) => a + v * v, 0);
     const se = xs.reduce((a, v, i) => a + (v - q[i]) ** 2, 0);
     const [row] = ev.rows;
-    const close = (a: number, b: number, what: string) => assert.ok(Math.abs(a - b) <= 1e-6 * Math.abs(b), `${what}: ${a} vs ${b}`);
+    const close = (a: number, b: number, what: string) =>
+      assert.ok(Math.abs(a - b) <= 1e-6 * Math.abs(b), `${what}: ${a} vs ${b}`);
     close(row.cosine, dot / Math.sqrt(nx * nq), "cosine");
     close(row.mse, se / xs.length, "mse");
     close(row.max_abs, Math.max(...xs.map((v, i) => Math.abs(v - q[i]))), "max_abs");
@@ -91,7 +94,10 @@ describe("qb.evaluate", () => {
     });
     assert.equal(ev.samples, 24);
     assert.equal(ev.top1, top1 / 24);
-    assert.ok((ev.top5 as number) >= (ev.top1 as number) && (ev.top5 as number) === 1, "5 classes: the top 5 hold every class");
+    assert.ok(
+      (ev.top5 as number) >= (ev.top1 as number) && (ev.top5 as number) === 1,
+      "5 classes: the top 5 hold every class",
+    );
     assert.deepEqual(ev.accuracy, { float: accF / 24, quantized: accQ / 24 });
     assert.deepEqual(calls, ["1:8,5/8,5", "1:8,5/8,5", "1:8,5/8,5"]);
     assert.ok(ev.custom.meanAbs > 0);
@@ -108,8 +114,14 @@ describe("qb.evaluate", () => {
     const raw = qb.prepare(new Stubbed().eval(), x, { qconfigSetter: [qb.defaultQatQconfigSetter], warn: false });
     await assertThrows(() => qb.evaluate(raw, [x]), /evaluate: the model is in FLOAT state/, /VALIDATION/);
     const m = await calibrated(new Stubbed(), x, [qb.defaultQatQconfigSetter]);
-    await assertThrows(() => qb.evaluate(m, [x], { metrics: { broken: () => NaN } }), /evaluate: metric 'broken': it returned NaN; return a number/);
-    await assertThrows(() => qb.evaluate(m, [tf.zeros([1, 3])]), /data input 0 has shape \[1,3\], the model was prepared with \[1,4\]/);
+    await assertThrows(
+      () => qb.evaluate(m, [x], { metrics: { broken: () => NaN } }),
+      /evaluate: metric 'broken': it returned NaN; return a number/,
+    );
+    await assertThrows(
+      () => qb.evaluate(m, [tf.zeros([1, 3])]),
+      /data input 0 has shape \[1,3\], the model was prepared with \[1,4\]/,
+    );
     await assertThrows(() => qb.evaluate(m, []), /evaluate: no batches/);
     await assertNoLeak(() => qb.evaluate(m, [x, x], { task: "classification", metrics: { one: () => 1 } }));
     x.dispose();
@@ -152,7 +164,9 @@ describe("qb.chooseCalibration", () => {
   before(setup);
 
   it("measures max, percentile, KL and MSE on the same data, chooses the best cosine, and its setter reproduces it", async (t) => {
-    const model = await qb.io.loadOnnx(require("node:path").join(__dirname, "..", "..", "test", "fixtures", "onnx", "mobilenet_v2_opset13.onnx"));
+    const model = await qb.io.loadOnnx(
+      require("node:path").join(__dirname, "..", "..", "test", "fixtures", "onnx", "mobilenet_v2_opset13.onnx"),
+    );
     const batches = [0, 1].map((k) => tf.randomNormal([1, 3, 32, 32], 0, 1, "float32", 60 + k));
     qb.setMarch(qb.March.NASH_M);
     const choice = await qb.chooseCalibration(model, batches);
@@ -170,7 +184,10 @@ describe("qb.chooseCalibration", () => {
     qb.setFakeQuantize(m, qb.FakeQuantState.VALIDATION);
     const ev = await qb.evaluate(m, batches);
     assert.equal(ev.rows[0].cosine, best, "the chosen setter reproduces its cosine");
-    await assertThrows(() => qb.chooseCalibration(model, batches, { candidates: ["entropy" as "kl"] }), /unknown method entropy; choose from max, percentile, kl, mse/);
+    await assertThrows(
+      () => qb.chooseCalibration(model, batches, { candidates: ["entropy" as "kl"] }),
+      /unknown method entropy; choose from max, percentile, kl, mse/,
+    );
     tf.dispose(batches);
     m.dispose();
     model.dispose();
@@ -190,13 +207,19 @@ describe("qb.biasCorrection", () => {
     qb.setFakeQuantize(m, qb.FakeQuantState.CALIBRATION);
     await qb.calibrate(m, [x]);
     qb.setFakeQuantize(m, qb.FakeQuantState.VALIDATION);
-    const shift = () => tf.tidy(() => Array.from(tf.mean(tf.sub(m.forward(x) as tf.Tensor, float.forward(x) as tf.Tensor), 0).dataSync()));
+    const shift = () =>
+      tf.tidy(() =>
+        Array.from(tf.mean(tf.sub(m.forward(x) as tf.Tensor, float.forward(x) as tf.Tensor), 0).dataSync()),
+      );
     const before = shift();
     const fc = (m as unknown as { fc: { weight: tf.Tensor; bias: tf.Tensor } }).fc;
     const b0 = Array.from(fc.bias.dataSync());
     const op = qb.preparedOps(m).find((o) => o.info.name === "fc") as ReturnType<typeof qb.preparedOps>[number];
     const expected = tf.tidy(() => {
-      const dw = tf.sub(qb.quant.fakeQuantize(fc.weight, { scale: op.weight?.scale() as Float64Array, dtype: qb.qint8, axis: 0 }), fc.weight);
+      const dw = tf.sub(
+        qb.quant.fakeQuantize(fc.weight, { scale: op.weight?.scale() as Float64Array, dtype: qb.qint8, axis: 0 }),
+        fc.weight,
+      );
       return Array.from(tf.matMul(dw, tf.reshape(tf.mean(x, 0), [4, 1])).dataSync());
     });
     const table = qb.biasCorrection(m, [x]);
@@ -205,7 +228,9 @@ describe("qb.biasCorrection", () => {
       [["fc", true]],
     );
     const b1 = Array.from(fc.bias.dataSync());
-    b1.forEach((v, o) => assert.ok(Math.abs(v - (b0[o] - expected[o])) <= 1e-5, `bias ${o}: ${v} vs ${b0[o]} − ${expected[o]}`));
+    b1.forEach((v, o) =>
+      assert.ok(Math.abs(v - (b0[o] - expected[o])) <= 1e-5, `bias ${o}: ${v} vs ${b0[o]} − ${expected[o]}`),
+    );
     const after = shift();
     const size = (v: number[]) => Math.max(...v.map(Math.abs));
     assert.ok(size(after) < size(before) / 3, `mean output shift ${size(before)} → ${size(after)}`);

@@ -72,17 +72,31 @@ describe("fakeQuantize against PyTorch", () => {
 
   it("rejects bad scales and shapes with clear errors", async () => {
     const x = tf.ones([2, 3]);
-    await assertThrows(() => qb.quant.fakeQuantize(x, { scale: 0, dtype: qb.qint8 }), /fakeQuantize/, /scale\[0\] is 0/, /> 0/);
+    await assertThrows(
+      () => qb.quant.fakeQuantize(x, { scale: 0, dtype: qb.qint8 }),
+      /fakeQuantize/,
+      /scale\[0\] is 0/,
+      /> 0/,
+    );
     await assertThrows(() => qb.quant.fakeQuantize(x, { scale: NaN, dtype: qb.qint8 }), /finite/);
-    await assertThrows(() => qb.quant.fakeQuantize(x, { scale: [1, 2], dtype: qb.qint8, axis: 1 }), /2 per-channel scales/, /expected 3/);
-    await assertThrows(() => qb.quant.fakeQuantize(x, { scale: [1, 2], dtype: qb.qint8, axis: 4 }), /axis 4 is out of range/);
+    await assertThrows(
+      () => qb.quant.fakeQuantize(x, { scale: [1, 2], dtype: qb.qint8, axis: 1 }),
+      /2 per-channel scales/,
+      /expected 3/,
+    );
+    await assertThrows(
+      () => qb.quant.fakeQuantize(x, { scale: [1, 2], dtype: qb.qint8, axis: 4 }),
+      /axis 4 is out of range/,
+    );
     await assertThrows(() => qb.quant.fakeQuantize(tf.ones([2], "int32"), { scale: 1, dtype: qb.qint8 }), /float32/);
     x.dispose();
   });
 
   it("does not leak tensors", async () => {
     const x = tf.randomNormal([4, 8]);
-    await assertNoLeak(() => tf.dispose(qb.quant.fakeQuantize(x, { scale: [0.1, 0.2, 0.3, 0.4], dtype: qb.qint16, axis: 0 })));
+    await assertNoLeak(() =>
+      tf.dispose(qb.quant.fakeQuantize(x, { scale: [0.1, 0.2, 0.3, 0.4], dtype: qb.qint16, axis: 0 })),
+    );
     await assertNoLeak(() => {
       try {
         qb.quant.fakeQuantize(x, { scale: -1, dtype: qb.qint8 });

@@ -98,10 +98,21 @@ function mutate(buf: Buffer, r: () => number, pickle: boolean): { bytes: Buffer;
 type Loader = (bytes: Buffer, name: string) => Promise<unknown> | unknown;
 
 const LOADERS: Record<string, { file: () => Buffer; load: Loader; pickle?: boolean }> = {
-  "torch zip": { file: () => readFileSync(path.join(FIXTURES, "float-checkpoint.ckpt")), load: (b, n) => parseTorch(b, n), pickle: true },
+  "torch zip": {
+    file: () => readFileSync(path.join(FIXTURES, "float-checkpoint.ckpt")),
+    load: (b, n) => parseTorch(b, n),
+    pickle: true,
+  },
   // the nested file: containers, parameters, several storages — most mutations land in the pickle
-  "torch legacy": { file: () => readFileSync(path.join(FIXTURES, "legacy_nested.pt")), load: (b, n) => parseTorch(b, n), pickle: true },
-  safetensors: { file: () => readFileSync(path.join(FIXTURES, "small.safetensors")), load: (b, n) => parseSafetensors(b, n) },
+  "torch legacy": {
+    file: () => readFileSync(path.join(FIXTURES, "legacy_nested.pt")),
+    load: (b, n) => parseTorch(b, n),
+    pickle: true,
+  },
+  safetensors: {
+    file: () => readFileSync(path.join(FIXTURES, "small.safetensors")),
+    load: (b, n) => parseSafetensors(b, n),
+  },
   "quantbook IR": {
     file: () => irBytes(),
     load: (b, n) => {
@@ -117,7 +128,8 @@ const LOADERS: Record<string, { file: () => Buffer; load: Loader; pickle?: boole
   },
   onnx: {
     file: () => readFileSync(path.join(FIXTURES, "onnx", "resnet_opset13.onnx")),
-    load: (b, n) => qb.io.loadOnnx(new Uint8Array(b)).catch((e: Error) => Promise.reject(new Error(`${n}: ${e.message}`))),
+    load: (b, n) =>
+      qb.io.loadOnnx(new Uint8Array(b)).catch((e: Error) => Promise.reject(new Error(`${n}: ${e.message}`))),
   },
 };
 
@@ -174,7 +186,8 @@ export async function fuzzFormat(format: string, count: number, seed = 1): Promi
     const ms = performance.now() - t0;
     report.slowestMs = Math.max(report.slowestMs, ms);
     if (ms > 1000) report.bad.push(`${what}: took ${ms.toFixed(0)} ms`);
-    if (tf.memory().numTensors !== before) report.bad.push(`${what}: ${tf.memory().numTensors - before} tensors left behind (${outcome})`);
+    if (tf.memory().numTensors !== before)
+      report.bad.push(`${what}: ${tf.memory().numTensors - before} tensors left behind (${outcome})`);
     report.tried++;
   }
   return report;

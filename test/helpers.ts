@@ -59,13 +59,20 @@ export async function assertThrowsError(fn: () => unknown, expected: qb.Quantboo
   } catch (e) {
     got = e;
   }
-  assert.ok(got instanceof qb.QuantbookError, `expected a QuantbookError (${expected.code}), got ${got instanceof Error ? `${got.name}: ${got.message}` : String(got)}`);
+  assert.ok(
+    got instanceof qb.QuantbookError,
+    `expected a QuantbookError (${expected.code}), got ${got instanceof Error ? `${got.name}: ${got.message}` : String(got)}`,
+  );
   assert.equal(got.code, expected.code);
   assert.equal(got.message, expected.message);
 }
 
 /** prepare → calibrate on `data` → VALIDATION: the calibrated model, ready to compare. */
-export async function calibrated<T extends qb.nn.Module>(m: T, data: tf.Tensor, setters: qb.QconfigSetter[]): Promise<T> {
+export async function calibrated<T extends qb.nn.Module>(
+  m: T,
+  data: tf.Tensor,
+  setters: qb.QconfigSetter[],
+): Promise<T> {
   const c = qb.prepare(m.eval(), data, { qconfigSetter: setters });
   qb.setFakeQuantize(c, qb.FakeQuantState.CALIBRATION);
   await qb.calibrate(c, [data], { onProgress: () => {} });
@@ -74,11 +81,17 @@ export async function calibrated<T extends qb.nn.Module>(m: T, data: tf.Tensor, 
 }
 
 /** Asserts that at least `fraction` of `got` lies within `step` of `want` (one output step). */
-export function assertWithinOneStep(got: ArrayLike<number>, want: ArrayLike<number>, step: number, fraction = 0.999): void {
+export function assertWithinOneStep(
+  got: ArrayLike<number>,
+  want: ArrayLike<number>,
+  step: number,
+  fraction = 0.999,
+): void {
   assert.equal(got.length, want.length, "lengths differ");
   let within = 0;
   // the values are float32: a difference of exactly one step carries their rounding (a few ulps) too
-  for (let i = 0; i < got.length; i++) if (Math.abs(got[i] - want[i]) <= step + 4 * Math.abs(want[i]) * 2 ** -24) within++;
+  for (let i = 0; i < got.length; i++)
+    if (Math.abs(got[i] - want[i]) <= step + 4 * Math.abs(want[i]) * 2 ** -24) within++;
   assert.ok(within / got.length >= fraction, `${within}/${got.length} within one step of ${step}`);
 }
 
@@ -92,7 +105,11 @@ export function deadOps(ir: qb.Ir): string[] {
  * Prepares an imported model with one template, calibrates on `x`, exports it, and runs it as
  * fake quantization and as the integer model; no chip-rule violation is allowed on NASH_M.
  */
-export async function quantizeAndConvert(m: qb.io.OnnxGraphModule, x: tf.Tensor | tf.Tensor[], setter: qb.QconfigSetter = qb.defaultCalibrationQconfigSetter) {
+export async function quantizeAndConvert(
+  m: qb.io.OnnxGraphModule,
+  x: tf.Tensor | tf.Tensor[],
+  setter: qb.QconfigSetter = qb.defaultCalibrationQconfigSetter,
+) {
   const xs = Array.isArray(x) ? x : [x];
   const c = qb.prepare(m.eval(), x, { qconfigSetter: [setter], warn: false });
   qb.setFakeQuantize(c, qb.FakeQuantState.CALIBRATION);

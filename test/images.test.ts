@@ -53,7 +53,9 @@ describe("images", () => {
       let sum = 0;
       for (let i = 0; i < w.length; i++) sum += Math.abs(img.data[i] - w[i]);
       const mean = sum / w.length;
-      t.diagnostic(`square420.jpg: mean |difference| from ${ref} ${mean.toFixed(2)}, largest ${maxDiff(img, want)} (at colour edges)`);
+      t.diagnostic(
+        `square420.jpg: mean |difference| from ${ref} ${mean.toFixed(2)}, largest ${maxDiff(img, want)} (at colour edges)`,
+      );
       // (a 40×30 image of sharp colour edges: photos, mostly smooth, differ less)
       assert.ok(mean < 8, `${mean}`);
       want.dispose();
@@ -67,7 +69,10 @@ describe("images", () => {
     ]) {
       it(`resizes ${mode === "linear" ? "bilinear" : "nearest"} to ${h}×${w} as OpenCV does (within 1)`, (t) => {
         const want = npy(`circle.${mode}.${h}x${w}.npy`);
-        const d = maxDiff(qb.io.resizeImage(decode("circle.png"), h, w, mode === "linear" ? "bilinear" : "nearest"), want);
+        const d = maxDiff(
+          qb.io.resizeImage(decode("circle.png"), h, w, mode === "linear" ? "bilinear" : "nearest"),
+          want,
+        );
         t.diagnostic(`${mode} ${h}×${w}: largest difference from cv2.resize ${d}`);
         assert.ok(d <= (mode === "nearest" ? 0 : 1), `${d}`);
         want.dispose();
@@ -77,7 +82,13 @@ describe("images", () => {
 
   it("preprocesses: crop, BGR, mean / scale, NCHW and NHWC", async () => {
     const img = decode("circle.png");
-    const x = await qb.io.loadImage(path.join(DIR, "circle.png"), { crop: [5, 7], channels: "bgr", mean: [10, 20, 30], scale: [0.5], layout: "NCHW" });
+    const x = await qb.io.loadImage(path.join(DIR, "circle.png"), {
+      crop: [5, 7],
+      channels: "bgr",
+      mean: [10, 20, 30],
+      scale: [0.5],
+      layout: "NCHW",
+    });
     assert.deepEqual(x.shape, [1, 3, 5, 7]);
     // the centre: top (17 − 5) / 2 = 6, left (23 − 7) / 2 = 8; channel 0 is blue
     const px = (y: number, xx: number, c: number) => img.data[((6 + y) * 23 + 8 + xx) * 3 + c];
@@ -88,11 +99,18 @@ describe("images", () => {
     assert.deepEqual(nhwc.shape, [1, 17, 23, 3]);
     assert.equal((nhwc.arraySync() as number[][][][])[0][3][4][1], img.data[(3 * 23 + 4) * 3 + 1]);
     tf.dispose([x, nhwc]);
-    await assertThrows(() => qb.io.loadImage(path.join(DIR, "circle.png"), { crop: [40, 40] }), /a crop of 40×40/, /resize first/);
+    await assertThrows(
+      () => qb.io.loadImage(path.join(DIR, "circle.png"), { crop: [40, 40] }),
+      /a crop of 40×40/,
+      /resize first/,
+    );
   });
 
   it("an image folder with a sub-folder per class: batches, labels, classes; evaluate's accuracy takes them", async () => {
-    const ds = qb.data.imageFolder(path.join(DIR, "classes"), { batchSize: 4, image: { resize: [8, 8], scale: [1 / 255] } });
+    const ds = qb.data.imageFolder(path.join(DIR, "classes"), {
+      batchSize: 4,
+      image: { resize: [8, 8], scale: [1 / 255] },
+    });
     assert.deepEqual(ds.classes, ["circle", "square"]);
     assert.deepEqual(ds.labels, [0, 0, 0, 1, 1, 1]);
     const batches = await ds.take();
@@ -107,15 +125,25 @@ describe("images", () => {
     tf.dispose(batches.flat());
     const shuffled = qb.data.imageFolder(path.join(DIR, "classes"), { shuffle: 3 });
     // labels follow their files through the shuffle
-    shuffled.files.forEach(([f], i) => assert.equal(shuffled.classes?.[shuffled.labels?.[i] as number], path.basename(path.dirname(f))));
+    shuffled.files.forEach(([f], i) =>
+      assert.equal(shuffled.classes?.[shuffled.labels?.[i] as number], path.basename(path.dirname(f))),
+    );
   });
 
   it("a flat folder labelled by a CSV (names or indices, header skipped, extra rows ignored); evaluate and the PTQ input_parameters read the dataset", async () => {
     const dir = mkdtempSync(path.join(tmpdir(), "qb-csv-"));
-    for (const cls of ["circle", "square"]) for (const k of [0, 1]) copyFileSync(path.join(DIR, "classes", cls, `${k}.png`), path.join(dir, `${cls}${k}.png`));
+    for (const cls of ["circle", "square"])
+      for (const k of [0, 1])
+        copyFileSync(path.join(DIR, "classes", cls, `${k}.png`), path.join(dir, `${cls}${k}.png`));
     const csv = path.join(dir, "labels.csv");
-    writeFileSync(csv, "file,label\ncircle0.png,circle\nsquare0.png,square\ncircle1.png,circle\nsquare1.png,square\nelsewhere.png,square\n");
-    const ds = qb.data.imageFolder(dir, { labels: csv, image: { resize: [8, 8], channels: "bgr", mean: [1, 2, 3], scale: [0.5, 0.25, 0.125] } });
+    writeFileSync(
+      csv,
+      "file,label\ncircle0.png,circle\nsquare0.png,square\ncircle1.png,circle\nsquare1.png,square\nelsewhere.png,square\n",
+    );
+    const ds = qb.data.imageFolder(dir, {
+      labels: csv,
+      image: { resize: [8, 8], channels: "bgr", mean: [1, 2, 3], scale: [0.5, 0.25, 0.125] },
+    });
     assert.deepEqual(ds.classes, ["circle", "square"]);
     assert.deepEqual(
       ds.files.map(([f]) => ds.classes?.[ds.labels?.[ds.files.findIndex(([g]) => g === f)] as number]),
@@ -160,14 +188,25 @@ describe("images", () => {
     [m, float].forEach((v) => v.dispose());
     // a missing row names the image; a CSV beside class folders is refused
     writeFileSync(csv, "circle0.png,0\n");
-    await assertThrows(() => qb.data.imageFolder(dir, { labels: csv }), /labels\.csv/, /has no row for .*(circle1|square0|square1)\.png/);
-    await assertThrows(() => qb.data.imageFolder(path.join(DIR, "classes"), { labels: csv }), /class folders and a labels CSV/);
+    await assertThrows(
+      () => qb.data.imageFolder(dir, { labels: csv }),
+      /labels\.csv/,
+      /has no row for .*(circle1|square0|square1)\.png/,
+    );
+    await assertThrows(
+      () => qb.data.imageFolder(path.join(DIR, "classes"), { labels: csv }),
+      /class folders and a labels CSV/,
+    );
     rmSync(dir, { recursive: true, force: true });
   });
 
   it("bad images are named: a non-image in the folder, a cut-short JPEG, something that is no image", async () => {
     await assertThrows(() => qb.data.imageFolder(path.join(DIR, "mixed")), /mixed\/notes\.txt/, /is not an image/);
     await assertThrows(() => qb.io.loadImage(path.join(DIR, "broken.jpg")), /broken\.jpg/, /JPEG that does not decode/);
-    await assertThrows(() => qb.io.loadImage(path.join(DIR, "circle.png.pil.npy")), /circle\.png\.pil\.npy/, /is not a JPEG, PNG or BMP image/);
+    await assertThrows(
+      () => qb.io.loadImage(path.join(DIR, "circle.png.pil.npy")),
+      /circle\.png\.pil\.npy/,
+      /is not a JPEG, PNG or BMP image/,
+    );
   });
 });

@@ -65,7 +65,16 @@ describe("loadTorch (PyTorch zip checkpoints)", () => {
 
   it("reads the article checkpoint as a state dict", async () => {
     const sd = (await qb.io.loadTorch(fixture("float-checkpoint.ckpt"))) as Record<string, tf.Tensor>;
-    assert.deepEqual(Object.keys(sd), ["linear1.weight", "linear1.bias", "layernorm.weight", "layernorm.bias", "linear2.weight", "linear2.bias", "linear3.weight", "linear3.bias"]);
+    assert.deepEqual(Object.keys(sd), [
+      "linear1.weight",
+      "linear1.bias",
+      "layernorm.weight",
+      "layernorm.bias",
+      "linear2.weight",
+      "linear2.bias",
+      "linear3.weight",
+      "linear3.bias",
+    ]);
     assert.deepEqual(sd["linear2.weight"].shape, [60, 256]);
     const stats = readJson<{ linear2_weight: { min: number; max: number } }>("article_stats.json");
     assert.equal(sd["linear2.weight"].min().dataSync()[0], Math.fround(stats.linear2_weight.min));
@@ -74,7 +83,13 @@ describe("loadTorch (PyTorch zip checkpoints)", () => {
 
   it("refuses a pickle that would run a command, and runs nothing", async () => {
     rmSync("/tmp/quantbook-pwned", { force: true });
-    await assertThrows(() => qb.io.loadTorch(fixture("malicious.pt")), /malicious\.pt/, /posix\.system/, /refusing/, /never runs code/);
+    await assertThrows(
+      () => qb.io.loadTorch(fixture("malicious.pt")),
+      /malicious\.pt/,
+      /posix\.system/,
+      /refusing/,
+      /never runs code/,
+    );
     assert.equal(existsSync("/tmp/quantbook-pwned"), false);
   });
 
@@ -82,15 +97,28 @@ describe("loadTorch (PyTorch zip checkpoints)", () => {
     const buf = readFileSync(fixture("loader_views.pt"));
     const before = tf.memory().numTensors;
     for (const cut of [10, 100, 400, buf.length - 200, buf.length - 30, buf.length - 1]) {
-      await assertThrows(() => qb.io.parseTorch(buf.subarray(0, cut), `cut-${cut}.pt`), new RegExp(`cut-${cut}\\.pt`), /truncated|damaged|not a zip/);
+      await assertThrows(
+        () => qb.io.parseTorch(buf.subarray(0, cut), `cut-${cut}.pt`),
+        new RegExp(`cut-${cut}\\.pt`),
+        /truncated|damaged|not a zip/,
+      );
     }
     assert.equal(tf.memory().numTensors, before);
   });
 
   it("rejects files that are not checkpoints", async () => {
-    await assertThrows(() => qb.io.loadTorch(fixture("not_a_checkpoint.pt")), /not_a_checkpoint\.pt/, /not a PyTorch checkpoint/);
+    await assertThrows(
+      () => qb.io.loadTorch(fixture("not_a_checkpoint.pt")),
+      /not_a_checkpoint\.pt/,
+      /not a PyTorch checkpoint/,
+    );
     await assertThrows(() => qb.io.loadTorch(fixture("no-such-file.pt")), /cannot read/, /no-such-file/);
-    await assertThrows(() => qb.io.parseTorch(Buffer.from([0x80, 0x02, 0x8a, 0x0a]), "old.pt"), /old\.pt/, /legacy format/, /truncated/);
+    await assertThrows(
+      () => qb.io.parseTorch(Buffer.from([0x80, 0x02, 0x8a, 0x0a]), "old.pt"),
+      /old\.pt/,
+      /legacy format/,
+      /truncated/,
+    );
   });
 
   it("does not leak tensors when values are disposed", async () => {
@@ -131,7 +159,12 @@ describe("loadTorch (legacy pre-1.6 format)", () => {
 
   it("refuses a legacy pickle that would run a command, and runs nothing", async () => {
     rmSync("/tmp/quantbook-pwned", { force: true });
-    await assertThrows(() => qb.io.loadTorch(fixture("legacy_malicious.pt")), /legacy_malicious\.pt/, /posix\.system/, /refusing/);
+    await assertThrows(
+      () => qb.io.loadTorch(fixture("legacy_malicious.pt")),
+      /legacy_malicious\.pt/,
+      /posix\.system/,
+      /refusing/,
+    );
     assert.equal(existsSync("/tmp/quantbook-pwned"), false);
   });
 
@@ -139,14 +172,22 @@ describe("loadTorch (legacy pre-1.6 format)", () => {
     const buf = readFileSync(fixture("legacy_views.pt"));
     const before = tf.memory().numTensors;
     for (const cut of [3, 20, 100, 400, buf.length - 100, buf.length - 9, buf.length - 1]) {
-      await assertThrows(() => qb.io.parseTorch(buf.subarray(0, cut), `cut-${cut}.pt`), new RegExp(`cut-${cut}\\.pt`), /legacy format/, /truncated/);
+      await assertThrows(
+        () => qb.io.parseTorch(buf.subarray(0, cut), `cut-${cut}.pt`),
+        new RegExp(`cut-${cut}\\.pt`),
+        /legacy format/,
+        /truncated/,
+      );
     }
     // another pickle where the magic number belongs
     const notTorch = Buffer.from([0x80, 0x02, 0x4b, 0x07, 0x2e]);
     await assertThrows(() => qb.io.parseTorch(notTorch, "seven.pkl"), /seven\.pkl/, /not with torch's magic number/);
     // a list that contains itself, where the storage keys belong: refused, no hang
     const keysAt = buf.lastIndexOf(Buffer.from([0x80, 0x02, 0x5d]));
-    const cyclic = Buffer.concat([buf.subarray(0, keysAt), Buffer.from([0x80, 0x02, 0x5d, 0x71, 0x00, 0x68, 0x00, 0x61, 0x2e])]);
+    const cyclic = Buffer.concat([
+      buf.subarray(0, keysAt),
+      Buffer.from([0x80, 0x02, 0x5d, 0x71, 0x00, 0x68, 0x00, 0x61, 0x2e]),
+    ]);
     await assertThrows(() => qb.io.parseTorch(cyclic, "cyclic.pt"), /cyclic\.pt/, /not a list of strings/);
     assert.equal(tf.memory().numTensors, before);
   });
@@ -156,7 +197,11 @@ describe("loadTorch (legacy pre-1.6 format)", () => {
     const buf = readFileSync(fixture("legacy_storage_view.pt"));
     const at = buf.indexOf(Buffer.from([0x4b, 0x06, 0x85])); // BININT1 6, TUPLE1: the size (6,)
     assert.ok(at > 0);
-    const huge = Buffer.concat([buf.subarray(0, at), Buffer.from([0x4a, 0x00, 0x00, 0x00, 0x40]), buf.subarray(at + 2)]);
+    const huge = Buffer.concat([
+      buf.subarray(0, at),
+      Buffer.from([0x4a, 0x00, 0x00, 0x00, 0x40]),
+      buf.subarray(at + 2),
+    ]);
     await assertThrows(() => qb.io.parseTorch(huge, "huge.pt"), /huge\.pt/, /larger than this reader accepts/);
   });
 });
@@ -199,8 +244,20 @@ describe("safetensors", () => {
 
   it("rejects truncated and foreign files", async () => {
     const buf = readFileSync(fixture("small.safetensors"));
-    await assertThrows(() => qb.io.parseSafetensors(buf.subarray(0, 5), "x.safetensors"), /x\.safetensors/, /truncated/);
-    await assertThrows(() => qb.io.parseSafetensors(buf.subarray(0, buf.length - 4), "y.safetensors"), /y\.safetensors/, /data_offsets/);
-    await assertThrows(() => qb.io.loadSafetensors(fixture("not_a_checkpoint.pt")), /not_a_checkpoint/, /truncated or not safetensors|not JSON/);
+    await assertThrows(
+      () => qb.io.parseSafetensors(buf.subarray(0, 5), "x.safetensors"),
+      /x\.safetensors/,
+      /truncated/,
+    );
+    await assertThrows(
+      () => qb.io.parseSafetensors(buf.subarray(0, buf.length - 4), "y.safetensors"),
+      /y\.safetensors/,
+      /data_offsets/,
+    );
+    await assertThrows(
+      () => qb.io.loadSafetensors(fixture("not_a_checkpoint.pt")),
+      /not_a_checkpoint/,
+      /truncated or not safetensors|not JSON/,
+    );
   });
 });

@@ -21,7 +21,9 @@ describe("quantbook kernel", { timeout: 120000 }, () => {
   });
 
   it("returns the last expression as a rich execute_result", async () => {
-    const r = await k.execute('import * as qb from "quantbook";\nconst rows = [{ op: "linear2", L1: 0.02 }, { op: "linear3", L1: 0.004 }];\nrows');
+    const r = await k.execute(
+      'import * as qb from "quantbook";\nconst rows = [{ op: "linear2", L1: 0.02 }, { op: "linear3", L1: 0.004 }];\nrows',
+    );
     assert.equal(r.status, "ok");
     const [res] = only(r.outputs, "execute_result");
     assert.match(String(res.data["text/html"]), /<table class="qb-table">.*linear2/);
@@ -56,7 +58,10 @@ describe("quantbook kernel", { timeout: 120000 }, () => {
 
   it("aborts cells queued behind a failing one (stop_on_error), then runs new ones", async () => {
     // the first cell waits before failing, so the second request is surely queued behind it
-    const [failed, queued] = await Promise.all([k.execute('await new Promise((r) => setTimeout(r, 500));\nthrow new Error("first")'), k.execute("'never runs'")]);
+    const [failed, queued] = await Promise.all([
+      k.execute('await new Promise((r) => setTimeout(r, 500));\nthrow new Error("first")'),
+      k.execute("'never runs'"),
+    ]);
     assert.equal(failed.status, "error");
     assert.equal(queued.status, "aborted");
     assert.deepEqual(queued.outputs, []);
@@ -72,7 +77,9 @@ describe("quantbook kernel", { timeout: 120000 }, () => {
   });
 
   it("a quantbook error names the op and leaves the kernel alive", async () => {
-    const r = await k.execute("qb.quant.fakeQuantize(require('@tensorflow/tfjs').ones([2]), { scale: -1, dtype: qb.qint8 })");
+    const r = await k.execute(
+      "qb.quant.fakeQuantize(require('@tensorflow/tfjs').ones([2]), { scale: -1, dtype: qb.qint8 })",
+    );
     const [err] = only(r.outputs, "error");
     assert.match(err.evalue, /fakeQuantize: scale\[0\] is -1/);
     const ok = await k.execute("1 + 1");

@@ -25,7 +25,11 @@ const streamText = (r: ExecuteResult, name = "stdout"): string =>
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Interrupts (by `how`) every 300 ms until the cell ends. */
-async function interruptUntilDone(cell: Promise<ExecuteResult>, how: () => unknown, firstAfterMs = 300): Promise<ExecuteResult> {
+async function interruptUntilDone(
+  cell: Promise<ExecuteResult>,
+  how: () => unknown,
+  firstAfterMs = 300,
+): Promise<ExecuteResult> {
   let done = false;
   void cell.then(() => (done = true));
   await sleep(firstAfterMs);
@@ -74,7 +78,10 @@ describe("kernel robustness", { timeout: 240000 }, () => {
         'async function late() { await new Promise((r) => setTimeout(r, 50)); throw new Error("late"); }\nlate(); console.log("cell done")',
         /unhandled promise rejection from cell \d+[\s\S]*Error: late/,
       ],
-      ['setTimeout(() => { throw new Error("timer boom"); }, 10); "scheduled"', /uncaught exception from cell \d+[\s\S]*timer boom/],
+      [
+        'setTimeout(() => { throw new Error("timer boom"); }, 10); "scheduled"',
+        /uncaught exception from cell \d+[\s\S]*timer boom/,
+      ],
     ];
     for (const [code, report] of cases) {
       const r = await k.execute(code);
@@ -85,7 +92,9 @@ describe("kernel robustness", { timeout: 240000 }, () => {
       assert.match(streamText(next, "stderr"), report, code);
     }
     // while a cell runs, a background error is an error output on that cell; the cell goes on
-    const during = await k.execute('setTimeout(() => { throw new Error("during"); }, 10);\nawait new Promise((r) => setTimeout(r, 200));\n"finished"');
+    const during = await k.execute(
+      'setTimeout(() => { throw new Error("during"); }, 10);\nawait new Promise((r) => setTimeout(r, 200));\n"finished"',
+    );
     assert.equal(during.status, "ok");
     assert.equal(valueOf(during), "'finished'");
     assert.equal(only(during.outputs, "error")[0]?.evalue, "during");
@@ -97,7 +106,9 @@ describe("kernel robustness", { timeout: 240000 }, () => {
   });
 
   it("a failed cell keeps what it declared before the failing statement, with its type", async () => {
-    const r = await k.execute('const before1 = 123;\nlet counter = 1;\ncounter++;\nthrow new Error("x");\nconst notReached = 5;');
+    const r = await k.execute(
+      'const before1 = 123;\nlet counter = 1;\ncounter++;\nthrow new Error("x");\nconst notReached = 5;',
+    );
     assert.equal(r.status, "error");
     assert.equal(valueOf(await k.execute("before1 + counter")), "125");
     const t = await k.execute("const wrong: string = before1;");
@@ -107,7 +118,9 @@ describe("kernel robustness", { timeout: 240000 }, () => {
   });
 
   it("tracebacks name cell lines, user frames first, library frames folded", async () => {
-    const r = await k.execute("function thrower(a: number) {\n  if (a > 1) {\n    throw new Error('deep ' + a);\n  }\n}\nthrower(3);");
+    const r = await k.execute(
+      "function thrower(a: number) {\n  if (a > 1) {\n    throw new Error('deep ' + a);\n  }\n}\nthrower(3);",
+    );
     const cell = r.executionCount;
     const tb = only(r.outputs, "error")[0].traceback;
     assert.equal(tb[0], "Error: deep 3");
@@ -128,14 +141,19 @@ describe("kernel robustness", { timeout: 240000 }, () => {
     assert.equal(r.status, "ok");
     const lines = streamText(r).split("\n");
     assert.equal(lines.length, 100001);
-    for (let i = 0; i < 100000; i++) if (lines[i] !== `line ${i}`) assert.fail(`line ${i} is ${JSON.stringify(lines[i])}`);
+    for (let i = 0; i < 100000; i++)
+      if (lines[i] !== `line ${i}`) assert.fail(`line ${i} is ${JSON.stringify(lines[i])}`);
     assert.equal(streamText(r, "stderr"), "done\n");
-    console.log(`# 100,000 console.log lines delivered in ${ms.toFixed(0)} ms in ${only(r.outputs, "stream").length} stream messages`);
+    console.log(
+      `# 100,000 console.log lines delivered in ${ms.toFixed(0)} ms in ${only(r.outputs, "stream").length} stream messages`,
+    );
     assert.ok(ms < 60000, `100,000 lines took ${ms} ms (generous bound: 60 s)`);
   });
 
   it("a cell printing past the cap gets the cap's worth and a note", async () => {
-    const r = await k.execute(`const chunk = "x".repeat(999) + "\\n";\nfor (let i = 0; i < ${(OUTPUT_CAP / 1000) * 2}; i++) process.stdout.write(chunk);`);
+    const r = await k.execute(
+      `const chunk = "x".repeat(999) + "\\n";\nfor (let i = 0; i < ${(OUTPUT_CAP / 1000) * 2}; i++) process.stdout.write(chunk);`,
+    );
     assert.equal(r.status, "ok");
     assert.equal(Buffer.byteLength(streamText(r)), OUTPUT_CAP);
     assert.match(streamText(r, "stderr"), /output truncated — this cell printed 3\.8 MB; the first 1\.9 MB are shown/);
@@ -147,8 +165,11 @@ describe("kernel robustness", { timeout: 240000 }, () => {
       'qb.setMarch(qb.March.NASH_M);\nconst m = new qb.examples.SmallModel();\nconst x = tf.randomNormal([1, 4, 6, 256], 0, 1, "float32", 7);\nconst calib = qb.prepare(m.eval(), x, { qconfigSetter: [qb.calibration8bitWeight16bitActQconfigSetter] });\nqb.setFakeQuantize(calib, qb.FakeQuantState.CALIBRATION);\nlet batchesSeen = 0;',
     );
     assert.equal(setup.status, "ok", JSON.stringify(setup.outputs));
-    const r = await interruptUntilDone(k.execute("await qb.calibrate(calib, Array.from({ length: 100000 }, () => x), { onProgress: (p) => (batchesSeen = p.done) });"), () =>
-      k.interruptByMessage(),
+    const r = await interruptUntilDone(
+      k.execute(
+        "await qb.calibrate(calib, Array.from({ length: 100000 }, () => x), { onProgress: (p) => (batchesSeen = p.done) });",
+      ),
+      () => k.interruptByMessage(),
     );
     assert.equal(r.status, "error");
     const err = only(r.outputs, "error")[0];
@@ -157,7 +178,9 @@ describe("kernel robustness", { timeout: 240000 }, () => {
     assert.ok(seen > 0 && seen < 100000, `batches seen: ${seen}`);
     await sleep(300);
     assert.equal(Number(valueOf(await k.execute("batchesSeen"))), seen, "no batch ran after the interrupt");
-    const after = await k.execute("qb.setFakeQuantize(calib, qb.FakeQuantState.VALIDATION);\ncalib.forward(x).shape.join('x')");
+    const after = await k.execute(
+      "qb.setFakeQuantize(calib, qb.FakeQuantState.VALIDATION);\ncalib.forward(x).shape.join('x')",
+    );
     assert.equal(valueOf(after), "'1x4x6x60'");
   });
 
@@ -202,7 +225,9 @@ describe("kernel robustness", { timeout: 240000 }, () => {
 
   it("output of work an interrupted cell left running lands on the running cell with a note", async () => {
     const r = await interruptUntilDone(
-      k.execute("let ticks = 0;\nwhile (true) {\n  await new Promise((r) => setTimeout(r, 20));\n  if (++ticks % 5 === 0) console.log('tick ' + ticks);\n}"),
+      k.execute(
+        "let ticks = 0;\nwhile (true) {\n  await new Promise((r) => setTimeout(r, 20));\n  if (++ticks % 5 === 0) console.log('tick ' + ticks);\n}",
+      ),
       () => k.interruptByMessage(),
     );
     assert.equal(only(r.outputs, "error")[0].ename, "KeyboardInterrupt");
@@ -214,9 +239,14 @@ describe("kernel robustness", { timeout: 240000 }, () => {
   });
 
   it("warns about an un-awaited quantbook call, and the model says it is busy", async () => {
-    const r = await k.execute("qb.setFakeQuantize(calib, qb.FakeQuantState.CALIBRATION);\nqb.calibrate(calib, Array.from({ length: 200 }, () => x));\nconsole.log('started');");
+    const r = await k.execute(
+      "qb.setFakeQuantize(calib, qb.FakeQuantState.CALIBRATION);\nqb.calibrate(calib, Array.from({ length: 200 }, () => x));\nconsole.log('started');",
+    );
     assert.equal(r.status, "ok", JSON.stringify(r.outputs));
-    assert.match(streamText(r, "stderr"), /qb\.calibrate\(\.\.\.\) started in this cell is still running[\s\S]*await qb\.calibrate/);
+    assert.match(
+      streamText(r, "stderr"),
+      /qb\.calibrate\(\.\.\.\) started in this cell is still running[\s\S]*await qb\.calibrate/,
+    );
     const use = await k.execute("qb.setFakeQuantize(calib, qb.FakeQuantState.VALIDATION);");
     assert.match(only(use.outputs, "error")[0].evalue, /qb\.calibrate is still running on this model[\s\S]*await/);
     await k.interruptByMessage();
@@ -225,9 +255,14 @@ describe("kernel robustness", { timeout: 240000 }, () => {
     const same = await k.execute(
       "qb.setFakeQuantize(calib, qb.FakeQuantState.CALIBRATION);\nqb.calibrate(calib, [x, x]);\nqb.setFakeQuantize(calib, qb.FakeQuantState.VALIDATION);",
     );
-    assert.match(only(same.outputs, "error")[0].evalue, /setFakeQuantize: qb\.calibrate is still running on this model/);
+    assert.match(
+      only(same.outputs, "error")[0].evalue,
+      /setFakeQuantize: qb\.calibrate is still running on this model/,
+    );
     // a promise as the last value is awaited, so this form needs no await
-    const last = await k.execute("await new Promise((r) => setTimeout(r, 100));\nqb.setFakeQuantize(calib, qb.FakeQuantState.CALIBRATION);\nqb.calibrate(calib, [x])");
+    const last = await k.execute(
+      "await new Promise((r) => setTimeout(r, 100));\nqb.setFakeQuantize(calib, qb.FakeQuantState.CALIBRATION);\nqb.calibrate(calib, [x])",
+    );
     assert.match(valueOf(last), /batches: 1/);
   });
 });

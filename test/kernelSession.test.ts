@@ -13,7 +13,8 @@ const NOTEBOOKS = path.join(__dirname, "..", "..", "notebooks");
 const RSS_GROWTH_BOUND_MB = 150;
 
 const value = (r: ExecuteResult) => {
-  const out = r.outputs.find((o) => o.output_type === "execute_result") as { data: Record<string, unknown> } | undefined;
+  const out = r.outputs.find((o) => o.output_type === "execute_result") as
+    { data: Record<string, unknown> } | undefined;
   return String(out?.data["text/plain"]);
 };
 
@@ -47,7 +48,9 @@ describe("a long kernel session", { timeout: 300000 }, () => {
       }
     }
     const ms = performance.now() - t0;
-    console.log(`# 500 cells in ${(ms / 1000).toFixed(1)} s; numTensors / RSS MB: ${samples.map((s) => `${s.cell}: ${s.tensors} / ${s.rssMb}`).join(", ")}`);
+    console.log(
+      `# 500 cells in ${(ms / 1000).toFixed(1)} s; numTensors / RSS MB: ${samples.map((s) => `${s.cell}: ${s.tensors} / ${s.rssMb}`).join(", ")}`,
+    );
     const first = samples[0];
     const last = samples[samples.length - 1];
     assert.ok(last.tensors <= first.tensors, `numTensors grew from ${first.tensors} to ${last.tensors}`);

@@ -32,7 +32,9 @@ describe("chip rules, every op and dtype combination", () => {
               const res = checkOpDtypes([op(type, [i], o, w)], march);
               // a float weight, or float in and out, is an op left unquantized: one finding, "cpu"
               const cpu = w === "float32" || (i === "float32" && o === "float32");
-              const expected = cpu ? 1 : (i === "float32" ? 1 : 0) + (pairBanned && i === "qint16" && w === "qint16" ? 1 : 0);
+              const expected = cpu
+                ? 1
+                : (i === "float32" ? 1 : 0) + (pairBanned && i === "qint16" && w === "qint16" ? 1 : 0);
               assert.equal(res.violations.length, expected, `${type} ${i} x ${w} -> ${o}`);
               if (cpu) assert.equal(res.violations[0].kind, "cpu", `${type} ${i} x ${w} -> ${o}`);
             }
@@ -51,7 +53,9 @@ describe("chip rules, every op and dtype combination", () => {
           for (const o of ALL) {
             const res = checkOpDtypes([op(type, [i, i].slice(0, type === "Mul" || type === "Add" ? 2 : 1), o)], march);
             const cpu = i === "float32" && o === "float32";
-            const bad = cpu ? 1 : (i === "float32" ? (type === "Mul" || type === "Add" ? 2 : 1) : 0) + (o === "float32" ? 1 : 0);
+            const bad = cpu
+              ? 1
+              : (i === "float32" ? (type === "Mul" || type === "Add" ? 2 : 1) : 0) + (o === "float32" ? 1 : 0);
             assert.equal(res.violations.length, bad, `${type} ${i} -> ${o}`);
             assert.equal(
               res.violations.some((v) => v.kind === "cpu"),
@@ -64,7 +68,10 @@ describe("chip rules, every op and dtype combination", () => {
     it(`${march}: stubs and unsupported ops`, () => {
       assert.ok(checkOpDtypes([op("QuantStub", ["float32"], "qint16")], march).ok);
       assert.equal(checkOpDtypes([op("QuantStub", ["float32"], "float32")], march).ok, false);
-      assert.ok(checkOpDtypes([op("DeQuantStub", ["float32"], "float32")], march).ok, "a high-precision GEMM output may feed the DeQuantStub");
+      assert.ok(
+        checkOpDtypes([op("DeQuantStub", ["float32"], "float32")], march).ok,
+        "a high-precision GEMM output may feed the DeQuantStub",
+      );
       // an op type the march's data has no rule for is reported, never passed silently
       const unknown = checkOpDtypes([op("Erf", ["qint16"], "qint16")], march);
       assert.equal(unknown.ok, false);
@@ -74,14 +81,20 @@ describe("chip rules, every op and dtype combination", () => {
   }
 
   it("the article's violation names the op, the rule and all three fixes", () => {
-    const [v] = checkOpDtypes([{ name: "linear2", type: "Linear", module: "linear2", inputs: ["qint16"], weight: "qint16", output: "qint16" }], qb.March.NASH_M).violations;
+    const [v] = checkOpDtypes(
+      [{ name: "linear2", type: "Linear", module: "linear2", inputs: ["qint16"], weight: "qint16", output: "qint16" }],
+      qb.March.NASH_M,
+    ).violations;
     assert.equal(v.rule, "cannot take int16 input with int16 weight");
     assert.deepEqual(v.actual, { input_0: "qint16", weight: "qint16", output: "qint16" });
     assert.match(v.message, /^linear2: NASH_M Linear cannot take int16 input with int16 weight; fix: /);
     assert.match(v.message, /inDtype: qint8/);
     assert.match(v.message, /weightDtype: qint8/);
     assert.match(v.message, /replaceLinearWithBroadcastMulSum\(model, 'linear2'\)/);
-    const df = checkOpDtypes([{ name: "linear2", type: "Linear", module: "linear2", inputs: ["qint16"], weight: "qint16", output: "qint16" }], qb.March.NASH_M).toDataFrame();
+    const df = checkOpDtypes(
+      [{ name: "linear2", type: "Linear", module: "linear2", inputs: ["qint16"], weight: "qint16", output: "qint16" }],
+      qb.March.NASH_M,
+    ).toDataFrame();
     assert.deepEqual(df.shape, [1, 6]);
     assert.deepEqual(df.columns, ["kind", "op", "op_type", "rule", "dtypes", "fixes"]);
     assert.equal((df.values[0] as unknown[])[4], "input_0=qint16 weight=qint16 output=qint16");
@@ -96,7 +109,8 @@ function meanAbs(a: tf.Tensor, b: tf.Tensor): number {
 }
 
 const int16Linear2 = () => qb.ModuleNameQconfigSetter({ linear2: qb.getQconfig({ weightDtype: qb.qint16 }) });
-const int8InputLinear2 = () => qb.ModuleNameQconfigSetter({ linear2: qb.getQconfig({ inDtype: qb.qint8, weightDtype: qb.qint16 }) });
+const int8InputLinear2 = () =>
+  qb.ModuleNameQconfigSetter({ linear2: qb.getQconfig({ inDtype: qb.qint8, weightDtype: qb.qint16 }) });
 
 describe("export, convert and perf on the article model", () => {
   before(async () => {
@@ -119,7 +133,9 @@ describe("export, convert and perf on the article model", () => {
     const y = hb.forward(x);
     const intVsFq = meanAbs(y, fq);
     const fqVsFloat = meanAbs(fq, floatOut);
-    console.log(`# article model, mean |diff|: integer vs fake-quant ${intVsFq.toExponential(2)}, fake-quant vs float ${fqVsFloat.toExponential(2)}`);
+    console.log(
+      `# article model, mean |diff|: integer vs fake-quant ${intVsFq.toExponential(2)}, fake-quant vs float ${fqVsFloat.toExponential(2)}`,
+    );
     assert.ok(intVsFq > 0, "the integer model really computes in integers");
     assert.ok(intVsFq < fqVsFloat / 10, `${intVsFq} vs ${fqVsFloat}`);
     tf.dispose([floatOut, fq, y]);
@@ -133,7 +149,11 @@ describe("export, convert and perf on the article model", () => {
     const calib = await calibrated(model, x, [int16Linear2(), qb.calibration8bitWeight16bitActQconfigSetter]);
     assert.equal(qb.checkModel(calib, qb.March.NASH_M).violations.length, 1);
     const ir = qb.export(calib, x);
-    await assertThrows(() => qb.convert(ir, qb.March.NASH_M), /convert: 1 violation\(s\) of the nash-m rules/, /linear2: NASH_M Linear cannot take int16 input with int16 weight/);
+    await assertThrows(
+      () => qb.convert(ir, qb.March.NASH_M),
+      /convert: 1 violation\(s\) of the nash-m rules/,
+      /linear2: NASH_M Linear cannot take int16 input with int16 weight/,
+    );
     await assertThrows(() => qb.convert(ir, qb.March.NASH_E), /NASH_E Linear/);
     const hb = qb.convert(ir, qb.March.NASH_P);
     tf.dispose(hb.forward(x));
@@ -171,7 +191,10 @@ describe("export, convert and perf on the article model", () => {
     const model = new qb.examples.SmallModel();
     model.loadStateDict(sd);
     const calib = await calibrated(model, x, [
-      qb.ModuleNameQconfigSetter({ linear1: qb.getQconfig({ inDtype: qb.qint8 }), linear2: qb.getQconfig({ inDtype: qb.qint8 }) }),
+      qb.ModuleNameQconfigSetter({
+        linear1: qb.getQconfig({ inDtype: qb.qint8 }),
+        linear2: qb.getQconfig({ inDtype: qb.qint8 }),
+      }),
       qb.calibration8bitWeight16bitActQconfigSetter,
     ]);
     const report = qb.perf(qb.export(calib, x), qb.March.NASH_M);
@@ -211,7 +234,10 @@ describe("export, convert and perf on the article model", () => {
     edited((j) => (j.nodes[3].type = "Frobnicate"));
     await assertThrows(() => qb.io.loadIr(file), /unknown op type 'Frobnicate'/);
     edited((j) => (j.nodes.find((n: any) => n.name === "linear2").inputs[0].shape = [2, 100, 255]));
-    await assertThrows(() => qb.io.loadIr(file), /node linear2: input 0 has shape \[2,100,255\] but 'relu' produces \[2,100,256\]/);
+    await assertThrows(
+      () => qb.io.loadIr(file),
+      /node linear2: input 0 has shape \[2,100,255\] but 'relu' produces \[2,100,256\]/,
+    );
     edited((j) => j.nodes.find((n: any) => n.name === "linear2").weight.data.pop());
     await assertThrows(() => qb.io.loadIr(file), /node linear2: weight has 15359 values for shape \[60,256\]/);
     writeFileSync(file, "{oops");
@@ -219,7 +245,10 @@ describe("export, convert and perf on the article model", () => {
     try {
       await qb.io.loadIr(file);
     } catch (e) {
-      assert.ok(e instanceof qb.QuantbookError && e.code === "BAD_FILE" && e.cause instanceof SyntaxError, "a bad file error keeps the parser's error as its cause");
+      assert.ok(
+        e instanceof qb.QuantbookError && e.code === "BAD_FILE" && e.cause instanceof SyntaxError,
+        "a bad file error keeps the parser's error as its cause",
+      );
     }
     rmSync(dir, { recursive: true });
     tf.dispose([a, b]);
@@ -239,7 +268,10 @@ describe("export, convert and perf on the article model", () => {
     await assertNoLeak(() => qb.export(calib, x), 1);
     const hb = qb.convert(qb.export(calib, x), qb.March.NASH_M);
     await assertNoLeak(() => hb.forward(x).dispose(), 1);
-    await assertThrows(() => hb.forward(tf.zeros([2, 100, 255])), /input 0 has shape \[2,100,255\], the model was exported with \[2,100,256\]/);
+    await assertThrows(
+      () => hb.forward(tf.zeros([2, 100, 255])),
+      /input 0 has shape \[2,100,255\], the model was exported with \[2,100,256\]/,
+    );
     calib.dispose();
     model.dispose();
   });
@@ -247,11 +279,24 @@ describe("export, convert and perf on the article model", () => {
 
 describe("every fix the checker suggests is valid for its op", { timeout: 300000 }, () => {
   before(setup);
-  const all16: qb.QconfigSetter = { setterName: "all int16", qconfigFor: () => qb.getQconfig({ weightDtype: qb.qint16, outDtype: qb.qint16 }) };
+  const all16: qb.QconfigSetter = {
+    setterName: "all int16",
+    qconfigFor: () => qb.getQconfig({ weightDtype: qb.qint16, outDtype: qb.qint16 }),
+  };
   /** The fix as code: a qconfig for the op, or the Linear rewrite; null for advice that is not one edit. */
   function apply(fix: string, model: qb.nn.Module): { model: qb.nn.Module; setters: qb.QconfigSetter[] } | null {
-    const q = /ModuleNameQconfigSetter\(\{ '([^']+)': getQconfig\(\{ (inDtype|weightDtype|outDtype): (qint8|qint16) \}\) \}\)/.exec(fix);
-    if (q) return { model, setters: [qb.ModuleNameQconfigSetter({ [q[1]]: qb.getQconfig({ [q[2]]: qb[q[3] as "qint8" | "qint16"] }) }), all16] };
+    const q =
+      /ModuleNameQconfigSetter\(\{ '([^']+)': getQconfig\(\{ (inDtype|weightDtype|outDtype): (qint8|qint16) \}\) \}\)/.exec(
+        fix,
+      );
+    if (q)
+      return {
+        model,
+        setters: [
+          qb.ModuleNameQconfigSetter({ [q[1]]: qb.getQconfig({ [q[2]]: qb[q[3] as "qint8" | "qint16"] }) }),
+          all16,
+        ],
+      };
     const r = /replaceLinearWithBroadcastMulSum\(model, '([^']+)'\)/.exec(fix);
     if (r) return { model: qb.transforms.replaceLinearWithBroadcastMulSum(model, r[1]), setters: [all16] };
     return null;
@@ -287,7 +332,10 @@ describe("every fix the checker suggests is valid for its op", { timeout: 300000
             after.every((w) => w.op !== v.op && !w.op.startsWith(`${v.module}.`)),
             `${fix}: ${after.map((w) => w.message).join("; ")}`,
           );
-          assert.ok(after.length < violations.length, `${fix}: ${after.length} violations after, ${violations.length} before`);
+          assert.ok(
+            after.length < violations.length,
+            `${fix}: ${after.length} violations after, ${violations.length} before`,
+          );
           p.dispose();
           if (edit.model !== model) edit.model.dispose();
           applied++;

@@ -12,7 +12,9 @@ import * as qb from "../src";
 import { uniforms } from "../src/examples/deterministicInit";
 import { setup } from "./helpers";
 
-const golden = JSON.parse(readFileSync(path.join(__dirname, "..", "..", "test", "fixtures", "models_golden.json"), "utf8")) as {
+const golden = JSON.parse(
+  readFileSync(path.join(__dirname, "..", "..", "test", "fixtures", "models_golden.json"), "utf8"),
+) as {
   input: number[];
   models: Record<string, { keys: [string, number[]][]; output: number[] }>;
 };
@@ -84,14 +86,19 @@ describe("torchvision models written with qb.nn", { timeout: 300000 }, () => {
       const fq = calib.forward(batches[1]) as tf.Tensor;
       const yi = hb.forward(batches[1]);
       const yf = float.forward(batches[1]) as tf.Tensor;
-      const [intVsFq, fqVsFloat] = tf.tidy(() => [tf.mean(tf.abs(tf.sub(yi, fq))).dataSync()[0], tf.mean(tf.abs(tf.sub(fq, yf))).dataSync()[0]]);
+      const [intVsFq, fqVsFloat] = tf.tidy(() => [
+        tf.mean(tf.abs(tf.sub(yi, fq))).dataSync()[0],
+        tf.mean(tf.abs(tf.sub(fq, yf))).dataSync()[0],
+      ]);
       console.log(
         `# ${name}: ${sens.rows.length} sensitivity rows in ${ms.toFixed(0)} ms; worst ${sens.rows[0].op_name} (${sens.rows[0].sensitive_type}); mean |int - fake-quant| ${intVsFq.toExponential(2)}, |fake-quant - float| ${fqVsFloat.toExponential(2)}`,
       );
       assert.ok(intVsFq < fqVsFloat, "the integer model is closer to the fake-quant model than that is to float");
       const p = qb.perf(hb);
       assert.ok(p.latencyMs > 0 && p.ops.length === ir.nodes.length);
-      console.log(`# ${name}: ${ir.nodes.length} IR nodes, estimated ${p.latencyMs.toFixed(3)} ms on NASH_M (64x64 input)`);
+      console.log(
+        `# ${name}: ${ir.nodes.length} IR nodes, estimated ${p.latencyMs.toFixed(3)} ms on NASH_M (64x64 input)`,
+      );
       tf.dispose([...batches, fq, yi, yf]);
       calib.dispose();
       float.dispose();

@@ -54,7 +54,10 @@ describe("nn.Module", () => {
     assert.deepEqual(Array.from(replicate.dataSync()), [1, 1, 2, 3, 3, 1, 1, 2, 3, 3, 4, 4, 5, 6, 6]);
     const zero = new qb.nn.ZeroPad2d([0, 1, 0, 0]).forward(x);
     assert.deepEqual(Array.from(zero.dataSync()), [1, 2, 3, 0, 4, 5, 6, 0]);
-    assert.throws(() => new qb.nn.ReflectionPad2d(2).forward(x), /reflect padding \[2,2,2,2\] must be smaller than the padded dimensions of \[1,1,2,3\]/);
+    assert.throws(
+      () => new qb.nn.ReflectionPad2d(2).forward(x),
+      /reflect padding \[2,2,2,2\] must be smaller than the padded dimensions of \[1,1,2,3\]/,
+    );
     tf.dispose([x, reflect, replicate, zero]);
   });
 
@@ -81,14 +84,27 @@ describe("nn.Module", () => {
     const bad: Record<string, tf.Tensor> = { ...sd, "head.extra": extra };
     delete bad["head.bias"];
     bad["blocks.0.fc.weight"] = tf.zerosLike(sd["blocks.0.fc.weight"]);
-    await assertThrows(() => net.loadStateDict(bad), /missing keys: head\.bias/, /unexpected keys: head\.extra/, /Nothing was loaded/, /strict: false/);
+    await assertThrows(
+      () => net.loadStateDict(bad),
+      /missing keys: head\.bias/,
+      /unexpected keys: head\.extra/,
+      /Nothing was loaded/,
+      /strict: false/,
+    );
     const after = net.stateDict();
-    for (const k of Object.keys(before)) assert.deepEqual(Array.from(after[k].dataSync()), Array.from(before[k].dataSync()), k);
+    for (const k of Object.keys(before))
+      assert.deepEqual(Array.from(after[k].dataSync()), Array.from(before[k].dataSync()), k);
     // non-strict loads what matches and reports the rest
     const res = net.loadStateDict(bad, { strict: false });
     assert.deepEqual(res, { missingKeys: ["head.bias"], unexpectedKeys: ["head.extra"] });
     assert.equal(net.blocks[0].fc.weight.abs().sum().dataSync()[0], 0);
-    tf.dispose([...Object.values(before), ...Object.values(after), ...Object.values(sd), extra, bad["blocks.0.fc.weight"]]);
+    tf.dispose([
+      ...Object.values(before),
+      ...Object.values(after),
+      ...Object.values(sd),
+      extra,
+      bad["blocks.0.fc.weight"],
+    ]);
     net.dispose();
   });
 
@@ -96,9 +112,15 @@ describe("nn.Module", () => {
     const net = new Net();
     const sd = net.stateDict();
     const wrong = tf.zeros([3, 5]);
-    await assertThrows(() => net.loadStateDict({ ...sd, "head.weight": wrong }), /head\.weight: checkpoint shape \[3,5\], model shape \[3,4\]/);
+    await assertThrows(
+      () => net.loadStateDict({ ...sd, "head.weight": wrong }),
+      /head\.weight: checkpoint shape \[3,5\], model shape \[3,4\]/,
+    );
     // the advice fits the problem: sizes, not { strict: false }, which would not help
-    await assertThrows(() => net.loadStateDict({ ...sd, "head.weight": wrong }), /construct it with the sizes the checkpoint has/);
+    await assertThrows(
+      () => net.loadStateDict({ ...sd, "head.weight": wrong }),
+      /construct it with the sizes the checkpoint has/,
+    );
     assert.throws(
       () => net.loadStateDict({ ...sd, "head.weight": wrong }),
       (e: Error) => !/strict: false/.test(e.message),
@@ -124,6 +146,10 @@ describe("nn.Module", () => {
         return qb.F.mul(a, b, { name: "broadcast_mul" });
       }
     }
-    await assertThrows(() => new Bad().forward(tf.ones([2, 3]), tf.ones([4])), /broadcast_mul \(Mul\)/, /\[2,3\] and \[4\]/);
+    await assertThrows(
+      () => new Bad().forward(tf.ones([2, 3]), tf.ones([4])),
+      /broadcast_mul \(Mul\)/,
+      /\[2,3\] and \[4\]/,
+    );
   });
 });

@@ -35,7 +35,8 @@ export function notebookProblems(nb: Notebook, exp: Expectation): string[] {
     }
     if (c.min === undefined && c.max === undefined) continue;
     const v = Number(m[1]);
-    if (!(v >= (c.min ?? -Infinity) && v <= (c.max ?? Infinity))) problems.push(`/${c.pattern}/ gave ${v}, expected within [${c.min ?? "-inf"}, ${c.max ?? "inf"}]`);
+    if (!(v >= (c.min ?? -Infinity) && v <= (c.max ?? Infinity)))
+      problems.push(`/${c.pattern}/ gave ${v}, expected within [${c.min ?? "-inf"}, ${c.max ?? "inf"}]`);
   }
   return problems;
 }

@@ -13,7 +13,10 @@ import { assertNoLeak, assertThrows, setup } from "./helpers";
 
 const DIR = path.join(__dirname, "..", "..", "test", "fixtures", "numpy");
 type Want = { shape: number[]; values: (number | boolean)[] };
-const EXPECT = JSON.parse(readFileSync(path.join(DIR, "expect.json"), "utf8")) as Record<string, Want | Record<string, Want>>;
+const EXPECT = JSON.parse(readFileSync(path.join(DIR, "expect.json"), "utf8")) as Record<
+  string,
+  Want | Record<string, Want>
+>;
 
 function same(t: tf.Tensor, want: Want, label: string): void {
   assert.deepEqual(t.shape, want.shape, label);
@@ -46,11 +49,24 @@ describe("NumPy files", () => {
   }
 
   it("refuses broken files with the file and the problem named", async () => {
-    await assertThrows(() => qb.io.loadNpy(path.join(DIR, "broken_truncated.npy")), /broken_truncated\.npy/, /cut short: 24 elements of 4 bytes need 96 bytes/);
-    await assertThrows(() => qb.io.loadNpy(path.join(DIR, "broken_object.npy")), /broken_object\.npy/, /holds dtype '<U1'/, /astype\(np\.float32\)/);
+    await assertThrows(
+      () => qb.io.loadNpy(path.join(DIR, "broken_truncated.npy")),
+      /broken_truncated\.npy/,
+      /cut short: 24 elements of 4 bytes need 96 bytes/,
+    );
+    await assertThrows(
+      () => qb.io.loadNpy(path.join(DIR, "broken_object.npy")),
+      /broken_object\.npy/,
+      /holds dtype '<U1'/,
+      /astype\(np\.float32\)/,
+    );
     await assertThrows(() => qb.io.loadNpy(path.join(DIR, "broken_int64_range.npy")), /does not fit in int32/);
     await assertThrows(() => qb.io.loadNpy(path.join(DIR, "stored.npz")), /stored\.npz/, /not a \.npy file/);
-    await assertThrows(() => qb.io.loadNpz(path.join(DIR, "scalar.npy")), /scalar\.npy/, /not a readable \.npz archive/);
+    await assertThrows(
+      () => qb.io.loadNpz(path.join(DIR, "scalar.npy")),
+      /scalar\.npy/,
+      /not a readable \.npz archive/,
+    );
     await assertThrows(() => qb.io.loadNpy(path.join(DIR, "missing.npy")), /missing\.npy/, /cannot read it/);
   });
 
@@ -79,14 +95,27 @@ describe("datasets from disk", () => {
     }
     assert.deepEqual(seen, [[0, 1], [2, 3], [4]]);
     // a seeded shuffle: the same order every time, a different one from the files' order; limit cuts it
-    const a = qb.data.npyFolder(path.join(DIR, "calibration_data"), { shuffle: 7, limit: 4 }).files.map((f) => path.basename(f[0]));
-    const b = qb.data.npyFolder(path.join(DIR, "calibration_data"), { shuffle: 7, limit: 4 }).files.map((f) => path.basename(f[0]));
+    const a = qb.data
+      .npyFolder(path.join(DIR, "calibration_data"), { shuffle: 7, limit: 4 })
+      .files.map((f) => path.basename(f[0]));
+    const b = qb.data
+      .npyFolder(path.join(DIR, "calibration_data"), { shuffle: 7, limit: 4 })
+      .files.map((f) => path.basename(f[0]));
     assert.deepEqual(a, b);
     assert.equal(a.length, 4);
-    assert.notDeepEqual(qb.data.npyFolder(path.join(DIR, "calibration_data"), { shuffle: 7 }).files, qb.data.npyFolder(path.join(DIR, "calibration_data")).files);
+    assert.notDeepEqual(
+      qb.data.npyFolder(path.join(DIR, "calibration_data"), { shuffle: 7 }).files,
+      qb.data.npyFolder(path.join(DIR, "calibration_data")).files,
+    );
     // inputs reordered by name
-    assert.deepEqual(qb.data.npyFolder(path.join(DIR, "calibration_data"), { inputs: ["scale", "image"] }).inputs, ["scale", "image"]);
-    await assertThrows(() => qb.data.npyFolder(path.join(DIR, "calibration_data"), { inputs: ["mask"] }), /no sub-folder for input mask; the sub-folders are image, scale/);
+    assert.deepEqual(qb.data.npyFolder(path.join(DIR, "calibration_data"), { inputs: ["scale", "image"] }).inputs, [
+      "scale",
+      "image",
+    ]);
+    await assertThrows(
+      () => qb.data.npyFolder(path.join(DIR, "calibration_data"), { inputs: ["mask"] }),
+      /no sub-folder for input mask; the sub-folders are image, scale/,
+    );
   });
 
   it("a dataset calibrates a two-input model with bounded memory, and its batches are freed", async () => {
@@ -95,13 +124,18 @@ describe("datasets from disk", () => {
       qs = new qb.QuantStub();
       dq = new qb.DeQuantStub();
       forward(image: tf.Tensor, scale: tf.Tensor): tf.Tensor {
-        return this.dq.forward(qb.F.mul(qb.F.mean(this.qa.forward(image), [1, 2, 3]), qb.F.mean(this.qs.forward(scale), 1)));
+        return this.dq.forward(
+          qb.F.mul(qb.F.mean(this.qa.forward(image), [1, 2, 3]), qb.F.mean(this.qs.forward(scale), 1)),
+        );
       }
     }
     qb.setMarch(qb.March.NASH_M);
     const ds = qb.data.npyFolder(path.join(DIR, "calibration_data"), { batchSize: 1 });
     const [[image, scale]] = await ds.take(1);
-    const m = qb.prepare(new TwoInputs().eval(), [image, scale], { qconfigSetter: [qb.defaultQatQconfigSetter], warn: false });
+    const m = qb.prepare(new TwoInputs().eval(), [image, scale], {
+      qconfigSetter: [qb.defaultQatQconfigSetter],
+      warn: false,
+    });
     qb.setFakeQuantize(m, qb.FakeQuantState.CALIBRATION);
     const before = tf.memory().numTensors;
     const totals: (number | undefined)[] = [];
@@ -115,7 +149,12 @@ describe("datasets from disk", () => {
   });
 
   it("raw uint8 images (numpy.tofile) of a declared shape, with a transform; a file of the wrong size is named", async () => {
-    const ds = qb.data.rawFolder(path.join(DIR, "raw_rgb"), { shape: [4, 4, 3], dtype: "uint8", batchSize: 3, transform: (t) => tf.div(tf.transpose(t, [0, 3, 1, 2]), 255) });
+    const ds = qb.data.rawFolder(path.join(DIR, "raw_rgb"), {
+      shape: [4, 4, 3],
+      dtype: "uint8",
+      batchSize: 3,
+      transform: (t) => tf.div(tf.transpose(t, [0, 3, 1, 2]), 255),
+    });
     const [[batch]] = await ds.take();
     assert.deepEqual(batch.shape, [3, 3, 4, 4]);
     assert.deepEqual(
@@ -124,8 +163,15 @@ describe("datasets from disk", () => {
     );
     batch.dispose();
     const bad = qb.data.rawFolder(path.join(DIR, "raw_bad"), { shape: [4, 4, 3], dtype: "uint8" });
-    await assertThrows(() => bad.take(), /short\.bin/, /has 32 bytes; 48 uint8 elements of shape \[4,4,3\] are 48 bytes — check the declared shape and dtype/);
-    await assertThrows(() => qb.data.rawFolder(path.join(DIR, "raw_rgb"), { shape: [] as unknown as number[], dtype: "uint8" }).take(), /declare the shape of one sample/);
+    await assertThrows(
+      () => bad.take(),
+      /short\.bin/,
+      /has 32 bytes; 48 uint8 elements of shape \[4,4,3\] are 48 bytes — check the declared shape and dtype/,
+    );
+    await assertThrows(
+      () => qb.data.rawFolder(path.join(DIR, "raw_rgb"), { shape: [] as unknown as number[], dtype: "uint8" }).take(),
+      /declare the shape of one sample/,
+    );
     await assertThrows(() => qb.data.npyFolder(path.join(DIR, "nowhere")), /nowhere/, /cannot list it/);
     await assertThrows(() => qb.data.npyFolder(path.join(DIR, "raw_rgb")), /raw_rgb/, /has no \.npy files/);
   });

@@ -7,7 +7,15 @@ import { assertNoLeak, assertThrows, readJson, setup } from "./helpers";
 interface ObsFixture {
   batches: number[][];
   shape: [number, number];
-  cases: { observer: string; dtype: "qint8" | "qint16"; min?: number; max?: number; scale?: number; scales?: number[]; picks?: number[] }[];
+  cases: {
+    observer: string;
+    dtype: "qint8" | "qint16";
+    min?: number;
+    max?: number;
+    scale?: number;
+    scales?: number[];
+    picks?: number[];
+  }[];
 }
 
 const fx = readJson<ObsFixture>("observers.json");
@@ -98,7 +106,10 @@ describe("observers against the reference (PyTorch-made fixtures)", () => {
     assert.ok(r);
     closeRel(r.max[0], 0.99, 1e-6); // 99th percentile of 0..0.999 (+1 outlier), interpolated
     closeRel(r.min[0], 0.01, 1e-6);
-    assert.throws(() => new qb.PercentileObserver({ dtype: qb.qint8, percentile: 20 }), /percentile 20 must be in \(50, 100\]/);
+    assert.throws(
+      () => new qb.PercentileObserver({ dtype: qb.qint8, percentile: 20 }),
+      /percentile 20 must be in \(50, 100\]/,
+    );
   });
 
   it("KL: hand-derived thresholds; uniform data keeps its range; a Gaussian's lone outlier is clipped; int16 keeps the range", () => {
@@ -113,7 +124,11 @@ describe("observers against the reference (PyTorch-made fixtures)", () => {
     kl.observe(uniform);
     const mm = new qb.MinMaxObserver({ dtype: qb.qint8 });
     mm.observe(uniform);
-    assert.ok(Math.abs((kl.scale() as Float64Array)[0] - (mm.scale() as Float64Array)[0]) <= 1e-3 * (mm.scale() as Float64Array)[0], "uniform: KL keeps the range");
+    assert.ok(
+      Math.abs((kl.scale() as Float64Array)[0] - (mm.scale() as Float64Array)[0]) <=
+        1e-3 * (mm.scale() as Float64Array)[0],
+      "uniform: KL keeps the range",
+    );
     const gauss = tf.concat([tf.randomNormal([50000], 0, 1, "float32", 9), tf.tensor1d([40])]);
     const k2 = new qb.KLObserver({ dtype: qb.qint8 });
     k2.observe(gauss);
@@ -123,7 +138,11 @@ describe("observers against the reference (PyTorch-made fixtures)", () => {
     assert.ok(sk < sm / 4, `KL ${sk} vs MinMax ${sm}: the outlier at 40 is clipped`);
     // and the Gaussian body (all but the outlier) is quantized better
     const body = tf.slice(gauss, 0, 50000);
-    const err = (s: number) => tf.tidy(() => tf.mean(tf.square(tf.sub(qb.quant.fakeQuantize(body, { scale: s, dtype: qb.qint8 }), body))).dataSync()[0]);
+    const err = (s: number) =>
+      tf.tidy(
+        () =>
+          tf.mean(tf.square(tf.sub(qb.quant.fakeQuantize(body, { scale: s, dtype: qb.qint8 }), body))).dataSync()[0],
+      );
     assert.ok(err(sk) < err(sm), `MSE with KL's scale ${err(sk)} vs MinMax's ${err(sm)}`);
     const k16 = new qb.KLObserver({ dtype: qb.qint16 });
     k16.observe(gauss);

@@ -25,8 +25,17 @@ const index = JSON.parse(readFileSync(path.join(DIR, "index.json"), "utf8")) as 
 const files = Object.keys(index).filter((k) => k.endsWith(".onnx"));
 
 /** A small ONNX model from nodes and initializers (what paddle2onnx-style or old-opset graphs look like). */
-function model(opset: number, nodes: onnx.INodeProto[], inits: onnx.ITensorProto[], input: [string, number[]], output: string): Uint8Array {
-  const vi = (name: string, dims: number[]) => ({ name, type: { tensorType: { elemType: 1, shape: { dim: dims.map((d) => ({ dimValue: d })) } } } });
+function model(
+  opset: number,
+  nodes: onnx.INodeProto[],
+  inits: onnx.ITensorProto[],
+  input: [string, number[]],
+  output: string,
+): Uint8Array {
+  const vi = (name: string, dims: number[]) => ({
+    name,
+    type: { tensorType: { elemType: 1, shape: { dim: dims.map((d) => ({ dimValue: d })) } } },
+  });
   return onnx.ModelProto.encode({
     irVersion: 6,
     opsetImport: [{ domain: "", version: opset }],
@@ -34,8 +43,18 @@ function model(opset: number, nodes: onnx.INodeProto[], inits: onnx.ITensorProto
     graph: { name: "g", node: nodes, initializer: inits, input: [vi(...input)], output: [{ name: output }] },
   }).finish();
 }
-const floats = (name: string, dims: number[], data: number[]): onnx.ITensorProto => ({ name, dims, dataType: 1, floatData: data });
-const int64s = (name: string, data: number[]): onnx.ITensorProto => ({ name, dims: [data.length], dataType: 7, int64Data: data });
+const floats = (name: string, dims: number[], data: number[]): onnx.ITensorProto => ({
+  name,
+  dims,
+  dataType: 1,
+  floatData: data,
+});
+const int64s = (name: string, data: number[]): onnx.ITensorProto => ({
+  name,
+  dims: [data.length],
+  dataType: 7,
+  int64Data: data,
+});
 
 /**
  * Writes `bytes` into `dir` (onnxruntime reads the file), imports them, runs `x` through both and
@@ -112,10 +131,25 @@ describe("ONNX import", { timeout: 300000 }, () => {
     const m = await qb.io.loadOnnx(path.join(DIR, "resnet_opset13.onnx"));
     const x = tf.randomNormal([1, 3, 32, 32], 0, 1, "float32", 1);
     const c = qb.prepare(m.eval(), x, {
-      qconfigSetter: [qb.ModuleNameQconfigSetter({ "layer1.0.conv1": qb.getQconfig({ weightDtype: qb.qint16 }) }), qb.calibration8bitWeight16bitActQconfigSetter],
+      qconfigSetter: [
+        qb.ModuleNameQconfigSetter({ "layer1.0.conv1": qb.getQconfig({ weightDtype: qb.qint16 }) }),
+        qb.calibration8bitWeight16bitActQconfigSetter,
+      ],
     });
     const names = qb.preparedOps(c).map((o) => o.info.name);
-    for (const n of ["quant", "conv1", "relu", "maxpool", "layer1.0.conv1", "layer1.0.add", "layer1.0.relu_1", "layer1.1.downsample.0", "avgpool", "fc", "dequant"])
+    for (const n of [
+      "quant",
+      "conv1",
+      "relu",
+      "maxpool",
+      "layer1.0.conv1",
+      "layer1.0.add",
+      "layer1.0.relu_1",
+      "layer1.1.downsample.0",
+      "avgpool",
+      "fc",
+      "dequant",
+    ])
       assert.ok(names.includes(n), `${n} in ${names.join(", ")}`);
     assert.equal(qb.preparedOps(c).find((o) => o.info.name === "layer1.0.conv1")?.weight?.dtype, qb.qint16);
     const keys = Object.keys(m.stateDict());
@@ -157,7 +191,9 @@ describe("ONNX import", { timeout: 300000 }, () => {
       else assert.ok(relErr(yi.dataSync(), fq.dataSync()) < 0.05, "high-precision output close to fake-quant");
       const p = qb.perf(hb);
       assert.ok(p.latencyMs > 0);
-      console.log(`# ${name}: ${ir.nodes.length} IR nodes, worst op ${sens.rows[0].op_name} (${sens.rows[0].sensitive_type}), ${p.latencyMs.toFixed(4)} ms on NASH_M`);
+      console.log(
+        `# ${name}: ${ir.nodes.length} IR nodes, worst op ${sens.rows[0].op_name} (${sens.rows[0].sensitive_type}), ${p.latencyMs.toFixed(4)} ms on NASH_M`,
+      );
       tf.dispose([...batches, fq, yi]);
       c.dispose();
       m.dispose();
@@ -184,8 +220,19 @@ describe("ONNX import", { timeout: 300000 }, () => {
     const bytes = model(
       9,
       [
-        { name: "p2o.Constant.0", opType: "Constant", output: ["w"], attribute: [{ name: "value", type: 4, t: floats("", [4, 2, 3, 3], w) }] },
-        { name: "p2o.Conv.0", opType: "Conv", input: ["x", "w"], output: ["c"], attribute: [{ name: "pads", type: 7, ints: [1, 1, 1, 1] }] },
+        {
+          name: "p2o.Constant.0",
+          opType: "Constant",
+          output: ["w"],
+          attribute: [{ name: "value", type: 4, t: floats("", [4, 2, 3, 3], w) }],
+        },
+        {
+          name: "p2o.Conv.0",
+          opType: "Conv",
+          input: ["x", "w"],
+          output: ["c"],
+          attribute: [{ name: "pads", type: 7, ints: [1, 1, 1, 1] }],
+        },
         {
           name: "p2o.Slice.0",
           opType: "Slice",
@@ -197,8 +244,20 @@ describe("ONNX import", { timeout: 300000 }, () => {
             { name: "axes", type: 7, ints: [1] },
           ],
         },
-        { name: "p2o.Pad.0", opType: "Pad", input: ["s"], output: ["p"], attribute: [{ name: "pads", type: 7, ints: [0, 0, 1, 0, 0, 0, 0, 2] }] },
-        { name: "p2o.Upsample.0", opType: "Upsample", input: ["p", "scales"], output: ["u"], attribute: [{ name: "mode", type: 3, s: Buffer.from("nearest") }] },
+        {
+          name: "p2o.Pad.0",
+          opType: "Pad",
+          input: ["s"],
+          output: ["p"],
+          attribute: [{ name: "pads", type: 7, ints: [0, 0, 1, 0, 0, 0, 0, 2] }],
+        },
+        {
+          name: "p2o.Upsample.0",
+          opType: "Upsample",
+          input: ["p", "scales"],
+          output: ["u"],
+          attribute: [{ name: "mode", type: 3, s: Buffer.from("nearest") }],
+        },
       ],
       [floats("scales", [4], [1, 1, 2, 2])],
       ["x", [1, 2, 5, 5]],
@@ -217,7 +276,14 @@ describe("ONNX import", { timeout: 300000 }, () => {
   it("Resize and Upsample in every coordinate and rounding mode other exporters write match onnxruntime, float and integer", async () => {
     await inTempDir(async (dir) => {
       const str = (name: string, v: string) => ({ name, type: 3, s: Buffer.from(v) });
-      const cases: { label: string; opset: number; attrs: onnx.IAttributeProto[]; scales?: number[]; sizes?: number[]; op?: string }[] = [];
+      const cases: {
+        label: string;
+        opset: number;
+        attrs: onnx.IAttributeProto[];
+        scales?: number[];
+        sizes?: number[];
+        op?: string;
+      }[] = [];
       for (const coord of ["half_pixel", "pytorch_half_pixel", "align_corners", "asymmetric"]) {
         for (const nearest of ["floor", "ceil", "round_prefer_floor", "round_prefer_ceil"]) {
           cases.push({
@@ -227,24 +293,64 @@ describe("ONNX import", { timeout: 300000 }, () => {
             scales: [1, 1, 2.5, 1.5],
           });
         }
-        cases.push({ label: `linear ${coord} up`, opset: 13, attrs: [str("mode", "linear"), str("coordinate_transformation_mode", coord)], scales: [1, 1, 2, 3] });
-        cases.push({ label: `linear ${coord} down to sizes`, opset: 11, attrs: [str("mode", "linear"), str("coordinate_transformation_mode", coord)], sizes: [1, 2, 3, 1] });
-        cases.push({ label: `nearest ${coord} down to sizes`, opset: 11, attrs: [str("mode", "nearest"), str("coordinate_transformation_mode", coord)], sizes: [1, 2, 2, 4] });
+        cases.push({
+          label: `linear ${coord} up`,
+          opset: 13,
+          attrs: [str("mode", "linear"), str("coordinate_transformation_mode", coord)],
+          scales: [1, 1, 2, 3],
+        });
+        cases.push({
+          label: `linear ${coord} down to sizes`,
+          opset: 11,
+          attrs: [str("mode", "linear"), str("coordinate_transformation_mode", coord)],
+          sizes: [1, 2, 3, 1],
+        });
+        cases.push({
+          label: `nearest ${coord} down to sizes`,
+          opset: 11,
+          attrs: [str("mode", "nearest"), str("coordinate_transformation_mode", coord)],
+          sizes: [1, 2, 2, 4],
+        });
       }
-      cases.push({ label: "opset-9 Upsample linear (asymmetric)", opset: 9, attrs: [str("mode", "linear")], scales: [1, 1, 2, 2], op: "Upsample" });
-      cases.push({ label: "opset-10 Resize nearest (asymmetric, floor)", opset: 10, attrs: [str("mode", "nearest")], scales: [1, 1, 3, 2] });
+      cases.push({
+        label: "opset-9 Upsample linear (asymmetric)",
+        opset: 9,
+        attrs: [str("mode", "linear")],
+        scales: [1, 1, 2, 2],
+        op: "Upsample",
+      });
+      cases.push({
+        label: "opset-10 Resize nearest (asymmetric, floor)",
+        opset: 10,
+        attrs: [str("mode", "nearest")],
+        scales: [1, 1, 3, 2],
+      });
       const x = tf.randomNormal([1, 2, 5, 7], 0, 1, "float32", 11);
       for (const [i, c] of cases.entries()) {
         const op = c.op ?? "Resize";
-        const inputs = op === "Upsample" || c.opset < 11 ? ["x", "scales"] : c.sizes ? ["x", "roi", "none", "sizes"] : ["x", "", "scales"];
+        const inputs =
+          op === "Upsample" || c.opset < 11
+            ? ["x", "scales"]
+            : c.sizes
+              ? ["x", "roi", "none", "sizes"]
+              : ["x", "", "scales"];
         // opset 11 wants roi and scales present (empty) when sizes are given
-        const inits = c.sizes ? [floats("roi", [0], []), floats("none", [0], []), int64s("sizes", c.sizes)] : [floats("scales", [4], c.scales ?? [])];
-        const bytes = model(c.opset, [{ name: `/up/${op}`, opType: op, input: inputs, output: ["y"], attribute: c.attrs }], inits, ["x", [1, 2, 5, 7]], "y");
+        const inits = c.sizes
+          ? [floats("roi", [0], []), floats("none", [0], []), int64s("sizes", c.sizes)]
+          : [floats("scales", [4], c.scales ?? [])];
+        const bytes = model(
+          c.opset,
+          [{ name: `/up/${op}`, opType: op, input: inputs, output: ["y"], attribute: c.attrs }],
+          inits,
+          ["x", [1, 2, 5, 7]],
+          "y",
+        );
         const { m, y } = await importAndCompare(dir, `resize_${i} ${c.label}`, bytes, x, 1e-6);
         // the integer model agrees with fake quantization (nearest moves codes; linear is computed from codes, rounded once)
         const { ir, fq, yi } = await quantizeAndConvert(m, x);
         const resize = ir.nodes.find((n) => n.type.startsWith("Resize")) as (typeof ir.nodes)[number];
-        const step = resize.output.quant.scale?.[0] ?? ir.nodes.find((n) => n.type === "QuantStub")?.output.quant.scale?.[0];
+        const step =
+          resize.output.quant.scale?.[0] ?? ir.nodes.find((n) => n.type === "QuantStub")?.output.quant.scale?.[0];
         assert.ok(step !== undefined, c.label);
         assertWithinOneStep(yi.dataSync(), fq.dataSync(), step * (1 + 1e-6), 1);
         tf.dispose([y, fq, yi]);
@@ -260,12 +366,28 @@ describe("ONNX import", { timeout: 300000 }, () => {
     const shared = model(
       13,
       [
-        { name: "/b0/conv/Conv", opType: "Conv", input: ["x", "w0"], output: ["c0"], attribute: [{ name: "pads", type: 7, ints: [1, 1, 1, 1] }] },
+        {
+          name: "/b0/conv/Conv",
+          opType: "Conv",
+          input: ["x", "w0"],
+          output: ["c0"],
+          attribute: [{ name: "pads", type: 7, ints: [1, 1, 1, 1] }],
+        },
         { name: "/b0/Mul", opType: "Mul", input: ["gamma", "c0"], output: ["m0"] },
-        { name: "/b1/conv/Conv", opType: "Conv", input: ["m0", "w1"], output: ["c1"], attribute: [{ name: "pads", type: 7, ints: [1, 1, 1, 1] }] },
+        {
+          name: "/b1/conv/Conv",
+          opType: "Conv",
+          input: ["m0", "w1"],
+          output: ["c1"],
+          attribute: [{ name: "pads", type: 7, ints: [1, 1, 1, 1] }],
+        },
         { name: "/b1/Mul", opType: "Mul", input: ["gamma", "c1"], output: ["y"] },
       ],
-      [floats("w0", [4, 4, 3, 3], w(1)), floats("w1", [4, 4, 3, 3], w(2)), floats("gamma", [4, 1, 1], [0.5, 2, -1, 0.25])],
+      [
+        floats("w0", [4, 4, 3, 3], w(1)),
+        floats("w1", [4, 4, 3, 3], w(2)),
+        floats("gamma", [4, 1, 1], [0.5, 2, -1, 0.25]),
+      ],
       ["x", [1, 4, 5, 5]],
       "y",
     );
@@ -303,14 +425,17 @@ describe("ONNX import", { timeout: 300000 }, () => {
             { name: "/head/MatMul", opType: "MatMul", input: ["e", "W"], output: ["y"] },
           ],
           initializer: [floats("table", [10, 6], table), floats("W", [6, 3], head)],
-          input: [{ name: "ids", type: { tensorType: { elemType: 7, shape: { dim: [{ dimValue: 2 }, { dimValue: 5 }] } } } }],
+          input: [
+            { name: "ids", type: { tensorType: { elemType: 7, shape: { dim: [{ dimValue: 2 }, { dimValue: 5 }] } } } },
+          ],
           output: [{ name: "y" }],
         },
       }).finish();
       writeFileSync(path.join(dir, "emb.onnx"), emb);
       const ids = [1, 4, 9, 0, 3, 3, 7, 2, 8, 5];
       const session = await ort.InferenceSession.create(path.join(dir, "emb.onnx"));
-      const want = (await session.run({ ids: new ort.Tensor("int64", BigInt64Array.from(ids.map(BigInt)), [2, 5]) })).y.data as Float32Array;
+      const want = (await session.run({ ids: new ort.Tensor("int64", BigInt64Array.from(ids.map(BigInt)), [2, 5]) })).y
+        .data as Float32Array;
       const em = await qb.io.loadOnnx(emb);
       const t = tf.tensor(ids, [2, 5], "int32");
       const got = em.forward(t) as unknown as tf.Tensor;
@@ -332,7 +457,15 @@ describe("ONNX import", { timeout: 300000 }, () => {
       const convT = (attrs: onnx.IAttributeProto[]) =>
         model(
           13,
-          [{ name: "/up/ConvTranspose", opType: "ConvTranspose", input: ["x", "w", "b"], output: ["y"], attribute: attrs }],
+          [
+            {
+              name: "/up/ConvTranspose",
+              opType: "ConvTranspose",
+              input: ["x", "w", "b"],
+              output: ["y"],
+              attribute: attrs,
+            },
+          ],
           [floats("w", [3, 2, 3, 3], wt), floats("b", [2], [0.1, -0.2])],
           ["x", [1, 3, 5, 6]],
           "y",
@@ -371,7 +504,11 @@ describe("ONNX import", { timeout: 300000 }, () => {
         ["ConvTranspose output_shape", convT([ints("strides", [2, 2]), ints("output_shape", [10, 13])]), [1, 3, 5, 6]],
         ["ConvTranspose SAME_UPPER", convT([ints("strides", [2, 2]), str("auto_pad", "SAME_UPPER")]), [1, 3, 5, 6]],
         ["ConvTranspose SAME_LOWER", convT([ints("strides", [2, 2]), str("auto_pad", "SAME_LOWER")]), [1, 3, 5, 6]],
-        ["ConvTranspose asymmetric pads", convT([ints("strides", [2, 1]), ints("pads", [0, 2, 1, 0]), ints("output_padding", [1, 0])]), [1, 3, 5, 6]],
+        [
+          "ConvTranspose asymmetric pads",
+          convT([ints("strides", [2, 1]), ints("pads", [0, 2, 1, 0]), ints("output_padding", [1, 0])]),
+          [1, 3, 5, 6],
+        ],
       ];
       for (const [label, bytes, shape] of cases) {
         const x = tf.randomNormal(shape, 0, 1, "float32", 4);
@@ -396,9 +533,19 @@ describe("ONNX import", { timeout: 300000 }, () => {
                   opType: "Pad",
                   input: ["x"],
                   output: ["y"],
-                  attribute: [str("mode", mode), { name: "pads", type: 7, ints: pads }, { name: "value", type: 1, f: 0.5 }],
+                  attribute: [
+                    str("mode", mode),
+                    { name: "pads", type: 7, ints: pads },
+                    { name: "value", type: 1, f: 0.5 },
+                  ],
                 }
-              : { name: "/p/Pad", opType: "Pad", input: ["x", "pads", "v"], output: ["y"], attribute: [str("mode", mode)] };
+              : {
+                  name: "/p/Pad",
+                  opType: "Pad",
+                  input: ["x", "pads", "v"],
+                  output: ["y"],
+                  attribute: [str("mode", mode)],
+                };
           const inits = opset < 11 ? [] : [int64s("pads", pads), floats("v", [], [0.5])];
           const bytes = model(opset, [node], inits, ["x", [1, 2, 4, 5]], "y");
           const { m, y } = await importAndCompare(dir, `pad ${mode} opset ${opset}`, bytes, x, 1e-7);
@@ -416,7 +563,13 @@ describe("ONNX import", { timeout: 300000 }, () => {
       const bytes = model(
         13,
         [
-          { name: "/a/Elu", opType: "Elu", input: ["x"], output: ["y1"], attribute: [{ name: "alpha", type: 1, f: 0.8 }] },
+          {
+            name: "/a/Elu",
+            opType: "Elu",
+            input: ["x"],
+            output: ["y1"],
+            attribute: [{ name: "alpha", type: 1, f: 0.8 }],
+          },
           { name: "/b/PRelu", opType: "PRelu", input: ["y1", "slope"], output: ["y2"] },
           { name: "/c/Softplus", opType: "Softplus", input: ["y2"], output: ["y3"] },
           { name: "/d/Neg", opType: "Neg", input: ["y3"], output: ["y4"] },
@@ -427,7 +580,11 @@ describe("ONNX import", { timeout: 300000 }, () => {
           { name: "/h/Log", opType: "Log", input: ["y8"], output: ["y9"] },
           { name: "/out/Add", opType: "Add", input: ["y7", "y9"], output: ["y"] },
         ],
-        [floats("slope", [3, 1, 1], [0.1, -0.3, 0.6]), floats("c", [1, 3, 1, 1], [0.2, -0.1, 0.4]), floats("half", [], [0.5])],
+        [
+          floats("slope", [3, 1, 1], [0.1, -0.3, 0.6]),
+          floats("c", [1, 3, 1, 1], [0.2, -0.1, 0.4]),
+          floats("half", [], [0.5]),
+        ],
         ["x", [1, 3, 4, 4]],
         "y",
       );
@@ -442,14 +599,20 @@ describe("ONNX import", { timeout: 300000 }, () => {
         ir.nodes.map((n) => n.type).filter((t) => !/Stub/.test(t)),
         ["ELU", "PReLU", "Softplus", "Neg", "Abs", "Maximum", "Maximum", "Minimum", "Add", "Log", "Add"],
       );
-      assert.ok(relErr(yi.dataSync(), fq.dataSync()) < 1e-3, `integer vs fake-quant ${relErr(yi.dataSync(), fq.dataSync())}`);
+      assert.ok(
+        relErr(yi.dataSync(), fq.dataSync()) < 1e-3,
+        `integer vs fake-quant ${relErr(yi.dataSync(), fq.dataSync())}`,
+      );
       tf.dispose([x, y, fq, yi]);
       m.dispose();
     });
   });
 
   it("attention masks: a constant causal Where with −∞ and an additive mask from an int64 input stay traced, calibrate, convert and analyse", async () => {
-    const vi = (name: string, elemType: number, dims: number[]) => ({ name, type: { tensorType: { elemType, shape: { dim: dims.map((d) => ({ dimValue: d })) } } } });
+    const vi = (name: string, elemType: number, dims: number[]) => ({
+      name,
+      type: { tensorType: { elemType, shape: { dim: dims.map((d) => ({ dimValue: d })) } } },
+    });
     const causal = Array.from({ length: 16 }, (_, i) => (i % 4 > Math.floor(i / 4) ? 1 : 0));
     const bytes = onnx.ModelProto.encode({
       irVersion: 7,
@@ -457,15 +620,33 @@ describe("ONNX import", { timeout: 300000 }, () => {
       graph: {
         name: "g",
         node: [
-          { name: "/attn/Transpose", opType: "Transpose", input: ["x"], output: ["xt"], attribute: [{ name: "perm", type: 7, ints: [0, 2, 1] }] },
+          {
+            name: "/attn/Transpose",
+            opType: "Transpose",
+            input: ["x"],
+            output: ["xt"],
+            attribute: [{ name: "perm", type: 7, ints: [0, 2, 1] }],
+          },
           { name: "/attn/MatMul", opType: "MatMul", input: ["x", "xt"], output: ["scores"] },
           { name: "/attn/Where", opType: "Where", input: ["causal", "ninf", "scores"], output: ["masked"] },
           { name: "/attn/Unsqueeze", opType: "Unsqueeze", input: ["mask", "axis1"], output: ["m3"] },
-          { name: "/attn/Cast", opType: "Cast", input: ["m3"], output: ["mf"], attribute: [{ name: "to", type: 2, i: 1 }] },
+          {
+            name: "/attn/Cast",
+            opType: "Cast",
+            input: ["m3"],
+            output: ["mf"],
+            attribute: [{ name: "to", type: 2, i: 1 }],
+          },
           { name: "/attn/Sub", opType: "Sub", input: ["one", "mf"], output: ["inv"] },
           { name: "/attn/Mul", opType: "Mul", input: ["inv", "big"], output: ["ext"] },
           { name: "/attn/Add", opType: "Add", input: ["masked", "ext"], output: ["s2"] },
-          { name: "/attn/Softmax", opType: "Softmax", input: ["s2"], output: ["y"], attribute: [{ name: "axis", type: 2, i: -1 }] },
+          {
+            name: "/attn/Softmax",
+            opType: "Softmax",
+            input: ["s2"],
+            output: ["y"],
+            attribute: [{ name: "axis", type: 2, i: -1 }],
+          },
         ],
         initializer: [
           { name: "causal", dims: [4, 4], dataType: 9, int32Data: causal },
@@ -484,7 +665,10 @@ describe("ONNX import", { timeout: 300000 }, () => {
       const mask = tf.tensor([1, 1, 1, 0], [1, 4], "int32");
       const session = await ort.InferenceSession.create(path.join(dir, "mask.onnx"));
       const want = (
-        await session.run({ x: new ort.Tensor("float32", x.dataSync() as Float32Array, [1, 4, 6]), mask: new ort.Tensor("int64", BigInt64Array.from([1n, 1n, 1n, 0n]), [1, 4]) })
+        await session.run({
+          x: new ort.Tensor("float32", x.dataSync() as Float32Array, [1, 4, 6]),
+          mask: new ort.Tensor("int64", BigInt64Array.from([1n, 1n, 1n, 0n]), [1, 4]),
+        })
       ).y.data as Float32Array;
       const m = await qb.io.loadOnnx(bytes);
       const y = m.forward(x, mask) as unknown as tf.Tensor;
@@ -519,12 +703,42 @@ describe("ONNX import", { timeout: 300000 }, () => {
       const a = model(
         13,
         [
-          { name: "/up/DepthToSpace", opType: "DepthToSpace", input: ["x"], output: ["d"], attribute: [int("blocksize", 2)] },
-          { name: "/down/SpaceToDepth", opType: "SpaceToDepth", input: ["d"], output: ["s"], attribute: [int("blocksize", 2)] },
-          { name: "/ps/DepthToSpace", opType: "DepthToSpace", input: ["s"], output: ["c"], attribute: [int("blocksize", 2), str("mode", "CRD")] },
+          {
+            name: "/up/DepthToSpace",
+            opType: "DepthToSpace",
+            input: ["x"],
+            output: ["d"],
+            attribute: [int("blocksize", 2)],
+          },
+          {
+            name: "/down/SpaceToDepth",
+            opType: "SpaceToDepth",
+            input: ["d"],
+            output: ["s"],
+            attribute: [int("blocksize", 2)],
+          },
+          {
+            name: "/ps/DepthToSpace",
+            opType: "DepthToSpace",
+            input: ["s"],
+            output: ["c"],
+            attribute: [int("blocksize", 2), str("mode", "CRD")],
+          },
           { name: "/rep/Tile", opType: "Tile", input: ["c", "reps"], output: ["t"] },
-          { name: "/gn/InstanceNormalization", opType: "InstanceNormalization", input: ["t", "gs", "gb"], output: ["n"], attribute: [{ name: "epsilon", type: 1, f: 1e-5 }] },
-          { name: "/m/ReduceMin", opType: "ReduceMin", input: ["n"], output: ["r"], attribute: [{ name: "axes", type: 7, ints: [3] }] },
+          {
+            name: "/gn/InstanceNormalization",
+            opType: "InstanceNormalization",
+            input: ["t", "gs", "gb"],
+            output: ["n"],
+            attribute: [{ name: "epsilon", type: 1, f: 1e-5 }],
+          },
+          {
+            name: "/m/ReduceMin",
+            opType: "ReduceMin",
+            input: ["n"],
+            output: ["r"],
+            attribute: [{ name: "axes", type: 7, ints: [3] }],
+          },
           { name: "/m/Add", opType: "Add", input: ["n", "r"], output: ["z"] },
           { name: "/head/LogSoftmax", opType: "LogSoftmax", input: ["z"], output: ["y"], attribute: [int("axis", 1)] },
         ],
@@ -535,17 +749,34 @@ describe("ONNX import", { timeout: 300000 }, () => {
       const b = model(
         14,
         [
-          { name: "/attn/Transpose", opType: "Transpose", input: ["x"], output: ["xt"], attribute: [{ name: "perm", type: 7, ints: [0, 2, 1] }] },
+          {
+            name: "/attn/Transpose",
+            opType: "Transpose",
+            input: ["x"],
+            output: ["xt"],
+            attribute: [{ name: "perm", type: 7, ints: [0, 2, 1] }],
+          },
           { name: "/attn/MatMul", opType: "MatMul", input: ["x", "xt"], output: ["scores"] },
           { name: "/attn/Shape", opType: "Shape", input: ["scores"], output: ["sh"] },
           { name: "/attn/Slice", opType: "Slice", input: ["sh", "from", "to"], output: ["hw"] },
-          { name: "/attn/ConstantOfShape", opType: "ConstantOfShape", input: ["hw"], output: ["ones"], attribute: [{ name: "value", type: 4, t: floats("", [1], [1]) }] },
+          {
+            name: "/attn/ConstantOfShape",
+            opType: "ConstantOfShape",
+            input: ["hw"],
+            output: ["ones"],
+            attribute: [{ name: "value", type: 4, t: floats("", [1], [1]) }],
+          },
           { name: "/attn/Trilu", opType: "Trilu", input: ["ones", "k"], output: ["upper"] },
           { name: "/attn/Cast", opType: "Cast", input: ["upper"], output: ["cond"], attribute: [int("to", 9)] },
           { name: "/attn/Where", opType: "Where", input: ["cond", "ninf", "scores"], output: ["masked"] },
           { name: "/attn/Softmax", opType: "Softmax", input: ["masked"], output: ["y"], attribute: [int("axis", -1)] },
         ],
-        [int64s("from", [1]), int64s("to", [3]), { name: "k", dims: [], dataType: 7, int64Data: [1] }, floats("ninf", [], [-Infinity])],
+        [
+          int64s("from", [1]),
+          int64s("to", [3]),
+          { name: "k", dims: [], dataType: 7, int64Data: [1] },
+          floats("ninf", [], [-Infinity]),
+        ],
         ["x", [1, 5, 8]],
         "y",
       );
@@ -587,7 +818,11 @@ describe("ONNX import", { timeout: 300000 }, () => {
                   opType: "GridSample",
                   input: ["x", "grid"],
                   output: ["y"],
-                  attribute: [str("mode", mode), str("padding_mode", padding), { name: "align_corners", type: 2, i: align }],
+                  attribute: [
+                    str("mode", mode),
+                    str("padding_mode", padding),
+                    { name: "align_corners", type: 2, i: align },
+                  ],
                 },
               ],
               [floats("grid", [1, 3, 5, 2], grid)],
@@ -634,15 +869,49 @@ describe("ONNX import", { timeout: 300000 }, () => {
     const bytes = model(
       13,
       [
-        { name: "/c1/Conv", opType: "Conv", input: ["x", "w1", "b1"], output: ["c1"], attribute: [ints("pads", [1, 1]), ints("strides", [2]), ints("kernel_shape", [3])] },
-        { name: "/bn1/BatchNormalization", opType: "BatchNormalization", input: ["c1", "bn1.s", "bn1.b", "bn1.m", "bn1.v"], output: ["n1"] },
+        {
+          name: "/c1/Conv",
+          opType: "Conv",
+          input: ["x", "w1", "b1"],
+          output: ["c1"],
+          attribute: [ints("pads", [1, 1]), ints("strides", [2]), ints("kernel_shape", [3])],
+        },
+        {
+          name: "/bn1/BatchNormalization",
+          opType: "BatchNormalization",
+          input: ["c1", "bn1.s", "bn1.b", "bn1.m", "bn1.v"],
+          output: ["n1"],
+        },
         { name: "/r/Relu", opType: "Relu", input: ["n1"], output: ["r1"] },
-        { name: "/p1/MaxPool", opType: "MaxPool", input: ["r1"], output: ["p1"], attribute: [ints("kernel_shape", [2]), ints("strides", [2])] },
-        { name: "/c2/Conv", opType: "Conv", input: ["p1", "w2"], output: ["c2"], attribute: [ints("pads", [2, 0]), ints("dilations", [2]), { name: "group", type: 2, i: 2 }] },
-        { name: "/p2/AveragePool", opType: "AveragePool", input: ["c2"], output: ["p2"], attribute: [ints("kernel_shape", [3]), ints("pads", [1, 1]), ints("strides", [1])] },
+        {
+          name: "/p1/MaxPool",
+          opType: "MaxPool",
+          input: ["r1"],
+          output: ["p1"],
+          attribute: [ints("kernel_shape", [2]), ints("strides", [2])],
+        },
+        {
+          name: "/c2/Conv",
+          opType: "Conv",
+          input: ["p1", "w2"],
+          output: ["c2"],
+          attribute: [ints("pads", [2, 0]), ints("dilations", [2]), { name: "group", type: 2, i: 2 }],
+        },
+        {
+          name: "/p2/AveragePool",
+          opType: "AveragePool",
+          input: ["c2"],
+          output: ["p2"],
+          attribute: [ints("kernel_shape", [3]), ints("pads", [1, 1]), ints("strides", [1])],
+        },
         { name: "/gap/GlobalAveragePool", opType: "GlobalAveragePool", input: ["p2"], output: ["g"] },
         { name: "/f/Flatten", opType: "Flatten", input: ["g"], output: ["fl"] },
-        { name: "/bn2/BatchNormalization", opType: "BatchNormalization", input: ["fl", "bn2.s", "bn2.b", "bn2.m", "bn2.v"], output: ["y"] },
+        {
+          name: "/bn2/BatchNormalization",
+          opType: "BatchNormalization",
+          input: ["fl", "bn2.s", "bn2.b", "bn2.m", "bn2.v"],
+          output: ["y"],
+        },
       ],
       [
         floats(
@@ -694,8 +963,20 @@ describe("ONNX import", { timeout: 300000 }, () => {
         { name: "/norm/ReduceL2", opType: "ReduceL2", input: ["s"], output: ["l2"], attribute: [ints("axes", [2])] },
         { name: "/norm/Clip", opType: "Clip", input: ["l2", "eps"], output: ["l2c"] },
         { name: "/norm/Div", opType: "Div", input: ["s", "l2c"], output: ["d"] },
-        { name: "/head/ReduceL1", opType: "ReduceL1", input: ["d"], output: ["r1"], attribute: [ints("axes", [1]), keep0] },
-        { name: "/head/ReduceSumSquare", opType: "ReduceSumSquare", input: ["d"], output: ["r2"], attribute: [ints("axes", [1]), keep0] },
+        {
+          name: "/head/ReduceL1",
+          opType: "ReduceL1",
+          input: ["d"],
+          output: ["r1"],
+          attribute: [ints("axes", [1]), keep0],
+        },
+        {
+          name: "/head/ReduceSumSquare",
+          opType: "ReduceSumSquare",
+          input: ["d"],
+          output: ["r2"],
+          attribute: [ints("axes", [1]), keep0],
+        },
         { name: "/head/Add", opType: "Add", input: ["r1", "r2"], output: ["y"] },
       ],
       [floats("c", [6], [0.5, -0.5, 1, 0, 0.25, -1]), floats("eps", [], [1e-12])],
@@ -753,7 +1034,15 @@ describe("ONNX import", { timeout: 300000 }, () => {
       for (const [eq, inputs, inits, shape] of cases) {
         const bytes = model(
           12,
-          [{ name: "/attn/Einsum", opType: "Einsum", input: inputs, output: ["y"], attribute: [{ name: "equation", type: 3, s: Buffer.from(eq) }] }],
+          [
+            {
+              name: "/attn/Einsum",
+              opType: "Einsum",
+              input: inputs,
+              output: ["y"],
+              attribute: [{ name: "equation", type: 3, s: Buffer.from(eq) }],
+            },
+          ],
           inits,
           ["x", shape],
           "y",
@@ -761,7 +1050,10 @@ describe("ONNX import", { timeout: 300000 }, () => {
         const x = tf.randomNormal(shape, 0, 1, "float32", 17);
         const { m, y } = await importAndCompare(dir, eq, bytes, x, 1e-5);
         const { fq, yi } = await quantizeAndConvert(m, x);
-        assert.ok(relErr(yi.dataSync(), fq.dataSync()) < 0.02, `${eq}: integer vs fake-quant ${relErr(yi.dataSync(), fq.dataSync())}`);
+        assert.ok(
+          relErr(yi.dataSync(), fq.dataSync()) < 0.02,
+          `${eq}: integer vs fake-quant ${relErr(yi.dataSync(), fq.dataSync())}`,
+        );
         tf.dispose([x, y, fq, yi]);
         m.dispose();
       }
@@ -769,7 +1061,15 @@ describe("ONNX import", { timeout: 300000 }, () => {
         qb.io.loadOnnx(
           model(
             12,
-            [{ name: "/d/Einsum", opType: "Einsum", input: ["x"], output: ["y"], attribute: [{ name: "equation", type: 3, s: Buffer.from("ii->i") }] }],
+            [
+              {
+                name: "/d/Einsum",
+                opType: "Einsum",
+                input: ["x"],
+                output: ["y"],
+                attribute: [{ name: "equation", type: 3, s: Buffer.from("ii->i") }],
+              },
+            ],
             [],
             ["x", [3, 3]],
             "y",
@@ -791,7 +1091,12 @@ describe("ONNX import", { timeout: 300000 }, () => {
           [floats("scales", [3], [1, 1, 2])],
           ["x", "", "scales"],
         ],
-        ["linear ×1.5", [str("mode", "linear"), str("coordinate_transformation_mode", "pytorch_half_pixel")], [floats("scales", [3], [1, 1, 1.5])], ["x", "", "scales"]],
+        [
+          "linear ×1.5",
+          [str("mode", "linear"), str("coordinate_transformation_mode", "pytorch_half_pixel")],
+          [floats("scales", [3], [1, 1, 1.5])],
+          ["x", "", "scales"],
+        ],
         [
           "linear to 4, align_corners",
           [str("mode", "linear"), str("coordinate_transformation_mode", "align_corners")],
@@ -799,7 +1104,13 @@ describe("ONNX import", { timeout: 300000 }, () => {
           ["x", "roi", "none", "sizes"],
         ],
       ] as const) {
-        const bytes = model(13, [{ name: "/up/Resize", opType: "Resize", input: [...inputs], output: ["y"], attribute: [...attrs] }], [...inits], ["x", [1, 2, 7]], "y");
+        const bytes = model(
+          13,
+          [{ name: "/up/Resize", opType: "Resize", input: [...inputs], output: ["y"], attribute: [...attrs] }],
+          [...inits],
+          ["x", [1, 2, 7]],
+          "y",
+        );
         const { m, y } = await importAndCompare(dir, label, bytes, x, 1e-6);
         assert.equal(y.rank, 3, label);
         const { fq, yi } = await quantizeAndConvert(m, x);
@@ -816,7 +1127,13 @@ describe("ONNX import", { timeout: 300000 }, () => {
     const bytes = model(
       13,
       [
-        { name: "/conv/Conv", opType: "Conv", input: ["x", "conv.weight"], output: ["c"], attribute: [{ name: "pads", type: 7, ints: [1, 1, 1, 1] }] },
+        {
+          name: "/conv/Conv",
+          opType: "Conv",
+          input: ["x", "conv.weight"],
+          output: ["c"],
+          attribute: [{ name: "pads", type: 7, ints: [1, 1, 1, 1] }],
+        },
         {
           name: "/bn/BatchNormalization",
           opType: "BatchNormalization",
@@ -836,7 +1153,14 @@ describe("ONNX import", { timeout: 300000 }, () => {
       "y",
     );
     const m = await qb.io.loadOnnx(bytes);
-    assert.deepEqual(Object.keys(m.stateDict()).sort(), ["bn.bias", "bn.num_batches_tracked", "bn.running_mean", "bn.running_var", "bn.weight", "conv.weight"]);
+    assert.deepEqual(Object.keys(m.stateDict()).sort(), [
+      "bn.bias",
+      "bn.num_batches_tracked",
+      "bn.running_mean",
+      "bn.running_var",
+      "bn.weight",
+      "conv.weight",
+    ]);
     const fused = qb.transforms.fuseConvBn(m, [["conv", "bn"]]);
     const x = tf.randomNormal([1, 2, 6, 6], 0, 1, "float32", 3);
     const [a, b] = [m.forward(x) as unknown as tf.Tensor, fused.forward(x) as unknown as tf.Tensor];
@@ -849,7 +1173,9 @@ describe("ONNX import", { timeout: 300000 }, () => {
   it("tensor storage: float16 and int8 raw data, doubles, an external data file", async () => {
     await inTempDir(async (dir) => {
       const half = Buffer.alloc(8);
-      [1, -2, 0.5, 3].forEach((v, i) => half.writeUInt16LE(v === 1 ? 0x3c00 : v === -2 ? 0xc000 : v === 0.5 ? 0x3800 : 0x4200, 2 * i));
+      [1, -2, 0.5, 3].forEach((v, i) =>
+        half.writeUInt16LE(v === 1 ? 0x3c00 : v === -2 ? 0xc000 : v === 0.5 ? 0x3800 : 0x4200, 2 * i),
+      );
       const ext = Buffer.alloc(16);
       [10, 20, 30, 40].forEach((v, i) => ext.writeFloatLE(v, 4 * i));
       writeFileSync(path.join(dir, "weights.bin"), Buffer.concat([Buffer.alloc(8), ext]));
@@ -891,7 +1217,10 @@ describe("ONNX import", { timeout: 300000 }, () => {
       y.dispose();
       m.dispose();
       // without its data file the load names the tensor and the missing file
-      await assert.rejects(qb.io.loadOnnx(bytes), (e: qb.QuantbookError) => e.code === "BAD_FILE" && /tensor 'e'.*weights\.bin/.test(e.message));
+      await assert.rejects(
+        qb.io.loadOnnx(bytes),
+        (e: qb.QuantbookError) => e.code === "BAD_FILE" && /tensor 'e'.*weights\.bin/.test(e.message),
+      );
     });
   });
 
@@ -910,25 +1239,46 @@ describe("ONNX import", { timeout: 300000 }, () => {
     );
     await assert.rejects(
       qb.io.loadOnnx(bytes),
-      (e: qb.QuantbookError) => e.code === "UNSUPPORTED" && /2 op type\(s\) — Celu ×2 \(a, b\); TopK ×1 \(c\)/.test(e.message) && /opset_version/.test(e.message),
+      (e: qb.QuantbookError) =>
+        e.code === "UNSUPPORTED" &&
+        /2 op type\(s\) — Celu ×2 \(a, b\); TopK ×1 \(c\)/.test(e.message) &&
+        /opset_version/.test(e.message),
     );
     const resnet = readFileSync(path.join(DIR, "resnet_opset13.onnx"));
-    await assert.rejects(qb.io.loadOnnx(resnet.subarray(0, resnet.length / 2)), (e: qb.QuantbookError) => e.code === "BAD_FILE" && e.message.startsWith("loadOnnx: <bytes>:"));
+    await assert.rejects(
+      qb.io.loadOnnx(resnet.subarray(0, resnet.length / 2)),
+      (e: qb.QuantbookError) => e.code === "BAD_FILE" && e.message.startsWith("loadOnnx: <bytes>:"),
+    );
     const notOnnx = path.join(__dirname, "..", "..", "test", "fixtures", "random_data.pt");
-    await assert.rejects(qb.io.loadOnnx(notOnnx), (e: qb.QuantbookError) => e.code === "BAD_FILE" && e.message.includes("random_data.pt"));
-    await assert.rejects(qb.io.loadOnnx("no/such/model.onnx"), (e: qb.QuantbookError) => e.code === "BAD_FILE" && e.message.includes("no/such/model.onnx"));
+    await assert.rejects(
+      qb.io.loadOnnx(notOnnx),
+      (e: qb.QuantbookError) => e.code === "BAD_FILE" && e.message.includes("random_data.pt"),
+    );
+    await assert.rejects(
+      qb.io.loadOnnx("no/such/model.onnx"),
+      (e: qb.QuantbookError) => e.code === "BAD_FILE" && e.message.includes("no/such/model.onnx"),
+    );
     // other kinds of file are named, with the loader or export step that takes them
     const fx = (f: string) => readFileSync(path.join(__dirname, "..", "..", "test", "fixtures", f));
     const enc = (t: string) => new TextEncoder().encode(t);
-    const zipWith = (entry: string) => Uint8Array.from([0x50, 0x4b, 3, 4, ...new Array<number>(26).fill(0), ...enc(entry)]);
+    const zipWith = (entry: string) =>
+      Uint8Array.from([0x50, 0x4b, 3, 4, ...new Array<number>(26).fill(0), ...enc(entry)]);
     const tflite = Uint8Array.from([0x1c, 0, 0, 0, ...enc("TFL3"), ...new Array<number>(40).fill(0)]);
     for (const [label, data, want] of [
-      ["torch.save zip", fx("float-checkpoint.ckpt"), /is a PyTorch checkpoint \(torch\.save, zip\).*qb\.io\.loadTorch/],
+      [
+        "torch.save zip",
+        fx("float-checkpoint.ckpt"),
+        /is a PyTorch checkpoint \(torch\.save, zip\).*qb\.io\.loadTorch/,
+      ],
       ["legacy torch.save", fx("legacy-checkpoint.ckpt"), /is a Python pickle.*qb\.io\.loadTorch/],
       ["safetensors", fx("small.safetensors"), /is a safetensors file.*qb\.io\.loadSafetensors/],
       ["TorchScript", zipWith("model/code/__torch__/model.py"), /is a TorchScript archive.*torch\.onnx\.export/],
       ["TFLite", tflite, /is a TensorFlow Lite model.*tf2onnx/],
-      ["Git LFS pointer", enc("version https://git-lfs.github.com/spec/v1\noid sha256:4d7a\nsize 4455\n"), /is a Git LFS pointer.*git lfs pull/],
+      [
+        "Git LFS pointer",
+        enc("version https://git-lfs.github.com/spec/v1\noid sha256:4d7a\nsize 4455\n"),
+        /is a Git LFS pointer.*git lfs pull/,
+      ],
       [
         "HTML page",
         enc("<!DOCTYPE html>\n<html><head><title>404</title></head><body>Not found</body></html>\n"),
@@ -936,10 +1286,20 @@ describe("ONNX import", { timeout: 300000 }, () => {
       ],
       ["empty file", new Uint8Array(0), /is an empty file.*fetch the file again/],
     ] as const) {
-      await assert.rejects(qb.io.loadOnnx(Uint8Array.from(data)), (e: qb.QuantbookError) => e.code === "BAD_FILE" && want.test(e.message), label);
+      await assert.rejects(
+        qb.io.loadOnnx(Uint8Array.from(data)),
+        (e: qb.QuantbookError) => e.code === "BAD_FILE" && want.test(e.message),
+        label,
+      );
     }
     // a graph that fails while checking it runs at load: everything it made is freed
-    const badShape = model(13, [{ name: "r", opType: "Reshape", input: ["x", "shape"], output: ["y"] }], [int64s("shape", [3, 5])], ["x", [1, 4]], "y");
+    const badShape = model(
+      13,
+      [{ name: "r", opType: "Reshape", input: ["x", "shape"], output: ["y"] }],
+      [int64s("shape", [3, 5])],
+      ["x", [1, 4]],
+      "y",
+    );
     await assert.rejects(qb.io.loadOnnx(badShape), /node r/);
     assert.equal(tf.memory().numTensors, before, "a failed load leaves no tensors");
   });

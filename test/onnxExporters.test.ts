@@ -58,7 +58,8 @@ function residualChain(blocks: number, c: number, float16 = false): Uint8Array {
 function withCastAttrs(bytes: Uint8Array): Uint8Array {
   const { onnx } = require("onnx-proto") as typeof import("onnx-proto");
   const m = onnx.ModelProto.decode(bytes);
-  for (const n of m.graph?.node ?? []) if (n.opType === "Cast") n.attribute = [{ name: "to", type: onnx.AttributeProto.AttributeType.INT, i: 1 }];
+  for (const n of m.graph?.node ?? [])
+    if (n.opType === "Cast") n.attribute = [{ name: "to", type: onnx.AttributeProto.AttributeType.INT, i: 1 }];
   return onnx.ModelProto.encode(m).finish();
 }
 
@@ -117,7 +118,10 @@ describe("ONNX graphs from other exporters", { timeout: 600000 }, () => {
   it("tf2onnx's Max / Min with one-element constants become clips: float parity, and the chip check passes", async () => {
     const b = new OnnxBuilder();
     b.addInput("x", "float32", [1, 4, 8, 8]);
-    const conv = b.op("Conv", ["x", b.constant(seeded(4 * 4 * 9, 11, 0.3), [4, 4, 3, 3])], { pads: [1, 1, 1, 1], kernel_shape: [3, 3] });
+    const conv = b.op("Conv", ["x", b.constant(seeded(4 * 4 * 9, 11, 0.3), [4, 4, 3, 3])], {
+      pads: [1, 1, 1, 1],
+      kernel_shape: [3, 3],
+    });
     const leaky = b.op("LeakyRelu", [conv], { alpha: { float: 0.1 } });
     const floor = b.op("Max", [leaky, b.constant(Float32Array.of(-0.05), [1, 1, 1, 1])]);
     const capped = b.op("Min", [b.constant(Float32Array.of(0.4), [1, 1, 1, 1]), floor]);
@@ -149,12 +153,23 @@ describe("ONNX graphs from other exporters", { timeout: 600000 }, () => {
     const toNhwc = (v: string) => b.op("Transpose", [v], { perm: [0, 2, 3, 1] });
     const conv = (v: string, cin: number, cout: number, seed: number) =>
       toNhwc(
-        b.op("Conv", [toNchw(v), b.constant(seeded(cout * cin * 9, seed, 0.3), [cout, cin, 3, 3]), b.constant(seeded(cout, seed + 50, 0.1), [cout])], {
-          pads: [1, 1, 1, 1],
-          kernel_shape: [3, 3],
-        }),
+        b.op(
+          "Conv",
+          [
+            toNchw(v),
+            b.constant(seeded(cout * cin * 9, seed, 0.3), [cout, cin, 3, 3]),
+            b.constant(seeded(cout, seed + 50, 0.1), [cout]),
+          ],
+          {
+            pads: [1, 1, 1, 1],
+            kernel_shape: [3, 3],
+          },
+        ),
       );
-    const h1 = b.op("Max", [b.op("LeakyRelu", [conv("x", 3, 8, 21)], { alpha: { float: 0.1 } }), b.constant(Float32Array.of(-0.05), [1, 1, 1, 1])]);
+    const h1 = b.op("Max", [
+      b.op("LeakyRelu", [conv("x", 3, 8, 21)], { alpha: { float: 0.1 } }),
+      b.constant(Float32Array.of(-0.05), [1, 1, 1, 1]),
+    ]);
     const h2 = b.op("Relu", [b.op("Add", [conv(h1, 8, 8, 22), h1])]);
     const h3 = b.op("Mul", [
       conv(h2, 8, 8, 23),
@@ -173,11 +188,16 @@ describe("ONNX graphs from other exporters", { timeout: 600000 }, () => {
     const { m } = await compare("tf2onnx_nhwc", bytes, x);
     const removed = m.onnx.transposesRemoved;
     const kept = transposes - removed;
-    t.diagnostic(`tf2onnx-style NHWC graph: ${transposes} Transposes, ${removed} removed at import, ${kept} kept (the input's and the output's)`);
+    t.diagnostic(
+      `tf2onnx-style NHWC graph: ${transposes} Transposes, ${removed} removed at import, ${kept} kept (the input's and the output's)`,
+    );
     assert.equal(removed, 6);
     // calibrated, exported with no chip-rule violation on NASH_M, converted
     const { c, ir, fq, yi } = await quantizeAndConvert(m, x);
-    assert.equal(qb.preparedOps(c).filter((o) => o.info.type === "Transpose" || o.info.type === "Permute").length, kept);
+    assert.equal(
+      qb.preparedOps(c).filter((o) => o.info.type === "Transpose" || o.info.type === "Permute").length,
+      kept,
+    );
     const rows = new qb.QuantAnalysis(m, c).sensitivity({ data: x }).rows;
     assert.ok(rows.length > 0);
     const yf = m.forward(x) as unknown as tf.Tensor;
@@ -195,6 +215,11 @@ describe("ONNX graphs from other exporters", { timeout: 600000 }, () => {
     b.named("Relu", ["a"], "b");
     b.named("Relu", ["a"], "y");
     b.addOutput("y");
-    await assertThrows(() => qb.io.loadOnnx(b.encode()), /the graph has a cycle: 3 nodes wait on each other/, /Add#0 needs b/, /acyclic/);
+    await assertThrows(
+      () => qb.io.loadOnnx(b.encode()),
+      /the graph has a cycle: 3 nodes wait on each other/,
+      /Add#0 needs b/,
+      /acyclic/,
+    );
   });
 });

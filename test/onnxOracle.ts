@@ -11,7 +11,9 @@ import type { OnnxGraphModule } from "../src/io/onnx/graphModule";
 
 export async function ortRun(file: string, x: tf.Tensor): Promise<Float32Array> {
   const session = await ort.InferenceSession.create(file, { intraOpNumThreads: 1 });
-  const out = await session.run({ [session.inputNames[0]]: new ort.Tensor("float32", x.dataSync() as Float32Array, x.shape) });
+  const out = await session.run({
+    [session.inputNames[0]]: new ort.Tensor("float32", x.dataSync() as Float32Array, x.shape),
+  });
   return out[session.outputNames[0]].data as Float32Array;
 }
 
@@ -44,7 +46,9 @@ export async function firstDivergence(
     }
   }
   const session = await ort.InferenceSession.create(onnx.ModelProto.encode(proto).finish(), { intraOpNumThreads: 1 });
-  const theirs = await session.run({ [session.inputNames[0]]: new ort.Tensor("float32", x.dataSync() as Float32Array, x.shape) });
+  const theirs = await session.run({
+    [session.inputNames[0]]: new ort.Tensor("float32", x.dataSync() as Float32Array, x.shape),
+  });
   const ours = model.values(x);
   try {
     let compared = 0;

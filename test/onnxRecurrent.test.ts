@@ -16,7 +16,11 @@ import { assertThrows, setup } from "./helpers";
 import { relErr } from "./onnxOracle";
 
 const DIR = path.join(__dirname, "..", "..", "test", "fixtures", "onnx", "recurrent");
-type Case = { file: string; inputs: Record<string, { shape: number[]; data: number[] }>; constantInputs?: Record<string, number[]> };
+type Case = {
+  file: string;
+  inputs: Record<string, { shape: number[]; data: number[] }>;
+  constantInputs?: Record<string, number[]>;
+};
 const INDEX = JSON.parse(readFileSync(path.join(DIR, "index.json"), "utf8")) as Record<string, Case>;
 
 async function ortOutputs(file: string, feeds: Record<string, ort.Tensor>): Promise<Float32Array[]> {
@@ -27,7 +31,10 @@ async function ortOutputs(file: string, feeds: Record<string, ort.Tensor>): Prom
   return outs;
 }
 
-const floatFeeds = (c: Case) => Object.fromEntries(Object.entries(c.inputs).map(([k, v]) => [k, new ort.Tensor("float32", Float32Array.from(v.data), v.shape)]));
+const floatFeeds = (c: Case) =>
+  Object.fromEntries(
+    Object.entries(c.inputs).map(([k, v]) => [k, new ort.Tensor("float32", Float32Array.from(v.data), v.shape)]),
+  );
 
 describe("recurrent nets and control flow from ONNX", { timeout: 300000 }, () => {
   before(setup);
@@ -39,9 +46,14 @@ describe("recurrent nets and control flow from ONNX", { timeout: 300000 }, () =>
       const ys = [m.forward(...xs)].flat() as unknown as tf.Tensor[];
       const want = await ortOutputs(c.file, floatFeeds(c));
       assert.equal(ys.length, want.length);
-      ys.forEach((y, i) => assert.ok(relErr(y.dataSync(), want[i]) < 1e-4, `${name} output ${i}: ${relErr(y.dataSync(), want[i])}`));
+      ys.forEach((y, i) =>
+        assert.ok(relErr(y.dataSync(), want[i]) < 1e-4, `${name} output ${i}: ${relErr(y.dataSync(), want[i])}`),
+      );
       qb.setMarch(qb.March.NASH_M);
-      const calib = qb.prepare(m.eval(), xs, { qconfigSetter: [qb.calibration8bitWeight16bitActQconfigSetter], warn: false });
+      const calib = qb.prepare(m.eval(), xs, {
+        qconfigSetter: [qb.calibration8bitWeight16bitActQconfigSetter],
+        warn: false,
+      });
       qb.setFakeQuantize(calib, qb.FakeQuantState.CALIBRATION);
       await qb.calibrate(calib, [xs]);
       qb.setFakeQuantize(calib, qb.FakeQuantState.VALIDATION);
@@ -49,7 +61,11 @@ describe("recurrent nets and control flow from ONNX", { timeout: 300000 }, () =>
       // the gates are points of their own: a table names them
       const types = new Set(rows.map((r) => r.op_type));
       // (ReLU keeps its input's scale: no point of its own)
-      for (const ty of ["Linear", "Add", ...(name.startsWith("rnn") ? (name.includes("relu") ? [] : ["Tanh"]) : ["Sigmoid"])])
+      for (const ty of [
+        "Linear",
+        "Add",
+        ...(name.startsWith("rnn") ? (name.includes("relu") ? [] : ["Tanh"]) : ["Sigmoid"]),
+      ])
         assert.ok(types.has(ty), `${name}: ${ty} rows (${[...types]})`);
       const ir = qb.export(calib, xs);
       assert.deepEqual(
@@ -75,7 +91,11 @@ describe("recurrent nets and control flow from ONNX", { timeout: 300000 }, () =>
   it("an If on a sample-rate input folds to the branch constantInputs chooses, each branch matching onnxruntime", async () => {
     const c = INDEX.if_lstm;
     const x = tf.tensor(c.inputs.x.data, c.inputs.x.shape);
-    await assertThrows(() => qb.io.loadOnnx(path.join(DIR, c.file)), /If \(its condition depends on input sr: fix with \{ constantInputs: \{ sr: … \} \}\)/, /by_rate/);
+    await assertThrows(
+      () => qb.io.loadOnnx(path.join(DIR, c.file)),
+      /If \(its condition depends on input sr: fix with \{ constantInputs: \{ sr: … \} \}\)/,
+      /by_rate/,
+    );
     const outs: Float32Array[] = [];
     for (const sr of [16000, 8000]) {
       const m = await qb.io.loadOnnx(path.join(DIR, c.file), { constantInputs: { sr } });
@@ -95,7 +115,10 @@ describe("recurrent nets and control flow from ONNX", { timeout: 300000 }, () =>
       m.dispose();
     }
     assert.ok(relErr(outs[0], outs[1]) > 1e-2, "the two rates take different branches");
-    await assertThrows(() => qb.io.loadOnnx(path.join(DIR, c.file), { constantInputs: { rate: 1 } }), /constantInputs: 'rate' is not an input of the graph; the inputs are x, sr/);
+    await assertThrows(
+      () => qb.io.loadOnnx(path.join(DIR, c.file), { constantInputs: { rate: 1 } }),
+      /constantInputs: 'rate' is not an input of the graph; the inputs are x, sr/,
+    );
     x.dispose();
   });
 
@@ -110,7 +133,10 @@ describe("recurrent nets and control flow from ONNX", { timeout: 300000 }, () =>
     // the branch without it loads; the one with it names it
     const m = await qb.io.loadOnnx(path.join(DIR, c.file), { constantInputs: { sr: 16000 } });
     m.dispose();
-    await assertThrows(() => qb.io.loadOnnx(path.join(DIR, c.file), { constantInputs: { sr: 8000 } }), /com\.example\.FancyNorm ×1 \(s2_fancy\)/);
+    await assertThrows(
+      () => qb.io.loadOnnx(path.join(DIR, c.file), { constantInputs: { sr: 8000 } }),
+      /com\.example\.FancyNorm ×1 \(s2_fancy\)/,
+    );
   });
 
   for (const engine of ["tfjs", "ort"] as const) {
@@ -120,7 +146,11 @@ describe("recurrent nets and control flow from ONNX", { timeout: 300000 }, () =>
       const [x0, h0, c0] = Object.values(c.inputs).map((v) => tf.tensor(v.data, v.shape));
       const frames = [0, 1, 2].map((k) => tf.mul(x0, 1 + k) as tf.Tensor);
       qb.setMarch(qb.March.NASH_M);
-      const calib = qb.prepare(m.eval(), [x0, h0, c0], { qconfigSetter: [qb.defaultQatQconfigSetter], warn: false, engine });
+      const calib = qb.prepare(m.eval(), [x0, h0, c0], {
+        qconfigSetter: [qb.defaultQatQconfigSetter],
+        warn: false,
+        engine,
+      });
       qb.setFakeQuantize(calib, qb.FakeQuantState.CALIBRATION);
       await qb.calibrate(
         calib,
@@ -143,9 +173,16 @@ describe("recurrent nets and control flow from ONNX", { timeout: 300000 }, () =>
       const stub = qb.preparedOps(calib).filter((o) => o.info.type === "QuantStub")[1];
       const scale = stub.output?.scale()?.[0] as number;
       assert.ok(Math.abs(scale - expected) <= 1e-6 * scale, `h0's stub scale ${scale} vs ${expected}`);
-      assert.ok(Math.abs(scale - tf.max(tf.abs(h0)).dataSync()[0] / 127.5) > 1e-6 * scale, "the carried states moved the range");
+      assert.ok(
+        Math.abs(scale - tf.max(tf.abs(h0)).dataSync()[0] / 127.5) > 1e-6 * scale,
+        "the carried states moved the range",
+      );
       // without carry it sees the given h0 only
-      const plain = qb.prepare(m.eval(), [x0, h0, c0], { qconfigSetter: [qb.defaultQatQconfigSetter], warn: false, engine });
+      const plain = qb.prepare(m.eval(), [x0, h0, c0], {
+        qconfigSetter: [qb.defaultQatQconfigSetter],
+        warn: false,
+        engine,
+      });
       qb.setFakeQuantize(plain, qb.FakeQuantState.CALIBRATION);
       await qb.calibrate(
         plain,
@@ -161,7 +198,10 @@ describe("recurrent nets and control flow from ONNX", { timeout: 300000 }, () =>
             h0Max / 127.5,
         ) < 1e-9,
       );
-      await assertThrows(() => qb.calibrate(calib, [[x0, h0, c0]], { carry: { 1: 7 } }), /carry \{ 1: 7 \}: the model returns 3 outputs/);
+      await assertThrows(
+        () => qb.calibrate(calib, [[x0, h0, c0]], { carry: { 1: 7 } }),
+        /carry \{ 1: 7 \}: the model returns 3 outputs/,
+      );
       tf.dispose([x0, h0, c0, ...frames, ...seen.slice(1)]);
       calib.dispose();
       plain.dispose();

@@ -21,7 +21,9 @@ export interface Case {
   cond?: T;
 }
 
-export const golden = JSON.parse(readFileSync(path.join(__dirname, "..", "..", "test", "fixtures", "ops_golden.json"), "utf8")) as { cases: Case[] };
+export const golden = JSON.parse(
+  readFileSync(path.join(__dirname, "..", "..", "test", "fixtures", "ops_golden.json"), "utf8"),
+) as { cases: Case[] };
 export const ten = (v: T) => tf.tensor(v.data, v.shape, "float32");
 const F = qb.F;
 
@@ -80,14 +82,20 @@ export const RUNS: Record<string, [string, Run]> = {
   max_pool: ["MaxPool2d", ([a]) => F.maxPool2d(a, 3, { stride: 2, padding: 1 })],
   max_pool_ceil: ["MaxPool2d", ([a]) => F.maxPool2d(a, 2, { stride: 2, ceilMode: true })],
   avg_pool: ["AvgPool2d", ([a]) => F.avgPool2d(a, 3, { stride: 2, padding: 1 })],
-  avg_pool_nopad_ceil: ["AvgPool2d", ([a]) => F.avgPool2d(a, 3, { stride: 2, padding: 1, ceilMode: true, countIncludePad: false })],
+  avg_pool_nopad_ceil: [
+    "AvgPool2d",
+    ([a]) => F.avgPool2d(a, 3, { stride: 2, padding: 1, ceilMode: true, countIncludePad: false }),
+  ],
   avg_pool_ceil: ["AvgPool2d", ([a]) => F.avgPool2d(a, 2, { stride: 2, ceilMode: true })],
   adaptive_avg_pool_1: ["AdaptiveAvgPool2d", ([a]) => F.adaptiveAvgPool2d(a, 1)],
   adaptive_avg_pool_3x4: ["AdaptiveAvgPool2d", ([a]) => F.adaptiveAvgPool2d(a, [3, 4])],
   upsample_nearest_2: ["ResizeNearest", ([a]) => F.interpolate(a, { scaleFactor: 2, mode: "nearest" })],
   upsample_nearest_size: ["ResizeNearest", ([a]) => F.interpolate(a, { size: [7, 9], mode: "nearest" })],
   upsample_bilinear: ["ResizeBilinear", ([a]) => F.interpolate(a, { scaleFactor: 2, mode: "bilinear" })],
-  upsample_bilinear_ac: ["ResizeBilinear", ([a]) => F.interpolate(a, { size: [9, 11], mode: "bilinear", alignCorners: true })],
+  upsample_bilinear_ac: [
+    "ResizeBilinear",
+    ([a]) => F.interpolate(a, { size: [9, 11], mode: "bilinear", alignCorners: true }),
+  ],
   downsample_bilinear: ["ResizeBilinear", ([a]) => F.interpolate(a, { size: [3, 4], mode: "bilinear" })],
   transpose: ["Transpose", ([a]) => F.permute(a, [0, 2, 3, 1])],
   concat: ["Concat", ([a, b]) => F.concat([a, b], 1)],
@@ -113,12 +121,21 @@ export const RUNS: Record<string, [string, Run]> = {
   tile: ["Tile", ([a]) => F.tile(a, [2, 1, 3])],
   min_reduce: ["MinReduce", ([a]) => F.min(a, [2, 3], true)],
   log_softmax: ["LogSoftmax", ([a]) => F.logSoftmax(a, 1)],
-  instance_norm: ["InstanceNorm", ([a], k) => F.instanceNorm(a, { weight: k.weight as tf.Tensor, bias: k.bias as tf.Tensor })],
+  instance_norm: [
+    "InstanceNorm",
+    ([a], k) => F.instanceNorm(a, { weight: k.weight as tf.Tensor, bias: k.bias as tf.Tensor }),
+  ],
   grid_sample_bilinear_zeros_0: ["GridSample", ([a, g]) => F.gridSample(a, g)],
-  grid_sample_bilinear_border_1: ["GridSample", ([a, g]) => F.gridSample(a, g, { paddingMode: "border", alignCorners: true })],
+  grid_sample_bilinear_border_1: [
+    "GridSample",
+    ([a, g]) => F.gridSample(a, g, { paddingMode: "border", alignCorners: true }),
+  ],
   grid_sample_bilinear_reflection_0: ["GridSample", ([a, g]) => F.gridSample(a, g, { paddingMode: "reflection" })],
   grid_sample_nearest_zeros_0: ["GridSample", ([a, g]) => F.gridSample(a, g, { mode: "nearest" })],
-  grid_sample_nearest_reflection_1: ["GridSample", ([a, g]) => F.gridSample(a, g, { mode: "nearest", paddingMode: "reflection", alignCorners: true })],
+  grid_sample_nearest_reflection_1: [
+    "GridSample",
+    ([a, g]) => F.gridSample(a, g, { mode: "nearest", paddingMode: "reflection", alignCorners: true }),
+  ],
   pad_reflect: ["Pad", ([a]) => F.pad(a, [2, 1, 3, 0], 0, { mode: "reflect" })],
   pad_replicate: ["Pad", ([a]) => F.pad(a, [0, 3, 2, 2], 0, { mode: "replicate" })],
   pad_circular: ["Pad", ([a]) => F.pad(a, [1, 2, 2, 1], 0, { mode: "circular" })],
@@ -131,11 +148,27 @@ export const RUNS: Record<string, [string, Run]> = {
     },
   ],
   linear: ["Linear", ([a], k) => F.linear(a, k.weight as tf.Tensor, k.bias as tf.Tensor)],
-  linear_in_out: ["Linear", ([a], k) => F.linear(a, k.weight as tf.Tensor, k.bias as tf.Tensor, { weightLayout: "in_out" })],
+  linear_in_out: [
+    "Linear",
+    ([a], k) => F.linear(a, k.weight as tf.Tensor, k.bias as tf.Tensor, { weightLayout: "in_out" }),
+  ],
   matmul: ["Matmul", ([a, b]) => F.matmul(a, b)],
   conv: ["Conv2d", ([a], k) => F.conv2d(a, k.weight as tf.Tensor, k.bias as tf.Tensor, { stride: 2, padding: 1 })],
-  conv_transpose: ["ConvTranspose2d", ([a], k) => F.convTranspose2d(a, k.weight as tf.Tensor, k.bias as tf.Tensor, { stride: 2, padding: 1, outputPadding: 1 })],
-  conv_transpose_groups: ["ConvTranspose2d", ([a], k) => F.convTranspose2d(a, k.weight as tf.Tensor, null, { stride: [1, 2], padding: [0, 1], dilation: [2, 1], groups: 3 })],
+  conv_transpose: [
+    "ConvTranspose2d",
+    ([a], k) =>
+      F.convTranspose2d(a, k.weight as tf.Tensor, k.bias as tf.Tensor, { stride: 2, padding: 1, outputPadding: 1 }),
+  ],
+  conv_transpose_groups: [
+    "ConvTranspose2d",
+    ([a], k) =>
+      F.convTranspose2d(a, k.weight as tf.Tensor, null, {
+        stride: [1, 2],
+        padding: [0, 1],
+        dilation: [2, 1],
+        groups: 3,
+      }),
+  ],
   batchnorm: ["BatchNorm", ([a], k) => (k.bn as qb.nn.BatchNorm2d).forward(a)],
 };
 

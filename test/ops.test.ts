@@ -48,7 +48,10 @@ describe("op registry", () => {
       const spec = qb.marchSpec(march);
       for (const def of allOps()) {
         if (spec.ops[def.type] !== undefined) continue;
-        const r = checkOpDtypes([{ name: "x", type: def.type, module: "x", inputs: ["qint8"], output: "qint8" }], march);
+        const r = checkOpDtypes(
+          [{ name: "x", type: def.type, module: "x", inputs: ["qint8"], output: "qint8" }],
+          march,
+        );
         assert.equal(r.violations[0]?.kind, "no-rule", `${march}: ${def.type} has no rule and is not reported`);
       }
     }
@@ -57,7 +60,8 @@ describe("op registry", () => {
   for (const dtype of ["qint8", "qint16"] as const) {
     it(`integer model within one step of fake-quant, every op, ${dtype} activations`, async () => {
       qb.setMarch(qb.March.NASH_P); // accepts every dtype pair, so each op is converted as configured
-      const setter = dtype === "qint8" ? qb.defaultCalibrationQconfigSetter : qb.calibration8bitWeight16bitActQconfigSetter;
+      const setter =
+        dtype === "qint8" ? qb.defaultCalibrationQconfigSetter : qb.calibration8bitWeight16bitActQconfigSetter;
       const problems: string[] = [];
       for (const c of golden.cases) {
         const [type, run] = RUNS[c.name];

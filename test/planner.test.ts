@@ -16,7 +16,12 @@ let sd: Record<string, tf.Tensor>;
 let x: tf.Tensor;
 let model: qb.nn.Module;
 
-async function reproduce(plan: qb.MixedPrecisionPlan, i: number, data: tf.Tensor, float: qb.nn.Module): Promise<{ error: number; latency: number; violations: string[] }> {
+async function reproduce(
+  plan: qb.MixedPrecisionPlan,
+  i: number,
+  data: tf.Tensor,
+  float: qb.nn.Module,
+): Promise<{ error: number; latency: number; violations: string[] }> {
   const { qconfigSetter, apply } = plan.setter(i);
   qb.setMarch(plan.march);
   const m = apply(float);
@@ -24,7 +29,9 @@ async function reproduce(plan: qb.MixedPrecisionPlan, i: number, data: tf.Tensor
   qb.setFakeQuantize(c, qb.FakeQuantState.CALIBRATION);
   await qb.calibrate(c, [data], { onProgress: () => {} });
   qb.setFakeQuantize(c, qb.FakeQuantState.VALIDATION);
-  const error = tf.tidy(() => tf.mean(tf.abs(tf.sub(c.forward(data) as tf.Tensor, float.forward(data) as tf.Tensor))).dataSync()[0]);
+  const error = tf.tidy(
+    () => tf.mean(tf.abs(tf.sub(c.forward(data) as tf.Tensor, float.forward(data) as tf.Tensor))).dataSync()[0],
+  );
   const violations = qb
     .checkModel(c, plan.march)
     .violations.filter((v) => v.kind === "rule")
@@ -52,18 +59,31 @@ describe("mixed-precision planner", { timeout: 300000 }, () => {
 
   for (const march of [qb.March.NASH_E, qb.March.NASH_M, qb.March.NASH_P]) {
     it(`${march}: every front point passes the rules and its setter reproduces its error and latency`, async () => {
-      const plan = await qb.planMixedPrecision(model, [x], { march, base: qb.calibration8bitWeight16bitActQconfigSetter, onProgress: () => {} });
+      const plan = await qb.planMixedPrecision(model, [x], {
+        march,
+        base: qb.calibration8bitWeight16bitActQconfigSetter,
+        onProgress: () => {},
+      });
       assert.ok(plan.rows.length >= 2, plan.text);
       assert.ok(plan.evaluations <= 20, `${plan.evaluations} evaluations (default budget: at most 20)`);
       for (let i = 0; i < plan.rows.length; i++) {
         const r = await reproduce(plan, i, x, model);
         assert.deepEqual(r.violations, [], `point ${i}: ${plan.rows[i].choices}`);
-        assert.ok(Math.abs(r.error - plan.rows[i].measured_error) <= 1e-6 * plan.rows[i].measured_error, `point ${i}: error ${r.error} vs ${plan.rows[i].measured_error}`);
-        assert.ok(Math.abs(r.latency - plan.rows[i].latency_ms) <= 1e-9, `point ${i}: latency ${r.latency} vs ${plan.rows[i].latency_ms}`);
+        assert.ok(
+          Math.abs(r.error - plan.rows[i].measured_error) <= 1e-6 * plan.rows[i].measured_error,
+          `point ${i}: error ${r.error} vs ${plan.rows[i].measured_error}`,
+        );
+        assert.ok(
+          Math.abs(r.latency - plan.rows[i].latency_ms) <= 1e-9,
+          `point ${i}: latency ${r.latency} vs ${plan.rows[i].latency_ms}`,
+        );
       }
       // the front is a front: error falls as latency rises
       for (let i = 1; i < plan.rows.length; i++)
-        assert.ok(plan.rows[i].latency_ms >= plan.rows[i - 1].latency_ms && plan.rows[i].measured_error <= plan.rows[i - 1].measured_error);
+        assert.ok(
+          plan.rows[i].latency_ms >= plan.rows[i - 1].latency_ms &&
+            plan.rows[i].measured_error <= plan.rows[i - 1].measured_error,
+        );
       console.log(`# ${march}: ${plan.caption}`);
     });
   }
@@ -73,7 +93,12 @@ describe("mixed-precision planner", { timeout: 300000 }, () => {
       const plan = await qb.planMixedPrecision(model, [x], { march, onProgress: () => {} });
       assert.deepEqual(plan.refused, [], `${march}: plans the chip refused once realised`);
       assert.ok(plan.rows.length >= 1, `${march}: ${plan.caption}`);
-      for (let i = 0; i < plan.rows.length; i++) assert.deepEqual((await reproduce(plan, i, x, model)).violations, [], `${march} point ${i}: ${plan.rows[i].choices}`);
+      for (let i = 0; i < plan.rows.length; i++)
+        assert.deepEqual(
+          (await reproduce(plan, i, x, model)).violations,
+          [],
+          `${march} point ${i}: ${plan.rows[i].choices}`,
+        );
     }
   });
 
@@ -88,11 +113,22 @@ describe("mixed-precision planner", { timeout: 300000 }, () => {
       const m = await qb.io.loadOnnx(path.join(dir, file));
       const data = tf.randomNormal(index[file].input, 0, 1, "float32", 41);
       const t0 = performance.now();
-      const plan = await qb.planMixedPrecision(m, [data], { march: qb.March.NASH_M, evaluations: 6, onProgress: () => {} });
-      t.diagnostic(`${name}: ${plan.rows.length} plans, ${plan.evaluations} evaluations, ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+      const plan = await qb.planMixedPrecision(m, [data], {
+        march: qb.March.NASH_M,
+        evaluations: 6,
+        onProgress: () => {},
+      });
+      t.diagnostic(
+        `${name}: ${plan.rows.length} plans, ${plan.evaluations} evaluations, ${((performance.now() - t0) / 1000).toFixed(1)} s`,
+      );
       assert.deepEqual(plan.refused, [], `${name}: plans the chip refused once realised`);
       const last = plan.rows.length - 1;
-      for (const i of new Set([0, last])) assert.deepEqual((await reproduce(plan, i, data, m)).violations, [], `${name} point ${i}: ${plan.rows[i].choices}`);
+      for (const i of new Set([0, last]))
+        assert.deepEqual(
+          (await reproduce(plan, i, data, m)).violations,
+          [],
+          `${name} point ${i}: ${plan.rows[i].choices}`,
+        );
       data.dispose();
       m.dispose();
     }
@@ -120,15 +156,26 @@ describe("mixed-precision planner", { timeout: 300000 }, () => {
         return tf.div(tf.sum(tf.mul(a, b)), tf.mul(tf.norm(a), tf.norm(b))).dataSync()[0];
       });
       // (a float32 cosine near 1 carries ~6e-8 of rounding)
-      assert.ok(Math.abs(plan.rows[i].measured_error - (1 - cos)) <= 2e-7, `point ${i}: ${plan.rows[i].measured_error} vs 1 − ${cos}`);
+      assert.ok(
+        Math.abs(plan.rows[i].measured_error - (1 - cos)) <= 2e-7,
+        `point ${i}: ${plan.rows[i].measured_error} vs 1 − ${cos}`,
+      );
       c.dispose();
       if (m !== model) m.dispose();
     }
-    await assert.rejects(qb.planMixedPrecision(model, [x], { march: qb.March.NASH_P, metric: "KL" as "L1" }), /metric 'KL'; pass L1, MSE, Cosine or Top1/);
+    await assert.rejects(
+      qb.planMixedPrecision(model, [x], { march: qb.March.NASH_P, metric: "KL" as "L1" }),
+      /metric 'KL'; pass L1, MSE, Cosine or Top1/,
+    );
   });
 
   it("ranks by top-1 agreement when asked: each front point's error is the share of rows whose class changed", async () => {
-    const plan = await qb.planMixedPrecision(model, [x], { march: qb.March.NASH_M, metric: "Top1", evaluations: 4, onProgress: () => {} });
+    const plan = await qb.planMixedPrecision(model, [x], {
+      march: qb.March.NASH_M,
+      metric: "Top1",
+      evaluations: 4,
+      onProgress: () => {},
+    });
     assert.match(plan.caption, /share of samples whose top-1 class changed/);
     const i = plan.rows.length - 1;
     const { qconfigSetter, apply } = plan.setter(i);
@@ -144,7 +191,10 @@ describe("mixed-precision planner", { timeout: 300000 }, () => {
     let changed = 0;
     let rows = 0;
     f.forEach((a, n) => a.forEach((r, t) => ((rows += 1), (changed += argmax(r) === argmax(q[n][t]) ? 0 : 1))));
-    assert.ok(Math.abs(plan.rows[i].measured_error - changed / rows) <= 1e-6, `${plan.rows[i].measured_error} vs ${changed}/${rows}`);
+    assert.ok(
+      Math.abs(plan.rows[i].measured_error - changed / rows) <= 1e-6,
+      `${plan.rows[i].measured_error} vs ${changed}/${rows}`,
+    );
     c.dispose();
     if (m !== model) m.dispose();
   });
@@ -152,7 +202,11 @@ describe("mixed-precision planner", { timeout: 300000 }, () => {
   it("takes a Dataset (its batches in memory for the search) and frees them", async () => {
     const before = tf.memory().numTensors;
     const seen: qb.Progress[] = [];
-    const plan = await qb.planMixedPrecision(model, qb.data.fromTensors([x]), { march: qb.March.NASH_P, evaluations: 3, onProgress: (p) => seen.push(p) });
+    const plan = await qb.planMixedPrecision(model, qb.data.fromTensors([x]), {
+      march: qb.March.NASH_P,
+      evaluations: 3,
+      onProgress: (p) => seen.push(p),
+    });
     assert.ok(plan.rows.length >= 1);
     // the bar ends full, whatever the budget left unmeasured
     const last = seen[seen.length - 1];
@@ -161,9 +215,19 @@ describe("mixed-precision planner", { timeout: 300000 }, () => {
   });
 
   it("cpuFallback: may keep the tail in float on the CPU, costed at the march's CPU rate, and the plan reproduces", async () => {
-    await assert.rejects(qb.planMixedPrecision(model, [x], { march: qb.March.NASH_M, cpuFallback: -1 }), /cpuFallback -1; pass a whole number ≥ 0/);
-    await assert.rejects(qb.planMixedPrecision(model, [x], { march: qb.March.NASH_M, sensitivityBatches: 0 }), /sensitivityBatches 0; pass a whole number ≥ 1/);
-    const plan = await qb.planMixedPrecision(model, [x], { march: qb.March.NASH_M, cpuFallback: 2, onProgress: () => {} });
+    await assert.rejects(
+      qb.planMixedPrecision(model, [x], { march: qb.March.NASH_M, cpuFallback: -1 }),
+      /cpuFallback -1; pass a whole number ≥ 0/,
+    );
+    await assert.rejects(
+      qb.planMixedPrecision(model, [x], { march: qb.March.NASH_M, sensitivityBatches: 0 }),
+      /sensitivityBatches 0; pass a whole number ≥ 1/,
+    );
+    const plan = await qb.planMixedPrecision(model, [x], {
+      march: qb.March.NASH_M,
+      cpuFallback: 2,
+      onProgress: () => {},
+    });
     const i = plan.rows.findIndex((r) => /:cpu/.test(r.choices));
     assert.ok(i >= 0, `no front point keeps an op on the CPU:\n${plan.text}`);
     const r = await reproduce(plan, i, x, model);
@@ -188,7 +252,8 @@ describe("mixed-precision planner", { timeout: 300000 }, () => {
     const params = qb.marchSpec(plan.march).perf;
     for (const o of p.ops.filter((o) => cpu.includes(o.op))) {
       assert.equal(o.unit, "cpu", o.op);
-      const want = 1e6 * (params.opOverheadSeconds + o.elementOps / params.cpuOpsPerSecond + o.bytes / params.bytesPerSecond);
+      const want =
+        1e6 * (params.opOverheadSeconds + o.elementOps / params.cpuOpsPerSecond + o.bytes / params.bytesPerSecond);
       assert.ok(Math.abs(o.timeUs - want) <= 1e-9 * want, `${o.op}: ${o.timeUs} vs ${want}`);
     }
     assert.ok(Math.abs(p.latencyMs - plan.rows[i].latency_ms) <= 1e-9 * p.latencyMs);
@@ -213,7 +278,8 @@ describe("mixed-precision planner", { timeout: 300000 }, () => {
           if (++calls === 2) requestInterrupt();
         },
       }),
-      (e: qb.QuantbookError) => e instanceof qb.InterruptedError && /^planMixedPrecision\b.*interrupted by the user/.test(e.message),
+      (e: qb.QuantbookError) =>
+        e instanceof qb.InterruptedError && /^planMixedPrecision\b.*interrupted by the user/.test(e.message),
     );
     clearInterrupt();
     assert.deepEqual(
@@ -248,16 +314,27 @@ describe("mixed-precision planner", { timeout: 300000 }, () => {
       (e: qb.QuantbookError) => /the closest is point \d+/.test(e.message),
     );
     // the budget option picks the same point; an infeasible one names the closest achievable point
-    const withBudget = await qb.planMixedPrecision(model, [x], { ...opts, budget: { latencyMs: a.rows[a.rows.length - 1].latency_ms } });
+    const withBudget = await qb.planMixedPrecision(model, [x], {
+      ...opts,
+      budget: { latencyMs: a.rows[a.rows.length - 1].latency_ms },
+    });
     assert.equal(withBudget.chosen, i);
-    await assert.rejects(qb.planMixedPrecision(model, [x], { ...opts, budget: { error: 0 } }), /no plan reaches error 0; the closest is point \d+/);
+    await assert.rejects(
+      qb.planMixedPrecision(model, [x], { ...opts, budget: { error: 0 } }),
+      /no plan reaches error 0; the closest is point \d+/,
+    );
     assert.deepEqual(a.unplanned, []);
     const spec = a.plot() as { data: { values: { series: string }[] } };
-    assert.ok(spec.data.values.some((v) => v.series === "top-k promotion") && spec.data.values.some((v) => v.series === "planner front"));
+    assert.ok(
+      spec.data.values.some((v) => v.series === "top-k promotion") &&
+        spec.data.values.some((v) => v.series === "planner front"),
+    );
   });
 
   it("plans an imported CNN within the rules, no worse than top-k promotion (MobileNetV3-Small from ONNX)", async () => {
-    const m = await qb.io.loadOnnx(path.join(__dirname, "..", "..", "test", "fixtures", "onnx", "mobilenet_v3_opset13.onnx"));
+    const m = await qb.io.loadOnnx(
+      path.join(__dirname, "..", "..", "test", "fixtures", "onnx", "mobilenet_v3_opset13.onnx"),
+    );
     const batches = [0, 1].map((s) => tf.randomNormal([1, 3, 32, 32], 0, 1, "float32", 30 + s));
     const t0 = performance.now();
     const plan = await qb.planMixedPrecision(m, batches, { march: qb.March.NASH_M, onProgress: () => {} });
@@ -265,7 +342,9 @@ describe("mixed-precision planner", { timeout: 300000 }, () => {
       `# mobilenet_v3 (imported, ${qb.preparedOps(qb.prepare(m.eval(), batches[0], { qconfigSetter: [qb.defaultCalibrationQconfigSetter], warn: false })).length} ops): ${plan.caption}; ${((performance.now() - t0) / 1000).toFixed(1)} s`,
     );
     for (const t of plan.topk.filter((t) => t.legal)) {
-      const best = Math.min(...plan.rows.filter((r) => r.latency_ms <= t.latency_ms + 1e-12).map((r) => r.measured_error));
+      const best = Math.min(
+        ...plan.rows.filter((r) => r.latency_ms <= t.latency_ms + 1e-12).map((r) => r.measured_error),
+      );
       assert.ok(best <= t.measured_error, `top-${t.k}: planner ${best} vs ${t.measured_error}`);
       console.log(
         `# CNN top-${t.k} ${t.measured_error.toExponential(3)}; planner at no more latency ${best.toExponential(3)} (${(100 * (1 - best / t.measured_error)).toFixed(0)}% lower)`,

@@ -29,7 +29,8 @@ function captured(mode: string, fn: () => void): string {
 describe("progress outside a notebook", () => {
   it("lines: the first step, then at most one line every few seconds, and the last; with an estimate of what is left", () => {
     const out = captured("lines", () => {
-      for (let done = 1; done <= 10; done++) terminalProgress({ task: "calibrate", done, total: 10, elapsedMs: 100 * done });
+      for (let done = 1; done <= 10; done++)
+        terminalProgress({ task: "calibrate", done, total: 10, elapsedMs: 100 * done });
     });
     assert.equal(out, "calibrate: 1/10 (10%), 0.1 s, about 1 s left\ncalibrate: 10/10 (100%), 1.0 s\n");
     // a task of unknown length still gets its first line

@@ -26,7 +26,12 @@ const notebook = (cells: Notebook["cells"]): Notebook => ({
   metadata: { kernelspec: { name: "quantbook", display_name: "TypeScript (quantbook)" } },
   cells,
 });
-const code = (source: string, outputs: NbCellOutput[] = []): NbCell => ({ cell_type: "code", source, execution_count: 1, outputs });
+const code = (source: string, outputs: NbCellOutput[] = []): NbCell => ({
+  cell_type: "code",
+  source,
+  execution_count: 1,
+  outputs,
+});
 
 // scale explorer rows over a log-uniform sweep: zero fraction and error grow with the scale
 const sweepRows = [
@@ -54,7 +59,11 @@ describe("quantbook report", { timeout: 300000 }, () => {
       ]),
     );
     const table = await toMimeBundle(qb.toDataFrame([{ op: "linear2", L1: 0.5 }]));
-    const slider = await toMimeBundle(qb.plots.scaleSweepChart(sweepRows, { values: Array.from({ length: 500 }, (_, i) => Math.sin(i) * 10 ** (-6 + (i % 7))) }));
+    const slider = await toMimeBundle(
+      qb.plots.scaleSweepChart(sweepRows, {
+        values: Array.from({ length: 500 }, (_, i) => Math.sin(i) * 10 ** (-6 + (i % 7))),
+      }),
+    );
     // a 1×1 PNG beside the notebook and one pasted into a cell
     writeFileSync(path.join(dir, "team", "alice", "fig.png"), Buffer.from(png, "base64"));
     const saved = notebook([
@@ -76,7 +85,12 @@ describe("quantbook report", { timeout: 300000 }, () => {
     writeFileSync(path.join(dir, "team", "broken.ipynb"), "{ not json");
     writeFileSync(
       path.join(dir, "team", "odd.ipynb"),
-      JSON.stringify(notebook([code("1", [{ output_type: "stream", name: "stdout", text: "x" }]), { cell_type: "code", source: 5 } as unknown as NbCell])),
+      JSON.stringify(
+        notebook([
+          code("1", [{ output_type: "stream", name: "stdout", text: "x" }]),
+          { cell_type: "code", source: 5 } as unknown as NbCell,
+        ]),
+      ),
     );
   });
   after(() => (process.env.QB_KEEP ? console.log(`# kept ${dir}`) : rmSync(dir, { recursive: true, force: true })));
@@ -108,7 +122,8 @@ describe("quantbook report", { timeout: 300000 }, () => {
     assert.match(page, /<img src="missing\.png" alt="gone"/);
     assert.match(page, /src="vendor\/vega-embed\.min\.js"/);
     assert.doesNotMatch(page, /(src|href)="https?:/, "nothing loads from the network");
-    for (const f of ["vega.min.js", "vega-lite.min.js", "vega-embed.min.js"]) assert.ok(existsSync(path.join(out, "vendor", f)), f);
+    for (const f of ["vega.min.js", "vega-lite.min.js", "vega-embed.min.js"])
+      assert.ok(existsSync(path.join(out, "vendor", f)), f);
     assert.ok(
       logs.some((l) => /report: 2\/4 notebooks ok/.test(l)),
       logs.join("\n"),
@@ -116,7 +131,8 @@ describe("quantbook report", { timeout: 300000 }, () => {
   });
 
   it("highlights code offline: comments, strings, numbers and keywords marked, every character kept and escaped", () => {
-    const src = 'const x = qb.tf.ones([2, 3]); // a <tensor>\nif (a < 1e-3 && b !== "s\\"t") { return `t${x}`; }\n/* block\n comment */ await f(\'q\');';
+    const src =
+      'const x = qb.tf.ones([2, 3]); // a <tensor>\nif (a < 1e-3 && b !== "s\\"t") { return `t${x}`; }\n/* block\n comment */ await f(\'q\');';
     const html = highlightTs(src);
     const text = html
       .replace(/<span class="qb-[cksn]">/g, "")
@@ -141,12 +157,25 @@ describe("quantbook report", { timeout: 300000 }, () => {
   it("refuses bad arguments with the path and what was expected", async () => {
     await assertThrows(() => reportCommand([path.join(dir, "nope")], quiet, quiet), /nope: no such file or folder/);
     writeFileSync(path.join(dir, "notes.txt"), "x");
-    await assertThrows(() => reportCommand([path.join(dir, "notes.txt")], quiet, quiet), /notes\.txt: not a notebook \(expected a \.ipynb file or a folder/);
+    await assertThrows(
+      () => reportCommand([path.join(dir, "notes.txt")], quiet, quiet),
+      /notes\.txt: not a notebook \(expected a \.ipynb file or a folder/,
+    );
     mkdirSync(path.join(dir, "empty"), { recursive: true });
-    await assertThrows(() => reportCommand([path.join(dir, "empty")], quiet, quiet), /empty: the folder has no notebooks/);
+    await assertThrows(
+      () => reportCommand([path.join(dir, "empty")], quiet, quiet),
+      /empty: the folder has no notebooks/,
+    );
     await assertThrows(() => reportCommand(["--out"], quiet, quiet), /--out needs a value/);
-    await assertThrows(() => reportCommand(["--frobnicate", dir], quiet, quiet), /unknown option --frobnicate/, /usage: quantbook report/);
-    await assertThrows(() => reportCommand([dir, "--timeout", "soon"], quiet, quiet), /--timeout soon: expected a number of seconds/);
+    await assertThrows(
+      () => reportCommand(["--frobnicate", dir], quiet, quiet),
+      /unknown option --frobnicate/,
+      /usage: quantbook report/,
+    );
+    await assertThrows(
+      () => reportCommand([dir, "--timeout", "soon"], quiet, quiet),
+      /--timeout soon: expected a number of seconds/,
+    );
     assert.throws(() => collectNotebooks([], out), ReportError);
     assert.equal(await cliRun(["frobnicate"]), 2);
   });
@@ -176,7 +205,11 @@ describe("quantbook report", { timeout: 300000 }, () => {
       "the plot is in the executed notebook",
     );
     assert.deepEqual(nb.cells[3].outputs, [], "no stale outputs on cells that did not run");
-    assert.equal(JSON.parse(readFileSync(path.join(work, "mine.ipynb"), "utf8")).cells[0].outputs.length, 0, "the user's file is not touched");
+    assert.equal(
+      JSON.parse(readFileSync(path.join(work, "mine.ipynb"), "utf8")).cells[0].outputs.length,
+      0,
+      "the user's file is not touched",
+    );
 
     // a Python notebook is not run on the quantbook kernel: listed as failed, rendered as saved
     const py = {
@@ -186,10 +219,17 @@ describe("quantbook report", { timeout: 300000 }, () => {
     writeFileSync(path.join(work, "py.ipynb"), JSON.stringify(py));
     const foreign = await report([path.join(work, "py.ipynb")], { execute: true, out: path.join(dir, "site-py") });
     assert.equal(foreign.runs[0].ok, false);
-    assert.match(foreign.runs[0].error ?? "", /py\.ipynb is a 'Python 3' notebook; --execute runs notebooks on the quantbook kernel only/);
+    assert.match(
+      foreign.runs[0].error ?? "",
+      /py\.ipynb is a 'Python 3' notebook; --execute runs notebooks on the quantbook kernel only/,
+    );
     assert.match(readFileSync(path.join(dir, "site-py", "py.html"), "utf8"), /qb-stdout">1\n</);
 
-    const goOn = await report([path.join(work, "mine.ipynb")], { execute: true, allowErrors: true, out: path.join(dir, "site-exec2") });
+    const goOn = await report([path.join(work, "mine.ipynb")], {
+      execute: true,
+      allowErrors: true,
+      out: path.join(dir, "site-exec2"),
+    });
     assert.equal(goOn.runs[0].cells, 4);
     const nb2 = JSON.parse(readFileSync(path.join(dir, "site-exec2", "notebooks", "mine.ipynb"), "utf8")) as Notebook;
     assert.match(JSON.stringify(nb2.cells[3].outputs), /after the error/);
@@ -202,7 +242,10 @@ describe("quantbook report", { timeout: 300000 }, () => {
     async () => {
       // the site as the first test writes it, an inlined copy moved alone to another folder, and a page whose vendor folder is gone
       await report([path.join(dir, "team", "alice"), path.join(dir, "team", "bob")], { out });
-      await report([path.join(dir, "team", "alice", "findings.ipynb")], { inline: true, out: path.join(dir, "site-inline") });
+      await report([path.join(dir, "team", "alice", "findings.ipynb")], {
+        inline: true,
+        out: path.join(dir, "site-inline"),
+      });
       const alone = path.join(dir, "alone");
       mkdirSync(alone, { recursive: true });
       copyFileSync(path.join(dir, "site-inline", "findings.html"), path.join(alone, "findings.html"));
@@ -211,7 +254,10 @@ describe("quantbook report", { timeout: 300000 }, () => {
       copyFileSync(path.join(out, "alice-findings.html"), path.join(bare, "findings.html"));
 
       const { chromium } = require("playwright-core") as typeof import("playwright-core");
-      const browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"] });
+      const browser = await chromium.launch({
+        executablePath: CHROMIUM,
+        args: ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"],
+      });
       try {
         const context = await browser.newContext({ viewport: { width: 1100, height: 900 } });
         const requests: string[] = [];
@@ -227,7 +273,9 @@ describe("quantbook report", { timeout: 300000 }, () => {
         const charts = async (file: string) => {
           await page.goto(`file://${file}`);
           await page.waitForFunction("window.qbCharts && window.qbCharts.done", undefined, { timeout: 30000 });
-          return (await page.evaluate("({ live: qbCharts.live, failed: qbCharts.failed, errors: qbCharts.errors, missing: !!qbCharts.missing })")) as {
+          return (await page.evaluate(
+            "({ live: qbCharts.live, failed: qbCharts.failed, errors: qbCharts.errors, missing: !!qbCharts.missing })",
+          )) as {
             live: number;
             failed: number;
             errors: string[];
@@ -235,9 +283,22 @@ describe("quantbook report", { timeout: 300000 }, () => {
           };
         };
 
-        assert.deepEqual(await charts(path.join(out, "alice-findings.html")), { live: 2, failed: 0, errors: [], missing: false });
-        assert.equal(await page.locator(".qb-chart.qb-live .qb-live-chart svg").count(), 2, "vega-embed drew both charts");
-        assert.equal(await page.locator(".qb-fallback").first().isVisible(), false, "the SVG fallback is hidden once the chart is live");
+        assert.deepEqual(await charts(path.join(out, "alice-findings.html")), {
+          live: 2,
+          failed: 0,
+          errors: [],
+          missing: false,
+        });
+        assert.equal(
+          await page.locator(".qb-chart.qb-live .qb-live-chart svg").count(),
+          2,
+          "vega-embed drew both charts",
+        );
+        assert.equal(
+          await page.locator(".qb-fallback").first().isVisible(),
+          false,
+          "the SVG fallback is hidden once the chart is live",
+        );
 
         // tooltip on a sensitivity bar
         await page.locator(".qb-live-chart").first().locator(".mark-rect path").first().hover();
@@ -248,20 +309,39 @@ describe("quantbook report", { timeout: 300000 }, () => {
         assert.match(text, /0\.5/);
 
         // the scale slider: the summary line follows the nearest explored scale
-        const summary = () => page.locator(".qb-chart").nth(1).locator(".qb-live-chart .mark-text text").first().textContent();
-        assert.match((await summary()) ?? "", /scale 1\.000e-2 \(MSEObserver\): 95\.0% of nonzero values round to 0, model output L1 5\.000e-2/);
+        const summary = () =>
+          page.locator(".qb-chart").nth(1).locator(".qb-live-chart .mark-text text").first().textContent();
+        assert.match(
+          (await summary()) ?? "",
+          /scale 1\.000e-2 \(MSEObserver\): 95\.0% of nonzero values round to 0, model output L1 5\.000e-2/,
+        );
         await page.locator(".qb-chart").nth(1).locator("input[type=range]").fill("-4");
-        await page.waitForFunction(`document.querySelectorAll('.qb-chart')[1].querySelector('.qb-live-chart .mark-text text').textContent.includes('1.000e-4')`, undefined, {
-          timeout: 10000,
-        });
-        assert.match((await summary()) ?? "", /scale 1\.000e-4 \(sweep 0\.0001000\): 0\.0% of nonzero values round to 0, model output L1 1\.000e-4/);
+        await page.waitForFunction(
+          `document.querySelectorAll('.qb-chart')[1].querySelector('.qb-live-chart .mark-text text').textContent.includes('1.000e-4')`,
+          undefined,
+          {
+            timeout: 10000,
+          },
+        );
+        assert.match(
+          (await summary()) ?? "",
+          /scale 1\.000e-4 \(sweep 0\.0001000\): 0\.0% of nonzero values round to 0, model output L1 1\.000e-4/,
+        );
         await page.locator(".qb-chart").nth(1).locator("input[type=range]").fill("-3");
-        await page.waitForFunction(`document.querySelectorAll('.qb-chart')[1].querySelector('.qb-live-chart .mark-text text').textContent.includes('1.000e-3')`, undefined, {
-          timeout: 10000,
-        });
+        await page.waitForFunction(
+          `document.querySelectorAll('.qb-chart')[1].querySelector('.qb-live-chart .mark-text text').textContent.includes('1.000e-3')`,
+          undefined,
+          {
+            timeout: 10000,
+          },
+        );
         assert.match((await summary()) ?? "", /50\.0% of nonzero values round to 0, model output L1 3\.200e-3/);
 
-        assert.deepEqual(await charts(path.join(alone, "findings.html")), { live: 2, failed: 0, errors: [], missing: false }, "the inlined page works alone");
+        assert.deepEqual(
+          await charts(path.join(alone, "findings.html")),
+          { live: 2, failed: 0, errors: [], missing: false },
+          "the inlined page works alone",
+        );
         const fallback = await charts(path.join(bare, "findings.html"));
         assert.equal(fallback.missing, true);
         assert.equal(await page.locator(".qb-fallback svg").first().isVisible(), true, "without scripts the SVG shows");

@@ -15,7 +15,10 @@ import { notebookProblems, type Expectation } from "./notebookChecks";
 
 const ROOT = path.join(__dirname, "..", "..");
 const CHROMIUM = "/usr/bin/chromium";
-const expectations = JSON.parse(readFileSync(path.join(ROOT, "test", "notebook_expectations.json"), "utf8")) as Record<string, Expectation>;
+const expectations = JSON.parse(readFileSync(path.join(ROOT, "test", "notebook_expectations.json"), "utf8")) as Record<
+  string,
+  Expectation
+>;
 
 describe("walkthrough and report", { timeout: 600000 }, () => {
   let runs: NotebookRun[] = [];
@@ -44,10 +47,14 @@ describe("walkthrough and report", { timeout: 600000 }, () => {
     const name = "04_the_mul_output_scale_trap";
     // per-cell timing as nbclient records it: busy, execute_input, execute_reply, idle, in order
     const untimed = (text: string) => {
-      const nb = JSON.parse(text) as { cells: { cell_type: string; metadata?: { execution?: Record<string, string> } }[] };
+      const nb = JSON.parse(text) as {
+        cells: { cell_type: string; metadata?: { execution?: Record<string, string> } }[];
+      };
       for (const c of nb.cells.filter((c) => c.cell_type === "code")) {
         const t = c.metadata?.execution ?? {};
-        const order = ["iopub.status.busy", "iopub.execute_input", "shell.execute_reply", "iopub.status.idle"].map((k) => Date.parse(t[k]));
+        const order = ["iopub.status.busy", "iopub.execute_input", "shell.execute_reply", "iopub.status.idle"].map(
+          (k) => Date.parse(t[k]),
+        );
         assert.ok(
           order.every((v, i) => Number.isFinite(v) && (i === 0 || v >= order[i - 1] - 1)),
           JSON.stringify(t),
@@ -74,7 +81,15 @@ describe("walkthrough and report", { timeout: 600000 }, () => {
       const { chromium } = require("playwright-core") as typeof import("playwright-core");
       const browser = await chromium.launch({
         executablePath: CHROMIUM,
-        args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+        args: [
+          "--no-sandbox",
+          "--disable-gpu",
+          "--disable-quic",
+          "--no-first-run",
+          "--disable-background-networking",
+          "--disable-component-update",
+          "--disable-sync",
+        ],
       });
       try {
         const page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
@@ -89,7 +104,9 @@ describe("walkthrough and report", { timeout: 600000 }, () => {
           const charts = (await page.evaluate(`document.querySelectorAll(".qb-chart").length`)) as number;
           if (charts > 0) {
             await page.waitForFunction("window.qbCharts && window.qbCharts.done", undefined, { timeout: 60000 });
-            const state = (await page.evaluate("({ live: qbCharts.live, failed: qbCharts.failed, errors: qbCharts.errors })")) as {
+            const state = (await page.evaluate(
+              "({ live: qbCharts.live, failed: qbCharts.failed, errors: qbCharts.errors })",
+            )) as {
               live: number;
               failed: number;
               errors: string[];

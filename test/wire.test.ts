@@ -10,7 +10,11 @@ describe("wire protocol", () => {
   it("round-trips a signed message and keeps identities and buffers", () => {
     const a = new Wire(KEY);
     const b = new Wire(KEY);
-    const frames = [Buffer.from("client-id"), ...a.encode("execute_request", { code: "1 + 1" }, null).slice(0), Buffer.from("buf")];
+    const frames = [
+      Buffer.from("client-id"),
+      ...a.encode("execute_request", { code: "1 + 1" }, null).slice(0),
+      Buffer.from("buf"),
+    ];
     const m = b.decode(frames);
     assert.ok(typeof m !== "string", String(m));
     assert.equal(m.header.msg_type, "execute_request");
@@ -25,7 +29,10 @@ describe("wire protocol", () => {
     const tampered = good.slice();
     tampered[tampered.length - 1] = Buffer.from(JSON.stringify({ evil: true }));
     assert.equal(w.decode(tampered), "bad signature");
-    assert.equal(new Wire(KEY).decode(new Wire("another key").encode("kernel_info_request", {}, null)), "bad signature");
+    assert.equal(
+      new Wire(KEY).decode(new Wire("another key").encode("kernel_info_request", {}, null)),
+      "bad signature",
+    );
     assert.equal(w.decode(good.filter((f) => String(f) !== "<IDS|MSG>")), "message without delimiter or parts");
     assert.equal(w.decode(good.slice(0, 4)), "message without delimiter or parts");
     const unsigned = new Wire("");

@@ -97,15 +97,35 @@ describe("prepare", () => {
 
   it("refuses unknown module names and op types, suggesting near names", async () => {
     await assertThrows(
-      () => prepared([qb.ModuleNameQconfigSetter({ fcc: qb.getQconfig({ weightDtype: qb.qint16 }) }), qb.calibration8bitWeight16bitActQconfigSetter]),
+      () =>
+        prepared([
+          qb.ModuleNameQconfigSetter({ fcc: qb.getQconfig({ weightDtype: qb.qint16 }) }),
+          qb.calibration8bitWeight16bitActQconfigSetter,
+        ]),
       /ModuleNameQconfigSetter: no op or module 'fcc'; nearest: 'fc'/,
     );
-    await assertThrows(() => prepared([qb.OpTypeQconfigSetter({ Conv2d: {} })]), /OpTypeQconfigSetter: no op of type 'Conv2d'; nearest: /);
+    await assertThrows(
+      () => prepared([qb.OpTypeQconfigSetter({ Conv2d: {} })]),
+      /OpTypeQconfigSetter: no op of type 'Conv2d'; nearest: /,
+    );
     await assertThrows(() => qb.getQconfig({ weightdtype: qb.qint16 } as never), /unknown option 'weightdtype'/);
-    await assertThrows(() => qb.getQconfig({ weightDtype: "int16" as never }), /weightDtype must be qb.qint8 or qb.qint16, got "int16"/);
-    await assertThrows(() => qb.getQconfig({ outDtype: qb.qint32 }), /outDtype must be qb.qint8 or qb.qint16, got qint32/);
-    await assertThrows(() => qb.getQconfig({ observer: new qb.MSEObserver({ dtype: qb.qint8 }) as never }), /the class, not an instance/);
-    assert.deepEqual(qb.getQconfig({ weightDtype: "qint16" }), { weight: { dtype: qb.qint16 } }, "names are accepted too");
+    await assertThrows(
+      () => qb.getQconfig({ weightDtype: "int16" as never }),
+      /weightDtype must be qb.qint8 or qb.qint16, got "int16"/,
+    );
+    await assertThrows(
+      () => qb.getQconfig({ outDtype: qb.qint32 }),
+      /outDtype must be qb.qint8 or qb.qint16, got qint32/,
+    );
+    await assertThrows(
+      () => qb.getQconfig({ observer: new qb.MSEObserver({ dtype: qb.qint8 }) as never }),
+      /the class, not an instance/,
+    );
+    assert.deepEqual(
+      qb.getQconfig({ weightDtype: "qint16" }),
+      { weight: { dtype: qb.qint16 } },
+      "names are accepted too",
+    );
   });
 
   it("leaves the float model usable and unchanged", () => {
@@ -147,7 +167,9 @@ describe("prepare", () => {
         return this.dequant.forward(this.fc.forward(this.fc.forward(this.quant.forward(x))));
       }
     }
-    const shared = qb.modelCheckResult(qb.prepare(new Shared().eval(), x, { qconfigSetter: [qb.calibration8bitWeight16bitActQconfigSetter] }));
+    const shared = qb.modelCheckResult(
+      qb.prepare(new Shared().eval(), x, { qconfigSetter: [qb.calibration8bitWeight16bitActQconfigSetter] }),
+    );
     assert.deepEqual(shared.sharedModules, [{ paths: ["fc", "alias"], calls: 2 }]);
     assert.match(shared.text, /fc, alias \(2 calls\)/);
     const gate = qb.modelCheckResult(prepared());
@@ -179,7 +201,10 @@ describe("prepare", () => {
         /^prepare\(RawTanh\): 1 op input\(s\) come from a raw tf op, which cuts the traced graph \(fc input 0\) — use the qb\.F \/ qb\.nn equivalent\. The whole report: qb\.modelCheckResult/,
       );
       assert.doesNotMatch(warnings[0], /add input 1/, "a module's own constant is not a finding");
-      qb.prepare(new RawTanh().eval(), x, { qconfigSetter: [qb.calibration8bitWeight16bitActQconfigSetter], warn: false });
+      qb.prepare(new RawTanh().eval(), x, {
+        qconfigSetter: [qb.calibration8bitWeight16bitActQconfigSetter],
+        warn: false,
+      });
       assert.equal(warnings.length, 1, "{ warn: false } silences it");
       qb.prepare(new Gate().eval(), x, { qconfigSetter: [qb.calibration8bitWeight16bitActQconfigSetter] });
       assert.equal(warnings.length, 1, "a clean model gets no warning");
@@ -217,7 +242,12 @@ describe("fake-quant states", () => {
   it("enforces the order and modes of states with clear errors", async () => {
     const m = prepared();
     const x = data(7);
-    await assertThrows(() => qb.setFakeQuantize(m, qb.FakeQuantState.VALIDATION), /VALIDATION/, /no scale yet/, /calibrate/);
+    await assertThrows(
+      () => qb.setFakeQuantize(m, qb.FakeQuantState.VALIDATION),
+      /VALIDATION/,
+      /no scale yet/,
+      /calibrate/,
+    );
     await assertThrows(() => qb.calibrate(m, [x]), /calibrate: the model is in FLOAT state/, /CALIBRATION/);
     await assertThrows(() => qb.setFakeQuantize(m, qb.FakeQuantState.QAT), /QAT/, /model\.train\(\)/);
     m.train();
@@ -227,7 +257,11 @@ describe("fake-quant states", () => {
     m.train();
     await assertThrows(() => m.forward(x), /CALIBRATION state but in training mode/);
     m.eval();
-    await assertThrows(() => qb.setFakeQuantize(new Gate(), qb.FakeQuantState.CALIBRATION), /not prepared/, /qb\.prepare/);
+    await assertThrows(
+      () => qb.setFakeQuantize(new Gate(), qb.FakeQuantState.CALIBRATION),
+      /not prepared/,
+      /qb\.prepare/,
+    );
     await assertThrows(() => qb.calibrate(m, 5 as never), /batches must be an array/);
     x.dispose();
   });
@@ -238,7 +272,12 @@ describe("fake-quant states", () => {
     await qb.calibrate(m, [data(8)], { onProgress: () => {} });
     const before = [...opsByName(m).values()].map((o) => o.output?.snapshot());
     const bad = tf.tidy(() => data(9).mul(tf.tensor([NaN, 1, 1, 1, 1, 1, 1, 1])));
-    await assertThrows(() => qb.calibrate(m, [data(10), bad]), /batch 1 failed/, /^calibrate: .*quant: values are NaN/, /observers are as before/);
+    await assertThrows(
+      () => qb.calibrate(m, [data(10), bad]),
+      /batch 1 failed/,
+      /^calibrate: .*quant: values are NaN/,
+      /observers are as before/,
+    );
     const after = [...opsByName(m).values()].map((o) => o.output?.snapshot());
     assert.deepEqual(
       after.map((s) => s?.batches),
@@ -256,8 +295,14 @@ describe("fake-quant states", () => {
         return x.shape[0] > 1 ? qb.F.relu(h) : qb.F.sigmoid(h);
       }
     }
-    const m = qb.prepare(new Branchy().eval(), tf.ones([2, 2]), { qconfigSetter: [qb.calibration8bitWeight16bitActQconfigSetter] });
-    await assertThrows(() => m.forward(tf.ones([1, 2])), /sigmoid \(Sigmoid\): this op did not run when prepare\(\) traced/, /re-run prepare/);
+    const m = qb.prepare(new Branchy().eval(), tf.ones([2, 2]), {
+      qconfigSetter: [qb.calibration8bitWeight16bitActQconfigSetter],
+    });
+    await assertThrows(
+      () => m.forward(tf.ones([1, 2])),
+      /sigmoid \(Sigmoid\): this op did not run when prepare\(\) traced/,
+      /re-run prepare/,
+    );
   });
 
   it("forward and calibrate do not leak tensors", async () => {

@@ -69,4 +69,9 @@ stats.baseline.rows.filter((r) => r["Mod Name"] === "linear2");
 // only a handful of integer levels. On a log-count histogram the outliers stand apart:
 
 // %%
-qb.plots.histogram(model.linear2.weight, { bins: 80, logCount: true, title: "linear2.weight (log count)", xTitle: "weight value" });
+qb.plots.histogram(model.linear2.weight, {
+  bins: 80,
+  logCount: true,
+  title: "linear2.weight (log count)",
+  xTitle: "weight value",
+});

@@ -43,10 +43,15 @@ qb.plots.weightQuantErrorChart(model.linear2.weight as tf.Tensor2D);
 
 // %%
 const int8 = await calibrated([qb.calibration8bitWeight16bitActQconfigSetter]);
-const int16 = await calibrated([qb.ModuleNameQconfigSetter({ linear2: qb.getQconfig({ weightDtype: qb.qint16 }) }), qb.calibration8bitWeight16bitActQconfigSetter]);
+const int16 = await calibrated([
+  qb.ModuleNameQconfigSetter({ linear2: qb.getQconfig({ weightDtype: qb.qint16 }) }),
+  qb.calibration8bitWeight16bitActQconfigSetter,
+]);
 const e8 = meanAbsDiff(int8.forward(x), floatOut);
 const e16 = meanAbsDiff(int16.forward(x), floatOut);
-console.log(`mean |output - float|: linear2 weight int8 ${e8.toExponential(3)}, int16 ${e16.toExponential(3)} (${(e8 / e16).toFixed(1)}x smaller)`);
+console.log(
+  `mean |output - float|: linear2 weight int8 ${e8.toExponential(3)}, int16 ${e16.toExponential(3)} (${(e8 / e16).toFixed(1)}x smaller)`,
+);
 
 // %% [markdown]
 // Precision recovered. But the template quantizes activations in int16, so `linear2` now takes
@@ -81,4 +86,6 @@ const int8Input = await calibrated([
   qb.calibration8bitWeight16bitActQconfigSetter,
 ]);
 const e8in = meanAbsDiff(int8Input.forward(x), floatOut);
-console.log(`int8 input + int16 weight: rule ${qb.checkModel(int8Input, qb.March.NASH_M).ok ? "passes" : "fails"}, mean |output - float| ${e8in.toExponential(3)}`);
+console.log(
+  `int8 input + int16 weight: rule ${qb.checkModel(int8Input, qb.March.NASH_M).ok ? "passes" : "fails"}, mean |output - float| ${e8in.toExponential(3)}`,
+);

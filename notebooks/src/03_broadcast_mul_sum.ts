@@ -36,7 +36,9 @@ const res = rewritten.loadStateDict(sd);
 const floatLinear = model.eval().forward(x);
 const floatMulSum = rewritten.eval().forward(x);
 const floatGap = tf.tidy(() => tf.max(tf.abs(tf.sub(floatLinear, floatMulSum))).dataSync()[0]);
-console.log(`strict load: missing [${res.missingKeys}], unexpected [${res.unexpectedKeys}]; float max |Linear - mul+sum| = ${floatGap.toExponential(2)}`);
+console.log(
+  `strict load: missing [${res.missingKeys}], unexpected [${res.unexpectedKeys}]; float max |Linear - mul+sum| = ${floatGap.toExponential(2)}`,
+);
 
 // %%
 async function calibrated(m: qb.nn.Module, setters: qb.QconfigSetter[]) {
@@ -47,7 +49,10 @@ async function calibrated(m: qb.nn.Module, setters: qb.QconfigSetter[]) {
   return c;
 }
 const mulSum = await calibrated(rewritten, [qb.calibration8bitWeight16bitActQconfigSetter]);
-const linear16 = await calibrated(model, [qb.ModuleNameQconfigSetter({ linear2: qb.getQconfig({ weightDtype: qb.qint16 }) }), qb.calibration8bitWeight16bitActQconfigSetter]);
+const linear16 = await calibrated(model, [
+  qb.ModuleNameQconfigSetter({ linear2: qb.getQconfig({ weightDtype: qb.qint16 }) }),
+  qb.calibration8bitWeight16bitActQconfigSetter,
+]);
 qb.preparedOps(mulSum)
   .filter((o) => o.info.modulePath === "linear2")
   .map((o) => ({ op: o.info.name, type: o.info.type, output: o.output?.dtype.name, scale: o.output?.scale()?.[0] }));

@@ -33,7 +33,9 @@ qb.setFakeQuantize(calib, qb.FakeQuantState.VALIDATION);
 const mulOp = qb.preparedOps(calib).find((o) => o.info.name === "gate_mul")!;
 const mseScale = mulOp.output!.scale()![0];
 const l1 = (out: tf.Tensor) => tf.tidy(() => tf.mean(tf.abs(tf.sub(out, floatOut))).dataSync()[0]);
-console.log(`MSE-calibrated scale of gate_mul: ${mseScale.toExponential(3)}; gate output mean |quantized - float| = ${l1(calib.forward(data)).toExponential(3)}`);
+console.log(
+  `MSE-calibrated scale of gate_mul: ${mseScale.toExponential(3)}; gate output mean |quantized - float| = ${l1(calib.forward(data)).toExponential(3)}`,
+);
 
 // %% [markdown]
 // The distribution of |product| on a log axis, with the band that rounds to zero at that scale
@@ -81,8 +83,12 @@ await qb.calibrate(fixed, [data]);
 qb.setFakeQuantize(fixed, qb.FakeQuantState.VALIDATION);
 const mseRow = explored.find((r) => r.setting === "MSEObserver")!;
 const fixedRow = explored.find((r) => r.setting === "fixed 7/32767")!;
-console.log(`rounded to zero: MSE ${(100 * mseRow.zero_fraction).toFixed(1)}%, fixed 7/32767 ${(100 * fixedRow.zero_fraction).toFixed(1)}%`);
-console.log(`gate output mean |quantized - float|: MSE ${l1(calib.forward(data)).toExponential(3)}, fixed 7/32767 ${l1(fixed.forward(data)).toExponential(3)}`);
+console.log(
+  `rounded to zero: MSE ${(100 * mseRow.zero_fraction).toFixed(1)}%, fixed 7/32767 ${(100 * fixedRow.zero_fraction).toFixed(1)}%`,
+);
+console.log(
+  `gate output mean |quantized - float|: MSE ${l1(calib.forward(data)).toExponential(3)}, fixed 7/32767 ${l1(fixed.forward(data)).toExponential(3)}`,
+);
 
 // %% [markdown]
 // ## And in the article's model?

@@ -31,7 +31,10 @@ const configs: { config: string; model: qb.nn.Module; setters: qb.QconfigSetter[
   {
     config: "int8 input, int16 weight",
     model,
-    setters: [qb.ModuleNameQconfigSetter({ linear2: qb.getQconfig({ inDtype: qb.qint8, weightDtype: qb.qint16 }) }), qb.calibration8bitWeight16bitActQconfigSetter],
+    setters: [
+      qb.ModuleNameQconfigSetter({ linear2: qb.getQconfig({ inDtype: qb.qint8, weightDtype: qb.qint16 }) }),
+      qb.calibration8bitWeight16bitActQconfigSetter,
+    ],
   },
   { config: "int16 both, mul + sum", model: mulSumModel, setters: [qb.calibration8bitWeight16bitActQconfigSetter] },
 ];
@@ -47,7 +50,14 @@ for (const c of configs) {
   const p = qb.perf(hb);
   const error = tf.tidy(() => tf.mean(tf.abs(tf.sub(hb.forward(x), floatOut))).dataSync()[0]);
   const linear2Us = p.ops.filter((o) => o.op.startsWith("linear2")).reduce((a, o) => a + o.timeUs, 0);
-  results.push({ config: c.config, error, latencyMs: p.latencyMs, linear2_us: linear2Us, int16_mac_share: p.int16MacShare, perf: p });
+  results.push({
+    config: c.config,
+    error,
+    latencyMs: p.latencyMs,
+    linear2_us: linear2Us,
+    int16_mac_share: p.int16MacShare,
+    perf: p,
+  });
 }
 results.map(({ perf, ...r }) => ({ ...r, latency_us: r.latencyMs * 1000 }));
 

@@ -49,7 +49,9 @@ const saved = trained.stateDict();
 await qb.io.saveSafetensors(file, saved);
 const model = new GatedAttention();
 const loadResult = model.loadStateDict(await qb.io.loadSafetensors(file));
-console.log(`loaded ${Object.keys(saved).length} tensors; missing [${loadResult.missingKeys}], unexpected [${loadResult.unexpectedKeys}]`);
+console.log(
+  `loaded ${Object.keys(saved).length} tensors; missing [${loadResult.missingKeys}], unexpected [${loadResult.unexpectedKeys}]`,
+);
 
 // %% [markdown]
 // Calibrate on several batches (here: random tokens with a few large activations, as real data
@@ -58,7 +60,12 @@ console.log(`loaded ${Object.keys(saved).length} tensors; missing [${loadResult.
 
 // %%
 function batch(seed: number): tf.Tensor {
-  return tf.tidy(() => tf.mul(tf.randomNormal([4, 12, 32], 0, 1, "float32", seed), tf.add(1, tf.mul(tf.randomUniform([4, 12, 32], 0, 1, "float32", seed + 100).greater(0.98), 8))));
+  return tf.tidy(() =>
+    tf.mul(
+      tf.randomNormal([4, 12, 32], 0, 1, "float32", seed),
+      tf.add(1, tf.mul(tf.randomUniform([4, 12, 32], 0, 1, "float32", seed + 100).greater(0.98), 8)),
+    ),
+  );
 }
 const batches = [1, 2, 3, 4].map(batch);
 const calib = qb.prepare(model.eval(), batches[0], { qconfigSetter: [qb.defaultCalibrationQconfigSetter] });
@@ -94,10 +101,13 @@ await qb.calibrate(promoted, batches);
 qb.setFakeQuantize(promoted, qb.FakeQuantState.VALIDATION);
 const test = batch(99);
 const reference = model.forward(test);
-const l1 = (m: qb.nn.Module) => tf.tidy(() => tf.mean(tf.abs(tf.sub(m.forward(test) as tf.Tensor, reference))).dataSync()[0]);
+const l1 = (m: qb.nn.Module) =>
+  tf.tidy(() => tf.mean(tf.abs(tf.sub(m.forward(test) as tf.Tensor, reference))).dataSync()[0]);
 const before = l1(calib);
 const after = l1(promoted);
-console.log(`held-out batch, mean |output - float|: all int8 ${before.toExponential(3)}, top-2 in int16 ${after.toExponential(3)}`);
+console.log(
+  `held-out batch, mean |output - float|: all int8 ${before.toExponential(3)}, top-2 in int16 ${after.toExponential(3)}`,
+);
 
 // %% [markdown]
 // Before deploying: does the chip accept the new dtypes, and what do they cost?

@@ -22,7 +22,9 @@ import * as qb from "quantbook";
 await qb.initBackend();
 qb.setMarch(qb.March.NASH_M);
 const model = await qb.io.loadOnnx(qb.examples.fixturePath("onnx/vit_opset13.onnx"));
-console.log(`${model.onnx.file}: opset ${model.onnx.opset}, ${model.onnx.nodes} ONNX nodes, input ${model.onnx.inputs.map((i) => `${i.name} [${i.dims}]`).join(", ")}`);
+console.log(
+  `${model.onnx.file}: opset ${model.onnx.opset}, ${model.onnx.nodes} ONNX nodes, input ${model.onnx.inputs.map((i) => `${i.name} [${i.dims}]`).join(", ")}`,
+);
 console.log(
   `layers: ${model
     .namedModules()
@@ -59,10 +61,15 @@ table;
 // should help, and the obvious move is int16 on both its input and its weight.
 
 // %%
-const worst = table.rows.find((r) => r.sensitive_type === "weight" && r.op_type === "Linear" && r.op_name.startsWith("encoder.")) as (typeof table.rows)[number];
+const worst = table.rows.find(
+  (r) => r.sensitive_type === "weight" && r.op_type === "Linear" && r.op_name.startsWith("encoder."),
+) as (typeof table.rows)[number];
 console.log(`most sensitive encoder projection weight: ${worst.op_name} (L1 ${worst.value.toExponential(3)})`);
 const both16 = qb.prepare(model, batches[0], {
-  qconfigSetter: [qb.ModuleNameQconfigSetter({ [worst.op_name]: qb.getQconfig({ inDtype: qb.qint16, weightDtype: qb.qint16 }) }), qb.defaultCalibrationQconfigSetter],
+  qconfigSetter: [
+    qb.ModuleNameQconfigSetter({ [worst.op_name]: qb.getQconfig({ inDtype: qb.qint16, weightDtype: qb.qint16 }) }),
+    qb.defaultCalibrationQconfigSetter,
+  ],
 });
 const refused = qb.checkModel(both16, qb.March.NASH_M);
 console.log(refused.violations.map((v) => v.message).join("\n"));
@@ -77,16 +84,24 @@ console.log(refused.violations.map((v) => v.message).join("\n"));
 const rewritten = qb.transforms.replaceLinearWithBroadcastMulSum(model, worst.op_name);
 const int16 = qb.getQconfig({ outDtype: qb.qint16 });
 const mulSum = qb.prepare(rewritten.eval(), batches[0], {
-  qconfigSetter: [qb.ModuleNameQconfigSetter({ [worst.op_name]: int16, [`${worst.op_name}.quant_weight`]: int16 }), qb.defaultCalibrationQconfigSetter],
+  qconfigSetter: [
+    qb.ModuleNameQconfigSetter({ [worst.op_name]: int16, [`${worst.op_name}.quant_weight`]: int16 }),
+    qb.defaultCalibrationQconfigSetter,
+  ],
 });
 qb.setFakeQuantize(mulSum, qb.FakeQuantState.CALIBRATION);
 await qb.calibrate(mulSum, batches);
 qb.setFakeQuantize(mulSum, qb.FakeQuantState.VALIDATION);
-console.log(`rewritten, int16 mul + sum: ${qb.checkModel(mulSum, qb.March.NASH_M).ok ? "every op passes" : "violations"}`);
+console.log(
+  `rewritten, int16 mul + sum: ${qb.checkModel(mulSum, qb.March.NASH_M).ok ? "every op passes" : "violations"}`,
+);
 const test = tf.randomNormal([1, 3, 32, 32], 0, 1, "float32", 99);
 const reference = model.forward(test) as unknown as tf.Tensor;
-const l1 = (m: qb.nn.Module) => tf.tidy(() => tf.mean(tf.abs(tf.sub(m.forward(test) as unknown as tf.Tensor, reference))).dataSync()[0]);
-console.log(`held-out input, mean |output - float|: all int8 ${l1(calib).toExponential(3)}, rewritten projection in int16 ${l1(mulSum).toExponential(3)}`);
+const l1 = (m: qb.nn.Module) =>
+  tf.tidy(() => tf.mean(tf.abs(tf.sub(m.forward(test) as unknown as tf.Tensor, reference))).dataSync()[0]);
+console.log(
+  `held-out input, mean |output - float|: all int8 ${l1(calib).toExponential(3)}, rewritten projection in int16 ${l1(mulSum).toExponential(3)}`,
+);
 
 // %% [markdown]
 // What does it cost? The estimate of notebook 05, for both configurations of the imported model.

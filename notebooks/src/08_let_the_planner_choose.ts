@@ -20,7 +20,10 @@ const x = (await qb.io.loadTorch(qb.examples.fixturePath("random_data.pt"))) as 
 const model = new qb.examples.SmallModel();
 model.loadStateDict(sd);
 model.eval();
-const plan = await qb.planMixedPrecision(model, [x], { march: qb.March.NASH_M, base: qb.calibration8bitWeight16bitActQconfigSetter });
+const plan = await qb.planMixedPrecision(model, [x], {
+  march: qb.March.NASH_M,
+  base: qb.calibration8bitWeight16bitActQconfigSetter,
+});
 plan;
 
 // %% [markdown]
@@ -30,7 +33,14 @@ plan;
 // undefined: those points are listed, not drawn.
 
 // %%
-console.log(plan.topk.map((t) => `top-${t.k}: error ${t.measured_error.toExponential(3)}, ${t.legal ? `${t.latency_ms.toFixed(4)} ms` : "refused by NASH_M"}`).join("\n"));
+console.log(
+  plan.topk
+    .map(
+      (t) =>
+        `top-${t.k}: error ${t.measured_error.toExponential(3)}, ${t.legal ? `${t.latency_ms.toFixed(4)} ms` : "refused by NASH_M"}`,
+    )
+    .join("\n"),
+);
 plan.plot();
 
 // %% [markdown]
@@ -44,7 +54,9 @@ const calib = qb.prepare(apply(model).eval(), x, { qconfigSetter });
 qb.setFakeQuantize(calib, qb.FakeQuantState.CALIBRATION);
 await qb.calibrate(calib, [x]);
 qb.setFakeQuantize(calib, qb.FakeQuantState.VALIDATION);
-const error = tf.tidy(() => tf.mean(tf.abs(tf.sub(calib.forward(x) as tf.Tensor, model.forward(x) as tf.Tensor))).dataSync()[0]);
+const error = tf.tidy(
+  () => tf.mean(tf.abs(tf.sub(calib.forward(x) as tf.Tensor, model.forward(x) as tf.Tensor))).dataSync()[0],
+);
 console.log(`point ${best}: ${plan.rows[best].choices}`);
 console.log(
   `rewrites: ${rewrites.length ? rewrites.join(", ") : "none"}; reproduced error ${error.toExponential(3)} (planned ${plan.rows[best].measured_error.toExponential(3)}); NASH_M: ${qb.checkModel(calib, qb.March.NASH_M).ok ? "every op passes" : "violations"}`,

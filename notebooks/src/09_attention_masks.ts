@@ -22,7 +22,9 @@ qb.setMarch(qb.March.NASH_M);
 const T = 12;
 const D = 32;
 // causal: position i may look at positions 0..i only (1 marks a hidden key)
-const causal = tf.tidy(() => tf.greater(tf.sub(tf.range(0, T).reshape([1, T]), tf.range(0, T).reshape([T, 1])), 0).cast("float32"));
+const causal = tf.tidy(() =>
+  tf.greater(tf.sub(tf.range(0, T).reshape([1, T]), tf.range(0, T).reshape([T, 1])), 0).cast("float32"),
+);
 
 class CausalAttention extends qb.nn.Module {
   quant = new qb.QuantStub();
@@ -38,7 +40,11 @@ class CausalAttention extends qb.nn.Module {
   }
   forward(x: tf.Tensor): tf.Tensor {
     const h = this.quant.forward(x);
-    const scores = qb.F.mul(qb.F.matmul(this.q.forward(h), qb.F.transpose(this.k.forward(h), [0, 2, 1]), { name: "scores" }), 1 / Math.sqrt(D), { name: "scale" });
+    const scores = qb.F.mul(
+      qb.F.matmul(this.q.forward(h), qb.F.transpose(this.k.forward(h), [0, 2, 1]), { name: "scores" }),
+      1 / Math.sqrt(D),
+      { name: "scale" },
+    );
     const masked =
       this.masking === "additive"
         ? qb.F.add(scores, this.biasQuant.forward(this.additiveBias), { name: "mask" }) // a constant enters through its own QuantStub
@@ -62,7 +68,10 @@ console.log(`float outputs of the two forms differ by at most ${floatDiff.toExpo
 // held-out batch.
 
 // %%
-async function quantized(model: CausalAttention, setters: qb.QconfigSetter[] = [qb.defaultCalibrationQconfigSetter]): Promise<qb.nn.Module> {
+async function quantized(
+  model: CausalAttention,
+  setters: qb.QconfigSetter[] = [qb.defaultCalibrationQconfigSetter],
+): Promise<qb.nn.Module> {
   const c = qb.prepare(model, batches[0], { qconfigSetter: setters });
   qb.setFakeQuantize(c, qb.FakeQuantState.CALIBRATION);
   await qb.calibrate(c, batches);
@@ -72,16 +81,23 @@ async function quantized(model: CausalAttention, setters: qb.QconfigSetter[] = [
 const qAdditive = await quantized(additive);
 const qFill = await quantized(fill);
 const reference = additive.forward(test);
-const l1 = (m: qb.nn.Module) => tf.tidy(() => tf.mean(tf.abs(tf.sub(m.forward(test) as tf.Tensor, reference))).dataSync()[0]);
+const l1 = (m: qb.nn.Module) =>
+  tf.tidy(() => tf.mean(tf.abs(tf.sub(m.forward(test) as tf.Tensor, reference))).dataSync()[0]);
 const scaleOf = (m: qb.nn.Module, name: string) =>
   qb
     .preparedOps(m)
     .find((o) => o.info.name === name)!
     .output!.scale()![0];
 const scoreScale = scaleOf(qAdditive, "scale");
-console.log(`scores: int8 step ${scoreScale.toExponential(2)}, so their range bottoms out at ${(-128 * scoreScale).toFixed(2)}`);
-console.log(`additive mask: the Add's step is ${scaleOf(qAdditive, "mask").toExponential(2)} — every real score rounds to 0`);
-console.log(`held-out mean |output - float|: additive ${l1(qAdditive).toExponential(3)}, masked fill ${l1(qFill).toExponential(3)}`);
+console.log(
+  `scores: int8 step ${scoreScale.toExponential(2)}, so their range bottoms out at ${(-128 * scoreScale).toFixed(2)}`,
+);
+console.log(
+  `additive mask: the Add's step is ${scaleOf(qAdditive, "mask").toExponential(2)} — every real score rounds to 0`,
+);
+console.log(
+  `held-out mean |output - float|: additive ${l1(qAdditive).toExponential(3)}, masked fill ${l1(qFill).toExponential(3)}`,
+);
 
 // %% [markdown]
 // Neither is good, for opposite reasons:
@@ -100,9 +116,17 @@ console.log(`held-out mean |output - float|: additive ${l1(qAdditive).toExponent
 // softmax) with a step of 4.9e−4 — the same move as the article's fixed 7/32767 on a mul output.
 
 // %%
-const qAdditive16 = await quantized(additive, [qb.ModuleNameQconfigSetter({ mask: qb.getQconfig({ outDtype: qb.qint16 }) }), qb.defaultCalibrationQconfigSetter]);
-const qFillFixed = await quantized(fill, [qb.FixedScaleQconfigSetter({ scale: 16 / 32767 }), qb.defaultCalibrationQconfigSetter]);
-console.log(`additive, int16 Add (step ${scaleOf(qAdditive16, "mask").toExponential(2)}): held-out error ${l1(qAdditive16).toExponential(3)}`);
+const qAdditive16 = await quantized(additive, [
+  qb.ModuleNameQconfigSetter({ mask: qb.getQconfig({ outDtype: qb.qint16 }) }),
+  qb.defaultCalibrationQconfigSetter,
+]);
+const qFillFixed = await quantized(fill, [
+  qb.FixedScaleQconfigSetter({ scale: 16 / 32767 }),
+  qb.defaultCalibrationQconfigSetter,
+]);
+console.log(
+  `additive, int16 Add (step ${scaleOf(qAdditive16, "mask").toExponential(2)}): held-out error ${l1(qAdditive16).toExponential(3)}`,
+);
 console.log(`masked fill, scores at a fixed 16/32767 (int16): held-out error ${l1(qFillFixed).toExponential(3)}`);
 const configs = [
   { config: "additive, int8", model: qAdditive },
@@ -110,9 +134,15 @@ const configs = [
   { config: "additive, int16 Add", model: qAdditive16 },
   { config: "masked fill, fixed int16 scores", model: qFillFixed },
 ];
-console.log(`NASH_M rules: ${configs.every((c) => qb.checkModel(c.model, qb.March.NASH_M).ok) ? "all four pass" : "violations"}`);
+console.log(
+  `NASH_M rules: ${configs.every((c) => qb.checkModel(c.model, qb.March.NASH_M).ok) ? "all four pass" : "violations"}`,
+);
 qb.plots.accuracyVsLatency(
-  configs.map((c) => ({ config: c.config, latencyMs: qb.perf(qb.export(c.model, batches[0])).latencyMs, error: l1(c.model) })),
+  configs.map((c) => ({
+    config: c.config,
+    latencyMs: qb.perf(qb.export(c.model, batches[0])).latencyMs,
+    error: l1(c.model),
+  })),
   { errorTitle: "held-out mean |output − float| (log)" },
 );
 

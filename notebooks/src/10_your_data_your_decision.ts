@@ -74,7 +74,11 @@ curve.plot();
 // Here the answer is none, already at int8 — so there is nothing for it to buy, and it says so.
 
 // %%
-const byTop1 = await qb.planMixedPrecision(model, batches.slice(0, 2), { march: qb.March.NASH_M, evaluations: 2, metric: "Top1" });
+const byTop1 = await qb.planMixedPrecision(model, batches.slice(0, 2), {
+  march: qb.March.NASH_M,
+  evaluations: 2,
+  metric: "Top1",
+});
 console.log(byTop1.caption);
 
 // %% [markdown]
@@ -122,8 +126,13 @@ const session = await ort.InferenceSession.create(qdq);
 // the file takes what it took before: one image of [1, 3, 32, 32]
 const image = batches[0].slice(0, 1);
 const ours = (chosen.forward(batches[0]) as unknown as tf.Tensor).slice(0, 1).dataSync();
-const theirs = (await session.run({ [session.inputNames[0]]: new ort.Tensor("float32", image.dataSync() as Float32Array, image.shape) }))[session.outputNames[0]]
-  .data as Float32Array;
+const theirs = (
+  await session.run({
+    [session.inputNames[0]]: new ort.Tensor("float32", image.dataSync() as Float32Array, image.shape),
+  })
+)[session.outputNames[0]].data as Float32Array;
 let worst = 0;
 for (let i = 0; i < ours.length; i++) worst = Math.max(worst, Math.abs(ours[i] - theirs[i]));
-console.log(`QDQ file: ${qdq.length} bytes; max |QDQ in onnxruntime − quantbook| = ${worst.toExponential(2)} (output range ${Math.max(...Array.from(ours, Math.abs)).toFixed(3)})`);
+console.log(
+  `QDQ file: ${qdq.length} bytes; max |QDQ in onnxruntime − quantbook| = ${worst.toExponential(2)} (output range ${Math.max(...Array.from(ours, Math.abs)).toFixed(3)})`,
+);

@@ -23,12 +23,23 @@ export const CLIPPED_FRACTION = 0.005;
 
 export function advise(model: Module, rt: QuantRuntime, args: tf.Tensor[]): AdviceRow[] {
   const rows: AdviceRow[] = [];
-  const add = (op: PreparedOp, attr: string, issue: string, detail: string, fix: string) => rows.push({ op_name: op.info.name, op_type: op.info.type, attr, issue, detail, fix });
+  const add = (op: PreparedOp, attr: string, issue: string, detail: string, fix: string) =>
+    rows.push({ op_name: op.info.name, op_type: op.info.type, attr, issue, detail, fix });
   const tap = (op: PreparedOp, role: TapRole, _value: tf.Tensor, raw: tf.Tensor) => {
     const fq = role === "output" ? op.output : role === "weight" ? op.weight : null;
-    const [mn, mx, finite] = tf.tidy(() => [tf.min(raw).dataSync()[0], tf.max(raw).dataSync()[0], tf.all(tf.isFinite(raw)).dataSync()[0]]);
+    const [mn, mx, finite] = tf.tidy(() => [
+      tf.min(raw).dataSync()[0],
+      tf.max(raw).dataSync()[0],
+      tf.all(tf.isFinite(raw)).dataSync()[0],
+    ]);
     if (!finite) {
-      add(op, role, "NaN/Inf", `${role} holds NaN or Inf values`, "check the data and the ops before it (division by zero, log of 0, overflow)");
+      add(
+        op,
+        role,
+        "NaN/Inf",
+        `${role} holds NaN or Inf values`,
+        "check the data and the ops before it (division by zero, log of 0, overflow)",
+      );
       return;
     }
     if (op.info.type === "QuantStub" && role.startsWith("input_")) {
@@ -50,7 +61,10 @@ export function advise(model: Module, rt: QuantRuntime, args: tf.Tensor[]): Advi
     const top = Math.max(...scale) * (fq.dtype.qmax + 0.5);
     const peak = Math.max(-mn, mx);
     // MSE calibration clips a little by design: flag only ranges clearly not covered
-    const clipped = fq.axis === undefined && peak > top ? tf.tidy(() => tf.mean(tf.cast(tf.greater(tf.abs(raw), top), "float32")).dataSync()[0]) : 0;
+    const clipped =
+      fq.axis === undefined && peak > top
+        ? tf.tidy(() => tf.mean(tf.cast(tf.greater(tf.abs(raw), top), "float32")).dataSync()[0])
+        : 0;
     if (clipped > CLIPPED_FRACTION || peak > 2 * top) {
       add(
         op,
@@ -79,7 +93,10 @@ export function advise(model: Module, rt: QuantRuntime, args: tf.Tensor[]): Advi
   for (const name of rt.graph.outputs) {
     const op = rt.ops.get(name);
     if (op === undefined) continue;
-    const producers = op.info.type === "DeQuantStub" ? op.info.inputs.map((i) => rt.ops.get(i.source)).filter((p): p is PreparedOp => p !== undefined) : [op];
+    const producers =
+      op.info.type === "DeQuantStub"
+        ? op.info.inputs.map((i) => rt.ops.get(i.source)).filter((p): p is PreparedOp => p !== undefined)
+        : [op];
     for (const p of producers) {
       if (p.output !== null) {
         add(

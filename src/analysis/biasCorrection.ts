@@ -49,8 +49,11 @@ function accumulate(s: Sums | undefined, x: tf.Tensor, channelAxis: number): Sum
 
 export function biasCorrection(model: Module, data: Batch[]): Table<BiasCorrectionRow> {
   const rt = runtimeOf(model, "biasCorrection");
-  if (!Array.isArray(data) || data.length === 0) throw errors.invalidArgument("biasCorrection", "no data", "pass the calibration batches");
-  const gemms = [...rt.ops.values()].filter((o) => (o.info.type === "Linear" || o.info.type === "Conv2d") && o.weight !== null);
+  if (!Array.isArray(data) || data.length === 0)
+    throw errors.invalidArgument("biasCorrection", "no data", "pass the calibration batches");
+  const gemms = [...rt.ops.values()].filter(
+    (o) => (o.info.type === "Linear" || o.info.type === "Conv2d") && o.weight !== null,
+  );
   const missing = gemms.filter((o) => o.weight?.scale() === null).map((o) => o.info.name);
   if (missing.length > 0) throw errors.notCalibrated("biasCorrection", missing);
   const modules = new Map(model.namedModules());
@@ -72,17 +75,30 @@ export function biasCorrection(model: Module, data: Batch[]): Table<BiasCorrecti
     tf.dispose(outs);
   }
   const rows: BiasCorrectionRow[] = gemms.map((op) => {
-    const m = modules.get(op.info.modulePath) as (Module & { weight: tf.Variable; bias: tf.Variable | null }) | undefined;
+    const m = modules.get(op.info.modulePath) as
+      (Module & { weight: tf.Variable; bias: tf.Variable | null }) | undefined;
     const s = sums.get(op.info.name);
     const fq = op.weight as NonNullable<PreparedOp["weight"]>;
     const w = m?.weight;
     if (m === undefined || w === undefined || s === undefined || m.bias === null || m.bias === undefined) {
-      return { op_name: op.info.name, op_type: op.info.type, channels: 0, max_correction: 0, relative: 0, corrected: false };
+      return {
+        op_name: op.info.name,
+        op_type: op.info.type,
+        channels: 0,
+        max_correction: 0,
+        relative: 0,
+        corrected: false,
+      };
     }
     const mean = s.sum.map((v) => v / s.count);
     const scale = fq.scale() as Float64Array;
     const delta = tf.tidy(() => {
-      const q = fakeQuantize(w, { scale: fq.axis === undefined ? scale[0] : scale, dtype: fq.dtype, axis: fq.axis, roundMode: fq.roundMode });
+      const q = fakeQuantize(w, {
+        scale: fq.axis === undefined ? scale[0] : scale,
+        dtype: fq.dtype,
+        axis: fq.axis,
+        roundMode: fq.roundMode,
+      });
       return tf.sub(q, w).dataSync() as Float32Array;
     });
     const shape = w.shape;
@@ -91,7 +107,8 @@ export function biasCorrection(model: Module, data: Batch[]): Table<BiasCorrecti
       // out_in: [out, in]; in_out: [in, out]
       const inOut = op.info.attrs.weightLayout === "in_out";
       const [outF, inF] = (inOut ? [shape[1], shape[0]] : [shape[0], shape[1]]) as [number, number];
-      for (let o = 0; o < outF; o++) for (let i = 0; i < inF; i++) correction[o] += delta[inOut ? i * outF + o : o * inF + i] * mean[i];
+      for (let o = 0; o < outF; o++)
+        for (let i = 0; i < inF; i++) correction[o] += delta[inOut ? i * outF + o : o * inF + i] * mean[i];
     } else {
       // [out, in / groups, kh, kw]; each output channel reads its group's input channels
       const [outC, cpg, kh, kw] = shape as [number, number, number, number];
@@ -108,7 +125,8 @@ export function biasCorrection(model: Module, data: Batch[]): Table<BiasCorrecti
     }
     const b = m.bias.dataSync();
     const fixed = Float32Array.from(b, (v, o) => v - correction[o]);
-    const meanAbs = (xs: ArrayLike<number>) => Array.from(xs).reduce((a, v) => a + Math.abs(v), 0) / Math.max(1, xs.length);
+    const meanAbs = (xs: ArrayLike<number>) =>
+      Array.from(xs).reduce((a, v) => a + Math.abs(v), 0) / Math.max(1, xs.length);
     tf.tidy(() => (m.bias as tf.Variable).assign(tf.tensor(fixed, m.bias?.shape, "float32")));
     return {
       op_name: op.info.name,
@@ -120,12 +138,9 @@ export function biasCorrection(model: Module, data: Batch[]): Table<BiasCorrecti
     };
   });
   const done = rows.filter((r) => r.corrected).length;
-  return makeTable(`Bias correction: ${done} of ${rows.length} Linear / Conv ops corrected for their weight's quantization (the rest have no bias)`, rows, [
-    "op_name",
-    "op_type",
-    "channels",
-    "max_correction",
-    "relative",
-    "corrected",
-  ]);
+  return makeTable(
+    `Bias correction: ${done} of ${rows.length} Linear / Conv ops corrected for their weight's quantization (the rest have no bias)`,
+    rows,
+    ["op_name", "op_type", "channels", "max_correction", "relative", "corrected"],
+  );
 }

@@ -58,14 +58,25 @@ export interface CalibrationChoiceOptions {
   candidates?: CalibrationMethod[];
 }
 
-export async function chooseCalibration(model: Module, data: Batch[], opts: CalibrationChoiceOptions = {}): Promise<CalibrationChoice> {
+export async function chooseCalibration(
+  model: Module,
+  data: Batch[],
+  opts: CalibrationChoiceOptions = {},
+): Promise<CalibrationChoice> {
   const candidates = opts.candidates ?? (["max", "percentile", "kl", "mse"] as CalibrationMethod[]);
   const bad = candidates.filter((c) => !(c in OBSERVERS));
-  if (bad.length > 0) throw errors.invalidArgument("chooseCalibration", `unknown method ${bad.join(", ")}`, "choose from max, percentile, kl, mse");
-  if (!Array.isArray(data) || data.length === 0) throw errors.invalidArgument("chooseCalibration", "no data", "pass one or more input batches");
+  if (bad.length > 0)
+    throw errors.invalidArgument(
+      "chooseCalibration",
+      `unknown method ${bad.join(", ")}`,
+      "choose from max, percentile, kl, mse",
+    );
+  if (!Array.isArray(data) || data.length === 0)
+    throw errors.invalidArgument("chooseCalibration", "no data", "pass one or more input batches");
   const previous = getMarch();
   const march = opts.march ?? previous;
-  if (march === null) throw errors.wrongState("chooseCalibration", "no target chip", "pass { march } or call qb.setMarch first");
+  if (march === null)
+    throw errors.wrongState("chooseCalibration", "no target chip", "pass { march } or call qb.setMarch first");
   setMarch(march);
   const weightDtype = opts.weightDtype ?? qint8;
   const actDtype = opts.actDtype ?? qint8;
@@ -74,10 +85,18 @@ export async function chooseCalibration(model: Module, data: Batch[], opts: Cali
   const setters = new Map<CalibrationMethod, QconfigSetter>();
   try {
     for (const method of candidates) {
-      const setter = calibrationTemplate(`${method} calibration (int${tag(weightDtype)} weights, int${tag(actDtype)} activations)`, weightDtype, actDtype, OBSERVERS[method]);
+      const setter = calibrationTemplate(
+        `${method} calibration (int${tag(weightDtype)} weights, int${tag(actDtype)} activations)`,
+        weightDtype,
+        actDtype,
+        OBSERVERS[method],
+      );
       setters.set(method, setter);
       const first = data[0];
-      const calib = prepare(model.eval(), Array.isArray(first) ? first : [first], { qconfigSetter: [setter], warn: false });
+      const calib = prepare(model.eval(), Array.isArray(first) ? first : [first], {
+        qconfigSetter: [setter],
+        warn: false,
+      });
       try {
         setFakeQuantize(calib, FakeQuantState.CALIBRATION);
         const t0 = performance.now();

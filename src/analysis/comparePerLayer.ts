@@ -43,7 +43,11 @@ function outputs(model: Module, rt: QuantRuntime, args: tf.Tensor[], state: Fake
   return got;
 }
 
-export function comparePerLayer(base: { model: Module; rt: QuantRuntime }, analysis: { model: Module; rt: QuantRuntime }, args: tf.Tensor[]): LayerRow[] {
+export function comparePerLayer(
+  base: { model: Module; rt: QuantRuntime },
+  analysis: { model: Module; rt: QuantRuntime },
+  args: tf.Tensor[],
+): LayerRow[] {
   const b = outputs(base.model, base.rt, args, FakeQuantState.FLOAT);
   const a = outputs(analysis.model, analysis.rt, args, FakeQuantState.VALIDATION);
   try {

@@ -27,10 +27,18 @@ export interface CumulativeRow {
 }
 
 function errorOf(m: Metric, refs: tf.Tensor[], outs: tf.Tensor[]): number {
-  return tf.tidy(() => metric(m, tf.concat(refs.map((r) => tf.reshape(r, [-1]))), tf.concat(outs.map((o) => tf.reshape(o, [-1])))));
+  return tf.tidy(() =>
+    metric(m, tf.concat(refs.map((r) => tf.reshape(r, [-1]))), tf.concat(outs.map((o) => tf.reshape(o, [-1])))),
+  );
 }
 
-export function runCumulative(model: Module, rt: QuantRuntime, args: tf.Tensor[], m: Metric, onProgress?: ProgressCallback): CumulativeRow[] {
+export function runCumulative(
+  model: Module,
+  rt: QuantRuntime,
+  args: tf.Tensor[],
+  m: Metric,
+  onProgress?: ProgressCallback,
+): CumulativeRow[] {
   const order = new Map([...rt.ops.keys()].map((name, i) => [name, i]));
   const owner = new Map<FakeQuantizer, number>();
   for (const [op, , fq] of rt.fakeQuantizers()) {
@@ -58,7 +66,12 @@ export function runCumulative(model: Module, rt: QuantRuntime, args: tf.Tensor[]
       tf.dispose(outs);
       const row = { index: i, op_name: op.info.name, op_type: op.info.type, value, step: value - previous };
       previous = value;
-      reportProgress(onProgress, { task: "cumulativeError", done: i + 1, total: ops.length, elapsedMs: performance.now() - start });
+      reportProgress(onProgress, {
+        task: "cumulativeError",
+        done: i + 1,
+        total: ops.length,
+        elapsedMs: performance.now() - start,
+      });
       return row;
     });
   } finally {
@@ -72,7 +85,9 @@ export function cumulativePlot(rows: CumulativeRow[], m: Metric): Record<string,
     $schema: "https://vega.github.io/schema/vega-lite/v5.json",
     title: `Output ${m} with every op up to each one quantized`,
     width: 600,
-    data: { values: rows.map((r) => ({ index: r.index, op: r.op_name, type: r.op_type, value: r.value, step: r.step })) },
+    data: {
+      values: rows.map((r) => ({ index: r.index, op: r.op_name, type: r.op_type, value: r.value, step: r.step })),
+    },
     mark: { type: "line", point: true },
     encoding: {
       x: { field: "index", type: "quantitative", title: "op (execution order)" },

@@ -27,7 +27,12 @@ import { checkData, runModel, uncalibrated, withPoints } from "./runner";
 export type Task = "classification" | "detection" | "segmentation" | "other";
 
 /** The reference toolchain's cosine guidance per task. */
-export const MIN_COSINE: Record<Task, number> = { classification: 0.99, detection: 0.95, segmentation: 0.95, other: 0.99 };
+export const MIN_COSINE: Record<Task, number> = {
+  classification: 0.99,
+  detection: 0.95,
+  segmentation: 0.95,
+  other: 0.99,
+};
 
 export interface EvaluateOptions {
   /** Sets the cosine threshold (and, for "classification", top-k agreement on output 0). Default "other". */
@@ -96,17 +101,31 @@ function topk(values: Float32Array | Int32Array | Uint8Array, rows: number, k: n
 export async function evaluate(model: Module, data: Batches | Batch, opts: EvaluateOptions = {}): Promise<Evaluation> {
   const rt = runtimeOf(model, "evaluate");
   if (rt.state !== FakeQuantState.VALIDATION) {
-    throw errors.wrongState("evaluate", `${rt.state} state`, "calibrate it, then call qb.setFakeQuantize(model, qb.FakeQuantState.VALIDATION)");
+    throw errors.wrongState(
+      "evaluate",
+      `${rt.state} state`,
+      "calibrate it, then call qb.setFakeQuantize(model, qb.FakeQuantState.VALIDATION)",
+    );
   }
   const missing = uncalibrated(rt);
   if (missing.length > 0) throw errors.notCalibrated("evaluate", missing);
   const own = (data as { labels?: unknown }).labels;
   if (opts.labels === undefined && Array.isArray(own)) opts = { ...opts, labels: own as number[] };
   const task = opts.task ?? "other";
-  if (!(task in MIN_COSINE)) throw errors.invalidArgument("evaluate", `task '${String(task)}'`, "pass classification, detection, segmentation or other");
+  if (!(task in MIN_COSINE))
+    throw errors.invalidArgument(
+      "evaluate",
+      `task '${String(task)}'`,
+      "pass classification, detection, segmentation or other",
+    );
   const minCosine = opts.minCosine ?? MIN_COSINE[task];
   // one tensor, or (for a model of several inputs) one list of tensors, is one batch
-  const oneBatch = data instanceof tf.Tensor || (Array.isArray(data) && data.length > 0 && data.every((d) => d instanceof tf.Tensor) && rt.graph.inputShapes.length > 1);
+  const oneBatch =
+    data instanceof tf.Tensor ||
+    (Array.isArray(data) &&
+      data.length > 0 &&
+      data.every((d) => d instanceof tf.Tensor) &&
+      rt.graph.inputShapes.length > 1);
   const batches = oneBatch ? [data as Batch] : (data as Batches);
   const sized = (batches as { length?: unknown }).length;
   const total = typeof sized === "number" ? sized : undefined;
@@ -158,7 +177,12 @@ export async function evaluate(model: Module, data: Batches | Batch, opts: Evalu
       }
       for (const [name, fn] of Object.entries(opts.metrics ?? {})) {
         const v = fn(float, quant);
-        if (typeof v !== "number" || Number.isNaN(v)) throw errors.invalidArgument(`evaluate: metric '${name}'`, `it returned ${String(v)}`, "return a number for each batch");
+        if (typeof v !== "number" || Number.isNaN(v))
+          throw errors.invalidArgument(
+            `evaluate: metric '${name}'`,
+            `it returned ${String(v)}`,
+            "return a number for each batch",
+          );
         custom[name] = (custom[name] ?? 0) + v;
       }
       samples += n;
@@ -192,7 +216,9 @@ export async function evaluate(model: Module, data: Batches | Batch, opts: Evalu
     extra.push(`top-1 agreement ${(100 * result.top1).toFixed(2)}%, top-5 ${(100 * result.top5).toFixed(2)}%`);
     if (opts.labels !== undefined) {
       result.accuracy = { float: correct.float / samples, quantized: correct.quantized / samples };
-      extra.push(`accuracy float ${(100 * result.accuracy.float).toFixed(2)}% → quantized ${(100 * result.accuracy.quantized).toFixed(2)}%`);
+      extra.push(
+        `accuracy float ${(100 * result.accuracy.float).toFixed(2)}% → quantized ${(100 * result.accuracy.quantized).toFixed(2)}%`,
+      );
     }
   }
   for (const [k, v] of Object.entries(custom)) extra.push(`${k} ${v.toPrecision(6)}`);

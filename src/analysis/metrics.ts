@@ -11,7 +11,8 @@ export function largerIsWorse(m: Metric): boolean {
 }
 
 export function checkMetric(m: string, where: string): Metric {
-  if (!METRICS.includes(m as Metric)) throw errors.coded("INVALID_ARGUMENT", `${where}: unknown metric '${m}'; expected one of ${METRICS.join(", ")}`);
+  if (!METRICS.includes(m as Metric))
+    throw errors.coded("INVALID_ARGUMENT", `${where}: unknown metric '${m}'; expected one of ${METRICS.join(", ")}`);
   return m as Metric;
 }
 

@@ -40,7 +40,12 @@ type Dataset = BatchStream;
 export type Batches = Data[] | BatchStream;
 
 /** The mean of each numeric field over rows that share a key (per batch → one row); `max` fields take the largest, `min` the smallest. */
-function mergeRows<R extends object>(perBatch: R[][], key: (r: R) => string, max: (keyof R)[] = [], min: (keyof R)[] = []): R[] {
+function mergeRows<R extends object>(
+  perBatch: R[][],
+  key: (r: R) => string,
+  max: (keyof R)[] = [],
+  min: (keyof R)[] = [],
+): R[] {
   const acc = new Map<string, { row: R; n: number }>();
   for (const rows of perBatch) {
     for (const r of rows) {
@@ -55,7 +60,11 @@ function mergeRows<R extends object>(perBatch: R[][], key: (r: R) => string, max
       for (const [f, v] of Object.entries(r)) {
         if (typeof v !== "number" || typeof row[f] !== "number") continue;
         const was = row[f] as number;
-        row[f] = max.includes(f as keyof R) ? Math.max(was, v) : min.includes(f as keyof R) ? Math.min(was, v) : was + (v - was) / cur.n;
+        row[f] = max.includes(f as keyof R)
+          ? Math.max(was, v)
+          : min.includes(f as keyof R)
+            ? Math.min(was, v)
+            : was + (v - was) / cur.n;
       }
     }
   }
@@ -138,8 +147,16 @@ export class QuantAnalysis {
   statistics(opts: { data: Data }): { baseline: Table<StatRow>; analysis: Table<StatRow> } {
     const args = this.data(opts?.data, "QuantAnalysis.statistics");
     const b = this.base(args);
-    const baseline = makeTable("Statistics of the baseline (float) model", collectStatistics(b.model, b.rt, args, FakeQuantState.FLOAT), STAT_COLUMNS);
-    const analysis = makeTable("Statistics of the analysis (quantized) model", collectStatistics(this.analysis, this.rt, args, FakeQuantState.VALIDATION), STAT_COLUMNS);
+    const baseline = makeTable(
+      "Statistics of the baseline (float) model",
+      collectStatistics(b.model, b.rt, args, FakeQuantState.FLOAT),
+      STAT_COLUMNS,
+    );
+    const analysis = makeTable(
+      "Statistics of the analysis (quantized) model",
+      collectStatistics(this.analysis, this.rt, args, FakeQuantState.VALIDATION),
+      STAT_COLUMNS,
+    );
     this.write("baseline_statistic.txt", baseline.text);
     this.write("analysis_statistic.txt", analysis.text);
     return { baseline, analysis };
@@ -158,7 +175,8 @@ export class QuantAnalysis {
   ): T | Promise<T> {
     const given = opts?.batches;
     if (given === undefined) return merge([one(this.data(opts?.data, where), 0, 1)]);
-    if (opts.data !== undefined) throw errors.invalidArgument(where, "both { data } and { batches }", "pass one of them");
+    if (opts.data !== undefined)
+      throw errors.invalidArgument(where, "both { data } and { batches }", "pass one of them");
     if (!Array.isArray(given) && given !== null && typeof given === "object" && Symbol.asyncIterator in given) {
       return (async () => {
         const rs: R[] = [];
@@ -170,12 +188,17 @@ export class QuantAnalysis {
             tf.dispose(batch);
           }
         }
-        if (rs.length === 0) throw errors.invalidArgument(where, "an empty dataset", "check the folder and the dataset's limit");
+        if (rs.length === 0)
+          throw errors.invalidArgument(where, "an empty dataset", "check the folder and the dataset's limit");
         return merge(rs);
       })();
     }
     if (!Array.isArray(given) || given.length === 0)
-      throw errors.invalidArgument(where, "batches that are not a non-empty array or a qb.data Dataset", "pass [batch, ...] or a Dataset");
+      throw errors.invalidArgument(
+        where,
+        "batches that are not a non-empty array or a qb.data Dataset",
+        "pass [batch, ...] or a Dataset",
+      );
     const rs = given.map((b, k) => one(checkData(this.rt, b, `${where} (batch ${k})`), k, given.length));
     this.remember(given[0], false);
     return merge(rs);
@@ -185,9 +208,24 @@ export class QuantAnalysis {
    * Sensitivity table, worst first; writes <metric>_sensitive_ops.txt. With `batches` (an array or
    * a Dataset, which makes it async) each point's value is the mean over the batches.
    */
-  sensitivity(opts: { data: Data; metric?: Metric; reuseFloat?: boolean | undefined; onProgress?: ProgressCallback | undefined }): SensitivityResult;
-  sensitivity(opts: { batches: Data[]; metric?: Metric; reuseFloat?: boolean | undefined; onProgress?: ProgressCallback | undefined }): SensitivityResult;
-  sensitivity(opts: { batches: Dataset; metric?: Metric; reuseFloat?: boolean | undefined; onProgress?: ProgressCallback | undefined }): Promise<SensitivityResult>;
+  sensitivity(opts: {
+    data: Data;
+    metric?: Metric;
+    reuseFloat?: boolean | undefined;
+    onProgress?: ProgressCallback | undefined;
+  }): SensitivityResult;
+  sensitivity(opts: {
+    batches: Data[];
+    metric?: Metric;
+    reuseFloat?: boolean | undefined;
+    onProgress?: ProgressCallback | undefined;
+  }): SensitivityResult;
+  sensitivity(opts: {
+    batches: Dataset;
+    metric?: Metric;
+    reuseFloat?: boolean | undefined;
+    onProgress?: ProgressCallback | undefined;
+  }): Promise<SensitivityResult>;
   sensitivity(opts: {
     data?: Data;
     batches?: Batches;
@@ -206,7 +244,12 @@ export class QuantAnalysis {
           metric: m,
           reuseFloat: opts.reuseFloat,
           // one bar over every batch's points
-          onProgress: (p) => reportProgress(progress, { ...p, done: k * (p.total ?? 0) + p.done, total: n === undefined || p.total === undefined ? undefined : n * p.total }),
+          onProgress: (p) =>
+            reportProgress(progress, {
+              ...p,
+              done: k * (p.total ?? 0) + p.done,
+              total: n === undefined || p.total === undefined ? undefined : n * p.total,
+            }),
         }),
       (perBatch) =>
         this.sensitivityTable(
@@ -242,8 +285,17 @@ export class QuantAnalysis {
    */
   cumulativeError(opts: { data: Data; metric?: Metric; onProgress?: ProgressCallback }): CumulativeResult;
   cumulativeError(opts: { batches: Data[]; metric?: Metric; onProgress?: ProgressCallback }): CumulativeResult;
-  cumulativeError(opts: { batches: Dataset; metric?: Metric; onProgress?: ProgressCallback }): Promise<CumulativeResult>;
-  cumulativeError(opts: { data?: Data; batches?: Batches; metric?: Metric; onProgress?: ProgressCallback }): CumulativeResult | Promise<CumulativeResult> {
+  cumulativeError(opts: {
+    batches: Dataset;
+    metric?: Metric;
+    onProgress?: ProgressCallback;
+  }): Promise<CumulativeResult>;
+  cumulativeError(opts: {
+    data?: Data;
+    batches?: Batches;
+    metric?: Metric;
+    onProgress?: ProgressCallback;
+  }): CumulativeResult | Promise<CumulativeResult> {
     const m = checkMetric(opts?.metric ?? "L1", "QuantAnalysis.cumulativeError");
     return this.over(
       opts,
@@ -281,12 +333,24 @@ export class QuantAnalysis {
       opts,
       "QuantAnalysis.comparePerLayer",
       (args) => comparePerLayer(this.base(args), { model: this.analysis, rt: this.rt }, args),
-      (perBatch) => this.layerTable(mergeRows(perBatch, (r) => r.mod_name, ["Atol", "max_qscale_diff", "base_max", "analy_max"], ["base_min", "analy_min"])),
+      (perBatch) =>
+        this.layerTable(
+          mergeRows(
+            perBatch,
+            (r) => r.mod_name,
+            ["Atol", "max_qscale_diff", "base_max", "analy_max"],
+            ["base_min", "analy_min"],
+          ),
+        ),
     );
   }
 
   private layerTable(rows: LayerRow[]): Table<LayerRow> {
-    const t = makeTable("Per-layer comparison: baseline vs analysis outputs", rows, Object.keys(rows[0] ?? { mod_name: "" }));
+    const t = makeTable(
+      "Per-layer comparison: baseline vs analysis outputs",
+      rows,
+      Object.keys(rows[0] ?? { mod_name: "" }),
+    );
     this.write("compare_per_layer_out.txt", t.text);
     return t;
   }
@@ -294,7 +358,8 @@ export class QuantAnalysis {
   /** The worst batch per model output (baseline vs analysis); writes badcase.txt. */
   autoFindBadCase(batches: Data[], opts: { metric?: Metric } = {}): Table<BadCaseRow> {
     const m = checkMetric(opts.metric ?? "L1", "QuantAnalysis.autoFindBadCase");
-    if (!Array.isArray(batches) || batches.length === 0) throw errors.coded("INVALID_ARGUMENT", "QuantAnalysis.autoFindBadCase: pass a non-empty array of batches");
+    if (!Array.isArray(batches) || batches.length === 0)
+      throw errors.coded("INVALID_ARGUMENT", "QuantAnalysis.autoFindBadCase: pass a non-empty array of batches");
     const worst: BadCaseRow[] = [];
     batches.forEach((batch, k) => {
       const args = checkData(this.rt, batch, `QuantAnalysis.autoFindBadCase (batch ${k})`);
@@ -330,11 +395,17 @@ export class QuantAnalysis {
    */
   advisor(opts: { data?: Data } = {}): Table<AdviceRow> {
     if (opts.data === undefined && this.lastData === null) {
-      throw errors.coded("INVALID_ARGUMENT", "QuantAnalysis.advisor: pass { data }, or run statistics / sensitivity / comparePerLayer first so their data can be reused");
+      throw errors.coded(
+        "INVALID_ARGUMENT",
+        "QuantAnalysis.advisor: pass { data }, or run statistics / sensitivity / comparePerLayer first so their data can be reused",
+      );
     }
     const args = this.data(opts.data, "QuantAnalysis.advisor");
     const rows = advise(this.analysis, this.rt, args);
-    const caption = rows.length === 0 ? "Advisor: no abnormal layer found" : `Advisor: ${rows.length} finding${rows.length === 1 ? "" : "s"}, each with a fix`;
+    const caption =
+      rows.length === 0
+        ? "Advisor: no abnormal layer found"
+        : `Advisor: ${rows.length} finding${rows.length === 1 ? "" : "s"}, each with a fix`;
     const t = makeTable(caption, rows, ["op_name", "op_type", "attr", "issue", "detail", "fix"]);
     this.write("abnormal_layer_advisor.txt", t.text);
     return t;

@@ -15,16 +15,21 @@ export function argsOf(data: Data): tf.Tensor[] {
 
 /** Checks data against the input shapes recorded when the model was prepared. */
 export function checkData(rt: QuantRuntime, data: Data, where: string): tf.Tensor[] {
-  if (data === undefined || data === null) throw errors.coded("SHAPE_MISMATCH", `${where}: pass { data }: an input tensor shaped like the example input`);
+  if (data === undefined || data === null)
+    throw errors.coded("SHAPE_MISMATCH", `${where}: pass { data }: an input tensor shaped like the example input`);
   const args = argsOf(data);
   const seen = new Map<string, number[]>();
-  for (const op of rt.graph.ops) for (const inp of op.inputs) if (isModelInput(inp.source) && !seen.has(inp.source)) seen.set(inp.source, inp.shape);
+  for (const op of rt.graph.ops)
+    for (const inp of op.inputs) if (isModelInput(inp.source) && !seen.has(inp.source)) seen.set(inp.source, inp.shape);
   args.forEach((t, i) => {
     if (!(t instanceof tf.Tensor)) throw errors.coded("INVALID_ARGUMENT", `${where}: data input ${i} is not a tensor`);
     // the example input's own shape (an op may have read it reshaped)
     const want = rt.graph.inputShapes?.[i] ?? seen.get(`<input:${i}>`);
     if (want !== undefined && (want.length !== t.shape.length || want.some((d, k) => d !== t.shape[k]))) {
-      throw errors.coded("SHAPE_MISMATCH", `${where}: data input ${i} has shape [${t.shape}], the model was prepared with [${want}]; pass data shaped like the example input`);
+      throw errors.coded(
+        "SHAPE_MISMATCH",
+        `${where}: data input ${i} has shape [${t.shape}], the model was prepared with [${want}]; pass data shaped like the example input`,
+      );
     }
   });
   return args;
@@ -39,7 +44,13 @@ export function flatOutputs(out: unknown): tf.Tensor[] {
 }
 
 /** Runs the model once with extra taps / an op override; returns its outputs (caller disposes). */
-export function runModel(model: Module, rt: QuantRuntime, args: tf.Tensor[], taps: Tap[] = [], override: QuantRuntime["override"] = null): tf.Tensor[] {
+export function runModel(
+  model: Module,
+  rt: QuantRuntime,
+  args: tf.Tensor[],
+  taps: Tap[] = [],
+  override: QuantRuntime["override"] = null,
+): tf.Tensor[] {
   // a plain run (no taps, no override) goes to onnxruntime when the model runs there
   if (taps.length === 0 && override === null) {
     const fast = ortModel(model, rt, args);

@@ -51,19 +51,31 @@ function labelOf(s: ScaleSetting): string {
 
 /** The default settings: the three observers, plus 7/32767 for an int16 output. */
 export function defaultSettings(dtypeName: string): ScaleSetting[] {
-  const out: ScaleSetting[] = [{ observer: MSEObserver }, { observer: MinMaxObserver }, { observer: PercentileObserver }];
+  const out: ScaleSetting[] = [
+    { observer: MSEObserver },
+    { observer: MinMaxObserver },
+    { observer: PercentileObserver },
+  ];
   if (dtypeName === "qint16") out.push({ label: "fixed 7/32767", scale: 7 / 32767 });
   return out;
 }
 
-export function scaleExplorer(model: Module, opName: string, opts: { data: Data; settings?: ScaleSetting[]; sweep?: number[] }): ScaleRow[] {
+export function scaleExplorer(
+  model: Module,
+  opName: string,
+  opts: { data: Data; settings?: ScaleSetting[]; sweep?: number[] },
+): ScaleRow[] {
   const rt = runtimeOf(model, "scaleExplorer");
   const op = rt.ops.get(opName);
   if (op === undefined) {
     throw errors.unknownName("scaleExplorer", "op", opName, rt.ops.keys());
   }
   const fq = op.output;
-  if (fq === null) throw errors.coded("INVALID_ARGUMENT", `scaleExplorer: ${opName} (${op.info.type}) has a high-precision output; there is no scale to explore`);
+  if (fq === null)
+    throw errors.coded(
+      "INVALID_ARGUMENT",
+      `scaleExplorer: ${opName} (${op.info.type}) has a high-precision output; there is no scale to explore`,
+    );
   const missing = uncalibrated(rt);
   if (missing.length > 0) throw errors.notCalibrated("scaleExplorer", missing);
   const args = checkData(rt, opts.data, "scaleExplorer");
@@ -91,7 +103,11 @@ export function scaleExplorer(model: Module, opName: string, opts: { data: Data;
         obs.observe(x);
         scale = (obs.scale() as Float64Array)[0];
       } else if (s.scale !== undefined && s.scale > 0) scale = s.scale;
-      else throw errors.coded("INVALID_ARGUMENT", `scaleExplorer: setting ${JSON.stringify(s)} needs a scale > 0 or an observer`);
+      else
+        throw errors.coded(
+          "INVALID_ARGUMENT",
+          `scaleExplorer: setting ${JSON.stringify(s)} needs a scale > 0 or an observer`,
+        );
       const { qmax } = fq.dtype;
       const [zero, clipped, rmse] = tf.tidy(() => {
         const a = tf.abs(x);
@@ -112,7 +128,14 @@ export function scaleExplorer(model: Module, opName: string, opts: { data: Data;
       );
       const l1 = outs.reduce((acc, o, i) => acc + metric("L1", refs[i], o), 0) / outs.length;
       tf.dispose(outs);
-      return { setting: labelOf(s), scale, zero_fraction: zero, clipped_fraction: clipped, op_rmse: rmse, output_l1: l1 };
+      return {
+        setting: labelOf(s),
+        scale,
+        zero_fraction: zero,
+        clipped_fraction: clipped,
+        op_rmse: rmse,
+        output_l1: l1,
+      };
     });
   } finally {
     tf.dispose(refs);

@@ -25,11 +25,20 @@ export interface SensitiveSetterOptions {
  * qb.prepare(model, x, { qconfigSetter: [qb.sensitiveOpQconfigSetter(table, { topk: 2 }), qb.calibration8bitWeight16bitActQconfigSetter] });
  * ```
  */
-export function sensitiveOpQconfigSetter(table: SensitivityRow[] | { rows: SensitivityRow[] }, opts: SensitiveSetterOptions = {}): QconfigSetter {
+export function sensitiveOpQconfigSetter(
+  table: SensitivityRow[] | { rows: SensitivityRow[] },
+  opts: SensitiveSetterOptions = {},
+): QconfigSetter {
   const rows = Array.isArray(table) ? table : table.rows;
-  if (!Array.isArray(rows)) throw errors.coded("INVALID_ARGUMENT", "sensitiveOpQconfigSetter: expected the rows of a sensitivity table (QuantAnalysis.sensitivity)");
-  if ((opts.topk === undefined) === (opts.ratio === undefined)) throw errors.coded("INVALID_ARGUMENT", "sensitiveOpQconfigSetter: pass exactly one of topk or ratio");
-  if (opts.ratio !== undefined && !(opts.ratio > 0 && opts.ratio <= 1)) throw errors.coded("INVALID_ARGUMENT", `sensitiveOpQconfigSetter: ratio ${opts.ratio} must be in (0, 1]`);
+  if (!Array.isArray(rows))
+    throw errors.coded(
+      "INVALID_ARGUMENT",
+      "sensitiveOpQconfigSetter: expected the rows of a sensitivity table (QuantAnalysis.sensitivity)",
+    );
+  if ((opts.topk === undefined) === (opts.ratio === undefined))
+    throw errors.coded("INVALID_ARGUMENT", "sensitiveOpQconfigSetter: pass exactly one of topk or ratio");
+  if (opts.ratio !== undefined && !(opts.ratio > 0 && opts.ratio <= 1))
+    throw errors.coded("INVALID_ARGUMENT", `sensitiveOpQconfigSetter: ratio ${opts.ratio} must be in (0, 1]`);
   const kind = opts.sensitiveType ?? "both";
   const eligible = rows.filter((r) => kind === "both" || r.sensitive_type === kind);
   const count = opts.topk ?? Math.ceil((opts.ratio as number) * eligible.length);
@@ -46,7 +55,13 @@ export function sensitiveOpQconfigSetter(table: SensitivityRow[] | { rows: Sensi
     qconfigFor: (op) => byOp.get(op.name),
     validate(graph) {
       for (const name of byOp.keys()) {
-        if (!graph.byName.has(name)) throw errors.unknownName("sensitiveOpQconfigSetter (was the table made on another model?)", "op", name, graphNames(graph));
+        if (!graph.byName.has(name))
+          throw errors.unknownName(
+            "sensitiveOpQconfigSetter (was the table made on another model?)",
+            "op",
+            name,
+            graphNames(graph),
+          );
       }
     },
   };

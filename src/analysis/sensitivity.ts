@@ -34,22 +34,33 @@ export interface SensitivityOptions {
 
 function errorOf(m: Metric, refs: tf.Tensor[], outs: tf.Tensor[]): number {
   if (outs.length === 1) return metric(m, refs[0], outs[0]);
-  return tf.tidy(() => metric(m, tf.concat(refs.map((r) => tf.reshape(r, [-1]))), tf.concat(outs.map((o) => tf.reshape(o, [-1])))));
+  return tf.tidy(() =>
+    metric(m, tf.concat(refs.map((r) => tf.reshape(r, [-1]))), tf.concat(outs.map((o) => tf.reshape(o, [-1])))),
+  );
 }
 
 /** Worst first; ties in the model's op order. */
 export function sortSensitivity(rows: SensitivityRow[], m: Metric, rt: QuantRuntime): SensitivityRow[] {
   const order = new Map([...rt.ops.keys()].map((name, i) => [name, i]));
   const worse = largerIsWorse(m) ? -1 : 1;
-  return rows.sort((a, b) => worse * (a.value - b.value) || (order.get(a.op_name) as number) - (order.get(b.op_name) as number));
+  return rows.sort(
+    (a, b) => worse * (a.value - b.value) || (order.get(a.op_name) as number) - (order.get(b.op_name) as number),
+  );
 }
 
-export function runSensitivity(model: Module, rt: QuantRuntime, args: tf.Tensor[], opts: SensitivityOptions = {}): SensitivityRow[] {
+export function runSensitivity(
+  model: Module,
+  rt: QuantRuntime,
+  args: tf.Tensor[],
+  opts: SensitivityOptions = {},
+): SensitivityRow[] {
   const m = opts.metric ?? "L1";
   const reuse = opts.reuseFloat ?? true;
   const order = new Map([...rt.ops.keys()].map((name, i) => [name, i]));
   const totalFlops = [...rt.ops.values()].reduce((a, o) => a + o.info.flops, 0);
-  const points = [...rt.fakeQuantizers()].filter(([, role]) => role === "output" || role === "weight" || role.startsWith("input_"));
+  const points = [...rt.fakeQuantizers()].filter(
+    ([, role]) => role === "output" || role === "weight" || role.startsWith("input_"),
+  );
   const start = performance.now();
   const row = (op: PreparedOp, role: TapRole, fq: { dtype: { name: string } }, value: number): SensitivityRow => ({
     op_name: op.info.name,
@@ -77,7 +88,12 @@ export function runSensitivity(model: Module, rt: QuantRuntime, args: tf.Tensor[
           const [op, role, fq] = points[k];
           rows.push(row(op, role, fq, errorOf(m, refs, outs)));
           tf.dispose(outs);
-          reportProgress(opts.onProgress, { task: "sensitivity", done: rows.length, total: points.length, elapsedMs: performance.now() - start });
+          reportProgress(opts.onProgress, {
+            task: "sensitivity",
+            done: rows.length,
+            total: points.length,
+            elapsedMs: performance.now() - start,
+          });
         },
       );
       return sortRows(rows);
@@ -100,7 +116,10 @@ export function runSensitivity(model: Module, rt: QuantRuntime, args: tf.Tensor[
     try {
       points.forEach(([op, role, fq], k) => {
         const limit = (order.get(op.info.name) as number) + (role === "output" ? 1 : 0);
-        const override = reuse ? (_call: unknown, o: PreparedOp) => ((order.get(o.info.name) as number) < limit ? tf.clone(cache.get(o.info.name) as tf.Tensor) : undefined) : null;
+        const override = reuse
+          ? (_call: unknown, o: PreparedOp) =>
+              (order.get(o.info.name) as number) < limit ? tf.clone(cache.get(o.info.name) as tf.Tensor) : undefined
+          : null;
         const outs = withPoints(
           rt,
           FakeQuantState.FLOAT,
@@ -109,7 +128,12 @@ export function runSensitivity(model: Module, rt: QuantRuntime, args: tf.Tensor[
         );
         rows.push(row(op, role, fq, errorOf(m, refs, outs)));
         tf.dispose(outs);
-        reportProgress(opts.onProgress, { task: "sensitivity", done: k + 1, total: points.length, elapsedMs: performance.now() - start });
+        reportProgress(opts.onProgress, {
+          task: "sensitivity",
+          done: k + 1,
+          total: points.length,
+          elapsedMs: performance.now() - start,
+        });
       });
     } finally {
       tf.dispose(refs);

@@ -25,7 +25,19 @@ export interface StatRow {
   Shape: string;
 }
 
-export const STAT_COLUMNS: (keyof StatRow)[] = ["Index", "Op Name", "Mod Name", "Attr", "Dtype", "Scale", "Min", "Max", "Mean", "Var", "Shape"];
+export const STAT_COLUMNS: (keyof StatRow)[] = [
+  "Index",
+  "Op Name",
+  "Mod Name",
+  "Attr",
+  "Dtype",
+  "Scale",
+  "Min",
+  "Max",
+  "Mean",
+  "Var",
+  "Shape",
+];
 
 export function formatScale(s: Float64Array | null): string {
   if (s === null) return "";
@@ -77,7 +89,12 @@ export function moments(t: tf.Tensor): [number, number, number, number] {
  * Runs `args` through a prepared model in `state` (FLOAT for the baseline, VALIDATION for the
  * quantized model) and returns one row per op attribute, in execution order.
  */
-export function collectStatistics(model: Module, rt: QuantRuntime, args: tf.Tensor[], state: FakeQuantState): StatRow[] {
+export function collectStatistics(
+  model: Module,
+  rt: QuantRuntime,
+  args: tf.Tensor[],
+  state: FakeQuantState,
+): StatRow[] {
   const rows: StatRow[] = [];
   const quantized = state !== FakeQuantState.FLOAT;
   const tap = (op: PreparedOp, role: TapRole, value: tf.Tensor) => {

@@ -62,15 +62,25 @@ export class HbModel {
 
   private run(inputs: tf.Tensor[]): tf.Tensor[] {
     if (inputs.length !== this.ir.inputs.length) {
-      throw errors.coded("INVALID_ARGUMENT", `HbModel.forward: expected ${this.ir.inputs.length} input(s), got ${inputs.length}`);
+      throw errors.coded(
+        "INVALID_ARGUMENT",
+        `HbModel.forward: expected ${this.ir.inputs.length} input(s), got ${inputs.length}`,
+      );
     }
     const values = new Map<string, Value>();
     inputs.forEach((t, i) => {
       const want = this.ir.inputs[i].shape;
       if (t.shape.length !== want.length || t.shape.some((d, k) => d !== want[k])) {
-        throw errors.coded("SHAPE_MISMATCH", `HbModel.forward: input ${i} has shape [${t.shape}], the model was exported with [${want}]`);
+        throw errors.coded(
+          "SHAPE_MISMATCH",
+          `HbModel.forward: input ${i} has shape [${t.shape}], the model was exported with [${want}]`,
+        );
       }
-      values.set(`<input:${i}>`, { data: Float64Array.from(t.dataSync()), shape: t.shape, quant: { dtype: "float32", scale: null } });
+      values.set(`<input:${i}>`, {
+        data: Float64Array.from(t.dataSync()),
+        shape: t.shape,
+        quant: { dtype: "float32", scale: null },
+      });
     });
     this.ir.nodes.forEach((node, k) => {
       const args = node.inputs.map((inp, i) => {

@@ -1,7 +1,10 @@
 /** HTML helpers for rich display: escaping and plain tables. */
 
 export function escapeHtml(s: unknown): string {
-  return String(s).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c] as string);
+  return String(s).replace(
+    /[&<>"']/g,
+    (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c] as string,
+  );
 }
 
 export function formatCell(v: unknown): string {
@@ -18,13 +21,21 @@ export function formatCell(v: unknown): string {
  * A table with a caption; long tables show their first `head` and last `tail` rows with a
  * marker row between them.
  */
-export function htmlTable(columns: string[], rows: unknown[][], opts: { caption?: string; head?: number; tail?: number; index?: (number | string)[] } = {}): string {
+export function htmlTable(
+  columns: string[],
+  rows: unknown[][],
+  opts: { caption?: string; head?: number; tail?: number; index?: (number | string)[] } = {},
+): string {
   const head = opts.head ?? 20;
   const tail = opts.tail ?? 5;
   const idx = opts.index ?? rows.map((_, i) => i);
   const shown: [number, unknown[] | null][] =
     rows.length > head + tail
-      ? [...rows.slice(0, head).map((r, i) => [i, r] as [number, unknown[]]), [-1, null], ...rows.slice(-tail).map((r, i) => [rows.length - tail + i, r] as [number, unknown[]])]
+      ? [
+          ...rows.slice(0, head).map((r, i) => [i, r] as [number, unknown[]]),
+          [-1, null],
+          ...rows.slice(-tail).map((r, i) => [rows.length - tail + i, r] as [number, unknown[]]),
+        ]
       : rows.map((r, i) => [i, r]);
   const th = `<tr><th></th>${columns.map((c) => `<th>${escapeHtml(c)}</th>`).join("")}</tr>`;
   const body = shown

@@ -28,7 +28,12 @@ interface FrameLike {
 }
 
 function isFrame(v: unknown): v is FrameLike {
-  return v !== null && typeof v === "object" && (v.constructor?.name === "DataFrame" || v.constructor?.name === "Series") && Array.isArray((v as FrameLike).values);
+  return (
+    v !== null &&
+    typeof v === "object" &&
+    (v.constructor?.name === "DataFrame" || v.constructor?.name === "Series") &&
+    Array.isArray((v as FrameLike).values)
+  );
 }
 
 function frameBundle(df: FrameLike, caption?: string): MimeBundle {
@@ -48,7 +53,10 @@ function recordsBundle(rows: Record<string, unknown>[], caption?: string): MimeB
   const columns = [...new Set(rows.flatMap((r) => Object.keys(r)))];
   const values = rows.map((r) => columns.map((c) => r[c]));
   const cap = `${caption ? `${caption} ` : ""}(${rows.length} rows)`;
-  return { "text/html": htmlTable(columns, values, { caption: cap }), "text/plain": `${cap}\n${textTable(columns, values)}` };
+  return {
+    "text/html": htmlTable(columns, values, { caption: cap }),
+    "text/plain": `${cap}\n${textTable(columns, values)}`,
+  };
 }
 
 function isRecordArray(v: unknown): v is Record<string, unknown>[] {
@@ -56,7 +64,9 @@ function isRecordArray(v: unknown): v is Record<string, unknown>[] {
     Array.isArray(v) &&
     v.length > 0 &&
     v.length <= 5000 &&
-    v.every((r) => r !== null && typeof r === "object" && !Array.isArray(r) && Object.getPrototypeOf(r) === Object.prototype)
+    v.every(
+      (r) => r !== null && typeof r === "object" && !Array.isArray(r) && Object.getPrototypeOf(r) === Object.prototype,
+    )
   );
 }
 
@@ -69,12 +79,22 @@ function tableBundle(v: Record<string, unknown>, caption: string | undefined): M
   if (typeof v.toRecords === "function" && Array.isArray(v.columns)) {
     const columns = v.columns as string[];
     const records = (v.toRecords as () => Record<string, unknown>[])();
-    if (records.length === 0) return { "text/html": `<p>${escapeHtml(caption ?? "empty table")}</p>`, "text/plain": caption ?? "empty table" };
+    if (records.length === 0)
+      return { "text/html": `<p>${escapeHtml(caption ?? "empty table")}</p>`, "text/plain": caption ?? "empty table" };
     const values = records.map((r) => columns.map((c) => r[c] ?? null));
-    return frameBundle({ columns, values, index: values.map((_, i) => i), shape: [values.length, columns.length] } as unknown as FrameLike, caption);
+    return frameBundle(
+      {
+        columns,
+        values,
+        index: values.map((_, i) => i),
+        shape: [values.length, columns.length],
+      } as unknown as FrameLike,
+      caption,
+    );
   }
   const df = (v.toDataFrame as () => FrameLike)();
-  if (df.values.length === 0) return { "text/html": `<p>${escapeHtml(caption ?? "empty table")}</p>`, "text/plain": caption ?? "empty table" };
+  if (df.values.length === 0)
+    return { "text/html": `<p>${escapeHtml(caption ?? "empty table")}</p>`, "text/plain": caption ?? "empty table" };
   return frameBundle(df, caption);
 }
 
@@ -84,7 +104,10 @@ function resultCaption(v: Record<string, unknown>): string | undefined {
 }
 
 async function spec(v: Record<string, unknown>): Promise<MimeBundle> {
-  const mark = typeof v.mark === "string" ? v.mark : ((v.mark as { type?: string } | undefined)?.type ?? (v.layer ? "layered" : "composite"));
+  const mark =
+    typeof v.mark === "string"
+      ? v.mark
+      : ((v.mark as { type?: string } | undefined)?.type ?? (v.layer ? "layered" : "composite"));
   const title = typeof v.title === "string" ? v.title : (v.title as { text?: string } | undefined)?.text;
   return {
     [VEGA_LITE_MIME]: v,
@@ -102,7 +125,11 @@ function tensorText(t: tf.Tensor): string {
   if (t.isDisposed) return `${head} (disposed)`;
   if (t.size <= PREVIEW_VALUES) return `${head}\n${t.toString().replace(/^Tensor\n/, "")}`;
   const values = Array.from(t.dataSync().subarray(0, 20), (v) => Number(v.toPrecision(6)));
-  const stats = tf.tidy(() => [tf.min(t).dataSync()[0], tf.max(t).dataSync()[0], tf.mean(tf.cast(t, "float32")).dataSync()[0]]);
+  const stats = tf.tidy(() => [
+    tf.min(t).dataSync()[0],
+    tf.max(t).dataSync()[0],
+    tf.mean(tf.cast(t, "float32")).dataSync()[0],
+  ]);
   return `${head}, ${t.size} values: min ${stats[0]}, max ${stats[1]}, mean ${(stats[2] ?? 0).toPrecision(6)}\nfirst values: ${values.join(", ")} …`;
 }
 
@@ -127,7 +154,8 @@ function moduleTree(m: Record<string, unknown>): string {
   const modules = (m.namedModules as () => [string, Record<string, unknown>][])();
   const params = (m.namedParameters as () => [string, tf.Tensor][])();
   const ops = new Map<string, number>();
-  const rt = (m as Record<symbol, unknown>)[Symbol.for("quantbook.interceptor")] as { ops?: Map<string, { info: { modulePath: string } }> } | undefined;
+  const rt = (m as Record<symbol, unknown>)[Symbol.for("quantbook.interceptor")] as
+    { ops?: Map<string, { info: { modulePath: string } }> } | undefined;
   rt?.ops?.forEach((o) => ops.set(o.info.modulePath, (ops.get(o.info.modulePath) ?? 0) + 1));
   const total = params.reduce((a, [, p]) => a + p.size, 0);
   const lines = modules.slice(0, 200).map(([path, mod]) => {
@@ -148,7 +176,10 @@ export async function toMimeBundle(value: unknown): Promise<MimeBundle | null> {
   if (typeof custom === "function") {
     const b = await (custom as () => MimeBundle | Promise<MimeBundle>).call(value);
     if (b === null || typeof b !== "object")
-      throw errors.coded("INVALID_ARGUMENT", "a [Symbol.for('Jupyter.display')]() method must return a MIME bundle object, e.g. { 'text/plain': '...' }");
+      throw errors.coded(
+        "INVALID_ARGUMENT",
+        "a [Symbol.for('Jupyter.display')]() method must return a MIME bundle object, e.g. { 'text/plain': '...' }",
+      );
     return b;
   }
   if (isFrame(value)) return frameBundle(value);
@@ -159,9 +190,14 @@ export async function toMimeBundle(value: unknown): Promise<MimeBundle | null> {
     const caption = resultCaption(v);
     if (isTable(v)) return tableBundle(v, caption);
     // several results in one object (statistics: baseline and analysis): each in turn
-    const parts = Object.entries(v).filter(([, p]) => p !== null && typeof p === "object" && isTable(p as Record<string, unknown>));
+    const parts = Object.entries(v).filter(
+      ([, p]) => p !== null && typeof p === "object" && isTable(p as Record<string, unknown>),
+    );
     if (parts.length > 0 && parts.length === Object.keys(v).length) {
-      const bundles = parts.map(([k, p]) => [k, tableBundle(p as Record<string, unknown>, resultCaption(p as Record<string, unknown>) ?? k)] as const);
+      const bundles = parts.map(
+        ([k, p]) =>
+          [k, tableBundle(p as Record<string, unknown>, resultCaption(p as Record<string, unknown>) ?? k)] as const,
+      );
       return {
         "text/html": bundles.map(([k, b]) => `<h4>${escapeHtml(k)}</h4>${String(b["text/html"])}`).join("\n"),
         "text/plain": bundles.map(([k, b]) => `${k}:\n${String(b["text/plain"])}`).join("\n\n"),
@@ -170,9 +206,16 @@ export async function toMimeBundle(value: unknown): Promise<MimeBundle | null> {
     // a quantbook report with a text form (chip check report, integer model)
     if (typeof v.text === "string") {
       const plain = caption ? `${caption}\n${v.text}` : v.text;
-      return { "text/html": `${caption ? `<p>${escapeHtml(caption)}</p>` : ""}<pre>${escapeHtml(v.text)}</pre>`, "text/plain": plain };
+      return {
+        "text/html": `${caption ? `<p>${escapeHtml(caption)}</p>` : ""}<pre>${escapeHtml(v.text)}</pre>`,
+        "text/plain": plain,
+      };
     }
-    if (typeof v.namedParameters === "function" && typeof v.forward === "function" && typeof v.namedModules === "function") {
+    if (
+      typeof v.namedParameters === "function" &&
+      typeof v.forward === "function" &&
+      typeof v.namedModules === "function"
+    ) {
       return { "text/plain": moduleTree(v) };
     }
   }

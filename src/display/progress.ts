@@ -21,8 +21,13 @@ export function displayProgress(minIntervalMs = 200): ProgressCallback {
     last = now;
     const of = p.total === undefined ? "" : `/${p.total}`;
     // the final text carries no timing, so executed notebooks come out the same on every run
-    const text = finished ? `${p.task}: ${p.done}${of} done` : `${p.task}: ${p.done}${of} (${(p.elapsedMs / 1000).toFixed(1)} s)`;
+    const text = finished
+      ? `${p.task}: ${p.done}${of} done`
+      : `${p.task}: ${p.done}${of} (${(p.elapsedMs / 1000).toFixed(1)} s)`;
     const bar = p.total === undefined ? "" : `<progress value="${p.done}" max="${p.total}"></progress> `;
-    displayBundle({ "text/html": `<div class="qb-progress">${bar}${escapeHtml(text)}</div>`, "text/plain": text }, { displayId: id, update: p.done !== 1 });
+    displayBundle(
+      { "text/html": `<div class="qb-progress">${bar}${escapeHtml(text)}</div>`, "text/plain": text },
+      { displayId: id, update: p.done !== 1 },
+    );
   };
 }

@@ -8,7 +8,12 @@ export const VEGA_LITE_SCHEMA = "https://vega.github.io/schema/vega-lite/v5.json
 export const VEGA_LITE_MIME = "application/vnd.vegalite.v5+json";
 
 export function isVegaLiteSpec(v: unknown): v is VegaLiteSpec {
-  return v !== null && typeof v === "object" && typeof (v as VegaLiteSpec).$schema === "string" && /vega-lite/.test((v as VegaLiteSpec).$schema as string);
+  return (
+    v !== null &&
+    typeof v === "object" &&
+    typeof (v as VegaLiteSpec).$schema === "string" &&
+    /vega-lite/.test((v as VegaLiteSpec).$schema as string)
+  );
 }
 
 /** Renders a Vega-Lite spec to an SVG string. */

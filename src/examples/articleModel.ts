@@ -46,7 +46,10 @@ export class SmallModelMulSum extends Module {
   constructor(linear2Weight: tf.Tensor, linear2Bias: tf.Tensor) {
     super();
     if (linear2Weight.rank !== 2 || linear2Bias.rank !== 1 || linear2Bias.shape[0] !== linear2Weight.shape[0]) {
-      throw errors.coded("SHAPE_MISMATCH", `SmallModelMulSum: expected weight [out, in] and bias [out], got [${linear2Weight.shape}] and [${linear2Bias.shape}]`);
+      throw errors.coded(
+        "SHAPE_MISMATCH",
+        `SmallModelMulSum: expected weight [out, in] and bias [out], got [${linear2Weight.shape}] and [${linear2Bias.shape}]`,
+      );
     }
     this.linear2_weight = tf.clone(linear2Weight) as tf.Tensor2D;
     this.linear2_bias = tf.clone(linear2Bias) as tf.Tensor1D;
@@ -59,7 +62,9 @@ export class SmallModelMulSum extends Module {
     const b = this.quant_linear2_bias.forward(this.linear2_bias);
     const [out, inF] = w.shape;
     const lead = h.shape.slice(0, -1);
-    const prod = F.mul(tf.reshape(h, [...lead, 1, inF]), tf.reshape(w, [...lead.map(() => 1), out, inF]), { name: "linear2_mul" });
+    const prod = F.mul(tf.reshape(h, [...lead, 1, inF]), tf.reshape(w, [...lead.map(() => 1), out, inF]), {
+      name: "linear2_mul",
+    });
     h = F.add(F.sum(prod, -1, false, { name: "linear2_sum" }), b, { name: "linear2_add" });
     return this.dequant.forward(this.linear3.forward(h));
   }

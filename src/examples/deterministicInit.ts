@@ -37,7 +37,13 @@ export function uniforms(name: string, n: number, seed = 0): Float64Array {
 }
 
 /** The values of tensor `name` (field `field` of its module) of `shape`; `batchNorm`: a BatchNorm's. */
-export function deterministicValues(name: string, field: string, shape: number[], batchNorm: boolean, seed = 0): Float32Array {
+export function deterministicValues(
+  name: string,
+  field: string,
+  shape: number[],
+  batchNorm: boolean,
+  seed = 0,
+): Float32Array {
   const n = shape.reduce((a, b) => a * b, 1);
   const u = uniforms(name, n, seed);
   if (field === "running_var") return Float32Array.from(u, (v) => 0.5 + v);

@@ -45,8 +45,12 @@ export class GatedMulSum extends Module {
     const b = this.quant_bias.forward(this.bias);
     const [g, c] = w.shape;
     const lead = h.shape.slice(0, -1);
-    const prod = F.mul(tf.reshape(h, [...lead, 1, c]), tf.reshape(w, [...lead.map(() => 1), g, c]), { name: "gate_mul" });
-    const gate = F.sigmoid(F.add(F.sum(prod, -1, false, { name: "gate_sum" }), b, { name: "gate_add" }), { name: "gate_sigmoid" });
+    const prod = F.mul(tf.reshape(h, [...lead, 1, c]), tf.reshape(w, [...lead.map(() => 1), g, c]), {
+      name: "gate_mul",
+    });
+    const gate = F.sigmoid(F.add(F.sum(prod, -1, false, { name: "gate_sum" }), b, { name: "gate_add" }), {
+      name: "gate_sigmoid",
+    });
     return this.dequant.forward(gate);
   }
 }

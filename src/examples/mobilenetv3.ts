@@ -20,7 +20,11 @@ const activation = (a: Act): nn.Module[] => (a === "RE" ? [new nn.ReLU()] : a ==
 /** Conv2d (no bias) + BatchNorm2d (eps 0.001) + activation: torchvision's Conv2dNormActivation. */
 function convBnAct(i: number, o: number, k: number, stride: number, groups: number, act: Act): nn.Sequential {
   const bn = new nn.BatchNorm2d(o, 0.001);
-  return new nn.Sequential(new nn.Conv2d(i, o, k, { stride, padding: (k - 1) / 2, groups, bias: false }), bn, ...activation(act));
+  return new nn.Sequential(
+    new nn.Conv2d(i, o, k, { stride, padding: (k - 1) / 2, groups, bias: false }),
+    bn,
+    ...activation(act),
+  );
 }
 
 export class SqueezeExcitation extends nn.Module {
@@ -37,7 +41,9 @@ export class SqueezeExcitation extends nn.Module {
   }
 
   forward(x: tf.Tensor): tf.Tensor {
-    const s = this.scale_activation.forward(this.fc2.forward(this.activation.forward(this.fc1.forward(this.avgpool.forward(x)))));
+    const s = this.scale_activation.forward(
+      this.fc2.forward(this.activation.forward(this.fc1.forward(this.avgpool.forward(x)))),
+    );
     return F.mul(s, x);
   }
 }
@@ -92,7 +98,12 @@ export class MobileNetV3Small extends nn.Module {
       ...SMALL.map(([i, k, e, o, se, act, s]) => new InvertedResidual(i, k, e, o, se, act, s)),
       convBnAct(96, 576, 1, 1, 1, "HS"),
     );
-    this.classifier = new nn.Sequential(new nn.Linear(576, 1024), new nn.Hardswish(), new nn.Dropout(0.2), new nn.Linear(1024, numClasses));
+    this.classifier = new nn.Sequential(
+      new nn.Linear(576, 1024),
+      new nn.Hardswish(),
+      new nn.Dropout(0.2),
+      new nn.Linear(1024, numClasses),
+    );
   }
 
   forward(x: tf.Tensor): tf.Tensor {

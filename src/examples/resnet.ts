@@ -23,7 +23,10 @@ export class BasicBlock extends nn.Module {
     this.bn1 = new nn.BatchNorm2d(planes);
     this.conv2 = conv3x3(planes, planes);
     this.bn2 = new nn.BatchNorm2d(planes);
-    this.downsample = stride !== 1 || inPlanes !== planes ? new nn.Sequential(new nn.Conv2d(inPlanes, planes, 1, { stride, bias: false }), new nn.BatchNorm2d(planes)) : null;
+    this.downsample =
+      stride !== 1 || inPlanes !== planes
+        ? new nn.Sequential(new nn.Conv2d(inPlanes, planes, 1, { stride, bias: false }), new nn.BatchNorm2d(planes))
+        : null;
   }
 
   forward(x: tf.Tensor): tf.Tensor {

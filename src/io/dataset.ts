@@ -94,8 +94,10 @@ export class Dataset implements AsyncIterable<tf.Tensor[]> {
     preprocessing: Dataset["preprocessing"] = { kind: "featuremap" },
   ) {
     const bs = opts.batchSize ?? 1;
-    if (!Number.isInteger(bs) || bs < 1) throw errors.invalidArgument("Dataset", `batchSize ${bs}`, "pass a whole number ≥ 1");
-    if (opts.limit !== undefined && (!Number.isInteger(opts.limit) || opts.limit < 1)) throw errors.invalidArgument("Dataset", `limit ${opts.limit}`, "pass a whole number ≥ 1");
+    if (!Number.isInteger(bs) || bs < 1)
+      throw errors.invalidArgument("Dataset", `batchSize ${bs}`, "pass a whole number ≥ 1");
+    if (opts.limit !== undefined && (!Number.isInteger(opts.limit) || opts.limit < 1))
+      throw errors.invalidArgument("Dataset", `limit ${opts.limit}`, "pass a whole number ≥ 1");
     const idx = opts.shuffle === undefined ? files.map((_, i) => i) : shuffled(files.length, opts.shuffle);
     const kept = idx.slice(0, opts.limit ?? files.length);
     this.order = kept.map((i) => files[i]);
@@ -127,7 +129,11 @@ export class Dataset implements AsyncIterable<tf.Tensor[]> {
         const odd = ts.find((t) => t.shape.length !== shape0.length || t.shape.some((d, j) => d !== shape0[j]));
         if (odd !== undefined) {
           const file = rows[ts.indexOf(odd)][i];
-          throw errors.shapeMismatch(`Dataset (${file})`, `a sample of shape [${odd.shape}]`, `[${shape0}] like ${rows[0][i]}; every sample of an input must have one shape`);
+          throw errors.shapeMismatch(
+            `Dataset (${file})`,
+            `a sample of shape [${odd.shape}]`,
+            `[${shape0}] like ${rows[0][i]}; every sample of an input must have one shape`,
+          );
         }
         const batched = this.opts.batched ?? (shape0.length > 0 && shape0[0] === 1);
         const transform = this.opts.transform;
@@ -135,7 +141,12 @@ export class Dataset implements AsyncIterable<tf.Tensor[]> {
           const b = ts.length === 1 && batched ? tf.clone(ts[0]) : batched ? tf.concat(ts, 0) : tf.stack(ts);
           if (transform === undefined) return b;
           const out = transform(b, this.inputs[i]);
-          if (!(out instanceof tf.Tensor)) throw errors.invalidArgument("Dataset transform", `it returned ${typeof out} for input ${this.inputs[i]}`, "return a tf.Tensor");
+          if (!(out instanceof tf.Tensor))
+            throw errors.invalidArgument(
+              "Dataset transform",
+              `it returned ${typeof out} for input ${this.inputs[i]}`,
+              "return a tf.Tensor",
+            );
           return out;
         });
       });
@@ -246,10 +257,19 @@ export interface RawOptions extends DatasetOptions {
 /** Raw files (`numpy.tofile`) of a declared shape and dtype, one per sample; a file of the wrong size is an error naming it. */
 export function rawFolder(dir: string, opts: RawOptions): Dataset {
   if (!Array.isArray(opts?.shape) || opts.shape.length === 0 || opts.shape.some((d) => !Number.isInteger(d) || d < 1)) {
-    throw errors.invalidArgument(`rawFolder (${dir})`, `shape ${JSON.stringify(opts?.shape)}`, "declare the shape of one sample, e.g. { shape: [1, 3, 224, 224] }");
+    throw errors.invalidArgument(
+      `rawFolder (${dir})`,
+      `shape ${JSON.stringify(opts?.shape)}`,
+      "declare the shape of one sample, e.g. { shape: [1, 3, 224, 224] }",
+    );
   }
   const dtype = opts.dtype ?? "float32";
-  if (!(dtype in BYTES)) throw errors.invalidArgument(`rawFolder (${dir})`, `dtype '${dtype}'`, `use one of ${Object.keys(BYTES).join(", ")}`);
+  if (!(dtype in BYTES))
+    throw errors.invalidArgument(
+      `rawFolder (${dir})`,
+      `dtype '${dtype}'`,
+      `use one of ${Object.keys(BYTES).join(", ")}`,
+    );
   const { files, inputs } = folder(dir, opts.extensions ?? [".bin", ".rgb", ".bgr", ".raw"], "rawFolder");
   const count = opts.shape.reduce((a, b) => a * b, 1);
   const bytes = count * BYTES[dtype];
@@ -267,7 +287,9 @@ export function rawFolder(dir: string, opts: RawOptions): Dataset {
       }
       const values = decodeStorage(buf, dtype, file);
       // integer pixels become float32 values (0–255 for uint8): models take float input; `transform` normalises
-      return tfDType(dtype) === "int32" ? tf.tensor(Float32Array.from(values), opts.shape, "float32") : tf.tensor(values, opts.shape, tfDType(dtype));
+      return tfDType(dtype) === "int32"
+        ? tf.tensor(Float32Array.from(values), opts.shape, "float32")
+        : tf.tensor(values, opts.shape, tfDType(dtype));
     },
     opts,
   );
@@ -279,7 +301,11 @@ export function rawFolder(dir: string, opts: RawOptions): Dataset {
  * (names are numbered in sorted order). Rows for files not in the folder are ignored (one CSV can
  * label a whole validation set); an image without a row is an error naming it.
  */
-export function labelsFromCsv(csv: string, dir: string, files: string[]): { labels: number[]; names: string[] } | { labels: number[] } {
+export function labelsFromCsv(
+  csv: string,
+  dir: string,
+  files: string[],
+): { labels: number[]; names: string[] } | { labels: number[] } {
   let text: string;
   try {
     text = readFileSync(csv, "utf8");
@@ -293,13 +319,15 @@ export function labelsFromCsv(csv: string, dir: string, files: string[]): { labe
     .map((l) => l.split(/[,;\t]/).map((c) => c.trim().replace(/^"(.*)"$/, "$1")));
   const byKey = new Map<string, string>();
   rows.forEach((r, i) => {
-    if (r.length < 2) throw errors.badFile("imageFolder", csv, `row ${i + 1} has ${r.length} column; expected file,label`);
+    if (r.length < 2)
+      throw errors.badFile("imageFolder", csv, `row ${i + 1} has ${r.length} column; expected file,label`);
     byKey.set(r[0], r[1]);
   });
   const raw = files.map((f) => {
     const rel = path.relative(dir, f);
     const label = byKey.get(rel) ?? byKey.get(rel.split(path.sep).join("/")) ?? byKey.get(path.basename(f));
-    if (label === undefined) throw errors.badFile("imageFolder", csv, `has no row for ${f}; add a row '${path.basename(f)},<label>'`);
+    if (label === undefined)
+      throw errors.badFile("imageFolder", csv, `has no row for ${f}; add a row '${path.basename(f)},<label>'`);
     return label;
   });
   if (raw.every((l) => /^\d+$/.test(l))) return { labels: raw.map(Number) };
@@ -314,13 +342,22 @@ export function labelsFromCsv(csv: string, dir: string, files: string[]): { labe
  * (resize, crop, channel order, mean / scale, layout) into [1, 3, H, W]; batches stack them. A file
  * that is not an image is an error naming it (hidden files are skipped).
  */
-export function imageFolder(dir: string, opts: DatasetOptions & { image?: ImageOptions; labels?: string } = {}): Dataset {
-  const entries = listDir(dir, "imageFolder").filter((e) => !e.startsWith(".") && (opts.labels === undefined || path.resolve(dir, e) !== path.resolve(opts.labels)));
+export function imageFolder(
+  dir: string,
+  opts: DatasetOptions & { image?: ImageOptions; labels?: string } = {},
+): Dataset {
+  const entries = listDir(dir, "imageFolder").filter(
+    (e) => !e.startsWith(".") && (opts.labels === undefined || path.resolve(dir, e) !== path.resolve(opts.labels)),
+  );
   const isDir = (e: string) => statSync(path.join(dir, e)).isDirectory();
   const images = (folder: string, names: string[]) =>
     names.map((f) => {
       if (!IMAGE_EXTENSIONS.some((x) => f.toLowerCase().endsWith(x))) {
-        throw errors.badFile("imageFolder", path.join(folder, f), `is not an image (${IMAGE_EXTENSIONS.join(", ")}); move it out of the folder`);
+        throw errors.badFile(
+          "imageFolder",
+          path.join(folder, f),
+          `is not an image (${IMAGE_EXTENSIONS.join(", ")}); move it out of the folder`,
+        );
       }
       return path.join(folder, f);
     });
@@ -329,7 +366,12 @@ export function imageFolder(dir: string, opts: DatasetOptions & { image?: ImageO
   let classes: { labels: number[]; names: string[] } | undefined;
   if (dirs.length > 0) {
     const loose = entries.filter((e) => !isDir(e));
-    if (loose.length > 0) throw errors.badFile("imageFolder", path.join(dir, loose[0]), "sits beside class folders; put every image in its class's folder");
+    if (loose.length > 0)
+      throw errors.badFile(
+        "imageFolder",
+        path.join(dir, loose[0]),
+        "sits beside class folders; put every image in its class's folder",
+      );
     const per = dirs.map((d) =>
       images(
         path.join(dir, d),
@@ -342,7 +384,11 @@ export function imageFolder(dir: string, opts: DatasetOptions & { image?: ImageO
   if (files.length === 0) throw errors.badFile("imageFolder", dir, "has no images");
   if (opts.labels !== undefined) {
     if (classes !== undefined)
-      throw errors.invalidArgument(`imageFolder (${dir})`, "class folders and a labels CSV", "use one of them: the class folders already label the images");
+      throw errors.invalidArgument(
+        `imageFolder (${dir})`,
+        "class folders and a labels CSV",
+        "use one of them: the class folders already label the images",
+      );
     const got = labelsFromCsv(opts.labels, dir, files);
     classes = { labels: got.labels, names: "names" in got ? got.names : [] };
   }
@@ -362,20 +408,38 @@ export function imageFolder(dir: string, opts: DatasetOptions & { image?: ImageO
  * Dataset, e.g. what `qb.io.loadTorch` read from a file holding a batch or a list of batches. The
  * Dataset hands out copies; the caller keeps (and disposes) the originals.
  */
-export function fromTensors(batches: (tf.Tensor | tf.Tensor[])[], opts: Omit<DatasetOptions, "batchSize" | "batched"> & { inputs?: string[] } = {}): Dataset {
+export function fromTensors(
+  batches: (tf.Tensor | tf.Tensor[])[],
+  opts: Omit<DatasetOptions, "batchSize" | "batched"> & { inputs?: string[] } = {},
+): Dataset {
   if (!Array.isArray(batches) || batches.length === 0)
-    throw errors.invalidArgument("data.fromTensors", "no batches", "pass one or more tensors (or lists of tensors, one per model input)");
+    throw errors.invalidArgument(
+      "data.fromTensors",
+      "no batches",
+      "pass one or more tensors (or lists of tensors, one per model input)",
+    );
   const rows = batches.map((b, k) => {
     const ts = b instanceof tf.Tensor ? [b] : b;
     if (!Array.isArray(ts) || ts.some((t) => !(t instanceof tf.Tensor)))
-      throw errors.invalidArgument("data.fromTensors", `batch ${k} is not a tensor or a list of tensors`, "pass tensors");
+      throw errors.invalidArgument(
+        "data.fromTensors",
+        `batch ${k} is not a tensor or a list of tensors`,
+        "pass tensors",
+      );
     return ts;
   });
   const n = rows[0].length;
   const odd = rows.findIndex((r) => r.length !== n);
-  if (odd >= 0) throw errors.invalidArgument("data.fromTensors", `batch ${odd} has ${rows[odd].length} tensors, batch 0 has ${n}`, "give every batch one tensor per model input");
+  if (odd >= 0)
+    throw errors.invalidArgument(
+      "data.fromTensors",
+      `batch ${odd} has ${rows[odd].length} tensors, batch 0 has ${n}`,
+      "give every batch one tensor per model input",
+    );
   const inputs = opts.inputs ?? (n === 1 ? ["input"] : rows[0].map((_, i) => `input_${i}`));
-  const byKey = new Map<string, tf.Tensor>(rows.flatMap((r, k) => r.map((t, i) => [`${k}:${i}`, t] as [string, tf.Tensor])));
+  const byKey = new Map<string, tf.Tensor>(
+    rows.flatMap((r, k) => r.map((t, i) => [`${k}:${i}`, t] as [string, tf.Tensor])),
+  );
   return new Dataset(
     rows.map((r, k) => r.map((_, i) => `${k}:${i}`)),
     inputs,
@@ -388,14 +452,22 @@ export function fromTensors(batches: (tf.Tensor | tf.Tensor[])[], opts: Omit<Dat
  * A `torch.save` file (or `.safetensors`) holding one batch (a tensor), a list of batches, or a
  * dict of input name → tensor (one batch of a model of several inputs), as a Dataset.
  */
-export async function torchFile(file: string, opts: Omit<DatasetOptions, "batchSize" | "batched"> = {}): Promise<Dataset> {
+export async function torchFile(
+  file: string,
+  opts: Omit<DatasetOptions, "batchSize" | "batched"> = {},
+): Promise<Dataset> {
   const value = file.endsWith(".safetensors") ? await loadSafetensors(file) : await loadTorch(file);
   const isTensor = (v: unknown): v is tf.Tensor => v instanceof tf.Tensor;
   if (isTensor(value)) return fromTensors([value], opts);
-  if (Array.isArray(value) && value.every((b) => isTensor(b) || (Array.isArray(b) && b.every(isTensor)))) return fromTensors(value as (tf.Tensor | tf.Tensor[])[], opts);
+  if (Array.isArray(value) && value.every((b) => isTensor(b) || (Array.isArray(b) && b.every(isTensor))))
+    return fromTensors(value as (tf.Tensor | tf.Tensor[])[], opts);
   if (value !== null && typeof value === "object" && Object.values(value).every(isTensor)) {
     const entries = Object.entries(value as Record<string, tf.Tensor>);
     return fromTensors([entries.map(([, t]) => t)], { ...opts, inputs: entries.map(([k]) => k) });
   }
-  throw errors.badFile("data.torchFile", file, "holds neither a tensor, a list of batches, nor a dict of input tensors");
+  throw errors.badFile(
+    "data.torchFile",
+    file,
+    "holds neither a tensor, a list of batches, nor a dict of input tensors",
+  );
 }

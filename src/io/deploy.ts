@@ -70,7 +70,8 @@ export interface NodeInfoEntry {
   OutputType?: "int8" | "int16";
 }
 
-const dtypeOf = (name: string | undefined): "int8" | "int16" | undefined => (name === "qint16" ? "int16" : name === "qint8" ? "int8" : undefined);
+const dtypeOf = (name: string | undefined): "int8" | "int16" | undefined =>
+  name === "qint16" ? "int16" : name === "qint8" ? "int8" : undefined;
 
 /**
  * `node_info` for the reference toolchain: every ONNX node whose ops quantbook runs with an int16
@@ -80,7 +81,8 @@ const dtypeOf = (name: string | undefined): "int8" | "int16" | undefined => (nam
 export function nodeInfo(model: Module, opts: { march?: March } = {}): Record<string, NodeInfoEntry> {
   const rt = runtimeOf(model, "deploy.nodeInfo");
   const march = opts.march ?? getMarch();
-  if (march === null) throw errors.wrongState("deploy.nodeInfo", "no target chip", "pass { march } or call qb.setMarch first");
+  if (march === null)
+    throw errors.wrongState("deploy.nodeInfo", "no target chip", "pass { march } or call qb.setMarch first");
   const names = onnxNames(model);
   const ops = new Map([...rt.ops.values()].map((o) => [o.info.name, o]));
   const cpu = new Set<string>();
@@ -128,17 +130,27 @@ export function inputParameters(data: Dataset, model?: Module): Record<string, s
     );
   }
   const out: Record<string, string> = {};
-  const onnx = (model as unknown as { onnx?: { inputs?: { name: string; dims: (number | string)[] }[] } } | undefined)?.onnx;
+  const onnx = (model as unknown as { onnx?: { inputs?: { name: string; dims: (number | string)[] }[] } } | undefined)
+    ?.onnx;
   const shapes = model ? (runtimeOf(model, "deploy.inputParameters").graph.inputShapes ?? []) : [];
   if (onnx?.inputs?.[0]) out.input_name = onnx.inputs.map((i) => i.name).join(";");
   // the file's own input shape when it is static, else the shape the model was prepared with
   const fileShapes = onnx?.inputs?.map((i) => i.dims);
-  const staticFile = fileShapes !== undefined && fileShapes.length > 0 && fileShapes.every((d) => d.every((v) => typeof v === "number" && v > 0));
+  const staticFile =
+    fileShapes !== undefined &&
+    fileShapes.length > 0 &&
+    fileShapes.every((d) => d.every((v) => typeof v === "number" && v > 0));
   if (staticFile) out.input_shape = fileShapes.map((d) => d.join("x")).join(";");
   else if (shapes.length > 0) out.input_shape = shapes.map((sh) => (sh ?? []).join("x")).join(";");
   const list = (v: number[]) => v.map((x) => String(Number(x.toPrecision(8)))).join(" ");
   if (pre.kind === "featuremap") {
-    Object.assign(out, { input_type_train: "featuremap", input_layout_train: "NCHW", input_type_rt: "featuremap", input_layout_rt: "NCHW", norm_type: "no_preprocess" });
+    Object.assign(out, {
+      input_type_train: "featuremap",
+      input_layout_train: "NCHW",
+      input_type_rt: "featuremap",
+      input_layout_rt: "NCHW",
+      norm_type: "no_preprocess",
+    });
     return out;
   }
   const type = pre.image.channels ?? "rgb";
@@ -146,7 +158,13 @@ export function inputParameters(data: Dataset, model?: Module): Record<string, s
   const mean = pre.image.mean;
   const scale = pre.image.scale;
   const norm = mean && scale ? "data_mean_and_scale" : mean ? "data_mean" : scale ? "data_scale" : "no_preprocess";
-  Object.assign(out, { input_type_train: type, input_layout_train: layout, input_type_rt: type, input_layout_rt: layout, norm_type: norm });
+  Object.assign(out, {
+    input_type_train: type,
+    input_layout_train: layout,
+    input_type_rt: type,
+    input_layout_rt: layout,
+    norm_type: norm,
+  });
   if (mean) out.mean_value = list(mean);
   if (scale) out.scale_value = list(scale);
   return out;
@@ -169,13 +187,16 @@ export interface PtqYamlOptions {
  */
 export function ptqYaml(model: Module, opts: PtqYamlOptions = {}): string {
   const march = opts.march ?? getMarch();
-  if (march === null) throw errors.wrongState("deploy.ptqYaml", "no target chip", "pass { march } or call qb.setMarch first");
+  if (march === null)
+    throw errors.wrongState("deploy.ptqYaml", "no target chip", "pass { march } or call qb.setMarch first");
   const info = nodeInfo(model, { march });
   const rt = runtimeOf(model, "deploy.ptqYaml");
   const file = opts.onnxModel ?? (model as unknown as { onnx?: { file?: string } }).onnx?.file ?? "model.onnx";
   // an op type whose every node is raised on its input (or output): the toolchain's set_<Type>_input_int16 says it in one line
   const byType = new Map<string, string[]>();
-  for (const op of rt.graph.ops) if (op.onnxNode && op.onnxType) byType.set(op.onnxType, [...new Set([...(byType.get(op.onnxType) ?? []), op.onnxNode])]);
+  for (const op of rt.graph.ops)
+    if (op.onnxNode && op.onnxType)
+      byType.set(op.onnxType, [...new Set([...(byType.get(op.onnxType) ?? []), op.onnxNode])]);
   const optimization: string[] = [];
   for (const [type, nodes] of byType) {
     if (nodes.length < 2) continue;
@@ -207,7 +228,8 @@ export function ptqYaml(model: Module, opts: PtqYamlOptions = {}): string {
     lines.push("input_parameters:");
     for (const [k, v] of Object.entries(inputs)) lines.push(`  ${k}: ${typeof v === "number" ? v : quote(v)}`);
   }
-  if (optimization.length > 0) lines.push("calibration_parameters:", `  optimization: ${quote(optimization.join(","))}`);
+  if (optimization.length > 0)
+    lines.push("calibration_parameters:", `  optimization: ${quote(optimization.join(","))}`);
   return lines.join("\n") + "\n";
 }
 
@@ -229,7 +251,9 @@ export function pluginSnippet(model: Module, opts: { base?: keyof typeof SETTER_
   // the base: the activation dtype most outputs have
   const outs = ops.flatMap((o) => (o.output ? [o.output.dtype.name as string] : []));
   const int16 = outs.filter((d) => d === "qint16").length;
-  const base = opts.base ?? (int16 * 2 > outs.length ? "calibration8bitWeight16bitActQconfigSetter" : "defaultCalibrationQconfigSetter");
+  const base =
+    opts.base ??
+    (int16 * 2 > outs.length ? "calibration8bitWeight16bitActQconfigSetter" : "defaultCalibrationQconfigSetter");
   const act = base.includes("16bitAct") ? "qint16" : "qint8";
   const entries: string[] = [];
   const seen = new Set<string>();
@@ -243,7 +267,11 @@ export function pluginSnippet(model: Module, opts: { base?: keyof typeof SETTER_
     if (out && out.dtype.name !== act) args.push(`out_dtype=${out.dtype.name}`);
     if (inDtype && inDtype !== act && op.info.type !== "QuantStub") args.push(`in_dtype=${inDtype}`);
     if (op.weight && op.weight.dtype.name !== "qint8") args.push(`weight_dtype=${op.weight.dtype.name}`);
-    if (fixed !== null) args.push(`fix_scale=${fixed}`, ...(args.some((a) => a.startsWith("out_dtype")) ? [] : [`out_dtype=${out?.dtype.name}`]));
+    if (fixed !== null)
+      args.push(
+        `fix_scale=${fixed}`,
+        ...(args.some((a) => a.startsWith("out_dtype")) ? [] : [`out_dtype=${out?.dtype.name}`]),
+      );
     if (args.length === 0 || seen.has(key)) continue;
     seen.add(key);
     entries.push(`    ${JSON.stringify(key)}: get_qconfig(${args.join(", ")}),`);
@@ -283,35 +311,66 @@ export function pluginSnippet(model: Module, opts: { base?: keyof typeof SETTER_
  * near-tie may land one step away; BPU rounding has no QuantizeLinear form and is written the same
  * way. `example`: inputs of the shapes the file takes.
  */
-export function qdqOnnx(model: Module, example: tf.Tensor | tf.Tensor[], opts: { graph?: "file" | "quantbook" } = {}): Uint8Array {
+export function qdqOnnx(
+  model: Module,
+  example: tf.Tensor | tf.Tensor[],
+  opts: { graph?: "file" | "quantbook" } = {},
+): Uint8Array {
   const rt = runtimeOf(model, "deploy.qdqOnnx");
   if (rt.state !== FakeQuantState.VALIDATION) {
-    throw errors.wrongState("deploy.qdqOnnx", `${rt.state} state`, "calibrate it, then call qb.setFakeQuantize(model, qb.FakeQuantState.VALIDATION)");
+    throw errors.wrongState(
+      "deploy.qdqOnnx",
+      `${rt.state} state`,
+      "calibrate it, then call qb.setFakeQuantize(model, qb.FakeQuantState.VALIDATION)",
+    );
   }
   const args = Array.isArray(example) ? example : [example];
   const cap = capture(model, rt, args);
-  if (cap instanceof Unsupported) throw errors.unsupported("deploy.qdqOnnx", cap.reason, "write the model with quantbook ops only");
+  if (cap instanceof Unsupported)
+    throw errors.unsupported("deploy.qdqOnnx", cap.reason, "write the model with quantbook ops only");
   const file = (model as unknown as { onnx?: { file?: string } }).onnx?.file;
   const graph = opts.graph ?? (file !== undefined && file !== "<bytes>" ? "file" : "quantbook");
   if (graph === "file") return qdqIntoFile(model, rt, cap, file);
-  if (graph !== "quantbook") throw errors.invalidArgument("deploy.qdqOnnx", `graph '${String(graph)}'`, "pass file or quantbook");
+  if (graph !== "quantbook")
+    throw errors.invalidArgument("deploy.qdqOnnx", `graph '${String(graph)}'`, "pass file or quantbook");
   const lowered = lower(rt, cap, { qdq: true });
-  if (lowered instanceof Unsupported) throw errors.unsupported("deploy.qdqOnnx", lowered.reason, "calibrate every point (int8 / int16) and use ops with an ONNX lowering");
+  if (lowered instanceof Unsupported)
+    throw errors.unsupported(
+      "deploy.qdqOnnx",
+      lowered.reason,
+      "calibrate every point (int8 / int16) and use ops with an ONNX lowering",
+    );
   return lowered.bytes;
 }
 
 /** The points of a prepared model placed in the ONNX file it was loaded from. */
-function qdqIntoFile(model: Module, rt: ReturnType<typeof runtimeOf>, cap: Capture, file: string | undefined): Uint8Array {
+function qdqIntoFile(
+  model: Module,
+  rt: ReturnType<typeof runtimeOf>,
+  cap: Capture,
+  file: string | undefined,
+): Uint8Array {
   if (file === undefined || file === "<bytes>") {
-    throw errors.invalidArgument("deploy.qdqOnnx", "graph 'file' for a model not loaded from an ONNX file", "load it with qb.io.loadOnnx(path), or pass { graph: 'quantbook' }");
+    throw errors.invalidArgument(
+      "deploy.qdqOnnx",
+      "graph 'file' for a model not loaded from an ONNX file",
+      "load it with qb.io.loadOnnx(path), or pass { graph: 'quantbook' }",
+    );
   }
   let bytes: Uint8Array;
   try {
     bytes = readFileSync(file);
   } catch (e) {
-    throw errors.badFile("deploy.qdqOnnx", file, `cannot read the model's file again: ${(e as Error).message}; pass { graph: 'quantbook' } to write quantbook's own graph`, e);
+    throw errors.badFile(
+      "deploy.qdqOnnx",
+      file,
+      `cannot read the model's file again: ${(e as Error).message}; pass { graph: 'quantbook' } to write quantbook's own graph`,
+      e,
+    );
   }
-  const inputNames = ((model as unknown as { onnx: { inputs: { name: string }[] } }).onnx.inputs ?? []).map((i) => i.name);
+  const inputNames = ((model as unknown as { onnx: { inputs: { name: string }[] } }).onnx.inputs ?? []).map(
+    (i) => i.name,
+  );
   const { byNode } = onnxNames(model);
   const points: QdqPoint[] = [];
   const problems: string[] = [];
@@ -333,8 +392,10 @@ function qdqIntoFile(model: Module, rt: ReturnType<typeof runtimeOf>, cap: Captu
       // the model inputs' QuantStubs quantize the graph inputs
       const src = info.inputs[0]?.source ?? "";
       const k = isModelInput(src) ? Number(src.slice(7, -1)) : -1;
-      if (info.type === "QuantStub" && inputNames[k] !== undefined) add(op.output, info.name, { kind: "graphInput", name: inputNames[k] }, rank);
-      else if (op.output?.quantizing || op.weight?.quantizing) problems.push(`${info.name} (${info.type}): no node of the file computes it`);
+      if (info.type === "QuantStub" && inputNames[k] !== undefined)
+        add(op.output, info.name, { kind: "graphInput", name: inputNames[k] }, rank);
+      else if (op.output?.quantizing || op.weight?.quantizing)
+        problems.push(`${info.name} (${info.type}): no node of the file computes it`);
       continue;
     }
     const ops = byNode[node] ?? [];
@@ -342,13 +403,17 @@ function qdqIntoFile(model: Module, rt: ReturnType<typeof runtimeOf>, cap: Captu
     // a QuantStub quantbook put on a constant input of the node: the pair goes on that input edge
     const edge = last?.inputs.findIndex((i) => i.source === info.name) ?? -1;
     if (ops[ops.length - 1] === info.name) add(op.output, info.name, { kind: "output", node }, rank);
-    else if (info.type === "QuantStub" && edge >= 0 && op.output?.quantizing) add(op.output, info.name, { kind: "input", node, input: edge }, rank);
-    else if (op.output?.quantizing) problems.push(`${info.name} (${info.type}): inside node ${node}, whose output is ${ops[ops.length - 1]}'s`);
+    else if (info.type === "QuantStub" && edge >= 0 && op.output?.quantizing)
+      add(op.output, info.name, { kind: "input", node, input: edge }, rank);
+    else if (op.output?.quantizing)
+      problems.push(`${info.name} (${info.type}): inside node ${node}, whose output is ${ops[ops.length - 1]}'s`);
     const w = cap.weights.get(info.name);
-    if (op.weight?.quantizing && w !== undefined) add(op.weight, `${info.name}.weight`, { kind: "weight", node, data: w.data, shape: w.shape }, w.shape.length);
+    if (op.weight?.quantizing && w !== undefined)
+      add(op.weight, `${info.name}.weight`, { kind: "weight", node, data: w.data, shape: w.shape }, w.shape.length);
     op.inputs.forEach((fq, i) => {
       if (!fq?.quantizing) return;
-      if (ops.length === 1) add(fq, `${info.name}.input_${i}`, { kind: "input", node, input: i }, info.inputs[i]?.shape.length ?? 0);
+      if (ops.length === 1)
+        add(fq, `${info.name}.input_${i}`, { kind: "input", node, input: i }, info.inputs[i]?.shape.length ?? 0);
       else problems.push(`${info.name}.input_${i}: an input inside node ${node}`);
     });
   }

@@ -1,6 +1,7 @@
 /** Decoding of raw little-endian storages into the dtypes tfjs has (float32, int32, bool). */
 
-export type StorageDType = "float32" | "float16" | "bfloat16" | "float64" | "int64" | "int32" | "int16" | "int8" | "uint8" | "bool";
+export type StorageDType =
+  "float32" | "float16" | "bfloat16" | "float64" | "int64" | "int32" | "int16" | "int8" | "uint8" | "bool";
 
 export const BYTES: Record<StorageDType, number> = {
   float32: 4,
@@ -25,7 +26,11 @@ function halfToFloat(h: number): number {
 }
 
 /** Element values of a storage as numbers (float32 / int32 / 0-1 arrays). */
-export function decodeStorage(bytes: Buffer, dtype: StorageDType, where: string): Float32Array | Int32Array | Uint8Array {
+export function decodeStorage(
+  bytes: Buffer,
+  dtype: StorageDType,
+  where: string,
+): Float32Array | Int32Array | Uint8Array {
   const n = Math.floor(bytes.length / BYTES[dtype]);
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   switch (dtype) {
@@ -58,7 +63,9 @@ export function decodeStorage(bytes: Buffer, dtype: StorageDType, where: string)
       for (let i = 0; i < n; i++) {
         const v = dv.getBigInt64(8 * i, true);
         if (v > 2147483647n || v < -2147483648n) {
-          throw new Error(`${where}: int64 value ${v} at element ${i} does not fit in int32, the widest integer tfjs has; convert it to float before saving`);
+          throw new Error(
+            `${where}: int64 value ${v} at element ${i} does not fit in int32, the widest integer tfjs has; convert it to float before saving`,
+          );
         }
         out[i] = Number(v);
       }

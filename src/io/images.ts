@@ -39,12 +39,16 @@ function decodeBmp(buf: Buffer, file: string): RgbImage {
   const bpp = buf.readUInt16LE(28);
   const compression = buf.readUInt32LE(30);
   if ((bpp !== 24 && bpp !== 32) || (compression !== 0 && !(compression === 3 && bpp === 32))) {
-    bad(file, `is a ${bpp}-bit BMP with compression ${compression}; quantbook reads uncompressed 24- and 32-bit BMPs (save it as PNG)`);
+    bad(
+      file,
+      `is a ${bpp}-bit BMP with compression ${compression}; quantbook reads uncompressed 24- and 32-bit BMPs (save it as PNG)`,
+    );
   }
   const height = Math.abs(rawHeight);
   const bytes = bpp / 8;
   const stride = Math.ceil((width * bytes) / 4) * 4;
-  if (offset + stride * height > buf.length) bad(file, `is cut short: ${width}×${height} pixels need ${offset + stride * height} bytes, it has ${buf.length}`);
+  if (offset + stride * height > buf.length)
+    bad(file, `is cut short: ${width}×${height} pixels need ${offset + stride * height} bytes, it has ${buf.length}`);
   const data = new Uint8Array(width * height * 3);
   for (let y = 0; y < height; y++) {
     // rows are stored bottom-up unless the height is negative
@@ -159,12 +163,18 @@ export interface ImageOptions {
 
 function checkOptions(o: ImageOptions, file: string): void {
   const pair = (v: unknown) => Array.isArray(v) && v.length === 2 && v.every((d) => Number.isInteger(d) && d > 0);
-  if (o.resize !== undefined && !pair(o.resize)) throw errors.invalidArgument(`loadImage (${file})`, `resize ${JSON.stringify(o.resize)}`, "pass [height, width]");
-  if (o.crop !== undefined && !pair(o.crop)) throw errors.invalidArgument(`loadImage (${file})`, `crop ${JSON.stringify(o.crop)}`, "pass [height, width]");
+  if (o.resize !== undefined && !pair(o.resize))
+    throw errors.invalidArgument(`loadImage (${file})`, `resize ${JSON.stringify(o.resize)}`, "pass [height, width]");
+  if (o.crop !== undefined && !pair(o.crop))
+    throw errors.invalidArgument(`loadImage (${file})`, `crop ${JSON.stringify(o.crop)}`, "pass [height, width]");
   for (const k of ["mean", "scale"] as const) {
     const v = o[k];
     if (v !== undefined && (!Array.isArray(v) || (v.length !== 1 && v.length !== 3)))
-      throw errors.invalidArgument(`loadImage (${file})`, `${k} ${JSON.stringify(v)}`, "pass one value or one per channel");
+      throw errors.invalidArgument(
+        `loadImage (${file})`,
+        `${k} ${JSON.stringify(v)}`,
+        "pass one value or one per channel",
+      );
   }
 }
 
@@ -174,11 +184,17 @@ export function imageTensor(img: RgbImage, opts: ImageOptions = {}, file = "<ima
   let im = opts.resize ? resizeImage(img, opts.resize[0], opts.resize[1], opts.interpolation) : img;
   if (opts.crop) {
     const [ch, cw] = opts.crop;
-    if (ch > im.height || cw > im.width) throw errors.shapeMismatch(`loadImage (${file})`, `a crop of ${ch}×${cw}`, `at most the image's ${im.height}×${im.width} (resize first)`);
+    if (ch > im.height || cw > im.width)
+      throw errors.shapeMismatch(
+        `loadImage (${file})`,
+        `a crop of ${ch}×${cw}`,
+        `at most the image's ${im.height}×${im.width} (resize first)`,
+      );
     const top = Math.floor((im.height - ch) / 2);
     const left = Math.floor((im.width - cw) / 2);
     const data = new Uint8Array(ch * cw * 3);
-    for (let y = 0; y < ch; y++) data.set(im.data.subarray(((top + y) * im.width + left) * 3, ((top + y) * im.width + left + cw) * 3), y * cw * 3);
+    for (let y = 0; y < ch; y++)
+      data.set(im.data.subarray(((top + y) * im.width + left) * 3, ((top + y) * im.width + left + cw) * 3), y * cw * 3);
     im = { width: cw, height: ch, data };
   }
   const { width: w, height: h } = im;

@@ -56,7 +56,8 @@ function decodeUnsigned(bytes: Buffer, size: number): Float32Array | Int32Array 
 
 /** Parses one `.npy` file's bytes. */
 export function parseNpyArray(buf: Buffer, file: string): NpyArray {
-  if (buf.length < 10 || !buf.subarray(0, 6).equals(MAGIC)) fail(file, "is not a .npy file (no \\x93NUMPY magic); write it with numpy.save");
+  if (buf.length < 10 || !buf.subarray(0, 6).equals(MAGIC))
+    fail(file, "is not a .npy file (no \\x93NUMPY magic); write it with numpy.save");
   const major = buf[6];
   if (major < 1 || major > 3) fail(file, `has .npy format version ${major}.${buf[7]}; versions 1, 2 and 3 are read`);
   const headerLen = major === 1 ? buf.readUInt16LE(8) : buf.readUInt32LE(8);
@@ -66,7 +67,8 @@ export function parseNpyArray(buf: Buffer, file: string): NpyArray {
   const descr = /'descr'\s*:\s*'([^']*)'/.exec(header)?.[1];
   const fortran = /'fortran_order'\s*:\s*(True|False)/.exec(header)?.[1];
   const shapeText = /'shape'\s*:\s*\(([^)]*)\)/.exec(header)?.[1];
-  if (descr === undefined || fortran === undefined || shapeText === undefined) fail(file, `has a header quantbook cannot read (${header.trim()})`);
+  if (descr === undefined || fortran === undefined || shapeText === undefined)
+    fail(file, `has a header quantbook cannot read (${header.trim()})`);
   const shape = shapeText
     .split(",")
     .map((s) => s.trim())
@@ -76,12 +78,16 @@ export function parseNpyArray(buf: Buffer, file: string): NpyArray {
   const order = descr[0];
   const code = CODES[descr.slice(1)];
   if (!["<", ">", "|", "="].includes(order) || code === undefined) {
-    fail(file, `holds dtype '${descr}'; quantbook reads float16/32/64, int8–64, uint8–64 and bool (convert with arr.astype(np.float32))`);
+    fail(
+      file,
+      `holds dtype '${descr}'; quantbook reads float16/32/64, int8–64, uint8–64 and bool (convert with arr.astype(np.float32))`,
+    );
   }
   const size = Number(descr.slice(2));
   const count = shape.reduce((a, b) => a * b, 1);
   const body = buf.subarray(start + headerLen);
-  if (body.length < count * size) fail(file, `is cut short: ${count} elements of ${size} bytes need ${count * size} bytes, it has ${body.length}`);
+  if (body.length < count * size)
+    fail(file, `is cut short: ${count} elements of ${size} bytes need ${count * size} bytes, it has ${body.length}`);
   let bytes = Buffer.from(body.subarray(0, count * size));
   if (order === ">" && size > 1) {
     // big-endian: swap each element's bytes
@@ -98,7 +104,14 @@ export function parseNpyArray(buf: Buffer, file: string): NpyArray {
   }
   bytes = Buffer.alloc(0);
   if (fortran === "True" && shape.length > 1) data = toCOrder(data, shape);
-  const dtype = data instanceof Float32Array ? "float32" : code === "bool" ? "bool" : code === "uint16" ? "int32" : tfDType(code as StorageDType);
+  const dtype =
+    data instanceof Float32Array
+      ? "float32"
+      : code === "bool"
+        ? "bool"
+        : code === "uint16"
+          ? "int32"
+          : tfDType(code as StorageDType);
   return { shape, dtype, data, descr };
 }
 
@@ -140,7 +153,12 @@ export function parseNpz(buf: Buffer, file = "<bytes>"): Record<string, tf.Tenso
   } catch (e) {
     Object.values(out).forEach((t) => t.dispose());
     if (e instanceof QuantbookError) throw e;
-    throw errors.badFile("loadNpz", file, `is not a readable .npz archive (${(e as Error).message}); write it with numpy.savez`, e);
+    throw errors.badFile(
+      "loadNpz",
+      file,
+      `is not a readable .npz archive (${(e as Error).message}); write it with numpy.savez`,
+      e,
+    );
   }
   return out;
 }

@@ -280,7 +280,9 @@ export function unpickleAt(buf: Buffer, start: number, opts: UnpickleOptions): {
         throw new PickleError("BUILD with a state this reader does not accept");
       }
       default:
-        throw new PickleError(`pickle opcode 0x${op.toString(16)} at byte ${p - 1} is not one torch.save writes for tensors and containers; refusing it`);
+        throw new PickleError(
+          `pickle opcode 0x${op.toString(16)} at byte ${p - 1} is not one torch.save writes for tensors and containers; refusing it`,
+        );
     }
   }
 }

@@ -32,7 +32,10 @@ export function parseSafetensors(buf: Buffer, name = "<buffer>"): Record<string,
   };
   if (buf.length < 8) fail("the file is shorter than the 8-byte header length (truncated or not safetensors)");
   const headerLen = Number(buf.readBigUInt64LE(0));
-  if (headerLen > buf.length - 8) fail(`the header says ${headerLen} bytes but the file has ${buf.length - 8} after it (truncated or not safetensors)`);
+  if (headerLen > buf.length - 8)
+    fail(
+      `the header says ${headerLen} bytes but the file has ${buf.length - 8} after it (truncated or not safetensors)`,
+    );
   let header: Record<string, unknown>;
   try {
     header = JSON.parse(buf.toString("utf8", 8, 8 + headerLen));
@@ -44,17 +47,37 @@ export function parseSafetensors(buf: Buffer, name = "<buffer>"): Record<string,
   try {
     for (const [key, info] of Object.entries(header)) {
       if (key === "__metadata__") continue;
-      const { dtype, shape, data_offsets: offsets } = (info ?? {}) as { dtype: string; shape: number[]; data_offsets: [number, number] };
+      const {
+        dtype,
+        shape,
+        data_offsets: offsets,
+      } = (info ?? {}) as { dtype: string; shape: number[]; data_offsets: [number, number] };
       const okInt = (v: unknown) => Number.isSafeInteger(v) && (v as number) >= 0;
-      if (!Array.isArray(shape) || !shape.every(okInt) || !Array.isArray(offsets) || offsets.length !== 2 || !offsets.every(okInt) || offsets[0] > offsets[1]) {
-        fail(`tensor '${key}': expected { dtype, shape: [non-negative integers], data_offsets: [begin, end] } in the header`);
+      if (
+        !Array.isArray(shape) ||
+        !shape.every(okInt) ||
+        !Array.isArray(offsets) ||
+        offsets.length !== 2 ||
+        !offsets.every(okInt) ||
+        offsets[0] > offsets[1]
+      ) {
+        fail(
+          `tensor '${key}': expected { dtype, shape: [non-negative integers], data_offsets: [begin, end] } in the header`,
+        );
       }
-      const st = CODES[dtype] ?? fail(`tensor '${key}' has dtype ${dtype}; supported: ${Object.keys(CODES).join(", ")}`);
+      const st =
+        CODES[dtype] ?? fail(`tensor '${key}' has dtype ${dtype}; supported: ${Object.keys(CODES).join(", ")}`);
       const n = shape.reduce((a, b) => a * b, 1);
       if (!Array.isArray(offsets) || offsets[1] - offsets[0] !== n * BYTES[st] || offsets[1] > data.length) {
-        fail(`tensor '${key}': data_offsets [${offsets}] do not fit shape [${shape}] of ${dtype} within ${data.length} data bytes`);
+        fail(
+          `tensor '${key}': data_offsets [${offsets}] do not fit shape [${shape}] of ${dtype} within ${data.length} data bytes`,
+        );
       }
-      out[key] = tf.tensor(decodeStorage(Buffer.from(data.subarray(offsets[0], offsets[1])), st, `${name}: ${key}`), shape, tfDType(st));
+      out[key] = tf.tensor(
+        decodeStorage(Buffer.from(data.subarray(offsets[0], offsets[1])), st, `${name}: ${key}`),
+        shape,
+        tfDType(st),
+      );
     }
   } catch (e) {
     Object.values(out).forEach((t) => t.dispose());
@@ -80,7 +103,11 @@ export function serializeSafetensors(tensors: Record<string, tf.Tensor>, metadat
     if (t.dtype === "float32") raw = Buffer.from(new Float32Array(values as Float32Array).buffer);
     else if (t.dtype === "int32") raw = Buffer.from(new Int32Array(values as Int32Array).buffer);
     else if (t.dtype === "bool") raw = Buffer.from(Uint8Array.from(values as Uint8Array));
-    else throw errors.coded("INVALID_ARGUMENT", `saveSafetensors: '${key}' has dtype ${t.dtype}; only float32, int32 and bool can be written`);
+    else
+      throw errors.coded(
+        "INVALID_ARGUMENT",
+        `saveSafetensors: '${key}' has dtype ${t.dtype}; only float32, int32 and bool can be written`,
+      );
     const code = { float32: "F32", int32: "I32", bool: "BOOL" }[t.dtype as "float32" | "int32" | "bool"];
     header[key] = { dtype: code, shape: t.shape, data_offsets: [offset, offset + raw.length] };
     blobs.push(raw);
@@ -93,6 +120,10 @@ export function serializeSafetensors(tensors: Record<string, tf.Tensor>, metadat
   return Buffer.concat([len, json, ...blobs]);
 }
 
-export async function saveSafetensors(path: string, tensors: Record<string, tf.Tensor>, metadata?: Record<string, string>): Promise<void> {
+export async function saveSafetensors(
+  path: string,
+  tensors: Record<string, tf.Tensor>,
+  metadata?: Record<string, string>,
+): Promise<void> {
   await writeFile(path, serializeSafetensors(tensors, metadata));
 }

@@ -71,12 +71,14 @@ class TorchReader {
 
   findGlobal = (module: string, name: string): KnownGlobal | undefined => {
     if (module === "collections" && name === "OrderedDict") return known("collections.OrderedDict", () => ({}));
-    if (module === "torch" && name in STORAGE_TYPES) return { ...known(`torch.${name}`, () => STORAGE_TYPES[name]), storageDType: STORAGE_TYPES[name] } as KnownGlobal;
+    if (module === "torch" && name in STORAGE_TYPES)
+      return { ...known(`torch.${name}`, () => STORAGE_TYPES[name]), storageDType: STORAGE_TYPES[name] } as KnownGlobal;
     if (module === "torch._utils") {
       if (name === "_rebuild_tensor_v2" || name === "_rebuild_tensor") {
         return known(`torch._utils.${name}`, (a) => this.pending(a[0], a[1], a[2], a[3]));
       }
-      if (name === "_rebuild_parameter" || name === "_rebuild_parameter_with_state") return known(`torch._utils.${name}`, (a) => a[0]);
+      if (name === "_rebuild_parameter" || name === "_rebuild_parameter_with_state")
+        return known(`torch._utils.${name}`, (a) => a[0]);
     }
     return undefined;
   };
@@ -88,14 +90,16 @@ class TorchReader {
     }
     const key = String(pid[2]);
     const seenAs = this.storageDTypes.get(key);
-    if (seenAs !== undefined && seenAs !== dtype) throw new PickleError(`storage ${key} is referred to as both ${seenAs} and ${dtype}`);
+    if (seenAs !== undefined && seenAs !== dtype)
+      throw new PickleError(`storage ${key} is referred to as both ${seenAs} and ${dtype}`);
     this.storageDTypes.set(key, dtype);
     const ref: StorageRef = { kind: "storage", storageType: dtype, key, location: String(pid[3]), numel: pid[4] };
     const viewMeta = pid[5];
     if (Array.isArray(viewMeta)) {
       // legacy storage view: (view_key, offset, size) inside the root storage
       const [, offset, numel] = viewMeta as unknown[];
-      if (!isIndex(offset) || !isIndex(numel)) throw new PickleError("a storage view with an offset or size that is not a count");
+      if (!isIndex(offset) || !isIndex(numel))
+        throw new PickleError("a storage view with an offset or size that is not a count");
       return { ref, dtype, view: { offset, numel } };
     }
     return { ref, dtype };
@@ -105,21 +109,35 @@ class TorchReader {
     let values = this.decoded.get(h.ref.key);
     if (values === undefined) {
       const bytes = this.bytesOf(h.ref.key);
-      if (bytes === undefined) throw new Error(`storage ${h.ref.key} is missing from the file (the file is incomplete)`);
+      if (bytes === undefined)
+        throw new Error(`storage ${h.ref.key} is missing from the file (the file is incomplete)`);
       values = decodeStorage(bytes, h.dtype, `${this.file}: storage ${h.ref.key}`);
       if (h.view === undefined && values.length < h.ref.numel) {
-        throw new Error(`storage ${h.ref.key} holds ${values.length} elements, the pickle says ${h.ref.numel} (the file is truncated)`);
+        throw new Error(
+          `storage ${h.ref.key} holds ${values.length} elements, the pickle says ${h.ref.numel} (the file is truncated)`,
+        );
       }
       this.decoded.set(h.ref.key, values);
     }
     if (h.view === undefined) return values;
-    if (h.view.offset + h.view.numel > values.length) throw new Error(`a view of storage ${h.ref.key} reaches past its ${values.length} elements (the file is inconsistent)`);
+    if (h.view.offset + h.view.numel > values.length)
+      throw new Error(
+        `a view of storage ${h.ref.key} reaches past its ${values.length} elements (the file is inconsistent)`,
+      );
     return values.subarray(h.view.offset, h.view.offset + h.view.numel);
   }
 
   private pending(h: unknown, offset: unknown, size: unknown, stride: unknown): PendingTensor {
-    if (h === null || typeof h !== "object" || !("ref" in h)) throw new PickleError("a tensor rebuilt from something that is not a storage");
-    if (!isIndex(offset) || !Array.isArray(size) || !Array.isArray(stride) || size.length !== stride.length || !size.every(isIndex) || !stride.every(isIndex)) {
+    if (h === null || typeof h !== "object" || !("ref" in h))
+      throw new PickleError("a tensor rebuilt from something that is not a storage");
+    if (
+      !isIndex(offset) ||
+      !Array.isArray(size) ||
+      !Array.isArray(stride) ||
+      size.length !== stride.length ||
+      !size.every(isIndex) ||
+      !stride.every(isIndex)
+    ) {
       throw new PickleError("a tensor rebuilt with an offset, size or stride that is not a list of counts");
     }
     const handle = h as StorageHandle;
@@ -127,7 +145,9 @@ class TorchReader {
     // a view reads at most its storage's elements, unless it broadcasts (stride 0): bound those too
     const storageElements = handle.view?.numel ?? handle.ref.numel;
     if (n > MAX_ELEMENTS || (n > storageElements && n > BROADCAST_ELEMENTS)) {
-      throw new PickleError(`a tensor of shape [${size.join(", ")}] (${n} elements) over a storage of ${storageElements} elements is larger than this reader accepts`);
+      throw new PickleError(
+        `a tensor of shape [${size.join(", ")}] (${n} elements) over a storage of ${storageElements} elements is larger than this reader accepts`,
+      );
     }
     return new PendingTensor(handle, offset, size, stride);
   }
@@ -136,7 +156,8 @@ class TorchReader {
     const data = this.storage(p.handle);
     const n = p.size.reduce((a, b) => a * b, 1);
     const last = p.offset + p.size.reduce((acc, s, d) => acc + (s > 0 ? (s - 1) * p.stride[d] : 0), 0);
-    if (n > 0 && last >= data.length) throw new Error(`a tensor view reads element ${last} of a storage of ${data.length} (the file is inconsistent)`);
+    if (n > 0 && last >= data.length)
+      throw new Error(`a tensor view reads element ${last} of a storage of ${data.length} (the file is inconsistent)`);
     const Ctor = data.constructor as { new (n: number): Float32Array | Int32Array | Uint8Array };
     const out = new Ctor(n);
     const offsets = stridedOffsets(p.size, p.stride, p.offset);
@@ -186,26 +207,33 @@ const looksLikePickle = (buf: Buffer) => buf.length > 2 && buf[0] === 0x80 && bu
  */
 function parseLegacy(buf: Buffer, reader: TorchReader): unknown {
   const magic = unpickleAt(buf, 0, NO_GLOBALS);
-  if (magic.value !== LEGACY_MAGIC) throw new Error("it starts with a pickle but not with torch's magic number: it is not a torch.save file");
+  if (magic.value !== LEGACY_MAGIC)
+    throw new Error("it starts with a pickle but not with torch's magic number: it is not a torch.save file");
   const version = unpickleAt(buf, magic.end, NO_GLOBALS);
-  if (version.value !== LEGACY_PROTOCOL) throw new Error(`legacy protocol version ${String(version.value)}; this reader knows ${LEGACY_PROTOCOL}`);
+  if (version.value !== LEGACY_PROTOCOL)
+    throw new Error(`legacy protocol version ${String(version.value)}; this reader knows ${LEGACY_PROTOCOL}`);
   const sysInfo = unpickleAt(buf, version.end, NO_GLOBALS);
   const info = sysInfo.value as { little_endian?: unknown } | null;
   if (!isPlainDict(info)) throw new Error("the legacy header's system info is not a dict");
   if (info.little_endian !== true) throw new Error("big-endian checkpoints are not supported");
   const main = unpickleAt(buf, sysInfo.end, { findGlobal: reader.findGlobal, persistentLoad: reader.persistentLoad });
   const keys = unpickleAt(buf, main.end, NO_GLOBALS);
-  if (!Array.isArray(keys.value) || !keys.value.every((k) => typeof k === "string")) throw new Error("the list of storage keys after the pickle is not a list of strings");
+  if (!Array.isArray(keys.value) || !keys.value.every((k) => typeof k === "string"))
+    throw new Error("the list of storage keys after the pickle is not a list of strings");
   const spans = new Map<string, Buffer>();
   let p = keys.end;
   for (const key of keys.value as string[]) {
     const dtype = reader.storageDTypes.get(key);
-    if (dtype === undefined) throw new Error(`storage ${key} is stored but no tensor refers to it (the file is inconsistent)`);
+    if (dtype === undefined)
+      throw new Error(`storage ${key} is stored but no tensor refers to it (the file is inconsistent)`);
     if (p + 8 > buf.length) throw new Error(`storage ${key}: the file ends before its size (the file is truncated)`);
     const numel = buf.readBigInt64LE(p);
     p += 8;
     const bytes = Number(numel) * BYTES[dtype];
-    if (numel < 0n || p + bytes > buf.length) throw new Error(`storage ${key}: ${numel} elements of ${dtype} declared, ${buf.length - p} bytes left (the file is truncated)`);
+    if (numel < 0n || p + bytes > buf.length)
+      throw new Error(
+        `storage ${key}: ${numel} elements of ${dtype} declared, ${buf.length - p} bytes left (the file is truncated)`,
+      );
     spans.set(key, buf.subarray(p, p + bytes));
     p += bytes;
   }
@@ -217,22 +245,33 @@ function parseLegacy(buf: Buffer, reader: TorchReader): unknown {
 export function parseTorch(buf: Buffer, name = "<buffer>"): unknown {
   const zip = isZip(buf);
   if (!zip && !looksLikePickle(buf)) {
-    throw errors.badFile("loadTorch", name, "not a PyTorch checkpoint: neither the zip format nor a legacy pickle; check the path");
+    throw errors.badFile(
+      "loadTorch",
+      name,
+      "not a PyTorch checkpoint: neither the zip format nor a legacy pickle; check the path",
+    );
   }
   const reader = new TorchReader(name);
   try {
     if (!zip) return parseLegacy(buf, reader);
     const entries = readZipEntries(buf);
     const pkl = [...entries.keys()].find((k) => k === "data.pkl" || k.endsWith("/data.pkl"));
-    if (pkl === undefined) throw new Error("the archive has no data.pkl: it is a zip file but not a torch.save checkpoint");
+    if (pkl === undefined)
+      throw new Error("the archive has no data.pkl: it is a zip file but not a torch.save checkpoint");
     const prefix = pkl.slice(0, pkl.length - "data.pkl".length);
     const order = entries.get(`${prefix}byteorder`);
-    if (order !== undefined && readZipEntry(buf, order).toString() !== "little") throw new Error("big-endian checkpoints are not supported");
+    if (order !== undefined && readZipEntry(buf, order).toString() !== "little")
+      throw new Error("big-endian checkpoints are not supported");
     reader.bytesOf = (key) => {
       const entry = entries.get(`${prefix}data/${key}`);
       return entry === undefined ? undefined : readZipEntry(buf, entry);
     };
-    return reader.resolve(unpickle(readZipEntry(buf, entries.get(pkl)!), { findGlobal: reader.findGlobal, persistentLoad: reader.persistentLoad }));
+    return reader.resolve(
+      unpickle(readZipEntry(buf, entries.get(pkl)!), {
+        findGlobal: reader.findGlobal,
+        persistentLoad: reader.persistentLoad,
+      }),
+    );
   } catch (e) {
     reader.created.forEach((t) => t.dispose());
     const msg = e instanceof Error ? e.message : String(e);

@@ -55,14 +55,16 @@ export function readZipEntries(buf: Buffer): Map<string, ZipEntry> {
   const loc = eocd - 20;
   if (loc >= 0 && buf.readUInt32LE(loc) === ZIP64_EOCD_LOCATOR) {
     const z = Number(buf.readBigUInt64LE(loc + 8));
-    if (z + 56 > buf.length || buf.readUInt32LE(z) !== ZIP64_EOCD) throw new ZipError("broken zip64 end-of-archive record");
+    if (z + 56 > buf.length || buf.readUInt32LE(z) !== ZIP64_EOCD)
+      throw new ZipError("broken zip64 end-of-archive record");
     count = Number(buf.readBigUInt64LE(z + 32));
     cdOffset = Number(buf.readBigUInt64LE(z + 48));
   }
   const entries = new Map<string, ZipEntry>();
   let p = cdOffset;
   for (let i = 0; i < count; i++) {
-    if (p + 46 > buf.length || buf.readUInt32LE(p) !== CENTRAL) throw new ZipError(`central directory entry ${i} is damaged`);
+    if (p + 46 > buf.length || buf.readUInt32LE(p) !== CENTRAL)
+      throw new ZipError(`central directory entry ${i} is damaged`);
     const nameLen = buf.readUInt16LE(p + 28);
     const extraLen = buf.readUInt16LE(p + 30);
     const commentLen = buf.readUInt16LE(p + 32);
@@ -83,7 +85,8 @@ export function readZipEntries(buf: Buffer): Map<string, ZipEntry> {
 /** The bytes of one entry (a view into `buf` when stored uncompressed). */
 export function readZipEntry(buf: Buffer, e: ZipEntry): Buffer {
   const p = e.localOffset;
-  if (p + 30 > buf.length || buf.readUInt32LE(p) !== LOCAL) throw new ZipError(`entry ${e.name}: local header is damaged`);
+  if (p + 30 > buf.length || buf.readUInt32LE(p) !== LOCAL)
+    throw new ZipError(`entry ${e.name}: local header is damaged`);
   const start = p + 30 + buf.readUInt16LE(p + 26) + buf.readUInt16LE(p + 28);
   const end = start + e.compressedSize;
   if (end > buf.length) throw new ZipError(`entry ${e.name}: data runs past the end of the file (truncated)`);

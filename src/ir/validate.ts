@@ -16,9 +16,12 @@ export function validateIr(ir: unknown, where: string): asserts ir is Ir {
   const x = ir as Partial<Ir>;
   if (x.format !== IR_FORMAT) fail([`format is ${JSON.stringify(x.format)}, expected "${IR_FORMAT}"`]);
   if (x.version !== IR_VERSION) {
-    fail([`version ${x.version} is not supported (this quantbook reads version ${IR_VERSION}); re-export the model with this version`]);
+    fail([
+      `version ${x.version} is not supported (this quantbook reads version ${IR_VERSION}); re-export the model with this version`,
+    ]);
   }
-  if (!Array.isArray(x.nodes) || !Array.isArray(x.inputs) || !Array.isArray(x.outputs)) fail(["nodes, inputs and outputs must be arrays"]);
+  if (!Array.isArray(x.nodes) || !Array.isArray(x.inputs) || !Array.isArray(x.outputs))
+    fail(["nodes, inputs and outputs must be arrays"]);
   const problems: string[] = [];
   const seen = new Map<string, number[]>();
   x.inputs!.forEach((inp, i) => seen.set(`<input:${i}>`, inp.shape));
@@ -31,7 +34,9 @@ export function validateIr(ir: unknown, where: string): asserts ir is Ir {
       typeof n !== "object" ||
       typeof n.name !== "string" ||
       !Array.isArray(n.inputs) ||
-      !n.inputs.every((i) => i && typeof i.source === "string" && shape(i.shape) && i.quant && typeof i.quant.dtype === "string") ||
+      !n.inputs.every(
+        (i) => i && typeof i.source === "string" && shape(i.shape) && i.quant && typeof i.quant.dtype === "string",
+      ) ||
       !n.output ||
       !shape(n.output.shape) ||
       !n.output.quant ||
@@ -42,7 +47,9 @@ export function validateIr(ir: unknown, where: string): asserts ir is Ir {
       n.attrs === null ||
       (n.weight !== undefined && (!shape(n.weight.shape) || !Array.isArray(n.weight.data) || !n.weight.quant))
     ) {
-      problems.push(`${at}: malformed node (expected name, inputs [{ source, shape, quant }], output { shape, quant }, params, constants, attrs)`);
+      problems.push(
+        `${at}: malformed node (expected name, inputs [{ source, shape, quant }], output { shape, quant }, params, constants, attrs)`,
+      );
       continue;
     }
     if (findOp(n.type) === undefined) {
@@ -52,27 +59,39 @@ export function validateIr(ir: unknown, where: string): asserts ir is Ir {
     n.inputs.forEach((inp, i) => {
       if (inp.source === "<float>") {
         const c = n.constants.find((k) => k.input === i);
-        if (!c || c.data.length !== size(inp.shape)) problems.push(`${at}: input ${i} is a constant without ${size(inp.shape)} values`);
+        if (!c || c.data.length !== size(inp.shape))
+          problems.push(`${at}: input ${i} is a constant without ${size(inp.shape)} values`);
         return;
       }
       const produced = seen.get(inp.source);
-      if (produced === undefined) problems.push(`${at}: input ${i} comes from '${inp.source}', which is not an earlier node or a model input`);
+      if (produced === undefined)
+        problems.push(`${at}: input ${i} comes from '${inp.source}', which is not an earlier node or a model input`);
       else if (size(produced) !== size(inp.shape)) {
-        problems.push(`${at}: input ${i} has shape [${inp.shape}] but '${inp.source}' produces [${produced}] (${size(produced)} elements)`);
+        problems.push(
+          `${at}: input ${i} has shape [${inp.shape}] but '${inp.source}' produces [${produced}] (${size(produced)} elements)`,
+        );
       }
     });
     if (n.weight) {
-      if (n.weight.data.length !== size(n.weight.shape)) problems.push(`${at}: weight has ${n.weight.data.length} values for shape [${n.weight.shape}]`);
+      if (n.weight.data.length !== size(n.weight.shape))
+        problems.push(`${at}: weight has ${n.weight.data.length} values for shape [${n.weight.shape}]`);
       const s = n.weight.quant.scale;
       if (s !== null && s.length !== 1 && s.length !== n.weight.shape[n.weight.quant.axis ?? 0]) {
         problems.push(`${at}: weight has ${s.length} scales for ${n.weight.shape[n.weight.quant.axis ?? 0]} channels`);
       }
     }
     const inFeatures = n.weight ? n.weight.shape[n.attrs.weightLayout === "in_out" ? 0 : 1] : undefined;
-    if (n.type === "Linear" && n.weight && n.inputs[0] && n.inputs[0].shape[n.inputs[0].shape.length - 1] !== inFeatures) {
+    if (
+      n.type === "Linear" &&
+      n.weight &&
+      n.inputs[0] &&
+      n.inputs[0].shape[n.inputs[0].shape.length - 1] !== inFeatures
+    ) {
       problems.push(`${at}: Linear input [${n.inputs[0].shape}] does not match weight [${n.weight.shape}]`);
     }
-    for (const p of n.params) if (p.data.length !== size(p.shape)) problems.push(`${at}: a parameter has ${p.data.length} values for shape [${p.shape}]`);
+    for (const p of n.params)
+      if (p.data.length !== size(p.shape))
+        problems.push(`${at}: a parameter has ${p.data.length} values for shape [${p.shape}]`);
     seen.set(n.name, n.output.shape);
   }
   for (const o of x.outputs!) if (!seen.has(o)) problems.push(`output '${String(o)}' is not a node`);

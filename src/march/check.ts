@@ -56,7 +56,13 @@ function actualOf(d: OpDtypes): Violation["actual"] {
   return a;
 }
 
-function violation(d: OpDtypes, march: March, rule: string, fixes: string[], kind: Violation["kind"] = "rule"): Violation {
+function violation(
+  d: OpDtypes,
+  march: March,
+  rule: string,
+  fixes: string[],
+  kind: Violation["kind"] = "rule",
+): Violation {
   const filled = fixes.map((f) => f.replace(/\{op\}/g, d.name).replace(/\{module\}/g, d.module || d.name));
   const message = `${d.name}: ${marchName(march)} ${d.type} ${rule}; ${filled.length ? `fix: ${filled.join(", or ")}` : "no fix known"}`;
   return { kind, op: d.name, opType: d.type, module: d.module, rule, actual: actualOf(d), fixes: filled, message };
@@ -93,17 +99,33 @@ export function checkOpDtypes(ops: OpDtypes[], march: March): CheckResult {
     }
     d.inputs.forEach((t, i) => {
       if (!rule.input.includes(t)) {
-        const fix = t === "float32" ? "quantize it: put a QuantStub before it or give its producer a quantized output" : `use ${rule.input.join(" or ")}`;
+        const fix =
+          t === "float32"
+            ? "quantize it: put a QuantStub before it or give its producer a quantized output"
+            : `use ${rule.input.join(" or ")}`;
         violations.push(violation(d, march, `input ${i} is ${t}, expected ${rule.input.join(" or ")}`, [fix]));
       }
     });
     if (d.weight !== undefined && rule.weight && !rule.weight.includes(d.weight)) {
-      violations.push(violation(d, march, `weight is ${d.weight}, expected ${rule.weight.join(" or ")}`, ["give it a weight qconfig (e.g. weightDtype: qint8)"]));
+      violations.push(
+        violation(d, march, `weight is ${d.weight}, expected ${rule.weight.join(" or ")}`, [
+          "give it a weight qconfig (e.g. weightDtype: qint8)",
+        ]),
+      );
     }
     if (!rule.output.includes(d.output)) {
-      violations.push(violation(d, march, `output is ${d.output}, expected ${rule.output.join(" or ")}`, [`give it an output qconfig with ${rule.output.join(" or ")}`]));
+      violations.push(
+        violation(d, march, `output is ${d.output}, expected ${rule.output.join(" or ")}`, [
+          `give it an output qconfig with ${rule.output.join(" or ")}`,
+        ]),
+      );
     }
-    const roles: Partial<Record<Role, string | undefined>> = { input_0: d.inputs[0], input_1: d.inputs[1], weight: d.weight, output: d.output };
+    const roles: Partial<Record<Role, string | undefined>> = {
+      input_0: d.inputs[0],
+      input_1: d.inputs[1],
+      weight: d.weight,
+      output: d.output,
+    };
     for (const combo of rule.forbidden ?? []) {
       const hit = Object.entries(combo.when).every(([role, dtype]) => roles[role as Role] === dtype);
       if (hit) violations.push(violation(d, march, combo.rule, combo.fixes));

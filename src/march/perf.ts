@@ -62,7 +62,10 @@ function opCost(n: IrNode, p: PerfParams, unit: string): PerfOp {
     const pair = `${inD[0]}x${wD}` as Pair;
     const rate = p.macRate[pair];
     if (!rate) {
-      throw errors.coded("WRONG_STATE", `perf: ${n.name}: the chip has no ${inD[0]} x ${wD} GEMM; run qb.checkModel and fix its violations before estimating latency`);
+      throw errors.coded(
+        "WRONG_STATE",
+        `perf: ${n.name}: the chip has no ${inD[0]} x ${wD} GEMM; run qb.checkModel and fix its violations before estimating latency`,
+      );
     }
     macs[pair] = n.flops;
     compute = n.flops / (p.macsPerSecond * p.gemmUtilization * rate);
@@ -111,9 +114,17 @@ export function perf(model: HbModel | Ir, march?: March): PerfReport {
     // no rule for the op on this march: costed as a CPU op (checkModel reports it)
     // the unit is the op's own (its registry entry); an op the march has no rule for runs on the CPU
     // and so does an op quantized nowhere (a plan's CPU fallback)
-    const dtypes = { inputs: n.inputs.map((i) => i.quant.dtype), weight: n.weight?.quant.dtype, output: n.output.quant.dtype };
+    const dtypes = {
+      inputs: n.inputs.map((i) => i.quant.dtype),
+      weight: n.weight?.quant.dtype,
+      output: n.output.quant.dtype,
+    };
     const rule = spec.ops[n.type];
-    return opCost(n, spec.perf, rule !== undefined && !runsOnCpu(dtypes, rule) ? (findOp(n.type)?.unit ?? "cpu") : "cpu");
+    return opCost(
+      n,
+      spec.perf,
+      rule !== undefined && !runsOnCpu(dtypes, rule) ? (findOp(n.type)?.unit ?? "cpu") : "cpu",
+    );
   });
   const total = ops.reduce((a, o) => a + o.timeUs, 0);
   const all = ops.reduce((a, o) => a + Object.values(o.macs).reduce((x, y) => x + y, 0), 0);

@@ -18,8 +18,18 @@ export interface Conv2dOptions {
  * 2-D convolution on NCHW tensors with weight [out, in / groups, kh, kw] (PyTorch's layout, so
  * state dicts load as they are); quantized per output channel like a Linear. Zero padding.
  */
-export function conv2d(x: tf.Tensor, weight: tf.Tensor, bias: tf.Tensor | null, opts: Conv2dOptions & { name?: string | null } = {}): tf.Tensor {
-  const attrs = { stride: pair(opts.stride, 1), padding: pair(opts.padding, 0), dilation: pair(opts.dilation, 1), groups: opts.groups ?? 1 };
+export function conv2d(
+  x: tf.Tensor,
+  weight: tf.Tensor,
+  bias: tf.Tensor | null,
+  opts: Conv2dOptions & { name?: string | null } = {},
+): tf.Tensor {
+  const attrs = {
+    stride: pair(opts.stride, 1),
+    padding: pair(opts.padding, 0),
+    dilation: pair(opts.dilation, 1),
+    groups: opts.groups ?? 1,
+  };
   const name = opts.name === undefined ? "conv2d" : opts.name;
   return runOp({ type: "Conv2d", name, fallback: "conv2d", weight, params: bias ? [bias] : [], attrs }, [x]);
 }
@@ -27,7 +37,10 @@ export function conv2d(x: tf.Tensor, weight: tf.Tensor, bias: tf.Tensor | null, 
 /** Groups must be a positive integer dividing both channel counts. */
 export function checkGroups(layer: string, groups: number, inChannels: number, outChannels: number): void {
   if (!Number.isInteger(groups) || groups < 1 || inChannels % groups !== 0 || outChannels % groups !== 0) {
-    throw errors.coded("SHAPE_MISMATCH", `${layer}: groups = ${groups} must be a positive integer dividing inChannels (${inChannels}) and outChannels (${outChannels})`);
+    throw errors.coded(
+      "SHAPE_MISMATCH",
+      `${layer}: groups = ${groups} must be a positive integer dividing inChannels (${inChannels}) and outChannels (${outChannels})`,
+    );
   }
 }
 
@@ -46,7 +59,8 @@ export class Conv2d extends Module {
       ["inChannels", inChannels],
       ["outChannels", outChannels],
     ] as const) {
-      if (!Number.isInteger(v) || v <= 0) throw errors.coded("INVALID_ARGUMENT", `Conv2d: ${k} must be a positive integer, got ${v}`);
+      if (!Number.isInteger(v) || v <= 0)
+        throw errors.coded("INVALID_ARGUMENT", `Conv2d: ${k} must be a positive integer, got ${v}`);
     }
     const groups = options.groups ?? 1;
     checkGroups("Conv2d", groups, inChannels, outChannels);

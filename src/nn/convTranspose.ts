@@ -15,7 +15,12 @@ export interface ConvTranspose2dOptions extends Conv2dOptions {
  * Transposed 2-D convolution on NCHW tensors with PyTorch's weight layout [in, out / groups, kh, kw]
  * and arguments; the weight is quantized per output channel (axis 1).
  */
-export function convTranspose2d(x: tf.Tensor, weight: tf.Tensor, bias: tf.Tensor | null, opts: ConvTranspose2dOptions & { name?: string | null } = {}): tf.Tensor {
+export function convTranspose2d(
+  x: tf.Tensor,
+  weight: tf.Tensor,
+  bias: tf.Tensor | null,
+  opts: ConvTranspose2dOptions & { name?: string | null } = {},
+): tf.Tensor {
   const attrs = {
     stride: pair(opts.stride, 1),
     padding: pair(opts.padding, 0),
@@ -26,10 +31,16 @@ export function convTranspose2d(x: tf.Tensor, weight: tf.Tensor, bias: tf.Tensor
   const [sh, sw] = attrs.stride;
   const [dh, dw] = attrs.dilation;
   if (attrs.outputPadding[0] >= Math.max(sh, dh) || attrs.outputPadding[1] >= Math.max(sw, dw)) {
-    throw errors.coded("INVALID_ARGUMENT", `convTranspose2d: outputPadding [${attrs.outputPadding}] must be smaller than stride or dilation`);
+    throw errors.coded(
+      "INVALID_ARGUMENT",
+      `convTranspose2d: outputPadding [${attrs.outputPadding}] must be smaller than stride or dilation`,
+    );
   }
   const name = opts.name === undefined ? "conv_transpose2d" : opts.name;
-  return runOp({ type: "ConvTranspose2d", name, fallback: "conv_transpose2d", weight, params: bias ? [bias] : [], attrs }, [x]);
+  return runOp(
+    { type: "ConvTranspose2d", name, fallback: "conv_transpose2d", weight, params: bias ? [bias] : [], attrs },
+    [x],
+  );
 }
 
 export class ConvTranspose2d extends Module {

@@ -10,7 +10,14 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { runOp } from "./op";
-import { COORDINATE_MODES, NEAREST_MODES, type CoordinateMode, type GridPadding, type GridSampleMode, type NearestMode } from "../ops/resize";
+import {
+  COORDINATE_MODES,
+  NEAREST_MODES,
+  type CoordinateMode,
+  type GridPadding,
+  type GridSampleMode,
+  type NearestMode,
+} from "../ops/resize";
 import { PAD_MODES, type PadMode } from "../ops/layout";
 import { errors } from "../messages";
 
@@ -23,7 +30,8 @@ type Operand = tf.Tensor | number;
 
 function binary(type: string, fallback: string, a: Operand, b: Operand, opts?: OpOptions): tf.Tensor {
   const tensors = [a, b].filter((v): v is tf.Tensor => typeof v !== "number");
-  if (tensors.length === 0) throw errors.coded("INVALID_ARGUMENT", `${fallback}: at least one operand must be a tensor, got two numbers`);
+  if (tensors.length === 0)
+    throw errors.coded("INVALID_ARGUMENT", `${fallback}: at least one operand must be a tensor, got two numbers`);
   const attrs: Record<string, unknown> = {};
   if (typeof a === "number") Object.assign(attrs, { scalar: a, scalarIndex: 0 });
   if (typeof b === "number") Object.assign(attrs, { scalar: b, scalarIndex: 1 });
@@ -55,11 +63,23 @@ export function maskedFill(x: tf.Tensor, mask: tf.Tensor, value: number, opts?: 
   try {
     tf.backend_util.assertAndGetBroadcastShape(x.shape, m.shape);
   } catch {
-    throw errors.coded("SHAPE_MISMATCH", `masked_fill: a mask of shape [${m.shape}] does not broadcast against [${x.shape}]`);
+    throw errors.coded(
+      "SHAPE_MISMATCH",
+      `masked_fill: a mask of shape [${m.shape}] does not broadcast against [${x.shape}]`,
+    );
   }
   // ±Infinity is kept as ±Number.MAX_VALUE (JSON-safe in the IR; ±∞ again in float32)
   const v = value === Infinity ? Number.MAX_VALUE : value === -Infinity ? -Number.MAX_VALUE : value;
-  const out = runOp({ type: "MaskedFill", name: opts?.name === undefined ? "masked_fill" : opts.name, fallback: "masked_fill", params: [m], attrs: { value: v } }, [x]);
+  const out = runOp(
+    {
+      type: "MaskedFill",
+      name: opts?.name === undefined ? "masked_fill" : opts.name,
+      fallback: "masked_fill",
+      params: [m],
+      attrs: { value: v },
+    },
+    [x],
+  );
   if (m !== mask) m.dispose();
   return out;
 }
@@ -67,7 +87,10 @@ export function maskedFill(x: tf.Tensor, mask: tf.Tensor, value: number, opts?: 
 /** torch.where(cond, a, b) with a constant condition; a and b are activations. */
 export function where(cond: tf.Tensor, a: tf.Tensor, b: tf.Tensor, opts?: OpOptions): tf.Tensor {
   const c = cond.dtype === "float32" ? cond : tf.cast(cond, "float32");
-  const out = runOp({ type: "Where", name: opts?.name === undefined ? "where" : opts.name, fallback: "where", params: [c] }, [a, b]);
+  const out = runOp(
+    { type: "Where", name: opts?.name === undefined ? "where" : opts.name, fallback: "where", params: [c] },
+    [a, b],
+  );
   if (c !== cond) c.dispose();
   return out;
 }
@@ -81,11 +104,17 @@ export function minimum(a: Operand, b: Operand, opts?: OpOptions): tf.Tensor {
 }
 
 export function sum(x: tf.Tensor, axis: number | number[], keepDims = false, opts?: OpOptions): tf.Tensor {
-  return runOp({ type: "Sum", name: opts?.name === undefined ? "sum" : opts.name, fallback: "sum", attrs: { axis, keepDims } }, [x]);
+  return runOp(
+    { type: "Sum", name: opts?.name === undefined ? "sum" : opts.name, fallback: "sum", attrs: { axis, keepDims } },
+    [x],
+  );
 }
 
 export function mean(x: tf.Tensor, axis: number | number[], keepDims = false, opts?: OpOptions): tf.Tensor {
-  return runOp({ type: "Mean", name: opts?.name === undefined ? "mean" : opts.name, fallback: "mean", attrs: { axis, keepDims } }, [x]);
+  return runOp(
+    { type: "Mean", name: opts?.name === undefined ? "mean" : opts.name, fallback: "mean", attrs: { axis, keepDims } },
+    [x],
+  );
 }
 
 /** Batched matrix product of two activations (`a @ b`). */
@@ -97,14 +126,20 @@ export function matmul(a: tf.Tensor, b: tf.Tensor, opts?: OpOptions): tf.Tensor 
  * `x @ weight^T + bias` with weight [out, in] — or `x @ weight` with weight [in, out] when
  * `weightLayout: "in_out"` (Paddle's layout; quantized per output channel, axis 1).
  */
-export function linear(x: tf.Tensor, weight: tf.Tensor, bias: tf.Tensor | null, opts?: { name?: string | null; weightLayout?: "out_in" | "in_out" }): tf.Tensor {
+export function linear(
+  x: tf.Tensor,
+  weight: tf.Tensor,
+  bias: tf.Tensor | null,
+  opts?: { name?: string | null; weightLayout?: "out_in" | "in_out" },
+): tf.Tensor {
   const name = opts?.name === undefined ? "linear" : opts.name;
   const attrs = opts?.weightLayout === "in_out" ? { weightLayout: "in_out" } : {};
   return runOp({ type: "Linear", name, fallback: "linear", weight, params: bias ? [bias] : [], attrs }, [x]);
 }
 
 function unary(type: string, fallback: string) {
-  return (x: tf.Tensor, opts?: { name?: string | null }): tf.Tensor => runOp({ type, name: opts?.name === undefined ? fallback : opts.name, fallback }, [x]);
+  return (x: tf.Tensor, opts?: { name?: string | null }): tf.Tensor =>
+    runOp({ type, name: opts?.name === undefined ? fallback : opts.name, fallback }, [x]);
 }
 
 export const relu = unary("ReLU", "relu");
@@ -123,26 +158,39 @@ export const log = unary("Log", "log");
  */
 export function transpose(x: tf.Tensor, perm?: number[], opts?: OpOptions): tf.Tensor {
   const p = perm ?? x.shape.map((_, i) => x.rank - 1 - i);
-  return runOp({ type: "Transpose", name: opts?.name === undefined ? "transpose" : opts.name, fallback: "transpose", attrs: { perm: p } }, [x]);
+  return runOp(
+    {
+      type: "Transpose",
+      name: opts?.name === undefined ? "transpose" : opts.name,
+      fallback: "transpose",
+      attrs: { perm: p },
+    },
+    [x],
+  );
 }
 
 export { conv2d } from "./conv";
 
 export function concat(xs: tf.Tensor[], axis: number, opts?: OpOptions): tf.Tensor {
-  return runOp({ type: "Concat", name: opts?.name === undefined ? "concat" : opts.name, fallback: "concat", attrs: { axis } }, xs);
+  return runOp(
+    { type: "Concat", name: opts?.name === undefined ? "concat" : opts.name, fallback: "concat", attrs: { axis } },
+    xs,
+  );
 }
 
 type Pair = number | [number, number];
 type Named = { name?: string | null };
 const opName = (o: Named | undefined, fallback: string) => (o?.name === undefined ? fallback : o.name);
-const one = (type: string, fallback: string, x: tf.Tensor, attrs: Record<string, unknown>, o?: Named) => runOp({ type, name: opName(o, fallback), fallback, attrs }, [x]);
+const one = (type: string, fallback: string, x: tf.Tensor, attrs: Record<string, unknown>, o?: Named) =>
+  runOp({ type, name: opName(o, fallback), fallback, attrs }, [x]);
 
 /** clamp(x, min, max); keeps its input's scale (`relu6` is clip(0, 6), `hardtanh` clip(-1, 1) by default). */
 export function clip(x: tf.Tensor, min: number | null, max: number | null, opts?: Named): tf.Tensor {
   return one("Clip", "clip", x, { min, max }, opts);
 }
 export const relu6 = (x: tf.Tensor, opts?: Named) => clip(x, 0, 6, { name: opName(opts, "relu6") });
-export const hardtanh = (x: tf.Tensor, minVal = -1, maxVal = 1, opts?: Named) => clip(x, minVal, maxVal, { name: opName(opts, "hardtanh") });
+export const hardtanh = (x: tf.Tensor, minVal = -1, maxVal = 1, opts?: Named) =>
+  clip(x, minVal, maxVal, { name: opName(opts, "hardtanh") });
 
 /** clamp(alpha·x + beta, 0, 1): PyTorch's alpha 1/6, beta 0.5 by default; Paddle's and ONNX's alpha is 0.2. */
 export function hardsigmoid(x: tf.Tensor, opts: Named & { alpha?: number; beta?: number } = {}): tf.Tensor {
@@ -167,7 +215,10 @@ export function softplus(x: tf.Tensor, opts: Named & { beta?: number; threshold?
 /** PReLU with a learned slope: [C] (per channel, dim 1) or [1]. */
 export function prelu(x: tf.Tensor, weight: tf.Tensor, opts?: Named): tf.Tensor {
   if (weight.size !== 1 && (x.rank < 2 || weight.size !== x.shape[1])) {
-    throw errors.coded("SHAPE_MISMATCH", `prelu: weight of ${weight.size} slopes for an input of shape [${x.shape}]; expected 1 or one per channel (${x.shape[1]})`);
+    throw errors.coded(
+      "SHAPE_MISMATCH",
+      `prelu: weight of ${weight.size} slopes for an input of shape [${x.shape}]; expected 1 or one per channel (${x.shape[1]})`,
+    );
   }
   return runOp({ type: "PReLU", name: opName(opts, "prelu"), fallback: "prelu", params: [weight] }, [x]);
 }
@@ -178,7 +229,11 @@ export const sqrt = (x: tf.Tensor, opts?: Named) => one("Sqrt", "sqrt", x, {}, o
 export const reciprocal = (x: tf.Tensor, opts?: Named) => one("Reciprocal", "reciprocal", x, {}, opts);
 /** x ^ exponent for a constant exponent. */
 export function pow(x: tf.Tensor, exponent: number, opts?: Named): tf.Tensor {
-  if (typeof exponent !== "number") throw errors.coded("UNSUPPORTED", "pow: the exponent must be a number (a constant); a tensor exponent is not supported");
+  if (typeof exponent !== "number")
+    throw errors.coded(
+      "UNSUPPORTED",
+      "pow: the exponent must be a number (a constant); a tensor exponent is not supported",
+    );
   return one("Pow", "pow", x, { exponent }, opts);
 }
 /** Maximum over `axis`; keeps its input's scale. */
@@ -202,14 +257,20 @@ export function pixelShuffle(x: tf.Tensor, upscaleFactor: number, opts?: Named):
 /** ONNX DepthToSpace: mode "DCR" (ONNX's default) or "CRD" (= pixelShuffle). */
 export function depthToSpace(x: tf.Tensor, blocksize: number, mode: "DCR" | "CRD" = "DCR", opts?: Named): tf.Tensor {
   if (x.rank !== 4 || (x.shape[1] as number) % (blocksize * blocksize) !== 0) {
-    throw errors.coded("SHAPE_MISMATCH", `depth_to_space: input [${x.shape}] needs 4 dims and channels divisible by ${blocksize}² = ${blocksize * blocksize}`);
+    throw errors.coded(
+      "SHAPE_MISMATCH",
+      `depth_to_space: input [${x.shape}] needs 4 dims and channels divisible by ${blocksize}² = ${blocksize * blocksize}`,
+    );
   }
   return one("DepthToSpace", "depth_to_space", x, { blocksize, mode }, opts);
 }
 /** ONNX SpaceToDepth: [N, C, H, W] → [N, C·b², H/b, W/b]. */
 export function spaceToDepth(x: tf.Tensor, blocksize: number, opts?: Named): tf.Tensor {
   if (x.rank !== 4 || (x.shape[2] as number) % blocksize !== 0 || (x.shape[3] as number) % blocksize !== 0) {
-    throw errors.coded("SHAPE_MISMATCH", `space_to_depth: input [${x.shape}] needs 4 dims and a height and width divisible by ${blocksize}`);
+    throw errors.coded(
+      "SHAPE_MISMATCH",
+      `space_to_depth: input [${x.shape}] needs 4 dims and a height and width divisible by ${blocksize}`,
+    );
   }
   return one("SpaceToDepth", "space_to_depth", x, { blocksize }, opts);
 }
@@ -217,10 +278,26 @@ export function logSoftmax(x: tf.Tensor, dim: number, opts?: Named): tf.Tensor {
   return one("LogSoftmax", "log_softmax", x, { dim }, opts);
 }
 /** F.instance_norm (running statistics off): per (sample, channel) over the remaining axes; weight and bias per channel. */
-export function instanceNorm(x: tf.Tensor, opts: Named & { weight?: tf.Tensor | null; bias?: tf.Tensor | null; eps?: number } = {}): tf.Tensor {
-  if (!opts.weight && opts.bias) throw errors.coded("INVALID_ARGUMENT", "instance_norm: pass weight together with bias (weight = ones for a bias alone)");
+export function instanceNorm(
+  x: tf.Tensor,
+  opts: Named & { weight?: tf.Tensor | null; bias?: tf.Tensor | null; eps?: number } = {},
+): tf.Tensor {
+  if (!opts.weight && opts.bias)
+    throw errors.coded(
+      "INVALID_ARGUMENT",
+      "instance_norm: pass weight together with bias (weight = ones for a bias alone)",
+    );
   const params = opts.weight ? [opts.weight, ...(opts.bias ? [opts.bias] : [])] : [];
-  return runOp({ type: "InstanceNorm", name: opName(opts, "instance_norm"), fallback: "instance_norm", params, attrs: { eps: opts.eps ?? 1e-5 } }, [x]);
+  return runOp(
+    {
+      type: "InstanceNorm",
+      name: opName(opts, "instance_norm"),
+      fallback: "instance_norm",
+      params,
+      attrs: { eps: opts.eps ?? 1e-5 },
+    },
+    [x],
+  );
 }
 
 export interface PoolOptions extends Named {
@@ -228,7 +305,8 @@ export interface PoolOptions extends Named {
   padding?: Pair;
   ceilMode?: boolean;
 }
-const pairOf = (v: Pair | null | undefined): [number, number] | null | undefined => (v === null || v === undefined ? v : typeof v === "number" ? [v, v] : v);
+const pairOf = (v: Pair | null | undefined): [number, number] | null | undefined =>
+  v === null || v === undefined ? v : typeof v === "number" ? [v, v] : v;
 
 export function maxPool2d(x: tf.Tensor, kernelSize: Pair, opts: PoolOptions & { dilation?: Pair } = {}): tf.Tensor {
   return one(
@@ -245,7 +323,11 @@ export function maxPool2d(x: tf.Tensor, kernelSize: Pair, opts: PoolOptions & { 
     opts,
   );
 }
-export function avgPool2d(x: tf.Tensor, kernelSize: Pair, opts: PoolOptions & { countIncludePad?: boolean; divisorOverride?: number | null } = {}): tf.Tensor {
+export function avgPool2d(
+  x: tf.Tensor,
+  kernelSize: Pair,
+  opts: PoolOptions & { countIncludePad?: boolean; divisorOverride?: number | null } = {},
+): tf.Tensor {
   return one(
     "AvgPool2d",
     "avg_pool2d",
@@ -272,16 +354,34 @@ export function adaptiveAvgPool2d(x: tf.Tensor, outputSize: Pair, opts?: Named):
  */
 export function interpolate(
   x: tf.Tensor,
-  opts: Named & { size?: Pair; scaleFactor?: Pair; mode?: "nearest" | "bilinear"; alignCorners?: boolean; coordinateMode?: CoordinateMode; nearestMode?: NearestMode },
+  opts: Named & {
+    size?: Pair;
+    scaleFactor?: Pair;
+    mode?: "nearest" | "bilinear";
+    alignCorners?: boolean;
+    coordinateMode?: CoordinateMode;
+    nearestMode?: NearestMode;
+  },
 ): tf.Tensor {
   const mode = opts.mode ?? "nearest";
-  if (mode !== "nearest" && mode !== "bilinear") throw errors.coded("UNSUPPORTED", `interpolate: mode '${String(mode)}' is not supported; use "nearest" or "bilinear"`);
-  if (opts.size === undefined && opts.scaleFactor === undefined) throw errors.coded("INVALID_ARGUMENT", "interpolate: pass size or scaleFactor");
+  if (mode !== "nearest" && mode !== "bilinear")
+    throw errors.coded(
+      "UNSUPPORTED",
+      `interpolate: mode '${String(mode)}' is not supported; use "nearest" or "bilinear"`,
+    );
+  if (opts.size === undefined && opts.scaleFactor === undefined)
+    throw errors.coded("INVALID_ARGUMENT", "interpolate: pass size or scaleFactor");
   if (opts.coordinateMode !== undefined && !COORDINATE_MODES.includes(opts.coordinateMode)) {
-    throw errors.coded("INVALID_ARGUMENT", `interpolate: coordinateMode '${String(opts.coordinateMode)}' is not one of ${COORDINATE_MODES.join(", ")}`);
+    throw errors.coded(
+      "INVALID_ARGUMENT",
+      `interpolate: coordinateMode '${String(opts.coordinateMode)}' is not one of ${COORDINATE_MODES.join(", ")}`,
+    );
   }
   if (opts.nearestMode !== undefined && !NEAREST_MODES.includes(opts.nearestMode)) {
-    throw errors.coded("INVALID_ARGUMENT", `interpolate: nearestMode '${String(opts.nearestMode)}' is not one of ${NEAREST_MODES.join(", ")}`);
+    throw errors.coded(
+      "INVALID_ARGUMENT",
+      `interpolate: nearestMode '${String(opts.nearestMode)}' is not one of ${NEAREST_MODES.join(", ")}`,
+    );
   }
   const attrs = {
     size: pairOf(opts.size) ?? null,
@@ -290,38 +390,78 @@ export function interpolate(
     ...(opts.coordinateMode === undefined ? {} : { coordinateMode: opts.coordinateMode }),
     ...(opts.nearestMode === undefined ? {} : { nearestMode: opts.nearestMode }),
   };
-  return mode === "nearest" ? one("ResizeNearest", "interpolate", x, attrs, opts) : one("ResizeBilinear", "interpolate", x, attrs, opts);
+  return mode === "nearest"
+    ? one("ResizeNearest", "interpolate", x, attrs, opts)
+    : one("ResizeBilinear", "interpolate", x, attrs, opts);
 }
 
 /**
  * PyTorch's F.grid_sample on NCHW: `grid` [N, Ho, Wo, 2] holds (x, y) in [−1, 1]. mode "bilinear"
  * (default) or "nearest"; paddingMode "zeros" (default), "border" or "reflection"; alignCorners.
  */
-export function gridSample(x: tf.Tensor, grid: tf.Tensor, opts: Named & { mode?: GridSampleMode; paddingMode?: GridPadding; alignCorners?: boolean } = {}): tf.Tensor {
+export function gridSample(
+  x: tf.Tensor,
+  grid: tf.Tensor,
+  opts: Named & { mode?: GridSampleMode; paddingMode?: GridPadding; alignCorners?: boolean } = {},
+): tf.Tensor {
   if (x.rank !== 4 || grid.rank !== 4 || grid.shape[3] !== 2 || grid.shape[0] !== x.shape[0]) {
-    throw errors.coded("SHAPE_MISMATCH", `grid_sample: input [${x.shape}] must be [N, C, H, W] and grid [${grid.shape}] [N, Ho, Wo, 2] with the same N`);
+    throw errors.coded(
+      "SHAPE_MISMATCH",
+      `grid_sample: input [${x.shape}] must be [N, C, H, W] and grid [${grid.shape}] [N, Ho, Wo, 2] with the same N`,
+    );
   }
   const mode = opts.mode ?? "bilinear";
   const paddingMode = opts.paddingMode ?? "zeros";
-  if (mode !== "bilinear" && mode !== "nearest") throw errors.coded("UNSUPPORTED", `grid_sample: mode '${String(mode)}' is not supported; use "bilinear" or "nearest"`);
+  if (mode !== "bilinear" && mode !== "nearest")
+    throw errors.coded(
+      "UNSUPPORTED",
+      `grid_sample: mode '${String(mode)}' is not supported; use "bilinear" or "nearest"`,
+    );
   if (!["zeros", "border", "reflection"].includes(paddingMode))
-    throw errors.coded("INVALID_ARGUMENT", `grid_sample: paddingMode '${String(paddingMode)}' is not one of zeros, border, reflection`);
-  return runOp({ type: "GridSample", name: opName(opts, "grid_sample"), fallback: "grid_sample", attrs: { mode, paddingMode, alignCorners: Boolean(opts.alignCorners) } }, [
-    x,
-    grid,
-  ]);
+    throw errors.coded(
+      "INVALID_ARGUMENT",
+      `grid_sample: paddingMode '${String(paddingMode)}' is not one of zeros, border, reflection`,
+    );
+  return runOp(
+    {
+      type: "GridSample",
+      name: opName(opts, "grid_sample"),
+      fallback: "grid_sample",
+      attrs: { mode, paddingMode, alignCorners: Boolean(opts.alignCorners) },
+    },
+    [x, grid],
+  );
 }
 
 /** x[starts:ends:steps] on `axes` (default 0, 1, ...); negative indices count from the end. */
-export function slice(x: tf.Tensor, starts: number[], ends: number[], axes?: number[], steps?: number[], opts?: Named): tf.Tensor {
-  return one("Slice", "slice", x, { starts, ends, axes: axes ?? starts.map((_, i) => i), steps: steps ?? starts.map(() => 1) }, opts);
+export function slice(
+  x: tf.Tensor,
+  starts: number[],
+  ends: number[],
+  axes?: number[],
+  steps?: number[],
+  opts?: Named,
+): tf.Tensor {
+  return one(
+    "Slice",
+    "slice",
+    x,
+    { starts, ends, axes: axes ?? starts.map((_, i) => i), steps: steps ?? starts.map(() => 1) },
+    opts,
+  );
 }
 /** torch.split: pieces of `sizes` (or equal pieces of that size) along `axis`, each a Slice op. */
 export function split(x: tf.Tensor, sizes: number | number[], axis = 0, opts?: Named): tf.Tensor[] {
   const ax = axis < 0 ? axis + x.rank : axis;
   const n = x.shape[ax];
-  const parts = Array.isArray(sizes) ? sizes : Array.from({ length: Math.ceil(n / sizes) }, (_, i) => Math.min(sizes, n - i * sizes));
-  if (parts.reduce((a, b) => a + b, 0) !== n) throw errors.coded("SHAPE_MISMATCH", `split: sizes [${parts}] do not add up to dimension ${axis} of [${x.shape}] (${n})`);
+  const parts = Array.isArray(sizes)
+    ? sizes
+    : Array.from({ length: Math.ceil(n / sizes) }, (_, i) => Math.min(sizes, n - i * sizes));
+  if (parts.reduce((a, b) => a + b, 0) !== n)
+    throw errors.coded(
+      "SHAPE_MISMATCH",
+      `split: sizes [${parts}] do not add up to dimension ${axis} of [${x.shape}] (${n})`,
+    );
   let at = 0;
   return parts.map((p) => {
     const piece = slice(x, [at], [at + p], [ax], [1], { name: opName(opts, "split") });
@@ -342,13 +482,20 @@ export function expand(x: tf.Tensor, shape: number[], opts?: Named): tf.Tensor {
  */
 export function pad(x: tf.Tensor, padding: number[], value = 0, opts?: Named & { mode?: PadMode }): tf.Tensor {
   if (padding.length % 2 !== 0 || padding.length / 2 > x.rank || !padding.every((v) => Number.isInteger(v) && v >= 0))
-    throw errors.coded("SHAPE_MISMATCH", `pad: padding [${padding}] must hold non-negative integer (before, after) pairs for at most ${x.rank} dimensions`);
+    throw errors.coded(
+      "SHAPE_MISMATCH",
+      `pad: padding [${padding}] must hold non-negative integer (before, after) pairs for at most ${x.rank} dimensions`,
+    );
   const mode = opts?.mode ?? "constant";
-  if (!PAD_MODES.includes(mode)) throw errors.coded("INVALID_ARGUMENT", `pad: mode '${String(mode)}' is not one of ${PAD_MODES.join(", ")}`);
+  if (!PAD_MODES.includes(mode))
+    throw errors.coded("INVALID_ARGUMENT", `pad: mode '${String(mode)}' is not one of ${PAD_MODES.join(", ")}`);
   const pads = x.shape.map(() => [0, 0] as [number, number]);
   for (let i = 0; i < padding.length / 2; i++) pads[x.rank - 1 - i] = [padding[2 * i], padding[2 * i + 1]];
   if (mode === "reflect" && pads.some(([b, a], d) => Math.max(b, a) >= (x.shape[d] as number))) {
-    throw errors.coded("SHAPE_MISMATCH", `pad: reflect padding [${padding}] must be smaller than the padded dimensions of [${x.shape}] (as in PyTorch)`);
+    throw errors.coded(
+      "SHAPE_MISMATCH",
+      `pad: reflect padding [${padding}] must be smaller than the padded dimensions of [${x.shape}] (as in PyTorch)`,
+    );
   }
   return one("Pad", "pad", x, mode === "constant" ? { pads, value } : { pads, value: 0, mode }, opts);
 }

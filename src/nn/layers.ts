@@ -176,7 +176,9 @@ export class AdaptiveAvgPool2d extends Module {
 }
 
 export class Upsample extends Module {
-  constructor(readonly options: { size?: Pair; scaleFactor?: Pair; mode?: "nearest" | "bilinear"; alignCorners?: boolean }) {
+  constructor(
+    readonly options: { size?: Pair; scaleFactor?: Pair; mode?: "nearest" | "bilinear"; alignCorners?: boolean },
+  ) {
     super();
   }
   forward(x: tf.Tensor): tf.Tensor {

@@ -24,11 +24,15 @@ export class Linear extends Module {
       ["inFeatures", inFeatures],
       ["outFeatures", outFeatures],
     ] as const) {
-      if (!Number.isInteger(v) || v <= 0) throw errors.coded("INVALID_ARGUMENT", `Linear: ${k} must be a positive integer, got ${v}`);
+      if (!Number.isInteger(v) || v <= 0)
+        throw errors.coded("INVALID_ARGUMENT", `Linear: ${k} must be a positive integer, got ${v}`);
     }
     const bound = 1 / Math.sqrt(inFeatures);
     this.weightLayout = opts.weightLayout ?? "out_in";
-    this.weight = uniformParameter(this.weightLayout === "in_out" ? [inFeatures, outFeatures] : [outFeatures, inFeatures], bound);
+    this.weight = uniformParameter(
+      this.weightLayout === "in_out" ? [inFeatures, outFeatures] : [outFeatures, inFeatures],
+      bound,
+    );
     this.bias = opts.bias === false ? null : uniformParameter([outFeatures], bound);
   }
 

@@ -156,7 +156,8 @@ export abstract class Module {
     if (problems.length > 0) {
       throw errors.coded(
         "SHAPE_MISMATCH",
-        `loadStateDict(${this.constructor.name}): ${problems.join("; ")}. Nothing was loaded; ` + fixAdvice(strict, shapeProblems, missingKeys.length + unexpectedKeys.length),
+        `loadStateDict(${this.constructor.name}): ${problems.join("; ")}. Nothing was loaded; ` +
+          fixAdvice(strict, shapeProblems, missingKeys.length + unexpectedKeys.length),
       );
     }
     for (const [name, v] of params) {

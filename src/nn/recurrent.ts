@@ -78,7 +78,8 @@ export class Recurrent extends Module {
       ["inputSize", inputSize],
       ["hiddenSize", hiddenSize],
     ] as const) {
-      if (!Number.isInteger(v) || v <= 0) throw errors.invalidArgument(`nn.${cell}`, `${name} ${v}`, `pass a positive whole number`);
+      if (!Number.isInteger(v) || v <= 0)
+        throw errors.invalidArgument(`nn.${cell}`, `${name} ${v}`, `pass a positive whole number`);
     }
     this.cell = cell;
     this.inputSize = inputSize;
@@ -99,10 +100,19 @@ export class Recurrent extends Module {
    * `x` [T, B, inputSize] ([B, T, …] with batchFirst); `h0` (and for LSTM `c0`) [directions, B, hiddenSize], zeros when absent.
    * Returns the output [T, B, directions·hiddenSize] and the last states [directions, B, hiddenSize].
    */
-  run(x: tf.Tensor, h0?: tf.Tensor | null, c0?: tf.Tensor | null, constantStates = false): { output: tf.Tensor; h: tf.Tensor; c: tf.Tensor | null; steps: tf.Tensor[][] } {
+  run(
+    x: tf.Tensor,
+    h0?: tf.Tensor | null,
+    c0?: tf.Tensor | null,
+    constantStates = false,
+  ): { output: tf.Tensor; h: tf.Tensor; c: tf.Tensor | null; steps: tf.Tensor[][] } {
     const where = `nn.${this.cell.startsWith("RNN") ? "RNN" : this.cell}`;
     if (x.rank !== 3 || x.shape[2] !== this.inputSize) {
-      throw errors.shapeMismatch(where, `input [${x.shape}]`, `[T, B, ${this.inputSize}]${this.batchFirst ? " (batchFirst: [B, T, …])" : ""}`);
+      throw errors.shapeMismatch(
+        where,
+        `input [${x.shape}]`,
+        `[T, B, ${this.inputSize}]${this.batchFirst ? " (batchFirst: [B, T, …])" : ""}`,
+      );
     }
     const seq = this.batchFirst ? F.transpose(x, [1, 0, 2], { name: "to_time_major" }) : x;
     const [T, B] = seq.shape;
@@ -112,7 +122,8 @@ export class Recurrent extends Module {
       ["h0", h0],
       ["c0", c0],
     ] as const) {
-      if (s && (s.rank !== 3 || s.shape[0] !== dirs || s.shape[1] !== B || s.shape[2] !== H)) throw errors.shapeMismatch(where, `${name} [${s.shape}]`, `[${dirs}, ${B}, ${H}]`);
+      if (s && (s.rank !== 3 || s.shape[0] !== dirs || s.shape[1] !== B || s.shape[2] !== H))
+        throw errors.shapeMismatch(where, `${name} [${s.shape}]`, `[${dirs}, ${B}, ${H}]`);
     }
     const initial = (s: tf.Tensor | null | undefined, d: number): tf.Tensor => {
       if (s) {
@@ -165,7 +176,9 @@ export class Recurrent extends Module {
       if (c) lastC.push(c);
     });
     // output [T, B, dirs·H]: the directions side by side, steps stacked
-    const perStep = Array.from({ length: T }, (_, t) => (dirs === 1 ? outs[0][t] : F.concat([outs[0][t], outs[1][t]], 1, { name: "directions" })));
+    const perStep = Array.from({ length: T }, (_, t) =>
+      dirs === 1 ? outs[0][t] : F.concat([outs[0][t], outs[1][t]], 1, { name: "directions" }),
+    );
     let output = F.concat(
       perStep.map((y) => tf.reshape(y, [1, B, dirs * H])),
       0,

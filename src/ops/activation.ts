@@ -10,7 +10,13 @@ import { defineOp, type Attrs } from "./registry";
 import { float, unary, type Lowering } from "./lowering";
 
 /** A LUT op: float compute and the table's real function. */
-export function defineLut(type: string, doc: string, compute: (t: tf.Tensor, attrs: Attrs) => tf.Tensor, lut: (x: number, attrs: Attrs) => number, onnx: Lowering): void {
+export function defineLut(
+  type: string,
+  doc: string,
+  compute: (t: tf.Tensor, attrs: Attrs) => tf.Tensor,
+  lut: (x: number, attrs: Attrs) => number,
+  onnx: Lowering,
+): void {
   defineOp({
     onnx,
     type,
@@ -61,7 +67,16 @@ export function erf(x: number): number {
     Math.exp(
       -z * z -
         1.26551223 +
-        t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))),
+        t *
+          (1.00002368 +
+            t *
+              (0.37409196 +
+                t *
+                  (0.09678418 +
+                    t *
+                      (-0.18628806 +
+                        t *
+                          (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))),
     );
   return x >= 0 ? 1 - r : r - 1;
 }
@@ -74,14 +89,23 @@ defineLut(
   "clamp(alpha·x + beta, 0, 1); alpha 1/6, beta 1/2 in PyTorch, alpha 0.2 in Paddle's and ONNX's defaults",
   (t, a) => tf.clipByValue(tf.add(tf.mul(t, a.alpha as number), a.beta as number), 0, 1),
   hardSigmoid,
-  ({ b, inputs: [x], attrs: a }) => b.op("Clip", [b.op("Add", [b.op("Mul", [x, b.scalar(a.alpha as number)]), b.scalar(a.beta as number)]), b.scalar(0), b.scalar(1)]),
+  ({ b, inputs: [x], attrs: a }) =>
+    b.op("Clip", [
+      b.op("Add", [b.op("Mul", [x, b.scalar(a.alpha as number)]), b.scalar(a.beta as number)]),
+      b.scalar(0),
+      b.scalar(1),
+    ]),
 );
 defineLut(
   "HardSwish",
   "x · relu6(x + 3) / 6",
   (t) => tf.mul(t, tf.div(tf.clipByValue(tf.add(t, 3), 0, 6), 6)),
   (x) => (x * Math.min(6, Math.max(0, x + 3))) / 6,
-  ({ b, inputs: [x] }) => b.op("Mul", [x, b.op("Div", [b.op("Clip", [b.op("Add", [x, b.scalar(3)]), b.scalar(0), b.scalar(6)]), b.scalar(6)])]),
+  ({ b, inputs: [x] }) =>
+    b.op("Mul", [
+      x,
+      b.op("Div", [b.op("Clip", [b.op("Add", [x, b.scalar(3)]), b.scalar(0), b.scalar(6)]), b.scalar(6)]),
+    ]),
 );
 defineLut(
   "SiLU",
@@ -97,12 +121,20 @@ defineLut(
     a.approximate === "tanh"
       ? tf.mul(tf.mul(t, 0.5), tf.add(1, tf.tanh(tf.mul(tf.add(t, tf.mul(tf.pow(t, 3), 0.044715)), SQRT_2_OVER_PI))))
       : tf.mul(tf.mul(t, 0.5), tf.add(1, tf.erf(tf.div(t, Math.SQRT2)))),
-  (x, a) => (a.approximate === "tanh" ? 0.5 * x * (1 + Math.tanh(SQRT_2_OVER_PI * (x + 0.044715 * x * x * x))) : 0.5 * x * (1 + erf(x / Math.SQRT2))),
+  (x, a) =>
+    a.approximate === "tanh"
+      ? 0.5 * x * (1 + Math.tanh(SQRT_2_OVER_PI * (x + 0.044715 * x * x * x)))
+      : 0.5 * x * (1 + erf(x / Math.SQRT2)),
   ({ b, inputs: [x], attrs: a }) => {
     const half = b.op("Mul", [x, b.scalar(0.5)]);
     const inner =
       a.approximate === "tanh"
-        ? b.op("Tanh", [b.op("Mul", [b.op("Add", [x, b.op("Mul", [b.op("Pow", [x, b.scalar(3)]), b.scalar(0.044715)])]), b.scalar(SQRT_2_OVER_PI)])])
+        ? b.op("Tanh", [
+            b.op("Mul", [
+              b.op("Add", [x, b.op("Mul", [b.op("Pow", [x, b.scalar(3)]), b.scalar(0.044715)])]),
+              b.scalar(SQRT_2_OVER_PI),
+            ]),
+          ])
         : b.op("Erf", [b.op("Div", [x, b.scalar(Math.SQRT2)])]);
     return b.op("Mul", [half, b.op("Add", [b.scalar(1), inner])]);
   },
@@ -117,7 +149,8 @@ defineLut(
 defineLut(
   "ELU",
   "x for x > 0, alpha · (e^x − 1) below",
-  (t, a) => (a.alpha === 1 ? tf.elu(t) : tf.where(tf.greater(t, 0), t, tf.mul(tf.sub(tf.exp(t), 1), a.alpha as number))),
+  (t, a) =>
+    a.alpha === 1 ? tf.elu(t) : tf.where(tf.greater(t, 0), t, tf.mul(tf.sub(tf.exp(t), 1), a.alpha as number)),
   (x, a) => (x > 0 ? x : (a.alpha as number) * Math.expm1(x)),
   unary("Elu", (a) => ({ alpha: float(a.alpha as number) })),
 );
@@ -167,7 +200,10 @@ defineLut(
 
 /** x for x ≥ 0, slope · x below; the slope (a float parameter) is per channel (dim 1) or one number. */
 export function prelu(t: tf.Tensor, slope: tf.Tensor): tf.Tensor {
-  const s = slope.rank === 1 && t.rank > 1 && slope.size > 1 ? tf.reshape(slope, [1, slope.size, ...Array.from({ length: t.rank - 2 }, () => 1)]) : slope;
+  const s =
+    slope.rank === 1 && t.rank > 1 && slope.size > 1
+      ? tf.reshape(slope, [1, slope.size, ...Array.from({ length: t.rank - 2 }, () => 1)])
+      : slope;
   return tf.where(tf.greaterEqual(t, 0), t, tf.mul(t, s));
 }
 
@@ -179,7 +215,10 @@ defineOp({
   compute: ([t], _w, [slope]) => prelu(t, slope),
   onnx: ({ b, inputs: [x], inputShapes: [xs], params: [slope], paramShapes: [ss] }) => {
     const n = ss.reduce((p, d) => p * d, 1);
-    const s = ss.length === 1 && xs.length > 1 && n > 1 ? b.reshape(slope, [1, n, ...Array.from({ length: xs.length - 2 }, () => 1)]) : slope;
+    const s =
+      ss.length === 1 && xs.length > 1 && n > 1
+        ? b.reshape(slope, [1, n, ...Array.from({ length: xs.length - 2 }, () => 1)])
+        : slope;
     return b.op("Where", [b.op("GreaterOrEqual", [x, b.scalar(0)]), x, b.op("Mul", [x, s])]);
   },
   flops: ([x]) => 2 * x.reduce((p, d) => p * d, 1),
@@ -191,20 +230,33 @@ defineOp({
   doc: "clamp(x, min, max) (ReLU6 is clip(0, 6)); keeps its input's scale, the bounds rounded to its grid",
   role: "passthrough",
   unit: "vector",
-  compute: ([t], _w, _p, a) => tf.clipByValue(t, (a.min as number | null) ?? -3.4e38, (a.max as number | null) ?? 3.4e38),
-  onnx: ({ b, inputs: [x], attrs: a }) => b.op("Clip", [x, b.scalar((a.min as number | null) ?? -3.4e38), b.scalar((a.max as number | null) ?? 3.4e38)]),
+  compute: ([t], _w, _p, a) =>
+    tf.clipByValue(t, (a.min as number | null) ?? -3.4e38, (a.max as number | null) ?? 3.4e38),
+  onnx: ({ b, inputs: [x], attrs: a }) =>
+    b.op("Clip", [x, b.scalar((a.min as number | null) ?? -3.4e38), b.scalar((a.max as number | null) ?? 3.4e38)]),
   integer:
     (node) =>
     ([x]) => {
       const s = x.quant.scale;
       if (s === null)
         return {
-          data: x.data.map((v) => Math.min(Math.max(v, (node.attrs.min as number | null) ?? -Infinity), (node.attrs.max as number | null) ?? Infinity)),
+          data: x.data.map((v) =>
+            Math.min(
+              Math.max(v, (node.attrs.min as number | null) ?? -Infinity),
+              (node.attrs.max as number | null) ?? Infinity,
+            ),
+          ),
           shape: x.shape,
           quant: x.quant,
         };
-      const lo = node.attrs.min === null || node.attrs.min === undefined ? -Infinity : Math.round((node.attrs.min as number) / s[0]);
-      const hi = node.attrs.max === null || node.attrs.max === undefined ? Infinity : Math.round((node.attrs.max as number) / s[0]);
+      const lo =
+        node.attrs.min === null || node.attrs.min === undefined
+          ? -Infinity
+          : Math.round((node.attrs.min as number) / s[0]);
+      const hi =
+        node.attrs.max === null || node.attrs.max === undefined
+          ? Infinity
+          : Math.round((node.attrs.max as number) / s[0]);
       return { data: x.data.map((q) => Math.min(Math.max(q, lo), hi)), shape: x.shape, quant: node.output.quant };
     },
 });

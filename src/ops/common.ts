@@ -5,8 +5,14 @@ import type { Value } from "./int/value";
 /** The node's weight and float parameters as extra integer-model operands (after the activation inputs). */
 export function extraOperands(node: IrNode): Value[] {
   return [
-    ...(node.weight ? [{ data: Float64Array.from(node.weight.data), shape: node.weight.shape, quant: node.weight.quant }] : []),
-    ...node.params.map((p) => ({ data: Float64Array.from(p.data), shape: p.shape, quant: { dtype: "float32" as const, scale: null } })),
+    ...(node.weight
+      ? [{ data: Float64Array.from(node.weight.data), shape: node.weight.shape, quant: node.weight.quant }]
+      : []),
+    ...node.params.map((p) => ({
+      data: Float64Array.from(p.data),
+      shape: p.shape,
+      quant: { dtype: "float32" as const, scale: null },
+    })),
   ];
 }
 

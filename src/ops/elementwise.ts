@@ -11,7 +11,12 @@ import { defineOp, type Attrs } from "./registry";
 import type { LowerContext, Lowering } from "./lowering";
 
 /** All operands in order, the number operand (if any) at its index. */
-function operands(inputs: tf.Tensor[], weight: tf.Tensor | undefined, params: tf.Tensor[], attrs: Attrs): (tf.Tensor | number)[] {
+function operands(
+  inputs: tf.Tensor[],
+  weight: tf.Tensor | undefined,
+  params: tf.Tensor[],
+  attrs: Attrs,
+): (tf.Tensor | number)[] {
   const all: (tf.Tensor | number)[] = [...inputs, ...(weight ? [weight] : []), ...params];
   if (typeof attrs.scalar === "number") all.splice((attrs.scalarIndex as number | undefined) ?? 1, 0, attrs.scalar);
   return all;
@@ -21,7 +26,8 @@ function operands(inputs: tf.Tensor[], weight: tf.Tensor | undefined, params: tf
 function lowerFold(opType: string): Lowering {
   return ({ b, inputs, weight, params, attrs }: LowerContext) => {
     const all = [...inputs, ...(weight !== undefined ? [weight] : []), ...params];
-    if (typeof attrs.scalar === "number") all.splice((attrs.scalarIndex as number | undefined) ?? 1, 0, b.scalar(attrs.scalar));
+    if (typeof attrs.scalar === "number")
+      all.splice((attrs.scalarIndex as number | undefined) ?? 1, 0, b.scalar(attrs.scalar));
     return all.slice(1).reduce((acc, v) => b.op(opType, [acc, v]), all[0]);
   };
 }
@@ -82,8 +88,16 @@ defineOp({
 });
 
 for (const [type, fn, doc] of [
-  ["Maximum", (a: tf.Tensor | number, b: tf.Tensor | number) => tf.maximum(a, b), "max(a, b) element-wise (broadcasting)"],
-  ["Minimum", (a: tf.Tensor | number, b: tf.Tensor | number) => tf.minimum(a, b), "min(a, b) element-wise (broadcasting)"],
+  [
+    "Maximum",
+    (a: tf.Tensor | number, b: tf.Tensor | number) => tf.maximum(a, b),
+    "max(a, b) element-wise (broadcasting)",
+  ],
+  [
+    "Minimum",
+    (a: tf.Tensor | number, b: tf.Tensor | number) => tf.minimum(a, b),
+    "min(a, b) element-wise (broadcasting)",
+  ],
 ] as const) {
   defineOp({
     type,
@@ -98,7 +112,10 @@ for (const [type, fn, doc] of [
 
 /** cond (a 0/1 float parameter) ? a : b, all three broadcasting. */
 export function whereSelect(cond: tf.Tensor, a: tf.Tensor, b: tf.Tensor): tf.Tensor {
-  const full = tf.backend_util.assertAndGetBroadcastShape(tf.backend_util.assertAndGetBroadcastShape(a.shape, b.shape), cond.shape);
+  const full = tf.backend_util.assertAndGetBroadcastShape(
+    tf.backend_util.assertAndGetBroadcastShape(a.shape, b.shape),
+    cond.shape,
+  );
   return tf.where(tf.broadcastTo(tf.greater(cond, 0.5), full), tf.broadcastTo(a, full), tf.broadcastTo(b, full));
 }
 

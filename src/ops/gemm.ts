@@ -19,7 +19,10 @@ defineOp({
     const weight = w as tf.Tensor;
     const [out, inF] = (inOut(attrs) ? [weight.shape[1], weight.shape[0]] : weight.shape) as [number, number];
     if (t.shape[t.rank - 1] !== inF) {
-      throw errors.coded("SHAPE_MISMATCH", `input shape [${t.shape}] does not match weight shape [${weight.shape}]: the last input dimension must be ${inF}`);
+      throw errors.coded(
+        "SHAPE_MISMATCH",
+        `input shape [${t.shape}] does not match weight shape [${weight.shape}]: the last input dimension must be ${inF}`,
+      );
     }
     const flat = tf.reshape(t, [-1, inF]);
     let y = tf.matMul(flat, weight, false, !inOut(attrs));
@@ -52,8 +55,18 @@ function convAttrs(weightShape: number[], attrs: Record<string, unknown>) {
 }
 
 /** Output height and width of a convolution (PyTorch's formula). */
-export function convOutput(h: number, w: number, k: [number, number], stride: [number, number], padding: [number, number], dilation: [number, number]): [number, number] {
-  return [Math.floor((h + 2 * padding[0] - dilation[0] * (k[0] - 1) - 1) / stride[0]) + 1, Math.floor((w + 2 * padding[1] - dilation[1] * (k[1] - 1) - 1) / stride[1]) + 1];
+export function convOutput(
+  h: number,
+  w: number,
+  k: [number, number],
+  stride: [number, number],
+  padding: [number, number],
+  dilation: [number, number],
+): [number, number] {
+  return [
+    Math.floor((h + 2 * padding[0] - dilation[0] * (k[0] - 1) - 1) / stride[0]) + 1,
+    Math.floor((w + 2 * padding[1] - dilation[1] * (k[1] - 1) - 1) / stride[1]) + 1,
+  ];
 }
 
 defineOp({
@@ -71,7 +84,9 @@ defineOp({
     const dilation = pair(attrs.dilation as number[] | undefined, 1);
     // the wasm backend's convolution does not survive invalid geometry: refuse it here
     const [kh0, kw0] = weight.shape.slice(2);
-    const fits = [0, 1].every((d) => (t.shape[2 + d] as number) + 2 * padding[d] - dilation[d] * ([kh0, kw0][d] - 1) - 1 >= 0);
+    const fits = [0, 1].every(
+      (d) => (t.shape[2 + d] as number) + 2 * padding[d] - dilation[d] * ([kh0, kw0][d] - 1) - 1 >= 0,
+    );
     if (
       ![...stride, ...dilation].every((v) => Number.isInteger(v) && v >= 1) ||
       !padding.every((v) => Number.isInteger(v) && v >= 0) ||
@@ -85,9 +100,15 @@ defineOp({
       );
     }
     if (t.rank === 4 && !fits)
-      throw errors.coded("SHAPE_MISMATCH", `conv2d: the ${kh0}×${kw0} kernel (dilation [${dilation}]) does not fit input [${t.shape}] with padding [${padding}]`);
+      throw errors.coded(
+        "SHAPE_MISMATCH",
+        `conv2d: the ${kh0}×${kw0} kernel (dilation [${dilation}]) does not fit input [${t.shape}] with padding [${padding}]`,
+      );
     if (t.rank !== 4 || t.shape[1] !== inPerGroup * groups) {
-      throw errors.coded("SHAPE_MISMATCH", `input shape [${t.shape}] does not match weight shape [${weight.shape}]: expected NCHW input with ${inPerGroup * groups} channels`);
+      throw errors.coded(
+        "SHAPE_MISMATCH",
+        `input shape [${t.shape}] does not match weight shape [${weight.shape}]: expected NCHW input with ${inPerGroup * groups} channels`,
+      );
     }
     const pad: [[number, number], [number, number], [number, number], [number, number]] = [
       [0, 0],
@@ -116,10 +137,18 @@ defineOp({
     if (params.length > 0) y = tf.add(y, params[0]);
     return tf.transpose(y, [0, 3, 1, 2]);
   },
-  onnx: ({ b, inputs: [x], weight, weightShape, params, attrs }) => b.op("Conv", [x, weight as string, ...params.slice(0, 1)], convAttrs(weightShape as number[], attrs)),
+  onnx: ({ b, inputs: [x], weight, weightShape, params, attrs }) =>
+    b.op("Conv", [x, weight as string, ...params.slice(0, 1)], convAttrs(weightShape as number[], attrs)),
   flops: ([x], w, attrs) => {
     const [out, inPerGroup, kh, kw] = w as number[];
-    const [oh, ow] = convOutput(x[2], x[3], [kh, kw], pair(attrs.stride as number[], 1), pair(attrs.padding as number[], 0), pair(attrs.dilation as number[], 1));
+    const [oh, ow] = convOutput(
+      x[2],
+      x[3],
+      [kh, kw],
+      pair(attrs.stride as number[], 1),
+      pair(attrs.padding as number[], 0),
+      pair(attrs.dilation as number[], 1),
+    );
     // each output element sums over its group's input channels only
     return x[0] * out * oh * ow * inPerGroup * kh * kw;
   },
@@ -136,7 +165,10 @@ defineOp({
   unit: "tensor",
   compute: ([x, y]) => {
     if (x.shape[x.rank - 1] !== y.shape[y.rank - 2]) {
-      throw errors.coded("SHAPE_MISMATCH", `inner dimensions differ: [${x.shape}] @ [${y.shape}] needs ${x.shape[x.rank - 1]} rows in the second operand`);
+      throw errors.coded(
+        "SHAPE_MISMATCH",
+        `inner dimensions differ: [${x.shape}] @ [${y.shape}] needs ${x.shape[x.rank - 1]} rows in the second operand`,
+      );
     }
     return tf.matMul(x, y);
   },
@@ -153,7 +185,12 @@ defineOp({
  * input with stride − 1 zeros between pixels, padded by dilation·(k − 1) − padding (plus
  * output_padding after), convolved with the flipped, in/out-swapped kernel.
  */
-export function convTranspose2d(t: tf.Tensor, weight: tf.Tensor, bias: tf.Tensor | undefined, attrs: Record<string, unknown>): tf.Tensor {
+export function convTranspose2d(
+  t: tf.Tensor,
+  weight: tf.Tensor,
+  bias: tf.Tensor | undefined,
+  attrs: Record<string, unknown>,
+): tf.Tensor {
   const [inC, outPerGroup, kh, kw] = weight.shape;
   const groups = (attrs.groups as number | undefined) ?? 1;
   const stride = pair(attrs.stride as number[] | undefined, 1);
@@ -161,7 +198,10 @@ export function convTranspose2d(t: tf.Tensor, weight: tf.Tensor, bias: tf.Tensor
   const outPad = pair(attrs.outputPadding as number[] | undefined, 0);
   const dilation = pair(attrs.dilation as number[] | undefined, 1);
   if (t.rank !== 4 || t.shape[1] !== inC)
-    throw errors.coded("SHAPE_MISMATCH", `input shape [${t.shape}] does not match weight shape [${weight.shape}]: expected NCHW input with ${inC} channels`);
+    throw errors.coded(
+      "SHAPE_MISMATCH",
+      `input shape [${t.shape}] does not match weight shape [${weight.shape}]: expected NCHW input with ${inC} channels`,
+    );
   const [n, , h, w] = t.shape;
   // zeros between pixels
   let x = t;
@@ -185,7 +225,9 @@ export function convTranspose2d(t: tf.Tensor, weight: tf.Tensor, bias: tf.Tensor
     const cropped = tf.slice(
       v,
       axis === 2 ? [0, 0, Math.max(0, -before), 0] : [0, 0, 0, Math.max(0, -before)],
-      axis === 2 ? [-1, -1, size - Math.max(0, -before) - Math.max(0, -after), -1] : [-1, -1, -1, size - Math.max(0, -before) - Math.max(0, -after)],
+      axis === 2
+        ? [-1, -1, size - Math.max(0, -before) - Math.max(0, -after), -1]
+        : [-1, -1, -1, size - Math.max(0, -before) - Math.max(0, -after)],
     );
     const pads: [number, number][] = [
       [0, 0],

@@ -12,4 +12,17 @@ import "./norm";
 import "./pool";
 import "./resize";
 
-export { allOps, defineOp, findOp, flopsOf, opDef, opTypes, weightAxisOf, type Attrs, type ChipUnit, type IntKernel, type OpDef, type QuantRole } from "./registry";
+export {
+  allOps,
+  defineOp,
+  findOp,
+  flopsOf,
+  opDef,
+  opTypes,
+  weightAxisOf,
+  type Attrs,
+  type ChipUnit,
+  type IntKernel,
+  type OpDef,
+  type QuantRole,
+} from "./registry";

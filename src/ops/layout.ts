@@ -12,7 +12,8 @@ defineOp({
   role: "passthrough",
   unit: "vector",
   compute: ([t], _w, _p, attrs) => tf.transpose(t, attrs.perm as number[]),
-  onnx: ({ b, inputs: [x], inputShapes: [xs], attrs }) => b.op("Transpose", [x], { perm: (attrs.perm as number[] | undefined) ?? xs.map((_, i) => xs.length - 1 - i) }),
+  onnx: ({ b, inputs: [x], inputShapes: [xs], attrs }) =>
+    b.op("Transpose", [x], { perm: (attrs.perm as number[] | undefined) ?? xs.map((_, i) => xs.length - 1 - i) }),
   integer:
     (node) =>
     ([x]) =>
@@ -25,7 +26,8 @@ defineOp({
   role: "compute",
   unit: "vector",
   compute: (xs, _w, _p, attrs) => tf.concat(xs, attrs.axis as number),
-  onnx: ({ b, inputs, inputShapes, attrs }) => b.op("Concat", inputs, { axis: axesOf(attrs.axis, inputShapes[0].length)[0] }),
+  onnx: ({ b, inputs, inputShapes, attrs }) =>
+    b.op("Concat", inputs, { axis: axesOf(attrs.axis, inputShapes[0].length)[0] }),
   integer: (node) => (xs) => concat(node, xs),
 });
 
@@ -39,7 +41,8 @@ export function sliceBounds(shape: number[], a: Attrs): { begin: number[]; end: 
     const ax = axRaw < 0 ? axRaw + shape.length : axRaw;
     const n = shape[ax];
     const step = ((a.steps as number[] | undefined) ?? [])[i] ?? 1;
-    if (step <= 0) throw errors.coded("INVALID_ARGUMENT", `slice: step ${step} on axis ${axRaw}; only positive steps are supported`);
+    if (step <= 0)
+      throw errors.coded("INVALID_ARGUMENT", `slice: step ${step} on axis ${axRaw}; only positive steps are supported`);
     const norm = (v: number) => Math.min(Math.max(v < 0 ? v + n : v, 0), n);
     begin[ax] = norm((a.starts as number[])[i]);
     end[ax] = Math.max(norm((a.ends as number[])[i]), begin[ax]);
@@ -70,28 +73,46 @@ const layoutOps: [string, string, (t: tf.Tensor[], a: Attrs) => tf.Tensor, Lower
     ([t], a) => tf.gather(t, a.indices as number[], a.axis as number),
     ({ b, inputs: [x], attrs }) => {
       const idx = attrs.indices as number | number[];
-      return b.op("Gather", [x, Array.isArray(idx) ? b.int64s(idx) : b.int64s([idx], [])], { axis: (attrs.axis as number | undefined) ?? 0 });
+      return b.op("Gather", [x, Array.isArray(idx) ? b.int64s(idx) : b.int64s([idx], [])], {
+        axis: (attrs.axis as number | undefined) ?? 0,
+      });
     },
   ],
-  ["Expand", "broadcasts to attrs.shape", ([t], a) => tf.broadcastTo(t, a.shape as number[]), ({ b, inputs: [x], outputShape }) => b.op("Expand", [x, b.int64s(outputShape)])],
+  [
+    "Expand",
+    "broadcasts to attrs.shape",
+    ([t], a) => tf.broadcastTo(t, a.shape as number[]),
+    ({ b, inputs: [x], outputShape }) => b.op("Expand", [x, b.int64s(outputShape)]),
+  ],
   [
     "MaxReduce",
     "max over attrs.axis (keepDims)",
     ([t], a) => tf.max(t, a.axis as number | number[], Boolean(a.keepDims)),
-    ({ b, inputs: [x], inputShapes: [xs], attrs }) => b.op("ReduceMax", [x], { axes: axesOf(attrs.axis, xs.length), keepdims: attrs.keepDims ? 1 : 0 }),
+    ({ b, inputs: [x], inputShapes: [xs], attrs }) =>
+      b.op("ReduceMax", [x], { axes: axesOf(attrs.axis, xs.length), keepdims: attrs.keepDims ? 1 : 0 }),
   ],
   [
     "MinReduce",
     "min over attrs.axis (keepDims)",
     ([t], a) => tf.min(t, a.axis as number | number[], Boolean(a.keepDims)),
-    ({ b, inputs: [x], inputShapes: [xs], attrs }) => b.op("ReduceMin", [x], { axes: axesOf(attrs.axis, xs.length), keepdims: attrs.keepDims ? 1 : 0 }),
+    ({ b, inputs: [x], inputShapes: [xs], attrs }) =>
+      b.op("ReduceMin", [x], { axes: axesOf(attrs.axis, xs.length), keepdims: attrs.keepDims ? 1 : 0 }),
   ],
-  ["Tile", "repeats along each axis (attrs.reps)", ([t], a) => tf.tile(t, a.reps as number[]), ({ b, inputs: [x], attrs }) => b.op("Tile", [x, b.int64s(attrs.reps as number[])])],
+  [
+    "Tile",
+    "repeats along each axis (attrs.reps)",
+    ([t], a) => tf.tile(t, a.reps as number[]),
+    ({ b, inputs: [x], attrs }) => b.op("Tile", [x, b.int64s(attrs.reps as number[])]),
+  ],
   [
     "DepthToSpace",
     "channels to blocks of attrs.blocksize² pixels (attrs.mode DCR, or CRD = PyTorch's pixel_shuffle)",
     ([t], a) => depthToSpace(t, a.blocksize as number, a.mode as string),
-    ({ b, inputs: [x], attrs }) => b.op("DepthToSpace", [x], { blocksize: attrs.blocksize as number, mode: (attrs.mode as string | undefined) ?? "DCR" }),
+    ({ b, inputs: [x], attrs }) =>
+      b.op("DepthToSpace", [x], {
+        blocksize: attrs.blocksize as number,
+        mode: (attrs.mode as string | undefined) ?? "DCR",
+      }),
   ],
   [
     "SpaceToDepth",
@@ -106,7 +127,10 @@ export function depthToSpace(t: tf.Tensor, b: number, mode = "DCR"): tf.Tensor {
   const [n, c, h, w] = t.shape as number[];
   const c2 = c / (b * b);
   if (!Number.isInteger(c2)) throw new Error(`depth_to_space: ${c} channels do not split into blocks of ${b}×${b}`);
-  const y = mode === "CRD" ? tf.transpose(tf.reshape(t, [n, c2, b, b, h, w]), [0, 1, 4, 2, 5, 3]) : tf.transpose(tf.reshape(t, [n, b, b, c2, h, w]), [0, 3, 4, 1, 5, 2]);
+  const y =
+    mode === "CRD"
+      ? tf.transpose(tf.reshape(t, [n, c2, b, b, h, w]), [0, 1, 4, 2, 5, 3])
+      : tf.transpose(tf.reshape(t, [n, b, b, c2, h, w]), [0, 3, 4, 1, 5, 2]);
   return tf.reshape(y, [n, c2, h * b, w * b]);
 }
 
@@ -174,7 +198,8 @@ export function lowerPad(b: OnnxBuilder, x: string, shape: number[], a: Attrs): 
   }
   let out = x;
   pads.forEach(([before, after], axis) => {
-    if (before !== 0 || after !== 0) out = b.op("Gather", [out, b.int64s(padIndices(shape[axis], before, after, mode))], { axis });
+    if (before !== 0 || after !== 0)
+      out = b.op("Gather", [out, b.int64s(padIndices(shape[axis], before, after, mode))], { axis });
   });
   return out === x ? b.op("Identity", [x]) : out;
 }
@@ -219,9 +244,12 @@ defineOp({
     const mask = node.params[0];
     return ([x]) => {
       const s = x.quant.scale;
-      const [lo, hi] = x.quant.dtype === "qint8" ? [-128, 127] : x.quant.dtype === "qint16" ? [-32768, 32767] : [-Infinity, Infinity];
+      const [lo, hi] =
+        x.quant.dtype === "qint8" ? [-128, 127] : x.quant.dtype === "qint16" ? [-32768, 32767] : [-Infinity, Infinity];
       const code = s === null ? Math.fround(value) : Math.min(Math.max(Math.round(value / s[0]), lo), hi);
-      return movesCodes(([t]) => tf.tidy(() => maskedFill(t, tf.tensor(mask.data, mask.shape, "float32"), code)))(node)([x]);
+      return movesCodes(([t]) => tf.tidy(() => maskedFill(t, tf.tensor(mask.data, mask.shape, "float32"), code)))(node)(
+        [x],
+      );
     };
   },
 });

@@ -12,7 +12,15 @@ export const ONNX_OPSET = 17;
 const T = onnx.TensorProto.DataType;
 
 export type OnnxElem = "float32" | "int64" | "bool" | "int32" | "float16" | "int8" | "int16";
-const ELEM: Record<OnnxElem, number> = { float32: T.FLOAT, int64: T.INT64, bool: T.BOOL, int32: T.INT32, float16: T.FLOAT16, int8: T.INT8, int16: T.INT16 };
+const ELEM: Record<OnnxElem, number> = {
+  float32: T.FLOAT,
+  int64: T.INT64,
+  bool: T.BOOL,
+  int32: T.INT32,
+  float16: T.FLOAT16,
+  int8: T.INT8,
+  int16: T.INT16,
+};
 
 /** IEEE half bits of a number (round to nearest even; overflow to ±Inf). */
 export function toHalf(v: number): number {
@@ -60,7 +68,13 @@ export class OnnxBuilder {
   }
 
   /** Adds a node; returns its output names (one unless `outputs` says more). */
-  node(opType: string, inputs: string[], attrs: Record<string, AttrValue> = {}, outputs = 1, prefix = opType): string[] {
+  node(
+    opType: string,
+    inputs: string[],
+    attrs: Record<string, AttrValue> = {},
+    outputs = 1,
+    prefix = opType,
+  ): string[] {
     const outs = Array.from({ length: outputs }, () => this.fresh(prefix));
     this.nodes.push(
       onnx.NodeProto.create({
@@ -76,7 +90,9 @@ export class OnnxBuilder {
 
   /** A node whose one output gets a given name (a graph output). */
   named(opType: string, inputs: string[], output: string): string {
-    this.nodes.push(onnx.NodeProto.create({ opType, name: this.fresh(`n:${opType}`), input: inputs, output: [output] }));
+    this.nodes.push(
+      onnx.NodeProto.create({ opType, name: this.fresh(`n:${opType}`), input: inputs, output: [output] }),
+    );
     return output;
   }
 
@@ -96,7 +112,12 @@ export class OnnxBuilder {
   }
 
   /** A constant tensor (an initializer). */
-  constant(data: ArrayLike<number> | ArrayLike<bigint> | Uint8Array, dims: number[], elem: OnnxElem = "float32", prefix = "const"): string {
+  constant(
+    data: ArrayLike<number> | ArrayLike<bigint> | Uint8Array,
+    dims: number[],
+    elem: OnnxElem = "float32",
+    prefix = "const",
+  ): string {
     const name = this.fresh(prefix);
     this.initializers.push(tensorProto(name, data, dims, elem));
     return name;
@@ -104,7 +125,9 @@ export class OnnxBuilder {
 
   /** A float32 scalar constant, shared between uses. */
   scalar(v: number): string {
-    return this.sharedConst(`f:${Object.is(v, -0) ? "-0" : v}`, () => this.constant(Float32Array.of(v), [], "float32", "scalar"));
+    return this.sharedConst(`f:${Object.is(v, -0) ? "-0" : v}`, () =>
+      this.constant(Float32Array.of(v), [], "float32", "scalar"),
+    );
   }
 
   /** An int64 vector (shapes, axes, pads, indices), shared between uses. */
@@ -145,8 +168,17 @@ export class OnnxBuilder {
     const model = onnx.ModelProto.create({
       irVersion: 8,
       producerName: "quantbook",
-      opsetImport: [{ domain: "", version: ONNX_OPSET }, ...[...this.domains].map((domain) => ({ domain, version: 1 }))],
-      graph: onnx.GraphProto.create({ name: graphName, node: this.nodes, initializer: this.initializers, input: this.inputs, output: this.outputs }),
+      opsetImport: [
+        { domain: "", version: ONNX_OPSET },
+        ...[...this.domains].map((domain) => ({ domain, version: 1 })),
+      ],
+      graph: onnx.GraphProto.create({
+        name: graphName,
+        node: this.nodes,
+        initializer: this.initializers,
+        input: this.inputs,
+        output: this.outputs,
+      }),
     });
     return onnx.ModelProto.encode(model).finish();
   }
@@ -166,22 +198,37 @@ function attribute(name: string, v: AttrValue): onnx.IAttributeProto {
   return { name, type: A.INTS, ints: v.ints };
 }
 
-export function tensorProto(name: string, data: ArrayLike<number> | ArrayLike<bigint> | Uint8Array, dims: number[], elem: OnnxElem): onnx.ITensorProto {
+export function tensorProto(
+  name: string,
+  data: ArrayLike<number> | ArrayLike<bigint> | Uint8Array,
+  dims: number[],
+  elem: OnnxElem,
+): onnx.ITensorProto {
   let bytes: Uint8Array;
-  if (elem === "float32") bytes = new Uint8Array((data instanceof Float32Array ? data : Float32Array.from(data as ArrayLike<number>)).slice().buffer);
+  if (elem === "float32")
+    bytes = new Uint8Array(
+      (data instanceof Float32Array ? data : Float32Array.from(data as ArrayLike<number>)).slice().buffer,
+    );
   else if (elem === "int32") bytes = new Uint8Array(Int32Array.from(data as ArrayLike<number>).buffer);
-  else if (elem === "float16") bytes = new Uint8Array(Uint16Array.from(data as ArrayLike<number>, (v) => toHalf(v)).buffer);
+  else if (elem === "float16")
+    bytes = new Uint8Array(Uint16Array.from(data as ArrayLike<number>, (v) => toHalf(v)).buffer);
   else if (elem === "bool") bytes = Uint8Array.from(data as ArrayLike<number>, (v) => (v ? 1 : 0));
   else if (elem === "int8") bytes = new Uint8Array(Int8Array.from(data as ArrayLike<number>).buffer);
   else if (elem === "int16") bytes = new Uint8Array(Int16Array.from(data as ArrayLike<number>).buffer);
-  else bytes = new Uint8Array(BigInt64Array.from(Array.from(data as ArrayLike<number | bigint>, (v) => BigInt(v))).buffer);
+  else
+    bytes = new Uint8Array(BigInt64Array.from(Array.from(data as ArrayLike<number | bigint>, (v) => BigInt(v))).buffer);
   return { name, dims, dataType: ELEM[elem], rawData: bytes };
 }
 
 function valueInfo(name: string, elem: OnnxElem, dims: number[] | null): onnx.IValueInfoProto {
   return onnx.ValueInfoProto.create({
     name,
-    type: { tensorType: { elemType: ELEM[elem], ...(dims === null ? {} : { shape: { dim: dims.map((d) => ({ dimValue: d })) } }) } },
+    type: {
+      tensorType: {
+        elemType: ELEM[elem],
+        ...(dims === null ? {} : { shape: { dim: dims.map((d) => ({ dimValue: d })) } }),
+      },
+    },
   });
 }
 

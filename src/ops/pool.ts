@@ -32,12 +32,20 @@ function geometry(shape: number[], a: Attrs): PoolGeometry {
   const s = pair((a.stride as number[] | null) ?? k, 1);
   const p = pair(a.padding as number[], 0);
   if (![...k, ...s].every((v) => Number.isInteger(v) && v >= 1) || !p.every((v) => Number.isInteger(v) && v >= 0)) {
-    throw errors.coded("INVALID_ARGUMENT", `pooling: kernel [${k}] and stride [${s}] must be integers ≥ 1, padding [${p}] ≥ 0`);
+    throw errors.coded(
+      "INVALID_ARGUMENT",
+      `pooling: kernel [${k}] and stride [${s}] must be integers ≥ 1, padding [${p}] ≥ 0`,
+    );
   }
-  if (p[0] > k[0] / 2 || p[1] > k[1] / 2) throw errors.coded("INVALID_ARGUMENT", `padding [${p}] must be at most half the kernel [${k}]`);
+  if (p[0] > k[0] / 2 || p[1] > k[1] / 2)
+    throw errors.coded("INVALID_ARGUMENT", `padding [${p}] must be at most half the kernel [${k}]`);
   const [oh, eh] = poolDim(shape[2], k[0], s[0], p[0], Boolean(a.ceilMode));
   const [ow, ew] = poolDim(shape[3], k[1], s[1], p[1], Boolean(a.ceilMode));
-  if (oh < 1 || ow < 1) throw errors.coded("SHAPE_MISMATCH", `pooling: the [${k}] window does not fit input [${shape}] with padding [${p}]`);
+  if (oh < 1 || ow < 1)
+    throw errors.coded(
+      "SHAPE_MISMATCH",
+      `pooling: the [${k}] window does not fit input [${shape}] with padding [${p}]`,
+    );
   return { k, s, p, out: [oh, ow], extra: [eh, ew] };
 }
 
@@ -60,7 +68,11 @@ function padNCHW(t: tf.Tensor, g: PoolGeometry, value: number): tf.Tensor {
 /** The padding of `padNCHW` as ONNX Pad nodes. */
 function lowerPadNCHW(b: OnnxBuilder, x: string, g: PoolGeometry, value: number): string {
   if (g.p[0] + g.extra[0] + g.p[1] + g.extra[1] === 0) return x;
-  return b.op("Pad", [x, b.int64s([0, 0, g.p[0], g.p[1], 0, 0, g.p[0] + g.extra[0], g.p[1] + g.extra[1]]), b.scalar(value)]);
+  return b.op("Pad", [
+    x,
+    b.int64s([0, 0, g.p[0], g.p[1], 0, 0, g.p[0] + g.extra[0], g.p[1] + g.extra[1]]),
+    b.scalar(value),
+  ]);
 }
 
 /** The divisor of each AvgPool2d window, as computed by `avgPool2d` (NHWC [1, oh, ow, 1]), or a number. */
@@ -81,7 +93,8 @@ function avgDivisor(shape: number[], g: PoolGeometry, a: Attrs): tf.Tensor | num
 }
 
 export function maxPool2d(t: tf.Tensor, a: Attrs): tf.Tensor {
-  if (pair(a.dilation as number[], 1).some((d) => d !== 1)) throw errors.coded("UNSUPPORTED", "MaxPool2d: dilation > 1 is not supported");
+  if (pair(a.dilation as number[], 1).some((d) => d !== 1))
+    throw errors.coded("UNSUPPORTED", "MaxPool2d: dilation > 1 is not supported");
   const g = geometry(t.shape, a);
   return nchw(tf.maxPool(nhwc(padNCHW(t, g, -Infinity)), g.k, g.s, "valid"));
 }
@@ -97,7 +110,10 @@ export function avgPool2d(t: tf.Tensor, a: Attrs): tf.Tensor {
 function lowerAvgPool2d(b: OnnxBuilder, x: string, shape: number[], a: Attrs): string {
   const g = geometry(shape, a);
   const area = g.k[0] * g.k[1];
-  const sums = b.op("Mul", [b.op("AveragePool", [lowerPadNCHW(b, x, g, 0)], { kernel_shape: g.k, strides: g.s }), b.scalar(area)]);
+  const sums = b.op("Mul", [
+    b.op("AveragePool", [lowerPadNCHW(b, x, g, 0)], { kernel_shape: g.k, strides: g.s }),
+    b.scalar(area),
+  ]);
   const d = avgDivisor(shape, g, a);
   if (typeof d === "number") return b.op("Div", [sums, b.scalar(d)]);
   const divisor = tf.tidy(() => nchw(d));
@@ -116,9 +132,15 @@ function lowerAdaptiveAvgPool2d(b: OnnxBuilder, x: string, shape: number[], a: A
   const oh = size[0] ?? h;
   const ow = size[1] ?? w;
   if (oh === 1 && ow === 1) return b.op("ReduceMean", [x], { axes: [2, 3], keepdims: 1 });
-  if (h % oh === 0 && w % ow === 0) return b.op("AveragePool", [x], { kernel_shape: [h / oh, w / ow], strides: [h / oh, w / ow] });
+  if (h % oh === 0 && w % ow === 0)
+    return b.op("AveragePool", [x], { kernel_shape: [h / oh, w / ow], strides: [h / oh, w / ow] });
   const rows = bins(h, oh).map(([r0, r1]) => {
-    const cells = bins(w, ow).map(([c0, c1]) => b.op("ReduceMean", [b.op("Slice", [x, b.int64s([r0, c0]), b.int64s([r1, c1]), b.int64s([2, 3])])], { axes: [2, 3], keepdims: 1 }));
+    const cells = bins(w, ow).map(([c0, c1]) =>
+      b.op("ReduceMean", [b.op("Slice", [x, b.int64s([r0, c0]), b.int64s([r1, c1]), b.int64s([2, 3])])], {
+        axes: [2, 3],
+        keepdims: 1,
+      }),
+    );
     return cells.length === 1 ? cells[0] : b.op("Concat", cells, { axis: 3 });
   });
   return rows.length === 1 ? rows[0] : b.op("Concat", rows, { axis: 2 });
@@ -151,7 +173,8 @@ defineOp({
   unit: "vector",
   compute: ([t], _w, _p, a) => maxPool2d(t, a),
   onnx: ({ b, inputs: [x], inputShapes: [xs], attrs }) => {
-    if (pair(attrs.dilation as number[], 1).some((d) => d !== 1)) throw errors.coded("UNSUPPORTED", "MaxPool2d: dilation > 1 is not supported");
+    if (pair(attrs.dilation as number[], 1).some((d) => d !== 1))
+      throw errors.coded("UNSUPPORTED", "MaxPool2d: dilation > 1 is not supported");
     const g = geometry(xs, attrs);
     return b.op("MaxPool", [lowerPadNCHW(b, x, g, -Infinity)], { kernel_shape: g.k, strides: g.s });
   },

@@ -13,7 +13,8 @@ for (const [type, mean] of [
     doc: `${mean ? "mean" : "sum"} over attrs.axis (keepDims as given)`,
     role: "compute",
     unit: "vector",
-    compute: ([t], _w, _p, attrs) => (mean ? tf.mean : tf.sum)(t, attrs.axis as number | number[], Boolean(attrs.keepDims)),
+    compute: ([t], _w, _p, attrs) =>
+      (mean ? tf.mean : tf.sum)(t, attrs.axis as number | number[], Boolean(attrs.keepDims)),
     onnx: ({ b, inputs: [x], inputShapes: [xs], attrs }) => {
       const axes = axesOf(attrs.axis, xs.length);
       const keepdims = attrs.keepDims ? 1 : 0;

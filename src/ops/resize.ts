@@ -16,7 +16,9 @@ import { errors } from "../messages";
 /** Output size from attrs.size or attrs.scaleFactor. */
 export function resizeOutput(shape: number[], a: Attrs): [number, number] {
   if (Array.isArray(a.size)) return [a.size[0] as number, (a.size[1] ?? a.size[0]) as number];
-  const f = Array.isArray(a.scaleFactor) ? (a.scaleFactor as number[]) : [a.scaleFactor as number, a.scaleFactor as number];
+  const f = Array.isArray(a.scaleFactor)
+    ? (a.scaleFactor as number[])
+    : [a.scaleFactor as number, a.scaleFactor as number];
   if (!(f[0] > 0)) throw errors.coded("INVALID_ARGUMENT", "resize needs size or a positive scaleFactor");
   return [Math.floor(shape[2] * f[0]), Math.floor(shape[3] * (f[1] ?? f[0]))];
 }
@@ -24,13 +26,20 @@ export function resizeOutput(shape: number[], a: Attrs): [number, number] {
 /** The factor source = dst · scale uses: 1 / scaleFactor when given (PyTorch), else in / out. */
 function coordScale(n: number, out: number, a: Attrs, axis: 0 | 1): number {
   if (Array.isArray(a.size) || a.scaleFactor === undefined || a.scaleFactor === null) return n / out;
-  const f = Array.isArray(a.scaleFactor) ? ((a.scaleFactor as number[])[axis] ?? (a.scaleFactor as number[])[0]) : (a.scaleFactor as number);
+  const f = Array.isArray(a.scaleFactor)
+    ? ((a.scaleFactor as number[])[axis] ?? (a.scaleFactor as number[])[0])
+    : (a.scaleFactor as number);
   return 1 / f;
 }
 
 export type CoordinateMode = "half_pixel" | "pytorch_half_pixel" | "align_corners" | "asymmetric";
 export type NearestMode = "floor" | "ceil" | "round_prefer_floor" | "round_prefer_ceil";
-export const COORDINATE_MODES: readonly CoordinateMode[] = ["half_pixel", "pytorch_half_pixel", "align_corners", "asymmetric"];
+export const COORDINATE_MODES: readonly CoordinateMode[] = [
+  "half_pixel",
+  "pytorch_half_pixel",
+  "align_corners",
+  "asymmetric",
+];
 export const NEAREST_MODES: readonly NearestMode[] = ["floor", "ceil", "round_prefer_floor", "round_prefer_ceil"];
 
 /** The source coordinate of output position d (ONNX's coordinate_transformation_mode). */
@@ -79,7 +88,12 @@ export function resizeNearest(t: tf.Tensor, a: Attrs): tf.Tensor {
 }
 
 /** Source positions and weights of one axis for bilinear resize. */
-function linearTaps(n: number, out: number, mode: CoordinateMode, scale: number): { i0: number[]; i1: number[]; w1: number[] } {
+function linearTaps(
+  n: number,
+  out: number,
+  mode: CoordinateMode,
+  scale: number,
+): { i0: number[]; i1: number[]; w1: number[] } {
   const i0: number[] = [];
   const i1: number[] = [];
   const w1: number[] = [];
@@ -97,7 +111,12 @@ function bilinearTables(shape: number[], a: Attrs) {
   const [oh, ow] = resizeOutput(shape, a);
   const [h, w] = [shape[2], shape[3]];
   const mode = (a.coordinateMode as CoordinateMode | undefined) ?? (a.alignCorners ? "align_corners" : "half_pixel");
-  return { oh, ow, ry: linearTaps(h, oh, mode, coordScale(h, oh, a, 0)), rx: linearTaps(w, ow, mode, coordScale(w, ow, a, 1)) };
+  return {
+    oh,
+    ow,
+    ry: linearTaps(h, oh, mode, coordScale(h, oh, a, 0)),
+    rx: linearTaps(w, ow, mode, coordScale(w, ow, a, 1)),
+  };
 }
 
 /** Bilinear resize as ONNX: the same gathers and interpolation weights as `resizeBilinear`. */
@@ -106,7 +125,11 @@ function lowerBilinear(b: OnnxBuilder, x: string, shape: number[], a: Attrs): st
   const lerp = (lo: string, hi: string, wt: string) => b.op("Add", [lo, b.op("Mul", [b.op("Sub", [hi, lo]), wt])]);
   const gather = (v: string, idx: number[], axis: number) => b.op("Gather", [v, b.int64s(idx)], { axis });
   const rowsMixed = lerp(gather(x, ry.i0, 2), gather(x, ry.i1, 2), b.constant(Float32Array.from(ry.w1), [1, 1, oh, 1]));
-  return lerp(gather(rowsMixed, rx.i0, 3), gather(rowsMixed, rx.i1, 3), b.constant(Float32Array.from(rx.w1), [1, 1, 1, ow]));
+  return lerp(
+    gather(rowsMixed, rx.i0, 3),
+    gather(rowsMixed, rx.i1, 3),
+    b.constant(Float32Array.from(rx.w1), [1, 1, 1, ow]),
+  );
 }
 
 export function resizeBilinear(t: tf.Tensor, a: Attrs): tf.Tensor {
@@ -166,7 +189,8 @@ export function gridSample(x: tf.Tensor, grid: tf.Tensor, a: Attrs): tf.Tensor {
   const align = Boolean(a.alignCorners);
   const padding = ((a.paddingMode as GridPadding | undefined) ?? "zeros") as GridPadding;
   const mode = ((a.mode as GridSampleMode | undefined) ?? "bilinear") as GridSampleMode;
-  const unnorm = (g: tf.Tensor, size: number) => (align ? tf.mul(tf.add(g, 1), (size - 1) / 2) : tf.div(tf.sub(tf.mul(tf.add(g, 1), size), 1), 2));
+  const unnorm = (g: tf.Tensor, size: number) =>
+    align ? tf.mul(tf.add(g, 1), (size - 1) / 2) : tf.div(tf.sub(tf.mul(tf.add(g, 1), size), 1), 2);
   const [gx, gy] = tf.split(tf.reshape(grid, [n, ho * wo, 2]), 2, 2).map((t) => tf.reshape(t, [n, ho * wo]));
   let px = unnorm(gx, w);
   let py = unnorm(gy, h);
@@ -182,8 +206,14 @@ export function gridSample(x: tf.Tensor, grid: tf.Tensor, a: Attrs): tf.Tensor {
   const base = tf.reshape(tf.mul(tf.range(0, n), h * w), [n, 1]);
   // one corner: its values [N, C, P] times weight [N, 1, P], zero where it falls outside
   const tap = (ix: tf.Tensor, iy: tf.Tensor, wt: tf.Tensor) => {
-    const inside = tf.logicalAnd(tf.logicalAnd(tf.greaterEqual(ix, 0), tf.lessEqual(ix, w - 1)), tf.logicalAnd(tf.greaterEqual(iy, 0), tf.lessEqual(iy, h - 1)));
-    const idx = tf.cast(tf.add(base, tf.add(tf.mul(tf.clipByValue(iy, 0, h - 1), w), tf.clipByValue(ix, 0, w - 1))), "int32");
+    const inside = tf.logicalAnd(
+      tf.logicalAnd(tf.greaterEqual(ix, 0), tf.lessEqual(ix, w - 1)),
+      tf.logicalAnd(tf.greaterEqual(iy, 0), tf.lessEqual(iy, h - 1)),
+    );
+    const idx = tf.cast(
+      tf.add(base, tf.add(tf.mul(tf.clipByValue(iy, 0, h - 1), w), tf.clipByValue(ix, 0, w - 1))),
+      "int32",
+    );
     const vals = tf.transpose(tf.reshape(tf.gather(rows, tf.reshape(idx, [-1]), 0), [n, ho * wo, c]), [0, 2, 1]);
     return tf.mul(vals, tf.reshape(tf.where(inside, wt, tf.zerosLike(wt)), [n, 1, ho * wo]));
   };
@@ -199,7 +229,12 @@ export function gridSample(x: tf.Tensor, grid: tf.Tensor, a: Attrs): tf.Tensor {
     const x1 = tf.add(x0, 1);
     const y1 = tf.add(y0, 1);
     const one = (t: tf.Tensor) => tf.sub(1, t);
-    out = tf.addN([tap(x0, y0, tf.mul(one(fx), one(fy))), tap(x1, y0, tf.mul(fx, one(fy))), tap(x0, y1, tf.mul(one(fx), fy)), tap(x1, y1, tf.mul(fx, fy))]);
+    out = tf.addN([
+      tap(x0, y0, tf.mul(one(fx), one(fy))),
+      tap(x1, y0, tf.mul(fx, one(fy))),
+      tap(x0, y1, tf.mul(one(fx), fy)),
+      tap(x1, y1, tf.mul(fx, fy)),
+    ]);
   }
   return tf.reshape(out, [n, c, ho, wo]);
 }

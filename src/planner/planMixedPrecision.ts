@@ -165,7 +165,10 @@ const BUILT_IN_BASES: Record<string, QconfigSetter> = {
  * const calib = qb.prepare(apply(model).eval(), x, { qconfigSetter });
  * ```
  */
-export function loadPlan(source: string | SavedPlan, opts: { base?: QconfigSetter } = {}): ReturnType<typeof realise> & { march: March; saved: SavedPlan } {
+export function loadPlan(
+  source: string | SavedPlan,
+  opts: { base?: QconfigSetter } = {},
+): ReturnType<typeof realise> & { march: March; saved: SavedPlan } {
   const where = `loadPlan${typeof source === "string" ? ` (${source})` : ""}`;
   let saved: SavedPlan;
   if (typeof source === "string") {
@@ -178,18 +181,38 @@ export function loadPlan(source: string | SavedPlan, opts: { base?: QconfigSette
     try {
       saved = JSON.parse(text) as SavedPlan;
     } catch (e) {
-      throw errors.badFile("loadPlan", source, `is not JSON (${(e as Error).message}); write it with plan.save(path)`, e);
+      throw errors.badFile(
+        "loadPlan",
+        source,
+        `is not JSON (${(e as Error).message}); write it with plan.save(path)`,
+        e,
+      );
     }
   } else saved = source;
-  if (saved?.format !== "quantbook-plan" || saved.version !== 1 || typeof saved.choices !== "object" || saved.choices === null) {
-    throw errors.invalidArgument(where, "not a quantbook plan (format quantbook-plan, version 1)", "write it with plan.save(path)");
+  if (
+    saved?.format !== "quantbook-plan" ||
+    saved.version !== 1 ||
+    typeof saved.choices !== "object" ||
+    saved.choices === null
+  ) {
+    throw errors.invalidArgument(
+      where,
+      "not a quantbook plan (format quantbook-plan, version 1)",
+      "write it with plan.save(path)",
+    );
   }
   const valid: Choice[] = ["int16", "int8", "rewrite", "rewrite-fixed", "cpu"];
   for (const [k, v] of Object.entries(saved.choices)) {
-    if (!valid.includes(v)) throw errors.invalidArgument(where, `choice '${String(v)}' for ${k}`, `use one of ${valid.join(", ")}`);
+    if (!valid.includes(v))
+      throw errors.invalidArgument(where, `choice '${String(v)}' for ${k}`, `use one of ${valid.join(", ")}`);
   }
   const base = opts.base ?? BUILT_IN_BASES[saved.base];
-  if (base === undefined) throw errors.invalidArgument(where, `base '${saved.base}' is not a built-in setter`, "pass it: qb.loadPlan(path, { base })");
+  if (base === undefined)
+    throw errors.invalidArgument(
+      where,
+      `base '${saved.base}' is not a built-in setter`,
+      "pass it: qb.loadPlan(path, { base })",
+    );
   return { ...realise(new Map(Object.entries(saved.choices)), base), march: saved.march, saved };
 }
 
@@ -228,7 +251,8 @@ function irOf(base: Ir, plan: Plan): Ir {
     const role = findOp(n.type)?.role;
     if (role === "passthrough") n.output.quant.dtype = n.inputs[0]?.quant.dtype ?? n.output.quant.dtype;
     const out = plan.get(n.name);
-    if ((out === "int16" || out === "int8") && n.output.quant.dtype !== "float32") n.output.quant.dtype = out === "int16" ? "qint16" : "qint8";
+    if ((out === "int16" || out === "int8") && n.output.quant.dtype !== "float32")
+      n.output.quant.dtype = out === "int16" ? "qint16" : "qint8";
     const w = plan.get(`${n.name}.weight`);
     if ((w === "int16" || w === "int8") && n.weight) n.weight.quant.dtype = w === "int16" ? "qint16" : "qint8";
     // kept on the CPU: quantized nowhere (its inputs from other CPU ops arrive in float through outDtype)
@@ -269,7 +293,10 @@ function irOf(base: Ir, plan: Plan): Ir {
         name: n.name,
         type: "Add",
         inputs: [{ source: sum.name, shape: sum.output.shape, quant: q16, requant: false }],
-        output: n.output.quant.dtype === "float32" ? n.output : { ...n.output, quant: { ...n.output.quant, dtype: "qint16" } },
+        output:
+          n.output.quant.dtype === "float32"
+            ? n.output
+            : { ...n.output, quant: { ...n.output.quant, dtype: "qint16" } },
         flops: lead.reduce((a, b) => a * b, 1) * out,
       };
       nodes.push(mul, sum, add);
@@ -284,7 +311,8 @@ function irOf(base: Ir, plan: Plan): Ir {
 
 /** Why the front holds a single plan. */
 function oneWhy(measured: number, knobs: number, baseError: number): string {
-  if (baseError === 0) return "the base plan's error is already 0 on this data, so no change can improve it (measure on more data, or with a finer metric)";
+  if (baseError === 0)
+    return "the base plan's error is already 0 on this data, so no change can improve it (measure on more data, or with a finer metric)";
   if (knobs === 0) return "no point could change dtype within the rules (nothing to plan)";
   if (measured <= 1) return "no other plan was measured (raise `evaluations`)";
   return `the ${measured - 1} other measured plan${measured === 2 ? " was" : "s were"} no more accurate at no lower latency (they changed nothing that matters on this data)`;
@@ -317,7 +345,10 @@ function outputError(model: Module, float: Module, batches: tf.Tensor[][], m: Pl
 }
 
 /** The setters (and the model transform) that realise a plan. */
-function realise(plan: Plan, base: QconfigSetter): { qconfigSetter: QconfigSetter[]; rewrites: string[]; apply<T extends Module>(model: T): T } {
+function realise(
+  plan: Plan,
+  base: QconfigSetter,
+): { qconfigSetter: QconfigSetter[]; rewrites: string[]; apply<T extends Module>(model: T): T } {
   const byName: Record<string, QConfig> = {};
   const rewrites: string[] = [];
   const int16 = getQconfig({ outDtype: qint16 });
@@ -328,7 +359,8 @@ function realise(plan: Plan, base: QconfigSetter): { qconfigSetter: QconfigSette
       const path = key.slice(0, -".rewrite".length);
       rewrites.push(path);
       byName[path] = choice === "rewrite-fixed" ? { output: { dtype: qint16 } } : int16;
-      byName[`${path}.mul`] = choice === "rewrite-fixed" ? getQconfig({ fixScale: FIXED_MUL_SCALE, outDtype: qint16 }) : int16;
+      byName[`${path}.mul`] =
+        choice === "rewrite-fixed" ? getQconfig({ fixScale: FIXED_MUL_SCALE, outDtype: qint16 }) : int16;
       byName[`${path}.quant_weight`] = int16;
       byName[`${path}.quant_bias`] = int16;
     } else if (key.endsWith(".input")) {
@@ -342,7 +374,9 @@ function realise(plan: Plan, base: QconfigSetter): { qconfigSetter: QconfigSette
     }
   }
   // an op on the CPU is quantized nowhere, whatever else the plan says of its points
-  for (const [key, choice] of plan) if (key.endsWith(".cpu") && choice === "cpu") byName[key.slice(0, -".cpu".length)] = { input: null, weight: null, output: null };
+  for (const [key, choice] of plan)
+    if (key.endsWith(".cpu") && choice === "cpu")
+      byName[key.slice(0, -".cpu".length)] = { input: null, weight: null, output: null };
   return {
     qconfigSetter: Object.keys(byName).length > 0 ? [ModuleNameQconfigSetter(byName), base] : [base],
     rewrites,
@@ -352,7 +386,11 @@ function realise(plan: Plan, base: QconfigSetter): { qconfigSetter: QconfigSette
   };
 }
 
-export async function planMixedPrecision(float: Module, data: tf.Tensor | tf.Tensor[] | tf.Tensor[][] | Dataset, opts: PlannerOptions): Promise<MixedPrecisionPlan> {
+export async function planMixedPrecision(
+  float: Module,
+  data: tf.Tensor | tf.Tensor[] | tf.Tensor[][] | Dataset,
+  opts: PlannerOptions,
+): Promise<MixedPrecisionPlan> {
   // a dataset on disk: its batches in memory for the planner's repeated runs (bound it with `limit`)
   if (data instanceof Dataset) {
     const batches = await data.take();
@@ -367,17 +405,28 @@ export async function planMixedPrecision(float: Module, data: tf.Tensor | tf.Ten
   const base = opts.base ?? defaultCalibrationQconfigSetter;
   const m: PlanMetric = opts.metric ?? "L1";
   const metricName: string = m;
-  if (!["L1", "MSE", "Cosine", "Top1"].includes(m)) throw errors.invalidArgument("planMixedPrecision", `metric '${String(m)}'`, "pass L1, MSE, Cosine or Top1");
+  if (!["L1", "MSE", "Cosine", "Top1"].includes(m))
+    throw errors.invalidArgument("planMixedPrecision", `metric '${String(m)}'`, "pass L1, MSE, Cosine or Top1");
   const maxEvals = opts.evaluations ?? 12;
   const batches: tf.Tensor[][] =
-    data instanceof tf.Tensor ? [[data]] : (data as unknown[]).every((d) => d instanceof tf.Tensor) ? (data as tf.Tensor[]).map((d) => [d]) : (data as tf.Tensor[][]);
-  if (batches.length === 0) throw errors.invalidArgument("planMixedPrecision", "no data", "pass one or more input batches");
+    data instanceof tf.Tensor
+      ? [[data]]
+      : (data as unknown[]).every((d) => d instanceof tf.Tensor)
+        ? (data as tf.Tensor[]).map((d) => [d])
+        : (data as tf.Tensor[][]);
+  if (batches.length === 0)
+    throw errors.invalidArgument("planMixedPrecision", "no data", "pass one or more input batches");
   const previousMarch = getMarch();
   setMarch(opts.march);
   let evaluations = 0;
-  const progress = (done: number, total: number) => reportProgress(opts.onProgress, { task: "planMixedPrecision", done, total, elapsedMs: performance.now() - t0 });
+  const progress = (done: number, total: number) =>
+    reportProgress(opts.onProgress, { task: "planMixedPrecision", done, total, elapsedMs: performance.now() - t0 });
   /** prepare → calibrate on every batch → VALIDATION, then `use` the calibrated model (disposed after). */
-  const calibrated = async <R>(model: Module, qconfigSetter: QconfigSetter[], use: (calib: Module) => R): Promise<R> => {
+  const calibrated = async <R>(
+    model: Module,
+    qconfigSetter: QconfigSetter[],
+    use: (calib: Module) => R,
+  ): Promise<R> => {
     const calib = prepare(model.eval(), batches[0], { qconfigSetter, warn: false });
     try {
       setFakeQuantize(calib, FakeQuantState.CALIBRATION);
@@ -393,7 +442,10 @@ export async function planMixedPrecision(float: Module, data: tf.Tensor | tf.Ten
     const model = r.apply(float);
     try {
       evaluations++;
-      return await calibrated(model, r.qconfigSetter, (calib) => ({ error: outputError(calib, float, batches, m), ir: exportModel(calib, batches[0]) }));
+      return await calibrated(model, r.qconfigSetter, (calib) => ({
+        error: outputError(calib, float, batches, m),
+        ir: exportModel(calib, batches[0]),
+      }));
     } finally {
       if (model !== float) model.dispose();
     }
@@ -401,7 +453,11 @@ export async function planMixedPrecision(float: Module, data: tf.Tensor | tf.Ten
   try {
     const sensitivityBatches = opts.sensitivityBatches ?? 1;
     if (!Number.isInteger(sensitivityBatches) || sensitivityBatches < 1) {
-      throw errors.invalidArgument("planMixedPrecision", `sensitivityBatches ${sensitivityBatches}`, "pass a whole number ≥ 1");
+      throw errors.invalidArgument(
+        "planMixedPrecision",
+        `sensitivityBatches ${sensitivityBatches}`,
+        "pass a whole number ≥ 1",
+      );
     }
     // base plan, and one sensitivity pass per dtype
     const baseMeasured = await measure(new Map());
@@ -414,16 +470,21 @@ export async function planMixedPrecision(float: Module, data: tf.Tensor | tf.Ten
           .rows.map((r) => ({ ...r, value: asError(m, r.value) })),
         ops: preparedOps(calib),
       }));
-    const all = (d: typeof qint8): QconfigSetter => ({ setterName: `all ${d.name}`, qconfigFor: () => getQconfig({ weightDtype: d, outDtype: d }) });
+    const all = (d: typeof qint8): QconfigSetter => ({
+      setterName: `all ${d.name}`,
+      qconfigFor: () => getQconfig({ weightDtype: d, outDtype: d }),
+    });
     const s8 = await sens(all(qint8));
     const s16 = await sens(all(qint16));
     progress(3, maxEvals + 3);
-    const keyOf = (r: { op_name: string; sensitive_type: string }) => `${r.op_name}${r.sensitive_type === "weight" ? ".weight" : ""}`;
+    const keyOf = (r: { op_name: string; sensitive_type: string }) =>
+      `${r.op_name}${r.sensitive_type === "weight" ? ".weight" : ""}`;
     const e16 = new Map(s16.rows.map((r) => [keyOf(r), r.value]));
     // each point's dtype under the base template, read from the base plan's export
     const baseDtype = new Map<string, DTypeName>();
     for (const n of baseIr.nodes) {
-      if (findOp(n.type)?.role !== "passthrough" && n.output.quant.dtype !== "float32") baseDtype.set(n.name, n.output.quant.dtype);
+      if (findOp(n.type)?.role !== "passthrough" && n.output.quant.dtype !== "float32")
+        baseDtype.set(n.name, n.output.quant.dtype);
       if (n.weight) baseDtype.set(`${n.name}.weight`, n.weight.quant.dtype);
     }
     const unplanned = checkModel(baseIr, opts.march)
@@ -431,7 +492,14 @@ export async function planMixedPrecision(float: Module, data: tf.Tensor | tf.Ten
       .map((v) => v.op);
     const points: Point[] = s8.rows
       .filter((r) => baseDtype.has(keyOf(r)) && !unplanned.includes(r.op_name))
-      .map((r) => ({ key: keyOf(r), op: r.op_name, kind: r.sensitive_type, base: baseDtype.get(keyOf(r)) as DTypeName, e8: r.value, e16: e16.get(keyOf(r)) ?? r.value }));
+      .map((r) => ({
+        key: keyOf(r),
+        op: r.op_name,
+        kind: r.sensitive_type,
+        base: baseDtype.get(keyOf(r)) as DTypeName,
+        e8: r.value,
+        e16: e16.get(keyOf(r)) ?? r.value,
+      }));
     const linears = s8.ops.filter((o) => o.info.type === "Linear").map((o) => o.info.modulePath || o.info.name);
     const dtypeIn = (p: Point, plan: Plan): DTypeName => {
       if (plan.has(`${p.op}.rewrite`)) return "qint16";
@@ -453,7 +521,10 @@ export async function planMixedPrecision(float: Module, data: tf.Tensor | tf.Ten
     const rewriteOffset = new Map<string, number>();
     const rawPredict = (plan: Plan) => {
       // a point of an op on the CPU adds nothing: it is not quantized
-      let e = points.reduce((a, p) => a + (plan.has(`${p.op}.cpu`) ? 0 : dtypeIn(p, plan) === "qint16" ? p.e16 : p.e8), 0);
+      let e = points.reduce(
+        (a, p) => a + (plan.has(`${p.op}.cpu`) ? 0 : dtypeIn(p, plan) === "qint16" ? p.e16 : p.e8),
+        0,
+      );
       for (const [key, c] of plan) e += rewriteOffset.get(`${key}=${c}`) ?? 0;
       // an input lowered to int8 adds its producer's int8 error on top of what the producer keeps
       for (const [key, c] of plan) {
@@ -497,15 +568,22 @@ export async function planMixedPrecision(float: Module, data: tf.Tensor | tf.Ten
     // the rewrite is an answer to a march that refuses int16 × int16 on a Linear; elsewhere it only costs
     const refuses = (marchSpec(opts.march).ops.Linear?.forbidden ?? []).length > 0;
     for (const path of refuses ? linears : []) {
-      for (const choice of ["rewrite", "rewrite-fixed"] as const) addKnob(`${path}.rewrite`, new Map([[`${path}.rewrite`, choice]]));
+      for (const choice of ["rewrite", "rewrite-fixed"] as const)
+        addKnob(`${path}.rewrite`, new Map([[`${path}.rewrite`, choice]]));
     }
     // the CPU fallback: the last k weighted ops and every op after them in float (one knob per k)
     const cpuFallback = opts.cpuFallback ?? 0;
     if (!Number.isInteger(cpuFallback) || cpuFallback < 0)
-      throw errors.invalidArgument("planMixedPrecision", `cpuFallback ${cpuFallback}`, "pass a whole number ≥ 0 (0: no op on the CPU)");
+      throw errors.invalidArgument(
+        "planMixedPrecision",
+        `cpuFallback ${cpuFallback}`,
+        "pass a whole number ≥ 0 (0: no op on the CPU)",
+      );
     const weighted = baseIr.nodes.flatMap((n, i) => (n.weight ? [i] : []));
     for (let k = 1; k <= Math.min(cpuFallback, weighted.length); k++) {
-      const tail = baseIr.nodes.slice(weighted[weighted.length - k]).filter((n) => findOp(n.type)?.role !== "passthrough" || n.weight);
+      const tail = baseIr.nodes
+        .slice(weighted[weighted.length - k])
+        .filter((n) => findOp(n.type)?.role !== "passthrough" || n.weight);
       addKnob(`${tail[0].name}.cpu`, new Map(tail.map((n) => [`${n.name}.cpu`, "cpu" as Choice])));
     }
     /** Ops a plan keeps on the CPU: no other knob may touch their points. */
@@ -516,7 +594,12 @@ export async function planMixedPrecision(float: Module, data: tf.Tensor | tf.Ten
     for (const lambda of [0, ...lambdas]) {
       const plan: Plan = new Map();
       for (const k of knobs.sort((a, b) => a.dErr + lambda * a.dLat - (b.dErr + lambda * b.dLat))) {
-        if (k.dErr + lambda * k.dLat >= 0 || [...k.plan.keys()].some((key) => plan.has(key) || onCpu(plan, key)) || plan.has(k.key)) continue;
+        if (
+          k.dErr + lambda * k.dLat >= 0 ||
+          [...k.plan.keys()].some((key) => plan.has(key) || onCpu(plan, key)) ||
+          plan.has(k.key)
+        )
+          continue;
         if ([...plan.keys()].some((key) => onCpu(k.plan, key))) continue;
         k.plan.forEach((v, key) => plan.set(key, v));
       }
@@ -530,16 +613,27 @@ export async function planMixedPrecision(float: Module, data: tf.Tensor | tf.Ten
     for (const k of knobs.filter((k) => k.key.endsWith(".rewrite") || k.key.endsWith(".cpu") || k.plan.size > 1)) {
       if (chosen.size < Math.floor(maxEvals / 2)) chosen.set(planKey(k.plan), k.plan);
     }
-    const ranked = [...candidates.values()].filter((p) => !chosen.has(planKey(p))).sort((a, b) => latency(a) - latency(b));
+    const ranked = [...candidates.values()]
+      .filter((p) => !chosen.has(planKey(p)))
+      .sort((a, b) => latency(a) - latency(b));
     // the two ends of the predicted front always: the fastest plan and the most accurate one
-    for (const end of [ranked[0], [...ranked].sort((a, b) => predict(a) - predict(b))[0]]) if (end !== undefined) chosen.set(planKey(end), end);
+    for (const end of [ranked[0], [...ranked].sort((a, b) => predict(a) - predict(b))[0]])
+      if (end !== undefined) chosen.set(planKey(end), end);
     const room = maxEvals - 1 - chosen.size;
     const step = Math.max(1, ranked.length / Math.max(1, room));
-    for (let i = 0; i < ranked.length && chosen.size < maxEvals - 1; i += step) chosen.set(planKey(ranked[Math.floor(i)]), ranked[Math.floor(i)]);
-    if (ranked.length > 0 && chosen.size < maxEvals) chosen.set(planKey(ranked[ranked.length - 1]), ranked[ranked.length - 1]);
+    for (let i = 0; i < ranked.length && chosen.size < maxEvals - 1; i += step)
+      chosen.set(planKey(ranked[Math.floor(i)]), ranked[Math.floor(i)]);
+    if (ranked.length > 0 && chosen.size < maxEvals)
+      chosen.set(planKey(ranked[ranked.length - 1]), ranked[ranked.length - 1]);
     const basePerf = perf(baseIr, opts.march);
     const measured: { plan: Plan; error: number; predicted: number; latency: number; mac16: number }[] = [
-      { plan: new Map(), error: baseMeasured.error, predicted: predict(new Map()), latency: basePerf.latencyMs, mac16: basePerf.int16MacShare },
+      {
+        plan: new Map(),
+        error: baseMeasured.error,
+        predicted: predict(new Map()),
+        latency: basePerf.latencyMs,
+        mac16: basePerf.int16MacShare,
+      },
     ];
     let n = 0;
     /** Plans whose realised export the chip refused (the search's patched IR said they were legal): never on the front. */
@@ -560,7 +654,8 @@ export async function planMixedPrecision(float: Module, data: tf.Tensor | tf.Ten
     }
     // re-fit κ to the measurements: the median ratio measured / raw prediction (robust to a plan
     // the additive model misjudges badly, such as a rewrite whose mul scale zeroes its outputs)
-    const gap = () => measured.reduce((a, m) => a + Math.abs(m.predicted - m.error) / Math.max(m.error, 1e-12), 0) / measured.length;
+    const gap = () =>
+      measured.reduce((a, m) => a + Math.abs(m.predicted - m.error) / Math.max(m.error, 1e-12), 0) / measured.length;
     const before = gap();
     const ratios = measured.map((m) => m.error / Math.max(rawPredict(m.plan), 1e-30)).sort((a, b) => a - b);
     kappa = ratios[Math.floor(ratios.length / 2)];
@@ -582,22 +677,38 @@ export async function planMixedPrecision(float: Module, data: tf.Tensor | tf.Ten
       const rel = (m: (typeof measured)[number]) => Math.abs(m.predicted - m.error) / Math.max(m.error, 1e-12);
       // (a rewrite's measured effect is its own: it is not spread over points)
       const worst = measured
-        .filter((m) => [...m.plan.keys()].some((k) => points.some((p) => p.key === k)) && ![...m.plan.keys()].some((k) => k.endsWith(".rewrite")))
+        .filter(
+          (m) =>
+            [...m.plan.keys()].some((k) => points.some((p) => p.key === k)) &&
+            ![...m.plan.keys()].some((k) => k.endsWith(".rewrite")),
+        )
         .sort((a, b) => rel(b) - rel(a))[0];
       if (worst === undefined || rel(worst) <= tolerance) break;
       const effect = (key: string) => {
         const p = points.find((q) => q.key === key);
         return p === undefined ? 0 : Math.abs(p.e16 - p.e8);
       };
-      const key = [...worst.plan.keys()].filter((k) => points.some((p) => p.key === k)).sort((a, b) => effect(b) - effect(a))[0];
+      const key = [...worst.plan.keys()]
+        .filter((k) => points.some((p) => p.key === k))
+        .sort((a, b) => effect(b) - effect(a))[0];
       if (key === undefined) break;
       const variant = new Map(worst.plan);
       variant.delete(key);
-      if (measured.some((m) => planKey(m.plan) === planKey(variant)) || ruleViolations(irOf(baseIr, variant), opts.march).length > 0) break;
+      if (
+        measured.some((m) => planKey(m.plan) === planKey(variant)) ||
+        ruleViolations(irOf(baseIr, variant), opts.march).length > 0
+      )
+        break;
       const m = await measure(variant);
       if (!legalExport(variant, m.ir)) break;
       const pv = perf(m.ir, opts.march);
-      measured.push({ plan: variant, error: m.error, predicted: predict(variant), latency: pv.latencyMs, mac16: pv.int16MacShare });
+      measured.push({
+        plan: variant,
+        error: m.error,
+        predicted: predict(variant),
+        latency: pv.latencyMs,
+        mac16: pv.int16MacShare,
+      });
       // the point's error at the plan's dtype, as measured: e(plan dtype) = e(base dtype) + Δ / κ
       const p = points.find((q) => q.key === key) as Point;
       const delta = (worst.error - m.error) / kappa;
@@ -608,7 +719,13 @@ export async function planMixedPrecision(float: Module, data: tf.Tensor | tf.Ten
     const after = gap();
     // Pareto front of (measured error, latency)
     const front = measured
-      .filter((m) => !measured.some((o) => o !== m && o.error <= m.error && o.latency <= m.latency && (o.error < m.error || o.latency < m.latency)))
+      .filter(
+        (m) =>
+          !measured.some(
+            (o) =>
+              o !== m && o.error <= m.error && o.latency <= m.latency && (o.error < m.error || o.latency < m.latency),
+          ),
+      )
       .sort((a, b) => a.latency - b.latency || a.error - b.error)
       .filter((m, i, all) => i === 0 || m.error !== all[i - 1].error || m.latency !== all[i - 1].latency);
     // Horizon-style top-k promotion, measured the same way
@@ -619,7 +736,12 @@ export async function planMixedPrecision(float: Module, data: tf.Tensor | tf.Ten
       const m = await measure(plan);
       // judged on the realised export, like the front's plans; an illegal one keeps the search IR's latency estimate
       const legal = ruleViolations(m.ir, opts.march).length === 0;
-      topk.push({ k, measured_error: m.error, latency_ms: legal ? perf(m.ir, opts.march).latencyMs : latency(plan), legal });
+      topk.push({
+        k,
+        measured_error: m.error,
+        latency_ms: legal ? perf(m.ir, opts.march).latencyMs : latency(plan),
+        legal,
+      });
     }
     // the last step reported: a progress bar ends full (the measurements stop where the budget allows, not at its count)
     progress(maxEvals + 3, maxEvals + 3);
@@ -632,12 +754,22 @@ export async function planMixedPrecision(float: Module, data: tf.Tensor | tf.Ten
       rewrites: [...m.plan.keys()].filter((k) => k.endsWith(".rewrite")).length,
       choices: [...m.plan].map(([k, v]) => `${k.replace(/\.(rewrite|cpu)$/, "")}:${v}`).join(" ") || "(base)",
     }));
-    const columns = ["point", "measured_error", "predicted_error", "latency_ms", "int16_mac_share", "rewrites", "choices"];
+    const columns = [
+      "point",
+      "measured_error",
+      "predicted_error",
+      "latency_ms",
+      "int16_mac_share",
+      "rewrites",
+      "choices",
+    ];
     const elapsedMs = performance.now() - t0;
     const table = makeTable(
       `Mixed-precision front on ${opts.march} (${m === "Cosine" ? "1 − cosine" : m === "Top1" ? "share of samples whose top-1 class changed" : m}): ${rows.length} plans (${evaluations} full-model evaluations, ${(elapsedMs / 1000).toFixed(1)} s; prediction gap ${(100 * before).toFixed(0)}% → ${(100 * after).toFixed(0)}%)` +
         (unplanned.length ? `; not planned (no ${opts.march} rule, assumed CPU): ${unplanned.join(", ")}` : "") +
-        (rows.length === 1 ? `; a front of one plan: ${oneWhy(measured.length, knobs.length, baseMeasured.error)}` : ""),
+        (rows.length === 1
+          ? `; a front of one plan: ${oneWhy(measured.length, knobs.length, baseMeasured.error)}`
+          : ""),
       rows,
       columns,
       (r) => ({ ...r }),
@@ -654,13 +786,15 @@ export async function planMixedPrecision(float: Module, data: tf.Tensor | tf.Ten
       elapsedMs,
       setter: (i: number) => {
         const m = front[i];
-        if (m === undefined) throw errors.invalidArgument("plan.setter", `no front point ${i}`, `pass 0..${front.length - 1}`);
+        if (m === undefined)
+          throw errors.invalidArgument("plan.setter", `no front point ${i}`, `pass 0..${front.length - 1}`);
         return realise(m.plan, base);
       },
       toJSON: (i?: number) => {
         const k = i ?? result.chosen ?? rows.reduce((b, r) => (r.measured_error < b.measured_error ? r : b)).point;
         const m = front[k];
-        if (m === undefined) throw errors.invalidArgument("plan.toJSON", `no front point ${k}`, `pass 0..${front.length - 1}`);
+        if (m === undefined)
+          throw errors.invalidArgument("plan.toJSON", `no front point ${k}`, `pass 0..${front.length - 1}`);
         const baseName = Object.entries(BUILT_IN_BASES).find(([, v]) => v === base)?.[0] ?? base.setterName;
         return {
           format: "quantbook-plan",
@@ -679,14 +813,23 @@ export async function planMixedPrecision(float: Module, data: tf.Tensor | tf.Ten
       pick: (budget) => {
         if (budget.latencyMs !== undefined) {
           const ok = rows.filter((r) => r.latency_ms <= budget.latencyMs!);
-          if (ok.length === 0) throw errors.invalidArgument("plan.pick", `no plan within ${budget.latencyMs} ms`, `the fastest is point 0 at ${rows[0].latency_ms.toFixed(4)} ms`);
+          if (ok.length === 0)
+            throw errors.invalidArgument(
+              "plan.pick",
+              `no plan within ${budget.latencyMs} ms`,
+              `the fastest is point 0 at ${rows[0].latency_ms.toFixed(4)} ms`,
+            );
           return ok.reduce((b, r) => (r.measured_error < b.measured_error ? r : b)).point;
         }
         if (budget.error !== undefined) {
           const ok = rows.filter((r) => r.measured_error <= budget.error!);
           if (ok.length === 0) {
             const best = rows.reduce((b, r) => (r.measured_error < b.measured_error ? r : b));
-            throw errors.invalidArgument("plan.pick", `no plan reaches error ${budget.error}`, `the closest is point ${best.point} with ${best.measured_error.toExponential(3)}`);
+            throw errors.invalidArgument(
+              "plan.pick",
+              `no plan reaches error ${budget.error}`,
+              `the closest is point ${best.point} with ${best.measured_error.toExponential(3)}`,
+            );
           }
           return ok.reduce((b, r) => (r.latency_ms < b.latency_ms ? r : b)).point;
         }
@@ -697,8 +840,20 @@ export async function planMixedPrecision(float: Module, data: tf.Tensor | tf.Ten
         title: `Error vs estimated latency on ${opts.march}`,
         data: {
           values: [
-            ...rows.map((r) => ({ series: "planner front", latency_ms: r.latency_ms, error: r.measured_error, label: r.choices })),
-            ...topk.filter((t) => t.legal).map((t) => ({ series: "top-k promotion", latency_ms: t.latency_ms, error: t.measured_error, label: `top-${t.k}` })),
+            ...rows.map((r) => ({
+              series: "planner front",
+              latency_ms: r.latency_ms,
+              error: r.measured_error,
+              label: r.choices,
+            })),
+            ...topk
+              .filter((t) => t.legal)
+              .map((t) => ({
+                series: "top-k promotion",
+                latency_ms: t.latency_ms,
+                error: t.measured_error,
+                label: `top-${t.k}`,
+              })),
           ],
         },
         mark: { type: "line", point: true },
@@ -707,7 +862,14 @@ export async function planMixedPrecision(float: Module, data: tf.Tensor | tf.Ten
           y: {
             field: "error",
             type: "quantitative",
-            title: m === "L1" ? "mean |output − float|" : m === "MSE" ? "output MSE" : m === "Top1" ? "top-1 changed (share)" : "1 − output cosine",
+            title:
+              m === "L1"
+                ? "mean |output − float|"
+                : m === "MSE"
+                  ? "output MSE"
+                  : m === "Top1"
+                    ? "top-1 changed (share)"
+                    : "1 − output cosine",
             scale: { type: m === "Top1" ? "linear" : "log" },
           },
           color: { field: "series", type: "nominal" },
@@ -721,7 +883,9 @@ export async function planMixedPrecision(float: Module, data: tf.Tensor | tf.Ten
     // an interrupt inside one of the planner's steps (a calibration, a sensitivity pass) is the planner's
     if (e instanceof InterruptedError && !e.message.startsWith("planMixedPrecision")) {
       const step = /^(\w+)/.exec(e.message)?.[1] ?? "a step";
-      throw new InterruptedError(`planMixedPrecision (in its ${step} step, after ${evaluations} evaluations; the float model is unchanged)`);
+      throw new InterruptedError(
+        `planMixedPrecision (in its ${step} step, after ${evaluations} evaluations; the float model is unchanged)`,
+      );
     }
     throw e;
   } finally {
@@ -730,7 +894,13 @@ export async function planMixedPrecision(float: Module, data: tf.Tensor | tf.Ten
 }
 
 /** A GEMM the march refuses (int16 input with int16 weight): the cheapest legal alternative by predicted error + latency. */
-function repair(plan: Plan, baseIr: Ir, march: March, latency: (p: Plan) => number, predict: (p: Plan) => number): void {
+function repair(
+  plan: Plan,
+  baseIr: Ir,
+  march: March,
+  latency: (p: Plan) => number,
+  predict: (p: Plan) => number,
+): void {
   for (let guard = 0; guard < 50; guard++) {
     const ir = irOf(baseIr, plan);
     const bad = checkModel(ir, march).violations.find((v) => v.kind === "rule");

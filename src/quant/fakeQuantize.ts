@@ -31,7 +31,10 @@ function checkScales(values: ArrayLike<number>, where: string): void {
   for (let i = 0; i < values.length; i++) {
     const s = values[i];
     if (!(s > 0) || !Number.isFinite(s)) {
-      throw errors.coded("INVALID_ARGUMENT", `${where}: scale[${i}] is ${s}; every scale must be a finite number > 0 (calibrate the op or give a fixed scale)`);
+      throw errors.coded(
+        "INVALID_ARGUMENT",
+        `${where}: scale[${i}] is ${s}; every scale must be a finite number > 0 (calibrate the op or give a fixed scale)`,
+      );
     }
   }
 }
@@ -48,11 +51,17 @@ function scaleTensors(x: tf.Tensor, opts: FakeQuantizeOptions): [tf.Tensor, tf.T
   const axis = opts.axis ?? 0;
   const ax = axis < 0 ? axis + rank : axis;
   if (ax < 0 || ax >= rank) {
-    throw errors.coded("SHAPE_MISMATCH", `fakeQuantize: axis ${axis} is out of range for a tensor of shape [${x.shape}]; pass an axis in [${-rank}, ${rank - 1}]`);
+    throw errors.coded(
+      "SHAPE_MISMATCH",
+      `fakeQuantize: axis ${axis} is out of range for a tensor of shape [${x.shape}]; pass an axis in [${-rank}, ${rank - 1}]`,
+    );
   }
   const values = scale instanceof tf.Tensor ? (scale.dataSync() as Float32Array) : Float32Array.from(scale);
   if (values.length !== x.shape[ax]) {
-    throw errors.coded("SHAPE_MISMATCH", `fakeQuantize: ${values.length} per-channel scales for axis ${ax} of shape [${x.shape}], expected ${x.shape[ax]} (one per channel)`);
+    throw errors.coded(
+      "SHAPE_MISMATCH",
+      `fakeQuantize: ${values.length} per-channel scales for axis ${ax} of shape [${x.shape}], expected ${x.shape[ax]} (one per channel)`,
+    );
   }
   checkScales(values, "fakeQuantize");
   const bshape = x.shape.map((d, i) => (i === ax ? d : 1));
@@ -72,7 +81,10 @@ export function inverseScale(scale: number): number {
 /** Fake-quantizes `x` (float32). Disposes everything it creates but the result. */
 export function fakeQuantize(x: tf.Tensor, opts: FakeQuantizeOptions): tf.Tensor {
   if (x.dtype !== "float32") {
-    throw errors.coded("INVALID_ARGUMENT", `fakeQuantize: expected a float32 tensor, got ${x.dtype}; cast it with x.toFloat()`);
+    throw errors.coded(
+      "INVALID_ARGUMENT",
+      `fakeQuantize: expected a float32 tensor, got ${x.dtype}; cast it with x.toFloat()`,
+    );
   }
   const { qmin, qmax } = opts.dtype;
   const mode = opts.roundMode ?? "half_even";

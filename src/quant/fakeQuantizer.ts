@@ -75,7 +75,12 @@ export class FakeQuantizer {
   regrid(x: tf.Tensor): tf.Tensor {
     const scale = this.quantizing ? this.scale() : null;
     if (scale === null) return x;
-    return fakeQuantize(x, { scale: this.axis === undefined ? scale[0] : scale, dtype: this.dtype, axis: this.axis, roundMode: this.roundMode });
+    return fakeQuantize(x, {
+      scale: this.axis === undefined ? scale[0] : scale,
+      dtype: this.dtype,
+      axis: this.axis,
+      roundMode: this.roundMode,
+    });
   }
 
   snapshot(): ObserverSnapshot {

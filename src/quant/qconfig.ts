@@ -53,17 +53,26 @@ export function getQconfig(opts: GetQconfigOptions = {}): QConfig {
   const known = new Set(["observer", "inDtype", "weightDtype", "outDtype", "fixScale"]);
   for (const k of Object.keys(opts)) {
     if (!known.has(k)) {
-      throw errors.coded("INVALID_ARGUMENT", `getQconfig: unknown option '${k}'; expected one of ${[...known].join(", ")}`);
+      throw errors.coded(
+        "INVALID_ARGUMENT",
+        `getQconfig: unknown option '${k}'; expected one of ${[...known].join(", ")}`,
+      );
     }
   }
   const dtype = (key: string, v: DTypeArg | undefined): QuantDType | undefined => {
     if (v === undefined) return undefined;
     if (v === "qint8" || v === qint8) return qint8;
     if (v === "qint16" || v === qint16) return qint16;
-    throw errors.coded("INVALID_ARGUMENT", `getQconfig: ${key} must be qb.qint8 or qb.qint16, got ${isQuantDType(v) ? v.name : JSON.stringify(v)}`);
+    throw errors.coded(
+      "INVALID_ARGUMENT",
+      `getQconfig: ${key} must be qb.qint8 or qb.qint16, got ${isQuantDType(v) ? v.name : JSON.stringify(v)}`,
+    );
   };
   if (opts.observer !== undefined && (opts.observer === null || typeof opts.observer.create !== "function")) {
-    throw errors.coded("INVALID_ARGUMENT", "getQconfig: observer must be an observer class such as qb.MSEObserver or qb.MinMaxObserver (the class, not an instance)");
+    throw errors.coded(
+      "INVALID_ARGUMENT",
+      "getQconfig: observer must be an observer class such as qb.MSEObserver or qb.MinMaxObserver (the class, not an instance)",
+    );
   }
   const inDtype = dtype("inDtype", opts.inDtype);
   const weightDtype = dtype("weightDtype", opts.weightDtype);
@@ -72,7 +81,8 @@ export function getQconfig(opts: GetQconfigOptions = {}): QConfig {
   if (inDtype !== undefined) qc.input = { dtype: inDtype, observer: opts.observer };
   if (weightDtype !== undefined) qc.weight = { dtype: weightDtype };
   if (opts.fixScale !== undefined) {
-    if (outDtype === null) throw errors.coded("INVALID_ARGUMENT", "getQconfig: fixScale needs a quantized output; drop outDtype: null");
+    if (outDtype === null)
+      throw errors.coded("INVALID_ARGUMENT", "getQconfig: fixScale needs a quantized output; drop outDtype: null");
     qc.output = { dtype: outDtype ?? qint16, observer: FixedScaleObserver.withScale(opts.fixScale) };
   } else if (outDtype === null) {
     qc.output = null;

@@ -20,11 +20,20 @@ export function fuseConvBn<T extends Module>(model: T, pairs: [string, string][]
     const conv = modules.get(convPath);
     const bn = modules.get(bnPath);
     if (!(conv instanceof Conv2d))
-      throw errors.coded("INVALID_ARGUMENT", `fuseConvBn: '${convPath}' is ${conv ? `a ${conv.constructor.name}` : "not a module of this model"}, expected a Conv2d`);
+      throw errors.coded(
+        "INVALID_ARGUMENT",
+        `fuseConvBn: '${convPath}' is ${conv ? `a ${conv.constructor.name}` : "not a module of this model"}, expected a Conv2d`,
+      );
     if (!(bn instanceof BatchNorm2d))
-      throw errors.coded("INVALID_ARGUMENT", `fuseConvBn: '${bnPath}' is ${bn ? `a ${bn.constructor.name}` : "not a module of this model"}, expected a BatchNorm2d`);
+      throw errors.coded(
+        "INVALID_ARGUMENT",
+        `fuseConvBn: '${bnPath}' is ${bn ? `a ${bn.constructor.name}` : "not a module of this model"}, expected a BatchNorm2d`,
+      );
     if (bn.numFeatures !== conv.outChannels) {
-      throw errors.coded("SHAPE_MISMATCH", `fuseConvBn: ${bnPath} has ${bn.numFeatures} channels but ${convPath} outputs ${conv.outChannels}`);
+      throw errors.coded(
+        "SHAPE_MISMATCH",
+        `fuseConvBn: ${bnPath} has ${bn.numFeatures} channels but ${convPath} outputs ${conv.outChannels}`,
+      );
     }
   }
   const copy = cloneModule(model);

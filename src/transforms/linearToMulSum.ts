@@ -36,7 +36,9 @@ export class BroadcastMulSumLinear extends Module {
   }
 
   forward(x: tf.Tensor): tf.Tensor {
-    const [out, inF] = (this.weightLayout === "in_out" ? [this.weight.shape[1], this.weight.shape[0]] : this.weight.shape) as [number, number];
+    const [out, inF] = (
+      this.weightLayout === "in_out" ? [this.weight.shape[1], this.weight.shape[0]] : this.weight.shape
+    ) as [number, number];
     if (x.shape[x.rank - 1] !== inF) {
       throw errors.coded(
         "SHAPE_MISMATCH",

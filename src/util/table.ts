@@ -90,7 +90,19 @@ export interface Table<R> {
 }
 
 /** A Table of `rows` (flattened to plain cells by `plain`) in `columns` order. */
-export function makeTable<R>(caption: string, rows: R[], columns: string[], plain: (r: R) => Row = (r) => r as unknown as Row): Table<R> {
+export function makeTable<R>(
+  caption: string,
+  rows: R[],
+  columns: string[],
+  plain: (r: R) => Row = (r) => r as unknown as Row,
+): Table<R> {
   const flat = rows.map(plain);
-  return { rows, caption, columns, text: textTable(flat, columns), toDataFrame: () => toDataFrame(flat, columns), toRecords: () => flat.map((r) => ({ ...r })) };
+  return {
+    rows,
+    caption,
+    columns,
+    text: textTable(flat, columns),
+    toDataFrame: () => toDataFrame(flat, columns),
+    toRecords: () => flat.map((r) => ({ ...r })),
+  };
 }

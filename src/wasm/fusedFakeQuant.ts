@@ -262,7 +262,13 @@ function offsetOf(backend: WasmBackendLike, t: tf.TensorInfo): number {
 }
 
 /** Fused per-tensor fake quantization, or null when the wasm kernels are unavailable. */
-export function fusedFakeQuantize(x: tf.Tensor, scale: number, inv: number, qmin: number, qmax: number): tf.Tensor | null {
+export function fusedFakeQuantize(
+  x: tf.Tensor,
+  scale: number,
+  inv: number,
+  qmin: number,
+  qmax: number,
+): tf.Tensor | null {
   const k = kernels();
   if (k === null) return null;
   const out = k.backend.makeOutput(x.shape, "float32");
@@ -274,7 +280,15 @@ export function fusedFakeQuantize(x: tf.Tensor, scale: number, inv: number, qmin
  * Σ (fq(x) - x)² over `count` elements of `x` from element `start` (default: all) in one pass,
  * or null when the wasm kernels are unavailable.
  */
-export function fusedQuantError(x: tf.Tensor, scale: number, inv: number, qmin: number, qmax: number, start = 0, count = x.size): number | null {
+export function fusedQuantError(
+  x: tf.Tensor,
+  scale: number,
+  inv: number,
+  qmin: number,
+  qmax: number,
+  start = 0,
+  count = x.size,
+): number | null {
   const k = kernels();
   if (k === null) return null;
   return k.exports.err(offsetOf(k.backend, x) + 4 * start, count, inv, scale, qmin, qmax);

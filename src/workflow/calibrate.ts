@@ -40,17 +40,30 @@ function flat(v: unknown, out: tf.Tensor[] = []): tf.Tensor[] {
  * await qb.calibrate(calib, batches, { onProgress: (p) => console.log(p.done) });
  * ```
  */
-export async function calibrate(model: Module, batches: Batches, opts: CalibrateOptions = {}): Promise<{ batches: number; elapsedMs: number }> {
+export async function calibrate(
+  model: Module,
+  batches: Batches,
+  opts: CalibrateOptions = {},
+): Promise<{ batches: number; elapsedMs: number }> {
   const rt = runtimeOf(model, "calibrate");
   if (rt.state !== FakeQuantState.CALIBRATION) {
-    throw errors.wrongState("calibrate", `${rt.state} state`, "call qb.setFakeQuantize(model, qb.FakeQuantState.CALIBRATION) first");
+    throw errors.wrongState(
+      "calibrate",
+      `${rt.state} state`,
+      "call qb.setFakeQuantize(model, qb.FakeQuantState.CALIBRATION) first",
+    );
   }
   if (
     batches === null ||
     batches === undefined ||
-    (typeof (batches as Iterable<Batch>)[Symbol.iterator] !== "function" && typeof (batches as AsyncIterable<Batch>)[Symbol.asyncIterator] !== "function")
+    (typeof (batches as Iterable<Batch>)[Symbol.iterator] !== "function" &&
+      typeof (batches as AsyncIterable<Batch>)[Symbol.asyncIterator] !== "function")
   ) {
-    throw errors.invalidArgument("calibrate", "batches must be an array (or iterable) of input tensors", "pass e.g. [exampleInput]");
+    throw errors.invalidArgument(
+      "calibrate",
+      "batches must be an array (or iterable) of input tensors",
+      "pass e.g. [exampleInput]",
+    );
   }
   const sized = (batches as { length?: unknown }).length;
   const total = typeof sized === "number" ? sized : undefined;
@@ -59,7 +72,11 @@ export async function calibrate(model: Module, batches: Batches, opts: Calibrate
   const carry = Object.entries(opts.carry ?? {}).map(([i, o]) => [Number(i), Number(o)] as const);
   for (const [i, o] of carry) {
     if (!Number.isInteger(i) || !Number.isInteger(o) || i < 0 || o < 0 || i >= rt.graph.inputShapes.length) {
-      throw errors.invalidArgument("calibrate", `carry { ${i}: ${o} } is not an input index → output index of this model`, `inputs are 0..${rt.graph.inputShapes.length - 1}`);
+      throw errors.invalidArgument(
+        "calibrate",
+        `carry { ${i}: ${o} } is not an input index → output index of this model`,
+        `inputs are 0..${rt.graph.inputShapes.length - 1}`,
+      );
     }
   }
   /** The carried outputs of the last batch, by input index. */
@@ -87,7 +104,11 @@ export async function calibrate(model: Module, batches: Batches, opts: Calibrate
           for (const [i, o] of carry) {
             const t = outputs[0]?.[o];
             if (t === undefined)
-              throw errors.invalidArgument("calibrate", `carry { ${i}: ${o} }: the model returns ${outputs[0]?.length ?? 0} outputs`, "name an output index it returns");
+              throw errors.invalidArgument(
+                "calibrate",
+                `carry { ${i}: ${o} }: the model returns ${outputs[0]?.length ?? 0} outputs`,
+                "name an output index it returns",
+              );
             next.set(i, tf.keep(tf.clone(t)));
           }
           tf.dispose(outputs[0]);

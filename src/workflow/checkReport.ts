@@ -27,7 +27,8 @@ export function buildCheckReport(root: Module, graph: Graph, ops: Map<string, Pr
   for (const op of graph.ops) {
     if (op.type === "QuantStub") continue;
     op.inputs.forEach((inp, i) => {
-      if (isModelInput(inp.source) || inp.source === FLOAT_CONSTANT) floatInputs.push({ op: op.name, input: i, source: inp.source });
+      if (isModelInput(inp.source) || inp.source === FLOAT_CONSTANT)
+        floatInputs.push({ op: op.name, input: i, source: inp.source });
       if (inp.untraced) untracedInputs.push({ op: op.name, input: i });
     });
   }
@@ -43,18 +44,34 @@ export function buildCheckReport(root: Module, graph: Graph, ops: Map<string, Pr
   // a module's own op (a Linear's, a stub's) is named after its path: "fc", then "fc_1", "fc_2" on later calls
   const ownCalls = new Map<string, number>();
   for (const op of graph.ops) {
-    const own = op.name === op.modulePath || (op.name.startsWith(`${op.modulePath}_`) && /^\d+$/.test(op.name.slice(op.modulePath.length + 1)));
+    const own =
+      op.name === op.modulePath ||
+      (op.name.startsWith(`${op.modulePath}_`) && /^\d+$/.test(op.name.slice(op.modulePath.length + 1)));
     if (own) ownCalls.set(op.modulePath, (ownCalls.get(op.modulePath) ?? 0) + 1);
   }
   const sharedModules = [...pathsOf.values()]
     .map((paths) => ({ paths, calls: ownCalls.get(paths[0]) ?? 0 }))
     .filter((s) => s.paths[0] !== "" && (s.paths.length > 1 || s.calls > 1))
     // a module without fake-quantizers of its own (a ReLU, which keeps its input's scale) shares nothing
-    .filter((s) => [...ops.values()].some((o) => o.info.modulePath === s.paths[0] && (o.output !== null || o.weight !== null || o.inputs.some((i) => i !== null))));
+    .filter((s) =>
+      [...ops.values()].some(
+        (o) =>
+          o.info.modulePath === s.paths[0] &&
+          (o.output !== null || o.weight !== null || o.inputs.some((i) => i !== null)),
+      ),
+    );
   const used = new Set(graph.ops.map((o) => o.modulePath));
-  const unusedModules = [...pathsOf.values()].map((p) => p[0]).filter((p) => p !== "" && ![...used].some((u) => u === p || u.startsWith(`${p}.`)));
+  const unusedModules = [...pathsOf.values()]
+    .map((p) => p[0])
+    .filter((p) => p !== "" && ![...used].some((u) => u === p || u.startsWith(`${p}.`)));
   const unquantizedOutputs = [...ops.values()]
-    .filter((o) => o.output === null && o.info.type !== "DeQuantStub" && o.qconfig.output !== null && findOp(o.info.type)?.role !== "passthrough")
+    .filter(
+      (o) =>
+        o.output === null &&
+        o.info.type !== "DeQuantStub" &&
+        o.qconfig.output !== null &&
+        findOp(o.info.type)?.role !== "passthrough",
+    )
     .map((o) => o.info.name);
 
   const lines: string[] = [];
@@ -84,5 +101,13 @@ export function buildCheckReport(root: Module, graph: Graph, ops: Map<string, Pr
   ] as const;
   const found = counts.filter(([n]) => n > 0).map(([n, what]) => `${n} ${what}${n === 1 ? "" : "s"}`);
   const caption = `Model check of ${graph.ops.length} ops: ${found.length === 0 ? "nothing to report" : found.join(", ")}`;
-  return { floatInputs, untracedInputs, sharedModules, unusedModules, unquantizedOutputs, caption, text: lines.join("\n") };
+  return {
+    floatInputs,
+    untracedInputs,
+    sharedModules,
+    unusedModules,
+    unquantizedOutputs,
+    caption,
+    text: lines.join("\n"),
+  };
 }

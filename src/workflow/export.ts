@@ -34,7 +34,11 @@ function quantOf(fq: FakeQuantizer | null): IrQuant {
 export function exportModel(model: Module, exampleInput: tf.Tensor | tf.Tensor[]): Ir {
   const rt = runtimeOf(model, "export");
   if (rt.state !== FakeQuantState.VALIDATION) {
-    throw errors.wrongState("export", `${rt.state} state`, "calibrate it, then qb.setFakeQuantize(model, qb.FakeQuantState.VALIDATION) before exporting");
+    throw errors.wrongState(
+      "export",
+      `${rt.state} state`,
+      "calibrate it, then qb.setFakeQuantize(model, qb.FakeQuantState.VALIDATION) before exporting",
+    );
   }
   const args = Array.isArray(exampleInput) ? exampleInput : [exampleInput];
   const captured = new Map<string, Map<TapRole, number[]>>();
@@ -66,11 +70,18 @@ export function exportModel(model: Module, exampleInput: tf.Tensor | tf.Tensor[]
         inputs: info.inputs.map((inp, i) => {
           const requant = op.inputs[i] ?? null;
           const producer = isModelInput(inp.source) || inp.source === FLOAT_CONSTANT ? null : rt.ops.get(inp.source);
-          return { source: inp.source, shape: inp.shape, quant: quantOf(requant ?? (producer ? rt.outputQuantizer(producer.info.name) : null)), requant: requant !== null };
+          return {
+            source: inp.source,
+            shape: inp.shape,
+            quant: quantOf(requant ?? (producer ? rt.outputQuantizer(producer.info.name) : null)),
+            requant: requant !== null,
+          };
         }),
         output: { shape: info.outputShape, quant: quantOf(rt.outputQuantizer(info.name)) },
         params: info.paramShapes.map((shape, i) => ({ shape, data: caps.get(`param_${i}`) ?? [] })),
-        constants: info.inputs.flatMap((inp, i) => (inp.source === FLOAT_CONSTANT ? [{ input: i, data: caps.get(`input_${i}`) ?? [] }] : [])),
+        constants: info.inputs.flatMap((inp, i) =>
+          inp.source === FLOAT_CONSTANT ? [{ input: i, data: caps.get(`input_${i}`) ?? [] }] : [],
+        ),
         attrs: info.attrs,
         flops: info.flops,
       };

@@ -70,7 +70,9 @@ export class Tracer implements OpInterceptor {
     const inputs = call.inputs.map((t) => {
       const source = this.producers.get(t.dataId);
       if (source !== undefined) return { source, shape: t.shape.slice() };
-      return this.own.has(t.dataId) ? { source: FLOAT_CONSTANT, shape: t.shape.slice() } : { source: FLOAT_CONSTANT, shape: t.shape.slice(), untraced: true };
+      return this.own.has(t.dataId)
+        ? { source: FLOAT_CONSTANT, shape: t.shape.slice() }
+        : { source: FLOAT_CONSTANT, shape: t.shape.slice(), untraced: true };
     });
     const out = compute(call.inputs, call.weight, call.params);
     this.producers.set(out.dataId, call.name);

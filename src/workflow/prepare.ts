@@ -65,7 +65,12 @@ export function checkWarning(name: string, r: CheckReport): string | null {
 
 const checkReports = new WeakMap<object, CheckReport>();
 
-function makeFakeQuantizer(where: string, spec: FakeQuantSpec, role: "weight" | "activation", weightAxis = 0): FakeQuantizer {
+function makeFakeQuantizer(
+  where: string,
+  spec: FakeQuantSpec,
+  role: "weight" | "activation",
+  weightAxis = 0,
+): FakeQuantizer {
   const dtype = spec.dtype ?? qint8;
   const factory = spec.observer ?? (role === "weight" ? MinMaxObserver : MSEObserver);
   const observer = factory.create({ dtype, axis: role === "weight" ? weightAxis : undefined });
@@ -97,8 +102,13 @@ function resolveQconfigs(graph: Graph, setters: QconfigSetter[]): Map<string, Pr
     ops.set(info.name, {
       info,
       qconfig: qc,
-      inputs: info.inputs.map((_, i) => (inputSpec ? makeFakeQuantizer(`${info.name}.input_${i}`, inputSpec, "activation") : null)),
-      weight: qc.weight && info.weightShape ? makeFakeQuantizer(`${info.name}.weight`, qc.weight, "weight", weightAxisOf(def, info.attrs)) : null,
+      inputs: info.inputs.map((_, i) =>
+        inputSpec ? makeFakeQuantizer(`${info.name}.input_${i}`, inputSpec, "activation") : null,
+      ),
+      weight:
+        qc.weight && info.weightShape
+          ? makeFakeQuantizer(`${info.name}.weight`, qc.weight, "weight", weightAxisOf(def, info.attrs))
+          : null,
       output: qc.output && ownOutput ? makeFakeQuantizer(info.name, qc.output, "activation") : null,
     });
   }
@@ -117,18 +127,31 @@ function resolveQconfigs(graph: Graph, setters: QconfigSetter[]): Map<string, Pr
  */
 export function prepare<T extends Module>(model: T, exampleInput: tf.Tensor | tf.Tensor[], opts: PrepareOptions): T {
   if (getMarch() === null) {
-    throw errors.wrongState("prepare", "no target chip", "call qb.setMarch(qb.March.NASH_M) (or NASH_E / NASH_P) before prepare");
+    throw errors.wrongState(
+      "prepare",
+      "no target chip",
+      "call qb.setMarch(qb.March.NASH_M) (or NASH_E / NASH_P) before prepare",
+    );
   }
   if (model === null || typeof model !== "object" || typeof (model as Module).namedModules !== "function") {
-    throw errors.invalidArgument("prepare", "the model is not a qb.nn.Module", "pass a model built from qb.nn layers (or loaded with qb.io)");
+    throw errors.invalidArgument(
+      "prepare",
+      "the model is not a qb.nn.Module",
+      "pass a model built from qb.nn layers (or loaded with qb.io)",
+    );
   }
   if (opts === undefined || opts.qconfigSetter === undefined) {
-    throw errors.invalidArgument("prepare", "no qconfigSetter", "pass { qconfigSetter: [...] }, e.g. [qb.calibration8bitWeight16bitActQconfigSetter]");
+    throw errors.invalidArgument(
+      "prepare",
+      "no qconfigSetter",
+      "pass { qconfigSetter: [...] }, e.g. [qb.calibration8bitWeight16bitActQconfigSetter]",
+    );
   }
   const args = Array.isArray(exampleInput) ? exampleInput : [exampleInput];
   const copy = cloneModule(model);
   const own = new Set<object>();
-  for (const [, m] of copy.namedModules()) for (const v of Object.values(m)) if (v instanceof tf.Tensor) own.add(v.dataId);
+  for (const [, m] of copy.namedModules())
+    for (const v of Object.values(m)) if (v instanceof tf.Tensor) own.add(v.dataId);
   const tracer = new Tracer(own);
   const holder = copy as unknown as Record<symbol, unknown>;
   holder[INTERCEPTOR] = tracer;
@@ -137,14 +160,21 @@ export function prepare<T extends Module>(model: T, exampleInput: tf.Tensor | tf
     tf.dispose(out);
     const graph = tracer.graph();
     if (graph.ops.length === 0) {
-      throw errors.coded("INVALID_ARGUMENT", "the forward ran no quantization-aware op; build it from qb.nn layers and qb.F ops");
+      throw errors.coded(
+        "INVALID_ARGUMENT",
+        "the forward ran no quantization-aware op; build it from qb.nn layers and qb.F ops",
+      );
     }
     const setters = Array.isArray(opts.qconfigSetter) ? opts.qconfigSetter : [opts.qconfigSetter];
     const ops = resolveQconfigs(graph, setters);
     const runtime = new QuantRuntime(graph, ops, getMarch());
     if (opts.engine !== undefined) {
       if (opts.engine !== "auto" && opts.engine !== "ort" && opts.engine !== "tfjs") {
-        throw errors.invalidArgument("prepare", `engine '${String(opts.engine)}' is not an engine`, 'pass "auto", "ort" or "tfjs"');
+        throw errors.invalidArgument(
+          "prepare",
+          `engine '${String(opts.engine)}' is not an engine`,
+          'pass "auto", "ort" or "tfjs"',
+        );
       }
       runtime.engine = opts.engine;
     }
@@ -158,7 +188,11 @@ export function prepare<T extends Module>(model: T, exampleInput: tf.Tensor | tf
     copy.dispose();
     const msg = e instanceof Error ? e.message : String(e);
     // the wrapped error keeps its kind (code) and stays reachable as the cause
-    throw new QuantbookError(e instanceof QuantbookError ? e.code : "OP_FAILED", `prepare(${model.constructor.name}): ${msg}`, { cause: e });
+    throw new QuantbookError(
+      e instanceof QuantbookError ? e.code : "OP_FAILED",
+      `prepare(${model.constructor.name}): ${msg}`,
+      { cause: e },
+    );
   }
 }
 

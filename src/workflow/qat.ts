@@ -12,7 +12,11 @@ export const mseLoss: LossFn = (p, t) => tf.losses.meanSquaredError(t, p) as tf.
 function checkQat(model: Module, caller: string): void {
   const rt = runtimeOf(model, caller);
   if (rt.state !== FakeQuantState.QAT) {
-    throw errors.wrongState(caller, `${rt.state} state`, "call model.train() and qb.setFakeQuantize(model, qb.FakeQuantState.QAT) first");
+    throw errors.wrongState(
+      caller,
+      `${rt.state} state`,
+      "call model.train() and qb.setFakeQuantize(model, qb.FakeQuantState.QAT) first",
+    );
   }
 }
 
@@ -25,11 +29,21 @@ function checkQat(model: Module, caller: string): void {
  * const loss = qb.qatStep(qatModel, opt, x, target);
  * ```
  */
-export function qatStep(model: Module, optimizer: tf.Optimizer, input: tf.Tensor | tf.Tensor[], target: tf.Tensor, lossFn: LossFn = mseLoss): number {
+export function qatStep(
+  model: Module,
+  optimizer: tf.Optimizer,
+  input: tf.Tensor | tf.Tensor[],
+  target: tf.Tensor,
+  lossFn: LossFn = mseLoss,
+): number {
   checkQat(model, "qatStep");
   const args = Array.isArray(input) ? input : [input];
   const vars = model.parameters().filter((v) => v.trainable);
-  const loss = optimizer.minimize(() => lossFn((model.forward as (...a: tf.Tensor[]) => tf.Tensor)(...args), target), true, vars);
+  const loss = optimizer.minimize(
+    () => lossFn((model.forward as (...a: tf.Tensor[]) => tf.Tensor)(...args), target),
+    true,
+    vars,
+  );
   if (loss === null) throw errors.coded("INVALID_ARGUMENT", "qatStep: the optimizer returned no loss");
   const value = loss.dataSync()[0];
   loss.dispose();

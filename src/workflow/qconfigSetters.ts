@@ -29,7 +29,12 @@ export function feedsOnlyDequant(op: OpInfo, graph: Graph): boolean {
  * watched by `actObserver`, a GEMM that feeds only the DeQuantStub kept in float (the shape of
  * every built-in template).
  */
-export function calibrationTemplate(setterName: string, weightDtype: QuantDType, actDtype: QuantDType, actObserver: ObserverFactory): QconfigSetter {
+export function calibrationTemplate(
+  setterName: string,
+  weightDtype: QuantDType,
+  actDtype: QuantDType,
+  actObserver: ObserverFactory,
+): QconfigSetter {
   return {
     setterName,
     qconfigFor(op, graph) {
@@ -44,17 +49,40 @@ export function calibrationTemplate(setterName: string, weightDtype: QuantDType,
 }
 
 /** int8 per-channel MinMax weights, int16 MSE activations (the article's calibration template). */
-export const calibration8bitWeight16bitActQconfigSetter = calibrationTemplate("calibration8bitWeight16bitActQconfigSetter", qint8, qint16, MSEObserver);
+export const calibration8bitWeight16bitActQconfigSetter = calibrationTemplate(
+  "calibration8bitWeight16bitActQconfigSetter",
+  qint8,
+  qint16,
+  MSEObserver,
+);
 /** int8 weights and activations, MSE-calibrated activations. */
-export const defaultCalibrationQconfigSetter = calibrationTemplate("defaultCalibrationQconfigSetter", qint8, qint8, MSEObserver);
+export const defaultCalibrationQconfigSetter = calibrationTemplate(
+  "defaultCalibrationQconfigSetter",
+  qint8,
+  qint8,
+  MSEObserver,
+);
 /** QAT twin of calibration8bitWeight16bitActQconfigSetter: MinMax (moving-average) activations. */
-export const qat8bitWeight16bitActQconfigSetter = calibrationTemplate("qat8bitWeight16bitActQconfigSetter", qint8, qint16, MinMaxObserver);
+export const qat8bitWeight16bitActQconfigSetter = calibrationTemplate(
+  "qat8bitWeight16bitActQconfigSetter",
+  qint8,
+  qint16,
+  MinMaxObserver,
+);
 /** QAT twin of defaultCalibrationQconfigSetter. */
 export const defaultQatQconfigSetter = calibrationTemplate("defaultQatQconfigSetter", qint8, qint8, MinMaxObserver);
 
 /** The names a graph answers to: op names and module paths. */
 export function graphNames(graph: Graph): string[] {
-  return [...new Set(graph.ops.flatMap((op) => [op.name, ...(op.modulePath === "" ? [] : [op.modulePath]), ...(op.onnxNode ? [op.onnxNode] : [])]))];
+  return [
+    ...new Set(
+      graph.ops.flatMap((op) => [
+        op.name,
+        ...(op.modulePath === "" ? [] : [op.modulePath]),
+        ...(op.onnxNode ? [op.onnxNode] : []),
+      ]),
+    ),
+  ];
 }
 
 /**
@@ -69,7 +97,8 @@ export function graphNames(graph: Graph): string[] {
 export function ModuleNameQconfigSetter(byName: Record<string, QConfig>): QconfigSetter {
   return {
     setterName: "ModuleNameQconfigSetter",
-    qconfigFor: (op) => byName[op.name] ?? byName[op.modulePath] ?? (op.onnxNode === undefined ? undefined : byName[op.onnxNode]),
+    qconfigFor: (op) =>
+      byName[op.name] ?? byName[op.modulePath] ?? (op.onnxNode === undefined ? undefined : byName[op.onnxNode]),
     validate(graph) {
       for (const key of Object.keys(byName)) {
         const known = graph.ops.some((op) => op.name === key || op.modulePath === key || op.onnxNode === key);

@@ -72,10 +72,18 @@ export class QuantRuntime implements OpInterceptor {
     const training = (root as Module).training;
     const needsEval = this.state === FakeQuantState.CALIBRATION || this.state === FakeQuantState.VALIDATION;
     if (needsEval && training) {
-      throw errors.wrongState("forward", `${this.state} state but in training mode`, `call model.eval() first (${this.state} runs in eval mode)`);
+      throw errors.wrongState(
+        "forward",
+        `${this.state} state but in training mode`,
+        `call model.eval() first (${this.state} runs in eval mode)`,
+      );
     }
     if (this.state === FakeQuantState.QAT && !training) {
-      throw errors.wrongState("forward", "QAT state but in eval mode", "call model.train() first, or setFakeQuantize(model, VALIDATION) to evaluate");
+      throw errors.wrongState(
+        "forward",
+        "QAT state but in eval mode",
+        "call model.train() first, or setFakeQuantize(model, VALIDATION) to evaluate",
+      );
     }
   }
 
@@ -137,7 +145,12 @@ interface Saved {
  * Runs `fn` with the runtime in `state` and every point's override set by `configure`, then puts
  * every state, override and scale back as they were, even when `fn` throws.
  */
-export function withPoints<T>(rt: QuantRuntime, state: FakeQuantState, configure: (op: PreparedOp, role: TapRole, fq: FakeQuantizer) => void, fn: () => T): T {
+export function withPoints<T>(
+  rt: QuantRuntime,
+  state: FakeQuantState,
+  configure: (op: PreparedOp, role: TapRole, fq: FakeQuantizer) => void,
+  fn: () => T,
+): T {
   const saved: Saved[] = [];
   const rtState = rt.state;
   for (const [op, role, fq] of rt.fakeQuantizers()) {

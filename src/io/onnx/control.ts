@@ -33,13 +33,19 @@ export function fixInputs(g: OnnxGraph, constants: Record<string, ConstantInput>
       );
     }
     const dims =
-      input.dims.every((d) => typeof d === "number" && d >= 0) && (input.dims as number[]).reduce((a, b) => a * b, 1) === values.length
+      input.dims.every((d) => typeof d === "number" && d >= 0) &&
+      (input.dims as number[]).reduce((a, b) => a * b, 1) === values.length
         ? (input.dims as number[])
         : values.length === 1 && !Array.isArray(value)
           ? []
           : [values.length];
     const dtype = input.dtype ?? "float32";
-    const data = dtype === "float32" ? Float32Array.from(values) : dtype === "bool" ? Uint8Array.from(values.map((v) => (v ? 1 : 0))) : Int32Array.from(values);
+    const data =
+      dtype === "float32"
+        ? Float32Array.from(values)
+        : dtype === "bool"
+          ? Uint8Array.from(values.map((v) => (v ? 1 : 0)))
+          : Int32Array.from(values);
     g.initializers.set(name, { data, dims, dtype });
     g.inputs.splice(k, 1);
   }
@@ -78,7 +84,11 @@ export function foldIfs(g: OnnxGraph, evaluator: (g: OnnxGraph) => (name: string
     const cond = valueOf(node.inputs[0]) as ConstValue;
     const branch = node.attrs[cond.data[0] ? "then_branch" : "else_branch"];
     if (!isSubgraph(branch)) {
-      throw errors.badFile("loadOnnx", g.file, `If ${node.name} has no ${cond.data[0] ? "then_branch" : "else_branch"} graph`);
+      throw errors.badFile(
+        "loadOnnx",
+        g.file,
+        `If ${node.name} has no ${cond.data[0] ? "then_branch" : "else_branch"} graph`,
+      );
     }
     inline(g, node, branch);
     folded++;
@@ -89,11 +99,26 @@ export function foldIfs(g: OnnxGraph, evaluator: (g: OnnxGraph) => (name: string
 /** Puts a branch's nodes where the If was; its outputs become the If's through Identity nodes. */
 function inline(g: OnnxGraph, node: OnnxNode, branch: OnnxSubgraph): void {
   if (branch.outputs.length !== node.outputs.length) {
-    throw errors.badFile("loadOnnx", g.file, `If ${node.name} has ${node.outputs.length} outputs but its branch returns ${branch.outputs.length}`);
+    throw errors.badFile(
+      "loadOnnx",
+      g.file,
+      `If ${node.name} has ${node.outputs.length} outputs but its branch returns ${branch.outputs.length}`,
+    );
   }
   for (const [k, v] of branch.initializers) g.initializers.set(k, v);
   const tail = node.outputs.flatMap((out, k) =>
-    out === "" ? [] : [{ name: `${node.name}/out${k}`, opType: "Identity", domain: "", inputs: [branch.outputs[k]], outputs: [out], attrs: {} }],
+    out === ""
+      ? []
+      : [
+          {
+            name: `${node.name}/out${k}`,
+            opType: "Identity",
+            domain: "",
+            inputs: [branch.outputs[k]],
+            outputs: [out],
+            attrs: {},
+          },
+        ],
   );
   const at = g.nodes.indexOf(node);
   g.nodes.splice(at, 1, ...branch.nodes, ...tail);

@@ -121,7 +121,9 @@ export class OnnxGraphModule extends OnnxScope {
     const env = new Map<string, tf.Tensor>();
     const isConst = new Set<string>();
     const holder = this as unknown as Record<string, QuantStub>;
-    inputs.forEach((t, i) => env.set(info.inputs[i].name, t.dtype === "float32" ? holder[stubName("quant", i)].forward(t) : t));
+    inputs.forEach((t, i) =>
+      env.set(info.inputs[i].name, t.dtype === "float32" ? holder[stubName("quant", i)].forward(t) : t),
+    );
     const fields = this as unknown as Record<string, tf.Tensor>;
     const lookup = (name: string): tf.Tensor | undefined => {
       if (name === "") return undefined;
@@ -150,7 +152,11 @@ export class OnnxGraphModule extends OnnxScope {
       } catch (e) {
         if (e instanceof QuantbookError && e.message.includes(step.node)) throw e;
         const shapes = ins.map((t) => (t === undefined ? "-" : `[${t.shape}]`)).join(", ");
-        throw new QuantbookError(e instanceof QuantbookError ? e.code : "OP_FAILED", `${info.file}: node ${step.node} (inputs ${shapes}): ${(e as Error).message}`, { cause: e });
+        throw new QuantbookError(
+          e instanceof QuantbookError ? e.code : "OP_FAILED",
+          `${info.file}: node ${step.node} (inputs ${shapes}): ${(e as Error).message}`,
+          { cause: e },
+        );
       } finally {
         if (fwd) fwd.source = outer;
       }
@@ -169,8 +175,14 @@ export class OnnxGraphModule extends OnnxScope {
     const outs = info.outputs.map((o, i) => {
       const t = lookup(o);
       if (t === undefined)
-        throw errors.unsupported(`OnnxGraphModule (${info.file})`, `a graph output ('${o}') that no node computes`, "check the file with onnx.checker.check_model");
-      return t.dtype === "float32" ? (holder as unknown as Record<string, DeQuantStub>)[stubName("dequant", i)].forward(t) : t;
+        throw errors.unsupported(
+          `OnnxGraphModule (${info.file})`,
+          `a graph output ('${o}') that no node computes`,
+          "check the file with onnx.checker.check_model",
+        );
+      return t.dtype === "float32"
+        ? (holder as unknown as Record<string, DeQuantStub>)[stubName("dequant", i)].forward(t)
+        : t;
     });
     return outs;
   }

@@ -37,7 +37,24 @@ const UNARY = new Set([
   "Clip",
 ]);
 /** Elementwise ops of two operands (broadcasting). */
-const BINARY = new Set(["Add", "Sub", "Mul", "Div", "Max", "Min", "Pow", "Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual", "And", "Or", "Xor", "PRelu"]);
+const BINARY = new Set([
+  "Add",
+  "Sub",
+  "Mul",
+  "Div",
+  "Max",
+  "Min",
+  "Pow",
+  "Equal",
+  "Less",
+  "Greater",
+  "LessOrEqual",
+  "GreaterOrEqual",
+  "And",
+  "Or",
+  "Xor",
+  "PRelu",
+]);
 
 const permOf = (n: OnnxNode): number[] | null => (Array.isArray(n.attrs.perm) ? (n.attrs.perm as number[]) : null);
 const isInverse = (p: number[], q: number[]) => p.length === q.length && q.every((qi, i) => p[qi] === i);
@@ -80,7 +97,8 @@ export function cancelTransposes(g: OnnxGraph): number {
   const newName = (base: string) => `${base}__layout${fresh++}`;
   for (let guard = 0; guard < 100 * before + 100; guard++) {
     const consumers = new Map<string, OnnxNode[]>();
-    for (const n of g.nodes) for (const x of new Set(n.inputs)) if (x !== "") consumers.set(x, [...(consumers.get(x) ?? []), n]);
+    for (const n of g.nodes)
+      for (const x of new Set(n.inputs)) if (x !== "") consumers.set(x, [...(consumers.get(x) ?? []), n]);
     const producer = new Map<string, OnnxNode>();
     for (const n of g.nodes) for (const o of n.outputs) producer.set(o, n);
     const changed = g.nodes.some((t) => {
@@ -91,7 +109,9 @@ export function cancelTransposes(g: OnnxGraph): number {
       const users = consumers.get(out) ?? [];
       if (users.length === 0) return false;
       // readers that undo it read the untransposed value instead (a residual skip keeps it for its other readers)
-      const undo = users.filter((u) => u.opType === "Transpose" && isInverse(p, permOf(u) ?? []) && !outputs.has(u.outputs[0]));
+      const undo = users.filter(
+        (u) => u.opType === "Transpose" && isInverse(p, permOf(u) ?? []) && !outputs.has(u.outputs[0]),
+      );
       if (undo.length > 0) {
         for (const u of undo) {
           for (const n of g.nodes) n.inputs = n.inputs.map((x) => (x === u.outputs[0] ? a : x));
@@ -149,7 +169,14 @@ export function cancelTransposes(g: OnnxGraph): number {
           return true;
         }
         const t2 = producer.get(other);
-        if (t2 && t2 !== t && t2.opType === "Transpose" && sameList(permOf(t2) ?? [], p) && (consumers.get(other) ?? []).length === 1 && !outputs.has(other)) {
+        if (
+          t2 &&
+          t2 !== t &&
+          t2.opType === "Transpose" &&
+          sameList(permOf(t2) ?? [], p) &&
+          (consumers.get(other) ?? []).length === 1 &&
+          !outputs.has(other)
+        ) {
           inputs[1 - k] = t2.inputs[0];
           g.nodes = g.nodes.filter((n) => n !== t2);
           moveBelow(inputs);
@@ -160,7 +187,12 @@ export function cancelTransposes(g: OnnxGraph): number {
       if (c.opType === "Concat") {
         const ts = c.inputs.map((x) => producer.get(x));
         const alike = ts.every(
-          (n, i) => n !== undefined && n.opType === "Transpose" && sameList(permOf(n) ?? [], p) && (consumers.get(c.inputs[i]) ?? []).length === 1 && !outputs.has(c.inputs[i]),
+          (n, i) =>
+            n !== undefined &&
+            n.opType === "Transpose" &&
+            sameList(permOf(n) ?? [], p) &&
+            (consumers.get(c.inputs[i]) ?? []).length === 1 &&
+            !outputs.has(c.inputs[i]),
         );
         if (!alike) return false;
         const axis = Number(c.attrs.axis ?? 0);

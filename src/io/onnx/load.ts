@@ -23,7 +23,17 @@ import { cleanPath, nodeNames, ownOpScopes, scopePath } from "./names";
 import { cancelTransposes } from "./layout";
 import { fixInputs, foldIfs, unsupportedOps, type ConstantInput } from "./control";
 import { planRecurrent } from "./recurrent";
-import { CONSTANT_OPERANDS_OK, contextOf, handledOpTypes, handlerStep, lift1dAttr, moduleStep, to1d, to2d, type PlanStep } from "./plan";
+import {
+  CONSTANT_OPERANDS_OK,
+  contextOf,
+  handledOpTypes,
+  handlerStep,
+  lift1dAttr,
+  moduleStep,
+  to1d,
+  to2d,
+  type PlanStep,
+} from "./plan";
 import { readOnnx, type AttrValue, type ConstValue, type OnnxGraph, type OnnxNode } from "./proto";
 
 export interface LoadOnnxOptions {
@@ -114,7 +124,12 @@ class Builder {
       ),
     );
     const out = tensors.map(
-      (t) => ({ dims: t.shape.slice(), dtype: t.dtype === "float32" ? "float32" : t.dtype === "bool" ? "bool" : "int32", data: t.dataSync().slice() }) as ConstValue,
+      (t) =>
+        ({
+          dims: t.shape.slice(),
+          dtype: t.dtype === "float32" ? "float32" : t.dtype === "bool" ? "bool" : "int32",
+          data: t.dataSync().slice(),
+        }) as ConstValue,
     );
     tf.dispose(tensors);
     n.outputs.forEach((o, k) => out[k] && this.consts.set(o, out[k]));
@@ -142,8 +157,10 @@ function constantValue(n: OnnxNode): ConstValue {
   if (a.value && typeof a.value === "object" && !Array.isArray(a.value)) return a.value as ConstValue;
   if (typeof a.value_float === "number") return { data: Float32Array.of(a.value_float), dims: [], dtype: "float32" };
   if (typeof a.value_int === "number") return { data: Int32Array.of(a.value_int), dims: [], dtype: "int32" };
-  if (Array.isArray(a.value_floats)) return { data: Float32Array.from(a.value_floats as number[]), dims: [a.value_floats.length], dtype: "float32" };
-  if (Array.isArray(a.value_ints)) return { data: Int32Array.from(a.value_ints as number[]), dims: [a.value_ints.length], dtype: "int32" };
+  if (Array.isArray(a.value_floats))
+    return { data: Float32Array.from(a.value_floats as number[]), dims: [a.value_floats.length], dtype: "float32" };
+  if (Array.isArray(a.value_ints))
+    return { data: Int32Array.from(a.value_ints as number[]), dims: [a.value_ints.length], dtype: "int32" };
   throw new Error(`Constant node ${n.name} has no value quantbook reads (value, value_float(s), value_int(s))`);
 }
 
@@ -172,7 +189,11 @@ function planConv(b: Builder, i: number): void {
   const w0 = weightOf(b, n, 1, "weight");
   const bias = n.inputs[2] ? weightOf(b, n, 2, "bias") : null;
   if (w0.dims.length !== 4 && w0.dims.length !== 3)
-    throw errors.unsupported(`loadOnnx: ${n.name}`, `a ${w0.dims.length - 2}-D convolution`, "quantbook imports 1-D and 2-D convolutions");
+    throw errors.unsupported(
+      `loadOnnx: ${n.name}`,
+      `a ${w0.dims.length - 2}-D convolution`,
+      "quantbook imports 1-D and 2-D convolutions",
+    );
   // a 1-D convolution (N, C, L) runs as a 2-D one over (N, C, 1, L): kernel [1, K], the 1-D attributes on the width
   const oneD = w0.dims.length === 3;
   const w = oneD ? { ...w0, dims: [w0.dims[0], w0.dims[1], 1, w0.dims[2]] } : w0;
@@ -182,7 +203,11 @@ function planConv(b: Builder, i: number): void {
   const [kh, kw] = w.dims.slice(2);
   const pads = a2.attr("pads", [0, 0, 0, 0]);
   if (pads.length !== 4 || !pads.every((v) => Number.isInteger(v) && v >= 0)) {
-    throw errors.badFile("loadOnnx", b.g.file, `node ${n.name} (${n.opType}): pads [${pads}] must be four non-negative integers [top, left, bottom, right]`);
+    throw errors.badFile(
+      "loadOnnx",
+      b.g.file,
+      `node ${n.name} (${n.opType}): pads [${pads}] must be four non-negative integers [top, left, bottom, right]`,
+    );
   }
   const autoPad = a.attr("auto_pad", "NOTSET");
   const sym = pads[0] === pads[2] && pads[1] === pads[3];
@@ -206,7 +231,13 @@ function planConv(b: Builder, i: number): void {
       bias: bias !== null,
     });
   } else {
-    m = new Conv2d(w.dims[1] * groups, w.dims[0], [kh, kw], { stride, padding: sym && autoPad === "NOTSET" ? [pads[0], pads[1]] : [0, 0], dilation, groups, bias: bias !== null });
+    m = new Conv2d(w.dims[1] * groups, w.dims[0], [kh, kw], {
+      stride,
+      padding: sym && autoPad === "NOTSET" ? [pads[0], pads[1]] : [0, 0],
+      dilation,
+      groups,
+      bias: bias !== null,
+    });
   }
   setParam(m, "weight", w);
   if (bias) setParam(m, "bias", bias);
@@ -218,7 +249,14 @@ function planConv(b: Builder, i: number): void {
       : (x: tf.Tensor) => {
           let p = pads;
           if (autoPad === "SAME_UPPER" || autoPad === "SAME_LOWER") {
-            const total = [0, 1].map((d) => Math.max(0, (Math.ceil(x.shape[2 + d] / stride[d]) - 1) * stride[d] + (dilation[d] * ((d === 0 ? kh : kw) - 1) + 1) - x.shape[2 + d]));
+            const total = [0, 1].map((d) =>
+              Math.max(
+                0,
+                (Math.ceil(x.shape[2 + d] / stride[d]) - 1) * stride[d] +
+                  (dilation[d] * ((d === 0 ? kh : kw) - 1) + 1) -
+                  x.shape[2 + d],
+              ),
+            );
             const lo = total.map((t) => (autoPad === "SAME_UPPER" ? Math.floor(t / 2) : Math.ceil(t / 2)));
             p = [lo[0], lo[1], total[0] - lo[0], total[1] - lo[1]];
           } else if (autoPad === "VALID") p = [0, 0, 0, 0];
@@ -233,12 +271,21 @@ function planConv(b: Builder, i: number): void {
           const cut = [0, 1].map((d) => {
             if (outputShape.length === 0 && autoPad === "NOTSET") return [pads[d], pads[d + 2]];
             const inSize = (full[d] - outputPadding[d] - ((d === 0 ? kh : kw) - 1) * dilation[d] - 1) / stride[d] + 1;
-            const out = outputShape.length > 0 ? outputShape[outputShape.length - 2 + d] : autoPad === "VALID" ? full[d] : inSize * stride[d];
+            const out =
+              outputShape.length > 0
+                ? outputShape[outputShape.length - 2 + d]
+                : autoPad === "VALID"
+                  ? full[d]
+                  : inSize * stride[d];
             const total = Math.max(0, full[d] - out);
-            return autoPad === "SAME_UPPER" ? [Math.floor(total / 2), total - Math.floor(total / 2)] : [total - Math.floor(total / 2), Math.floor(total / 2)];
+            return autoPad === "SAME_UPPER"
+              ? [Math.floor(total / 2), total - Math.floor(total / 2)]
+              : [total - Math.floor(total / 2), Math.floor(total / 2)];
           });
           if (cut.every(([lo, hi]) => lo === 0 && hi === 0)) return y;
-          return F.slice(y, [cut[0][0], cut[1][0]], [full[0] - cut[0][1], full[1] - cut[1][1]], [2, 3], [1, 1], { name: `${path.replace(/\./g, "_")}_crop` });
+          return F.slice(y, [cut[0][0], cut[1][0]], [full[0] - cut[0][1], full[1] - cut[1][1]], [2, 3], [1, 1], {
+            name: `${path.replace(/\./g, "_")}_crop`,
+          });
         };
   const pre1 = oneD ? (x: tf.Tensor) => (pre ?? ((t: tf.Tensor) => t))(to2d(x)) : pre;
   const post1 = oneD ? (y: tf.Tensor) => to1d(crop ? crop(y) : y) : crop;
@@ -247,7 +294,10 @@ function planConv(b: Builder, i: number): void {
 
 /** A 1-D node's attributes as their 2-D form over (1, L) (see lift1dAttr). */
 function lift1dAttrs(a: ReturnType<typeof attrs>): ReturnType<typeof attrs> {
-  return { ...a, attr: ((name: string, fallback: AttrValue) => lift1dAttr(name, a.attr(name, fallback))) as typeof a.attr };
+  return {
+    ...a,
+    attr: ((name: string, fallback: AttrValue) => lift1dAttr(name, a.attr(name, fallback))) as typeof a.attr,
+  };
 }
 
 /** Gemm, or MatMul with a constant 2-D weight (and an Add of a constant bias after it): a Linear. */
@@ -278,9 +328,14 @@ function planLinear(b: Builder, i: number): boolean {
   }
   const alpha = isGemm ? a.attr("alpha", 1) : 1;
   const beta = isGemm ? a.attr("beta", 1) : 1;
-  const scaled = (v: ConstValue, k: number): ConstValue => (k === 1 ? v : { ...v, data: Float32Array.from(v.data, (x) => x * k) });
+  const scaled = (v: ConstValue, k: number): ConstValue =>
+    k === 1 ? v : { ...v, data: Float32Array.from(v.data, (x) => x * k) };
   if (bias !== null && bias.data.length !== outF) {
-    bias = { dims: [outF], dtype: "float32", data: Float32Array.from({ length: outF }, (_, k) => bias!.data[bias!.data.length === 1 ? 0 : k]) };
+    bias = {
+      dims: [outF],
+      dtype: "float32",
+      data: Float32Array.from({ length: outF }, (_, k) => bias!.data[bias!.data.length === 1 ? 0 : k]),
+    };
   }
   const path = b.layerPath(n);
   const m = new Linear(inF, outF, { bias: bias !== null, weightLayout: transB ? "out_in" : "in_out" });
@@ -288,14 +343,18 @@ function planLinear(b: Builder, i: number): boolean {
   if (bias) setParam(m, "bias", { ...scaled(bias, beta), dims: [outF] });
   b.addLayer(path, m);
   // Gemm's A transposed ([K, M]): a layout op before the Linear
-  const pre = transA ? (x: tf.Tensor) => F.transpose(x, [1, 0], { name: `${path.replace(/\./g, "_")}_transpose` }) : undefined;
+  const pre = transA
+    ? (x: tf.Tensor) => F.transpose(x, [1, 0], { name: `${path.replace(/\./g, "_")}_transpose` })
+    : undefined;
   b.steps.push(moduleStep(n, path, n.inputs[0], outputs, pre));
   return true;
 }
 
 function planBatchNorm(b: Builder, i: number): void {
   const n = b.node(i);
-  const [scale, shift, mean, variance] = [1, 2, 3, 4].map((k) => weightOf(b, n, k, ["scale", "bias", "mean", "variance"][k - 1]));
+  const [scale, shift, mean, variance] = [1, 2, 3, 4].map((k) =>
+    weightOf(b, n, k, ["scale", "bias", "mean", "variance"][k - 1]),
+  );
   const m = new BatchNorm2d(scale.data.length, attrs(n).attr("epsilon", 1e-5));
   setParam(m, "weight", scale);
   setParam(m, "bias", shift);
@@ -310,10 +369,20 @@ function planBatchNorm(b: Builder, i: number): void {
     const [bn, c] = shape;
     return x.rank === 2 ? tf.reshape(x, [bn, c, 1, 1]) : to2d(x);
   };
-  b.steps.push(moduleStep(n, path, n.inputs[0], [n.outputs[0]], pre, (y) => (shape.length === 4 ? y : tf.reshape(y, shape))));
+  b.steps.push(
+    moduleStep(n, path, n.inputs[0], [n.outputs[0]], pre, (y) => (shape.length === 4 ? y : tf.reshape(y, shape))),
+  );
 }
 
-function layerNormModule(b: Builder, n: OnnxNode, gamma: ConstValue, beta: ConstValue | null, eps: number, input: string, outputs: string[]): void {
+function layerNormModule(
+  b: Builder,
+  n: OnnxNode,
+  gamma: ConstValue,
+  beta: ConstValue | null,
+  eps: number,
+  input: string,
+  outputs: string[],
+): void {
   const c = gamma.data.length;
   const m = new LayerNorm(c, eps);
   setParam(m, "weight", { ...gamma, dims: [c] });
@@ -351,7 +420,10 @@ function planDecomposedLayerNorm(b: Builder, i: number): boolean {
   const gamma = b.staticValue(b.node(mul).inputs.find((v) => v !== b.node(div).outputs[0]) ?? "");
   if (!gamma) return false;
   const badd = b.soleConsumer(b.node(mul).outputs[0]);
-  const beta = badd !== undefined && b.node(badd).opType === "Add" ? b.staticValue(b.node(badd).inputs.find((v) => v !== b.node(mul).outputs[0]) ?? "") : null;
+  const beta =
+    badd !== undefined && b.node(badd).opType === "Add"
+      ? b.staticValue(b.node(badd).inputs.find((v) => v !== b.node(mul).outputs[0]) ?? "")
+      : null;
   const last = beta && badd !== undefined ? badd : mul;
   [i, sub, pow, m2, add, sqrt, div, mul, ...(beta && badd !== undefined ? [badd] : [])].forEach((k) => b.done.add(k));
   layerNormModule(b, m1, gamma, beta, eps.data[0], x, b.node(last).outputs);
@@ -379,7 +451,8 @@ function matchGelu(b: Builder, i: number): { x: string; last: number; members: n
     return { x, last: m1, members: [hi, di, i, ai, m1] };
   }
   const m2 = b.soleConsumer(b.node(m1).outputs[0]);
-  const half = m2 === undefined ? null : b.staticValue(b.node(m2).inputs.find((v) => v !== b.node(m1).outputs[0]) ?? "");
+  const half =
+    m2 === undefined ? null : b.staticValue(b.node(m2).inputs.find((v) => v !== b.node(m1).outputs[0]) ?? "");
   if (m2 === undefined || b.node(m2).opType !== "Mul" || !half || !near(half.data[0], 0.5)) return null;
   return { x, last: m2, members: [di, i, ai, m1, m2] };
 }
@@ -396,7 +469,9 @@ function planGelu(b: Builder, erfIndex: number): void {
   const ctx = contextOf({ ...erf, opType: "GELU" }, b.g.opset, path, opName === "erf" ? "gelu" : opName);
   b.steps.push(
     patternStep(b.node(m.last), ctx, [m.x], (ins, raw) => [
-      raw ? tf.mul(tf.mul(ins[0], 0.5), tf.add(1, tf.erf(tf.div(ins[0], Math.SQRT2)))) : F.gelu(ins[0], { name: ctx.opName }),
+      raw
+        ? tf.mul(tf.mul(ins[0], 0.5), tf.add(1, tf.erf(tf.div(ins[0], Math.SQRT2))))
+        : F.gelu(ins[0], { name: ctx.opName }),
     ]),
   );
 }
@@ -425,7 +500,10 @@ function planGatedActivation(b: Builder, gi: number): boolean {
   const x = gate.inputs[0];
   const other = mul.inputs[0] === gate.outputs[0] ? mul.inputs[1] : mul.inputs[0];
   if (other !== x) return false;
-  const hs = gate.opType === "HardSigmoid" && near(attrs(gate).attr("alpha", 0.2), 1 / 6) && near(attrs(gate).attr("beta", 0.5), 0.5);
+  const hs =
+    gate.opType === "HardSigmoid" &&
+    near(attrs(gate).attr("alpha", 0.2), 1 / 6) &&
+    near(attrs(gate).attr("beta", 0.5), 0.5);
   if (!hs && gate.opType !== "Sigmoid") return false;
   b.done.add(gi);
   b.done.add(i);
@@ -443,7 +521,12 @@ function planGatedActivation(b: Builder, gi: number): boolean {
   return true;
 }
 
-function patternStep(out: OnnxNode, ctx: ReturnType<typeof contextOf>, inputs: string[], fn: (ins: tf.Tensor[], raw: boolean) => tf.Tensor[]): PlanStep {
+function patternStep(
+  out: OnnxNode,
+  ctx: ReturnType<typeof contextOf>,
+  inputs: string[],
+  fn: (ins: tf.Tensor[], raw: boolean) => tf.Tensor[],
+): PlanStep {
   return {
     node: out.name,
     inputs,
@@ -460,14 +543,18 @@ function patternStep(out: OnnxNode, ctx: ReturnType<typeof contextOf>, inputs: s
 function matmulStep(b: Builder, n: OnnxNode): PlanStep {
   const { path, opName } = nodeNames(n.name, b.paths, n.outputs[0], b.ownOps);
   const ctx = contextOf(n, b.g.opset, path, opName);
-  return patternStep(n, ctx, n.inputs, (ins, raw) => [raw ? tf.matMul(ins[0], ins[1]) : F.matmul(ins[0], ins[1], { name: ctx.opName })]);
+  return patternStep(n, ctx, n.inputs, (ins, raw) => [
+    raw ? tf.matMul(ins[0], ins[1]) : F.matmul(ins[0], ins[1], { name: ctx.opName }),
+  ]);
 }
 
 /** Every op type the graph uses that quantbook cannot import: one error listing them all. */
 function checkSupported(g: OnnxGraph): void {
   const bad = unsupportedOps(g, new Set(handledOpTypes()));
   if (bad.size === 0) return;
-  const lines = [...bad].map(([t, names]) => `${t} ×${names.length} (${names.slice(0, 3).join(", ")}${names.length > 3 ? ", …" : ""})`);
+  const lines = [...bad].map(
+    ([t, names]) => `${t} ×${names.length} (${names.slice(0, 3).join(", ")}${names.length > 3 ? ", …" : ""})`,
+  );
   throw errors.unsupported(
     `loadOnnx: ${g.file}`,
     `${bad.size} op type(s) — ${lines.join("; ")}`,
@@ -577,8 +664,21 @@ export function buildOnnxModule(g: OnnxGraph, opts: LoadOnnxOptions = {}): OnnxG
       if (t === "LSTM" || t === "GRU" || t === "RNN") return planRecurrent(b, n);
       if (t === "LayerNormalization") {
         const a = attrs(n);
-        if (a.attr("axis", -1) !== -1) throw errors.unsupported(`loadOnnx: ${n.name}`, "LayerNormalization over more than the last axis", "normalise over the last axis");
-        return layerNormModule(b, n, weightOf(b, n, 1, "scale"), n.inputs[2] ? weightOf(b, n, 2, "bias") : null, a.attr("epsilon", 1e-5), n.inputs[0], [n.outputs[0]]);
+        if (a.attr("axis", -1) !== -1)
+          throw errors.unsupported(
+            `loadOnnx: ${n.name}`,
+            "LayerNormalization over more than the last axis",
+            "normalise over the last axis",
+          );
+        return layerNormModule(
+          b,
+          n,
+          weightOf(b, n, 1, "scale"),
+          n.inputs[2] ? weightOf(b, n, 2, "bias") : null,
+          a.attr("epsilon", 1e-5),
+          n.inputs[0],
+          [n.outputs[0]],
+        );
       }
       if (t === "ReduceMean" && planDecomposedLayerNorm(b, i)) return;
       if ((t === "Sigmoid" || t === "HardSigmoid") && planGatedActivation(b, i)) return;
@@ -586,7 +686,12 @@ export function buildOnnxModule(g: OnnxGraph, opts: LoadOnnxOptions = {}): OnnxG
         b.steps.push(matmulStep(b, n));
         return;
       }
-      if (t === "Gemm") throw errors.unsupported(`loadOnnx: ${n.name}`, "a Gemm whose B is not a constant 2-D weight", "export the projection as nn.Linear");
+      if (t === "Gemm")
+        throw errors.unsupported(
+          `loadOnnx: ${n.name}`,
+          "a Gemm whose B is not a constant 2-D weight",
+          "export the projection as nn.Linear",
+        );
       const { path, opName } = nodeNames(n.name, b.paths, n.outputs[0] ?? "", b.ownOps);
       n.inputs.forEach((inp) => {
         if (!b.consts.has(inp)) return;
@@ -597,7 +702,15 @@ export function buildOnnxModule(g: OnnxGraph, opts: LoadOnnxOptions = {}): OnnxG
     });
     // constants read by steps become root fields: float ones parameters named after the initializer
     const constFields: Record<string, string> = {};
-    const info = { file: g.file, opset: g.opset, producer: g.producer, nodes: g.nodes.length, transposesRemoved, inputs: g.inputs, outputs: g.outputs };
+    const info = {
+      file: g.file,
+      opset: g.opset,
+      producer: g.producer,
+      nodes: g.nodes.length,
+      transposesRemoved,
+      inputs: g.inputs,
+      outputs: g.outputs,
+    };
     const typeOf = new Map(g.nodes.map((n) => [n.name, n.opType]));
     for (const step of b.steps) step.opType ??= typeOf.get(step.node) ?? "";
     const root = new OnnxGraphModule(info, b.steps, constFields);
@@ -612,7 +725,10 @@ export function buildOnnxModule(g: OnnxGraph, opts: LoadOnnxOptions = {}): OnnxG
       const v = b.consts.get(name) as ConstValue;
       const field = name in holder ? `const:${name}` : name;
       // float tensors (embeddings, biases) are parameters; scalars and integer / bool shape constants are not
-      holder[field] = v.dtype === "float32" && v.data.length > 1 && b.dataConsts.has(name) ? tf.tidy(() => tf.variable(constTensor(v), false)) : constTensor(v);
+      holder[field] =
+        v.dtype === "float32" && v.data.length > 1 && b.dataConsts.has(name)
+          ? tf.tidy(() => tf.variable(constTensor(v), false))
+          : constTensor(v);
       constFields[name] = field;
     }
     const depth = scopeDepth();
@@ -621,7 +737,14 @@ export function buildOnnxModule(g: OnnxGraph, opts: LoadOnnxOptions = {}): OnnxG
     } catch (e) {
       // a kernel stopped mid-way (a trap on inconsistent shapes) may leave tensor scopes open
       repairEngine(depth);
-      throw e instanceof QuantbookError ? e : errors.badFile("loadOnnx", g.file, `the graph does not run on its declared input shapes: ${(e as Error).message}`, e);
+      throw e instanceof QuantbookError
+        ? e
+        : errors.badFile(
+            "loadOnnx",
+            g.file,
+            `the graph does not run on its declared input shapes: ${(e as Error).message}`,
+            e,
+          );
     }
     return root;
   } catch (e) {
@@ -638,7 +761,11 @@ function checkRuns(root: OnnxGraphModule, g: OnnxGraph, opts: LoadOnnxOptions): 
     const s = Array.isArray(given) ? given[i] : given?.[inp.name];
     if (s !== undefined) {
       if (s.length !== inp.dims.length)
-        throw errors.shapeMismatch(`loadOnnx: ${g.file}: input '${inp.name}'`, `inputShapes gives [${s}]`, `${inp.dims.length} dims ([${inp.dims}])`);
+        throw errors.shapeMismatch(
+          `loadOnnx: ${g.file}: input '${inp.name}'`,
+          `inputShapes gives [${s}]`,
+          `${inp.dims.length} dims ([${inp.dims}])`,
+        );
       return s;
     }
     return inp.dims.every((d) => typeof d === "number" && d > 0) ? (inp.dims as number[]) : null;

@@ -37,7 +37,12 @@ export function cleanPath(p: string): string {
  * the path when the unsuffixed module exists too (quantbook names the second call `<path>_1`
  * itself); unscoped nodes are named after the node (or its first output), made field-safe.
  */
-export function nodeNames(nodeName: string, allPaths: Set<string>, firstOutput: string, ownOp: Set<string> = new Set()): { path: string; opName: string | null } {
+export function nodeNames(
+  nodeName: string,
+  allPaths: Set<string>,
+  firstOutput: string,
+  ownOp: Set<string> = new Set(),
+): { path: string; opName: string | null } {
   const raw = scopePath(nodeName);
   if (raw === "" && nodeName.startsWith("/")) {
     // a root-level op of a torch graph ("/Concat_1"): named by its type, repeats counted by quantbook

@@ -8,8 +8,17 @@ import * as F from "../../nn/functional";
 import type { Module } from "../../nn/module";
 import { runOp } from "../../nn/op";
 import { errors } from "../../messages";
-import { depthToSpace as depthToSpaceRaw, padTensor, slice as sliceRaw, spaceToDepth as spaceToDepthRaw } from "../../ops/layout";
-import { instanceNorm as instanceNormRaw, logSoftmax as logSoftmaxRaw, softmax as softmaxRaw } from "../../ops/activation";
+import {
+  depthToSpace as depthToSpaceRaw,
+  padTensor,
+  slice as sliceRaw,
+  spaceToDepth as spaceToDepthRaw,
+} from "../../ops/layout";
+import {
+  instanceNorm as instanceNormRaw,
+  logSoftmax as logSoftmaxRaw,
+  softmax as softmaxRaw,
+} from "../../ops/activation";
 import { opDef } from "../../ops";
 import {
   COORDINATE_MODES,
@@ -57,7 +66,8 @@ type Handler = (ctx: NodeContext, ins: Ins, raw: boolean, constInputs?: boolean[
 const ints = (t: tf.Tensor | undefined): number[] => (t === undefined ? [] : Array.from(t.dataSync(), Number));
 const need = (ins: Ins, i: number, ctx: NodeContext): tf.Tensor => {
   const t = ins[i];
-  if (t === undefined) throw new Error(`${ctx.node.name} (${ctx.node.opType}): input ${i} ('${ctx.node.inputs[i] ?? ""}') is missing`);
+  if (t === undefined)
+    throw new Error(`${ctx.node.name} (${ctx.node.opType}): input ${i} ('${ctx.node.inputs[i] ?? ""}') is missing`);
   return t;
 };
 const axisOf = (a: number, rank: number) => (a < 0 ? a + rank : a);
@@ -65,7 +75,10 @@ const named = (ctx: NodeContext) => ({ name: ctx.opName });
 const scalarOf = (t: tf.Tensor): number | null => (t.size === 1 ? t.dataSync()[0] : null);
 
 /** a op b, with a constant scalar operand passed as a number (no tensor input of its own). */
-function binary(raw: (a: tf.Tensor, b: tf.Tensor) => tf.Tensor, q: (a: tf.Tensor | number, b: tf.Tensor | number, o: { name: string | null }) => tf.Tensor) {
+function binary(
+  raw: (a: tf.Tensor, b: tf.Tensor) => tf.Tensor,
+  q: (a: tf.Tensor | number, b: tf.Tensor | number, o: { name: string | null }) => tf.Tensor,
+) {
   return (ctx: NodeContext, ins: Ins, isRaw: boolean, constInputs: boolean[] = []): tf.Tensor[] => {
     const a = need(ins, 0, ctx);
     const b = need(ins, 1, ctx);
@@ -91,14 +104,22 @@ function unary(raw: (t: tf.Tensor) => tf.Tensor, q: (t: tf.Tensor, o: { name: st
  * becomes a bound of a Clip: the clip keeps its input's scale and rounds the bound to its grid, as
  * the chip does, instead of leaving an unquantized float operand the chip refuses.
  */
-function variadic(raw: (a: tf.Tensor, b: tf.Tensor) => tf.Tensor, q: (a: tf.Tensor, b: tf.Tensor, o: { name: string | null }) => tf.Tensor, bound?: "min" | "max"): Handler {
+function variadic(
+  raw: (a: tf.Tensor, b: tf.Tensor) => tf.Tensor,
+  q: (a: tf.Tensor, b: tf.Tensor, o: { name: string | null }) => tf.Tensor,
+  bound?: "min" | "max",
+): Handler {
   return (ctx, ins, isRaw, constInputs = []) => {
     let xs = ins.filter((t): t is tf.Tensor => t !== undefined);
     let clipAt: number | null = null;
     if (!isRaw && bound !== undefined) {
       const rank = Math.max(...xs.map((t) => t.rank));
       const isBound = (t: tf.Tensor) =>
-        constInputs[ins.indexOf(t)] === true && t.size === 1 && t.dtype === "float32" && xs.some((o) => o !== t && o.rank === rank) && t.rank <= rank;
+        constInputs[ins.indexOf(t)] === true &&
+        t.size === 1 &&
+        t.dtype === "float32" &&
+        xs.some((o) => o !== t && o.rank === rank) &&
+        t.rank <= rank;
       const bounds = xs.filter(isBound);
       if (bounds.length > 0 && bounds.length < xs.length) {
         const values = bounds.map((t) => t.dataSync()[0]);
@@ -108,11 +129,19 @@ function variadic(raw: (a: tf.Tensor, b: tf.Tensor) => tf.Tensor, q: (a: tf.Tens
     }
     if (xs.length === 1) {
       if (isRaw) return [tf.clone(xs[0])];
-      return [clipAt === null ? F.clip(xs[0], null, null, named(ctx)) : bound === "min" ? F.clip(xs[0], clipAt, null, named(ctx)) : F.clip(xs[0], null, clipAt, named(ctx))];
+      return [
+        clipAt === null
+          ? F.clip(xs[0], null, null, named(ctx))
+          : bound === "min"
+            ? F.clip(xs[0], clipAt, null, named(ctx))
+            : F.clip(xs[0], null, clipAt, named(ctx)),
+      ];
     }
     let acc = xs[0];
     xs.slice(1).forEach((x, k) => {
-      acc = isRaw ? raw(acc, x) : q(acc, x, { name: k === 0 ? ctx.opName : `${ctx.opName ?? ctx.node.opType.toLowerCase()}_${k}` });
+      acc = isRaw
+        ? raw(acc, x)
+        : q(acc, x, { name: k === 0 ? ctx.opName : `${ctx.opName ?? ctx.node.opType.toLowerCase()}_${k}` });
     });
     if (clipAt !== null) {
       const o = { name: `${ctx.opName ?? ctx.node.opType.toLowerCase()}_clip` };
@@ -156,7 +185,11 @@ export function to1d(y: tf.Tensor): tf.Tensor {
 export function lift1dAttr(name: string, v: unknown): unknown {
   if (!Array.isArray(v)) return v;
   if (name === "pads" && v.length === 2) return [0, v[0], 0, v[1]];
-  if ((name === "kernel_shape" || name === "strides" || name === "dilations" || name === "output_shape") && v.length === 1) return [1, v[0]];
+  if (
+    (name === "kernel_shape" || name === "strides" || name === "dilations" || name === "output_shape") &&
+    v.length === 1
+  )
+    return [1, v[0]];
   if (name === "output_padding" && v.length === 1) return [0, v[0]];
   return v;
 }
@@ -165,7 +198,14 @@ export function lift1dAttr(name: string, v: unknown): unknown {
  * A pooling node on (N, C, H, W) or, as (N, C, 1, L), on (N, C, L): `pair(name, fill)` reads a
  * 2-D attribute or lifts a 1-D one, and `pads` comes as [top, left, bottom, right].
  */
-function pool1dOr2d(body: (ctx: NodeContext, x: tf.Tensor, pair: (name: string, fill: number) => [number, number], pads: number[]) => tf.Tensor): Handler {
+function pool1dOr2d(
+  body: (
+    ctx: NodeContext,
+    x: tf.Tensor,
+    pair: (name: string, fill: number) => [number, number],
+    pads: number[],
+  ) => tf.Tensor,
+): Handler {
   return (ctx, ins) => {
     const x = need(ins, 0, ctx);
     const pair = (name: string, fill: number) => lift1dAttr(name, ctx.attr(name, [fill, fill])) as [number, number];
@@ -200,10 +240,20 @@ function einsum(ctx: NodeContext, ins: Ins, raw: boolean): tf.Tensor[] {
   const [lhs, given] = eq.split("->");
   const terms = lhs.split(",");
   const xs = ins.filter((t): t is tf.Tensor => t !== undefined);
-  if (eq.includes("...")) throw errors.unsupported(where, `the equation '${eq}' with an ellipsis`, "write the indices out");
+  if (eq.includes("..."))
+    throw errors.unsupported(where, `the equation '${eq}' with an ellipsis`, "write the indices out");
   if (terms.some((t) => new Set(t).size !== t.length))
-    throw errors.unsupported(where, `the equation '${eq}' with a repeated index (a diagonal)`, "take the diagonal with Gather or qb.F");
-  if (terms.length > 2 || terms.length !== xs.length) throw errors.unsupported(where, `the equation '${eq}' over ${xs.length} operands`, "one or two operands are supported");
+    throw errors.unsupported(
+      where,
+      `the equation '${eq}' with a repeated index (a diagonal)`,
+      "take the diagonal with Gather or qb.F",
+    );
+  if (terms.length > 2 || terms.length !== xs.length)
+    throw errors.unsupported(
+      where,
+      `the equation '${eq}' over ${xs.length} operands`,
+      "one or two operands are supported",
+    );
   const counts = new Map<string, number>();
   for (const c of terms.join("")) counts.set(c, (counts.get(c) ?? 0) + 1);
   // implicit output: the indices that appear once, in alphabetical order
@@ -216,7 +266,8 @@ function einsum(ctx: NodeContext, ins: Ins, raw: boolean): tf.Tensor[] {
       .join("");
   const base = ctx.opName ?? "einsum";
   const name = (suffix: string) => ({ name: `${base}_${suffix}` });
-  const sum = (t: tf.Tensor, axes: number[], suffix: string) => (axes.length === 0 ? t : raw ? tf.sum(t, axes) : F.sum(t, axes, false, name(suffix)));
+  const sum = (t: tf.Tensor, axes: number[], suffix: string) =>
+    axes.length === 0 ? t : raw ? tf.sum(t, axes) : F.sum(t, axes, false, name(suffix));
   const permute = (t: tf.Tensor, from: string, to: string, suffix: string) => {
     const perm = [...to].map((c) => from.indexOf(c));
     return perm.every((p, i) => p === i) ? t : raw ? tf.transpose(t, perm) : F.transpose(t, perm, name(suffix));
@@ -243,10 +294,19 @@ function einsum(ctx: NodeContext, ins: Ins, raw: boolean): tf.Tensor[] {
   const contract = [...ta].filter((c) => tb.includes(c) && !out.includes(c));
   const left = [...ta].filter((c) => !tb.includes(c));
   const right = [...tb].filter((c) => !ta.includes(c));
-  const size = (t: tf.Tensor, term: string, cs: string[]) => cs.reduce((p, c) => p * (t.shape[term.indexOf(c)] as number), 1);
+  const size = (t: tf.Tensor, term: string, cs: string[]) =>
+    cs.reduce((p, c) => p * (t.shape[term.indexOf(c)] as number), 1);
   const dims = (t: tf.Tensor, term: string, cs: string[]) => cs.map((c) => t.shape[term.indexOf(c)] as number);
-  const a3 = tf.reshape(permute(a, ta, [...batch, ...left, ...contract].join(""), "transpose_a"), [size(a, ta, batch), size(a, ta, left), size(a, ta, contract)]);
-  const b3 = tf.reshape(permute(b, tb, [...batch, ...contract, ...right].join(""), "transpose_b"), [size(b, tb, batch), size(b, tb, contract), size(b, tb, right)]);
+  const a3 = tf.reshape(permute(a, ta, [...batch, ...left, ...contract].join(""), "transpose_a"), [
+    size(a, ta, batch),
+    size(a, ta, left),
+    size(a, ta, contract),
+  ]);
+  const b3 = tf.reshape(permute(b, tb, [...batch, ...contract, ...right].join(""), "transpose_b"), [
+    size(b, tb, batch),
+    size(b, tb, contract),
+    size(b, tb, right),
+  ]);
   const prod = raw ? tf.matMul(a3, b3) : F.matmul(a3, b3, { name: ctx.opName });
   const y = tf.reshape(prod, [...dims(a, ta, batch), ...dims(a, ta, left), ...dims(b, tb, right)]);
   return [permute(y, [...batch, ...left, ...right].join(""), out, "transpose")];
@@ -256,7 +316,9 @@ function einsum(ctx: NodeContext, ins: Ins, raw: boolean): tf.Tensor[] {
 function reduceAxes(ctx: NodeContext, ins: Ins, rank: number): number[] {
   const fromInput = ins[1] !== undefined ? ints(ins[1]) : null;
   const axes = fromInput ?? (ctx.attr("axes", null as number[] | null) as number[] | null);
-  return axes === null || axes.length === 0 ? Array.from({ length: rank }, (_, i) => i) : axes.map((a) => axisOf(a, rank));
+  return axes === null || axes.length === 0
+    ? Array.from({ length: rank }, (_, i) => i)
+    : axes.map((a) => axisOf(a, rank));
 }
 
 function reduce(kind: "mean" | "sum" | "max"): Handler {
@@ -274,7 +336,8 @@ function reduce(kind: "mean" | "sum" | "max"): Handler {
 function sliceArgs(ctx: NodeContext, ins: Ins, rank: number) {
   const starts = ctx.opset < 10 ? (ctx.attr("starts", [] as number[]) as number[]) : ints(ins[1]);
   const ends = ctx.opset < 10 ? (ctx.attr("ends", [] as number[]) as number[]) : ints(ins[2]);
-  const axesIn = ctx.opset < 10 ? (ctx.attr("axes", null as number[] | null) as number[] | null) : ins[3] ? ints(ins[3]) : null;
+  const axesIn =
+    ctx.opset < 10 ? (ctx.attr("axes", null as number[] | null) as number[] | null) : ins[3] ? ints(ins[3]) : null;
   const axes = (axesIn ?? starts.map((_, i) => i)).map((a) => axisOf(a, rank));
   const steps = ctx.opset < 10 ? starts.map(() => 1) : ins[4] ? ints(ins[4]) : starts.map(() => 1);
   return { starts, ends, axes, steps };
@@ -308,14 +371,20 @@ const HANDLERS: Record<string, Handler> = {
   Reciprocal: unary(tf.reciprocal, F.reciprocal),
   Erf: (ctx, ins, raw) => {
     if (raw) return [tf.erf(need(ins, 0, ctx))];
-    throw errors.unsupported(`loadOnnx: ${ctx.node.name}`, "an Erf outside the GELU pattern x·½·(1 + erf(x/√2))", "export GELU as one op (nn.GELU) or write the piece with qb.F");
+    throw errors.unsupported(
+      `loadOnnx: ${ctx.node.name}`,
+      "an Erf outside the GELU pattern x·½·(1 + erf(x/√2))",
+      "export GELU as one op (nn.GELU) or write the piece with qb.F",
+    );
   },
   HardSwish: unary((t) => floatCompute("HardSwish", t), F.hardswish),
   HardSigmoid: (ctx, ins, raw) => {
     const alpha = ctx.attr("alpha", 0.2) as number;
     const beta = ctx.attr("beta", 0.5) as number;
     const x = need(ins, 0, ctx);
-    return [raw ? floatCompute("HardSigmoid", x, { alpha, beta }) : F.hardsigmoid(x, { alpha, beta, name: ctx.opName })];
+    return [
+      raw ? floatCompute("HardSigmoid", x, { alpha, beta }) : F.hardsigmoid(x, { alpha, beta, name: ctx.opName }),
+    ];
   },
   Abs: unary(tf.abs, F.abs),
   Neg: unary(tf.neg, F.neg),
@@ -362,7 +431,8 @@ const HANDLERS: Record<string, Handler> = {
     const e = need(ins, 1, ctx);
     if (raw) return [tf.pow(x, e)];
     const k = scalarOf(e);
-    if (k === null) throw errors.unsupported(`loadOnnx: ${ctx.node.name}`, "Pow with a tensor exponent", "use a constant exponent");
+    if (k === null)
+      throw errors.unsupported(`loadOnnx: ${ctx.node.name}`, "Pow with a tensor exponent", "use a constant exponent");
     return [F.pow(x, k, named(ctx))];
   },
   Softmax: (ctx, ins, raw) => {
@@ -390,14 +460,26 @@ const HANDLERS: Record<string, Handler> = {
   InstanceNormalization: (ctx, ins, raw) => {
     const [x, scale, bias] = [need(ins, 0, ctx), need(ins, 1, ctx), need(ins, 2, ctx)];
     const eps = ctx.attr("epsilon", 1e-5) as number;
-    return [raw ? instanceNormRaw(x, [scale, bias], eps) : F.instanceNorm(x, { weight: scale, bias, eps, name: ctx.opName })];
+    return [
+      raw ? instanceNormRaw(x, [scale, bias], eps) : F.instanceNorm(x, { weight: scale, bias, eps, name: ctx.opName }),
+    ];
   },
   GridSample: (ctx, ins, raw) => {
     const [x, grid] = [need(ins, 0, ctx), need(ins, 1, ctx)];
     const onnxMode = ctx.attr("mode", "bilinear") as string;
-    const mode: GridSampleMode | null = onnxMode === "linear" || onnxMode === "bilinear" ? "bilinear" : onnxMode === "nearest" ? "nearest" : null;
-    if (mode === null) throw errors.unsupported(`loadOnnx: ${ctx.node.name} (GridSample)`, `mode '${onnxMode}'`, "bilinear and nearest are supported");
-    const a = { mode, paddingMode: ctx.attr("padding_mode", "zeros") as GridPadding, alignCorners: ctx.attr("align_corners", 0) !== 0 };
+    const mode: GridSampleMode | null =
+      onnxMode === "linear" || onnxMode === "bilinear" ? "bilinear" : onnxMode === "nearest" ? "nearest" : null;
+    if (mode === null)
+      throw errors.unsupported(
+        `loadOnnx: ${ctx.node.name} (GridSample)`,
+        `mode '${onnxMode}'`,
+        "bilinear and nearest are supported",
+      );
+    const a = {
+      mode,
+      paddingMode: ctx.attr("padding_mode", "zeros") as GridPadding,
+      alignCorners: ctx.attr("align_corners", 0) !== 0,
+    };
     return [raw ? gridSampleRaw(x, grid, a) : F.gridSample(x, grid, { ...a, name: ctx.opName })];
   },
   DepthToSpace: (ctx, ins, raw) => {
@@ -459,7 +541,12 @@ const HANDLERS: Record<string, Handler> = {
   }),
   AveragePool: pool1dOr2d((ctx, x, pair, pads) => {
     const p = pads2d(pads);
-    if (!p.sym) throw errors.unsupported(`loadOnnx: ${ctx.node.name}`, "AveragePool with asymmetric pads", "export with symmetric padding");
+    if (!p.sym)
+      throw errors.unsupported(
+        `loadOnnx: ${ctx.node.name}`,
+        "AveragePool with asymmetric pads",
+        "export with symmetric padding",
+      );
     return F.avgPool2d(x, pair("kernel_shape", 1), {
       stride: pair("strides", 1),
       padding: p.sym,
@@ -500,19 +587,35 @@ const HANDLERS: Record<string, Handler> = {
     const axis = axisOf(ctx.attr("axis", 0) as number, x.rank);
     const n = ctx.node.outputs.length;
     const given = ins[1] !== undefined ? ints(ins[1]) : (ctx.attr("split", null as number[] | null) as number[] | null);
-    const sizes = given ?? Array.from({ length: n }, () => Math.ceil(x.shape[axis] / n)).map((s, i) => (i === n - 1 ? x.shape[axis] - s * (n - 1) : s));
+    const sizes =
+      given ??
+      Array.from({ length: n }, () => Math.ceil(x.shape[axis] / n)).map((s, i) =>
+        i === n - 1 ? x.shape[axis] - s * (n - 1) : s,
+      );
     return raw ? tf.split(x, sizes, axis) : F.split(x, sizes, axis, named(ctx));
   },
   Pad: (ctx, ins, raw) => {
     const x = need(ins, 0, ctx);
     const onnxMode = ctx.attr("mode", "constant") as string;
-    const mode = ({ constant: "constant", reflect: "reflect", edge: "replicate", wrap: "circular" } as const)[onnxMode as "constant"];
-    if (mode === undefined) throw errors.unsupported(`loadOnnx: ${ctx.node.name}`, `Pad mode '${onnxMode}'`, "constant, reflect, edge and wrap are supported");
+    const mode = ({ constant: "constant", reflect: "reflect", edge: "replicate", wrap: "circular" } as const)[
+      onnxMode as "constant"
+    ];
+    if (mode === undefined)
+      throw errors.unsupported(
+        `loadOnnx: ${ctx.node.name}`,
+        `Pad mode '${onnxMode}'`,
+        "constant, reflect, edge and wrap are supported",
+      );
     const pads = ctx.opset < 11 ? (ctx.attr("pads", []) as number[]) : ints(ins[1]);
     const value = ctx.opset < 11 ? (ctx.attr("value", 0) as number) : ins[2] ? ins[2].dataSync()[0] : 0;
     const r = x.rank;
     const perAxis: [number, number][] = Array.from({ length: r }, (_, i) => [pads[i] ?? 0, pads[i + r] ?? 0]);
-    if (perAxis.some(([b, a]) => b < 0 || a < 0)) throw errors.unsupported(`loadOnnx: ${ctx.node.name}`, `negative pads [${pads}] (cropping)`, "export the crop as a Slice");
+    if (perAxis.some(([b, a]) => b < 0 || a < 0))
+      throw errors.unsupported(
+        `loadOnnx: ${ctx.node.name}`,
+        `negative pads [${pads}] (cropping)`,
+        "export the crop as a Slice",
+      );
     if (raw) return [padTensor(x, { pads: perAxis, value, mode })];
     // F.pad takes PyTorch's order: (before, after) from the last dimension backwards
     const torchOrder = perAxis.slice().reverse().flat();
@@ -552,7 +655,8 @@ const HANDLERS: Record<string, Handler> = {
   },
   Squeeze: (ctx, ins) => {
     const x = need(ins, 0, ctx);
-    const axes = ctx.opset < 13 ? (ctx.attr("axes", null as number[] | null) as number[] | null) : ins[1] ? ints(ins[1]) : null;
+    const axes =
+      ctx.opset < 13 ? (ctx.attr("axes", null as number[] | null) as number[] | null) : ins[1] ? ints(ins[1]) : null;
     return [tf.squeeze(x, axes === null ? undefined : axes.map((a) => axisOf(a, x.rank)))];
   },
   Unsqueeze: (ctx, ins) => {
@@ -570,15 +674,24 @@ const HANDLERS: Record<string, Handler> = {
     const target = to === 1 || to === 10 || to === 11 ? "float32" : to === 9 ? "bool" : "int32";
     // an integer or bool activation (an attention mask computed from an input) becoming float
     // enters the quantized graph here, as a model input does
-    if (!raw && target === "float32" && x.dtype !== "float32") return [runOp({ type: "QuantStub", name: ctx.opName ?? "cast", fallback: "quant" }, [x])];
+    if (!raw && target === "float32" && x.dtype !== "float32")
+      return [runOp({ type: "QuantStub", name: ctx.opName ?? "cast", fallback: "quant" }, [x])];
     return [tf.cast(x, target)];
   },
   ConstantOfShape: (ctx, ins) => {
-    const v = ctx.attr("value", null as AttrValue) as { data: ArrayLike<number>; dtype: "float32" | "int32" | "bool" } | null;
+    const v = ctx.attr("value", null as AttrValue) as {
+      data: ArrayLike<number>;
+      dtype: "float32" | "int32" | "bool";
+    } | null;
     return [tf.fill(ints(need(ins, 0, ctx)), v ? Number(v.data[0]) : 0, v?.dtype ?? "float32")];
   },
   Range: (ctx, ins) => [
-    tf.range(scalarOf(need(ins, 0, ctx)) ?? 0, scalarOf(need(ins, 1, ctx)) ?? 0, scalarOf(need(ins, 2, ctx)) ?? 1, need(ins, 0, ctx).dtype === "float32" ? "float32" : "int32"),
+    tf.range(
+      scalarOf(need(ins, 0, ctx)) ?? 0,
+      scalarOf(need(ins, 1, ctx)) ?? 0,
+      scalarOf(need(ins, 2, ctx)) ?? 1,
+      need(ins, 0, ctx).dtype === "float32" ? "float32" : "int32",
+    ),
   ],
   Equal: (ctx, ins) => [tf.equal(need(ins, 0, ctx), need(ins, 1, ctx))],
   Less: logic((a, b) => tf.less(a, b)),
@@ -637,7 +750,11 @@ const HANDLERS: Record<string, Handler> = {
 function resize(ctx: NodeContext, ins: Ins, raw: boolean): tf.Tensor[] {
   const x0 = need(ins, 0, ctx);
   if (x0.rank !== 3 && x0.rank !== 4)
-    throw errors.unsupported(`loadOnnx: ${ctx.node.name} (${ctx.node.opType})`, `a resize of a rank-${x0.rank} tensor`, "resize (N, C, L) or (N, C, H, W)");
+    throw errors.unsupported(
+      `loadOnnx: ${ctx.node.name} (${ctx.node.opType})`,
+      `a resize of a rank-${x0.rank} tensor`,
+      "resize (N, C, L) or (N, C, H, W)",
+    );
   // a 1-D resize (N, C, L) runs as (N, C, 1, L): scales and sizes get a 1 for the new axis
   const oneD = x0.rank === 3;
   const lift = (v: number[]) => (oneD && v.length === 3 ? [v[0], v[1], 1, v[2]] : v);
@@ -651,9 +768,16 @@ function resize2d(ctx: NodeContext, ins: Ins, raw: boolean, x: tf.Tensor, lift: 
   const nearestMode = ctx.attr("nearest_mode", "round_prefer_floor") as string;
   const scalesIn = ctx.node.opType === "Upsample" ? (ctx.opset < 9 ? null : ins[1]) : ctx.opset < 11 ? ins[1] : ins[2];
   const scales = lift(
-    scalesIn !== undefined && scalesIn !== null && scalesIn.size > 0 ? Array.from(scalesIn.dataSync()) : ctx.opset < 9 ? (ctx.attr("scales", []) as number[]) : [],
+    scalesIn !== undefined && scalesIn !== null && scalesIn.size > 0
+      ? Array.from(scalesIn.dataSync())
+      : ctx.opset < 9
+        ? (ctx.attr("scales", []) as number[])
+        : [],
   );
-  const sizes = ctx.node.opType === "Resize" && ctx.opset >= 11 && ins[3] !== undefined && ins[3].size > 0 ? lift(ints(ins[3])) : null;
+  const sizes =
+    ctx.node.opType === "Resize" && ctx.opset >= 11 && ins[3] !== undefined && ins[3].size > 0
+      ? lift(ints(ins[3]))
+      : null;
   const size: [number, number] | undefined = sizes ? [sizes[2], sizes[3]] : undefined;
   const scaleFactor: [number, number] | undefined = size ? undefined : [scales[2] ?? 1, scales[3] ?? 1];
   const where = `loadOnnx: ${ctx.node.name} (${ctx.node.opType})`;
@@ -666,7 +790,8 @@ function resize2d(ctx: NodeContext, ins: Ins, raw: boolean, x: tf.Tensor, lift: 
   }
   // opset 10's Resize and Upsample have no nearest_mode: they floor
   const rounding = ctx.opset < 11 ? "floor" : nearestMode;
-  if (!(NEAREST_MODES as readonly string[]).includes(rounding)) throw errors.unsupported(where, `nearest_mode '${rounding}'`, `re-export with one of ${NEAREST_MODES.join(", ")}`);
+  if (!(NEAREST_MODES as readonly string[]).includes(rounding))
+    throw errors.unsupported(where, `nearest_mode '${rounding}'`, `re-export with one of ${NEAREST_MODES.join(", ")}`);
   let attrs: {
     size?: [number, number];
     scaleFactor?: [number, number];
@@ -675,9 +800,21 @@ function resize2d(ctx: NodeContext, ins: Ins, raw: boolean, x: tf.Tensor, lift: 
     coordinateMode: CoordinateMode;
     nearestMode?: NearestMode;
   };
-  if (mode === "nearest") attrs = { mode: "nearest", alignCorners: false, coordinateMode: coord as CoordinateMode, nearestMode: rounding as NearestMode };
-  else if (mode === "linear" || mode === "bilinear") attrs = { mode: "bilinear", alignCorners: coord === "align_corners", coordinateMode: coord as CoordinateMode };
-  else throw errors.unsupported(where, `resize mode '${mode}'`, "nearest and linear are supported; re-export with F.interpolate(mode='nearest' or 'bilinear')");
+  if (mode === "nearest")
+    attrs = {
+      mode: "nearest",
+      alignCorners: false,
+      coordinateMode: coord as CoordinateMode,
+      nearestMode: rounding as NearestMode,
+    };
+  else if (mode === "linear" || mode === "bilinear")
+    attrs = { mode: "bilinear", alignCorners: coord === "align_corners", coordinateMode: coord as CoordinateMode };
+  else
+    throw errors.unsupported(
+      where,
+      `resize mode '${mode}'`,
+      "nearest and linear are supported; re-export with F.interpolate(mode='nearest' or 'bilinear')",
+    );
   if (size) attrs.size = size;
   if (scaleFactor) attrs.scaleFactor = scaleFactor;
   if (raw) {
@@ -689,7 +826,19 @@ function resize2d(ctx: NodeContext, ins: Ins, raw: boolean, x: tf.Tensor, lift: 
 
 /** ONNX op types quantbook imports (besides the weighted ones and the fused patterns). */
 export function handledOpTypes(): string[] {
-  return [...Object.keys(HANDLERS), "Constant", "Conv", "ConvTranspose", "Gemm", "MatMul", "BatchNormalization", "LayerNormalization", "LSTM", "GRU", "RNN"];
+  return [
+    ...Object.keys(HANDLERS),
+    "Constant",
+    "Conv",
+    "ConvTranspose",
+    "Gemm",
+    "MatMul",
+    "BatchNormalization",
+    "LayerNormalization",
+    "LSTM",
+    "GRU",
+    "RNN",
+  ];
 }
 
 /** A step for a node with a handler; runs its quantized ops in the node's scope module. */
@@ -757,7 +906,10 @@ function quantizeConstants(ctx: NodeContext, ins: Ins, constInputs: boolean[]): 
     if (t === undefined || t.dtype !== "float32" || t.size <= 1 || !constInputs[k]) return t;
     if (dataInputs !== null && !dataInputs.includes(k)) return t;
     if (PARAMETER_INPUTS[ctx.node.opType]?.includes(k)) return t;
-    return runOp({ type: "QuantStub", name: `${ctx.opName ?? ctx.node.opType.toLowerCase()}_const${k}`, fallback: "quant" }, [t]);
+    return runOp(
+      { type: "QuantStub", name: `${ctx.opName ?? ctx.node.opType.toLowerCase()}_const${k}`, fallback: "quant" },
+      [t],
+    );
   });
 }
 
@@ -782,7 +934,14 @@ export function handlerStep(ctx: NodeContext): PlanStep {
  * A step that runs a layer (Conv2d, Linear, ...) found at `path` when it runs; `pre` and `post`
  * are data moves around it (padding before, a crop or transpose after) that keep the scale.
  */
-export function moduleStep(node: OnnxNode, path: string, input: string, outputs: string[], pre?: (x: tf.Tensor) => tf.Tensor, post?: (y: tf.Tensor) => tf.Tensor): PlanStep {
+export function moduleStep(
+  node: OnnxNode,
+  path: string,
+  input: string,
+  outputs: string[],
+  pre?: (x: tf.Tensor) => tf.Tensor,
+  post?: (y: tf.Tensor) => tf.Tensor,
+): PlanStep {
   return {
     node: node.name,
     inputs: [input],
@@ -803,6 +962,7 @@ export function contextOf(node: OnnxNode, opset: number, path: string, opName: s
     opset,
     path,
     opName,
-    attr: ((name: string, fallback: AttrValue) => (name in node.attrs && node.attrs[name] !== null ? node.attrs[name] : fallback)) as NodeContext["attr"],
+    attr: ((name: string, fallback: AttrValue) =>
+      name in node.attrs && node.attrs[name] !== null ? node.attrs[name] : fallback) as NodeContext["attr"],
   };
 }

@@ -79,7 +79,8 @@ function rawBytes(t: onnx.ITensorProto, file: string): Uint8Array | null {
     }
     const offset = Number(kv.get("offset") ?? 0);
     const length = kv.has("length") ? Number(kv.get("length")) : buf.length - offset;
-    if (offset + length > buf.length) throw new Error(`tensor '${t.name}': external data ${where} is shorter than offset + length`);
+    if (offset + length > buf.length)
+      throw new Error(`tensor '${t.name}': external data ${where} is shorter than offset + length`);
     return new Uint8Array(buf.subarray(offset, offset + length));
   }
   return t.rawData && t.rawData.length > 0 ? t.rawData : null;
@@ -95,7 +96,9 @@ export function tensorValue(t: onnx.ITensorProto, file: string): ConstValue {
   const view = raw ? new DataView(Uint8Array.from(raw).buffer) : null;
   const need = (bytes: number) => {
     if (view && view.byteLength < n * bytes)
-      throw new Error(`tensor '${t.name}' has ${view.byteLength} bytes of data for ${n} elements of ${bytes} bytes (the file is truncated?)`);
+      throw new Error(
+        `tensor '${t.name}' has ${view.byteLength} bytes of data for ${n} elements of ${bytes} bytes (the file is truncated?)`,
+      );
   };
   const fromList = (list: ArrayLike<number | { toNumber(): number }> | null | undefined, what: string): number[] => {
     const xs = Array.from(list ?? [], (v) => toNumber(v as number));
@@ -105,26 +108,39 @@ export function tensorValue(t: onnx.ITensorProto, file: string): ConstValue {
   switch (dt) {
     case T.FLOAT: {
       need(4);
-      return { dims, dtype: "float32", data: view ? Float32Array.from({ length: n }, (_, i) => view.getFloat32(4 * i, true)) : Float32Array.from(fromList(t.floatData, "float")) };
+      return {
+        dims,
+        dtype: "float32",
+        data: view
+          ? Float32Array.from({ length: n }, (_, i) => view.getFloat32(4 * i, true))
+          : Float32Array.from(fromList(t.floatData, "float")),
+      };
     }
     case T.DOUBLE:
       need(8);
       return {
         dims,
         dtype: "float32",
-        data: view ? Float32Array.from({ length: n }, (_, i) => view.getFloat64(8 * i, true)) : Float32Array.from(fromList(t.doubleData, "double")),
+        data: view
+          ? Float32Array.from({ length: n }, (_, i) => view.getFloat64(8 * i, true))
+          : Float32Array.from(fromList(t.doubleData, "double")),
       };
     case T.FLOAT16:
       need(2);
       return {
         dims,
         dtype: "float32",
-        data: Float32Array.from(view ? Array.from({ length: n }, (_, i) => view.getUint16(2 * i, true)) : fromList(t.int32Data, "float16"), halfToFloat),
+        data: Float32Array.from(
+          view ? Array.from({ length: n }, (_, i) => view.getUint16(2 * i, true)) : fromList(t.int32Data, "float16"),
+          halfToFloat,
+        ),
       };
     case T.INT64:
     case T.UINT64: {
       need(8);
-      const xs = view ? Array.from({ length: n }, (_, i) => Number(view.getBigInt64(8 * i, true))) : fromList(dt === T.INT64 ? t.int64Data : t.uint64Data, "int64");
+      const xs = view
+        ? Array.from({ length: n }, (_, i) => Number(view.getBigInt64(8 * i, true)))
+        : fromList(dt === T.INT64 ? t.int64Data : t.uint64Data, "int64");
       // int64 holds shapes and indices; clamp the "to the end" sentinels into int32
       return { dims, dtype: "int32", data: Int32Array.from(xs, (v) => Math.max(-2147483648, Math.min(2147483647, v))) };
     }
@@ -147,11 +163,21 @@ export function tensorValue(t: onnx.ITensorProto, file: string): ConstValue {
               : dt === T.INT8
                 ? view.getInt8(i)
                 : view.getUint8(i);
-      return { dims, dtype: "int32", data: view ? Int32Array.from({ length: n }, (_, i) => read(i)) : Int32Array.from(fromList(t.int32Data, "int")) };
+      return {
+        dims,
+        dtype: "int32",
+        data: view ? Int32Array.from({ length: n }, (_, i) => read(i)) : Int32Array.from(fromList(t.int32Data, "int")),
+      };
     }
     case T.BOOL:
       need(1);
-      return { dims, dtype: "bool", data: view ? Uint8Array.from({ length: n }, (_, i) => (view.getUint8(i) ? 1 : 0)) : Uint8Array.from(fromList(t.int32Data, "bool")) };
+      return {
+        dims,
+        dtype: "bool",
+        data: view
+          ? Uint8Array.from({ length: n }, (_, i) => (view.getUint8(i) ? 1 : 0))
+          : Uint8Array.from(fromList(t.int32Data, "bool")),
+      };
     default:
       throw new Error(
         `tensor '${t.name}' has ONNX element type ${onnx.TensorProto.DataType[dt] ?? dt}, which quantbook does not read (float32, float16, double, int8..int64, uint8, bool)`,
@@ -209,7 +235,9 @@ export function readOnnx(bytes: Uint8Array, file: string): OnnxGraph {
   // another kind of file: say which, and what takes it
   const notOnnx = (cause?: unknown) => {
     const known = sniffFormat(bytes);
-    return known === null ? null : errors.badFile("loadOnnx", file, `is ${known.format}, not an ONNX model; ${known.advice}`, cause);
+    return known === null
+      ? null
+      : errors.badFile("loadOnnx", file, `is ${known.format}, not an ONNX model; ${known.advice}`, cause);
   };
   let model: onnx.ModelProto;
   try {
@@ -227,19 +255,36 @@ export function readOnnx(bytes: Uint8Array, file: string): OnnxGraph {
   }
   const graph = model.graph;
   if (!graph || (graph.node ?? []).length === 0) {
-    throw notOnnx() ?? errors.badFile("loadOnnx", file, "has no graph nodes — it is not an ONNX model (or an empty one)");
+    throw (
+      notOnnx() ?? errors.badFile("loadOnnx", file, "has no graph nodes — it is not an ONNX model (or an empty one)")
+    );
   }
-  const opset = Math.max(0, ...(model.opsetImport ?? []).filter((o) => !o.domain || o.domain === "ai.onnx").map((o) => toNumber(o.version ?? 0)));
+  const opset = Math.max(
+    0,
+    ...(model.opsetImport ?? [])
+      .filter((o) => !o.domain || o.domain === "ai.onnx")
+      .map((o) => toNumber(o.version ?? 0)),
+  );
   try {
     const { nodes, initializers } = subgraph(graph, file);
     const inputs = (graph.input ?? [])
       .filter((v) => !initializers.has(v.name ?? ""))
       .map((v) => ({
         name: v.name ?? "",
-        dims: (v.type?.tensorType?.shape?.dim ?? []).map((d) => (d.dimParam ? d.dimParam : d.dimValue !== undefined && d.dimValue !== null ? toNumber(d.dimValue) : -1)),
+        dims: (v.type?.tensorType?.shape?.dim ?? []).map((d) =>
+          d.dimParam ? d.dimParam : d.dimValue !== undefined && d.dimValue !== null ? toNumber(d.dimValue) : -1,
+        ),
         dtype: elemDtype(v.type?.tensorType?.elemType ?? T.FLOAT),
       }));
-    return { file, opset, producer: model.producerName ?? "", nodes, initializers, inputs, outputs: (graph.output ?? []).map((o) => o.name ?? "") };
+    return {
+      file,
+      opset,
+      producer: model.producerName ?? "",
+      nodes,
+      initializers,
+      inputs,
+      outputs: (graph.output ?? []).map((o) => o.name ?? ""),
+    };
   } catch (e) {
     throw errors.badFile("loadOnnx", file, (e as Error).message, e);
   }

@@ -30,19 +30,31 @@ export interface QdqPoint {
   axis?: number | undefined;
 }
 
-const toNumber = (v: number | { toNumber(): number } | null | undefined): number => (v === null || v === undefined ? 0 : typeof v === "number" ? v : v.toNumber());
+const toNumber = (v: number | { toNumber(): number } | null | undefined): number =>
+  v === null || v === undefined ? 0 : typeof v === "number" ? v : v.toNumber();
 
 /** The file with the points' Q/DQ pairs; `skipped` names each point that has no place in the file, and why. */
-export function insertQdq(bytes: Uint8Array, file: string, points: QdqPoint[]): { bytes: Uint8Array; placed: number; skipped: string[] } {
+export function insertQdq(
+  bytes: Uint8Array,
+  file: string,
+  points: QdqPoint[],
+): { bytes: Uint8Array; placed: number; skipped: string[] } {
   const model = onnx.ModelProto.decode(bytes);
   const graph = model.graph as onnx.GraphProto;
   const nodes = graph.node ?? [];
-  const opset = Math.max(0, ...(model.opsetImport ?? []).filter((o) => !o.domain || o.domain === "ai.onnx").map((o) => toNumber(o.version)));
+  const opset = Math.max(
+    0,
+    ...(model.opsetImport ?? []).filter((o) => !o.domain || o.domain === "ai.onnx").map((o) => toNumber(o.version)),
+  );
   const byName = new Map<string, onnx.INodeProto[]>();
   for (const n of nodes) byName.set(n.name ?? "", [...(byName.get(n.name ?? "") ?? []), n]);
   const initializers = new Map((graph.initializer ?? []).map((t) => [t.name ?? "", t]));
   const graphInputs = new Set((graph.input ?? []).map((v) => v.name ?? ""));
-  const taken = new Set<string>([...nodes.flatMap((n) => [...(n.input ?? []), ...(n.output ?? [])]), ...initializers.keys(), ...graphInputs]);
+  const taken = new Set<string>([
+    ...nodes.flatMap((n) => [...(n.input ?? []), ...(n.output ?? [])]),
+    ...initializers.keys(),
+    ...graphInputs,
+  ]);
   const fresh = (base: string) => {
     let name = base;
     for (let k = 1; taken.has(name); k++) name = `${base}_${k}`;
@@ -74,22 +86,52 @@ export function insertQdq(bytes: Uint8Array, file: string, points: QdqPoint[]): 
     const base = x.replace(/[^A-Za-z0-9_./:-]/g, "_");
     const s = fresh(`${base}_scale`);
     const zp = fresh(`${base}_zero_point`);
-    graph.initializer.push(tensorProto(s, Float32Array.from(perChannel ? p.scale : [p.scale[0]]), perChannel ? [p.scale.length] : [], "float32"));
-    graph.initializer.push(tensorProto(zp, new Array<number>(perChannel ? p.scale.length : 1).fill(0), perChannel ? [p.scale.length] : [], p.elem));
+    graph.initializer.push(
+      tensorProto(
+        s,
+        Float32Array.from(perChannel ? p.scale : [p.scale[0]]),
+        perChannel ? [p.scale.length] : [],
+        "float32",
+      ),
+    );
+    graph.initializer.push(
+      tensorProto(
+        zp,
+        new Array<number>(perChannel ? p.scale.length : 1).fill(0),
+        perChannel ? [p.scale.length] : [],
+        p.elem,
+      ),
+    );
     const q = fresh(`${base}_quantized`);
     const attribute = perChannel ? [{ name: "axis", type: onnx.AttributeProto.AttributeType.INT, i: axis }] : [];
     const domain = ms ? "com.microsoft" : "";
     placed++;
     return [
-      { name: fresh(`${base}_QuantizeLinear`), opType: "QuantizeLinear", domain, input: [x, s, zp], output: [q], attribute },
-      { name: fresh(`${base}_DequantizeLinear`), opType: "DequantizeLinear", domain, input: [q, s, zp], output: [y], attribute },
+      {
+        name: fresh(`${base}_QuantizeLinear`),
+        opType: "QuantizeLinear",
+        domain,
+        input: [x, s, zp],
+        output: [q],
+        attribute,
+      },
+      {
+        name: fresh(`${base}_DequantizeLinear`),
+        opType: "DequantizeLinear",
+        domain,
+        input: [q, s, zp],
+        output: [y],
+        attribute,
+      },
     ];
   };
 
   for (const p of points) {
     const w = p.where;
     if (p.axis !== undefined && p.scale.length > 1 && opset < 13) {
-      skipped.push(`${p.name}: a per-channel scale needs opset 13 and the file is opset ${opset} (re-export it with opset_version=13)`);
+      skipped.push(
+        `${p.name}: a per-channel scale needs opset 13 and the file is opset ${opset} (re-export it with opset_version=13)`,
+      );
       continue;
     }
     if (w.kind === "graphInput") {
@@ -128,7 +170,9 @@ export function insertQdq(bytes: Uint8Array, file: string, points: QdqPoint[]): 
         const init = initializers.get(name);
         return init === undefined ? [] : [{ name, index, value: tensorValue(init, file) }];
       });
-      const match = candidates.find((c) => sameDims(c.value.dims, w.shape)) ?? candidates.find((c) => w.shape.length === 2 && sameDims(c.value.dims, [w.shape[1], w.shape[0]]));
+      const match =
+        candidates.find((c) => sameDims(c.value.dims, w.shape)) ??
+        candidates.find((c) => w.shape.length === 2 && sameDims(c.value.dims, [w.shape[1], w.shape[0]]));
       if (match === undefined) {
         skipped.push(`${p.name}: node '${w.node}' has no initializer of quantbook's weight shape [${w.shape}]`);
         continue;
@@ -145,7 +189,9 @@ export function insertQdq(bytes: Uint8Array, file: string, points: QdqPoint[]): 
         peak = Math.max(peak, Math.abs(w.data[i]));
       }
       if (worst > 1e-5 * Math.max(peak, 1e-30)) {
-        skipped.push(`${p.name}: the file's weight of '${w.node}' differs from quantbook's (a BatchNorm folded at import?)`);
+        skipped.push(
+          `${p.name}: the file's weight of '${w.node}' differs from quantbook's (a BatchNorm folded at import?)`,
+        );
         continue;
       }
       const axis = p.axis === undefined ? undefined : same ? p.axis : 1 - p.axis;

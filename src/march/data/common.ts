@@ -16,7 +16,9 @@ export const noInt16Pair = (second: "weight" | "input_1", opts: { rewrite?: bool
       ? [
           "quantize the input to int8: ModuleNameQconfigSetter({ '{op}': getQconfig({ inDtype: qint8 }) })",
           "quantize the weight to int8: ModuleNameQconfigSetter({ '{op}': getQconfig({ weightDtype: qint8 }) })",
-          ...(opts.rewrite ? ["rewrite it with qb.transforms.replaceLinearWithBroadcastMulSum(model, '{module}') (int16 mul + sum)"] : []),
+          ...(opts.rewrite
+            ? ["rewrite it with qb.transforms.replaceLinearWithBroadcastMulSum(model, '{module}') (int16 mul + sum)"]
+            : []),
         ]
       : ["quantize one operand to int8: ModuleNameQconfigSetter({ '{op}': getQconfig({ inDtype: qint8 }) })"],
 });

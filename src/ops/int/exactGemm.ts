@@ -71,7 +71,12 @@ export function exactMatMul(a: Float32Array, m: number, right: PreparedRight, le
         const scale = 256 ** (da + db);
         for (let k0 = 0; k0 < k; k0 += chunk) {
           const kc = Math.min(k, k0 + chunk) - k0;
-          const p = tf.tidy(() => tf.matMul(kc === k ? at : tf.slice(at, [0, k0], [m, kc]), tf.tensor2d(pb.subarray(k0 * n, (k0 + kc) * n), [kc, n])));
+          const p = tf.tidy(() =>
+            tf.matMul(
+              kc === k ? at : tf.slice(at, [0, k0], [m, kc]),
+              tf.tensor2d(pb.subarray(k0 * n, (k0 + kc) * n), [kc, n]),
+            ),
+          );
           const v = p.dataSync();
           p.dispose();
           for (let i = 0; i < v.length; i++) out[i] += scale * v[i];

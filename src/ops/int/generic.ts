@@ -15,7 +15,12 @@ import type { Attrs, IntKernel } from "../registry";
 import { quantizeReal } from "./kernels";
 import { isFloat, toReal, type Value } from "./value";
 
-type FloatCompute = (inputs: tf.Tensor[], weight: tf.Tensor | undefined, params: tf.Tensor[], attrs: Attrs) => tf.Tensor;
+type FloatCompute = (
+  inputs: tf.Tensor[],
+  weight: tf.Tensor | undefined,
+  params: tf.Tensor[],
+  attrs: Attrs,
+) => tf.Tensor;
 
 const tensorOf = (data: ArrayLike<number>, shape: number[]) => tf.tensor(Float32Array.from(data), shape, "float32");
 

@@ -75,7 +75,13 @@ export function linear(node: IrNode, x: Value): Value {
   const stored = node.weight!;
   // Paddle's [in, out] layout: read it as [out, in] (its scales are per axis 1, i.e. per output)
   const w =
-    node.attrs.weightLayout === "in_out" ? { ...stored, shape: [stored.shape[1], stored.shape[0]], data: transpose2d(stored.data, stored.shape[0], stored.shape[1]) } : stored;
+    node.attrs.weightLayout === "in_out"
+      ? {
+          ...stored,
+          shape: [stored.shape[1], stored.shape[0]],
+          data: transpose2d(stored.data, stored.shape[0], stored.shape[1]),
+        }
+      : stored;
   const [out, inF] = w.shape;
   const sx = tensorScale(x.quant, node.name);
   const sw = perChannelScale(w.quant, out);
@@ -124,7 +130,9 @@ export function conv2d(node: IrNode, x: Value): Value {
                 for (let kx = 0; kx < kw; kx++) {
                   const ix = xo * sw - pw + kx * dw;
                   if (ix < 0 || ix >= wd) continue;
-                  s += x.data[((b * inC + c0 + ci) * h + iy) * wd + ix] * w.data[((o * inPerGroup + ci) * kh + ky) * kw + kx];
+                  s +=
+                    x.data[((b * inC + c0 + ci) * h + iy) * wd + ix] *
+                    w.data[((o * inPerGroup + ci) * kh + ky) * kw + kx];
                 }
               }
             }
@@ -163,7 +171,8 @@ export function conv2d(node: IrNode, x: Value): Value {
     const bound = codeBound(x.quant);
     const right = preparedFor(node, `${g}:${bound}`, () => {
       const wg = new Float32Array(k * outPerGroup);
-      for (let j = 0; j < k; j++) for (let o = 0; o < outPerGroup; o++) wg[j * outPerGroup + o] = wT[j * out + g * outPerGroup + o];
+      for (let j = 0; j < k; j++)
+        for (let o = 0; o < outPerGroup; o++) wg[j * outPerGroup + o] = wT[j * out + g * outPerGroup + o];
       return prepareRight(wg, k, outPerGroup, bound);
     });
     const prod = exactMatMul(cols, m, right, bound);
@@ -220,7 +229,8 @@ export function mul(node: IrNode, ops: Operand[], scalar: number | undefined): V
     const sa = a.scaleAt;
     return emit(a.data, a.shape, node.output.quant, (i) => sa(i) * (scalar as number), node.name);
   }
-  if (a.scaleAt === null || b.scaleAt === null) throw errors.coded("INVALID_ARGUMENT", `${node.name}: both operands of an integer Mul must be quantized`);
+  if (a.scaleAt === null || b.scaleAt === null)
+    throw errors.coded("INVALID_ARGUMENT", `${node.name}: both operands of an integer Mul must be quantized`);
   const shape = broadcastShape(a.shape, b.shape, node.name);
   const ia = broadcastIndex(a.shape, shape);
   const ib = broadcastIndex(b.shape, shape);
@@ -232,9 +242,16 @@ export function mul(node: IrNode, ops: Operand[], scalar: number | undefined): V
 }
 
 /** a ± b with both rescaled to the output scale over one shared shift; real operands are folded in. */
-export function addSub(node: IrNode, ops: Operand[], sign: 1 | -1, scalar: number | undefined, scalarIndex: number): Value {
+export function addSub(
+  node: IrNode,
+  ops: Operand[],
+  sign: 1 | -1,
+  scalar: number | undefined,
+  scalarIndex: number,
+): Value {
   const out = node.output.quant;
-  if (isFloat(out)) throw errors.coded("INVALID_ARGUMENT", `${node.name}: ${node.type} needs a quantized output to run in integers`);
+  if (isFloat(out))
+    throw errors.coded("INVALID_ARGUMENT", `${node.name}: ${node.type} needs a quantized output to run in integers`);
   const so = tensorScale(out, node.name);
   const [lo, hi] = rangeOf(out);
   const terms: Operand[] = [...ops];
@@ -302,7 +319,13 @@ export function batchNorm(node: IrNode, x: Value): Value {
   const plane = sizeOf(x.shape.slice(2));
   const sx = tensorScale(x.quant, node.name);
   if (isFloat(out))
-    return { data: x.data.map((q, i) => Math.fround(q * sx * scale[Math.floor(i / plane) % channels] + shift[Math.floor(i / plane) % channels])), shape: x.shape, quant: out };
+    return {
+      data: x.data.map((q, i) =>
+        Math.fround(q * sx * scale[Math.floor(i / plane) % channels] + shift[Math.floor(i / plane) % channels]),
+      ),
+      shape: x.shape,
+      quant: out,
+    };
   const so = tensorScale(out, node.name);
   const [lo, hi] = rangeOf(out);
   const bits = multiplier(Math.max(...scale.map((s) => Math.abs((sx * s) / so)), 1e-30)).shift;
@@ -355,7 +378,11 @@ export function quantStub(node: IrNode, x: Value): Value {
   const s = Math.fround(tensorScale(out, node.name));
   const inv = Math.fround(1 / s);
   const [lo, hi] = rangeOf(out);
-  return { data: x.data.map((v) => clamp(roundHalfEven(Math.fround(Math.fround(v) * inv)), lo, hi)), shape: x.shape, quant: out };
+  return {
+    data: x.data.map((v) => clamp(roundHalfEven(Math.fround(Math.fround(v) * inv)), lo, hi)),
+    shape: x.shape,
+    quant: out,
+  };
 }
 
 export function deQuantStub(x: Value): Value {
@@ -397,6 +424,7 @@ export function realElementwise(node: IrNode, values: Value[], fn: (xs: number[]
 /** a / b, exactly, rounded once. */
 export function divide(node: IrNode, values: Value[], scalar: number | undefined, scalarIndex: number): Value {
   const all = [...values];
-  if (scalar !== undefined) all.splice(scalarIndex, 0, { data: Float64Array.of(scalar), shape: [], quant: { dtype: "float32", scale: null } });
+  if (scalar !== undefined)
+    all.splice(scalarIndex, 0, { data: Float64Array.of(scalar), shape: [], quant: { dtype: "float32", scale: null } });
   return realElementwise(node, all, (xs) => xs.slice(1).reduce((a, b) => a / b, xs[0]));
 }

@@ -11,7 +11,8 @@ export function broadcastShape(a: number[], b: number[], where: string): number[
   for (let i = 0; i < rank; i++) {
     const da = a[a.length - rank + i] ?? 1;
     const db = b[b.length - rank + i] ?? 1;
-    if (da !== db && da !== 1 && db !== 1) throw errors.coded("INVALID_ARGUMENT", `${where}: cannot broadcast [${a}] with [${b}]`);
+    if (da !== db && da !== 1 && db !== 1)
+      throw errors.coded("INVALID_ARGUMENT", `${where}: cannot broadcast [${a}] with [${b}]`);
     out.push(Math.max(da, db));
   }
   return out;
@@ -30,7 +31,12 @@ export function broadcastIndex(shape: number[], out: number[]): Int32Array {
 }
 
 /** Sums over the given axes; returns the sums, the reduced shape and how many were summed. */
-export function sumAxes(data: Float64Array, shape: number[], axes: number[], keepDims: boolean): { data: Float64Array; shape: number[]; count: number } {
+export function sumAxes(
+  data: Float64Array,
+  shape: number[],
+  axes: number[],
+  keepDims: boolean,
+): { data: Float64Array; shape: number[]; count: number } {
   const rank = shape.length;
   const ax = new Set(axes.map((a) => (a < 0 ? a + rank : a)));
   const kept = shape.map((d, i) => (ax.has(i) ? 1 : d));

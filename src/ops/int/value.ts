@@ -22,7 +22,10 @@ export function rangeOf(q: IrQuant): [number, number] {
 /** The single scale of a per-tensor quantized value. */
 export function tensorScale(q: IrQuant, where: string): number {
   if (q.scale === null || q.scale.length !== 1)
-    throw errors.coded("INVALID_ARGUMENT", `${where}: expected a per-tensor quantized input, got ${q.dtype} with ${q.scale?.length ?? 0} scales`);
+    throw errors.coded(
+      "INVALID_ARGUMENT",
+      `${where}: expected a per-tensor quantized input, got ${q.dtype} with ${q.scale?.length ?? 0} scales`,
+    );
   return q.scale[0];
 }
 
@@ -36,7 +39,8 @@ export function toReal(v: Value): Float64Array {
 /** Re-expresses integer codes at another per-tensor scale/dtype (fixed-point multiply, saturating). */
 export function requantize(v: Value, to: IrQuant, where: string): Value {
   if (isFloat(to)) return { data: toReal(v), shape: v.shape, quant: to };
-  if (isFloat(v.quant)) throw errors.coded("INVALID_ARGUMENT", `${where}: cannot requantize a float value; quantize it first`);
+  if (isFloat(v.quant))
+    throw errors.coded("INVALID_ARGUMENT", `${where}: cannot requantize a float value; quantize it first`);
   const from = tensorScale(v.quant, where);
   const target = tensorScale(to, where);
   const [lo, hi] = rangeOf(to);

@@ -13,19 +13,28 @@ export class FixedScaleObserver extends Observer {
   constructor(opts: ObserverOptions & { scale: number }) {
     super(opts);
     if (!(opts.scale > 0) || !Number.isFinite(opts.scale)) {
-      throw errors.coded("INVALID_ARGUMENT", `FixedScaleObserver: scale ${opts.scale} must be a finite number > 0, e.g. 7 / 32767`);
+      throw errors.coded(
+        "INVALID_ARGUMENT",
+        `FixedScaleObserver: scale ${opts.scale} must be a finite number > 0, e.g. 7 / 32767`,
+      );
     }
     this.fixedScale = opts.scale;
   }
 
   /** A factory for a fixed scale: `FixedScaleObserver.withScale(7 / 32767)`. */
   static withScale(scale: number): ObserverFactory {
-    return { observerName: `FixedScaleObserver(${scale})`, create: (opts: ObserverOptions) => new FixedScaleObserver({ ...opts, scale }) };
+    return {
+      observerName: `FixedScaleObserver(${scale})`,
+      create: (opts: ObserverOptions) => new FixedScaleObserver({ ...opts, scale }),
+    };
   }
 
   static create(opts: ObserverOptions & { scale?: number }): Observer {
     if (opts.scale === undefined) {
-      throw errors.coded("INVALID_ARGUMENT", "FixedScaleObserver needs a scale: use FixedScaleObserver.withScale(s) or getQconfig({ fixScale: s })");
+      throw errors.coded(
+        "INVALID_ARGUMENT",
+        "FixedScaleObserver needs a scale: use FixedScaleObserver.withScale(s) or getQconfig({ fixScale: s })",
+      );
     }
     return new FixedScaleObserver({ ...opts, scale: opts.scale });
   }

@@ -1,4 +1,10 @@
-export { Observer, NonFiniteError, type ObserverFactory, type ObserverOptions, type ObserverSnapshot } from "./observer";
+export {
+  Observer,
+  NonFiniteError,
+  type ObserverFactory,
+  type ObserverOptions,
+  type ObserverSnapshot,
+} from "./observer";
 export { MinMaxObserver } from "./minmax";
 export { MSEObserver, MSE_CANDIDATES } from "./mse";
 export { PercentileObserver } from "./percentile";

@@ -48,7 +48,10 @@ export class MSEObserver extends Observer {
     const [channels, n] = rows.shape;
     const { qmin, qmax } = this.dtype;
     if (fusedKernelsAvailable()) {
-      return Float64Array.from(scales, (s, c) => fusedQuantError(rows, s, inverseScale(s), qmin, qmax, c * n, n) as number);
+      return Float64Array.from(
+        scales,
+        (s, c) => fusedQuantError(rows, s, inverseScale(s), qmin, qmax, c * n, n) as number,
+      );
     }
     return tf.tidy(() => {
       const s = tf.tensor2d(scales, [channels, 1]);

@@ -56,7 +56,11 @@ export abstract class Observer {
    * The range this batch asks for, one entry per channel (one in all when per tensor), given
    * the batch's own min and max per channel.
    */
-  protected abstract batchRange(rows: tf.Tensor2D, min: Float64Array, max: Float64Array): { min: Float64Array; max: Float64Array };
+  protected abstract batchRange(
+    rows: tf.Tensor2D,
+    min: Float64Array,
+    max: Float64Array,
+  ): { min: Float64Array; max: Float64Array };
 
   /**
    * Updates the smoothed range from one batch. ±Infinity (a −∞ attention mask) saturates: the
@@ -73,12 +77,17 @@ export abstract class Observer {
       let rows = asRows(x, this.axis);
       let [mn, mx] = [Float64Array.from(tf.min(rows, 1).dataSync()), Float64Array.from(tf.max(rows, 1).dataSync())];
       if (!mn.every(Number.isFinite) || !mx.every(Number.isFinite)) {
-        if (tf.any(tf.isNaN(rows)).dataSync()[0]) throw new NonFiniteError(`values are NaN (min ${Math.min(...mn)}, max ${Math.max(...mx)})`);
+        if (tf.any(tf.isNaN(rows)).dataSync()[0])
+          throw new NonFiniteError(`values are NaN (min ${Math.min(...mn)}, max ${Math.max(...mx)})`);
         const finite = tf.isFinite(rows);
         mn = Float64Array.from(tf.min(tf.where(finite, rows, tf.fill(rows.shape, Infinity)), 1).dataSync());
         mx = Float64Array.from(tf.max(tf.where(finite, rows, tf.fill(rows.shape, -Infinity)), 1).dataSync());
-        if (!mn.every(Number.isFinite) || !mx.every(Number.isFinite)) throw new NonFiniteError("values are all ±Inf: no finite value to take a range from");
-        rows = tf.minimum(tf.maximum(rows, tf.tensor(Float32Array.from(mn), [mn.length, 1])), tf.tensor(Float32Array.from(mx), [mx.length, 1])) as tf.Tensor2D;
+        if (!mn.every(Number.isFinite) || !mx.every(Number.isFinite))
+          throw new NonFiniteError("values are all ±Inf: no finite value to take a range from");
+        rows = tf.minimum(
+          tf.maximum(rows, tf.tensor(Float32Array.from(mn), [mn.length, 1])),
+          tf.tensor(Float32Array.from(mx), [mx.length, 1]),
+        ) as tf.Tensor2D;
       }
       return this.batchRange(rows, mn, mx);
     });

@@ -22,7 +22,10 @@ export class PercentileObserver extends Observer {
     super(opts);
     this.percentile = opts.percentile ?? 99.99;
     if (!(this.percentile > 50 && this.percentile <= 100)) {
-      throw errors.coded("INVALID_ARGUMENT", `PercentileObserver: percentile ${this.percentile} must be in (50, 100], e.g. 99.99`);
+      throw errors.coded(
+        "INVALID_ARGUMENT",
+        `PercentileObserver: percentile ${this.percentile} must be in (50, 100], e.g. 99.99`,
+      );
     }
   }
 
@@ -32,7 +35,10 @@ export class PercentileObserver extends Observer {
 
   /** A factory with a given percentile: `PercentileObserver.withPercentile(99.9)`. */
   static withPercentile(percentile: number): ObserverFactory {
-    return { observerName: `PercentileObserver(${percentile})`, create: (opts) => new PercentileObserver({ ...opts, percentile }) };
+    return {
+      observerName: `PercentileObserver(${percentile})`,
+      create: (opts) => new PercentileObserver({ ...opts, percentile }),
+    };
   }
 
   protected batchRange(rows: tf.Tensor2D) {

@@ -30,7 +30,8 @@ export interface Capture {
 }
 
 /** How calibration reads a point: reductions in the graph, the tensor itself, or (weights) its constant. */
-export type Observation = { kind: "extremes"; min: string; max: string } | { kind: "tensor"; name: string; shape: number[] };
+export type Observation =
+  { kind: "extremes"; min: string; max: string } | { kind: "tensor"; name: string; shape: number[] };
 
 export interface PointSlot {
   fq: FakeQuantizer;
@@ -124,7 +125,12 @@ export function capture(model: Module, rt: QuantRuntime, args: tf.Tensor[]): Cap
     }
     return Float32Array.from(t.dataSync() as Float32Array);
   };
-  const tap = (op: { info: { name: string; inputs: { source: string }[] } }, role: TapRole, _v: tf.Tensor, raw: tf.Tensor) => {
+  const tap = (
+    op: { info: { name: string; inputs: { source: string }[] } },
+    role: TapRole,
+    _v: tf.Tensor,
+    raw: tf.Tensor,
+  ) => {
     const name = op.info.name;
     if (role === "weight") cap.weights.set(name, { data: keep(raw), shape: raw.shape.slice() });
     else if (role.startsWith("param_")) {
@@ -195,10 +201,21 @@ export function lower(rt: QuantRuntime, cap: Capture, opts: LowerOptions = {}): 
     const perChannel = fq.axis !== undefined && scale.length > 1;
     const axis = fq.axis === undefined ? undefined : fq.axis < 0 ? fq.axis + xShape.length : fq.axis;
     const s = b.constant(Float32Array.from(scale), perChannel ? [scale.length] : [], "float32", `${fq.where}.scale`);
-    const zp = b.constant(new Array<number>(perChannel ? scale.length : 1).fill(0), perChannel ? [scale.length] : [], elem, `${fq.where}.zero_point`);
+    const zp = b.constant(
+      new Array<number>(perChannel ? scale.length : 1).fill(0),
+      perChannel ? [scale.length] : [],
+      elem,
+      `${fq.where}.zero_point`,
+    );
     const attrs = perChannel ? { axis: axis as number } : {};
     // int16 Q/DQ: standard ONNX only from opset 21 (whose other ops moved attributes to inputs); com.microsoft's takes int16 at opset 17
-    if (elem === "int16") return b.opIn("com.microsoft", "DequantizeLinear", [b.opIn("com.microsoft", "QuantizeLinear", [x, s, zp], attrs), s, zp], attrs);
+    if (elem === "int16")
+      return b.opIn(
+        "com.microsoft",
+        "DequantizeLinear",
+        [b.opIn("com.microsoft", "QuantizeLinear", [x, s, zp], attrs), s, zp],
+        attrs,
+      );
     return b.op("DequantizeLinear", [b.op("QuantizeLinear", [x, s, zp], attrs), s, zp], attrs);
   };
   const b = new OnnxBuilder();
@@ -221,8 +238,19 @@ export function lower(rt: QuantRuntime, cap: Capture, opts: LowerOptions = {}): 
       const axis = fq.axis === undefined ? undefined : fq.axis < 0 ? fq.axis + xShape.length : fq.axis;
       const scaleDims = axis === undefined ? [] : xShape.map((d, i) => (i === axis ? d : 1));
       const names = ["s", "inv", "qmin", "qmax", "on"].map((p) => `p${k}:${p}`);
-      if (weight === undefined) names.forEach((n, i) => b.addInput(n, i === 4 ? "bool" : "float32", i < 2 ? scaleDims : []));
-      slot = { fq, scale: names[0], inv: names[1], qmin: names[2], qmax: names[3], on: names[4], scaleDims, observations: [], firstOp: opIndex };
+      if (weight === undefined)
+        names.forEach((n, i) => b.addInput(n, i === 4 ? "bool" : "float32", i < 2 ? scaleDims : []));
+      slot = {
+        fq,
+        scale: names[0],
+        inv: names[1],
+        qmin: names[2],
+        qmax: names[3],
+        on: names[4],
+        scaleDims,
+        observations: [],
+        firstOp: opIndex,
+      };
       if (weight !== undefined) {
         slot.weight = weight;
         slot.weightInput = `p${k}:w`;
@@ -252,7 +280,11 @@ export function lower(rt: QuantRuntime, cap: Capture, opts: LowerOptions = {}): 
         const ax = fq.axis === undefined ? undefined : fq.axis < 0 ? fq.axis + xShape.length : fq.axis;
         const axes = xShape.map((_, i) => i).filter((i) => i !== ax);
         const [mn, mx] = [b.op("ReduceMin", [x], { axes, keepdims: 0 }), b.op("ReduceMax", [x], { axes, keepdims: 0 })];
-        const o = { kind: "extremes" as const, min: `obs${k}.${slot.observations.length}:min`, max: `obs${k}.${slot.observations.length}:max` };
+        const o = {
+          kind: "extremes" as const,
+          min: `obs${k}.${slot.observations.length}:min`,
+          max: `obs${k}.${slot.observations.length}:max`,
+        };
         slot.observations.push(o);
         identityTo(b, mn, o.min);
         identityTo(b, mx, o.max);
@@ -262,7 +294,10 @@ export function lower(rt: QuantRuntime, cap: Capture, opts: LowerOptions = {}): 
         identityTo(b, x, o.name);
       }
     }
-    const q = fq.roundMode === "bpu" ? b.op("Floor", [b.op("Add", [b.op("Div", [x, slot.scale]), b.scalar(0.5)])]) : b.op("Round", [b.op("Mul", [x, slot.inv])]);
+    const q =
+      fq.roundMode === "bpu"
+        ? b.op("Floor", [b.op("Add", [b.op("Div", [x, slot.scale]), b.scalar(0.5)])])
+        : b.op("Round", [b.op("Mul", [x, slot.inv])]);
     const y = b.op("Mul", [b.op("Clip", [q, slot.qmin, slot.qmax]), slot.scale]);
     return b.op("Where", [slot.on, y, x]);
   };
@@ -272,14 +307,16 @@ export function lower(rt: QuantRuntime, cap: Capture, opts: LowerOptions = {}): 
     if (index < from) continue;
     const op = rt.ops.get(info.name);
     const def = findOp(info.type);
-    if (op === undefined || def?.onnx === undefined) return new Unsupported(`no ONNX lowering for ${info.type} (${info.name})`);
+    if (op === undefined || def?.onnx === undefined)
+      return new Unsupported(`no ONNX lowering for ${info.type} (${info.name})`);
     const consts = cap.constants.get(info.name);
     const ins: string[] = [];
     for (const [i, inp] of info.inputs.entries()) {
       let v: string;
       if (inp.source === FLOAT_CONSTANT) {
         const data = consts?.get(i);
-        if (data === undefined || inp.untraced) return new Unsupported(`${info.name} input ${i} is a tensor made outside quantbook's ops`);
+        if (data === undefined || inp.untraced)
+          return new Unsupported(`${info.name} input ${i} is a tensor made outside quantbook's ops`);
         v = b.constant(data, inp.shape, "float32", `${info.name}.const`);
       } else {
         if (!values.has(inp.source) && from > 0) {
@@ -287,11 +324,19 @@ export function lower(rt: QuantRuntime, cap: Capture, opts: LowerOptions = {}): 
           if (shape !== undefined) feedInput(inp.source, shape);
         }
         const src = values.get(inp.source);
-        if (src === undefined) return new Unsupported(`${info.name} input ${i} comes from ${inp.source}, which has not run yet`);
-        if (isModelInput(inp.source) && cap.inputs[Number(inp.source.slice(7, -1))]?.dtype !== "float32" && info.type !== "QuantStub") {
+        if (src === undefined)
+          return new Unsupported(`${info.name} input ${i} comes from ${inp.source}, which has not run yet`);
+        if (
+          isModelInput(inp.source) &&
+          cap.inputs[Number(inp.source.slice(7, -1))]?.dtype !== "float32" &&
+          info.type !== "QuantStub"
+        ) {
           return new Unsupported(`${info.name} (${info.type}) reads an integer model input directly`);
         }
-        if (sizeOf(src.shape) !== sizeOf(inp.shape)) return new Unsupported(`${info.name} input ${i} was changed by a raw tf op between ops ([${src.shape}] → [${inp.shape}])`);
+        if (sizeOf(src.shape) !== sizeOf(inp.shape))
+          return new Unsupported(
+            `${info.name} input ${i} was changed by a raw tf op between ops ([${src.shape}] → [${inp.shape}])`,
+          );
         v = sameShape(src.shape, inp.shape) ? src.name : b.reshape(src.name, inp.shape);
       }
       const fq = op.inputs[i];
@@ -312,7 +357,9 @@ export function lower(rt: QuantRuntime, cap: Capture, opts: LowerOptions = {}): 
       } else weight = b.constant(w.data, w.shape, "float32", `${info.name}.weight`);
     }
     const paramData = cap.params.get(info.name) ?? [];
-    const params = info.paramShapes.map((shape, i) => b.constant(paramData[i] ?? new Float32Array(sizeOf(shape)), shape, "float32", `${info.name}.param`));
+    const params = info.paramShapes.map((shape, i) =>
+      b.constant(paramData[i] ?? new Float32Array(sizeOf(shape)), shape, "float32", `${info.name}.param`),
+    );
     let out = def.onnx({
       b,
       inputs: ins,

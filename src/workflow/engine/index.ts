@@ -14,7 +14,16 @@ import { errors } from "../../messages";
 import { withScope } from "../../util/scope";
 import { runtimeOf, type QuantRuntime } from "../quantRuntime";
 import type { FakeQuantizer } from "../../quant/fakeQuantizer";
-import { capture, captureValid, engineBlockers, lower, Unsupported, type Capture, type Lowered, type PointSlot } from "./compile";
+import {
+  capture,
+  captureValid,
+  engineBlockers,
+  lower,
+  Unsupported,
+  type Capture,
+  type Lowered,
+  type PointSlot,
+} from "./compile";
 import { chooseCuts } from "./cuts";
 import { loadOrt, optionsGeneration, ortLoadError, OrtSession, type Feed } from "./session";
 
@@ -52,7 +61,11 @@ function envChoice(): EngineChoice | null {
   const v = process.env.QUANTBOOK_ENGINE;
   if (v === undefined || v === "") return null;
   if (v !== "ort" && v !== "tfjs" && v !== "auto") {
-    throw errors.invalidArgument("QUANTBOOK_ENGINE", `'${v}' is not an engine`, "set it to ort, tfjs or auto (or unset it)");
+    throw errors.invalidArgument(
+      "QUANTBOOK_ENGINE",
+      `'${v}' is not an engine`,
+      "set it to ort, tfjs or auto (or unset it)",
+    );
   }
   return v;
 }
@@ -67,10 +80,16 @@ export interface EngineDecision {
 /** Which engine a prepared model's runs use now, and why (without compiling). */
 export function decideEngine(rt: QuantRuntime, want: EngineChoice = rt.engine): EngineDecision {
   const choice = want === "auto" ? (envChoice() ?? "auto") : want;
-  if (choice === "tfjs") return { engine: "tfjs", reason: want === "tfjs" ? "requested ({ engine: 'tfjs' })" : "QUANTBOOK_ENGINE=tfjs" };
+  if (choice === "tfjs")
+    return { engine: "tfjs", reason: want === "tfjs" ? "requested ({ engine: 'tfjs' })" : "QUANTBOOK_ENGINE=tfjs" };
   if (rt.state === FakeQuantState.QAT) return { engine: "tfjs", reason: "QAT state: training needs tfjs's gradients" };
   if (loadOrt() === null) {
-    if (choice === "ort") throw errors.invalidArgument("engine", `onnxruntime-node does not load (${ortLoadError()})`, 'reinstall it (npm ci), or use { engine: "tfjs" }');
+    if (choice === "ort")
+      throw errors.invalidArgument(
+        "engine",
+        `onnxruntime-node does not load (${ortLoadError()})`,
+        'reinstall it (npm ci), or use { engine: "tfjs" }',
+      );
     return { engine: "tfjs", reason: `onnxruntime-node does not load (${ortLoadError()})`, notice: true };
   }
   const blocked = engineBlockers(rt);
@@ -79,9 +98,16 @@ export function decideEngine(rt: QuantRuntime, want: EngineChoice = rt.engine): 
   if (f !== undefined) return { engine: "tfjs", reason: f.reason, notice: true };
   const flops = rt.graph.ops.reduce((a, o) => a + o.flops, 0);
   if (choice === "auto" && flops < AUTO_MIN_FLOPS) {
-    return { engine: "tfjs", reason: `small model (${(flops / 1e6).toFixed(2)} MFLOP per forward): tfjs runs it without a compile` };
+    return {
+      engine: "tfjs",
+      reason: `small model (${(flops / 1e6).toFixed(2)} MFLOP per forward): tfjs runs it without a compile`,
+    };
   }
-  return { engine: "ort", reason: choice === "ort" ? "requested" : `${(flops / 1e6).toFixed(0)} MFLOP per forward, every op has an ONNX lowering` };
+  return {
+    engine: "ort",
+    reason:
+      choice === "ort" ? "requested" : `${(flops / 1e6).toFixed(0)} MFLOP per forward, every op has an ONNX lowering`,
+  };
 }
 
 const notified = new WeakSet<QuantRuntime>();
@@ -113,7 +139,9 @@ function build(rt: QuantRuntime, c: Compiled, observe: boolean): Built | Unsuppo
     list.push(session);
     return { lowered, session };
   } catch (e) {
-    return new Unsupported(`onnxruntime refused the compiled graph (${e instanceof Error ? e.message.split("\n")[0] : String(e)})`);
+    return new Unsupported(
+      `onnxruntime refused the compiled graph (${e instanceof Error ? e.message.split("\n")[0] : String(e)})`,
+    );
   }
 }
 
@@ -127,7 +155,13 @@ function release(rt: QuantRuntime): void {
  * The compiled model for these inputs, or null when the model runs on tfjs (a notice says why
  * once). `observe`: the calibration variant.
  */
-export function ortModel(model: Module, rt: QuantRuntime, args: tf.Tensor[], observe = false, want: EngineChoice = rt.engine): OrtModel | null {
+export function ortModel(
+  model: Module,
+  rt: QuantRuntime,
+  args: tf.Tensor[],
+  observe = false,
+  want: EngineChoice = rt.engine,
+): OrtModel | null {
   const d = decideEngine(rt, want);
   if (d.engine === "tfjs") {
     if (d.notice) notice(rt, d.reason);
@@ -139,7 +173,15 @@ export function ortModel(model: Module, rt: QuantRuntime, args: tf.Tensor[], obs
     release(rt);
     const cap = capture(model, rt, args);
     if (cap instanceof Unsupported) return refuse(rt, key, cap.reason);
-    c = { key, cap, generation: optionsGeneration(), run: null, calib: null, weightRanges: new Map(), weightCache: new Map() };
+    c = {
+      key,
+      cap,
+      generation: optionsGeneration(),
+      run: null,
+      calib: null,
+      weightRanges: new Map(),
+      weightCache: new Map(),
+    };
     compiled.set(rt, c);
   }
   const slot = observe ? "calib" : "run";
@@ -192,7 +234,13 @@ export class OrtModel {
     return this.built.lowered.slots;
   }
 
-  private feeds(args: tf.Tensor[], on: PointSwitch, where: string, lowered: Lowered = this.built.lowered, values?: Map<string, Float32Array>): Record<string, Feed> {
+  private feeds(
+    args: tf.Tensor[],
+    on: PointSwitch,
+    where: string,
+    lowered: Lowered = this.built.lowered,
+    values?: Map<string, Float32Array>,
+  ): Record<string, Feed> {
     const feeds: Record<string, Feed> = {};
     for (const inp of lowered.inputs) {
       let data = values?.get(inp.source);
@@ -235,7 +283,12 @@ export class OrtModel {
     const w = slot.weight as { data: Float32Array; shape: number[] };
     // (not returned from a tf.tidy: tidy walks a returned typed array element by element, ~1 s per million)
     const t = tf.tensor(w.data, w.shape, "float32");
-    const q = fakeQuantize(t, { scale: fq.axis === undefined ? scale[0] : scale, dtype: fq.dtype, axis: fq.axis, roundMode: fq.roundMode });
+    const q = fakeQuantize(t, {
+      scale: fq.axis === undefined ? scale[0] : scale,
+      dtype: fq.dtype,
+      axis: fq.axis,
+      roundMode: fq.roundMode,
+    });
     const data = Float32Array.from(q.dataSync() as Float32Array);
     tf.dispose([t, q]);
     this.c.weightCache.set(fq, { key, data });
@@ -259,7 +312,12 @@ export class OrtModel {
    * saves more than the session it needs costs), so the float prefix is computed once, not once
    * per point. Sessions live for this call only.
    */
-  sweep(args: tf.Tensor[], points: FakeQuantizer[], visit: (k: number | "float", outs: tf.Tensor[]) => void, where = "sensitivity"): void {
+  sweep(
+    args: tf.Tensor[],
+    points: FakeQuantizer[],
+    visit: (k: number | "float", outs: tf.Tensor[]) => void,
+    where = "sensitivity",
+  ): void {
     const firstOp = new Map(this.slots.map((s) => [s.fq, s.firstOp]));
     const starts = points.map((fq) => firstOp.get(fq) ?? 0);
     const cuts = chooseCuts(this.rt.graph, starts);
@@ -276,9 +334,15 @@ export class OrtModel {
       sessions.push(s);
       return s;
     };
-    const runOn = (lowered: Lowered, s: OrtSession, on: PointSwitch, values?: Map<string, Float32Array>, extra: string[] = []) =>
-      s.run(this.feeds(args, on, where, lowered, values), [...lowered.outputs.map((o) => o.name), ...extra]);
-    const tensors = (lowered: Lowered, r: Record<string, { data: Float32Array }>) => lowered.outputs.map((o) => tf.tensor(r[o.name].data, o.shape, "float32"));
+    const runOn = (
+      lowered: Lowered,
+      s: OrtSession,
+      on: PointSwitch,
+      values?: Map<string, Float32Array>,
+      extra: string[] = [],
+    ) => s.run(this.feeds(args, on, where, lowered, values), [...lowered.outputs.map((o) => o.name), ...extra]);
+    const tensors = (lowered: Lowered, r: Record<string, { data: Float32Array }>) =>
+      lowered.outputs.map((o) => tf.tensor(r[o.name].data, o.shape, "float32"));
     try {
       // the whole graph, exposing every cut's frontier: the float run gives the reference and the values cut runs start from
       const full = expose.size === 0 ? this.built.lowered : (lower(this.rt, this.c.cap, { expose }) as Lowered);
@@ -329,7 +393,12 @@ export class OrtModel {
    */
   observe(args: tf.Tensor[], outputs?: tf.Tensor[][]): boolean {
     const outs = outputs === undefined ? [] : this.built.lowered.outputs;
-    const fetch = [...this.built.lowered.slots.flatMap((s) => s.observations.flatMap((o) => (o.kind === "extremes" ? [o.min, o.max] : [o.name]))), ...outs.map((o) => o.name)];
+    const fetch = [
+      ...this.built.lowered.slots.flatMap((s) =>
+        s.observations.flatMap((o) => (o.kind === "extremes" ? [o.min, o.max] : [o.name])),
+      ),
+      ...outs.map((o) => o.name),
+    ];
     const r = this.built.session.run(
       this.feeds(args, (s) => s.fq.quantizing, "calibrate"),
       fetch,

@@ -58,7 +58,10 @@ export interface EngineOptions {
 }
 
 const defaults = (): EngineOptions => ({
-  intraOpNumThreads: Math.max(1, typeof os.availableParallelism === "function" ? os.availableParallelism() : os.cpus().length),
+  intraOpNumThreads: Math.max(
+    1,
+    typeof os.availableParallelism === "function" ? os.availableParallelism() : os.cpus().length,
+  ),
   executionProviders: ["cpu"],
   // measured on ResNet-18 with its weights fed as inputs: "basic" 1.35× the plain float graph at two threads, "all" 2.0×
   graphOptimizationLevel: "basic",
@@ -78,10 +81,18 @@ let generation = 0;
 export function setEngineOptions(o: Partial<EngineOptions>): EngineOptions {
   const next = { ...options, ...o };
   if (!Number.isInteger(next.intraOpNumThreads) || next.intraOpNumThreads < 1) {
-    throw errors.invalidArgument("setEngineOptions", `intraOpNumThreads ${next.intraOpNumThreads}`, "pass a whole number of threads ≥ 1");
+    throw errors.invalidArgument(
+      "setEngineOptions",
+      `intraOpNumThreads ${next.intraOpNumThreads}`,
+      "pass a whole number of threads ≥ 1",
+    );
   }
   if (!Array.isArray(next.executionProviders) || next.executionProviders.length === 0) {
-    throw errors.invalidArgument("setEngineOptions", "executionProviders is empty", 'pass e.g. ["cpu"] or ["cuda", "cpu"]');
+    throw errors.invalidArgument(
+      "setEngineOptions",
+      "executionProviders is empty",
+      'pass e.g. ["cpu"] or ["cuda", "cpu"]',
+    );
   }
   const ort = loadOrt();
   if (ort !== null) {
@@ -133,7 +144,8 @@ function probeModel(): Uint8Array {
   return b.encode("probe");
 }
 
-export type Feed = { type: "float32"; data: Float32Array; dims: number[] } | { type: "bool"; data: Uint8Array; dims: number[] };
+export type Feed =
+  { type: "float32"; data: Float32Array; dims: number[] } | { type: "bool"; data: Uint8Array; dims: number[] };
 
 /** One loaded model. */
 export class OrtSession {
@@ -143,7 +155,12 @@ export class OrtSession {
 
   constructor(bytes: Uint8Array, opts: EngineOptions = options) {
     const ort = loadOrt();
-    if (ort === null) throw errors.invalidArgument("engine", `onnxruntime-node does not load (${loadError})`, 'reinstall it (npm ci), or use { engine: "tfjs" }');
+    if (ort === null)
+      throw errors.invalidArgument(
+        "engine",
+        `onnxruntime-node does not load (${loadError})`,
+        'reinstall it (npm ci), or use { engine: "tfjs" }',
+      );
     this.ort = ort;
     this.native = new ort.binding.InferenceSession();
     this.native.loadModel(bytes.buffer, bytes.byteOffset, bytes.byteLength, {
