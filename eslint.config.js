@@ -56,6 +56,20 @@ module.exports = tseslint.config(
     },
   },
   {
+    // every error a user can see is a QuantbookError from a builder of src/messages.ts
+    files: ["src/**/*.ts", "kernel/**/*.ts", "cli/**/*.ts"],
+    ignores: ["src/messages.ts"],
+    rules: {
+      "no-restricted-syntax": [
+        "error",
+        {
+          selector: "NewExpression[callee.name=/^(Error|TypeError|RangeError)$/]",
+          message: "throw a builder of src/messages.ts (errors.invalidArgument, errors.badFile, ...) so the user gets a QuantbookError with a code",
+        },
+      ],
+    },
+  },
+  {
     // files over 400 lines, each a single table of cases that reads better whole (to split: issue 16)
     files: [
       "src/io/onnx/plan.ts", // every ONNX op handler (to move into io/onnx/handlers/<family>.ts)

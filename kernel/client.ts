@@ -11,6 +11,7 @@ import { tmpdir } from "node:os";
 import * as path from "node:path";
 import * as zmq from "zeromq";
 import { Wire, type Message } from "./wire";
+import { errors } from "../src/messages";
 
 export type NbOutput =
   | { output_type: "stream"; name: string; text: string }
@@ -89,8 +90,10 @@ export class KernelClient {
     const deadline = Date.now() + timeoutMs;
     // like jupyter_client's wait_for_ready: ask for kernel_info until iopub is flowing too
     while (!client.seen) {
-      if (proc.exitCode !== null) throw new Error(`the kernel exited with code ${proc.exitCode}: ${stderr.trim()}`);
-      if (Date.now() > deadline) throw new Error(`the kernel did not answer within ${timeoutMs} ms: ${stderr.trim()}`);
+      if (proc.exitCode !== null)
+        throw errors.kernel(`it exited with code ${proc.exitCode}`, `its output: ${stderr.trim() || "(none)"}`);
+      if (Date.now() > deadline)
+        throw errors.kernel(`no answer within ${timeoutMs} ms`, `its output: ${stderr.trim() || "(none)"}`);
       await Promise.race([client.request("kernel_info_request", {}), new Promise((r) => setTimeout(r, 500))]);
     }
     return client;
@@ -152,7 +155,11 @@ export class KernelClient {
       (timing[key] =
         typeof m.header.date === "string" && m.header.date !== "" ? m.header.date : new Date().toISOString());
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`cell did not finish within ${timeoutMs} ms`)), timeoutMs);
+      const timer = setTimeout(
+        () =>
+          reject(errors.kernel(`the cell did not finish within ${timeoutMs} ms`, "raise the timeout or interrupt it")),
+        timeoutMs,
+      );
       const add = (o: NbOutput, displayId?: string) => {
         if (clearPending) {
           outputs.length = 0;

@@ -8,6 +8,7 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { homedir } from "node:os";
 import * as path from "node:path";
 import { Kernel, type ConnectionInfo } from "./kernel";
+import { errors } from "../src/messages";
 
 export function kernelSpec(): Record<string, unknown> {
   return {
@@ -100,7 +101,10 @@ export async function main(args: string[]): Promise<void> {
   if (command === "kernel") {
     const file = arg(args, "--connection-file");
     if (file === undefined)
-      throw new Error("kernel: pass --connection-file <file> (Jupyter does this through the kernelspec)");
+      throw errors.kernel(
+        "no --connection-file given",
+        "Jupyter passes it through the kernelspec (install it with `quantbook install-kernel`)",
+      );
     const conn = JSON.parse(readFileSync(file, "utf8")) as ConnectionInfo;
     const kernel = new Kernel(conn, process.cwd());
     process.on("SIGINT", () => kernel.interrupt());

@@ -10,6 +10,7 @@
  */
 import * as path from "node:path";
 import type { CompletionInfo, Converter } from "tslab/dist/converter";
+import { errors } from "../src/messages";
 
 export type { CompletionInfo, Converter };
 export type TS = typeof import("typescript");
@@ -52,9 +53,9 @@ export const PACKAGE_ROOT = path.resolve(__dirname, "..", "..");
 function need<T>(mod: Record<string, unknown>, name: string, where: string, version: string): T {
   const v = mod[name];
   if (typeof v !== "function") {
-    throw new Error(
-      `the quantbook kernel needs ${where}.${name} from tslab, which tslab ${version} does not have; ` +
-        `quantbook is built against tslab 1.0.22 — reinstall it with \`npm install tslab@1.0.22\``,
+    throw errors.kernel(
+      `it needs ${where}.${name} from tslab, which tslab ${version} does not have`,
+      "quantbook is built against tslab 1.0.22: reinstall it with `npm install tslab@1.0.22`",
     );
   }
   return v as T;
@@ -69,16 +70,15 @@ export function loadTslab(): Tslab {
   try {
     version = (require("tslab/package.json") as { version: string }).version;
   } catch {
-    throw new Error(
-      "the quantbook kernel needs the npm package tslab (1.0.22), which is not installed; run `npm install` in the quantbook folder",
-    );
+    throw errors.missingPackage("the quantbook kernel", "tslab 1.0.22", "npm install tslab@1.0.22");
   }
   const req = (id: string): Record<string, unknown> => {
     try {
       return require(id) as Record<string, unknown>;
     } catch (e) {
-      throw new Error(
-        `the quantbook kernel could not load ${id} from tslab ${version}: ${(e as Error).message}; quantbook is built against tslab 1.0.22`,
+      throw errors.kernel(
+        `it could not load ${id} from tslab ${version}: ${(e as Error).message}`,
+        "quantbook is built against tslab 1.0.22: reinstall it with `npm install tslab@1.0.22`",
       );
     }
   };

@@ -4,6 +4,7 @@
  * signed with HMAC-SHA256 over the four JSON frames.
  */
 import { createHmac, randomUUID, timingSafeEqual } from "node:crypto";
+import { errors } from "../src/messages";
 
 export const PROTOCOL_VERSION = "5.3";
 const DELIM = Buffer.from("<IDS|MSG>");
@@ -38,7 +39,10 @@ export class Wire {
     scheme = "hmac-sha256",
   ) {
     if (key !== "" && scheme !== "hmac-sha256")
-      throw new Error(`unsupported signature scheme ${scheme}; quantbook signs with hmac-sha256`);
+      throw errors.kernel(
+        `unsupported signature scheme ${scheme}`,
+        "quantbook signs with hmac-sha256: set signature_scheme to hmac-sha256 in the connection file",
+      );
   }
 
   private sign(parts: Buffer[]): string {

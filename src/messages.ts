@@ -25,7 +25,9 @@ export type ErrorCode =
   | "INVALID_IR"
   | "OP_FAILED"
   | "BATCH_FAILED"
-  | "INTERRUPTED";
+  | "INTERRUPTED"
+  | "INTERNAL"
+  | "KERNEL";
 
 export class QuantbookError extends Error {
   constructor(
@@ -37,6 +39,21 @@ export class QuantbookError extends Error {
     this.name = "QuantbookError";
   }
 }
+
+/**
+ * Broken structure found deep inside a file (a parser's own terms, no file name yet): the loader
+ * that catches it wraps it in a BAD_FILE error naming the file, and keeps it as the cause.
+ */
+export class CorruptDataError extends QuantbookError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("BAD_FILE", message, options);
+    this.name = "CorruptDataError";
+  }
+}
+
+/** A QuantbookError that already says where it happened (not a parser's inner one): pass it on as it is. */
+export const carriesContext = (e: unknown): e is QuantbookError =>
+  e instanceof QuantbookError && !(e instanceof CorruptDataError);
 
 const messageOf = (e: unknown): string => (e instanceof Error ? e.message : String(e));
 const list = (xs: string[], n = 5): string =>
@@ -122,6 +139,23 @@ export const errors = {
       "MISSING_PACKAGE",
       `${feature} needs ${pkg}, which is not installed (quantbook does not install it for you); install it with \`${install}\``,
       cause === undefined ? undefined : { cause },
+    ),
+
+  /**
+   * Broken structure inside a file a loader is reading (the loader adds the file's name and keeps
+   * this as the cause): what is wrong, in the file's own terms.
+   */
+  corruptData: (what: string, cause?: unknown) =>
+    new CorruptDataError(what, cause === undefined ? undefined : { cause }),
+
+  /** The Jupyter kernel (or its client) cannot start or answer: what happened and what to do. */
+  kernel: (what: string, fix: string) => new QuantbookError("KERNEL", `kernel: ${what}; ${fix}`),
+
+  /** A state quantbook's own code should never reach: a bug to report, not the user's doing. */
+  internal: (where: string, what: string) =>
+    new QuantbookError(
+      "INTERNAL",
+      `${where}: ${what} — this is a bug in quantbook; please report it with the code that led here`,
     ),
 
   /** Something quantbook does not do, and what to do instead. */

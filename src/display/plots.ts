@@ -8,6 +8,7 @@ import { fakeQuantize } from "../quant/fakeQuantize";
 import { qint16, qint8 } from "../quant/dtypes";
 import { scaleFromRange } from "../quant/scale";
 import { VEGA_LITE_SCHEMA, type VegaLiteSpec } from "./vega";
+import { errors } from "../messages";
 
 type Values = tf.Tensor | ArrayLike<number>;
 
@@ -143,7 +144,8 @@ export function scaleSweepChart(
   rows: ScaleSweepRow[],
   opts: { title?: string; values?: Values; bins?: number } = {},
 ): VegaLiteSpec {
-  if (rows.length === 0) throw new Error("scaleSweepChart: no rows (pass the rows qb.scaleExplorer returns)");
+  if (rows.length === 0)
+    throw errors.invalidArgument("scaleSweepChart", "no rows", "pass the rows qb.scaleExplorer returns");
   const { min, max, step } = sliderRange(rows);
   const start = Math.log10(rows[0].scale);
   const data = rows.map((r) => ({ ...r, kind: r.setting.startsWith("sweep ") ? "sweep" : r.setting }));

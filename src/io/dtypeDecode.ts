@@ -1,4 +1,5 @@
 /** Decoding of raw little-endian storages into the dtypes tfjs has (float32, int32, bool). */
+import { errors } from "../messages";
 
 export type StorageDType =
   "float32" | "float16" | "bfloat16" | "float64" | "int64" | "int32" | "int16" | "int8" | "uint8" | "bool";
@@ -63,7 +64,7 @@ export function decodeStorage(
       for (let i = 0; i < n; i++) {
         const v = dv.getBigInt64(8 * i, true);
         if (v > 2147483647n || v < -2147483648n) {
-          throw new Error(
+          throw errors.corruptData(
             `${where}: int64 value ${v} at element ${i} does not fit in int32, the widest integer tfjs has; convert it to float before saving`,
           );
         }

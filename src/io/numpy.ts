@@ -10,7 +10,7 @@
  * ```
  */
 import * as tf from "@tensorflow/tfjs";
-import { errors, QuantbookError } from "../messages";
+import { carriesContext, errors } from "../messages";
 import { decodeStorage, tfDType, type StorageDType } from "./dtypeDecode";
 import { readZipEntries, readZipEntry } from "./zip";
 import { readInput } from "./readInput";
@@ -152,7 +152,7 @@ export function parseNpz(buf: Buffer, file = "<bytes>"): Record<string, tf.Tenso
     }
   } catch (e) {
     Object.values(out).forEach((t) => t.dispose());
-    if (e instanceof QuantbookError) throw e;
+    if (carriesContext(e)) throw e;
     throw errors.badFile(
       "loadNpz",
       file,

@@ -5,6 +5,8 @@
  * checkpoint cannot run code.
  */
 
+import { CorruptDataError } from "../messages";
+
 /** A Python callable the reader knows; `call` builds the value. */
 export interface KnownGlobal {
   readonly qualifiedName: string;
@@ -20,7 +22,13 @@ export interface StorageRef {
   numel: number;
 }
 
-export class PickleError extends Error {}
+/** A pickle quantbook will not (or cannot) read; loadTorch names the file. */
+export class PickleError extends CorruptDataError {
+  constructor(message: string) {
+    super(message);
+    this.name = "PickleError";
+  }
+}
 
 const MARK = Symbol("mark");
 

@@ -10,7 +10,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { writeFile } from "node:fs/promises";
 import { BYTES, decodeStorage, tfDType, type StorageDType } from "./dtypeDecode";
-import { errors, QuantbookError } from "../messages";
+import { carriesContext, errors } from "../messages";
 import { readInput } from "./readInput";
 
 const CODES: Record<string, StorageDType> = {
@@ -81,7 +81,7 @@ export function parseSafetensors(buf: Buffer, name = "<buffer>"): Record<string,
     }
   } catch (e) {
     Object.values(out).forEach((t) => t.dispose());
-    if (e instanceof QuantbookError) throw e;
+    if (carriesContext(e)) throw e;
     throw errors.badFile("loadSafetensors", name, (e as Error).message, e);
   }
   return out;

@@ -110,10 +110,10 @@ class TorchReader {
     if (values === undefined) {
       const bytes = this.bytesOf(h.ref.key);
       if (bytes === undefined)
-        throw new Error(`storage ${h.ref.key} is missing from the file (the file is incomplete)`);
+        throw errors.corruptData(`storage ${h.ref.key} is missing from the file (the file is incomplete)`);
       values = decodeStorage(bytes, h.dtype, `${this.file}: storage ${h.ref.key}`);
       if (h.view === undefined && values.length < h.ref.numel) {
-        throw new Error(
+        throw errors.corruptData(
           `storage ${h.ref.key} holds ${values.length} elements, the pickle says ${h.ref.numel} (the file is truncated)`,
         );
       }
@@ -121,7 +121,7 @@ class TorchReader {
     }
     if (h.view === undefined) return values;
     if (h.view.offset + h.view.numel > values.length)
-      throw new Error(
+      throw errors.corruptData(
         `a view of storage ${h.ref.key} reaches past its ${values.length} elements (the file is inconsistent)`,
       );
     return values.subarray(h.view.offset, h.view.offset + h.view.numel);
@@ -157,7 +157,9 @@ class TorchReader {
     const n = p.size.reduce((a, b) => a * b, 1);
     const last = p.offset + p.size.reduce((acc, s, d) => acc + (s > 0 ? (s - 1) * p.stride[d] : 0), 0);
     if (n > 0 && last >= data.length)
-      throw new Error(`a tensor view reads element ${last} of a storage of ${data.length} (the file is inconsistent)`);
+      throw errors.corruptData(
+        `a tensor view reads element ${last} of a storage of ${data.length} (the file is inconsistent)`,
+      );
     const Ctor = data.constructor as { new (n: number): Float32Array | Int32Array | Uint8Array };
     const out = new Ctor(n);
     const offsets = stridedOffsets(p.size, p.stride, p.offset);
@@ -208,30 +210,31 @@ const looksLikePickle = (buf: Buffer) => buf.length > 2 && buf[0] === 0x80 && bu
 function parseLegacy(buf: Buffer, reader: TorchReader): unknown {
   const magic = unpickleAt(buf, 0, NO_GLOBALS);
   if (magic.value !== LEGACY_MAGIC)
-    throw new Error("it starts with a pickle but not with torch's magic number: it is not a torch.save file");
+    throw errors.corruptData("it starts with a pickle but not with torch's magic number: it is not a torch.save file");
   const version = unpickleAt(buf, magic.end, NO_GLOBALS);
   if (version.value !== LEGACY_PROTOCOL)
-    throw new Error(`legacy protocol version ${String(version.value)}; this reader knows ${LEGACY_PROTOCOL}`);
+    throw errors.corruptData(`legacy protocol version ${String(version.value)}; this reader knows ${LEGACY_PROTOCOL}`);
   const sysInfo = unpickleAt(buf, version.end, NO_GLOBALS);
   const info = sysInfo.value as { little_endian?: unknown } | null;
-  if (!isPlainDict(info)) throw new Error("the legacy header's system info is not a dict");
-  if (info.little_endian !== true) throw new Error("big-endian checkpoints are not supported");
+  if (!isPlainDict(info)) throw errors.corruptData("the legacy header's system info is not a dict");
+  if (info.little_endian !== true) throw errors.corruptData("big-endian checkpoints are not supported");
   const main = unpickleAt(buf, sysInfo.end, { findGlobal: reader.findGlobal, persistentLoad: reader.persistentLoad });
   const keys = unpickleAt(buf, main.end, NO_GLOBALS);
   if (!Array.isArray(keys.value) || !keys.value.every((k) => typeof k === "string"))
-    throw new Error("the list of storage keys after the pickle is not a list of strings");
+    throw errors.corruptData("the list of storage keys after the pickle is not a list of strings");
   const spans = new Map<string, Buffer>();
   let p = keys.end;
   for (const key of keys.value as string[]) {
     const dtype = reader.storageDTypes.get(key);
     if (dtype === undefined)
-      throw new Error(`storage ${key} is stored but no tensor refers to it (the file is inconsistent)`);
-    if (p + 8 > buf.length) throw new Error(`storage ${key}: the file ends before its size (the file is truncated)`);
+      throw errors.corruptData(`storage ${key} is stored but no tensor refers to it (the file is inconsistent)`);
+    if (p + 8 > buf.length)
+      throw errors.corruptData(`storage ${key}: the file ends before its size (the file is truncated)`);
     const numel = buf.readBigInt64LE(p);
     p += 8;
     const bytes = Number(numel) * BYTES[dtype];
     if (numel < 0n || p + bytes > buf.length)
-      throw new Error(
+      throw errors.corruptData(
         `storage ${key}: ${numel} elements of ${dtype} declared, ${buf.length - p} bytes left (the file is truncated)`,
       );
     spans.set(key, buf.subarray(p, p + bytes));
@@ -257,11 +260,11 @@ export function parseTorch(buf: Buffer, name = "<buffer>"): unknown {
     const entries = readZipEntries(buf);
     const pkl = [...entries.keys()].find((k) => k === "data.pkl" || k.endsWith("/data.pkl"));
     if (pkl === undefined)
-      throw new Error("the archive has no data.pkl: it is a zip file but not a torch.save checkpoint");
+      throw errors.corruptData("the archive has no data.pkl: it is a zip file but not a torch.save checkpoint");
     const prefix = pkl.slice(0, pkl.length - "data.pkl".length);
     const order = entries.get(`${prefix}byteorder`);
     if (order !== undefined && readZipEntry(buf, order).toString() !== "little")
-      throw new Error("big-endian checkpoints are not supported");
+      throw errors.corruptData("big-endian checkpoints are not supported");
     reader.bytesOf = (key) => {
       const entry = entries.get(`${prefix}data/${key}`);
       return entry === undefined ? undefined : readZipEntry(buf, entry);

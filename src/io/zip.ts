@@ -1,5 +1,6 @@
 /** A minimal reader for the zip archives `torch.save` writes (stored or deflated entries). */
 import { inflateRawSync } from "node:zlib";
+import { CorruptDataError } from "../messages";
 
 export interface ZipEntry {
   name: string;
@@ -15,7 +16,13 @@ const LOCAL = 0x04034b50;
 const ZIP64_EOCD_LOCATOR = 0x07064b50;
 const ZIP64_EOCD = 0x06064b50;
 
-export class ZipError extends Error {}
+/** A damaged zip archive; loadTorch names the file. */
+export class ZipError extends CorruptDataError {
+  constructor(message: string) {
+    super(message);
+    this.name = "ZipError";
+  }
+}
 
 export function isZip(buf: Buffer): boolean {
   return buf.length >= 4 && buf.readUInt32LE(0) === LOCAL;

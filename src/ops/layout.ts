@@ -126,7 +126,7 @@ const layoutOps: [string, string, (t: tf.Tensor[], a: Attrs) => tf.Tensor, Lower
 export function depthToSpace(t: tf.Tensor, b: number, mode = "DCR"): tf.Tensor {
   const [n, c, h, w] = t.shape as number[];
   const c2 = c / (b * b);
-  if (!Number.isInteger(c2)) throw new Error(`depth_to_space: ${c} channels do not split into blocks of ${b}×${b}`);
+  if (!Number.isInteger(c2)) throw errors.shapeMismatch("depth_to_space", `${c} channels`, `a multiple of ${b}×${b}`);
   const y =
     mode === "CRD"
       ? tf.transpose(tf.reshape(t, [n, c2, b, b, h, w]), [0, 1, 4, 2, 5, 3])
@@ -137,7 +137,7 @@ export function depthToSpace(t: tf.Tensor, b: number, mode = "DCR"): tf.Tensor {
 /** ONNX SpaceToDepth on NCHW: output channel (i·b + j)·C + c. */
 export function spaceToDepth(t: tf.Tensor, b: number): tf.Tensor {
   const [n, c, h, w] = t.shape as number[];
-  if (h % b !== 0 || w % b !== 0) throw new Error(`space_to_depth: ${h}×${w} does not split into blocks of ${b}×${b}`);
+  if (h % b !== 0 || w % b !== 0) throw errors.shapeMismatch("space_to_depth", `${h}×${w}`, `both multiples of ${b}`);
   const y = tf.transpose(tf.reshape(t, [n, c, h / b, b, w / b, b]), [0, 3, 5, 1, 2, 4]);
   return tf.reshape(y, [n, c * b * b, h / b, w / b]);
 }

@@ -61,7 +61,7 @@ const registry = new Map<string, OpDef>();
 
 /** Adds an op type; a type is defined once. */
 export function defineOp(def: OpDef): OpDef {
-  if (registry.has(def.type)) throw new Error(`op registry: ${def.type} is defined twice`);
+  if (registry.has(def.type)) throw errors.internal("op registry", `${def.type} is defined twice`);
   registry.set(def.type, def);
   return def;
 }

@@ -12,6 +12,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { assemble, op, simd, T } from "./assembler";
+import { errors } from "../messages";
 
 interface Exports {
   fq(src: number, dst: number, n: number, inv: number, scale: number, qmin: number, qmax: number): void;
@@ -257,7 +258,7 @@ function kernels(): { exports: Exports; backend: WasmBackendLike } | null {
 
 function offsetOf(backend: WasmBackendLike, t: tf.TensorInfo): number {
   const d = backend.dataIdMap.get(t.dataId);
-  if (d === undefined) throw new Error("fused fake-quant: tensor data is not on the wasm backend");
+  if (d === undefined) throw errors.internal("fused fake-quant", "tensor data is not on the wasm backend");
   return d.memoryOffset;
 }
 

@@ -10,7 +10,7 @@
  * known), so it never becomes a quantized op; every other node runs through the registry's ops.
  */
 import * as tf from "@tensorflow/tfjs";
-import { errors, QuantbookError } from "../../messages";
+import { carriesContext, errors, QuantbookError } from "../../messages";
 import { DeQuantStub, QuantStub } from "../../nn/layers";
 import { Module } from "../../nn/module";
 import { currentForward, declareConstant } from "../../nn/forwardContext";
@@ -150,7 +150,7 @@ export class OnnxGraphModule extends OnnxScope {
           step.inputs.map((n) => isConst.has(n)),
         );
       } catch (e) {
-        if (e instanceof QuantbookError && e.message.includes(step.node)) throw e;
+        if (carriesContext(e) && e.message.includes(step.node)) throw e;
         const shapes = ins.map((t) => (t === undefined ? "-" : `[${t.shape}]`)).join(", ");
         throw new QuantbookError(
           e instanceof QuantbookError ? e.code : "OP_FAILED",

@@ -10,7 +10,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { readFile } from "node:fs/promises";
 import { ensureBackend, repairEngine, scopeDepth } from "../../backend";
-import { errors, QuantbookError } from "../../messages";
+import { carriesContext, errors } from "../../messages";
 import { BatchNorm2d } from "../../nn/batchnorm";
 import { Conv2d } from "../../nn/conv";
 import { ConvTranspose2d } from "../../nn/convTranspose";
@@ -161,7 +161,9 @@ function constantValue(n: OnnxNode): ConstValue {
     return { data: Float32Array.from(a.value_floats as number[]), dims: [a.value_floats.length], dtype: "float32" };
   if (Array.isArray(a.value_ints))
     return { data: Int32Array.from(a.value_ints as number[]), dims: [a.value_ints.length], dtype: "int32" };
-  throw new Error(`Constant node ${n.name} has no value quantbook reads (value, value_float(s), value_int(s))`);
+  throw errors.corruptData(
+    `Constant node ${n.name} has no value quantbook reads (value, value_float(s), value_int(s))`,
+  );
 }
 
 const setParam = (m: Module, field: string, v: ConstValue | null) => {
@@ -737,7 +739,7 @@ export function buildOnnxModule(g: OnnxGraph, opts: LoadOnnxOptions = {}): OnnxG
     } catch (e) {
       // a kernel stopped mid-way (a trap on inconsistent shapes) may leave tensor scopes open
       repairEngine(depth);
-      throw e instanceof QuantbookError
+      throw carriesContext(e)
         ? e
         : errors.badFile(
             "loadOnnx",

@@ -67,7 +67,9 @@ const ints = (t: tf.Tensor | undefined): number[] => (t === undefined ? [] : Arr
 const need = (ins: Ins, i: number, ctx: NodeContext): tf.Tensor => {
   const t = ins[i];
   if (t === undefined)
-    throw new Error(`${ctx.node.name} (${ctx.node.opType}): input ${i} ('${ctx.node.inputs[i] ?? ""}') is missing`);
+    throw errors.corruptData(
+      `${ctx.node.name} (${ctx.node.opType}): input ${i} ('${ctx.node.inputs[i] ?? ""}') is missing`,
+    );
   return t;
 };
 const axisOf = (a: number, rank: number) => (a < 0 ? a + rank : a);
@@ -948,7 +950,12 @@ export function moduleStep(
     outputs,
     run(root, ins) {
       const m = root.moduleAt(path) as Module | undefined;
-      if (m === undefined) throw new Error(`OnnxGraphModule: no layer at '${path}' (was it removed by a transform?)`);
+      if (m === undefined)
+        throw errors.invalidArgument(
+          "OnnxGraphModule",
+          `no layer at '${path}'`,
+          "was it removed or renamed by a transform? apply transforms to the loaded model, not to its children",
+        );
       const x = ins[0] as tf.Tensor;
       const y = (m.forward as (t: tf.Tensor) => tf.Tensor)(pre ? pre(x) : x);
       return [post ? post(y) : y];

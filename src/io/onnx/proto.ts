@@ -69,18 +69,21 @@ function rawBytes(t: onnx.ITensorProto, file: string): Uint8Array | null {
   if (t.dataLocation === onnx.TensorProto.DataLocation.EXTERNAL) {
     const kv = new Map((t.externalData ?? []).map((e) => [e.key ?? "", e.value ?? ""]));
     const location = kv.get("location");
-    if (!location) throw new Error(`tensor '${t.name}' is stored externally without a location`);
+    if (!location) throw errors.corruptData(`tensor '${t.name}' is stored externally without a location`);
     const where = path.join(path.dirname(file), location);
     let buf: Buffer;
     try {
       buf = readFileSync(where);
     } catch (e) {
-      throw new Error(`tensor '${t.name}': cannot read its external data file ${where}: ${(e as Error).message}`);
+      throw errors.corruptData(
+        `tensor '${t.name}': cannot read its external data file ${where}: ${(e as Error).message}`,
+        e,
+      );
     }
     const offset = Number(kv.get("offset") ?? 0);
     const length = kv.has("length") ? Number(kv.get("length")) : buf.length - offset;
     if (offset + length > buf.length)
-      throw new Error(`tensor '${t.name}': external data ${where} is shorter than offset + length`);
+      throw errors.corruptData(`tensor '${t.name}': external data ${where} is shorter than offset + length`);
     return new Uint8Array(buf.subarray(offset, offset + length));
   }
   return t.rawData && t.rawData.length > 0 ? t.rawData : null;
@@ -96,13 +99,14 @@ export function tensorValue(t: onnx.ITensorProto, file: string): ConstValue {
   const view = raw ? new DataView(Uint8Array.from(raw).buffer) : null;
   const need = (bytes: number) => {
     if (view && view.byteLength < n * bytes)
-      throw new Error(
+      throw errors.corruptData(
         `tensor '${t.name}' has ${view.byteLength} bytes of data for ${n} elements of ${bytes} bytes (the file is truncated?)`,
       );
   };
   const fromList = (list: ArrayLike<number | { toNumber(): number }> | null | undefined, what: string): number[] => {
     const xs = Array.from(list ?? [], (v) => toNumber(v as number));
-    if (xs.length !== n) throw new Error(`tensor '${t.name}' has ${xs.length} ${what} values for ${n} elements`);
+    if (xs.length !== n)
+      throw errors.corruptData(`tensor '${t.name}' has ${xs.length} ${what} values for ${n} elements`);
     return xs;
   };
   switch (dt) {
@@ -179,7 +183,7 @@ export function tensorValue(t: onnx.ITensorProto, file: string): ConstValue {
           : Uint8Array.from(fromList(t.int32Data, "bool")),
       };
     default:
-      throw new Error(
+      throw errors.corruptData(
         `tensor '${t.name}' has ONNX element type ${onnx.TensorProto.DataType[dt] ?? dt}, which quantbook does not read (float32, float16, double, int8..int64, uint8, bool)`,
       );
   }

@@ -6,6 +6,7 @@
  * |acc| < 2^29 (float64 holds integers below 2^53); larger accumulators lose only float64
  * rounding (relative 1e-16). Rounding after the shift is half up (the BPU's rounding).
  */
+import { errors } from "../../messages";
 
 /** Bits of the requantization multiplier. */
 export const MULTIPLIER_BITS = 24;
@@ -16,7 +17,12 @@ export interface Multiplier {
 }
 
 export function multiplier(r: number): Multiplier {
-  if (!(r > 0) || !Number.isFinite(r)) throw new Error(`requantization ratio ${r} must be a finite number > 0`);
+  if (!(r > 0) || !Number.isFinite(r))
+    throw errors.invalidArgument(
+      "requantization",
+      `ratio ${r}`,
+      "every scale must be a finite number > 0: recalibrate the op whose scale is 0 or not finite",
+    );
   let shift = MULTIPLIER_BITS - 1 - Math.floor(Math.log2(r));
   let m = Math.round(r * 2 ** shift);
   if (m >= 2 ** MULTIPLIER_BITS) {

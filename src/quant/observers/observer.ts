@@ -7,7 +7,7 @@ import * as tf from "@tensorflow/tfjs";
 import type { QuantDType } from "../dtypes";
 import { scaleFromRange } from "../scale";
 import { withScope } from "../../util/scope";
-import { errors } from "../../messages";
+import { errors, QuantbookError } from "../../messages";
 
 export interface ObserverOptions {
   dtype: QuantDType;
@@ -24,7 +24,12 @@ export interface ObserverSnapshot {
 }
 
 /** Raised when a batch holds NaN (or only ±Inf); the fake-quantizer adds the op name. */
-export class NonFiniteError extends Error {}
+export class NonFiniteError extends QuantbookError {
+  constructor(message: string) {
+    super("INVALID_ARGUMENT", message);
+    this.name = "NonFiniteError";
+  }
+}
 
 /** A batch as rows: [channels, elements per channel] (one row when per tensor). */
 export function asRows(x: tf.Tensor, axis: number | undefined): tf.Tensor2D {
