@@ -11,7 +11,7 @@ import * as path from "node:path";
 import * as qb from "../src";
 import { parseSafetensors } from "../src/io/safetensors";
 import { parseTorch } from "../src/io/torch";
-import { validateIr } from "../src/ir/validate";
+import { validateIr } from "../src/ops/validateIr";
 
 const FIXTURES = path.join(__dirname, "..", "..", "test", "fixtures");
 

@@ -11,7 +11,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import type { Ir, IrNode } from "../ir/types";
-import { validateIr } from "../ir/validate";
+import { validateIr } from "../ops/validateIr";
 import { checkModel, type CheckResult } from "../march/check";
 import { March } from "../march/march";
 import { opDef, type IntKernel } from "../ops";

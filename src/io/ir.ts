@@ -1,6 +1,6 @@
 import { readFile, writeFile } from "node:fs/promises";
 import type { Ir } from "../ir/types";
-import { validateIr } from "../ir/validate";
+import { validateIr } from "../ops/validateIr";
 import { errors } from "../messages";
 
 /** Writes an IR as JSON (numbers round-trip exactly). */

@@ -2,8 +2,8 @@ import type { Module } from "../nn/module";
 import { FLOAT, type DTypeName } from "../quant/dtypes";
 import type { Ir } from "../ir/types";
 import type { OpRule } from "./spec";
-import { FLOAT_CONSTANT, isModelInput } from "../workflow/graph";
-import { runtimeOf } from "../workflow/quantRuntime";
+import { INTERCEPTOR } from "../nn/runtime";
+import { errors } from "../messages";
 
 /** The dtypes one op sees: what chip rules are checked against. */
 export interface OpDtypes {
@@ -27,20 +27,19 @@ export function opDtypes(modelOrIr: Module | Ir): OpDtypes[] {
       output: n.output.quant.dtype,
     }));
   }
-  const rt = runtimeOf(modelOrIr, "checkModel");
-  return [...rt.ops.values()].map((op) => ({
-    name: op.info.name,
-    type: op.info.type,
-    module: op.info.modulePath,
-    inputs: op.info.inputs.map((inp, i) => {
-      const requant = op.inputs[i];
-      if (requant) return requant.dtype.name;
-      if (isModelInput(inp.source) || inp.source === FLOAT_CONSTANT) return FLOAT;
-      return rt.outputQuantizer(inp.source)?.dtype.name ?? FLOAT;
-    }),
-    weight: op.info.weightShape ? (op.weight?.dtype.name ?? FLOAT) : undefined,
-    output: rt.outputQuantizer(op.info.name)?.dtype.name ?? FLOAT,
-  }));
+  // a prepared model's runtime reports its ops' dtypes (the runtime lives in workflow, above march)
+  const rt =
+    modelOrIr !== null && typeof modelOrIr === "object"
+      ? (modelOrIr as unknown as Record<symbol, unknown>)[INTERCEPTOR]
+      : undefined;
+  if (rt === null || typeof rt !== "object" || typeof (rt as Partial<DtypeSource>).opDtypes !== "function")
+    throw errors.notPrepared("checkModel");
+  return (rt as DtypeSource).opDtypes("checkModel");
+}
+
+/** What a prepared model's runtime offers march: the dtypes each op sees. */
+export interface DtypeSource {
+  opDtypes(caller: string): OpDtypes[];
 }
 
 /**

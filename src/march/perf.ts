@@ -10,7 +10,6 @@
  * ```
  */
 import { findOp } from "../ops";
-import type { HbModel } from "../convert/convert";
 import { makeTable, type Table } from "../util/table";
 import type { Ir, IrNode } from "../ir/types";
 import type { DTypeName } from "../quant/dtypes";
@@ -106,7 +105,13 @@ function opCost(n: IrNode, p: PerfParams, unit: string): PerfOp {
 }
 
 /** Latency estimate of a converted model or an IR on its march (or `march`). */
-export function perf(model: HbModel | Ir, march?: March): PerfReport {
+/** A converted model (`qb.convert`'s HbModel) or anything else that carries its IR and march. */
+export interface HasIr {
+  readonly ir: Ir;
+  readonly march: March;
+}
+
+export function perf(model: HasIr | Ir, march?: March): PerfReport {
   const ir = "ir" in model ? model.ir : model;
   const m = march ?? ("ir" in model ? model.march : (ir.march as March));
   const spec = marchSpec(m);

@@ -5,7 +5,7 @@ import type { FakeQuantizer } from "../quant/fakeQuantizer";
 import { FLOAT } from "../quant/dtypes";
 import { FakeQuantState } from "../quant/state";
 import { IR_FORMAT, IR_VERSION, type Ir, type IrNode, type IrQuant } from "../ir/types";
-import { validateIr } from "../ir/validate";
+import { validateIr } from "../ops/validateIr";
 import { FLOAT_CONSTANT, isModelInput } from "./graph";
 import { runtimeOf, type PreparedOp, type TapRole } from "./quantRuntime";
 import { errors } from "../messages";

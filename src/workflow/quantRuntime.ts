@@ -11,7 +11,9 @@ import type { FakeQuantizer } from "../quant/fakeQuantizer";
 import type { QConfig } from "../quant/qconfig";
 import { FakeQuantState } from "../quant/state";
 import type { Operation } from "../util/operations";
-import type { Graph, OpInfo } from "./graph";
+import { FLOAT_CONSTANT, isModelInput, type Graph, type OpInfo } from "./graph";
+import type { DtypeSource, OpDtypes } from "../march/opDtypes";
+import { FLOAT } from "../quant/dtypes";
 import { errors } from "../messages";
 
 export interface PreparedOp {
@@ -30,8 +32,26 @@ export type TapRole = "weight" | "output" | `input_${number}` | `param_${number}
 /** Called with tensors as they flow (after fake quantization); used by analysis tools. */
 export type Tap = (op: PreparedOp, role: TapRole, value: tf.Tensor, raw: tf.Tensor) => void;
 
-export class QuantRuntime implements OpInterceptor {
+export class QuantRuntime implements OpInterceptor, DtypeSource {
   state: FakeQuantState = FakeQuantState.FLOAT;
+
+  /** The dtypes each op sees — inputs (re-quantized, or their producer's output), weight, output: what chip rules check. */
+  opDtypes(caller: string): OpDtypes[] {
+    if (this.busy !== null) throw errors.busy(caller, this.busy.task, (performance.now() - this.busy.since) / 1000);
+    return [...this.ops.values()].map((op) => ({
+      name: op.info.name,
+      type: op.info.type,
+      module: op.info.modulePath,
+      inputs: op.info.inputs.map((inp, i) => {
+        const requant = op.inputs[i];
+        if (requant) return requant.dtype.name;
+        if (isModelInput(inp.source) || inp.source === FLOAT_CONSTANT) return FLOAT;
+        return this.outputQuantizer(inp.source)?.dtype.name ?? FLOAT;
+      }),
+      weight: op.info.weightShape ? (op.weight?.dtype.name ?? FLOAT) : undefined,
+      output: this.outputQuantizer(op.info.name)?.dtype.name ?? FLOAT,
+    }));
+  }
   readonly taps: Tap[] = [];
   /** Replaces an op's computation (analysis tools feed recorded tensors with it). */
   override: ((call: OpCall, op: PreparedOp) => tf.Tensor | undefined) | null = null;

@@ -1,5 +1,5 @@
-import { findOp, opTypes } from "../ops";
-import { IR_FORMAT, IR_VERSION, type Ir } from "./types";
+import { findOp, opTypes } from ".";
+import { IR_FORMAT, IR_VERSION, type Ir } from "../ir/types";
 import { errors } from "../messages";
 
 const size = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
