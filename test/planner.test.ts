@@ -202,11 +202,16 @@ describe("mixed-precision planner", { timeout: 300000 }, () => {
   it("takes a Dataset (its batches in memory for the search) and frees them", async () => {
     const before = tf.memory().numTensors;
     const seen: qb.Progress[] = [];
+    // the planner passes its march to what it runs: the global chip stays the caller's throughout
+    qb.setMarch(qb.March.NASH_M);
+    const globals = new Set<string | null>();
     const plan = await qb.planMixedPrecision(model, qb.data.fromTensors([x]), {
       march: qb.March.NASH_P,
       evaluations: 3,
-      onProgress: (p) => seen.push(p),
+      onProgress: (p) => (seen.push(p), globals.add(qb.getMarch())),
     });
+    assert.deepEqual([...globals], [qb.March.NASH_M]);
+    assert.equal(plan.march, qb.March.NASH_P);
     assert.ok(plan.rows.length >= 1);
     // the bar ends full, whatever the budget left unmeasured
     const last = seen[seen.length - 1];

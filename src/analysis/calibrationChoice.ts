@@ -11,7 +11,7 @@
  * qb.prepare(model, x, { qconfigSetter: [choice.setter] });
  * ```
  */
-import { getMarch, setMarch, type March } from "../march/march";
+import { getMarch, type March } from "../march/march";
 import { errors } from "../messages";
 import type { Module } from "../nn/module";
 import { qint16, qint8, type QuantDType } from "../quant/dtypes";
@@ -73,54 +73,50 @@ export async function chooseCalibration(
     );
   if (!Array.isArray(data) || data.length === 0)
     throw errors.invalidArgument("chooseCalibration", "no data", "pass one or more input batches");
-  const previous = getMarch();
-  const march = opts.march ?? previous;
+  // the chip goes to prepare: the global one is never swapped
+  const march = opts.march ?? getMarch();
   if (march === null)
     throw errors.wrongState("chooseCalibration", "no target chip", "pass { march } or call qb.setMarch first");
-  setMarch(march);
   const weightDtype = opts.weightDtype ?? qint8;
   const actDtype = opts.actDtype ?? qint8;
   const tag = (d: QuantDType) => (d === qint16 ? "16" : "8");
   const rows: CalibrationChoiceRow[] = [];
   const setters = new Map<CalibrationMethod, QconfigSetter>();
-  try {
-    for (const method of candidates) {
-      const setter = calibrationTemplate(
-        `${method} calibration (int${tag(weightDtype)} weights, int${tag(actDtype)} activations)`,
-        weightDtype,
-        actDtype,
-        OBSERVERS[method],
-      );
-      setters.set(method, setter);
-      const first = data[0];
-      const calib = prepare(model.eval(), Array.isArray(first) ? first : [first], {
-        qconfigSetter: [setter],
-        warn: false,
+  for (const method of candidates) {
+    const setter = calibrationTemplate(
+      `${method} calibration (int${tag(weightDtype)} weights, int${tag(actDtype)} activations)`,
+      weightDtype,
+      actDtype,
+      OBSERVERS[method],
+    );
+    setters.set(method, setter);
+    const first = data[0];
+    const calib = prepare(model.eval(), Array.isArray(first) ? first : [first], {
+      qconfigSetter: [setter],
+      warn: false,
+      march,
+    });
+    try {
+      setFakeQuantize(calib, FakeQuantState.CALIBRATION);
+      const t0 = performance.now();
+      await calibrate(calib, data);
+      const ms = performance.now() - t0;
+      setFakeQuantize(calib, FakeQuantState.VALIDATION);
+      const ev = await evaluate(calib, data);
+      // over all outputs: the worst cosine, the summed error
+      const cosine = Math.min(...ev.rows.map((r) => r.cosine));
+      rows.push({
+        method,
+        observer: OBSERVERS[method].observerName,
+        cosine,
+        mse: ev.rows.reduce((a, r) => a + r.mse, 0),
+        sqnr_db: Math.min(...ev.rows.map((r) => r.sqnr_db)),
+        calibration_ms: ms,
+        chosen: false,
       });
-      try {
-        setFakeQuantize(calib, FakeQuantState.CALIBRATION);
-        const t0 = performance.now();
-        await calibrate(calib, data);
-        const ms = performance.now() - t0;
-        setFakeQuantize(calib, FakeQuantState.VALIDATION);
-        const ev = await evaluate(calib, data);
-        // over all outputs: the worst cosine, the summed error
-        const cosine = Math.min(...ev.rows.map((r) => r.cosine));
-        rows.push({
-          method,
-          observer: OBSERVERS[method].observerName,
-          cosine,
-          mse: ev.rows.reduce((a, r) => a + r.mse, 0),
-          sqnr_db: Math.min(...ev.rows.map((r) => r.sqnr_db)),
-          calibration_ms: ms,
-          chosen: false,
-        });
-      } finally {
-        calib.dispose();
-      }
+    } finally {
+      calib.dispose();
     }
-  } finally {
-    if (previous !== null) setMarch(previous);
   }
   const best = rows.reduce((a, r) => (r.cosine > a.cosine || (r.cosine === a.cosine && r.sqnr_db > a.sqnr_db) ? r : a));
   best.chosen = true;

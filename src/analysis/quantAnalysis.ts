@@ -137,7 +137,10 @@ export class QuantAnalysis {
     const own = (this.baseline as unknown as Record<symbol, unknown>)[INTERCEPTOR];
     if (own instanceof QuantRuntime) this.baselineRun = { model: this.baseline, rt: own };
     else {
-      const model = prepare(this.baseline, args, { qconfigSetter: [] });
+      const model = prepare(this.baseline, args, {
+        qconfigSetter: [],
+        ...(this.rt.march !== null ? { march: this.rt.march } : {}),
+      });
       this.baselineRun = { model, rt: runtimeOf(model, "QuantAnalysis") };
     }
     return this.baselineRun;

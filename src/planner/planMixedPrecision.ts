@@ -29,7 +29,6 @@ import { readFileSync, writeFileSync } from "node:fs";
 import type { Ir, IrNode } from "../ir/types";
 import { checkModel } from "../march/check";
 import type { March } from "../march/march";
-import { getMarch, setMarch } from "../march/march";
 import { marchSpec } from "../march/data";
 import { perf } from "../march/perf";
 import { errors } from "../messages";
@@ -416,8 +415,6 @@ export async function planMixedPrecision(
         : (data as tf.Tensor[][]);
   if (batches.length === 0)
     throw errors.invalidArgument("planMixedPrecision", "no data", "pass one or more input batches");
-  const previousMarch = getMarch();
-  setMarch(opts.march);
   let evaluations = 0;
   const progress = (done: number, total: number) =>
     reportProgress(opts.onProgress, { task: "planMixedPrecision", done, total, elapsedMs: performance.now() - t0 });
@@ -427,7 +424,7 @@ export async function planMixedPrecision(
     qconfigSetter: QconfigSetter[],
     use: (calib: Module) => R,
   ): Promise<R> => {
-    const calib = prepare(model.eval(), batches[0], { qconfigSetter, warn: false });
+    const calib = prepare(model.eval(), batches[0], { qconfigSetter, warn: false, march: opts.march });
     try {
       setFakeQuantize(calib, FakeQuantState.CALIBRATION);
       await calibrate(calib, batches, { onProgress: () => {} });
@@ -888,8 +885,6 @@ export async function planMixedPrecision(
       );
     }
     throw e;
-  } finally {
-    if (previousMarch !== null) setMarch(previousMarch);
   }
 }
 

@@ -12,7 +12,7 @@
  * ```
  */
 import * as tf from "@tensorflow/tfjs";
-import { getMarch } from "../march/march";
+import { getMarch, type March } from "../march/march";
 import { cloneModule, type Module } from "../nn/module";
 import { errors, QuantbookError } from "../messages";
 import { INTERCEPTOR } from "../nn/runtime";
@@ -37,6 +37,8 @@ export interface PrepareOptions {
    * model is large enough to gain and every op has an ONNX lowering), "ort" or "tfjs". `qb.engine(model)` says which runs and why.
    */
   engine?: "auto" | "ort" | "tfjs";
+  /** The target chip (default: the one `qb.setMarch` chose). Tools pass theirs here rather than swap the global. */
+  march?: March;
 }
 
 /** One line per kind of finding that usually means a mistake: model inputs without a QuantStub, raw tf ops, shared modules. */
@@ -126,7 +128,8 @@ function resolveQconfigs(graph: Graph, setters: QconfigSetter[]): Map<string, Pr
  * ```
  */
 export function prepare<T extends Module>(model: T, exampleInput: tf.Tensor | tf.Tensor[], opts: PrepareOptions): T {
-  if (getMarch() === null) {
+  const march = opts.march ?? getMarch();
+  if (march === null) {
     throw errors.wrongState(
       "prepare",
       "no target chip",
@@ -167,7 +170,7 @@ export function prepare<T extends Module>(model: T, exampleInput: tf.Tensor | tf
     }
     const setters = Array.isArray(opts.qconfigSetter) ? opts.qconfigSetter : [opts.qconfigSetter];
     const ops = resolveQconfigs(graph, setters);
-    const runtime = new QuantRuntime(graph, ops, getMarch());
+    const runtime = new QuantRuntime(graph, ops, march);
     if (opts.engine !== undefined) {
       if (opts.engine !== "auto" && opts.engine !== "ort" && opts.engine !== "tfjs") {
         throw errors.invalidArgument(
