@@ -134,7 +134,7 @@ describe("rich display", () => {
         { setting: "fixed", scale: 2e-4, zero_fraction: 0.04, output_l1: 8e-4 },
       ]),
       qb.plots.sensitivityBars([{ op_name: "linear2", sensitive_type: "weight", value: 0.02 }]),
-      qb.plots.weightQuantErrorChart(w),
+      qb.plots.weightQuantErrorChart(qb.analysis.weightQuantError(w)),
       qb.plots.latencyBars([{ config: "a", latencyMs: 0.07 }]),
       qb.plots.accuracyVsLatency([{ config: "a", latencyMs: 0.07, error: 0.02 }]),
       qb.plots.outputScatter([1, 2, 3], [1.1, 2, 2.9]),
@@ -145,6 +145,18 @@ describe("rich display", () => {
       assert.match(String(b?.["image/svg+xml"]), /^<svg[\s\S]*<\/svg>$/);
       assert.match(String(b?.["text/plain"]), /^<Vega-Lite/);
     }
+    // the analysis computes, the plot draws: row 1 of w, int8 per channel, by hand (scale = absmax / 127.5,
+    // half to even, saturated: 0.5 → code 127, 0.1 → 25.5 → 26, -0.2 → -51)
+    const rows = qb.analysis.weightQuantError(w);
+    const s = 0.5 / 127.5;
+    const q = [127, 26, -51].map((c) => c * s);
+    const rmse = Math.sqrt(((q[0] - 0.5) ** 2 + (q[1] - 0.1) ** 2 + (q[2] + 0.2) ** 2) / 3);
+    const got = rows.find((r) => r.channel === 1 && r.scheme === "int8 per channel")?.rmse as number;
+    assert.ok(Math.abs(got - rmse) <= 1e-4 * rmse, `${got} vs ${rmse} (float32 arithmetic)`);
+    assert.throws(
+      () => qb.plots.weightQuantErrorChart(w as unknown as []),
+      /pass qb\.analysis\.weightQuantError\(weight\)/,
+    );
     w.dispose();
   });
 

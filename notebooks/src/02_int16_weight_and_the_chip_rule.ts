@@ -34,7 +34,7 @@ function meanAbsDiff(a: tf.Tensor, b: tf.Tensor): number {
 // channel (what a Linear gets) and int16 per tensor (one scale for the whole weight):
 
 // %%
-qb.plots.weightQuantErrorChart(model.linear2.weight as tf.Tensor2D);
+qb.plots.weightQuantErrorChart(qb.analysis.weightQuantError(model.linear2.weight as tf.Tensor2D));
 
 // %% [markdown]
 // Setters given to `prepare` apply in order and the earlier one wins, field by field. So a

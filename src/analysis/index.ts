@@ -6,3 +6,4 @@ export type { SensitivityRow } from "./sensitivity";
 export type { StatRow } from "./statistics";
 export type { LayerRow } from "./comparePerLayer";
 export type { AdviceRow } from "./advisor";
+export { weightQuantError, type WeightErrorRow } from "./weightError";

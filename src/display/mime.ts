@@ -153,10 +153,11 @@ function tensorBundle(t: tf.Tensor): MimeBundle {
 function moduleTree(m: Record<string, unknown>): string {
   const modules = (m.namedModules as () => [string, Record<string, unknown>][])();
   const params = (m.namedParameters as () => [string, tf.Tensor][])();
-  const ops = new Map<string, number>();
-  const rt = (m as Record<symbol, unknown>)[Symbol.for("quantbook.interceptor")] as
-    { ops?: Map<string, { info: { modulePath: string } }> } | undefined;
-  rt?.ops?.forEach((o) => ops.set(o.info.modulePath, (ops.get(o.info.modulePath) ?? 0) + 1));
+  // the model says what it has run through the quantization runtime (display never reaches into it)
+  const prepared =
+    typeof m.preparedOpCounts === "function" ? (m.preparedOpCounts as () => Map<string, number> | null)() : null;
+  const ops = prepared ?? new Map<string, number>();
+  const opTotal = [...ops.values()].reduce((a, b) => a + b, 0);
   const total = params.reduce((a, [, p]) => a + p.size, 0);
   const lines = modules.slice(0, 200).map(([path, mod]) => {
     const depth = path === "" ? 0 : path.split(".").length;
@@ -166,7 +167,7 @@ function moduleTree(m: Record<string, unknown>): string {
     return `${"  ".repeat(depth)}${path === "" ? "(root)" : path.split(".").pop()}: ${mod.constructor.name}${count ? `, ${count} parameters` : ""}${opCount ? `, ${opCount} op${opCount === 1 ? "" : "s"}` : ""}`;
   });
   const more = modules.length > 200 ? `\n… ${modules.length - 200} more modules` : "";
-  return `${m.constructor.name}: ${modules.length} modules, ${params.length} parameter tensors (${total} values)${rt?.ops ? `, ${rt.ops.size} quantized ops (prepared)` : ""}\n${lines.join("\n")}${more}`;
+  return `${m.constructor.name}: ${modules.length} modules, ${params.length} parameter tensors (${total} values)${prepared ? `, ${opTotal} quantized ops (prepared)` : ""}\n${lines.join("\n")}${more}`;
 }
 
 /** The MIME bundle for a value, or null when there is nothing to show (null / undefined). */

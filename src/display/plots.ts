@@ -4,9 +4,6 @@
  * last value.
  */
 import * as tf from "@tensorflow/tfjs";
-import { fakeQuantize } from "../quant/fakeQuantize";
-import { qint16, qint8 } from "../quant/dtypes";
-import { scaleFromRange } from "../quant/scale";
 import { VEGA_LITE_SCHEMA, type VegaLiteSpec } from "./vega";
 import { errors } from "../messages";
 
@@ -276,26 +273,19 @@ export function sensitivityBars(
 
 /**
  * Per output channel: the RMS error of the weight quantized int8 per channel against int16 per
- * tensor (what the broadcast mul + sum rewrite trades).
+ * tensor (what the broadcast mul + sum rewrite trades), from `qb.analysis.weightQuantError(weight)`.
  */
-export function weightQuantErrorChart(weight: tf.Tensor2D, opts: { title?: string } = {}): VegaLiteSpec {
-  const rows = tf.tidy(() => {
-    const absMax = tf.max(tf.abs(weight), 1).dataSync();
-    const s8 = Array.from(absMax, (m) => scaleFromRange(-m, m, qint8));
-    const all = tf.max(tf.abs(weight)).dataSync()[0];
-    const q8 = fakeQuantize(weight, { scale: s8, dtype: qint8, axis: 0 });
-    const q16 = fakeQuantize(weight, { scale: scaleFromRange(-all, all, qint16), dtype: qint16 });
-    const e8 = tf.sqrt(tf.mean(tf.squaredDifference(q8, weight), 1)).dataSync();
-    const e16 = tf.sqrt(tf.mean(tf.squaredDifference(q16, weight), 1)).dataSync();
-    const out: { channel: number; scheme: string; rmse: number }[] = [];
-    e8.forEach((v, c) =>
-      out.push(
-        { channel: c, scheme: "int8 per channel", rmse: v },
-        { channel: c, scheme: "int16 per tensor", rmse: e16[c] },
-      ),
+export function weightQuantErrorChart(
+  rows: { channel: number; scheme: string; rmse: number }[],
+  opts: { title?: string } = {},
+): VegaLiteSpec {
+  if (!Array.isArray(rows)) {
+    throw errors.invalidArgument(
+      "weightQuantErrorChart",
+      "a tensor (plots draw computed rows)",
+      "pass qb.analysis.weightQuantError(weight), the rows it computes",
     );
-    return out;
-  });
+  }
   return base(opts.title ?? "Weight quantization error per output channel", {
     data: { values: rows },
     mark: { type: "line", point: true, tooltip: true },

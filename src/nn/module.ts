@@ -99,6 +99,12 @@ export abstract class Module {
   }
 
   /** Parameters and buffers (tf.Variable fields; buffers are not trainable) by dotted name. */
+  /** Quantized ops per module path when this model is prepared (null when it is not): a display asks the model, not its runtime. */
+  preparedOpCounts(): Map<string, number> | null {
+    const rt = (this as unknown as Record<symbol, OpInterceptor | undefined>)[INTERCEPTOR];
+    return rt?.opsPerModule?.() ?? null;
+  }
+
   namedParameters(): [string, tf.Variable][] {
     const out: [string, tf.Variable][] = [];
     for (const [path, m] of this.namedModules()) {

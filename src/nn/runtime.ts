@@ -39,6 +39,8 @@ export interface OpInterceptor {
    * for this input shape, not a raw op on activations.
    */
   constant?(t: tf.Tensor): void;
+  /** The quantized ops of each module path (what a display of a prepared model counts). */
+  opsPerModule?(): Map<string, number>;
 }
 
 /** Symbol under which a prepared root module keeps its interceptor. */

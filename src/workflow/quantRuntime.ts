@@ -35,6 +35,12 @@ export type Tap = (op: PreparedOp, role: TapRole, value: tf.Tensor, raw: tf.Tens
 export class QuantRuntime implements OpInterceptor, DtypeSource {
   state: FakeQuantState = FakeQuantState.FLOAT;
 
+  opsPerModule(): Map<string, number> {
+    const counts = new Map<string, number>();
+    for (const op of this.ops.values()) counts.set(op.info.modulePath, (counts.get(op.info.modulePath) ?? 0) + 1);
+    return counts;
+  }
+
   /** The dtypes each op sees — inputs (re-quantized, or their producer's output), weight, output: what chip rules check. */
   opDtypes(caller: string): OpDtypes[] {
     if (this.busy !== null) throw errors.busy(caller, this.busy.task, (performance.now() - this.busy.since) / 1000);
