@@ -151,6 +151,13 @@ export const errors = {
   /** The Jupyter kernel (or its client) cannot start or answer: what happened and what to do. */
   kernel: (what: string, fix: string) => new QuantbookError("KERNEL", `kernel: ${what}; ${fix}`),
 
+  /** A march name quantbook does not know: the one message, wherever a march is taken. */
+  unknownMarch: (where: string, march: unknown, known: string[]) =>
+    new QuantbookError(
+      "INVALID_ARGUMENT",
+      `${where}: unknown march '${String(march)}'; expected one of ${known.map((k) => `March.${k}`).join(", ")}`,
+    ),
+
   /** A state quantbook's own code should never reach: a bug to report, not the user's doing. */
   internal: (where: string, what: string) =>
     new QuantbookError(

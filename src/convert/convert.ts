@@ -111,12 +111,7 @@ export class HbModel {
 export function convert(ir: Ir, march: March): HbModel {
   validateIr(ir, "convert");
   if (!Object.values(March).includes(march)) {
-    throw errors.coded(
-      "INVALID_ARGUMENT",
-      `convert: unknown march '${String(march)}'; expected one of ${Object.keys(March)
-        .map((k) => `March.${k}`)
-        .join(", ")}`,
-    );
+    throw errors.unknownMarch("convert", march, Object.keys(March));
   }
   const check = checkModel(ir, march);
   // ops without a rule (assumed CPU) are simulated like the rest; refused dtypes stop the conversion

@@ -14,12 +14,7 @@ let current: March | null = null;
 /** Sets the target chip; set it before `prepare`, as the reference toolchain asks. */
 export function setMarch(m: March): void {
   if (!Object.values(March).includes(m)) {
-    throw errors.coded(
-      "INVALID_ARGUMENT",
-      `setMarch: unknown march '${String(m)}'; expected one of ${Object.keys(March)
-        .map((k) => `March.${k}`)
-        .join(", ")}`,
-    );
+    throw errors.unknownMarch("setMarch", m, Object.keys(March));
   }
   current = m;
 }

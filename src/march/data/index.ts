@@ -11,12 +11,7 @@ const SPECS: Record<March, MarchSpec> = { [March.NASH_E]: nashE, [March.NASH_M]:
 export function marchSpec(march: March): MarchSpec {
   const spec = SPECS[march];
   if (spec === undefined) {
-    throw errors.coded(
-      "INVALID_ARGUMENT",
-      `unknown march '${String(march)}'; expected one of ${Object.keys(March)
-        .map((k) => `March.${k}`)
-        .join(", ")}`,
-    );
+    throw errors.unknownMarch("marchSpec", march, Object.keys(March));
   }
   return spec;
 }
