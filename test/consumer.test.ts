@@ -18,11 +18,17 @@ const FIX = path.join(ROOT, "test", "fixtures");
 const dir = mkdtempSync(path.join(tmpdir(), "qb-consumer-"));
 const project = path.join(dir, "project");
 
-/** The environment of a user's shell: none of the npm settings `npm test` passes to its children. */
+/** How this machine reaches the registry: kept, whoever set it (the rest of npm's settings are the checkout's, and go). */
+const NETWORK = /^npm_config_(registry|cafile|ca|proxy|https_proxy|noproxy|strict_ssl|replace_registry_host)$/i;
+
+/** The environment of a user's shell: none of the settings `npm test` passes from the checkout (ignore-scripts above all). */
 function userEnv(): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env))
-    if (!/^npm_/i.test(k) && k !== "INIT_CWD" && k !== "NODE_OPTIONS") env[k] = v;
+  for (const [k, v] of Object.entries(process.env)) {
+    // lower case npm_*: what npm passes to scripts; upper case NPM_CONFIG_* is the user's own
+    const npmSetting = /^npm_/.test(k);
+    if ((!npmSetting || NETWORK.test(k)) && k !== "INIT_CWD" && k !== "NODE_OPTIONS") env[k] = v;
+  }
   return { ...env, QUANTBOOK_PROGRESS: "off" };
 }
 

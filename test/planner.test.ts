@@ -16,19 +16,29 @@ let sd: Record<string, tf.Tensor>;
 let x: tf.Tensor;
 let model: qb.nn.Module;
 
+/** Front point `i` realised: its setter and rewrites applied to `float`, prepared for the plan's march and calibrated on `data` (the caller disposes both). */
+async function realised(
+  plan: qb.MixedPrecisionPlan,
+  i: number,
+  data: tf.Tensor,
+  float: qb.nn.Module,
+): Promise<{ c: qb.nn.Module; m: qb.nn.Module }> {
+  const { qconfigSetter, apply } = plan.setter(i);
+  const m = apply(float);
+  const c = qb.prepare(m.eval(), data, { qconfigSetter, warn: false, march: plan.march });
+  qb.setFakeQuantize(c, qb.FakeQuantState.CALIBRATION);
+  await qb.calibrate(c, [data], { onProgress: () => {} });
+  qb.setFakeQuantize(c, qb.FakeQuantState.VALIDATION);
+  return { c, m };
+}
+
 async function reproduce(
   plan: qb.MixedPrecisionPlan,
   i: number,
   data: tf.Tensor,
   float: qb.nn.Module,
 ): Promise<{ error: number; latency: number; violations: string[] }> {
-  const { qconfigSetter, apply } = plan.setter(i);
-  qb.setMarch(plan.march);
-  const m = apply(float);
-  const c = qb.prepare(m.eval(), data, { qconfigSetter, warn: false });
-  qb.setFakeQuantize(c, qb.FakeQuantState.CALIBRATION);
-  await qb.calibrate(c, [data], { onProgress: () => {} });
-  qb.setFakeQuantize(c, qb.FakeQuantState.VALIDATION);
+  const { c, m } = await realised(plan, i, data, float);
   const error = tf.tidy(
     () => tf.mean(tf.abs(tf.sub(c.forward(data) as tf.Tensor, float.forward(data) as tf.Tensor))).dataSync()[0],
   );
@@ -144,12 +154,7 @@ describe("mixed-precision planner", { timeout: 300000 }, () => {
     });
     assert.match(plan.caption, /\(1 − cosine\)/);
     for (let i = 0; i < plan.rows.length; i++) {
-      const { qconfigSetter, apply } = plan.setter(i);
-      const m = apply(model);
-      const c = qb.prepare(m.eval(), x, { qconfigSetter, warn: false });
-      qb.setFakeQuantize(c, qb.FakeQuantState.CALIBRATION);
-      await qb.calibrate(c, [x]);
-      qb.setFakeQuantize(c, qb.FakeQuantState.VALIDATION);
+      const { c, m } = await realised(plan, i, x, model);
       const cos = tf.tidy(() => {
         const a = tf.reshape(model.forward(x) as tf.Tensor, [-1]);
         const b = tf.reshape(c.forward(x) as tf.Tensor, [-1]);
@@ -178,12 +183,7 @@ describe("mixed-precision planner", { timeout: 300000 }, () => {
     });
     assert.match(plan.caption, /share of samples whose top-1 class changed/);
     const i = plan.rows.length - 1;
-    const { qconfigSetter, apply } = plan.setter(i);
-    const m = apply(model);
-    const c = qb.prepare(m.eval(), x, { qconfigSetter, warn: false });
-    qb.setFakeQuantize(c, qb.FakeQuantState.CALIBRATION);
-    await qb.calibrate(c, [x]);
-    qb.setFakeQuantize(c, qb.FakeQuantState.VALIDATION);
+    const { c, m } = await realised(plan, i, x, model);
     // the share of rows (all axes but the classes) whose argmax moved, counted here by hand
     const f = (model.forward(x) as tf.Tensor).arraySync() as number[][][];
     const q = (c.forward(x) as tf.Tensor).arraySync() as number[][][];
@@ -239,12 +239,7 @@ describe("mixed-precision planner", { timeout: 300000 }, () => {
     assert.deepEqual(r.violations, []);
     assert.ok(Math.abs(r.error - plan.rows[i].measured_error) <= 1e-6 * plan.rows[i].measured_error);
     // the realised model: the tail ops are reported as CPU ops and costed by the CPU rate
-    const { qconfigSetter, apply } = plan.setter(i);
-    qb.setMarch(plan.march);
-    const c = qb.prepare(apply(model).eval(), x, { qconfigSetter, warn: false });
-    qb.setFakeQuantize(c, qb.FakeQuantState.CALIBRATION);
-    await qb.calibrate(c, [x], { onProgress: () => {} });
-    qb.setFakeQuantize(c, qb.FakeQuantState.VALIDATION);
+    const { c } = await realised(plan, i, x, model);
     const cpu = qb
       .checkModel(c, plan.march)
       .violations.filter((v) => v.kind === "cpu")

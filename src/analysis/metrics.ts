@@ -12,7 +12,7 @@ export function largerIsWorse(m: Metric): boolean {
 
 export function checkMetric(m: string, where: string): Metric {
   if (!METRICS.includes(m as Metric))
-    throw errors.coded("INVALID_ARGUMENT", `${where}: unknown metric '${m}'; expected one of ${METRICS.join(", ")}`);
+    throw errors.invalidArgument(`${where}`, `unknown metric '${m}'`, `expected one of ${METRICS.join(", ")}`);
   return m as Metric;
 }
 

@@ -72,9 +72,10 @@ export function scaleExplorer(
   }
   const fq = op.output;
   if (fq === null)
-    throw errors.coded(
-      "INVALID_ARGUMENT",
-      `scaleExplorer: ${opName} (${op.info.type}) has a high-precision output; there is no scale to explore`,
+    throw errors.invalidArgument(
+      `scaleExplorer`,
+      `${opName} (${op.info.type}) has a high-precision output`,
+      `there is no scale to explore`,
     );
   const missing = uncalibrated(rt);
   if (missing.length > 0) throw errors.notCalibrated("scaleExplorer", missing);

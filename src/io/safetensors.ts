@@ -104,9 +104,10 @@ export function serializeSafetensors(tensors: Record<string, tf.Tensor>, metadat
     else if (t.dtype === "int32") raw = Buffer.from(new Int32Array(values as Int32Array).buffer);
     else if (t.dtype === "bool") raw = Buffer.from(Uint8Array.from(values as Uint8Array));
     else
-      throw errors.coded(
-        "INVALID_ARGUMENT",
-        `saveSafetensors: '${key}' has dtype ${t.dtype}; only float32, int32 and bool can be written`,
+      throw errors.invalidArgument(
+        `saveSafetensors`,
+        `'${key}' has dtype ${t.dtype}`,
+        `only float32, int32 and bool can be written`,
       );
     const code = { float32: "F32", int32: "I32", bool: "BOOL" }[t.dtype as "float32" | "int32" | "bool"];
     header[key] = { dtype: code, shape: t.shape, data_offsets: [offset, offset + raw.length] };

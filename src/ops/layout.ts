@@ -42,7 +42,7 @@ export function sliceBounds(shape: number[], a: Attrs): { begin: number[]; end: 
     const n = shape[ax];
     const step = ((a.steps as number[] | undefined) ?? [])[i] ?? 1;
     if (step <= 0)
-      throw errors.coded("INVALID_ARGUMENT", `slice: step ${step} on axis ${axRaw}; only positive steps are supported`);
+      throw errors.invalidArgument(`slice`, `step ${step} on axis ${axRaw}`, `only positive steps are supported`);
     const norm = (v: number) => Math.min(Math.max(v < 0 ? v + n : v, 0), n);
     begin[ax] = norm((a.starts as number[])[i]);
     end[ax] = Math.max(norm((a.ends as number[])[i]), begin[ax]);

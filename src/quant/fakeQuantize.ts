@@ -31,9 +31,10 @@ function checkScales(values: ArrayLike<number>, where: string): void {
   for (let i = 0; i < values.length; i++) {
     const s = values[i];
     if (!(s > 0) || !Number.isFinite(s)) {
-      throw errors.coded(
-        "INVALID_ARGUMENT",
-        `${where}: scale[${i}] is ${s}; every scale must be a finite number > 0 (calibrate the op or give a fixed scale)`,
+      throw errors.invalidArgument(
+        `${where}`,
+        `scale[${i}] is ${s}`,
+        `every scale must be a finite number > 0 (calibrate the op or give a fixed scale)`,
       );
     }
   }
@@ -81,9 +82,10 @@ export function inverseScale(scale: number): number {
 /** Fake-quantizes `x` (float32). Disposes everything it creates but the result. */
 export function fakeQuantize(x: tf.Tensor, opts: FakeQuantizeOptions): tf.Tensor {
   if (x.dtype !== "float32") {
-    throw errors.coded(
-      "INVALID_ARGUMENT",
-      `fakeQuantize: expected a float32 tensor, got ${x.dtype}; cast it with x.toFloat()`,
+    throw errors.invalidArgument(
+      `fakeQuantize`,
+      `expected a float32 tensor, got ${x.dtype}`,
+      `cast it with x.toFloat()`,
     );
   }
   const { qmin, qmax } = opts.dtype;

@@ -53,10 +53,7 @@ export function getQconfig(opts: GetQconfigOptions = {}): QConfig {
   const known = new Set(["observer", "inDtype", "weightDtype", "outDtype", "fixScale"]);
   for (const k of Object.keys(opts)) {
     if (!known.has(k)) {
-      throw errors.coded(
-        "INVALID_ARGUMENT",
-        `getQconfig: unknown option '${k}'; expected one of ${[...known].join(", ")}`,
-      );
+      throw errors.invalidArgument(`getQconfig`, `unknown option '${k}'`, `expected one of ${[...known].join(", ")}`);
     }
   }
   const dtype = (key: string, v: DTypeArg | undefined): QuantDType | undefined => {
@@ -82,7 +79,7 @@ export function getQconfig(opts: GetQconfigOptions = {}): QConfig {
   if (weightDtype !== undefined) qc.weight = { dtype: weightDtype };
   if (opts.fixScale !== undefined) {
     if (outDtype === null)
-      throw errors.coded("INVALID_ARGUMENT", "getQconfig: fixScale needs a quantized output; drop outDtype: null");
+      throw errors.invalidArgument("getQconfig", "fixScale needs a quantized output", "drop outDtype: null");
     qc.output = { dtype: outDtype ?? qint16, observer: FixedScaleObserver.withScale(opts.fixScale) };
   } else if (outDtype === null) {
     qc.output = null;

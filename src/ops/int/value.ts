@@ -40,7 +40,7 @@ export function toReal(v: Value): Float64Array {
 export function requantize(v: Value, to: IrQuant, where: string): Value {
   if (isFloat(to)) return { data: toReal(v), shape: v.shape, quant: to };
   if (isFloat(v.quant))
-    throw errors.coded("INVALID_ARGUMENT", `${where}: cannot requantize a float value; quantize it first`);
+    throw errors.invalidArgument(`${where}`, `cannot requantize a float value`, `quantize it first`);
   const from = tensorScale(v.quant, where);
   const target = tensorScale(to, where);
   const [lo, hi] = rangeOf(to);
