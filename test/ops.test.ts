@@ -7,6 +7,7 @@ import * as tf from "@tensorflow/tfjs";
 import assert from "node:assert/strict";
 import { before, describe, it } from "node:test";
 import * as qb from "../src";
+import { OP_TYPES } from "../src/ops/opTypes";
 import { checkOpDtypes } from "../src/march/check";
 import { allOps, opTypes } from "../src/ops";
 import { assertWithinOneStep, setup } from "./helpers";
@@ -109,5 +110,11 @@ describe("op registry", () => {
       tf.dispose(xs);
       disposeConsts(k);
     }
+  });
+});
+
+describe("op types", () => {
+  it("the registry defines exactly the op types of the OP_TYPES union (a typo anywhere is a compile error)", () => {
+    assert.deepEqual([...opTypes()].sort(), [...OP_TYPES].sort());
   });
 });

@@ -15,7 +15,7 @@ import type { Ir } from "../ir/types";
 import { marchSpec } from "./data";
 import { March } from "./march";
 import { opDtypes, runsOnCpu, type OpDtypes } from "./opDtypes";
-import type { Role } from "./spec";
+import { ruleFor, type Role } from "./spec";
 
 export interface Violation {
   /**
@@ -72,7 +72,7 @@ export function checkOpDtypes(ops: OpDtypes[], march: March): CheckResult {
   const spec = marchSpec(march);
   const violations: Violation[] = [];
   for (const d of ops) {
-    const rule = spec.ops[d.type];
+    const rule = ruleFor(spec, d.type);
     if (rule !== undefined && runsOnCpu(d, rule)) {
       violations.push(
         violation(

@@ -16,7 +16,7 @@ import type { DTypeName } from "../quant/dtypes";
 import { marchSpec } from "./data";
 import { March } from "./march";
 import { runsOnCpu } from "./opDtypes";
-import type { PerfParams } from "./spec";
+import { ruleFor, type PerfParams } from "./spec";
 import { errors } from "../messages";
 
 type Pair = keyof PerfParams["macRate"];
@@ -124,7 +124,7 @@ export function perf(model: HasIr | Ir, march?: March): PerfReport {
       weight: n.weight?.quant.dtype,
       output: n.output.quant.dtype,
     };
-    const rule = spec.ops[n.type];
+    const rule = ruleFor(spec, n.type);
     return opCost(
       n,
       spec.perf,

@@ -4,6 +4,7 @@
  */
 import type { DTypeName } from "../quant/dtypes";
 import type { March } from "./march";
+import type { OpType } from "../ops/opTypes";
 
 /** The dtype roles of an op: activation inputs by index, weight, output. */
 export type Role = "input_0" | "input_1" | "weight" | "output";
@@ -53,6 +54,12 @@ export interface MarchSpec {
   march: March;
   /** Chip name, e.g. "J6M". */
   chip: string;
-  ops: Record<string, OpRule>;
+  /** A rule per op type the march runs; an op type without one is assumed to run on the CPU. */
+  ops: Partial<Record<OpType, OpRule>>;
   perf: PerfParams;
+}
+
+/** The march's rule for an op type read from an IR or a model (a string), or undefined when it has none. */
+export function ruleFor(spec: MarchSpec, type: string): OpRule | undefined {
+  return (spec.ops as Record<string, OpRule | undefined>)[type];
 }

@@ -20,6 +20,7 @@ import {
 } from "../ops/resize";
 import { PAD_MODES, type PadMode } from "../ops/layout";
 import { errors } from "../messages";
+import type { OpType } from "../ops/opTypes";
 
 export interface OpOptions {
   /** Name of the op inside its module (default: the op's own name; null: the module's own op, named by its path). */
@@ -28,7 +29,7 @@ export interface OpOptions {
 
 type Operand = tf.Tensor | number;
 
-function binary(type: string, fallback: string, a: Operand, b: Operand, opts?: OpOptions): tf.Tensor {
+function binary(type: OpType, fallback: string, a: Operand, b: Operand, opts?: OpOptions): tf.Tensor {
   const tensors = [a, b].filter((v): v is tf.Tensor => typeof v !== "number");
   if (tensors.length === 0)
     throw errors.coded("INVALID_ARGUMENT", `${fallback}: at least one operand must be a tensor, got two numbers`);
@@ -137,7 +138,7 @@ export function linear(
   return runOp({ type: "Linear", name, fallback: "linear", weight, params: bias ? [bias] : [], attrs }, [x]);
 }
 
-function unary(type: string, fallback: string) {
+function unary(type: OpType, fallback: string) {
   return (x: tf.Tensor, opts?: { name?: string | null }): tf.Tensor =>
     runOp({ type, name: opts?.name === undefined ? fallback : opts.name, fallback }, [x]);
 }
@@ -181,7 +182,7 @@ export function concat(xs: tf.Tensor[], axis: number, opts?: OpOptions): tf.Tens
 type Pair = number | [number, number];
 type Named = { name?: string | null };
 const opName = (o: Named | undefined, fallback: string) => (o?.name === undefined ? fallback : o.name);
-const one = (type: string, fallback: string, x: tf.Tensor, attrs: Record<string, unknown>, o?: Named) =>
+const one = (type: OpType, fallback: string, x: tf.Tensor, attrs: Record<string, unknown>, o?: Named) =>
   runOp({ type, name: opName(o, fallback), fallback, attrs }, [x]);
 
 /** clamp(x, min, max); keeps its input's scale (`relu6` is clip(0, 6), `hardtanh` clip(-1, 1) by default). */

@@ -3,9 +3,10 @@ import { flopsOf, opDef } from "../ops";
 import { currentForward } from "./forwardContext";
 import type { Compute, OpCall } from "./runtime";
 import { errors } from "../messages";
+import type { OpType } from "../ops/opTypes";
 
 export interface OpSpec {
-  type: string;
+  type: OpType;
   /** Name inside the running module; null for the module's own op (a Linear's path is its name). */
   name: string | null;
   /** Name used when the op runs at the root, or outside any module. */

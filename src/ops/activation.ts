@@ -7,11 +7,12 @@ import * as tf from "@tensorflow/tfjs";
 import { buildLut } from "./int/kernels";
 import { realArithmetic } from "./int/generic";
 import { defineOp, type Attrs } from "./registry";
+import type { OpType } from "./opTypes";
 import { float, unary, type Lowering } from "./lowering";
 
 /** A LUT op: float compute and the table's real function. */
 export function defineLut(
-  type: string,
+  type: OpType,
   doc: string,
   compute: (t: tf.Tensor, attrs: Attrs) => tf.Tensor,
   lut: (x: number, attrs: Attrs) => number,

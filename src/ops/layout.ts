@@ -5,6 +5,7 @@ import { movesCodes } from "./int/generic";
 import { defineOp, type Attrs } from "./registry";
 import { axesOf, type Lowering, type OnnxBuilder } from "./lowering";
 import { errors } from "../messages";
+import type { OpType } from "./opTypes";
 
 defineOp({
   type: "Transpose",
@@ -56,7 +57,7 @@ export function slice(t: tf.Tensor, a: Attrs): tf.Tensor {
   return tf.stridedSlice(t, begin, end, strides);
 }
 
-const layoutOps: [string, string, (t: tf.Tensor[], a: Attrs) => tf.Tensor, Lowering][] = [
+const layoutOps: [OpType, string, (t: tf.Tensor[], a: Attrs) => tf.Tensor, Lowering][] = [
   [
     "Slice",
     "elements start:end:step per axis (attrs.starts, ends, axes, steps)",

@@ -19,6 +19,7 @@ import type { IrNode } from "../ir/types";
 import type { Value } from "./int/value";
 import type { Lowering } from "./lowering";
 import { errors } from "../messages";
+import type { OpType } from "./opTypes";
 
 export type QuantRole = "stub" | "gemm" | "compute" | "passthrough";
 /** The unit that runs an op: the tensor (MAC) array, the vector unit, a lookup table, nothing (stubs), or the CPU. */
@@ -28,7 +29,7 @@ export type Attrs = Record<string, unknown>;
 export type IntKernel = (inputs: Value[]) => Value;
 
 export interface OpDef {
-  type: string;
+  type: OpType;
   /** One line: what it computes. */
   doc: string;
   role: QuantRole;

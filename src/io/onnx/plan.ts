@@ -33,6 +33,7 @@ import {
 } from "../../ops/resize";
 import { OnnxScope, type OnnxGraphModule } from "./graphModule";
 import type { AttrValue, OnnxNode } from "./proto";
+import type { OpType } from "../../ops/opTypes";
 
 export interface PlanStep {
   node: string;
@@ -92,7 +93,7 @@ function binary(
 }
 
 /** The registry entry's own float compute, for an op whose inputs are all constants (no second copy of its formula here). */
-function floatCompute(type: string, x: tf.Tensor, attrs: Record<string, unknown> = {}): tf.Tensor {
+function floatCompute(type: OpType, x: tf.Tensor, attrs: Record<string, unknown> = {}): tf.Tensor {
   return opDef(type, "loadOnnx").compute([x], undefined, [], attrs);
 }
 

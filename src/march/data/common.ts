@@ -1,5 +1,6 @@
 /** Op tables shared by the Nash marches; each march file composes its own from these. */
 import type { ComboRule, OpRule } from "../spec";
+import type { OpType } from "../../ops/opTypes";
 
 const Q = ["qint8", "qint16"] as const;
 const quantized = [...Q];
@@ -36,7 +37,7 @@ const vector: OpRule = { input: quantized, output: quantized };
 const lut: OpRule = { input: quantized, output: quantized };
 
 /** Ops every Nash march runs the same way. */
-export const nashCommonOps: Record<string, OpRule> = {
+export const nashCommonOps: Partial<Record<OpType, OpRule>> = {
   QuantStub: { input: ["float32"], output: quantized },
   DeQuantStub: { input: [...Q, "float32"], output: ["float32"] },
   Mul: { ...vector, weight: quantized },
@@ -98,7 +99,7 @@ export const nashCommonOps: Record<string, OpRule> = {
 };
 
 /** NASH_E and NASH_M: the common ops, and GEMMs that refuse int16 on both sides. */
-export const nashEMOps: Record<string, OpRule> = {
+export const nashEMOps: Partial<Record<OpType, OpRule>> = {
   ...nashCommonOps,
   Linear: gemm([noInt16Pair("weight", { rewrite: true })]),
   Conv2d: gemm([noInt16Pair("weight")]),
