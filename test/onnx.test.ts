@@ -1224,6 +1224,27 @@ describe("ONNX import", { timeout: 300000 }, () => {
     });
   });
 
+  it("ONNX's Mish (opset 18) imports as qb.F.mish and agrees with onnxruntime", async () => {
+    await inTempDir(async (dir) => {
+      const bytes = model(
+        18,
+        [{ name: "act", opType: "Mish", input: ["x"], output: ["y"] }],
+        [],
+        ["x", [2, 3, 4]],
+        "y",
+      );
+      const x = tf.randomNormal([2, 3, 4], 0, 3, "float32", 8);
+      const { m, y } = await importAndCompare(dir, "mish", bytes, x, 1e-6);
+      qb.setMarch(qb.March.NASH_M);
+      const c = qb.prepare(m.eval(), x, { qconfigSetter: [qb.defaultCalibrationQconfigSetter], warn: false });
+      assert.deepEqual(
+        qb.preparedOps(c).map((o) => o.info.type),
+        ["QuantStub", "Mish", "DeQuantStub"],
+      );
+      [x, y, c, m].forEach((v) => v.dispose());
+    });
+  });
+
   it("bad input: one error listing every unsupported op, clear errors for non-ONNX and truncated files, nothing left allocated", async () => {
     const before = tf.memory().numTensors;
     const bytes = model(

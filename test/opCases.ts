@@ -105,6 +105,7 @@ export const RUNS: Record<string, [string, Run]> = {
   pad: ["Pad", ([a]) => F.pad(a, [1, 2, 0, 1])],
   elu: ["ELU", ([a]) => F.elu(a, 0.7)],
   softplus: ["Softplus", ([a]) => F.softplus(a, { beta: 2, threshold: 3 })],
+  mish: ["Mish", ([a]) => F.mish(a)],
   abs: ["Abs", ([a]) => F.abs(a)],
   neg: ["Neg", ([a]) => F.neg(a)],
   log: ["Log", ([a]) => F.log(a)],

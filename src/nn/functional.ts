@@ -199,6 +199,8 @@ export function hardsigmoid(x: tf.Tensor, opts: Named & { alpha?: number; beta?:
 }
 export const hardswish = (x: tf.Tensor, opts?: Named) => one("HardSwish", "hardswish", x, {}, opts);
 export const silu = (x: tf.Tensor, opts?: Named) => one("SiLU", "silu", x, {}, opts);
+/** x · tanh(softplus(x)), PyTorch's `F.mish`. */
+export const mish = (x: tf.Tensor, opts?: Named) => one("Mish", "mish", x, {}, opts);
 /** GELU; approximate "none" (erf, PyTorch's default) or "tanh". */
 export function gelu(x: tf.Tensor, opts: Named & { approximate?: "none" | "tanh" } = {}): tf.Tensor {
   return one("GELU", "gelu", x, { approximate: opts.approximate ?? "none" }, opts);

@@ -18,6 +18,7 @@ export {
   LeakyReLU,
   ELU,
   Softplus,
+  Mish,
   PReLU,
   Softmax,
   MaxPool2d,

@@ -100,6 +100,12 @@ export class ELU extends Module {
   }
 }
 
+export class Mish extends Module {
+  forward(x: tf.Tensor): tf.Tensor {
+    return F.mish(x, { name: null });
+  }
+}
+
 export class Softplus extends Module {
   constructor(
     readonly beta = 1,

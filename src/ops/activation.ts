@@ -161,6 +161,13 @@ const softplus = (x: number, a: Attrs) => {
   return bx > (a.threshold as number) ? x : Math.log1p(Math.exp(bx)) / (a.beta as number);
 };
 defineLut(
+  "Mish",
+  "x · tanh(log(1 + e^x)) (YOLOv4-era detectors)",
+  (t) => tf.mul(t, tf.tanh(tf.softplus(t))),
+  (x) => x * Math.tanh(x > 20 ? x : Math.log1p(Math.exp(x))),
+  ({ b, inputs: [x] }) => b.op("Mul", [x, b.op("Tanh", [b.op("Softplus", [x])])]),
+);
+defineLut(
   "Softplus",
   "log(1 + e^(beta·x)) / beta (x above beta·x > threshold)",
   (t, a) => {

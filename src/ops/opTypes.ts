@@ -35,6 +35,7 @@ export const OP_TYPES = [
   "Maximum",
   "Mean",
   "MinReduce",
+  "Mish",
   "Minimum",
   "Mul",
   "Neg",

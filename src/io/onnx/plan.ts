@@ -399,6 +399,7 @@ const HANDLERS: Record<string, Handler> = {
   },
   // ONNX's Softplus is log(1 + e^x): PyTorch's with beta 1 (its threshold 20 changes nothing in float32)
   Softplus: unary(tf.softplus, (t, o) => F.softplus(t, o)),
+  Mish: unary((t) => floatCompute("Mish", t), F.mish),
   PRelu: (ctx, ins, raw) => {
     const x = need(ins, 0, ctx);
     const slope = need(ins, 1, ctx);

@@ -68,6 +68,7 @@ export const nashCommonOps: Partial<Record<OpType, OpRule>> = {
   Reciprocal: lut,
   ELU: lut,
   Softplus: lut,
+  Mish: lut,
   Abs: lut,
   Neg: lut,
   Log: lut,
