@@ -86,6 +86,31 @@ describe("quantbook kernel", { timeout: 120000 }, () => {
     assert.equal(ok.status, "ok");
   });
 
+  it("a cell keeps public results in consts (every returned type can be named in the cell's declarations)", async () => {
+    const r = await k.execute(
+      [
+        'import * as qbc from "quantbook";',
+        "qbc.setMarch(qbc.March.NASH_M);",
+        "const small = new qbc.examples.SmallModel().eval();",
+        "const xs = qbc.tf.randomNormal([2, 4, 256], 0, 1, 'float32', 1);",
+        "const prepared = qbc.prepare(small, xs, { qconfigSetter: [qbc.defaultCalibrationQconfigSetter] });",
+        "qbc.setFakeQuantize(prepared, qbc.FakeQuantState.CALIBRATION);",
+        "const done = await qbc.calibrate(prepared, [xs], { onProgress: () => {} });",
+        "qbc.setFakeQuantize(prepared, qbc.FakeQuantState.VALIDATION);",
+        "const sum = qbc.quantSummary(prepared);",
+        "const check = qbc.checkModel(prepared, qbc.March.NASH_M);",
+        "const ir = qbc.export(prepared, xs);",
+        "const hb = qbc.convert(ir, qbc.March.NASH_M);",
+        "const est = qbc.perf(hb);",
+        "const table = new qbc.QuantAnalysis(small, prepared).sensitivity({ data: xs, onProgress: () => {} });",
+        "[done.batches, sum.rows.length > 0, check.ok, est.latencyMs > 0, table.rows.length].join(' ')",
+      ].join("\n"),
+    );
+    assert.equal(r.status, "ok", JSON.stringify(r.outputs));
+    const [res] = only(r.outputs, "execute_result");
+    assert.match(String(res.data["text/plain"]), /1 true true true 16/);
+  });
+
   it("streams console output and updates the progress display in place", async () => {
     const r = await k.execute(
       'console.log("before");\nconst p = qb.displayProgress(0);\nfor (let i = 1; i <= 3; i++) p({ task: "demo", done: i, total: 3, elapsedMs: 0 });\nconsole.error("after");',
