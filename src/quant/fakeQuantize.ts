@@ -59,9 +59,10 @@ function scaleTensors(x: tf.Tensor, opts: FakeQuantizeOptions): [tf.Tensor, tf.T
   }
   const values = scale instanceof tf.Tensor ? (scale.dataSync() as Float32Array) : Float32Array.from(scale);
   if (values.length !== x.shape[ax]) {
-    throw errors.coded(
-      "SHAPE_MISMATCH",
-      `fakeQuantize: ${values.length} per-channel scales for axis ${ax} of shape [${x.shape}], expected ${x.shape[ax]} (one per channel)`,
+    throw errors.shapeMismatch(
+      `fakeQuantize`,
+      `${values.length} per-channel scales for axis ${ax} of shape [${x.shape}]`,
+      `${x.shape[ax]} (one per channel)`,
     );
   }
   checkScales(values, "fakeQuantize");
