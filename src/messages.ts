@@ -109,6 +109,20 @@ export const errors = {
   wrongState: (caller: string, found: string, fix: string) =>
     new QuantbookError("WRONG_STATE", `${caller}: the model is in ${found}; ${fix}`),
 
+  /** A call that needs the model calibrated and in VALIDATION (export, evaluate, QDQ) found another state. */
+  needsValidation: (caller: string, state: string) =>
+    new QuantbookError(
+      "WRONG_STATE",
+      `${caller}: the model is in ${state} state; calibrate it, then call qb.setFakeQuantize(model, qb.FakeQuantState.VALIDATION)`,
+    ),
+
+  /** calibrate found the model outside CALIBRATION state. */
+  needsCalibrationState: (caller: string, state: string) =>
+    new QuantbookError(
+      "WRONG_STATE",
+      `${caller}: the model is in ${state} state; call qb.setFakeQuantize(model, qb.FakeQuantState.CALIBRATION) first`,
+    ),
+
   /** A long operation still runs on the model (a forgotten await). */
   busy: (caller: string, task: string, seconds: number) =>
     new QuantbookError(

@@ -21,7 +21,7 @@ import { FakeQuantState } from "../quant/state";
 import { reportProgress, type ProgressCallback } from "../util/progress";
 import { makeTable, type Table } from "../util/table";
 import type { Batch, Batches } from "../workflow/calibrate";
-import { runtimeOf } from "../workflow/quantRuntime";
+import { validatingRuntime } from "../workflow/quantRuntime";
 import { checkData, runModel, uncalibrated, withPoints } from "./runner";
 
 export type Task = "classification" | "detection" | "segmentation" | "other";
@@ -99,14 +99,7 @@ function topk(values: Float32Array | Int32Array | Uint8Array, rows: number, k: n
 }
 
 export async function evaluate(model: Module, data: Batches | Batch, opts: EvaluateOptions = {}): Promise<Evaluation> {
-  const rt = runtimeOf(model, "evaluate");
-  if (rt.state !== FakeQuantState.VALIDATION) {
-    throw errors.wrongState(
-      "evaluate",
-      `${rt.state} state`,
-      "calibrate it, then call qb.setFakeQuantize(model, qb.FakeQuantState.VALIDATION)",
-    );
-  }
+  const rt = validatingRuntime(model, "evaluate");
   const missing = uncalibrated(rt);
   if (missing.length > 0) throw errors.notCalibrated("evaluate", missing);
   const own = (data as { labels?: unknown }).labels;

@@ -22,9 +22,8 @@ import { FixedScaleObserver } from "../quant/observers";
 import { checkModel } from "../march/check";
 import { getMarch, type March } from "../march/march";
 import { errors } from "../messages";
-import { runtimeOf, type PreparedOp } from "../workflow/quantRuntime";
+import { runtimeOf, validatingRuntime, type PreparedOp } from "../workflow/quantRuntime";
 import type { Graph } from "../workflow/graph";
-import { FakeQuantState } from "../quant/state";
 import { capture, lower, Unsupported, type Capture } from "../workflow/engine/compile";
 import { isModelInput } from "../workflow/graph";
 import type { FakeQuantizer } from "../quant/fakeQuantizer";
@@ -316,14 +315,7 @@ export function qdqOnnx(
   example: tf.Tensor | tf.Tensor[],
   opts: { graph?: "file" | "quantbook" } = {},
 ): Uint8Array {
-  const rt = runtimeOf(model, "deploy.qdqOnnx");
-  if (rt.state !== FakeQuantState.VALIDATION) {
-    throw errors.wrongState(
-      "deploy.qdqOnnx",
-      `${rt.state} state`,
-      "calibrate it, then call qb.setFakeQuantize(model, qb.FakeQuantState.VALIDATION)",
-    );
-  }
+  const rt = validatingRuntime(model, "deploy.qdqOnnx");
   const args = Array.isArray(example) ? example : [example];
   const cap = capture(model, rt, args);
   if (cap instanceof Unsupported)

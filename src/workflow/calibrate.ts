@@ -47,11 +47,7 @@ export async function calibrate(
 ): Promise<{ batches: number; elapsedMs: number }> {
   const rt = runtimeOf(model, "calibrate");
   if (rt.state !== FakeQuantState.CALIBRATION) {
-    throw errors.wrongState(
-      "calibrate",
-      `${rt.state} state`,
-      "call qb.setFakeQuantize(model, qb.FakeQuantState.CALIBRATION) first",
-    );
+    throw errors.needsCalibrationState("calibrate", rt.state);
   }
   if (
     batches === null ||

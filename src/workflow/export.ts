@@ -3,11 +3,10 @@ import type { Module } from "../nn/module";
 import { quantizeToInt } from "../quant/fakeQuantize";
 import type { FakeQuantizer } from "../quant/fakeQuantizer";
 import { FLOAT } from "../quant/dtypes";
-import { FakeQuantState } from "../quant/state";
 import { IR_FORMAT, IR_VERSION, type Ir, type IrNode, type IrQuant } from "../ir/types";
 import { validateIr } from "../ops/validateIr";
 import { FLOAT_CONSTANT, isModelInput } from "./graph";
-import { runtimeOf, type PreparedOp, type TapRole } from "./quantRuntime";
+import { validatingRuntime, type PreparedOp, type TapRole } from "./quantRuntime";
 import { errors } from "../messages";
 
 const FLOAT_QUANT: IrQuant = { dtype: FLOAT, scale: null };
@@ -32,14 +31,7 @@ function quantOf(fq: FakeQuantizer | null): IrQuant {
  * ```
  */
 export function exportModel(model: Module, exampleInput: tf.Tensor | tf.Tensor[]): Ir {
-  const rt = runtimeOf(model, "export");
-  if (rt.state !== FakeQuantState.VALIDATION) {
-    throw errors.wrongState(
-      "export",
-      `${rt.state} state`,
-      "calibrate it, then qb.setFakeQuantize(model, qb.FakeQuantState.VALIDATION) before exporting",
-    );
-  }
+  const rt = validatingRuntime(model, "export");
   const args = Array.isArray(exampleInput) ? exampleInput : [exampleInput];
   const captured = new Map<string, Map<TapRole, number[]>>();
   const rawWeights = new Map<string, tf.Tensor>();

@@ -149,6 +149,13 @@ export class QuantRuntime implements OpInterceptor, DtypeSource {
 }
 
 /** The runtime of a prepared model, or a clear error when the model was not prepared. */
+/** The prepared model's runtime, which must be in VALIDATION state (calibrated, quantizing): export, evaluate, QDQ. */
+export function validatingRuntime(model: unknown, caller: string): QuantRuntime {
+  const rt = runtimeOf(model, caller);
+  if (rt.state !== FakeQuantState.VALIDATION) throw errors.needsValidation(caller, rt.state);
+  return rt;
+}
+
 export function runtimeOf(model: unknown, caller: string): QuantRuntime {
   const rt = model !== null && typeof model === "object" ? (model as Record<symbol, unknown>)[INTERCEPTOR] : undefined;
   if (!(rt instanceof QuantRuntime)) {
