@@ -34,7 +34,6 @@ export type { Table };
 export interface BatchStream extends AsyncIterable<tf.Tensor[]> {
   readonly length?: number;
 }
-type Dataset = BatchStream;
 
 /** Several batches for one analysis: in memory (each a tensor, or a list for several inputs) or a Dataset streamed from disk. */
 export type Batches = Data[] | BatchStream;
@@ -224,7 +223,7 @@ export class QuantAnalysis {
     onProgress?: ProgressCallback | undefined;
   }): SensitivityResult;
   sensitivity(opts: {
-    batches: Dataset;
+    batches: BatchStream;
     metric?: Metric;
     reuseFloat?: boolean | undefined;
     onProgress?: ProgressCallback | undefined;
@@ -289,7 +288,7 @@ export class QuantAnalysis {
   cumulativeError(opts: { data: Data; metric?: Metric; onProgress?: ProgressCallback }): CumulativeResult;
   cumulativeError(opts: { batches: Data[]; metric?: Metric; onProgress?: ProgressCallback }): CumulativeResult;
   cumulativeError(opts: {
-    batches: Dataset;
+    batches: BatchStream;
     metric?: Metric;
     onProgress?: ProgressCallback;
   }): Promise<CumulativeResult>;
@@ -330,7 +329,7 @@ export class QuantAnalysis {
    */
   comparePerLayer(opts: { data: Data }): Table<LayerRow>;
   comparePerLayer(opts: { batches: Data[] }): Table<LayerRow>;
-  comparePerLayer(opts: { batches: Dataset }): Promise<Table<LayerRow>>;
+  comparePerLayer(opts: { batches: BatchStream }): Promise<Table<LayerRow>>;
   comparePerLayer(opts: { data?: Data; batches?: Batches }): Table<LayerRow> | Promise<Table<LayerRow>> {
     return this.over(
       opts,

@@ -5,7 +5,9 @@
 
 /** The format of `bytes` and what to do with it, or null when it looks like none of the known non-ONNX formats. */
 export function sniffFormat(bytes: Uint8Array): { format: string; advice: string } | null {
-  const ascii = (from: number, to: number) => String.fromCharCode(...bytes.subarray(from, Math.min(to, bytes.length)));
+  // one character per byte, for any length (spreading 64 KB into fromCharCode can overflow the stack)
+  const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
+  const ascii = (from: number, to: number) => buf.toString("latin1", from, Math.min(to, bytes.length));
   if (bytes.length === 0)
     return { format: "an empty file", advice: "the download or copy did not finish; fetch the file again" };
   if (ascii(0, 40).startsWith("version https://git-lfs.github.com/spec")) {
