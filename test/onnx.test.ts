@@ -5,8 +5,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
 import { before, describe, it } from "node:test";
 import { onnx } from "onnx-proto";
@@ -15,7 +14,7 @@ import * as qb from "../src";
 import { handledOpTypes } from "../src/io/onnx/plan";
 import { readOnnx } from "../src/io/onnx/proto";
 import { assertWithinOneStep, deadOps, quantizeAndConvert, setup } from "./helpers";
-import { firstDivergence, ortRun, relErr } from "./onnxOracle";
+import { firstDivergence, floats, importAndCompare, inTempDir, int64s, model, ortRun, relErr } from "./onnxOracle";
 
 const DIR = path.join(__dirname, "..", "..", "test", "fixtures", "onnx");
 const index = JSON.parse(readFileSync(path.join(DIR, "index.json"), "utf8")) as Record<
@@ -23,63 +22,6 @@ const index = JSON.parse(readFileSync(path.join(DIR, "index.json"), "utf8")) as 
   { model: string; opset: number; input: number[]; x: number[]; y: number[]; y_shape: number[] }
 >;
 const files = Object.keys(index).filter((k) => k.endsWith(".onnx"));
-
-/** A small ONNX model from nodes and initializers (what paddle2onnx-style or old-opset graphs look like). */
-function model(
-  opset: number,
-  nodes: onnx.INodeProto[],
-  inits: onnx.ITensorProto[],
-  input: [string, number[]],
-  output: string,
-): Uint8Array {
-  const vi = (name: string, dims: number[]) => ({
-    name,
-    type: { tensorType: { elemType: 1, shape: { dim: dims.map((d) => ({ dimValue: d })) } } },
-  });
-  return onnx.ModelProto.encode({
-    irVersion: 6,
-    opsetImport: [{ domain: "", version: opset }],
-    producerName: "quantbook-test",
-    graph: { name: "g", node: nodes, initializer: inits, input: [vi(...input)], output: [{ name: output }] },
-  }).finish();
-}
-const floats = (name: string, dims: number[], data: number[]): onnx.ITensorProto => ({
-  name,
-  dims,
-  dataType: 1,
-  floatData: data,
-});
-const int64s = (name: string, data: number[]): onnx.ITensorProto => ({
-  name,
-  dims: [data.length],
-  dataType: 7,
-  int64Data: data,
-});
-
-/**
- * Writes `bytes` into `dir` (onnxruntime reads the file), imports them, runs `x` through both and
- * asserts the float outputs agree within `tol` (relative to the largest |y|).
- */
-async function importAndCompare(dir: string, name: string, bytes: Uint8Array, x: tf.Tensor, tol: number) {
-  const file = path.join(dir, `${name.replace(/\W+/g, "_")}.onnx`);
-  writeFileSync(file, bytes);
-  const m = await qb.io.loadOnnx(bytes);
-  const y = m.forward(x) as unknown as tf.Tensor;
-  const want = await ortRun(file, x);
-  assert.equal(y.size, want.length, `${name}: shape [${y.shape}], onnxruntime gave ${want.length} values`);
-  assert.ok(relErr(y.dataSync(), want) < tol, `${name}: ${relErr(y.dataSync(), want)} vs onnxruntime`);
-  return { m, y };
-}
-
-/** Runs `fn` with a fresh temporary folder (onnxruntime reads models from files), removed afterwards. */
-async function inTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = mkdtempSync(path.join(tmpdir(), "qb-onnx-"));
-  try {
-    await fn(dir);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
 
 /** Ops whose output nothing reads (a fused pattern must leave no half of itself behind). */
 
@@ -1221,27 +1163,6 @@ describe("ONNX import", { timeout: 300000 }, () => {
         qb.io.loadOnnx(bytes),
         (e: qb.QuantbookError) => e.code === "BAD_FILE" && /tensor 'e'.*weights\.bin/.test(e.message),
       );
-    });
-  });
-
-  it("ONNX's Mish (opset 18) imports as qb.F.mish and agrees with onnxruntime", async () => {
-    await inTempDir(async (dir) => {
-      const bytes = model(
-        18,
-        [{ name: "act", opType: "Mish", input: ["x"], output: ["y"] }],
-        [],
-        ["x", [2, 3, 4]],
-        "y",
-      );
-      const x = tf.randomNormal([2, 3, 4], 0, 3, "float32", 8);
-      const { m, y } = await importAndCompare(dir, "mish", bytes, x, 1e-6);
-      qb.setMarch(qb.March.NASH_M);
-      const c = qb.prepare(m.eval(), x, { qconfigSetter: [qb.defaultCalibrationQconfigSetter], warn: false });
-      assert.deepEqual(
-        qb.preparedOps(c).map((o) => o.info.type),
-        ["QuantStub", "Mish", "DeQuantStub"],
-      );
-      [x, y, c, m].forEach((v) => v.dispose());
     });
   });
 

@@ -4,7 +4,11 @@
  * compared with the value quantbook computed for the same name).
  */
 import * as tf from "@tensorflow/tfjs";
-import { readFileSync } from "node:fs";
+import assert from "node:assert/strict";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import * as path from "node:path";
+import * as qb from "../src";
 import { onnx } from "onnx-proto";
 import * as ort from "onnxruntime-node";
 import type { OnnxGraphModule } from "../src/io/onnx/graphModule";
@@ -63,5 +67,62 @@ export async function firstDivergence(
     return null;
   } finally {
     tf.dispose([...ours.values()]);
+  }
+}
+
+/** A small ONNX model from nodes and initializers (what paddle2onnx-style or old-opset graphs look like). */
+export function model(
+  opset: number,
+  nodes: onnx.INodeProto[],
+  inits: onnx.ITensorProto[],
+  input: [string, number[]],
+  output: string,
+): Uint8Array {
+  const vi = (name: string, dims: number[]) => ({
+    name,
+    type: { tensorType: { elemType: 1, shape: { dim: dims.map((d) => ({ dimValue: d })) } } },
+  });
+  return onnx.ModelProto.encode({
+    irVersion: 6,
+    opsetImport: [{ domain: "", version: opset }],
+    producerName: "quantbook-test",
+    graph: { name: "g", node: nodes, initializer: inits, input: [vi(...input)], output: [{ name: output }] },
+  }).finish();
+}
+export const floats = (name: string, dims: number[], data: number[]): onnx.ITensorProto => ({
+  name,
+  dims,
+  dataType: 1,
+  floatData: data,
+});
+export const int64s = (name: string, data: number[]): onnx.ITensorProto => ({
+  name,
+  dims: [data.length],
+  dataType: 7,
+  int64Data: data,
+});
+
+/**
+ * Writes `bytes` into `dir` (onnxruntime reads the file), imports them, runs `x` through both and
+ * asserts the float outputs agree within `tol` (relative to the largest |y|).
+ */
+export async function importAndCompare(dir: string, name: string, bytes: Uint8Array, x: tf.Tensor, tol: number) {
+  const file = path.join(dir, `${name.replace(/\W+/g, "_")}.onnx`);
+  writeFileSync(file, bytes);
+  const m = await qb.io.loadOnnx(bytes);
+  const y = m.forward(x) as unknown as tf.Tensor;
+  const want = await ortRun(file, x);
+  assert.equal(y.size, want.length, `${name}: shape [${y.shape}], onnxruntime gave ${want.length} values`);
+  assert.ok(relErr(y.dataSync(), want) < tol, `${name}: ${relErr(y.dataSync(), want)} vs onnxruntime`);
+  return { m, y };
+}
+
+/** Runs `fn` with a fresh temporary folder (onnxruntime reads models from files), removed afterwards. */
+export async function inTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
+  const dir = mkdtempSync(path.join(tmpdir(), "qb-onnx-"));
+  try {
+    await fn(dir);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 }

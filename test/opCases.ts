@@ -3,6 +3,8 @@ import * as tf from "@tensorflow/tfjs";
 import { readFileSync } from "node:fs";
 import * as path from "node:path";
 import * as qb from "../src";
+import { allOps } from "../src/ops";
+import { callName, type TorchApi } from "../src/ops/registry";
 
 interface T {
   shape: number[];
@@ -50,31 +52,35 @@ export const disposeConsts = (k: Consts) => {
   tf.dispose([k.weight, k.bias, k.slope, k.mask].filter((t): t is tf.Tensor => t !== undefined));
   k.bn?.dispose();
 };
+/**
+ * The golden cases of one-input ops called with PyTorch's defaults (`mish`, `gelu`, ...): the case
+ * named after an entry's `qb.F` function (snake_case) runs that function. A new activation needs
+ * its golden case only.
+ */
+const DEFAULT_CALLS: Record<string, [string, Run]> = Object.fromEntries(
+  allOps()
+    .filter((d) => d.torch !== undefined && (d.torch.args ?? []).every((a) => a.default !== undefined))
+    .map((d) => {
+      const fn = (F as unknown as Record<string, (x: tf.Tensor) => tf.Tensor>)[(d.torch as TorchApi).fn];
+      return [callName(d), [d.type, ([a]: tf.Tensor[]) => fn(a)]];
+    }),
+);
+
 /** Each golden case: the op type it exercises and the qb.F call that reproduces it. */
 export const RUNS: Record<string, [string, Run]> = {
+  ...DEFAULT_CALLS,
   mul: ["Mul", ([a, b]) => F.mul(a, b)],
   add: ["Add", ([a, b]) => F.add(a, b)],
   sub: ["Sub", ([a, b]) => F.sub(a, b)],
   div: ["Div", ([a, b]) => F.div(a, b)],
-  relu: ["ReLU", ([a]) => F.relu(a)],
   relu6: ["Clip", ([a]) => F.relu6(a)],
   clip: ["Clip", ([a]) => F.clip(a, -1, 0.5)],
   hardtanh: ["Clip", ([a]) => F.hardtanh(a)],
-  sigmoid: ["Sigmoid", ([a]) => F.sigmoid(a)],
-  tanh: ["Tanh", ([a]) => F.tanh(a)],
-  exp: ["Exp", ([a]) => F.exp(a)],
-  hardsigmoid: ["HardSigmoid", ([a]) => F.hardsigmoid(a)],
   hardsigmoid_paddle: ["HardSigmoid", ([a]) => F.hardsigmoid(a, { alpha: 0.2 })],
-  hardswish: ["HardSwish", ([a]) => F.hardswish(a)],
-  silu: ["SiLU", ([a]) => F.silu(a)],
-  gelu: ["GELU", ([a]) => F.gelu(a)],
   gelu_tanh: ["GELU", ([a]) => F.gelu(a, { approximate: "tanh" })],
   leaky_relu: ["LeakyReLU", ([a]) => F.leakyRelu(a, 0.1)],
   softmax_last: ["Softmax", ([a]) => F.softmax(a, -1)],
   softmax_dim1: ["Softmax", ([a]) => F.softmax(a, 1)],
-  sqrt: ["Sqrt", ([a]) => F.sqrt(a)],
-  rsqrt: ["Rsqrt", ([a]) => F.rsqrt(a)],
-  reciprocal: ["Reciprocal", ([a]) => F.reciprocal(a)],
   pow: ["Pow", ([a]) => F.pow(a, 2)],
   sum: ["Sum", ([a]) => F.sum(a, [2, 3], true)],
   mean: ["Mean", ([a]) => F.mean(a, -1)],
@@ -105,10 +111,6 @@ export const RUNS: Record<string, [string, Run]> = {
   pad: ["Pad", ([a]) => F.pad(a, [1, 2, 0, 1])],
   elu: ["ELU", ([a]) => F.elu(a, 0.7)],
   softplus: ["Softplus", ([a]) => F.softplus(a, { beta: 2, threshold: 3 })],
-  mish: ["Mish", ([a]) => F.mish(a)],
-  abs: ["Abs", ([a]) => F.abs(a)],
-  neg: ["Neg", ([a]) => F.neg(a)],
-  log: ["Log", ([a]) => F.log(a)],
   prelu: ["PReLU", ([a], k) => F.prelu(a, k.slope as tf.Tensor)],
   prelu_shared: ["PReLU", ([a], k) => F.prelu(a, k.slope as tf.Tensor)],
   maximum: ["Maximum", ([a, b]) => F.maximum(a, b)],

@@ -8,7 +8,8 @@
 import * as tf from "@tensorflow/tfjs";
 import * as F from "../nn/functional";
 import { LayerNorm } from "../nn/layernorm";
-import { DeQuantStub, QuantStub, ReLU } from "../nn/layers";
+import { DeQuantStub, QuantStub } from "../nn/layers";
+import { ReLU } from "../nn/generated/layers";
 import { Linear } from "../nn/linear";
 import { Module } from "../nn/module";
 import { errors } from "../messages";

@@ -9,7 +9,7 @@
  * ```
  */
 import * as tf from "@tensorflow/tfjs";
-import { runOp } from "./op";
+import { runOp, runUnary as one, type Named } from "./op";
 import {
   COORDINATE_MODES,
   NEAREST_MODES,
@@ -22,10 +22,11 @@ import { PAD_MODES, type PadMode } from "../ops/layout";
 import { errors } from "../messages";
 import type { OpType } from "../ops/opTypes";
 
-export interface OpOptions {
-  /** Name of the op inside its module (default: the op's own name; null: the module's own op, named by its path). */
-  name?: string | null;
-}
+/** The one-input ops whose entries declare their PyTorch face (relu, sigmoid, gelu, softmax, ...). */
+export * from "./generated/functional";
+
+/** Name of the op inside its module (default: the op's own name; null: the module's own op, named by its path). */
+export type OpOptions = Named;
 
 type Operand = tf.Tensor | number;
 
@@ -138,20 +139,6 @@ export function linear(
   return runOp({ type: "Linear", name, fallback: "linear", weight, params: bias ? [bias] : [], attrs }, [x]);
 }
 
-function unary(type: OpType, fallback: string) {
-  return (x: tf.Tensor, opts?: { name?: string | null }): tf.Tensor =>
-    runOp({ type, name: opts?.name === undefined ? fallback : opts.name, fallback }, [x]);
-}
-
-export const relu = unary("ReLU", "relu");
-export const sigmoid = unary("Sigmoid", "sigmoid");
-export const tanh = unary("Tanh", "tanh");
-export const exp = unary("Exp", "exp");
-export const rsqrt = unary("Rsqrt", "rsqrt");
-export const abs = unary("Abs", "abs");
-export const neg = unary("Neg", "neg");
-export const log = unary("Log", "log");
-
 /**
  * Transpose as an op of its own (a data move on the BPU, keeping its input's scale), so the
  * graph stays connected: a raw `tf.transpose` between two ops makes a new tensor that `prepare`
@@ -180,10 +167,7 @@ export function concat(xs: tf.Tensor[], axis: number, opts?: OpOptions): tf.Tens
 }
 
 type Pair = number | [number, number];
-type Named = { name?: string | null };
 const opName = (o: Named | undefined, fallback: string) => (o?.name === undefined ? fallback : o.name);
-const one = (type: OpType, fallback: string, x: tf.Tensor, attrs: Record<string, unknown>, o?: Named) =>
-  runOp({ type, name: opName(o, fallback), fallback, attrs }, [x]);
 
 /** clamp(x, min, max); keeps its input's scale (`relu6` is clip(0, 6), `hardtanh` clip(-1, 1) by default). */
 export function clip(x: tf.Tensor, min: number | null, max: number | null, opts?: Named): tf.Tensor {
@@ -193,28 +177,6 @@ export const relu6 = (x: tf.Tensor, opts?: Named) => clip(x, 0, 6, { name: opNam
 export const hardtanh = (x: tf.Tensor, minVal = -1, maxVal = 1, opts?: Named) =>
   clip(x, minVal, maxVal, { name: opName(opts, "hardtanh") });
 
-/** clamp(alpha·x + beta, 0, 1): PyTorch's alpha 1/6, beta 0.5 by default; Paddle's and ONNX's alpha is 0.2. */
-export function hardsigmoid(x: tf.Tensor, opts: Named & { alpha?: number; beta?: number } = {}): tf.Tensor {
-  return one("HardSigmoid", "hardsigmoid", x, { alpha: opts.alpha ?? 1 / 6, beta: opts.beta ?? 0.5 }, opts);
-}
-export const hardswish = (x: tf.Tensor, opts?: Named) => one("HardSwish", "hardswish", x, {}, opts);
-export const silu = (x: tf.Tensor, opts?: Named) => one("SiLU", "silu", x, {}, opts);
-/** x · tanh(softplus(x)), PyTorch's `F.mish`. */
-export const mish = (x: tf.Tensor, opts?: Named) => one("Mish", "mish", x, {}, opts);
-/** GELU; approximate "none" (erf, PyTorch's default) or "tanh". */
-export function gelu(x: tf.Tensor, opts: Named & { approximate?: "none" | "tanh" } = {}): tf.Tensor {
-  return one("GELU", "gelu", x, { approximate: opts.approximate ?? "none" }, opts);
-}
-export function leakyRelu(x: tf.Tensor, negativeSlope = 0.01, opts?: Named): tf.Tensor {
-  return one("LeakyReLU", "leaky_relu", x, { negativeSlope }, opts);
-}
-export function elu(x: tf.Tensor, alpha = 1, opts?: Named): tf.Tensor {
-  return one("ELU", "elu", x, { alpha }, opts);
-}
-/** PyTorch's softplus (beta 1, threshold 20 by default). */
-export function softplus(x: tf.Tensor, opts: Named & { beta?: number; threshold?: number } = {}): tf.Tensor {
-  return one("Softplus", "softplus", x, { beta: opts.beta ?? 1, threshold: opts.threshold ?? 20 }, opts);
-}
 /** PReLU with a learned slope: [C] (per channel, dim 1) or [1]. */
 export function prelu(x: tf.Tensor, weight: tf.Tensor, opts?: Named): tf.Tensor {
   if (weight.size !== 1 && (x.rank < 2 || weight.size !== x.shape[1])) {
@@ -225,11 +187,6 @@ export function prelu(x: tf.Tensor, weight: tf.Tensor, opts?: Named): tf.Tensor 
   }
   return runOp({ type: "PReLU", name: opName(opts, "prelu"), fallback: "prelu", params: [weight] }, [x]);
 }
-export function softmax(x: tf.Tensor, dim: number, opts?: Named): tf.Tensor {
-  return one("Softmax", "softmax", x, { dim }, opts);
-}
-export const sqrt = (x: tf.Tensor, opts?: Named) => one("Sqrt", "sqrt", x, {}, opts);
-export const reciprocal = (x: tf.Tensor, opts?: Named) => one("Reciprocal", "reciprocal", x, {}, opts);
 /** x ^ exponent for a constant exponent. */
 export function pow(x: tf.Tensor, exponent: number, opts?: Named): tf.Tensor {
   if (typeof exponent !== "number")
@@ -276,9 +233,6 @@ export function spaceToDepth(x: tf.Tensor, blocksize: number, opts?: Named): tf.
     );
   }
   return one("SpaceToDepth", "space_to_depth", x, { blocksize }, opts);
-}
-export function logSoftmax(x: tf.Tensor, dim: number, opts?: Named): tf.Tensor {
-  return one("LogSoftmax", "log_softmax", x, { dim }, opts);
 }
 /** F.instance_norm (running statistics off): per (sample, channel) over the remaining axes; weight and bias per channel. */
 export function instanceNorm(

@@ -4,23 +4,11 @@ export { Conv2d, type Conv2dOptions } from "./conv";
 export { BatchNorm2d, Identity } from "./batchnorm";
 export { LayerNorm } from "./layernorm";
 export {
-  ReLU,
-  Sigmoid,
   QuantStub,
   DeQuantStub,
   ReLU6,
   Hardtanh,
-  Hardsigmoid,
-  Hardswish,
-  SiLU,
-  GELU,
-  Tanh,
-  LeakyReLU,
-  ELU,
-  Softplus,
-  Mish,
   PReLU,
-  Softmax,
   MaxPool2d,
   AvgPool2d,
   AdaptiveAvgPool2d,
@@ -32,6 +20,8 @@ export {
   ReplicationPad2d,
   Dropout,
 } from "./layers";
+/** The layers of one-input ops, generated from their registry entries (ReLU, Sigmoid, GELU, Softmax, ...). */
+export * from "./generated/layers";
 export { ConvTranspose2d, type ConvTranspose2dOptions } from "./convTranspose";
 export { Sequential } from "./sequential";
 export { LSTM, GRU, RNN, Recurrent, type RecurrentCell, type RecurrentOptions } from "./recurrent";

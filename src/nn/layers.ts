@@ -5,18 +5,6 @@ import { constantParameter } from "./init";
 import { Module } from "./module";
 import { runOp } from "./op";
 
-export class ReLU extends Module {
-  forward(x: tf.Tensor): tf.Tensor {
-    return F.relu(x, { name: null });
-  }
-}
-
-export class Sigmoid extends Module {
-  forward(x: tf.Tensor): tf.Tensor {
-    return F.sigmoid(x, { name: null });
-  }
-}
-
 /** Entry of float data into the quantized graph: its output is the first fake-quantized tensor. */
 export class QuantStub extends Module {
   forward(x: tf.Tensor): tf.Tensor {
@@ -39,24 +27,6 @@ export class ReLU6 extends Module {
   }
 }
 
-export class Hardswish extends Module {
-  forward(x: tf.Tensor): tf.Tensor {
-    return F.hardswish(x, { name: null });
-  }
-}
-
-export class SiLU extends Module {
-  forward(x: tf.Tensor): tf.Tensor {
-    return F.silu(x, { name: null });
-  }
-}
-
-export class Tanh extends Module {
-  forward(x: tf.Tensor): tf.Tensor {
-    return F.tanh(x, { name: null });
-  }
-}
-
 export class Hardtanh extends Module {
   constructor(
     readonly minVal = -1,
@@ -69,55 +39,6 @@ export class Hardtanh extends Module {
   }
 }
 
-/** clamp(alpha·x + beta, 0, 1): PyTorch's alpha = 1/6; Paddle's Hardsigmoid uses alpha = 0.2 (pass it). */
-export class Hardsigmoid extends Module {
-  constructor(
-    readonly alpha = 1 / 6,
-    readonly beta = 0.5,
-  ) {
-    super();
-  }
-  forward(x: tf.Tensor): tf.Tensor {
-    return F.hardsigmoid(x, { alpha: this.alpha, beta: this.beta, name: null });
-  }
-}
-
-export class GELU extends Module {
-  constructor(readonly approximate: "none" | "tanh" = "none") {
-    super();
-  }
-  forward(x: tf.Tensor): tf.Tensor {
-    return F.gelu(x, { approximate: this.approximate, name: null });
-  }
-}
-
-export class ELU extends Module {
-  constructor(readonly alpha = 1) {
-    super();
-  }
-  forward(x: tf.Tensor): tf.Tensor {
-    return F.elu(x, this.alpha, { name: null });
-  }
-}
-
-export class Mish extends Module {
-  forward(x: tf.Tensor): tf.Tensor {
-    return F.mish(x, { name: null });
-  }
-}
-
-export class Softplus extends Module {
-  constructor(
-    readonly beta = 1,
-    readonly threshold = 20,
-  ) {
-    super();
-  }
-  forward(x: tf.Tensor): tf.Tensor {
-    return F.softplus(x, { beta: this.beta, threshold: this.threshold, name: null });
-  }
-}
-
 /** nn.PReLU: a learned slope per channel (numParameters = C) or one shared (1), initialised to `init`. */
 export class PReLU extends Module {
   weight: tf.Variable;
@@ -127,24 +48,6 @@ export class PReLU extends Module {
   }
   forward(x: tf.Tensor): tf.Tensor {
     return F.prelu(x, this.weight, { name: null });
-  }
-}
-
-export class LeakyReLU extends Module {
-  constructor(readonly negativeSlope = 0.01) {
-    super();
-  }
-  forward(x: tf.Tensor): tf.Tensor {
-    return F.leakyRelu(x, this.negativeSlope, { name: null });
-  }
-}
-
-export class Softmax extends Module {
-  constructor(readonly dim: number) {
-    super();
-  }
-  forward(x: tf.Tensor): tf.Tensor {
-    return F.softmax(x, this.dim, { name: null });
   }
 }
 

@@ -81,6 +81,19 @@ export function runOp(spec: OpSpec, inputs: tf.Tensor[]): tf.Tensor {
   return fwd.interceptor.runOp(call, guarded);
 }
 
+/** Options every `qb.F` function takes: the op's name inside its module (null: the module's own op). */
+export interface Named {
+  name?: string | null;
+}
+
+/**
+ * One call of a one-input op: named `fallback` (or `o.name`) inside the running module. The
+ * generated `qb.F` functions and the ONNX importer's registry handlers all come through here.
+ */
+export function runUnary(type: OpType, fallback: string, x: tf.Tensor, attrs: Record<string, unknown>, o?: Named) {
+  return runOp({ type, name: o?.name === undefined ? fallback : o.name, fallback, attrs }, [x]);
+}
+
 /** Name of the running op's module path, for error messages raised before runOp. */
 export function currentModulePath(fallback: string): string {
   const fwd = currentForward();

@@ -6,19 +6,24 @@
 import * as tf from "@tensorflow/tfjs";
 import { buildLut } from "./int/kernels";
 import { realArithmetic } from "./int/generic";
-import { defineOp, type Attrs } from "./registry";
+import { defineOp, type Attrs, type OpDef } from "./registry";
 import type { OpType } from "./opTypes";
 import { float, unary, type Lowering } from "./lowering";
 
-/** A LUT op: float compute and the table's real function. */
+/**
+ * A LUT op: float compute, the table's real function, the ONNX lowering, and its PyTorch face
+ * and ONNX import (`face`: `qb.F` / `qb.nn` are generated from it, see src/ops/registry.ts).
+ */
 export function defineLut(
   type: OpType,
   doc: string,
   compute: (t: tf.Tensor, attrs: Attrs) => tf.Tensor,
   lut: (x: number, attrs: Attrs) => number,
   onnx: Lowering,
+  face: Pick<OpDef, "torch" | "onnxImport"> = {},
 ): void {
   defineOp({
+    ...face,
     onnx,
     type,
     doc,
@@ -36,15 +41,20 @@ defineLut(
   (t) => tf.sigmoid(t),
   (x) => 1 / (1 + Math.exp(-x)),
   unary("Sigmoid"),
+  { torch: { fn: "sigmoid", module: "Sigmoid" }, onnxImport: { op: "Sigmoid" } },
 );
-defineLut("Tanh", "tanh(x)", (t) => tf.tanh(t), Math.tanh, unary("Tanh"));
-defineLut("Exp", "e^x", (t) => tf.exp(t), Math.exp, unary("Exp"));
+defineLut("Tanh", "tanh(x)", (t) => tf.tanh(t), Math.tanh, unary("Tanh"), {
+  torch: { fn: "tanh", module: "Tanh" },
+  onnxImport: { op: "Tanh" },
+});
+defineLut("Exp", "e^x", (t) => tf.exp(t), Math.exp, unary("Exp"), { torch: { fn: "exp" }, onnxImport: { op: "Exp" } });
 defineLut(
   "Rsqrt",
   "1 / sqrt(x)",
   (t) => tf.rsqrt(t),
   (x) => 1 / Math.sqrt(x),
   ({ b, inputs: [x] }) => b.op("Reciprocal", [b.op("Sqrt", [x])]),
+  { torch: { fn: "rsqrt" } },
 );
 
 defineOp({
@@ -54,6 +64,8 @@ defineOp({
   unit: "vector",
   compute: ([t]) => tf.relu(t),
   onnx: unary("Relu"),
+  torch: { fn: "relu", module: "ReLU" },
+  onnxImport: { op: "Relu" },
   integer:
     (node) =>
     ([x]) => ({ data: x.data.map((q) => Math.max(q, 0)), shape: x.shape, quant: node.output.quant }),
@@ -96,6 +108,18 @@ defineLut(
       b.scalar(0),
       b.scalar(1),
     ]),
+  {
+    torch: {
+      fn: "hardsigmoid",
+      module: "Hardsigmoid",
+      args: [
+        { name: "alpha", default: 1 / 6 },
+        { name: "beta", default: 0.5 },
+      ],
+      style: "options",
+    },
+    onnxImport: { op: "HardSigmoid", attrs: { alpha: ["alpha", 0.2], beta: ["beta", 0.5] } },
+  },
 );
 defineLut(
   "HardSwish",
@@ -107,6 +131,7 @@ defineLut(
       x,
       b.op("Div", [b.op("Clip", [b.op("Add", [x, b.scalar(3)]), b.scalar(0), b.scalar(6)]), b.scalar(6)]),
     ]),
+  { torch: { fn: "hardswish", module: "Hardswish" }, onnxImport: { op: "HardSwish" } },
 );
 defineLut(
   "SiLU",
@@ -114,6 +139,7 @@ defineLut(
   (t) => tf.mul(t, tf.sigmoid(t)),
   (x) => x / (1 + Math.exp(-x)),
   ({ b, inputs: [x] }) => b.op("Mul", [x, b.op("Sigmoid", [x])]),
+  { torch: { fn: "silu", module: "SiLU" } },
 );
 defineLut(
   "GELU",
@@ -139,6 +165,14 @@ defineLut(
         : b.op("Erf", [b.op("Div", [x, b.scalar(Math.SQRT2)])]);
     return b.op("Mul", [half, b.op("Add", [b.scalar(1), inner])]);
   },
+  {
+    torch: {
+      fn: "gelu",
+      module: "GELU",
+      args: [{ name: "approximate", default: "none", type: '"none" | "tanh"' }],
+      style: "options",
+    },
+  },
 );
 defineLut(
   "LeakyReLU",
@@ -146,6 +180,10 @@ defineLut(
   (t, a) => tf.leakyRelu(t, a.negativeSlope as number),
   (x, a) => (x >= 0 ? x : (a.negativeSlope as number) * x),
   unary("LeakyRelu", (a) => ({ alpha: float(a.negativeSlope as number) })),
+  {
+    torch: { fn: "leakyRelu", module: "LeakyReLU", args: [{ name: "negativeSlope", default: 0.01 }] },
+    onnxImport: { op: "LeakyRelu", attrs: { negativeSlope: ["alpha", 0.01] } },
+  },
 );
 defineLut(
   "ELU",
@@ -154,6 +192,10 @@ defineLut(
     a.alpha === 1 ? tf.elu(t) : tf.where(tf.greater(t, 0), t, tf.mul(tf.sub(tf.exp(t), 1), a.alpha as number)),
   (x, a) => (x > 0 ? x : (a.alpha as number) * Math.expm1(x)),
   unary("Elu", (a) => ({ alpha: float(a.alpha as number) })),
+  {
+    torch: { fn: "elu", module: "ELU", args: [{ name: "alpha", default: 1 }] },
+    onnxImport: { op: "Elu", attrs: { alpha: ["alpha", 1] } },
+  },
 );
 /** PyTorch's softplus: log(1 + e^(beta·x)) / beta, linear above beta·x > threshold. */
 const softplus = (x: number, a: Attrs) => {
@@ -166,6 +208,7 @@ defineLut(
   (t) => tf.mul(t, tf.tanh(tf.softplus(t))),
   (x) => x * Math.tanh(x > 20 ? x : Math.log1p(Math.exp(x))),
   ({ b, inputs: [x] }) => b.op("Mul", [x, b.op("Tanh", [b.op("Softplus", [x])])]),
+  { torch: { fn: "mish", module: "Mish" }, onnxImport: { op: "Mish" } },
 );
 defineLut(
   "Softplus",
@@ -180,23 +223,63 @@ defineLut(
     const soft = b.op("Div", [b.op("Softplus", [bx]), b.scalar(a.beta as number)]);
     return b.op("Where", [b.op("Greater", [bx, b.scalar(a.threshold as number)]), x, soft]);
   },
+  {
+    torch: {
+      fn: "softplus",
+      module: "Softplus",
+      args: [
+        { name: "beta", default: 1 },
+        { name: "threshold", default: 20 },
+      ],
+      style: "options",
+    },
+    onnxImport: { op: "Softplus", fixed: { beta: 1, threshold: 20 } },
+  },
 );
-defineLut("Abs", "|x|", (t) => tf.abs(t), Math.abs, unary("Abs"));
+/** SELU's constants: ONNX's defaults, PyTorch's alpha and scale rounded to float32. */
+const SELU_ALPHA = 1.6732632423543772;
+const SELU_SCALE = 1.0507009873554805;
+defineLut(
+  "SELU",
+  "scale · x for x > 0, scale · alpha · (e^x − 1) below (self-normalising networks)",
+  (t, a) => tf.mul(tf.where(tf.greater(t, 0), t, tf.mul(tf.sub(tf.exp(t), 1), a.alpha as number)), a.scale as number),
+  (x, a) => (a.scale as number) * (x > 0 ? x : (a.alpha as number) * Math.expm1(x)),
+  ({ b, inputs: [x], attrs: a }) =>
+    b.op("Selu", [x], { alpha: float(a.alpha as number), gamma: float(a.scale as number) }),
+  {
+    torch: {
+      fn: "selu",
+      module: "SELU",
+      args: [
+        { name: "alpha", default: SELU_ALPHA },
+        { name: "scale", default: SELU_SCALE },
+      ],
+      style: "options",
+    },
+    onnxImport: { op: "Selu", attrs: { alpha: ["alpha", SELU_ALPHA], scale: ["gamma", SELU_SCALE] } },
+  },
+);
+defineLut("Abs", "|x|", (t) => tf.abs(t), Math.abs, unary("Abs"), { torch: { fn: "abs" }, onnxImport: { op: "Abs" } });
 defineLut(
   "Neg",
   "−x",
   (t) => tf.neg(t),
   (x) => -x,
   unary("Neg"),
+  { torch: { fn: "neg" }, onnxImport: { op: "Neg" } },
 );
-defineLut("Log", "ln x", (t) => tf.log(t), Math.log, unary("Log"));
-defineLut("Sqrt", "√x", (t) => tf.sqrt(t), Math.sqrt, unary("Sqrt"));
+defineLut("Log", "ln x", (t) => tf.log(t), Math.log, unary("Log"), { torch: { fn: "log" }, onnxImport: { op: "Log" } });
+defineLut("Sqrt", "√x", (t) => tf.sqrt(t), Math.sqrt, unary("Sqrt"), {
+  torch: { fn: "sqrt" },
+  onnxImport: { op: "Sqrt" },
+});
 defineLut(
   "Reciprocal",
   "1 / x",
   (t) => tf.reciprocal(t),
   (x) => 1 / x,
   unary("Reciprocal"),
+  { torch: { fn: "reciprocal" }, onnxImport: { op: "Reciprocal" } },
 );
 defineLut(
   "Pow",
@@ -269,12 +352,19 @@ defineOp({
     },
 });
 
-for (const [type, doc, fn, passes] of [
-  ["Softmax", "exp(x − max) / Σ exp over attrs.dim", (t: tf.Tensor, d: number) => softmax(t, d), 3],
-  ["LogSoftmax", "x − max − log Σ exp(x − max) over attrs.dim", (t: tf.Tensor, d: number) => logSoftmax(t, d), 4],
+for (const [type, doc, fn, passes, torch] of [
+  ["Softmax", "exp(x − max) / Σ exp over attrs.dim", (t: tf.Tensor, d: number) => softmax(t, d), 3, "softmax"],
+  [
+    "LogSoftmax",
+    "x − max − log Σ exp(x − max) over attrs.dim",
+    (t: tf.Tensor, d: number) => logSoftmax(t, d),
+    4,
+    "logSoftmax",
+  ],
 ] as const) {
   defineOp({
     type,
+    torch: { fn: torch, module: type, args: [{ name: "dim" }] },
     doc,
     role: "compute",
     unit: "vector",

@@ -48,6 +48,7 @@ export const OP_TYPES = [
   "ResizeBilinear",
   "ResizeNearest",
   "Rsqrt",
+  "SELU",
   "SiLU",
   "Sigmoid",
   "Slice",

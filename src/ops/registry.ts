@@ -56,6 +56,47 @@ export interface OpDef {
    * writers. An op without one makes a model that uses it run on tfjs (with a notice naming it).
    */
   onnx?: Lowering;
+  /**
+   * PyTorch's face of a one-input op: `npm run gen` writes its `qb.F` function and `qb.nn` layer
+   * (src/nn/generated/) from this, so they are never written by hand.
+   */
+  torch?: TorchApi;
+  /**
+   * An ONNX op that maps one-to-one onto this one: the importer's handler is built from it (the
+   * all-constant path calls `compute`). Ops whose import needs more (opset rules, fusions) keep a
+   * handler in src/io/onnx/handlers/.
+   */
+  onnxImport?: OnnxImport;
+}
+
+/** An argument of a generated `qb.F` function / `qb.nn` constructor: one attribute of the op. */
+export interface TorchArg {
+  /** The attribute's name (camelCase of PyTorch's argument). */
+  name: string;
+  /** Its default (PyTorch's); none: the argument is required. */
+  default?: number | string;
+  /** TypeScript type when not a plain number (e.g. a string union); default `number`. */
+  type?: string;
+}
+
+export interface TorchApi {
+  /** `qb.F` name (camelCase of PyTorch's); the op's name in a model is its snake_case (`leaky_relu`). */
+  fn: string;
+  /** `qb.nn` class (PyTorch's name), if PyTorch has one. */
+  module?: string;
+  /** Attributes, in PyTorch's argument order. */
+  args?: TorchArg[];
+  /** `qb.F` takes the arguments one by one (`leakyRelu(x, 0.1)`) or in an options object (`softplus(x, { beta })`). */
+  style?: "positional" | "options";
+}
+
+export interface OnnxImport {
+  /** The ONNX op type. */
+  op: string;
+  /** attribute ← [ONNX attribute, its default in ONNX]. */
+  attrs?: Record<string, [onnxName: string, fallback: number | string]>;
+  /** Attributes the ONNX op fixes (ONNX's Softplus is PyTorch's with beta 1, threshold 20). */
+  fixed?: Attrs;
 }
 
 const registry = new Map<string, OpDef>();
@@ -77,6 +118,11 @@ export function opDef(type: string, where = "op registry"): OpDef {
   const d = registry.get(type);
   if (d === undefined) throw errors.unknownName(where, "op type", type, opTypes());
   return d;
+}
+
+/** The name an op takes in a model when the caller gives none: the snake_case of its `qb.F` name. */
+export function callName(def: OpDef): string {
+  return def.torch ? def.torch.fn.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`) : def.type.toLowerCase();
 }
 
 export function opTypes(): string[] {

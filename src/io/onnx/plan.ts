@@ -9,7 +9,7 @@ import { runOp } from "../../nn/op";
 import { errors } from "../../messages";
 import { OnnxScope, type OnnxGraphModule } from "./graphModule";
 import type { AttrValue, OnnxNode } from "./proto";
-import type { NodeContext, Ins, Handler } from "./handlers/kit";
+import { registryHandlers, type NodeContext, type Ins, type Handler } from "./handlers/kit";
 import { elementwiseHandlers } from "./handlers/elementwise";
 import { activationHandlers } from "./handlers/activation";
 import { reduceHandlers } from "./handlers/reduce";
@@ -30,13 +30,20 @@ export interface PlanStep {
   run(root: OnnxGraphModule, ins: (tf.Tensor | undefined)[], allConst: boolean, constInputs?: boolean[]): tf.Tensor[];
 }
 
-/** Every ONNX op type quantbook imports, by family (src/io/onnx/handlers/, mirroring src/ops/). */
-const HANDLERS: Record<string, Handler> = {
-  ...elementwiseHandlers,
-  ...activationHandlers,
-  ...reduceHandlers,
-  ...layoutHandlers,
-};
+/**
+ * Every ONNX op type quantbook imports: those registry entries import one-to-one, then the
+ * handlers by family (src/io/onnx/handlers/, mirroring src/ops/). An ONNX op has one way in.
+ */
+const HANDLERS: Record<string, Handler> = (() => {
+  const all = registryHandlers();
+  for (const family of [elementwiseHandlers, activationHandlers, reduceHandlers, layoutHandlers]) {
+    for (const [op, h] of Object.entries(family)) {
+      if (op in all) throw errors.internal("ONNX importer", `${op} has a handler and a registry entry's onnxImport`);
+      all[op] = h;
+    }
+  }
+  return all;
+})();
 
 export function handledOpTypes(): string[] {
   return [

@@ -69,6 +69,7 @@ export const nashCommonOps: Partial<Record<OpType, OpRule>> = {
   ELU: lut,
   Softplus: lut,
   Mish: lut,
+  SELU: lut,
   Abs: lut,
   Neg: lut,
   Log: lut,

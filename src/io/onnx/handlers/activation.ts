@@ -7,15 +7,9 @@ import {
   logSoftmax as logSoftmaxRaw,
   softmax as softmaxRaw,
 } from "../../../ops/activation";
-import { type Handler, ints, need, axisOf, named, floatCompute, unary } from "./kit";
+import { type Handler, ints, need, axisOf, named } from "./kit";
 
 export const activationHandlers: Record<string, Handler> = {
-  Relu: unary(tf.relu, F.relu),
-  Sigmoid: unary(tf.sigmoid, F.sigmoid),
-  Tanh: unary(tf.tanh, F.tanh),
-  Exp: unary(tf.exp, F.exp),
-  Sqrt: unary(tf.sqrt, F.sqrt),
-  Reciprocal: unary(tf.reciprocal, F.reciprocal),
   Erf: (ctx, ins, raw) => {
     if (raw) return [tf.erf(need(ins, 0, ctx))];
     throw errors.unsupported(
@@ -24,26 +18,6 @@ export const activationHandlers: Record<string, Handler> = {
       "export GELU as one op (nn.GELU) or write the piece with qb.F",
     );
   },
-  HardSwish: unary((t) => floatCompute("HardSwish", t), F.hardswish),
-  HardSigmoid: (ctx, ins, raw) => {
-    const alpha = ctx.attr("alpha", 0.2) as number;
-    const beta = ctx.attr("beta", 0.5) as number;
-    const x = need(ins, 0, ctx);
-    return [
-      raw ? floatCompute("HardSigmoid", x, { alpha, beta }) : F.hardsigmoid(x, { alpha, beta, name: ctx.opName }),
-    ];
-  },
-  Abs: unary(tf.abs, F.abs),
-  Neg: unary(tf.neg, F.neg),
-  Log: unary(tf.log, F.log),
-  Elu: (ctx, ins, raw) => {
-    const alpha = ctx.attr("alpha", 1) as number;
-    const x = need(ins, 0, ctx);
-    return [raw ? floatCompute("ELU", x, { alpha }) : F.elu(x, alpha, named(ctx))];
-  },
-  // ONNX's Softplus is log(1 + e^x): PyTorch's with beta 1 (its threshold 20 changes nothing in float32)
-  Softplus: unary(tf.softplus, (t, o) => F.softplus(t, o)),
-  Mish: unary((t) => floatCompute("Mish", t), F.mish),
   PRelu: (ctx, ins, raw) => {
     const x = need(ins, 0, ctx);
     const slope = need(ins, 1, ctx);
@@ -58,10 +32,6 @@ export const activationHandlers: Record<string, Handler> = {
       );
     }
     return [F.prelu(x, perChannel, named(ctx))];
-  },
-  LeakyRelu: (ctx, ins, raw) => {
-    const a = ctx.attr("alpha", 0.01) as number;
-    return [raw ? tf.leakyRelu(need(ins, 0, ctx), a) : F.leakyRelu(need(ins, 0, ctx), a, named(ctx))];
   },
   Clip: (ctx, ins, raw) => {
     const x = need(ins, 0, ctx);

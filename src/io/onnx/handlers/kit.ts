@@ -5,7 +5,9 @@
 import * as tf from "@tensorflow/tfjs";
 import * as F from "../../../nn/functional";
 import { errors } from "../../../messages";
-import { opDef } from "../../../ops";
+import { allOps, opDef } from "../../../ops";
+import { callName } from "../../../ops/registry";
+import { runUnary } from "../../../nn/op";
 import {
   COORDINATE_MODES,
   NEAREST_MODES,
@@ -67,11 +69,23 @@ export function floatCompute(type: OpType, x: tf.Tensor, attrs: Record<string, u
   return opDef(type, "loadOnnx").compute([x], undefined, [], attrs);
 }
 
-export function unary(
-  raw: (t: tf.Tensor) => tf.Tensor,
-  q: (t: tf.Tensor, o: { name: string | null }) => tf.Tensor,
-): Handler {
-  return (ctx, ins, isRaw) => [isRaw ? raw(need(ins, 0, ctx)) : q(need(ins, 0, ctx), named(ctx))];
+/**
+ * The handlers of the ONNX ops that registry entries import one-to-one (their `onnxImport`): the
+ * attributes are read with ONNX's defaults, an all-constant node runs the entry's own compute.
+ */
+export function registryHandlers(): Record<string, Handler> {
+  const out: Record<string, Handler> = {};
+  for (const def of allOps()) {
+    const imp = def.onnxImport;
+    if (imp === undefined) continue;
+    out[imp.op] = (ctx, ins, raw) => {
+      const attrs: Record<string, unknown> = { ...imp.fixed };
+      for (const [k, [onnxName, fallback]] of Object.entries(imp.attrs ?? {})) attrs[k] = ctx.attr(onnxName, fallback);
+      const x = need(ins, 0, ctx);
+      return [raw ? floatCompute(def.type, x, attrs) : runUnary(def.type, callName(def), x, attrs, named(ctx))];
+    };
+  }
+  return out;
 }
 
 /**
