@@ -5,7 +5,7 @@
  * SVG the kernel rendered kept inside the same output as the fallback: a reader with scripts
  * off, or a page copied without its `vendor/` folder, still sees every plot.
  */
-import { escapeHtml } from "../src/display/html";
+import { escapeHtml } from "../src/util/display";
 
 export interface NbCell {
   cell_type: "markdown" | "code" | "raw";

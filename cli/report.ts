@@ -9,7 +9,7 @@ import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, statSyn
 import * as path from "node:path";
 import { KernelClient } from "../kernel/client";
 import { kernelSpec } from "../kernel/main";
-import { escapeHtml } from "../src/display/html";
+import { escapeHtml } from "../src/util/display";
 import { notebookHtml, REPORT_CSS, VENDOR_FILES, type ChartScripts, type Notebook } from "./notebookHtml";
 
 export interface ReportOptions {

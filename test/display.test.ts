@@ -54,10 +54,30 @@ describe("rich display", () => {
       /^Integer model for nash-m: \d+ nodes, input \[1, 3, 4, 256\], output dequant\nops: QuantStub ×1, Linear ×3/,
     );
     assert.equal((await toMimeBundle("ab"))?.["text/plain"], "'ab'");
+    // one protocol: every result carries the display symbol itself (no shape-sniffing in display)
+    const D = Symbol.for("Jupyter.display");
+    const results: [string, unknown][] = [
+      ["quantSummary", qb.quantSummary(calib)],
+      ["statistics", qa.statistics({ data: x })],
+      ["sensitivity", qa.sensitivity({ data: x, onProgress: () => {} })],
+      ["checkModel", qb.checkModel(calib, qb.March.NASH_M)],
+      ["perf", qb.perf(qb.export(calib, x), qb.March.NASH_M)],
+      ["modelCheckResult", qb.modelCheckResult(calib)],
+      ["HbModel", qb.convert(qb.export(calib, x), qb.March.NASH_M)],
+      ["Module", m],
+      ["scaleExplorer", qb.scaleExplorer(calib, "linear2", { data: x })],
+    ];
+    for (const [name, r] of results) {
+      assert.equal(typeof (r as Record<symbol, unknown>)[D], "function", `${name} implements the display protocol`);
+    }
+    // a look-alike without the symbol is plain data, shown by inspect()
+    const lookAlike = await toMimeBundle({ caption: "c", text: "t" });
+    assert.equal(lookAlike?.["text/plain"], "{ caption: 'c', text: 't' }");
+    assert.equal(lookAlike?.["text/html"], undefined);
     x.dispose();
   });
 
-  it("a result table draws itself from its records exactly as its DataFrame would (no DataFrame library loaded)", async () => {
+  it("a result table draws itself (the display protocol): its text view is its caption and its .text, and its DataFrame shows the same cells", async () => {
     const sd = (await qb.io.loadTorch(require("./helpers").fixture("float-checkpoint.ckpt"))) as Record<
       string,
       tf.Tensor
@@ -68,10 +88,16 @@ describe("rich display", () => {
     const c = await calibrated(model.eval(), x, [qb.calibration8bitWeight16bitActQconfigSetter]);
     const table = new qb.QuantAnalysis(model, c).sensitivity({ data: x, onProgress: () => {} });
     const direct = (await toMimeBundle(table)) as MimeBundle;
-    const viaDanfo = (await toMimeBundle({ ...table, toRecords: undefined })) as MimeBundle;
-    assert.equal(direct["text/html"], viaDanfo["text/html"]);
-    assert.equal(direct["text/plain"], viaDanfo["text/plain"]);
-    assert.match(String(direct["text/plain"]), /^Sensitivity \(L1\), worst first \(\d+ rows × 6 columns\)/);
+    assert.equal(typeof (table as unknown as Record<symbol, unknown>)[Symbol.for("Jupyter.display")], "function");
+    // one cell formatter: the notebook's text view is the caption line, then .text itself
+    assert.equal(
+      direct["text/plain"],
+      `${table.caption} (${table.rows.length} rows × 6 columns)\n${table.text}`,
+      "text/plain = caption + .text",
+    );
+    const viaDanfo = (await toMimeBundle(table.toDataFrame())) as MimeBundle;
+    const body = (b: MimeBundle) => String(b["text/plain"]).split("\n").slice(1).join("\n");
+    assert.equal(body(viaDanfo), body(direct), "the DataFrame shows the same cells");
     qb.io.disposeAll(sd);
     x.dispose();
     c.dispose();

@@ -12,7 +12,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { mkdirSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
-import { makeTable, type Table } from "../util/table";
+import { makeReport, makeTable, type Report, type Table } from "../util/table";
 import type { Module } from "../nn/module";
 import { INTERCEPTOR } from "../nn/runtime";
 import { FakeQuantState } from "../quant/state";
@@ -146,7 +146,7 @@ export class QuantAnalysis {
   }
 
   /** Per-op statistics of both models; writes baseline_statistic.txt and analysis_statistic.txt. */
-  statistics(opts: { data: Data }): { baseline: Table<StatRow>; analysis: Table<StatRow> } {
+  statistics(opts: { data: Data }): Report<{ baseline: Table<StatRow>; analysis: Table<StatRow> }> {
     const args = this.data(opts?.data, "QuantAnalysis.statistics");
     const b = this.base(args);
     const baseline = makeTable(
@@ -161,7 +161,7 @@ export class QuantAnalysis {
     );
     this.write("baseline_statistic.txt", baseline.text);
     this.write("analysis_statistic.txt", analysis.text);
-    return { baseline, analysis };
+    return makeReport("Statistics of the baseline and the analysis model", { baseline, analysis });
   }
 
   /**

@@ -21,6 +21,7 @@ import { runtimeOf, type PreparedOp, type TapRole } from "../workflow/quantRunti
 import { metric } from "./metrics";
 import { checkData, runModel, uncalibrated, withPoints, type Data } from "./runner";
 import { errors } from "../messages";
+import { makeTable, type Table } from "../util/table";
 
 export interface ScaleSetting {
   label?: string;
@@ -64,7 +65,7 @@ export function scaleExplorer(
   model: Module,
   opName: string,
   opts: { data: Data; settings?: ScaleSetting[]; sweep?: number[] },
-): ScaleRow[] {
+): ScaleRow[] & Table<ScaleRow> {
   const rt = runtimeOf(model, "scaleExplorer");
   const op = rt.ops.get(opName);
   if (op === undefined) {
@@ -97,7 +98,7 @@ export function scaleExplorer(
   );
   const x = raw as unknown as tf.Tensor;
   try {
-    return settings.map((s) => {
+    const rows = settings.map((s) => {
       let scale: number;
       if (s.observer) {
         const obs = s.observer.create({ dtype: fq.dtype });
@@ -138,6 +139,17 @@ export function scaleExplorer(
         output_l1: l1,
       };
     });
+    const caption = `Scales explored for ${opName} (${fq.dtype.name}): products rounded to zero, clipped, op RMSE and output L1`;
+    const table = makeTable(caption, rows, [
+      "setting",
+      "scale",
+      "zero_fraction",
+      "clipped_fraction",
+      "op_rmse",
+      "output_l1",
+    ]);
+    // the rows themselves (filter them, chart them), which also display as the table
+    return Object.assign([...rows], table);
   } finally {
     tf.dispose(refs);
     x.dispose();

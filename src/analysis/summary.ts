@@ -1,4 +1,4 @@
-import { toDataFrame, type DataFrame } from "../util/table";
+import { makeTable, type Table } from "../util/table";
 import { opDtypes } from "../march/opDtypes";
 import type { Module } from "../nn/module";
 import type { FakeQuantizer } from "../quant/fakeQuantizer";
@@ -30,7 +30,7 @@ function scaleText(fq: FakeQuantizer | null): string {
  * qb.quantSummary(calib)        // a table in notebooks; .rows for code
  * ```
  */
-export function quantSummary(model: Module): { rows: SummaryRow[]; caption: string; toDataFrame(): DataFrame } {
+export function quantSummary(model: Module): Table<SummaryRow> {
   const rt = runtimeOf(model, "quantSummary");
   const dtypes = new Map(opDtypes(model).map((d) => [d.name, d]));
   const rows = [...rt.ops.values()].map((op) => {
@@ -46,9 +46,14 @@ export function quantSummary(model: Module): { rows: SummaryRow[]; caption: stri
       observer: op.output ? op.output.observer.constructor.name : "",
     };
   });
-  return {
-    rows,
-    caption: `Quantization of ${rows.length} ops (state ${rt.state}, march ${rt.march ?? "unset"})`,
-    toDataFrame: () => toDataFrame(rows),
-  };
+  return makeTable(`Quantization of ${rows.length} ops (state ${rt.state}, march ${rt.march ?? "unset"})`, rows, [
+    "op",
+    "type",
+    "inputs",
+    "weight",
+    "weight_scale",
+    "output",
+    "output_scale",
+    "observer",
+  ]);
 }

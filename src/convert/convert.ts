@@ -9,6 +9,7 @@
  * const y = hb.forward(x);
  * ```
  */
+import { DISPLAY, textBundle, type MimeBundle } from "../util/display";
 import * as tf from "@tensorflow/tfjs";
 import type { Ir, IrNode } from "../ir/types";
 import { validateIr } from "../ops/validateIr";
@@ -52,6 +53,11 @@ export class HbModel {
     }
     const list = (m: Map<string, number>) => [...m].map(([k, v]) => `${k} ×${v}`).join(", ");
     return `ops: ${list(byType)}\noutput dtypes: ${list(dtypes)}\nchip rules: ${this.check.violations.length === 0 ? "every op passes" : `${this.check.violations.length} violations`}`;
+  }
+
+  /** Its notebook display (the display protocol): the caption and the summary text. */
+  [DISPLAY](): MimeBundle {
+    return textBundle(this.caption, this.text);
   }
 
   /** Runs the integer model. Float tensors in, float tensors out (one or a list, as the model). */

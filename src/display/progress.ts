@@ -1,5 +1,5 @@
 import type { Progress, ProgressCallback } from "../util/progress";
-import { escapeHtml } from "./html";
+import { escapeHtml } from "../util/display";
 import { displayBundle } from "./sink";
 
 /**

@@ -18,6 +18,8 @@ import { disposeWithOwner } from "./ownership";
 import { INTERCEPTOR, type OpInterceptor } from "./runtime";
 import { ForwardContext, currentForward, setCurrentForward } from "./forwardContext";
 import { errors } from "../messages";
+import { DISPLAY, type MimeBundle } from "../util/display";
+import { moduleTree } from "./describe";
 
 export interface LoadResult {
   missingKeys: string[];
@@ -98,13 +100,18 @@ export abstract class Module {
     return out;
   }
 
-  /** Parameters and buffers (tf.Variable fields; buffers are not trainable) by dotted name. */
   /** Quantized ops per module path when this model is prepared (null when it is not): a display asks the model, not its runtime. */
   preparedOpCounts(): Map<string, number> | null {
     const rt = (this as unknown as Record<symbol, OpInterceptor | undefined>)[INTERCEPTOR];
     return rt?.opsPerModule?.() ?? null;
   }
 
+  /** Its notebook display (the display protocol): the module tree with parameter and op counts. */
+  [DISPLAY](): MimeBundle {
+    return { "text/plain": moduleTree(this) };
+  }
+
+  /** Parameters and buffers (tf.Variable fields; buffers are not trainable) by dotted name. */
   namedParameters(): [string, tf.Variable][] {
     const out: [string, tf.Variable][] = [];
     for (const [path, m] of this.namedModules()) {

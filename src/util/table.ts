@@ -9,6 +9,10 @@
  * `toDataFrame()` needs it, and that loads it on first use.
  */
 import { errors } from "../messages";
+import { DISPLAY, partsBundle, tableBundle, type MimeBundle } from "./display";
+import { textTable } from "./textTable";
+
+export { textTable, formatCell } from "./textTable";
 
 export type Row = Record<string, string | number | boolean | null>;
 
@@ -57,26 +61,6 @@ export function toDataFrame(rows: Row[], columns?: string[]): DataFrame {
   const { DataFrame: DF } = load();
   return rows.length === 0 ? new DF([], { columns: cols }) : new DF(data, { columns: cols });
 }
-type Cell = string | number | boolean | null | undefined;
-
-function fmt(v: Cell): string {
-  if (v === null || v === undefined) return "";
-  if (typeof v === "number") return Number.isInteger(v) ? String(v) : v.toPrecision(8);
-  return String(v);
-}
-
-export function textTable(rows: Record<string, Cell>[], columns: string[]): string {
-  const cells = rows.map((r) => columns.map((c) => fmt(r[c])));
-  const widths = columns.map((c, i) => Math.max(c.length, ...cells.map((r) => r[i].length)));
-  const line = (vals: string[]) =>
-    vals
-      .map((v, i) => v.padEnd(widths[i]))
-      .join(" | ")
-      .trimEnd();
-  const sep = widths.map((w) => "-".repeat(w)).join("-+-");
-  return [line(columns), sep, ...cells.map(line)].join("\n") + "\n";
-}
-
 /** A tool's result: its rows with a caption, a text table and a danfo DataFrame on demand. */
 export interface Table<R> {
   rows: R[];
@@ -87,6 +71,8 @@ export interface Table<R> {
   toDataFrame(): DataFrame;
   /** The rows as plain cells in `columns` (what the text, the HTML display and the DataFrame show). */
   toRecords(): Row[];
+  /** Its notebook display (the display protocol): the HTML table and the text table. */
+  [DISPLAY](): MimeBundle;
 }
 
 /** A Table of `rows` (flattened to plain cells by `plain`) in `columns` order. */
@@ -104,5 +90,25 @@ export function makeTable<R>(
     text: textTable(flat, columns),
     toDataFrame: () => toDataFrame(flat, columns),
     toRecords: () => flat.map((r) => ({ ...r })),
+    [DISPLAY]() {
+      // `this`: a result that spreads a table and changes its caption shows the new one
+      return tableBundle(this.caption, this.columns, this.toRecords());
+    },
+  };
+}
+
+/** A result of several tables under one caption (statistics: the baseline and the analysis model). */
+export type Report<P extends Record<string, Table<unknown>>> = P & {
+  caption: string;
+  /** Its notebook display (the display protocol): each table under its name. */
+  [DISPLAY](): MimeBundle;
+};
+
+/** A Report of `parts`, shown in their order. */
+export function makeReport<P extends Record<string, Table<unknown>>>(caption: string, parts: P): Report<P> {
+  return {
+    ...parts,
+    caption,
+    [DISPLAY]: () => partsBundle(Object.entries(parts)),
   };
 }

@@ -3,6 +3,7 @@
  * model_check_result.txt: float data entering ops without a QuantStub, modules used twice,
  * modules never called, ops left unquantized.
  */
+import { DISPLAY, textBundle, type MimeBundle } from "../util/display";
 import type { Module } from "../nn/module";
 import { findOp } from "../ops";
 import { FLOAT_CONSTANT, isModelInput, type Graph } from "./graph";
@@ -19,6 +20,8 @@ export interface CheckReport {
   caption: string;
   /** Text as in model_check_result.txt. */
   text: string;
+  /** Its notebook display (the display protocol): the caption and the text. */
+  [DISPLAY](): MimeBundle;
 }
 
 export function buildCheckReport(root: Module, graph: Graph, ops: Map<string, PreparedOp>): CheckReport {
@@ -109,5 +112,8 @@ export function buildCheckReport(root: Module, graph: Graph, ops: Map<string, Pr
     unquantizedOutputs,
     caption,
     text: lines.join("\n"),
+    [DISPLAY]() {
+      return textBundle(this.caption, this.text);
+    },
   };
 }
