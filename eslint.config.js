@@ -54,7 +54,7 @@ module.exports = tseslint.config(
       "no-restricted-syntax": [
         "error",
         {
-          selector: "NewExpression[callee.name=/^(Error|TypeError|RangeError)$/]",
+          selector: "NewExpression[callee.name=/^(Error|TypeError|RangeError|QuantbookError|CorruptDataError)$/]",
           message: "throw a builder of src/messages.ts (errors.invalidArgument, errors.badFile, ...) so the user gets a QuantbookError with a code",
         },
       ],

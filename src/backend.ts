@@ -45,18 +45,14 @@ async function choose(): Promise<BackendName> {
   const wanted = process.env.QUANTBOOK_BACKEND;
   if (wanted !== undefined && wanted !== "") {
     if (wanted !== "tensorflow" && wanted !== "wasm" && wanted !== "cpu") {
-      throw errors.coded(
-        "INVALID_ARGUMENT",
-        `QUANTBOOK_BACKEND=${wanted} is not a backend quantbook knows; expected one of wasm, tensorflow, cpu (or unset it to choose automatically)`,
-      );
+      throw errors.notOneOf("QUANTBOOK_BACKEND", "backend", wanted, ["wasm", "tensorflow", "cpu"]);
     }
     if (!(await activate(wanted))) {
-      throw errors.coded(
-        "INVALID_ARGUMENT",
-        `QUANTBOOK_BACKEND=${wanted}: that backend did not load` +
-          (wanted === "tensorflow"
-            ? "; @tensorflow/tfjs-node is optional and its native library may not be installed. Use wasm instead."
-            : ""),
+      throw errors.backend(
+        `QUANTBOOK_BACKEND=${wanted}: that backend did not load`,
+        wanted === "tensorflow"
+          ? "@tensorflow/tfjs-node is optional and its native library may not be installed; use wasm instead"
+          : "unset QUANTBOOK_BACKEND to choose one automatically",
       );
     }
     return wanted;
@@ -64,7 +60,10 @@ async function choose(): Promise<BackendName> {
   for (const name of ["tensorflow", "wasm", "cpu"] as const) {
     if (await activate(name)) return name;
   }
-  throw errors.coded("INVALID_ARGUMENT", "no tensor backend could be activated (tried tensorflow, wasm, cpu)");
+  throw errors.backend(
+    "no tensor backend could be activated (tried tensorflow, wasm, cpu)",
+    "reinstall quantbook's dependencies (npm ci); the cpu backend ships with @tensorflow/tfjs",
+  );
 }
 
 /**

@@ -87,9 +87,6 @@ export function nearestNames(name: string, candidates: Iterable<string>, n = 5):
 }
 
 export const errors = {
-  /** A well-formed message (it names the op or module, what was expected and found, and the fix) under a code. */
-  coded: (code: ErrorCode, message: string) => new QuantbookError(code, message),
-
   /** A call that needs a prepared model got another object. */
   notPrepared: (caller: string) =>
     new QuantbookError(
@@ -133,6 +130,66 @@ export const errors = {
   /** A bad argument: where, what is wrong, and what to pass instead. */
   invalidArgument: (where: string, problem: string, fix: string) =>
     new QuantbookError("INVALID_ARGUMENT", `${where}: ${problem}; ${fix}`),
+
+  /** A choice outside its list (a mode, a padding rule): the value and the list. */
+  notOneOf: (where: string, what: string, value: unknown, allowed: readonly string[]) => {
+    const near = nearestNames(String(value), allowed);
+    return new QuantbookError(
+      "INVALID_ARGUMENT",
+      `${where}: ${what} '${String(value)}' is not one of ${allowed.join(", ")}${near.length ? ` (nearest: '${near[0]}')` : ""}`,
+    );
+  },
+
+  /** A number outside the range it must lie in: what, its value, the range (with an example). */
+  outOfRange: (where: string, what: string, value: unknown, range: string) =>
+    new QuantbookError("INVALID_ARGUMENT", `${where}: ${what} ${String(value)} must be ${range}`),
+
+  /** An axis beyond a tensor's rank. */
+  badAxis: (where: string, what: string, axis: number, shape: readonly number[]) =>
+    new QuantbookError(
+      "SHAPE_MISMATCH",
+      `${where}: ${what} ${axis} is out of range for shape [${shape}]; pass an axis in [${-shape.length}, ${shape.length - 1}]`,
+    ),
+
+  /** Something that should be a tensor is not. */
+  notATensor: (where: string, what: string, value: unknown) =>
+    new QuantbookError(
+      "INVALID_ARGUMENT",
+      `${where}: ${what} is ${value === null ? "null" : typeof value}, expected a tf.Tensor; make it with qb.tf (e.g. qb.tf.tensor(values, shape))`,
+    ),
+
+  /** A module path that names no module, or a module of the wrong class. */
+  wrongModule: (where: string, path: string, found: object | undefined, expected: string, candidates?: string[]) =>
+    new QuantbookError(
+      "INVALID_ARGUMENT",
+      `${where}: '${path}' is ${found ? `a ${found.constructor.name}` : "not a module of this model"}, expected a ${expected}` +
+        (candidates === undefined ? "" : `; its ${expected} modules are: ${candidates.join(", ") || "(none)"}`),
+    ),
+
+  /** The integer model met a value it cannot compute in integers (a float where a quantized value must be). */
+  needsQuantized: (where: string, what: string) =>
+    new QuantbookError(
+      "INVALID_ARGUMENT",
+      `${where}: ${what} to run in integers; put a QuantStub before float data and give the op a qconfig (qb.quantSummary shows which ops have none)`,
+    ),
+
+  /** Data that is NaN or infinite reached a fake-quantizer during calibration. */
+  nonFiniteData: (where: string, detail: string) =>
+    new QuantbookError(
+      "INVALID_ARGUMENT",
+      `${where}: ${detail} — the data reaching this op is not finite. Check the calibration batch for NaN/Inf (or the op before it for overflow) and drop or clean that batch.`,
+    ),
+
+  /** An op the traced graph does not have ran (the forward took another path than when prepared). */
+  untracedOp: (op: string, type: string) =>
+    new QuantbookError(
+      "INVALID_ARGUMENT",
+      `${op} (${type}): this op did not run when prepare() traced the model, so it has no fake-quantizers. ` +
+        "The forward takes a different path now (control flow depending on data or mode); re-run prepare with an input that takes this path.",
+    ),
+
+  /** The tensor backend quantbook was told to use (or any) cannot start. */
+  backend: (what: string, fix: string) => new QuantbookError("INVALID_ARGUMENT", `${what}; ${fix}`),
 
   /** Shapes that do not fit: where, what was found, what was expected. */
   shapeMismatch: (where: string, found: string, expected: string, fix?: string) =>
@@ -201,6 +258,12 @@ export const errors = {
   /** An op's computation failed: names the op and its input shapes, keeps the original error. */
   opFailed: (op: string, type: string, cause: unknown, inputShapes: string) =>
     new QuantbookError("OP_FAILED", `${op} (${type}): ${messageOf(cause)} (input shapes ${inputShapes})`, { cause }),
+
+  /** Another error with where it happened in front: it keeps its code (OP_FAILED for a foreign one) and stays the cause. */
+  inContext: (context: string, cause: unknown) =>
+    new QuantbookError(cause instanceof QuantbookError ? cause.code : "OP_FAILED", `${context}: ${messageOf(cause)}`, {
+      cause,
+    }),
 
   /** A calibration batch failed; the observers are as before it. */
   batchFailed: (caller: string, batch: number, cause: unknown) =>

@@ -103,7 +103,11 @@ export class QuantAnalysis {
       throw errors.notCalibrated("QuantAnalysis", missing);
     }
     if (baseline === null || typeof baseline !== "object" || typeof baseline.namedModules !== "function") {
-      throw errors.coded("INVALID_ARGUMENT", "QuantAnalysis: the baseline must be a qb.nn.Module (the float model)");
+      throw errors.invalidArgument(
+        "QuantAnalysis",
+        "the baseline is not a qb.nn.Module",
+        "pass the float model first, then the prepared one: new qb.QuantAnalysis(model, calib)",
+      );
     }
     this.outDir = opts.outDir;
     this.onProgress = opts.onProgress;
@@ -361,7 +365,11 @@ export class QuantAnalysis {
   autoFindBadCase(batches: Data[], opts: { metric?: Metric } = {}): Table<BadCaseRow> {
     const m = checkMetric(opts.metric ?? "L1", "QuantAnalysis.autoFindBadCase");
     if (!Array.isArray(batches) || batches.length === 0)
-      throw errors.coded("INVALID_ARGUMENT", "QuantAnalysis.autoFindBadCase: pass a non-empty array of batches");
+      throw errors.invalidArgument(
+        "QuantAnalysis.autoFindBadCase",
+        "no batches given",
+        "pass a non-empty array of batches",
+      );
     const worst: BadCaseRow[] = [];
     batches.forEach((batch, k) => {
       const args = checkData(this.rt, batch, `QuantAnalysis.autoFindBadCase (batch ${k})`);
@@ -397,9 +405,10 @@ export class QuantAnalysis {
    */
   advisor(opts: { data?: Data } = {}): Table<AdviceRow> {
     if (opts.data === undefined && this.lastData === null) {
-      throw errors.coded(
-        "INVALID_ARGUMENT",
-        "QuantAnalysis.advisor: pass { data }, or run statistics / sensitivity / comparePerLayer first so their data can be reused",
+      throw errors.invalidArgument(
+        "QuantAnalysis.advisor",
+        "no data given and none from an earlier call",
+        "pass { data }, or run statistics / sensitivity / comparePerLayer first so their data can be reused",
       );
     }
     const args = this.data(opts.data, "QuantAnalysis.advisor");

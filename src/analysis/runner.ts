@@ -16,19 +16,25 @@ export function argsOf(data: Data): tf.Tensor[] {
 /** Checks data against the input shapes recorded when the model was prepared. */
 export function checkData(rt: QuantRuntime, data: Data, where: string): tf.Tensor[] {
   if (data === undefined || data === null)
-    throw errors.coded("SHAPE_MISMATCH", `${where}: pass { data }: an input tensor shaped like the example input`);
+    throw errors.invalidArgument(
+      where,
+      "no data given",
+      "pass { data }: an input tensor shaped like the example input",
+    );
   const args = argsOf(data);
   const seen = new Map<string, number[]>();
   for (const op of rt.graph.ops)
     for (const inp of op.inputs) if (isModelInput(inp.source) && !seen.has(inp.source)) seen.set(inp.source, inp.shape);
   args.forEach((t, i) => {
-    if (!(t instanceof tf.Tensor)) throw errors.coded("INVALID_ARGUMENT", `${where}: data input ${i} is not a tensor`);
+    if (!(t instanceof tf.Tensor)) throw errors.notATensor(where, `data input ${i}`, t);
     // the example input's own shape (an op may have read it reshaped)
     const want = rt.graph.inputShapes?.[i] ?? seen.get(`<input:${i}>`);
     if (want !== undefined && (want.length !== t.shape.length || want.some((d, k) => d !== t.shape[k]))) {
-      throw errors.coded(
-        "SHAPE_MISMATCH",
-        `${where}: data input ${i} has shape [${t.shape}], the model was prepared with [${want}]; pass data shaped like the example input`,
+      throw errors.shapeMismatch(
+        where,
+        `data input ${i} has shape [${t.shape}]`,
+        `[${want}], the shape the model was prepared with`,
+        "pass data shaped like the example input",
       );
     }
   });

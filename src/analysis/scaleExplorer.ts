@@ -106,9 +106,10 @@ export function scaleExplorer(
         scale = (obs.scale() as Float64Array)[0];
       } else if (s.scale !== undefined && s.scale > 0) scale = s.scale;
       else
-        throw errors.coded(
-          "INVALID_ARGUMENT",
-          `scaleExplorer: setting ${JSON.stringify(s)} needs a scale > 0 or an observer`,
+        throw errors.invalidArgument(
+          "scaleExplorer",
+          `setting ${JSON.stringify(s)} has neither a scale > 0 nor an observer`,
+          "give each setting { scale } or { observer }",
         );
       const { qmax } = fq.dtype;
       const [zero, clipped, rmse] = tf.tidy(() => {

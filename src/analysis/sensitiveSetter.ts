@@ -31,14 +31,19 @@ export function sensitiveOpQconfigSetter(
 ): QconfigSetter {
   const rows = Array.isArray(table) ? table : table.rows;
   if (!Array.isArray(rows))
-    throw errors.coded(
-      "INVALID_ARGUMENT",
-      "sensitiveOpQconfigSetter: expected the rows of a sensitivity table (QuantAnalysis.sensitivity)",
+    throw errors.invalidArgument(
+      "sensitiveOpQconfigSetter",
+      "the first argument is not a sensitivity table",
+      "pass the table (or its rows) from QuantAnalysis.sensitivity",
     );
   if ((opts.topk === undefined) === (opts.ratio === undefined))
-    throw errors.coded("INVALID_ARGUMENT", "sensitiveOpQconfigSetter: pass exactly one of topk or ratio");
+    throw errors.invalidArgument(
+      "sensitiveOpQconfigSetter",
+      "topk and ratio are both given, or neither",
+      "pass exactly one of topk or ratio",
+    );
   if (opts.ratio !== undefined && !(opts.ratio > 0 && opts.ratio <= 1))
-    throw errors.coded("INVALID_ARGUMENT", `sensitiveOpQconfigSetter: ratio ${opts.ratio} must be in (0, 1]`);
+    throw errors.outOfRange("sensitiveOpQconfigSetter", "ratio", opts.ratio, "in (0, 1]");
   const kind = opts.sensitiveType ?? "both";
   const eligible = rows.filter((r) => kind === "both" || r.sensitive_type === kind);
   const count = opts.topk ?? Math.ceil((opts.ratio as number) * eligible.length);

@@ -68,18 +68,20 @@ export class HbModel {
 
   private run(inputs: tf.Tensor[]): tf.Tensor[] {
     if (inputs.length !== this.ir.inputs.length) {
-      throw errors.coded(
-        "INVALID_ARGUMENT",
-        `HbModel.forward: expected ${this.ir.inputs.length} input(s), got ${inputs.length}`,
+      throw errors.invalidArgument(
+        "HbModel.forward",
+        `${inputs.length} input(s) given`,
+        `pass ${this.ir.inputs.length}, one per model input`,
       );
     }
     const values = new Map<string, Value>();
     inputs.forEach((t, i) => {
       const want = this.ir.inputs[i].shape;
       if (t.shape.length !== want.length || t.shape.some((d, k) => d !== want[k])) {
-        throw errors.coded(
-          "SHAPE_MISMATCH",
-          `HbModel.forward: input ${i} has shape [${t.shape}], the model was exported with [${want}]`,
+        throw errors.shapeMismatch(
+          "HbModel.forward",
+          `input ${i} has shape [${t.shape}]`,
+          `[${want}], the shape the model was exported with`,
         );
       }
       values.set(`<input:${i}>`, {

@@ -106,9 +106,10 @@ export async function toMimeBundle(value: unknown): Promise<MimeBundle | null> {
   if (isDisplayable(value)) {
     const b = await value[DISPLAY]();
     if (b === null || typeof b !== "object")
-      throw errors.coded(
-        "INVALID_ARGUMENT",
-        "a [Symbol.for('Jupyter.display')]() method must return a MIME bundle object, e.g. { 'text/plain': '...' }",
+      throw errors.invalidArgument(
+        "display",
+        "a [Symbol.for('Jupyter.display')]() method returned no object",
+        "return a MIME bundle, e.g. { 'text/plain': '...' }",
       );
     return b;
   }

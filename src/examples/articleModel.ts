@@ -47,9 +47,10 @@ export class SmallModelMulSum extends Module {
   constructor(linear2Weight: tf.Tensor, linear2Bias: tf.Tensor) {
     super();
     if (linear2Weight.rank !== 2 || linear2Bias.rank !== 1 || linear2Bias.shape[0] !== linear2Weight.shape[0]) {
-      throw errors.coded(
-        "SHAPE_MISMATCH",
-        `SmallModelMulSum: expected weight [out, in] and bias [out], got [${linear2Weight.shape}] and [${linear2Bias.shape}]`,
+      throw errors.shapeMismatch(
+        "SmallModelMulSum",
+        `weight [${linear2Weight.shape}] and bias [${linear2Bias.shape}]`,
+        "weight [out, in] and bias [out]",
       );
     }
     this.linear2_weight = tf.clone(linear2Weight) as tf.Tensor2D;

@@ -97,7 +97,7 @@ export function serializeSafetensors(tensors: Record<string, tf.Tensor>, metadat
   const blobs: Buffer[] = [];
   let offset = 0;
   for (const [key, t] of Object.entries(tensors)) {
-    if (!(t instanceof tf.Tensor)) throw errors.coded("INVALID_ARGUMENT", `saveSafetensors: '${key}' is not a tensor`);
+    if (!(t instanceof tf.Tensor)) throw errors.notATensor("saveSafetensors", `'${key}'`, t);
     const values = t.dataSync();
     let raw: Buffer;
     if (t.dtype === "float32") raw = Buffer.from(new Float32Array(values as Float32Array).buffer);

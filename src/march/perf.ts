@@ -61,9 +61,10 @@ function opCost(n: IrNode, p: PerfParams, unit: string): PerfOp {
     const pair = `${inD[0]}x${wD}` as Pair;
     const rate = p.macRate[pair];
     if (!rate) {
-      throw errors.coded(
-        "WRONG_STATE",
-        `perf: ${n.name}: the chip has no ${inD[0]} x ${wD} GEMM; run qb.checkModel and fix its violations before estimating latency`,
+      throw errors.unsupported(
+        `perf: ${n.name}`,
+        `a ${inD[0]} x ${wD} GEMM on this chip`,
+        "run qb.checkModel and fix its violations before estimating latency",
       );
     }
     macs[pair] = n.flops;

@@ -40,10 +40,7 @@ export class BatchNorm2d extends Module {
 
   forward(x: tf.Tensor): tf.Tensor {
     if (x.rank !== 4 || x.shape[1] !== this.numFeatures) {
-      throw errors.coded(
-        "SHAPE_MISMATCH",
-        `BatchNorm2d: input shape [${x.shape}] is not NCHW with ${this.numFeatures} channels`,
-      );
+      throw errors.shapeMismatch("BatchNorm2d", `input shape [${x.shape}]`, `NCHW with ${this.numFeatures} channels`);
     }
     const { scale, shift } = this.affine();
     return runOp({ type: "BatchNorm", name: null, fallback: "batchnorm", params: [scale, shift] }, [x]);

@@ -37,9 +37,10 @@ export function conv2d(
 /** Groups must be a positive integer dividing both channel counts. */
 export function checkGroups(layer: string, groups: number, inChannels: number, outChannels: number): void {
   if (!Number.isInteger(groups) || groups < 1 || inChannels % groups !== 0 || outChannels % groups !== 0) {
-    throw errors.coded(
-      "SHAPE_MISMATCH",
-      `${layer}: groups = ${groups} must be a positive integer dividing inChannels (${inChannels}) and outChannels (${outChannels})`,
+    throw errors.shapeMismatch(
+      layer,
+      `groups = ${groups}`,
+      `a positive integer dividing inChannels (${inChannels}) and outChannels (${outChannels})`,
     );
   }
 }
@@ -59,8 +60,7 @@ export class Conv2d extends Module {
       ["inChannels", inChannels],
       ["outChannels", outChannels],
     ] as const) {
-      if (!Number.isInteger(v) || v <= 0)
-        throw errors.coded("INVALID_ARGUMENT", `Conv2d: ${k} must be a positive integer, got ${v}`);
+      if (!Number.isInteger(v) || v <= 0) throw errors.outOfRange("Conv2d", k, v, "a positive integer");
     }
     const groups = options.groups ?? 1;
     checkGroups("Conv2d", groups, inChannels, outChannels);

@@ -31,9 +31,11 @@ export function convTranspose2d(
   const [sh, sw] = attrs.stride;
   const [dh, dw] = attrs.dilation;
   if (attrs.outputPadding[0] >= Math.max(sh, dh) || attrs.outputPadding[1] >= Math.max(sw, dw)) {
-    throw errors.coded(
-      "INVALID_ARGUMENT",
-      `convTranspose2d: outputPadding [${attrs.outputPadding}] must be smaller than stride or dilation`,
+    throw errors.outOfRange(
+      "convTranspose2d",
+      "outputPadding",
+      `[${attrs.outputPadding}]`,
+      "smaller than stride or dilation (as in PyTorch)",
     );
   }
   const name = opts.name === undefined ? "conv_transpose2d" : opts.name;

@@ -33,7 +33,11 @@ type Operand = tf.Tensor | number;
 function binary(type: OpType, fallback: string, a: Operand, b: Operand, opts?: OpOptions): tf.Tensor {
   const tensors = [a, b].filter((v): v is tf.Tensor => typeof v !== "number");
   if (tensors.length === 0)
-    throw errors.coded("INVALID_ARGUMENT", `${fallback}: at least one operand must be a tensor, got two numbers`);
+    throw errors.invalidArgument(
+      fallback,
+      "both operands are numbers",
+      "pass at least one tensor (compute with two numbers in plain JavaScript)",
+    );
   const attrs: Record<string, unknown> = {};
   if (typeof a === "number") Object.assign(attrs, { scalar: a, scalarIndex: 0 });
   if (typeof b === "number") Object.assign(attrs, { scalar: b, scalarIndex: 1 });
@@ -65,9 +69,10 @@ export function maskedFill(x: tf.Tensor, mask: tf.Tensor, value: number, opts?: 
   try {
     tf.backend_util.assertAndGetBroadcastShape(x.shape, m.shape);
   } catch {
-    throw errors.coded(
-      "SHAPE_MISMATCH",
-      `masked_fill: a mask of shape [${m.shape}] does not broadcast against [${x.shape}]`,
+    throw errors.shapeMismatch(
+      "masked_fill",
+      `a mask of shape [${m.shape}]`,
+      `a mask that broadcasts against the input [${x.shape}]`,
     );
   }
   // ±Infinity is kept as ±Number.MAX_VALUE (JSON-safe in the IR; ±∞ again in float32)
@@ -180,9 +185,10 @@ export const hardtanh = (x: tf.Tensor, minVal = -1, maxVal = 1, opts?: Named) =>
 /** PReLU with a learned slope: [C] (per channel, dim 1) or [1]. */
 export function prelu(x: tf.Tensor, weight: tf.Tensor, opts?: Named): tf.Tensor {
   if (weight.size !== 1 && (x.rank < 2 || weight.size !== x.shape[1])) {
-    throw errors.coded(
-      "SHAPE_MISMATCH",
-      `prelu: weight of ${weight.size} slopes for an input of shape [${x.shape}]; expected 1 or one per channel (${x.shape[1]})`,
+    throw errors.shapeMismatch(
+      "prelu",
+      `weight of ${weight.size} slopes for an input of shape [${x.shape}]`,
+      `1 or one per channel (${x.shape[1]})`,
     );
   }
   return runOp({ type: "PReLU", name: opName(opts, "prelu"), fallback: "prelu", params: [weight] }, [x]);
@@ -190,10 +196,7 @@ export function prelu(x: tf.Tensor, weight: tf.Tensor, opts?: Named): tf.Tensor 
 /** x ^ exponent for a constant exponent. */
 export function pow(x: tf.Tensor, exponent: number, opts?: Named): tf.Tensor {
   if (typeof exponent !== "number")
-    throw errors.coded(
-      "UNSUPPORTED",
-      "pow: the exponent must be a number (a constant); a tensor exponent is not supported",
-    );
+    throw errors.unsupported("pow", "a tensor exponent", "pass the exponent as a number (a constant)");
   return one("Pow", "pow", x, { exponent }, opts);
 }
 /** Maximum over `axis`; keeps its input's scale. */
@@ -206,7 +209,7 @@ export function min(x: tf.Tensor, axis: number | number[], keepDims = false, opt
 /** torch.Tensor.repeat: `reps` per axis. */
 export function tile(x: tf.Tensor, reps: number[], opts?: Named): tf.Tensor {
   if (reps.length !== x.rank || !reps.every((r) => Number.isInteger(r) && r >= 1)) {
-    throw errors.coded("SHAPE_MISMATCH", `tile: reps [${reps}] must be one positive integer per axis of [${x.shape}]`);
+    throw errors.shapeMismatch("tile", `reps [${reps}]`, `one positive integer per axis of [${x.shape}]`);
   }
   return one("Tile", "tile", x, { reps }, opts);
 }
@@ -217,9 +220,10 @@ export function pixelShuffle(x: tf.Tensor, upscaleFactor: number, opts?: Named):
 /** ONNX DepthToSpace: mode "DCR" (ONNX's default) or "CRD" (= pixelShuffle). */
 export function depthToSpace(x: tf.Tensor, blocksize: number, mode: "DCR" | "CRD" = "DCR", opts?: Named): tf.Tensor {
   if (x.rank !== 4 || (x.shape[1] as number) % (blocksize * blocksize) !== 0) {
-    throw errors.coded(
-      "SHAPE_MISMATCH",
-      `depth_to_space: input [${x.shape}] needs 4 dims and channels divisible by ${blocksize}² = ${blocksize * blocksize}`,
+    throw errors.shapeMismatch(
+      "depth_to_space",
+      `input [${x.shape}]`,
+      `4 dims and channels divisible by ${blocksize}² = ${blocksize * blocksize}`,
     );
   }
   return one("DepthToSpace", "depth_to_space", x, { blocksize, mode }, opts);
@@ -227,9 +231,10 @@ export function depthToSpace(x: tf.Tensor, blocksize: number, mode: "DCR" | "CRD
 /** ONNX SpaceToDepth: [N, C, H, W] → [N, C·b², H/b, W/b]. */
 export function spaceToDepth(x: tf.Tensor, blocksize: number, opts?: Named): tf.Tensor {
   if (x.rank !== 4 || (x.shape[2] as number) % blocksize !== 0 || (x.shape[3] as number) % blocksize !== 0) {
-    throw errors.coded(
-      "SHAPE_MISMATCH",
-      `space_to_depth: input [${x.shape}] needs 4 dims and a height and width divisible by ${blocksize}`,
+    throw errors.shapeMismatch(
+      "space_to_depth",
+      `input [${x.shape}]`,
+      `4 dims and a height and width divisible by ${blocksize}`,
     );
   }
   return one("SpaceToDepth", "space_to_depth", x, { blocksize }, opts);
@@ -240,9 +245,10 @@ export function instanceNorm(
   opts: Named & { weight?: tf.Tensor | null; bias?: tf.Tensor | null; eps?: number } = {},
 ): tf.Tensor {
   if (!opts.weight && opts.bias)
-    throw errors.coded(
-      "INVALID_ARGUMENT",
-      "instance_norm: pass weight together with bias (weight = ones for a bias alone)",
+    throw errors.invalidArgument(
+      "instance_norm",
+      "a bias without a weight",
+      "pass weight together with bias (weight = ones for a bias alone)",
     );
   const params = opts.weight ? [opts.weight, ...(opts.bias ? [opts.bias] : [])] : [];
   return runOp(
@@ -322,23 +328,14 @@ export function interpolate(
 ): tf.Tensor {
   const mode = opts.mode ?? "nearest";
   if (mode !== "nearest" && mode !== "bilinear")
-    throw errors.coded(
-      "UNSUPPORTED",
-      `interpolate: mode '${String(mode)}' is not supported; use "nearest" or "bilinear"`,
-    );
+    throw errors.unsupported("interpolate", `mode '${String(mode)}'`, `use "nearest" or "bilinear"`);
   if (opts.size === undefined && opts.scaleFactor === undefined)
-    throw errors.coded("INVALID_ARGUMENT", "interpolate: pass size or scaleFactor");
+    throw errors.invalidArgument("interpolate", "neither size nor scaleFactor given", "pass size or scaleFactor");
   if (opts.coordinateMode !== undefined && !COORDINATE_MODES.includes(opts.coordinateMode)) {
-    throw errors.coded(
-      "INVALID_ARGUMENT",
-      `interpolate: coordinateMode '${String(opts.coordinateMode)}' is not one of ${COORDINATE_MODES.join(", ")}`,
-    );
+    throw errors.notOneOf("interpolate", "coordinateMode", opts.coordinateMode, COORDINATE_MODES);
   }
   if (opts.nearestMode !== undefined && !NEAREST_MODES.includes(opts.nearestMode)) {
-    throw errors.coded(
-      "INVALID_ARGUMENT",
-      `interpolate: nearestMode '${String(opts.nearestMode)}' is not one of ${NEAREST_MODES.join(", ")}`,
-    );
+    throw errors.notOneOf("interpolate", "nearestMode", opts.nearestMode, NEAREST_MODES);
   }
   const attrs = {
     size: pairOf(opts.size) ?? null,
@@ -362,23 +359,18 @@ export function gridSample(
   opts: Named & { mode?: GridSampleMode; paddingMode?: GridPadding; alignCorners?: boolean } = {},
 ): tf.Tensor {
   if (x.rank !== 4 || grid.rank !== 4 || grid.shape[3] !== 2 || grid.shape[0] !== x.shape[0]) {
-    throw errors.coded(
-      "SHAPE_MISMATCH",
-      `grid_sample: input [${x.shape}] must be [N, C, H, W] and grid [${grid.shape}] [N, Ho, Wo, 2] with the same N`,
+    throw errors.shapeMismatch(
+      "grid_sample",
+      `input [${x.shape}] and grid [${grid.shape}]`,
+      "input [N, C, H, W] and grid [N, Ho, Wo, 2] with the same N",
     );
   }
   const mode = opts.mode ?? "bilinear";
   const paddingMode = opts.paddingMode ?? "zeros";
   if (mode !== "bilinear" && mode !== "nearest")
-    throw errors.coded(
-      "UNSUPPORTED",
-      `grid_sample: mode '${String(mode)}' is not supported; use "bilinear" or "nearest"`,
-    );
+    throw errors.unsupported("grid_sample", `mode '${String(mode)}'`, `use "bilinear" or "nearest"`);
   if (!["zeros", "border", "reflection"].includes(paddingMode))
-    throw errors.coded(
-      "INVALID_ARGUMENT",
-      `grid_sample: paddingMode '${String(paddingMode)}' is not one of zeros, border, reflection`,
-    );
+    throw errors.notOneOf("grid_sample", "paddingMode", paddingMode, ["zeros", "border", "reflection"]);
   return runOp(
     {
       type: "GridSample",
@@ -415,9 +407,10 @@ export function split(x: tf.Tensor, sizes: number | number[], axis = 0, opts?: N
     ? sizes
     : Array.from({ length: Math.ceil(n / sizes) }, (_, i) => Math.min(sizes, n - i * sizes));
   if (parts.reduce((a, b) => a + b, 0) !== n)
-    throw errors.coded(
-      "SHAPE_MISMATCH",
-      `split: sizes [${parts}] do not add up to dimension ${axis} of [${x.shape}] (${n})`,
+    throw errors.shapeMismatch(
+      "split",
+      `sizes [${parts}]`,
+      `sizes adding up to dimension ${axis} of [${x.shape}] (${n})`,
     );
   let at = 0;
   return parts.map((p) => {
@@ -439,19 +432,20 @@ export function expand(x: tf.Tensor, shape: number[], opts?: Named): tf.Tensor {
  */
 export function pad(x: tf.Tensor, padding: number[], value = 0, opts?: Named & { mode?: PadMode }): tf.Tensor {
   if (padding.length % 2 !== 0 || padding.length / 2 > x.rank || !padding.every((v) => Number.isInteger(v) && v >= 0))
-    throw errors.coded(
-      "SHAPE_MISMATCH",
-      `pad: padding [${padding}] must hold non-negative integer (before, after) pairs for at most ${x.rank} dimensions`,
+    throw errors.shapeMismatch(
+      "pad",
+      `padding [${padding}]`,
+      `non-negative integer (before, after) pairs for at most ${x.rank} dimensions`,
     );
   const mode = opts?.mode ?? "constant";
-  if (!PAD_MODES.includes(mode))
-    throw errors.coded("INVALID_ARGUMENT", `pad: mode '${String(mode)}' is not one of ${PAD_MODES.join(", ")}`);
+  if (!PAD_MODES.includes(mode)) throw errors.notOneOf("pad", "mode", mode, PAD_MODES);
   const pads = x.shape.map(() => [0, 0] as [number, number]);
   for (let i = 0; i < padding.length / 2; i++) pads[x.rank - 1 - i] = [padding[2 * i], padding[2 * i + 1]];
   if (mode === "reflect" && pads.some(([b, a], d) => Math.max(b, a) >= (x.shape[d] as number))) {
-    throw errors.coded(
-      "SHAPE_MISMATCH",
-      `pad: reflect padding [${padding}] must be smaller than the padded dimensions of [${x.shape}] (as in PyTorch)`,
+    throw errors.shapeMismatch(
+      "pad",
+      `reflect padding [${padding}]`,
+      `padding smaller than the padded dimensions of [${x.shape}] (as in PyTorch)`,
     );
   }
   return one("Pad", "pad", x, mode === "constant" ? { pads, value } : { pads, value: 0, mode }, opts);

@@ -27,9 +27,10 @@ export class LayerNorm extends Module {
 
   forward(x: tf.Tensor): tf.Tensor {
     if (x.shape[x.rank - 1] !== this.normalizedShape) {
-      throw errors.coded(
-        "SHAPE_MISMATCH",
-        `LayerNorm: input shape [${x.shape}] does not end in normalizedShape ${this.normalizedShape}`,
+      throw errors.shapeMismatch(
+        "LayerNorm",
+        `input shape [${x.shape}]`,
+        `a shape ending in normalizedShape [${this.normalizedShape}]`,
       );
     }
     const mean = F.mean(x, -1, true, { name: "var_mean.pre_mean" });

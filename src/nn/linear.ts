@@ -24,8 +24,7 @@ export class Linear extends Module {
       ["inFeatures", inFeatures],
       ["outFeatures", outFeatures],
     ] as const) {
-      if (!Number.isInteger(v) || v <= 0)
-        throw errors.coded("INVALID_ARGUMENT", `Linear: ${k} must be a positive integer, got ${v}`);
+      if (!Number.isInteger(v) || v <= 0) throw errors.outOfRange("Linear", k, v, "a positive integer");
     }
     const bound = 1 / Math.sqrt(inFeatures);
     this.weightLayout = opts.weightLayout ?? "out_in";

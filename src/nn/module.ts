@@ -141,9 +141,10 @@ export abstract class Module {
   loadStateDict(stateDict: Record<string, unknown>, opts: { strict?: boolean } = {}): LoadResult {
     const strict = opts.strict ?? true;
     if (stateDict === null || typeof stateDict !== "object") {
-      throw errors.coded(
-        "INVALID_ARGUMENT",
-        `loadStateDict: expected an object of named tensors (e.g. from qb.io.loadTorch), got ${stateDict === null ? "null" : typeof stateDict}`,
+      throw errors.invalidArgument(
+        "loadStateDict",
+        `expected an object of named tensors, got ${stateDict === null ? "null" : typeof stateDict}`,
+        "pass a state dict, e.g. from qb.io.loadTorch(path) or qb.io.loadSafetensors(path)",
       );
     }
     const params = new Map(this.namedParameters());
@@ -167,10 +168,11 @@ export abstract class Module {
       );
     }
     if (problems.length > 0) {
-      throw errors.coded(
-        "SHAPE_MISMATCH",
-        `loadStateDict(${this.constructor.name}): ${problems.join("; ")}. Nothing was loaded; ` +
-          fixAdvice(strict, shapeProblems, missingKeys.length + unexpectedKeys.length),
+      throw errors.shapeMismatch(
+        `loadStateDict(${this.constructor.name})`,
+        problems.join("; "),
+        "the model's own names and shapes",
+        `nothing was loaded; ${fixAdvice(strict, shapeProblems, missingKeys.length + unexpectedKeys.length)}`,
       );
     }
     for (const [name, v] of params) {

@@ -51,10 +51,7 @@ export function runOp(spec: OpSpec, inputs: tf.Tensor[]): tf.Tensor {
     });
   for (const [i, t] of inputs.entries()) {
     if (!(t instanceof tf.Tensor)) {
-      throw errors.coded(
-        "INVALID_ARGUMENT",
-        `${spec.fallback} (${spec.type}): input ${i} is ${typeof t}, expected a tf.Tensor`,
-      );
+      throw errors.notATensor(`${spec.fallback} (${spec.type})`, `input ${i}`, t);
     }
   }
   const fwd = currentForward();

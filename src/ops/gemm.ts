@@ -19,9 +19,10 @@ defineOp({
     const weight = w as tf.Tensor;
     const [out, inF] = (inOut(attrs) ? [weight.shape[1], weight.shape[0]] : weight.shape) as [number, number];
     if (t.shape[t.rank - 1] !== inF) {
-      throw errors.coded(
-        "SHAPE_MISMATCH",
-        `input shape [${t.shape}] does not match weight shape [${weight.shape}]: the last input dimension must be ${inF}`,
+      throw errors.shapeMismatch(
+        "linear",
+        `input shape [${t.shape}] for weight shape [${weight.shape}]`,
+        `the last input dimension ${inF}`,
       );
     }
     const flat = tf.reshape(t, [-1, inF]);
@@ -94,20 +95,24 @@ defineOp({
       groups < 1 ||
       weight.shape.some((d) => d < 1)
     ) {
-      throw errors.coded(
-        "INVALID_ARGUMENT",
-        `conv2d: stride [${stride}], dilation [${dilation}] and groups ${groups} must be integers ≥ 1, padding [${padding}] ≥ 0, weight [${weight.shape}] non-empty`,
+      throw errors.outOfRange(
+        "conv2d",
+        "stride, dilation, groups, padding and weight",
+        `[${stride}], [${dilation}], ${groups}, [${padding}], [${weight.shape}]`,
+        "integers ≥ 1 (stride, dilation, groups), ≥ 0 (padding) and a non-empty weight",
       );
     }
     if (t.rank === 4 && !fits)
-      throw errors.coded(
-        "SHAPE_MISMATCH",
-        `conv2d: the ${kh0}×${kw0} kernel (dilation [${dilation}]) does not fit input [${t.shape}] with padding [${padding}]`,
+      throw errors.shapeMismatch(
+        "conv2d",
+        `the ${kh0}×${kw0} kernel (dilation [${dilation}]) on input [${t.shape}] with padding [${padding}]`,
+        "a kernel that fits the padded input",
       );
     if (t.rank !== 4 || t.shape[1] !== inPerGroup * groups) {
-      throw errors.coded(
-        "SHAPE_MISMATCH",
-        `input shape [${t.shape}] does not match weight shape [${weight.shape}]: expected NCHW input with ${inPerGroup * groups} channels`,
+      throw errors.shapeMismatch(
+        "conv2d",
+        `input shape [${t.shape}] for weight shape [${weight.shape}]`,
+        `NCHW input with ${inPerGroup * groups} channels`,
       );
     }
     const pad: [[number, number], [number, number], [number, number], [number, number]] = [
@@ -165,9 +170,10 @@ defineOp({
   unit: "tensor",
   compute: ([x, y]) => {
     if (x.shape[x.rank - 1] !== y.shape[y.rank - 2]) {
-      throw errors.coded(
-        "SHAPE_MISMATCH",
-        `inner dimensions differ: [${x.shape}] @ [${y.shape}] needs ${x.shape[x.rank - 1]} rows in the second operand`,
+      throw errors.shapeMismatch(
+        "matmul",
+        `[${x.shape}] @ [${y.shape}]`,
+        `${x.shape[x.rank - 1]} rows in the second operand (inner dimensions equal)`,
       );
     }
     return tf.matMul(x, y);
@@ -198,9 +204,10 @@ export function convTranspose2d(
   const outPad = pair(attrs.outputPadding as number[] | undefined, 0);
   const dilation = pair(attrs.dilation as number[] | undefined, 1);
   if (t.rank !== 4 || t.shape[1] !== inC)
-    throw errors.coded(
-      "SHAPE_MISMATCH",
-      `input shape [${t.shape}] does not match weight shape [${weight.shape}]: expected NCHW input with ${inC} channels`,
+    throw errors.shapeMismatch(
+      "convTranspose2d",
+      `input shape [${t.shape}] for weight shape [${weight.shape}]`,
+      `NCHW input with ${inC} channels`,
     );
   const [n, , h, w] = t.shape;
   // zeros between pixels

@@ -32,19 +32,22 @@ function geometry(shape: number[], a: Attrs): PoolGeometry {
   const s = pair((a.stride as number[] | null) ?? k, 1);
   const p = pair(a.padding as number[], 0);
   if (![...k, ...s].every((v) => Number.isInteger(v) && v >= 1) || !p.every((v) => Number.isInteger(v) && v >= 0)) {
-    throw errors.coded(
-      "INVALID_ARGUMENT",
-      `pooling: kernel [${k}] and stride [${s}] must be integers ≥ 1, padding [${p}] ≥ 0`,
+    throw errors.outOfRange(
+      "pooling",
+      "kernel, stride and padding",
+      `[${k}], [${s}], [${p}]`,
+      "integers ≥ 1 (kernel, stride) and ≥ 0 (padding)",
     );
   }
   if (p[0] > k[0] / 2 || p[1] > k[1] / 2)
-    throw errors.coded("INVALID_ARGUMENT", `padding [${p}] must be at most half the kernel [${k}]`);
+    throw errors.outOfRange("pooling", "padding", `[${p}]`, `at most half the kernel [${k}] (as in PyTorch)`);
   const [oh, eh] = poolDim(shape[2], k[0], s[0], p[0], Boolean(a.ceilMode));
   const [ow, ew] = poolDim(shape[3], k[1], s[1], p[1], Boolean(a.ceilMode));
   if (oh < 1 || ow < 1)
-    throw errors.coded(
-      "SHAPE_MISMATCH",
-      `pooling: the [${k}] window does not fit input [${shape}] with padding [${p}]`,
+    throw errors.shapeMismatch(
+      "pooling",
+      `the [${k}] window on input [${shape}] with padding [${p}]`,
+      "a window that fits the padded input",
     );
   return { k, s, p, out: [oh, ow], extra: [eh, ew] };
 }
@@ -94,7 +97,7 @@ function avgDivisor(shape: number[], g: PoolGeometry, a: Attrs): tf.Tensor | num
 
 export function maxPool2d(t: tf.Tensor, a: Attrs): tf.Tensor {
   if (pair(a.dilation as number[], 1).some((d) => d !== 1))
-    throw errors.coded("UNSUPPORTED", "MaxPool2d: dilation > 1 is not supported");
+    throw errors.unsupported("MaxPool2d", "dilation > 1", "use dilation 1");
   const g = geometry(t.shape, a);
   return nchw(tf.maxPool(nhwc(padNCHW(t, g, -Infinity)), g.k, g.s, "valid"));
 }
@@ -174,7 +177,7 @@ defineOp({
   compute: ([t], _w, _p, a) => maxPool2d(t, a),
   onnx: ({ b, inputs: [x], inputShapes: [xs], attrs }) => {
     if (pair(attrs.dilation as number[], 1).some((d) => d !== 1))
-      throw errors.coded("UNSUPPORTED", "MaxPool2d: dilation > 1 is not supported");
+      throw errors.unsupported("MaxPool2d", "dilation > 1", "use dilation 1");
     const g = geometry(xs, attrs);
     return b.op("MaxPool", [lowerPadNCHW(b, x, g, -Infinity)], { kernel_shape: g.k, strides: g.s });
   },

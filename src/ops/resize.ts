@@ -19,7 +19,12 @@ export function resizeOutput(shape: number[], a: Attrs): [number, number] {
   const f = Array.isArray(a.scaleFactor)
     ? (a.scaleFactor as number[])
     : [a.scaleFactor as number, a.scaleFactor as number];
-  if (!(f[0] > 0)) throw errors.coded("INVALID_ARGUMENT", "resize needs size or a positive scaleFactor");
+  if (!(f[0] > 0))
+    throw errors.invalidArgument(
+      "resize",
+      "neither a size nor a positive scaleFactor",
+      "pass size or a scaleFactor > 0",
+    );
   return [Math.floor(shape[2] * f[0]), Math.floor(shape[3] * (f[1] ?? f[0]))];
 }
 

@@ -26,7 +26,6 @@ export function isQuantDType(x: unknown): x is QuantDType {
 
 export function dtypeByName(name: string): QuantDType {
   const found = [qint8, qint16, qint32].find((d) => d.name === name);
-  if (found === undefined)
-    throw errors.coded("INVALID_ARGUMENT", `unknown quantized dtype '${name}'; expected qint8, qint16 or qint32`);
+  if (found === undefined) throw errors.notOneOf("dtype", "quantized dtype", name, ["qint8", "qint16", "qint32"]);
   return found;
 }

@@ -52,10 +52,7 @@ function scaleTensors(x: tf.Tensor, opts: FakeQuantizeOptions): [tf.Tensor, tf.T
   const axis = opts.axis ?? 0;
   const ax = axis < 0 ? axis + rank : axis;
   if (ax < 0 || ax >= rank) {
-    throw errors.coded(
-      "SHAPE_MISMATCH",
-      `fakeQuantize: axis ${axis} is out of range for a tensor of shape [${x.shape}]; pass an axis in [${-rank}, ${rank - 1}]`,
-    );
+    throw errors.badAxis("fakeQuantize", "axis", axis, x.shape);
   }
   const values = scale instanceof tf.Tensor ? (scale.dataSync() as Float32Array) : Float32Array.from(scale);
   if (values.length !== x.shape[ax]) {

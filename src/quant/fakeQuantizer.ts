@@ -50,10 +50,7 @@ export class FakeQuantizer {
         this.observer.observe(x);
       } catch (e) {
         if (e instanceof NonFiniteError) {
-          throw errors.coded(
-            "INVALID_ARGUMENT",
-            `${this.where}: ${e.message} — the data reaching this op is not finite. Check the calibration batch for NaN/Inf (or the op before it for overflow) and drop or clean that batch.`,
-          );
+          throw errors.nonFiniteData(this.where, e.message);
         }
         throw e;
       }

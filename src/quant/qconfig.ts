@@ -60,15 +60,17 @@ export function getQconfig(opts: GetQconfigOptions = {}): QConfig {
     if (v === undefined) return undefined;
     if (v === "qint8" || v === qint8) return qint8;
     if (v === "qint16" || v === qint16) return qint16;
-    throw errors.coded(
-      "INVALID_ARGUMENT",
-      `getQconfig: ${key} must be qb.qint8 or qb.qint16, got ${isQuantDType(v) ? v.name : JSON.stringify(v)}`,
+    throw errors.invalidArgument(
+      "getQconfig",
+      `${key} is ${isQuantDType(v) ? v.name : JSON.stringify(v)}`,
+      `pass qb.qint8 or qb.qint16 as ${key}`,
     );
   };
   if (opts.observer !== undefined && (opts.observer === null || typeof opts.observer.create !== "function")) {
-    throw errors.coded(
-      "INVALID_ARGUMENT",
-      "getQconfig: observer must be an observer class such as qb.MSEObserver or qb.MinMaxObserver (the class, not an instance)",
+    throw errors.invalidArgument(
+      "getQconfig",
+      "observer is not an observer class",
+      "pass a class such as qb.MSEObserver or qb.MinMaxObserver (the class, not an instance)",
     );
   }
   const inDtype = dtype("inDtype", opts.inDtype);

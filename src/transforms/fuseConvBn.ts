@@ -19,20 +19,14 @@ export function fuseConvBn<T extends Module>(model: T, pairs: [string, string][]
   for (const [convPath, bnPath] of pairs) {
     const conv = modules.get(convPath);
     const bn = modules.get(bnPath);
-    if (!(conv instanceof Conv2d))
-      throw errors.coded(
-        "INVALID_ARGUMENT",
-        `fuseConvBn: '${convPath}' is ${conv ? `a ${conv.constructor.name}` : "not a module of this model"}, expected a Conv2d`,
-      );
-    if (!(bn instanceof BatchNorm2d))
-      throw errors.coded(
-        "INVALID_ARGUMENT",
-        `fuseConvBn: '${bnPath}' is ${bn ? `a ${bn.constructor.name}` : "not a module of this model"}, expected a BatchNorm2d`,
-      );
+    if (!(conv instanceof Conv2d)) throw errors.wrongModule("fuseConvBn", convPath, conv, "Conv2d");
+    if (!(bn instanceof BatchNorm2d)) throw errors.wrongModule("fuseConvBn", bnPath, bn, "BatchNorm2d");
     if (bn.numFeatures !== conv.outChannels) {
-      throw errors.coded(
-        "SHAPE_MISMATCH",
-        `fuseConvBn: ${bnPath} has ${bn.numFeatures} channels but ${convPath} outputs ${conv.outChannels}`,
+      throw errors.shapeMismatch(
+        "fuseConvBn",
+        `${bnPath} has ${bn.numFeatures} channels but ${convPath} outputs ${conv.outChannels}`,
+        `${conv.outChannels} channels in ${bnPath}`,
+        "fuse a BatchNorm2d with the Conv2d right before it",
       );
     }
   }

@@ -40,9 +40,10 @@ export class BroadcastMulSumLinear extends Module {
       this.weightLayout === "in_out" ? [this.weight.shape[1], this.weight.shape[0]] : this.weight.shape
     ) as [number, number];
     if (x.shape[x.rank - 1] !== inF) {
-      throw errors.coded(
-        "SHAPE_MISMATCH",
-        `BroadcastMulSumLinear: input shape [${x.shape}] does not match weight shape [${this.weight.shape}]: the last input dimension must be ${inF}`,
+      throw errors.shapeMismatch(
+        "BroadcastMulSumLinear",
+        `input shape [${x.shape}] for weight shape [${this.weight.shape}]`,
+        `the last input dimension ${inF}`,
       );
     }
     const lead = x.shape.slice(0, -1);
@@ -64,11 +65,7 @@ export function replaceLinearWithBroadcastMulSum<T extends Module>(model: T, pat
   const target = modules.get(path);
   if (!(target instanceof Linear)) {
     const linears = [...modules].filter(([, m]) => m instanceof Linear).map(([p]) => p);
-    throw errors.coded(
-      "INVALID_ARGUMENT",
-      `replaceLinearWithBroadcastMulSum: '${path}' is ${target === undefined ? "not a module of this model" : `a ${target.constructor.name}, not a Linear`}; ` +
-        `its Linear modules are: ${linears.join(", ") || "(none)"}`,
-    );
+    throw errors.wrongModule("replaceLinearWithBroadcastMulSum", path, target, "Linear", linears);
   }
   const copy = cloneModule(model);
   replaceChild(copy, path, new BroadcastMulSumLinear(new Map(copy.namedModules()).get(path) as Linear));

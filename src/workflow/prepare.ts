@@ -14,7 +14,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { getMarch, type March } from "../march/march";
 import { cloneModule, type Module } from "../nn/module";
-import { errors, QuantbookError } from "../messages";
+import { errors } from "../messages";
 import { INTERCEPTOR } from "../nn/runtime";
 import { opDef, weightAxisOf } from "../ops";
 import { FakeQuantizer } from "../quant/fakeQuantizer";
@@ -163,9 +163,10 @@ export function prepare<T extends Module>(model: T, exampleInput: tf.Tensor | tf
     tf.dispose(out);
     const graph = tracer.graph();
     if (graph.ops.length === 0) {
-      throw errors.coded(
-        "INVALID_ARGUMENT",
-        "the forward ran no quantization-aware op; build it from qb.nn layers and qb.F ops",
+      throw errors.invalidArgument(
+        "prepare",
+        "the forward ran no quantization-aware op",
+        "build it from qb.nn layers and qb.F ops",
       );
     }
     const setters = Array.isArray(opts.qconfigSetter) ? opts.qconfigSetter : [opts.qconfigSetter];
@@ -189,13 +190,8 @@ export function prepare<T extends Module>(model: T, exampleInput: tf.Tensor | tf
     return copy;
   } catch (e) {
     copy.dispose();
-    const msg = e instanceof Error ? e.message : String(e);
     // the wrapped error keeps its kind (code) and stays reachable as the cause
-    throw new QuantbookError(
-      e instanceof QuantbookError ? e.code : "OP_FAILED",
-      `prepare(${model.constructor.name}): ${msg}`,
-      { cause: e },
-    );
+    throw errors.inContext(`prepare(${model.constructor.name})`, e);
   }
 }
 

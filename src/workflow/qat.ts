@@ -44,7 +44,12 @@ export function qatStep(
     true,
     vars,
   );
-  if (loss === null) throw errors.coded("INVALID_ARGUMENT", "qatStep: the optimizer returned no loss");
+  if (loss === null)
+    throw errors.invalidArgument(
+      "qatStep",
+      "the optimizer returned no loss",
+      "return the loss tensor from the loss function",
+    );
   const value = loss.dataSync()[0];
   loss.dispose();
   return value;

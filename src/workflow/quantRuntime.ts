@@ -118,11 +118,7 @@ export class QuantRuntime implements OpInterceptor, DtypeSource {
   runOp(call: OpCall, compute: Compute): tf.Tensor {
     const op = this.ops.get(call.name);
     if (op === undefined) {
-      throw errors.coded(
-        "INVALID_ARGUMENT",
-        `${call.name} (${call.type}): this op did not run when prepare() traced the model, so it has no fake-quantizers. ` +
-          "The forward takes a different path now (control flow depending on data or mode); re-run prepare with an input that takes this path.",
-      );
+      throw errors.untracedOp(call.name, call.type);
     }
     const tap = (role: TapRole, value: tf.Tensor, raw: tf.Tensor) => {
       for (const t of this.taps) t(op, role, value, raw);

@@ -10,7 +10,7 @@
  * known), so it never becomes a quantized op; every other node runs through the registry's ops.
  */
 import * as tf from "@tensorflow/tfjs";
-import { carriesContext, errors, QuantbookError } from "../../messages";
+import { carriesContext, errors } from "../../messages";
 import { DeQuantStub, QuantStub } from "../../nn/layers";
 import { Module } from "../../nn/module";
 import { currentForward, declareConstant } from "../../nn/forwardContext";
@@ -152,11 +152,7 @@ export class OnnxGraphModule extends OnnxScope {
       } catch (e) {
         if (carriesContext(e) && e.message.includes(step.node)) throw e;
         const shapes = ins.map((t) => (t === undefined ? "-" : `[${t.shape}]`)).join(", ");
-        throw new QuantbookError(
-          e instanceof QuantbookError ? e.code : "OP_FAILED",
-          `${info.file}: node ${step.node} (inputs ${shapes}): ${(e as Error).message}`,
-          { cause: e },
-        );
+        throw errors.inContext(`${info.file}: node ${step.node} (inputs ${shapes})`, e);
       } finally {
         if (fwd) fwd.source = outer;
       }

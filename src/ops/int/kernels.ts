@@ -225,12 +225,12 @@ export function mul(node: IrNode, ops: Operand[], scalar: number | undefined): V
   const [a, b] = ops;
   if (b === undefined) {
     // tensor × scalar: one multiplier
-    if (a.scaleAt === null) throw errors.coded("INVALID_ARGUMENT", `${node.name}: a float operand needs a QuantStub`);
+    if (a.scaleAt === null) throw errors.needsQuantized(node.name, "a float operand needs a QuantStub");
     const sa = a.scaleAt;
     return emit(a.data, a.shape, node.output.quant, (i) => sa(i) * (scalar as number), node.name);
   }
   if (a.scaleAt === null || b.scaleAt === null)
-    throw errors.coded("INVALID_ARGUMENT", `${node.name}: both operands of an integer Mul must be quantized`);
+    throw errors.needsQuantized(node.name, "both operands of an integer Mul must be quantized");
   const shape = broadcastShape(a.shape, b.shape, node.name);
   const ia = broadcastIndex(a.shape, shape);
   const ib = broadcastIndex(b.shape, shape);
@@ -250,8 +250,7 @@ export function addSub(
   scalarIndex: number,
 ): Value {
   const out = node.output.quant;
-  if (isFloat(out))
-    throw errors.coded("INVALID_ARGUMENT", `${node.name}: ${node.type} needs a quantized output to run in integers`);
+  if (isFloat(out)) throw errors.needsQuantized(node.name, `${node.type} needs a quantized output`);
   const so = tensorScale(out, node.name);
   const [lo, hi] = rangeOf(out);
   const terms: Operand[] = [...ops];

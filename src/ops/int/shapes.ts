@@ -12,7 +12,7 @@ export function broadcastShape(a: number[], b: number[], where: string): number[
     const da = a[a.length - rank + i] ?? 1;
     const db = b[b.length - rank + i] ?? 1;
     if (da !== db && da !== 1 && db !== 1)
-      throw errors.coded("INVALID_ARGUMENT", `${where}: cannot broadcast [${a}] with [${b}]`);
+      throw errors.shapeMismatch(where, `shapes [${a}] and [${b}]`, "shapes that broadcast against each other");
     out.push(Math.max(da, db));
   }
   return out;

@@ -22,9 +22,9 @@ export function rangeOf(q: IrQuant): [number, number] {
 /** The single scale of a per-tensor quantized value. */
 export function tensorScale(q: IrQuant, where: string): number {
   if (q.scale === null || q.scale.length !== 1)
-    throw errors.coded(
-      "INVALID_ARGUMENT",
-      `${where}: expected a per-tensor quantized input, got ${q.dtype} with ${q.scale?.length ?? 0} scales`,
+    throw errors.needsQuantized(
+      where,
+      `an input with one scale (per tensor) is needed, got ${q.dtype} with ${q.scale?.length ?? 0} scales`,
     );
   return q.scale[0];
 }

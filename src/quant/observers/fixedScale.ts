@@ -13,10 +13,7 @@ export class FixedScaleObserver extends Observer {
   constructor(opts: ObserverOptions & { scale: number }) {
     super(opts);
     if (!(opts.scale > 0) || !Number.isFinite(opts.scale)) {
-      throw errors.coded(
-        "INVALID_ARGUMENT",
-        `FixedScaleObserver: scale ${opts.scale} must be a finite number > 0, e.g. 7 / 32767`,
-      );
+      throw errors.outOfRange("FixedScaleObserver", "scale", opts.scale, "a finite number > 0, e.g. 7 / 32767");
     }
     this.fixedScale = opts.scale;
   }
@@ -31,9 +28,10 @@ export class FixedScaleObserver extends Observer {
 
   static create(opts: ObserverOptions & { scale?: number }): Observer {
     if (opts.scale === undefined) {
-      throw errors.coded(
-        "INVALID_ARGUMENT",
-        "FixedScaleObserver needs a scale: use FixedScaleObserver.withScale(s) or getQconfig({ fixScale: s })",
+      throw errors.invalidArgument(
+        "FixedScaleObserver",
+        "no scale given",
+        "use FixedScaleObserver.withScale(s) or getQconfig({ fixScale: s })",
       );
     }
     return new FixedScaleObserver({ ...opts, scale: opts.scale });

@@ -36,7 +36,7 @@ export function asRows(x: tf.Tensor, axis: number | undefined): tf.Tensor2D {
   if (axis === undefined) return tf.reshape(x, [1, -1]);
   const ax = axis < 0 ? axis + x.rank : axis;
   if (ax < 0 || ax >= x.rank) {
-    throw errors.coded("SHAPE_MISMATCH", `observer: channel axis ${axis} is out of range for shape [${x.shape}]`);
+    throw errors.badAxis("observer", "channel axis", axis, x.shape);
   }
   const perm = [ax, ...x.shape.map((_, i) => i).filter((i) => i !== ax)];
   return tf.reshape(tf.transpose(x, perm), [x.shape[ax], -1]);

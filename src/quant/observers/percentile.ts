@@ -22,10 +22,7 @@ export class PercentileObserver extends Observer {
     super(opts);
     this.percentile = opts.percentile ?? 99.99;
     if (!(this.percentile > 50 && this.percentile <= 100)) {
-      throw errors.coded(
-        "INVALID_ARGUMENT",
-        `PercentileObserver: percentile ${this.percentile} must be in (50, 100], e.g. 99.99`,
-      );
+      throw errors.outOfRange("PercentileObserver", "percentile", this.percentile, "in (50, 100], e.g. 99.99");
     }
   }
 
