@@ -14,5 +14,6 @@ module.exports = {
     ["convert"],
     ["analysis", "io"],
     ["planner"],
+    ["api"],
   ],
 };

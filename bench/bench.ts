@@ -60,10 +60,10 @@ export async function benchCore(): Promise<Record<string, number>> {
   out["fake-quant int16 [2,100,60,256]"] = await medianMs(() =>
     qb.quant.fakeQuantize(mul, { scale: 0.01, dtype: qb.qint16 }).dispose(),
   );
-  const calib = qb.prepare(model.eval(), x, { qconfigSetter: [qb.calibration8bitWeight16bitActQconfigSetter] });
+  const calib = qb.prepare(model.eval(), x, { qconfigSetter: [qb.qconfig.calibration8bitWeight16bitActQconfigSetter] });
   qb.setFakeQuantize(calib, qb.FakeQuantState.CALIBRATION);
   out["calibration pass, article model"] = await medianMs(() => qb.calibrate(calib, [x], { onProgress: () => {} }));
-  const obs = new qb.MSEObserver({ dtype: qb.qint16 });
+  const obs = new qb.quant.MSEObserver({ dtype: qb.qint16 });
   out["MSE observer on the mul output"] = await medianMs(() => obs.observe(mul), Math.max(1, Math.floor(RUNS / 2)));
   qb.setFakeQuantize(calib, qb.FakeQuantState.VALIDATION);
   out["export, article model"] = await medianMs(() => qb.export(calib, x), 3);
@@ -71,7 +71,7 @@ export async function benchCore(): Promise<Record<string, number>> {
   out["convert, article model"] = await medianMs(() => qb.convert(ir, qb.March.NASH_M), 3);
   const hb = qb.convert(ir, qb.March.NASH_M);
   out["integer model forward, article model"] = await medianMs(() => hb.forward(x).dispose(), 3);
-  const qa = new qb.QuantAnalysis(model, calib);
+  const qa = new qb.analysis.QuantAnalysis(model, calib);
   const quiet = () => {};
   out["sensitivity, article model"] = await medianMs(() => qa.sensitivity({ data: x, onProgress: quiet }), 3);
   out["sensitivity, no float reuse"] = await medianMs(
@@ -104,8 +104,8 @@ export async function benchModels(runs = Number(process.env.BENCH_MODEL_RUNS ?? 
     for (const engine of ["ort", "tfjs"] as const) {
       const tag = engine === "ort" ? "" : " (tfjs engine)";
       for (const [setter, what] of [
-        [qb.defaultQatQconfigSetter, "calibration pass, MinMax"],
-        [qb.calibration8bitWeight16bitActQconfigSetter, "calibration pass"],
+        [qb.qconfig.defaultQatQconfigSetter, "calibration pass, MinMax"],
+        [qb.qconfig.calibration8bitWeight16bitActQconfigSetter, "calibration pass"],
       ] as const) {
         const calib = qb.prepare(float, x, { qconfigSetter: [setter], warn: false, engine });
         qb.setFakeQuantize(calib, qb.FakeQuantState.CALIBRATION);
@@ -136,7 +136,7 @@ export async function benchModels(runs = Number(process.env.BENCH_MODEL_RUNS ?? 
           const fast = ortModel(calib, rt, [x]) as NonNullable<ReturnType<typeof ortModel>>;
           out[`${name}: fake-quant forward`] = await medianMs(() => tf.dispose(fast.forward([x], () => true)), 5);
         } else out[`${name}: fake-quant forward (tfjs engine)`] = await medianMs(() => tf.dispose(calib.forward(x)), 3);
-        const qa = new qb.QuantAnalysis(float, calib, { onProgress: quiet });
+        const qa = new qb.analysis.QuantAnalysis(float, calib, { onProgress: quiet });
         out[`${name}: sensitivity${tag}`] = await medianMs(() => qa.sensitivity({ data: x, onProgress: quiet }), runs);
         calib.dispose();
       }
@@ -207,8 +207,8 @@ export async function benchOnnx(runs = Number(process.env.BENCH_MODEL_RUNS ?? 1)
     await session.release();
     out[k("float forward (tfjs)")] = await medianMs(() => tf.dispose(m.forward(x) as unknown as tf.Tensor), 1);
     for (const [setter, what] of [
-      [qb.defaultQatQconfigSetter, "calibration pass, MinMax"],
-      [qb.defaultCalibrationQconfigSetter, "calibration pass"],
+      [qb.qconfig.defaultQatQconfigSetter, "calibration pass, MinMax"],
+      [qb.qconfig.defaultCalibrationQconfigSetter, "calibration pass"],
     ] as const) {
       const calib = qb.prepare(m.eval(), x, { qconfigSetter: [setter], warn: false, engine: "ort" });
       qb.setFakeQuantize(calib, qb.FakeQuantState.CALIBRATION);
@@ -222,7 +222,7 @@ export async function benchOnnx(runs = Number(process.env.BENCH_MODEL_RUNS ?? 1)
         const fast1 = ortModel(calib, rt, [x]) as NonNullable<ReturnType<typeof ortModel>>;
         out[k("fake-quant forward (1 thread)")] = await medianMs(() => tf.dispose(fast1.forward([x], () => true)), 5);
         setEngineOptions({ intraOpNumThreads: engineThreads });
-        const qa = new qb.QuantAnalysis(m, calib, { onProgress: quiet });
+        const qa = new qb.analysis.QuantAnalysis(m, calib, { onProgress: quiet });
         out[k("sensitivity")] = await medianMs(() => qa.sensitivity({ data: x, onProgress: quiet }), runs);
         const points = qa.sensitivity({ data: x, onProgress: quiet }).rows.length;
         out[k("sensitivity points")] = points;
@@ -240,7 +240,10 @@ export async function benchOnnx(runs = Number(process.env.BENCH_MODEL_RUNS ?? 1)
         ] =
           flops <= TFJS_SENSITIVITY_MAX_FLOPS
             ? await onceMs(() =>
-                new qb.QuantAnalysis(m, tfjs, { onProgress: quiet }).sensitivity({ data: x, onProgress: quiet }),
+                new qb.analysis.QuantAnalysis(m, tfjs, { onProgress: quiet }).sensitivity({
+                  data: x,
+                  onProgress: quiet,
+                }),
               )
             : points * out[k("fake-quant forward (tfjs engine)")];
         tfjs.dispose();
@@ -248,7 +251,7 @@ export async function benchOnnx(runs = Number(process.env.BENCH_MODEL_RUNS ?? 1)
       calib.dispose();
     }
     out[k("planner, NASH_M")] = await onceMs(() =>
-      qb.planMixedPrecision(m, [x], { march: qb.March.NASH_M, onProgress: quiet }),
+      qb.analysis.planMixedPrecision(m, [x], { march: qb.March.NASH_M, onProgress: quiet }),
     );
     m.dispose();
     x.dispose();
@@ -259,9 +262,9 @@ export async function benchOnnx(runs = Number(process.env.BENCH_MODEL_RUNS ?? 1)
     );
     out[k("peak RSS, quantbook (MB)")] = peakRssMb(
       `const qb = require(${dist}); qb.setMarch(qb.March.NASH_M); const m = await qb.io.loadOnnx(${JSON.stringify(file)}); ` +
-        `const x = qb.tf.randomUniform(${JSON.stringify(shape)}, -1, 1, "float32", 3); const c = qb.prepare(m.eval(), x, { qconfigSetter: [qb.defaultCalibrationQconfigSetter], warn: false }); ` +
+        `const x = qb.tf.randomUniform(${JSON.stringify(shape)}, -1, 1, "float32", 3); const c = qb.prepare(m.eval(), x, { qconfigSetter: [qb.qconfig.defaultCalibrationQconfigSetter], warn: false }); ` +
         `qb.setFakeQuantize(c, qb.FakeQuantState.CALIBRATION); await qb.calibrate(c, [x]); qb.setFakeQuantize(c, qb.FakeQuantState.VALIDATION); ` +
-        `new qb.QuantAnalysis(m, c).sensitivity({ data: x, onProgress: () => {} });`,
+        `new qb.analysis.QuantAnalysis(m, c).sensitivity({ data: x, onProgress: () => {} });`,
     );
   }
   rmSync(dir, { recursive: true, force: true });
@@ -279,7 +282,7 @@ async function kernelFirstResultMs(): Promise<number> {
 }
 
 async function main(): Promise<void> {
-  const backend = await qb.initBackend();
+  const backend = await qb.backend.init();
   qb.setMarch(qb.March.NASH_M);
   console.log(`quantbook bench (backend ${backend}, median of ${RUNS} runs)`);
   const ours = await benchCore();

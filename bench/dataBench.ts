@@ -30,7 +30,7 @@ function scene(w: number, h: number, seed: number): Uint8Array {
 }
 
 async function main(): Promise<void> {
-  await qb.initBackend();
+  await qb.backend.init();
   qb.setMarch(qb.March.NASH_M);
   const dir = mkdtempSync(path.join(tmpdir(), "qb-bench-data-"));
   const jpeg = require("jpeg-js") as typeof import("jpeg-js");
@@ -67,7 +67,7 @@ async function main(): Promise<void> {
   const model = qb.examples.deterministicInit(new qb.examples.ResNet18().eval());
   const ds = qb.data.imageFolder(dir, { batchSize: 10, image: opts });
   const [[first]] = await ds.take(1);
-  const calib = qb.prepare(model, first, { qconfigSetter: [qb.defaultCalibrationQconfigSetter], warn: false });
+  const calib = qb.prepare(model, first, { qconfigSetter: [qb.qconfig.defaultCalibrationQconfigSetter], warn: false });
   first.dispose();
   qb.setFakeQuantize(calib, qb.FakeQuantState.CALIBRATION);
   const rssBefore = process.memoryUsage().rss;
@@ -75,7 +75,7 @@ async function main(): Promise<void> {
   await qb.calibrate(calib, ds);
   const calibMs = performance.now() - t;
   console.log(
-    `calibration of ResNet-18 (${qb.engine(calib).engine}, MSE observers) on ${ds.samples} images of 224×224 in batches of ${ds.batchSize}: ${(calibMs / 1000).toFixed(1)} s; ` +
+    `calibration of ResNet-18 (${qb.backend.engine(calib).engine}, MSE observers) on ${ds.samples} images of 224×224 in batches of ${ds.batchSize}: ${(calibMs / 1000).toFixed(1)} s; ` +
       `RSS ${(rssBefore / 2 ** 20).toFixed(0)} MB before, peak RSS of the process ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MB; tensors left ${tf.memory().numTensors}`,
   );
   calib.dispose();

@@ -19,7 +19,7 @@ async function medianMs(fn: () => void, n: number): Promise<number> {
 }
 
 async function main(): Promise<void> {
-  await qb.initBackend();
+  await qb.backend.init();
   qb.setMarch(qb.March.NASH_M);
   qb.nn.manualSeed(0);
   for (const [name, make] of [
@@ -28,7 +28,7 @@ async function main(): Promise<void> {
   ] as const) {
     const model = make().eval();
     const x = tf.randomNormal([1, 3, 224, 224], 0, 1, "float32", 1);
-    const calib = qb.prepare(model, x, { qconfigSetter: [qb.defaultCalibrationQconfigSetter] });
+    const calib = qb.prepare(model, x, { qconfigSetter: [qb.qconfig.defaultCalibrationQconfigSetter] });
     qb.setFakeQuantize(calib, qb.FakeQuantState.CALIBRATION);
     await qb.calibrate(calib, [x], { onProgress: () => {} });
     qb.setFakeQuantize(calib, qb.FakeQuantState.VALIDATION);

@@ -68,7 +68,7 @@ async function check(name: string, e: Entry): Promise<Record<string, string>> {
     }
     const scaleOf = Math.max(...Array.from(theirs, Math.abs));
     stage = "prepare";
-    const c = qb.prepare(m.eval(), x, { qconfigSetter: [qb.defaultCalibrationQconfigSetter], warn: false });
+    const c = qb.prepare(m.eval(), x, { qconfigSetter: [qb.qconfig.defaultCalibrationQconfigSetter], warn: false });
     stage = "calibrate";
     qb.setFakeQuantize(c, qb.FakeQuantState.CALIBRATION);
     await qb.calibrate(c, [x]);
@@ -78,13 +78,13 @@ async function check(name: string, e: Entry): Promise<Record<string, string>> {
     stage = "export";
     const ir = qb.export(c, x);
     stage = "checkModel";
-    row.violations = String(qb.checkModel(ir, qb.March.NASH_M).violations.length);
+    row.violations = String(qb.march.checkModel(ir, qb.March.NASH_M).violations.length);
     stage = "convert";
     const hb = qb.convert(ir, qb.March.NASH_M);
     const yi = forward(hb).dataSync();
     row.int_vs_fq = (maxAbs(yi, fq) / scaleOf).toExponential(1);
     stage = "perf";
-    row.nash_m_ms = qb.perf(ir, qb.March.NASH_M).latencyMs.toFixed(3);
+    row.nash_m_ms = qb.march.perf(ir, qb.March.NASH_M).latencyMs.toFixed(3);
     row.ir_nodes = String(ir.nodes.length);
   } catch (err) {
     row.failed = `${stage}: ${(err as Error).message.slice(0, 200)}`;
@@ -102,7 +102,7 @@ async function main(): Promise<void> {
       stdio: ["ignore", "inherit", "ignore"],
     });
   }
-  await qb.initBackend();
+  await qb.backend.init();
   qb.setMarch(qb.March.NASH_M);
   const index = JSON.parse(readFileSync(path.join(OUT, "index.json"), "utf8")) as Record<string, Entry>;
   const filter = process.argv[2] ? new RegExp(process.argv[2]) : null;

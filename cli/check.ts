@@ -121,22 +121,22 @@ export async function checkCommand(args: string[], log: (s: string) => void = co
     : qb.data.npyFolder(o.data, { batchSize: 1, ...(o.limit ? { limit: o.limit } : {}) });
   const batches = await data.take();
   try {
-    const plan = o.plan ? qb.loadPlan(o.plan) : null;
+    const plan = o.plan ? qb.analysis.loadPlan(o.plan) : null;
     if (plan && plan.march !== o.march) log(`note: the plan was made for ${plan.march}; checking it on ${o.march}`);
     const float = plan ? plan.apply(model) : model;
     const calib = qb.prepare(float.eval(), batches[0], {
-      qconfigSetter: plan ? plan.qconfigSetter : [qb.defaultCalibrationQconfigSetter],
+      qconfigSetter: plan ? plan.qconfigSetter : [qb.qconfig.defaultCalibrationQconfigSetter],
       warn: false,
     });
     qb.setFakeQuantize(calib, qb.FakeQuantState.CALIBRATION);
     await qb.calibrate(calib, batches);
     qb.setFakeQuantize(calib, qb.FakeQuantState.VALIDATION);
-    const ev = await qb.evaluate(calib, batches, { minCosine: o.minCosine });
-    const violations = qb
+    const ev = await qb.analysis.evaluate(calib, batches, { minCosine: o.minCosine });
+    const violations = qb.march
       .checkModel(calib, o.march)
       .violations.filter((v) => v.kind === "rule")
       .map((v) => v.message);
-    const latencyMs = violations.length === 0 ? qb.perf(qb.export(calib, batches[0]), o.march).latencyMs : NaN;
+    const latencyMs = violations.length === 0 ? qb.march.perf(qb.export(calib, batches[0]), o.march).latencyMs : NaN;
     const failures = [
       ...violations.map((v) => `chip rule: ${v}`),
       ...ev.rows

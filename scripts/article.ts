@@ -23,7 +23,7 @@ export interface ConfigResult {
 }
 
 export async function runArticle(log: (s: string) => void = console.log): Promise<ConfigResult[]> {
-  const backend = await qb.initBackend();
+  const backend = await qb.backend.init();
   qb.setMarch(qb.March.NASH_M);
   const sd = (await qb.io.loadTorch(path.join(FIXTURES, "float-checkpoint.ckpt"))) as Record<string, tf.Tensor>;
   const x = (await qb.io.loadTorch(path.join(FIXTURES, "random_data.pt"))) as tf.Tensor;
@@ -37,17 +37,17 @@ export async function runArticle(log: (s: string) => void = console.log): Promis
   const { missingKeys, unexpectedKeys } = mulSum.loadStateDict(sd, { strict: false });
   log(`mul+sum model: missing keys [${missingKeys}], unexpected keys [${unexpectedKeys}]`);
 
-  const configs: [string, qb.nn.Module, qb.QconfigSetter[]][] = [
-    ["linear2 weight int8 (template)", model, [qb.calibration8bitWeight16bitActQconfigSetter]],
+  const configs: [string, qb.nn.Module, qb.qconfig.QconfigSetter[]][] = [
+    ["linear2 weight int8 (template)", model, [qb.qconfig.calibration8bitWeight16bitActQconfigSetter]],
     [
       "linear2 weight int16",
       model,
       [
-        qb.ModuleNameQconfigSetter({ linear2: qb.getQconfig({ weightDtype: qb.qint16 }) }),
-        qb.calibration8bitWeight16bitActQconfigSetter,
+        qb.qconfig.ModuleNameQconfigSetter({ linear2: qb.qconfig.getQconfig({ weightDtype: qb.qint16 }) }),
+        qb.qconfig.calibration8bitWeight16bitActQconfigSetter,
       ],
     ],
-    ["linear2 as broadcast mul + sum, int16", mulSum, [qb.calibration8bitWeight16bitActQconfigSetter]],
+    ["linear2 as broadcast mul + sum, int16", mulSum, [qb.qconfig.calibration8bitWeight16bitActQconfigSetter]],
   ];
   const results: ConfigResult[] = [];
   log(`float: ${fmtRow(floatOut, [0, 0])}`);

@@ -7,8 +7,8 @@
  * else the pure-JS cpu backend.
  *
  * ```ts
- * await qb.initBackend();          // idempotent
- * qb.activeBackend();              // "wasm"
+ * await qb.backend.init();          // idempotent
+ * qb.backend.active();              // "wasm"
  * ```
  */
 import * as tf from "@tensorflow/tfjs";

@@ -58,8 +58,10 @@ describe("the article's model", () => {
   it("names ops as the reference toolchain's tables do", async () => {
     const model = new qb.examples.SmallModel();
     model.loadStateDict(sd);
-    const calib = qb.prepare(model.eval(), x, { qconfigSetter: [qb.calibration8bitWeight16bitActQconfigSetter] });
-    const names = qb.preparedOps(calib).map((o) => o.info.name);
+    const calib = qb.prepare(model.eval(), x, {
+      qconfigSetter: [qb.qconfig.calibration8bitWeight16bitActQconfigSetter],
+    });
+    const names = qb.analysis.preparedOps(calib).map((o) => o.info.name);
     for (const n of [
       "linear2",
       "layernorm.rsqrt",
@@ -71,7 +73,7 @@ describe("the article's model", () => {
     ]) {
       assert.ok(names.includes(n), `${n} in ${names.join(", ")}`);
     }
-    const ops = new Map(qb.preparedOps(calib).map((o) => [o.info.name, o]));
+    const ops = new Map(qb.analysis.preparedOps(calib).map((o) => [o.info.name, o]));
     assert.equal(ops.get("linear3")?.output, null, "linear3 feeds only the DeQuantStub: high precision");
     assert.equal(ops.get("linear2")?.output?.dtype, qb.qint16);
     assert.equal(ops.get("linear2")?.info.flops, 200 * 256 * 60);
@@ -85,12 +87,12 @@ describe("the article's model", () => {
     const floatOut = model.eval().forward(x);
     const mulSum = new qb.examples.SmallModelMulSum(sd["linear2.weight"], sd["linear2.bias"]);
     mulSum.loadStateDict(sd, { strict: false });
-    const int8 = await calibrated(model, x, [qb.calibration8bitWeight16bitActQconfigSetter]);
+    const int8 = await calibrated(model, x, [qb.qconfig.calibration8bitWeight16bitActQconfigSetter]);
     const int16 = await calibrated(model, x, [
-      qb.ModuleNameQconfigSetter({ linear2: qb.getQconfig({ weightDtype: qb.qint16 }) }),
-      qb.calibration8bitWeight16bitActQconfigSetter,
+      qb.qconfig.ModuleNameQconfigSetter({ linear2: qb.qconfig.getQconfig({ weightDtype: qb.qint16 }) }),
+      qb.qconfig.calibration8bitWeight16bitActQconfigSetter,
     ]);
-    const ms = await calibrated(mulSum, x, [qb.calibration8bitWeight16bitActQconfigSetter]);
+    const ms = await calibrated(mulSum, x, [qb.qconfig.calibration8bitWeight16bitActQconfigSetter]);
     const [o8, o16, oms] = [int8.forward(x), int16.forward(x), ms.forward(x)] as tf.Tensor[];
     const e8 = meanMaxAbs(o8, floatOut);
     const e16 = meanMaxAbs(o16, floatOut);
@@ -105,10 +107,10 @@ describe("the article's model", () => {
     assert.ok(e16[0] < e8[0] / 2, "an int16 weight on linear2 at least halves the mean error");
     assert.ok(ems[0] < e8[0] / 2, "the mul + sum form gets the int16 gain too");
     assert.ok(between[0] < e16[0], "the two int16 forms are closer to each other than to float");
-    const mulOp = qb.preparedOps(ms).find((o) => o.info.name === "linear2_mul");
+    const mulOp = qb.analysis.preparedOps(ms).find((o) => o.info.name === "linear2_mul");
     assert.equal(mulOp?.output?.dtype, qb.qint16);
     assert.equal(
-      qb.preparedOps(ms).find((o) => o.info.name === "quant_linear2_weight")?.output?.axis,
+      qb.analysis.preparedOps(ms).find((o) => o.info.name === "quant_linear2_weight")?.output?.axis,
       undefined,
       "weight enters per tensor",
     );
@@ -120,7 +122,7 @@ describe("the article's model", () => {
     const model = new qb.examples.SmallModel();
     model.loadStateDict(sd);
     await assertNoLeak(() => model.eval().forward(x).dispose());
-    const calib = qb.prepare(model, x, { qconfigSetter: [qb.calibration8bitWeight16bitActQconfigSetter] });
+    const calib = qb.prepare(model, x, { qconfigSetter: [qb.qconfig.calibration8bitWeight16bitActQconfigSetter] });
     qb.setFakeQuantize(calib, qb.FakeQuantState.CALIBRATION);
     await assertNoLeak(() => qb.calibrate(calib, [x], { onProgress: () => {} }), 2);
     qb.setFakeQuantize(calib, qb.FakeQuantState.VALIDATION);

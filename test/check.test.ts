@@ -59,7 +59,7 @@ describe("quantbook check and saved plans", { timeout: 300000 }, () => {
     qb.setMarch(qb.March.NASH_M);
     const model = await qb.io.loadOnnx(MODEL);
     const x = tf.randomNormal([1, 3, 32, 32], 0, 1, "float32", 70);
-    const plan = await qb.planMixedPrecision(model, [x], {
+    const plan = await qb.analysis.planMixedPrecision(model, [x], {
       march: qb.March.NASH_M,
       evaluations: 4,
       onProgress: () => {},
@@ -67,7 +67,7 @@ describe("quantbook check and saved plans", { timeout: 300000 }, () => {
     const i = plan.rows.length - 1;
     const file = path.join(dir, "plan.json");
     plan.save(file, i);
-    const saved = JSON.parse(readFileSync(file, "utf8")) as qb.SavedPlan;
+    const saved = JSON.parse(readFileSync(file, "utf8")) as qb.analysis.SavedPlan;
     assert.equal(saved.format, "quantbook-plan");
     assert.equal(saved.base, "defaultCalibrationQconfigSetter");
     assert.equal(saved.measured_error, plan.rows[i].measured_error);
@@ -76,13 +76,13 @@ describe("quantbook check and saved plans", { timeout: 300000 }, () => {
       plan.rows[i].choices === "(base)" ? 0 : plan.rows[i].choices.split(" ").length,
     );
     // the same configuration: prepare through loadPlan and through setter(i) give the same dtypes
-    const dtypes = (setters: qb.QconfigSetter[], apply: <T extends qb.nn.Module>(m: T) => T) => {
+    const dtypes = (setters: qb.qconfig.QconfigSetter[], apply: <T extends qb.nn.Module>(m: T) => T) => {
       const m = qb.prepare(apply(model).eval(), x, { qconfigSetter: setters, warn: false });
-      const d = qb.preparedOps(m).map((o) => `${o.info.name}:${o.output?.dtype.name}:${o.weight?.dtype.name}`);
+      const d = qb.analysis.preparedOps(m).map((o) => `${o.info.name}:${o.output?.dtype.name}:${o.weight?.dtype.name}`);
       m.dispose();
       return d;
     };
-    const loaded = qb.loadPlan(file);
+    const loaded = qb.analysis.loadPlan(file);
     const direct = plan.setter(i);
     assert.deepEqual(dtypes(loaded.qconfigSetter, loaded.apply), dtypes(direct.qconfigSetter, direct.apply));
     assert.equal(loaded.march, qb.March.NASH_M);
@@ -92,12 +92,12 @@ describe("quantbook check and saved plans", { timeout: 300000 }, () => {
     // bad plans
     writeFileSync(path.join(dir, "bad.json"), JSON.stringify({ ...saved, choices: { "features.0.0": "int4" } }));
     await assertThrows(
-      () => qb.loadPlan(path.join(dir, "bad.json")),
+      () => qb.analysis.loadPlan(path.join(dir, "bad.json")),
       /bad\.json/,
       /choice 'int4' for features\.0\.0; use one of int16, int8, rewrite, rewrite-fixed/,
     );
     writeFileSync(path.join(dir, "notjson.json"), "{");
-    await assertThrows(() => qb.loadPlan(path.join(dir, "notjson.json")), /notjson\.json/, /is not JSON/);
+    await assertThrows(() => qb.analysis.loadPlan(path.join(dir, "notjson.json")), /notjson\.json/, /is not JSON/);
     x.dispose();
     model.dispose();
   });

@@ -5,12 +5,12 @@ import * as qb from "../src";
 import { assertThrows, assertWithinOneStep, calibrated, fixture, maxAbsDiff, setup } from "./helpers";
 
 class ConvNet extends qb.nn.Module {
-  quant = new qb.QuantStub();
+  quant = new qb.nn.QuantStub();
   conv1 = new qb.nn.Conv2d(3, 8, 3, { stride: 1, padding: 1 });
   bn1 = new qb.nn.BatchNorm2d(8);
   relu = new qb.nn.ReLU();
   conv2 = new qb.nn.Conv2d(8, 4, [3, 2], { stride: 2, padding: [1, 0], dilation: [1, 2] });
-  dequant = new qb.DeQuantStub();
+  dequant = new qb.nn.DeQuantStub();
   forward(x: tf.Tensor) {
     return this.dequant.forward(
       this.conv2.forward(this.relu.forward(this.bn1.forward(this.conv1.forward(this.quant.forward(x))))),
@@ -37,8 +37,8 @@ describe("Conv2d", () => {
   it("quantizes weights per output channel and runs in integers within one output step", async () => {
     const m = new ConvNet();
     m.loadStateDict(saved.state_dict);
-    const c = await calibrated(m, saved.input, [qb.defaultCalibrationQconfigSetter]);
-    const op = qb.preparedOps(c).find((o) => o.info.name === "conv1");
+    const c = await calibrated(m, saved.input, [qb.qconfig.defaultCalibrationQconfigSetter]);
+    const op = qb.analysis.preparedOps(c).find((o) => o.info.name === "conv1");
     assert.equal(op?.weight?.axis, 0);
     assert.equal(op?.weight?.scale()?.length, 8);
     assert.equal(op?.info.flops, 2 * 8 * 9 * 10 * 3 * 3 * 3);
@@ -49,7 +49,7 @@ describe("Conv2d", () => {
     // conv2 feeds the DeQuantStub: high precision, so compare against its input step
     const step = (ir.nodes.find((n) => n.name === "relu")?.output.quant.scale as number[])[0];
     assertWithinOneStep(y, fq, step);
-    assert.ok(qb.perf(hb).ops.find((o) => o.op === "conv1")?.macs.qint8xqint8 === 2 * 8 * 9 * 10 * 3 * 3 * 3);
+    assert.ok(qb.march.perf(hb).ops.find((o) => o.op === "conv1")?.macs.qint8xqint8 === 2 * 8 * 9 * 10 * 3 * 3 * 3);
   });
 
   it("fuseConvBn folds the BatchNorm into the conv: same float output, one op fewer, integer model still within one step", async () => {
@@ -60,9 +60,9 @@ describe("Conv2d", () => {
     assert.ok(m.bn1 instanceof qb.nn.BatchNorm2d, "the original model is unchanged");
     const [a, b] = [m.eval().forward(saved.input), fused.eval().forward(saved.input)];
     assert.ok(maxAbsDiff(a, b) <= 1e-5, `max diff ${maxAbsDiff(a, b)}`);
-    const unfused = await calibrated(m, saved.input, [qb.defaultCalibrationQconfigSetter]);
-    const c = await calibrated(fused, saved.input, [qb.defaultCalibrationQconfigSetter]);
-    assert.equal(qb.preparedOps(c).length, qb.preparedOps(unfused).length - 1);
+    const unfused = await calibrated(m, saved.input, [qb.qconfig.defaultCalibrationQconfigSetter]);
+    const c = await calibrated(fused, saved.input, [qb.qconfig.defaultCalibrationQconfigSetter]);
+    assert.equal(qb.analysis.preparedOps(c).length, qb.analysis.preparedOps(unfused).length - 1);
     for (const model of [unfused, c]) {
       const ir = qb.export(model, saved.input);
       const y = qb.convert(ir, qb.March.NASH_M).forward(saved.input).dataSync();
@@ -77,11 +77,11 @@ describe("Conv2d", () => {
 
   it("grouped and depthwise convolutions match PyTorch and run in integers", async () => {
     class GroupNet extends qb.nn.Module {
-      quant = new qb.QuantStub();
+      quant = new qb.nn.QuantStub();
       grouped = new qb.nn.Conv2d(4, 6, 3, { padding: 1, groups: 2 });
       relu = new qb.nn.ReLU();
       depthwise = new qb.nn.Conv2d(6, 6, 3, { stride: 2, padding: 1, groups: 6, bias: false });
-      dequant = new qb.DeQuantStub();
+      dequant = new qb.nn.DeQuantStub();
       forward(x: tf.Tensor) {
         return this.dequant.forward(
           this.depthwise.forward(this.relu.forward(this.grouped.forward(this.quant.forward(x)))),
@@ -93,7 +93,7 @@ describe("Conv2d", () => {
     assert.deepEqual(m.loadStateDict(g.state_dict), { missingKeys: [], unexpectedKeys: [] });
     const y = m.eval().forward(g.input);
     assert.ok(maxAbsDiff(y, g.output) <= 1e-5, `max diff ${maxAbsDiff(y, g.output)}`);
-    const c = await calibrated(m, g.input, [qb.defaultCalibrationQconfigSetter]);
+    const c = await calibrated(m, g.input, [qb.qconfig.defaultCalibrationQconfigSetter]);
     const ir = qb.export(c, g.input);
     const yi = qb.convert(ir, qb.March.NASH_M).forward(g.input).dataSync();
     const fq = c.forward(g.input).dataSync();
@@ -105,7 +105,7 @@ describe("Conv2d", () => {
   it("refuses bad groups and shape mismatches with clear errors", async () => {
     await assertThrows(
       () => new qb.nn.Conv2d(4, 6, 3, { groups: 4 }),
-      /groups = 4 must be a positive integer dividing inChannels \(4\) and outChannels \(6\)/,
+      /groups = 4, expected a positive integer dividing inChannels \(4\) and outChannels \(6\)/,
     );
     const m = new ConvNet();
     await assertThrows(

@@ -7,10 +7,10 @@ import { exactMatMul, prepareRight } from "../src/ops/int/exactGemm";
 import { assertWithinOneStep, setup } from "./helpers";
 
 class OneLinear extends qb.nn.Module {
-  quant = new qb.QuantStub();
+  quant = new qb.nn.QuantStub();
   fc: qb.nn.Linear;
   act = new qb.nn.ReLU();
-  dequant = new qb.DeQuantStub();
+  dequant = new qb.nn.DeQuantStub();
   constructor(inF: number, outF: number) {
     super();
     this.fc = new qb.nn.Linear(inF, outF);
@@ -21,15 +21,15 @@ class OneLinear extends qb.nn.Module {
 }
 
 class Saturating extends qb.nn.Module {
-  quant = new qb.QuantStub();
-  dequant = new qb.DeQuantStub();
+  quant = new qb.nn.QuantStub();
+  dequant = new qb.nn.DeQuantStub();
   forward(x: tf.Tensor) {
     const h = this.quant.forward(x);
     return this.dequant.forward(qb.F.add(h, h, { name: "double" }));
   }
 }
 
-async function toInteger<T extends qb.nn.Module>(m: T, calibData: tf.Tensor, setters: qb.QconfigSetter[]) {
+async function toInteger<T extends qb.nn.Module>(m: T, calibData: tf.Tensor, setters: qb.qconfig.QconfigSetter[]) {
   const c = qb.prepare(m.eval(), calibData, { qconfigSetter: setters });
   qb.setFakeQuantize(c, qb.FakeQuantState.CALIBRATION);
   await qb.calibrate(c, [calibData], { onProgress: () => {} });
@@ -98,10 +98,12 @@ describe("integer model against the fake-quant model", () => {
     [256, 60, qb.qint8],
   ] as const) {
     it(`random Linear ${inF}->${outF}, ${dtype.name} activations: within one output step for >= 99.9% of elements`, async () => {
-      qb.manualSeed(inF + outF);
+      qb.nn.manualSeed(inF + outF);
       const x = tf.randomNormal([50, inF], 0, 1, "float32", inF);
       const setter =
-        dtype === qb.qint8 ? qb.defaultCalibrationQconfigSetter : qb.calibration8bitWeight16bitActQconfigSetter;
+        dtype === qb.qint8
+          ? qb.qconfig.defaultCalibrationQconfigSetter
+          : qb.qconfig.calibration8bitWeight16bitActQconfigSetter;
       const { c, ir, hb } = await toInteger(new OneLinear(inF, outF), x, [setter]);
       const fq = c.forward(x).dataSync();
       const y = hb.forward(x).dataSync();
@@ -113,7 +115,7 @@ describe("integer model against the fake-quant model", () => {
 
   it("saturates at the dtype limits", async () => {
     const calibData = tf.tensor([[-1, 0.5, 1]]);
-    const { ir, hb } = await toInteger(new Saturating(), calibData, [qb.defaultCalibrationQconfigSetter]);
+    const { ir, hb } = await toInteger(new Saturating(), calibData, [qb.qconfig.defaultCalibrationQconfigSetter]);
     const s = (ir.nodes.find((n) => n.name === "quant")?.output.quant.scale as number[])[0];
     const so = (ir.nodes.find((n) => n.name === "double")?.output.quant.scale as number[])[0];
     const y = hb.forward(tf.tensor([[-1000, 1000, 0.25]])).dataSync();

@@ -31,7 +31,7 @@ describe("deploy: names, PTQ YAML, plugin snippet", () => {
     const file = nodeNamesOf(ONNX);
     const model = await qb.io.loadOnnx(ONNX);
     const x = tf.randomNormal([1, 3, 32, 32], 0, 1, "float32", 4);
-    const m = await calibrated(model, x, [qb.defaultCalibrationQconfigSetter]);
+    const m = await calibrated(model, x, [qb.qconfig.defaultCalibrationQconfigSetter]);
     const names = qb.deploy.onnxNames(m);
     for (const node of Object.keys(names.byNode)) assert.ok(file.has(node), `${node} is a node of the file`);
     const convs = [...file].filter(([, t]) => t === "Conv").map(([n]) => n);
@@ -40,15 +40,17 @@ describe("deploy: names, PTQ YAML, plugin snippet", () => {
     // a setter keyed by the file's node name
     const node = convs[1];
     const raised = await calibrated(model, x, [
-      qb.ModuleNameQconfigSetter({ [node]: qb.getQconfig({ outDtype: qb.qint16 }) }),
-      qb.defaultCalibrationQconfigSetter,
+      qb.qconfig.ModuleNameQconfigSetter({ [node]: qb.qconfig.getQconfig({ outDtype: qb.qint16 }) }),
+      qb.qconfig.defaultCalibrationQconfigSetter,
     ]);
-    const op = qb.preparedOps(raised).find((o) => o.info.name === names.byNode[node][0]);
+    const op = qb.analysis.preparedOps(raised).find((o) => o.info.name === names.byNode[node][0]);
     assert.equal(op?.output?.dtype.name, "qint16");
     await assertThrows(
       () =>
         qb.prepare(model.eval(), x, {
-          qconfigSetter: [qb.ModuleNameQconfigSetter({ "/no/such/Conv": qb.getQconfig({ outDtype: qb.qint16 }) })],
+          qconfigSetter: [
+            qb.qconfig.ModuleNameQconfigSetter({ "/no/such/Conv": qb.qconfig.getQconfig({ outDtype: qb.qint16 }) }),
+          ],
           warn: false,
         }),
       /ModuleNameQconfigSetter: no op or module '\/no\/such\/Conv'; nearest: '\/conv1\/Conv'/,
@@ -58,7 +60,7 @@ describe("deploy: names, PTQ YAML, plugin snippet", () => {
     const xa = (await qb.io.loadTorch(fixture("random_data.pt"))) as tf.Tensor;
     const article = new qb.examples.SmallModel();
     article.loadStateDict(sd);
-    const a = await calibrated(article, xa, [qb.calibration8bitWeight16bitActQconfigSetter]);
+    const a = await calibrated(article, xa, [qb.qconfig.calibration8bitWeight16bitActQconfigSetter]);
     assert.throws(() => qb.deploy.onnxNames(a), /has no ONNX node names; prepare a model loaded with qb\.io\.loadOnnx/);
 
     // the PTQ YAML: parsed by Python, node_info names found in the file, the raised node int16
@@ -108,9 +110,11 @@ describe("deploy: names, PTQ YAML, plugin snippet", () => {
     article.loadStateDict(sd);
     const rewritten = qb.transforms.replaceLinearWithBroadcastMulSum(article, "linear2");
     const m = await calibrated(rewritten, x, [
-      qb.FixedScaleQconfigSetter({ "linear2.mul": 7 / 32767 }),
-      qb.ModuleNameQconfigSetter({ linear3: qb.getQconfig({ weightDtype: qb.qint16, inDtype: qb.qint8 }) }),
-      qb.calibration8bitWeight16bitActQconfigSetter,
+      qb.qconfig.FixedScaleQconfigSetter({ "linear2.mul": 7 / 32767 }),
+      qb.qconfig.ModuleNameQconfigSetter({
+        linear3: qb.qconfig.getQconfig({ weightDtype: qb.qint16, inDtype: qb.qint8 }),
+      }),
+      qb.qconfig.calibration8bitWeight16bitActQconfigSetter,
     ]);
     const snippet = qb.deploy.pluginSnippet(m);
     // a stub of the plugin's modules: get_qconfig records its arguments
@@ -151,10 +155,14 @@ describe("deploy: names, PTQ YAML, plugin snippet", () => {
   });
 
   for (const [label, setter, graph] of [
-    ["int8, your file", qb.defaultCalibrationQconfigSetter, "file"],
-    ["int16 activations (com.microsoft Q/DQ), your file", qb.calibration8bitWeight16bitActQconfigSetter, "file"],
-    ["int8, quantbook's graph", qb.defaultCalibrationQconfigSetter, "quantbook"],
-    ["int16 activations, quantbook's graph", qb.calibration8bitWeight16bitActQconfigSetter, "quantbook"],
+    ["int8, your file", qb.qconfig.defaultCalibrationQconfigSetter, "file"],
+    [
+      "int16 activations (com.microsoft Q/DQ), your file",
+      qb.qconfig.calibration8bitWeight16bitActQconfigSetter,
+      "file",
+    ],
+    ["int8, quantbook's graph", qb.qconfig.defaultCalibrationQconfigSetter, "quantbook"],
+    ["int16 activations, quantbook's graph", qb.qconfig.calibration8bitWeight16bitActQconfigSetter, "quantbook"],
   ] as const) {
     it(`QDQ ONNX (${label}): onnxruntime runs it within one quantization step of quantbook's fake quantization`, async (t) => {
       const model = await qb.io.loadOnnx(ONNX);
@@ -191,7 +199,7 @@ describe("deploy: names, PTQ YAML, plugin snippet", () => {
           "int16 points in the com.microsoft domain",
         );
       assert.equal(q, nodes.filter((n) => n.opType === "DequantizeLinear").length);
-      assert.ok(q >= qb.preparedOps(m).filter((o) => o.weight).length, `${q} QuantizeLinear nodes`);
+      assert.ok(q >= qb.analysis.preparedOps(m).filter((o) => o.weight).length, `${q} QuantizeLinear nodes`);
       const ort = require("onnxruntime-node") as typeof import("onnxruntime-node");
       const session = await ort.InferenceSession.create(file, { intraOpNumThreads: 1 });
       const r = await session.run({
@@ -230,7 +238,7 @@ describe("deploy: names, PTQ YAML, plugin snippet", () => {
     ] as const) {
       const model = await qb.io.loadOnnx(path.join(fixtures, name));
       const x = tf.randomNormal([...shape], 0, 1, "float32", 2);
-      const m = await calibrated(model, x, [qb.defaultCalibrationQconfigSetter]);
+      const m = await calibrated(model, x, [qb.qconfig.defaultCalibrationQconfigSetter]);
       await assertThrows(
         () => qb.deploy.qdqOnnx(m, x),
         new RegExp(`cannot be written into .*${name.replace(".", "\\.")}`),
@@ -246,7 +254,7 @@ describe("deploy: names, PTQ YAML, plugin snippet", () => {
     const model = await qb.io.loadOnnx(ONNX);
     const x = tf.randomNormal([1, 3, 32, 32], 0, 1, "float32", 6);
     qb.setMarch(qb.March.NASH_M);
-    const m = qb.prepare(model.eval(), x, { qconfigSetter: [qb.defaultCalibrationQconfigSetter], warn: false });
+    const m = qb.prepare(model.eval(), x, { qconfigSetter: [qb.qconfig.defaultCalibrationQconfigSetter], warn: false });
     assert.throws(() => qb.deploy.qdqOnnx(m, x), /deploy\.qdqOnnx: the model is in FLOAT state; calibrate it/);
     x.dispose();
     m.dispose();

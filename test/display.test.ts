@@ -16,7 +16,7 @@ describe("rich display", () => {
       op: i === 0 ? "<script>alert(1)</script>" : `op${i}`,
       L1: i / 10,
     }));
-    const b = await toMimeBundle(qb.toDataFrame(rows));
+    const b = await toMimeBundle(qb.display.toDataFrame(rows));
     assert.ok(html(b).includes("&lt;script&gt;alert(1)&lt;/script&gt;"), "cells are escaped");
     assert.ok(!html(b).includes("<script>"));
     assert.match(html(b), /40 rows × 2 columns/);
@@ -30,19 +30,19 @@ describe("rich display", () => {
     qb.setMarch(qb.March.NASH_M);
     const m = new qb.examples.SmallModel();
     const x = tf.randomNormal([1, 3, 4, 256], 0, 1, "float32", 3);
-    const calib = await calibrated(m, x, [qb.calibration8bitWeight16bitActQconfigSetter]);
-    const qa = new qb.QuantAnalysis(m, calib);
+    const calib = await calibrated(m, x, [qb.qconfig.calibration8bitWeight16bitActQconfigSetter]);
+    const qa = new qb.analysis.QuantAnalysis(m, calib);
     const stats = await toMimeBundle(qa.statistics({ data: x }));
     assert.match(html(stats), /<h4>baseline<\/h4>[\s\S]*Statistics of the baseline[\s\S]*<h4>analysis<\/h4>/);
     assert.match(String(stats?.["text/plain"]), /^baseline:\n[\s\S]*\n\nanalysis:\n/);
     // a column named "shape" must not hide the frame's size (danfo exposes columns as properties)
     const cpl = await toMimeBundle(qa.comparePerLayer({ data: x }));
-    const ops = qb.preparedOps(calib).length;
+    const ops = qb.analysis.preparedOps(calib).length;
     assert.match(
       String(cpl?.["text/plain"]),
       new RegExp(`^Per-layer comparison: baseline vs analysis outputs \\(${ops} rows × 16 columns\\)`),
     );
-    const check = await toMimeBundle(qb.modelCheckResult(calib));
+    const check = await toMimeBundle(qb.analysis.modelCheckResult(calib));
     assert.match(
       String(check?.["text/plain"]),
       new RegExp(`^Model check of ${ops} ops: .*\\nFloat inputs not behind a QuantStub`),
@@ -57,15 +57,15 @@ describe("rich display", () => {
     // one protocol: every result carries the display symbol itself (no shape-sniffing in display)
     const D = Symbol.for("Jupyter.display");
     const results: [string, unknown][] = [
-      ["quantSummary", qb.quantSummary(calib)],
+      ["quantSummary", qb.analysis.quantSummary(calib)],
       ["statistics", qa.statistics({ data: x })],
       ["sensitivity", qa.sensitivity({ data: x, onProgress: () => {} })],
-      ["checkModel", qb.checkModel(calib, qb.March.NASH_M)],
-      ["perf", qb.perf(qb.export(calib, x), qb.March.NASH_M)],
-      ["modelCheckResult", qb.modelCheckResult(calib)],
+      ["checkModel", qb.march.checkModel(calib, qb.March.NASH_M)],
+      ["perf", qb.march.perf(qb.export(calib, x), qb.March.NASH_M)],
+      ["modelCheckResult", qb.analysis.modelCheckResult(calib)],
       ["HbModel", qb.convert(qb.export(calib, x), qb.March.NASH_M)],
       ["Module", m],
-      ["scaleExplorer", qb.scaleExplorer(calib, "linear2", { data: x })],
+      ["scaleExplorer", qb.analysis.scaleExplorer(calib, "linear2", { data: x })],
     ];
     for (const [name, r] of results) {
       assert.equal(typeof (r as Record<symbol, unknown>)[D], "function", `${name} implements the display protocol`);
@@ -85,8 +85,8 @@ describe("rich display", () => {
     const x = (await qb.io.loadTorch(require("./helpers").fixture("random_data.pt"))) as tf.Tensor;
     const model = new qb.examples.SmallModel();
     model.loadStateDict(sd);
-    const c = await calibrated(model.eval(), x, [qb.calibration8bitWeight16bitActQconfigSetter]);
-    const table = new qb.QuantAnalysis(model, c).sensitivity({ data: x, onProgress: () => {} });
+    const c = await calibrated(model.eval(), x, [qb.qconfig.calibration8bitWeight16bitActQconfigSetter]);
+    const table = new qb.analysis.QuantAnalysis(model, c).sensitivity({ data: x, onProgress: () => {} });
     const direct = (await toMimeBundle(table)) as MimeBundle;
     assert.equal(typeof (table as unknown as Record<symbol, unknown>)[Symbol.for("Jupyter.display")], "function");
     // one cell formatter: the notebook's text view is the caption line, then .text itself
@@ -124,7 +124,9 @@ describe("rich display", () => {
     const x = tf.randomNormal([1, 2, 3, 256]);
     const tree = String(
       (
-        await toMimeBundle(qb.prepare(m.eval(), x, { qconfigSetter: [qb.calibration8bitWeight16bitActQconfigSetter] }))
+        await toMimeBundle(
+          qb.prepare(m.eval(), x, { qconfigSetter: [qb.qconfig.calibration8bitWeight16bitActQconfigSetter] }),
+        )
       )?.["text/plain"],
     );
     assert.match(
@@ -142,7 +144,7 @@ describe("rich display", () => {
     assert.deepEqual(b, { "text/markdown": "**x**" });
     await assert.rejects(
       () => toMimeBundle({ [Symbol.for("Jupyter.display")]: () => 5 }),
-      /must return a MIME bundle object/,
+      /method returned no object; return a MIME bundle/,
     );
     assert.equal(await toMimeBundle(undefined), null);
   });
@@ -187,8 +189,15 @@ describe("rich display", () => {
   });
 
   it("quantbook results get captions; tensors and records a readable form", async () => {
-    const check = qb.checkModel(
-      { format: "quantbook-ir", version: 1, march: "nash-m", inputs: [], outputs: [], nodes: [] } as unknown as qb.Ir,
+    const check = qb.march.checkModel(
+      {
+        format: "quantbook-ir",
+        version: 1,
+        march: "nash-m",
+        inputs: [],
+        outputs: [],
+        nodes: [],
+      } as unknown as qb.march.Ir,
       qb.March.NASH_M,
     );
     assert.match(

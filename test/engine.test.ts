@@ -22,15 +22,15 @@ import { relErr } from "./onnxOracle";
 const ten = (v: { shape: number[]; data: number[] }) => tf.tensor(v.data, v.shape, "float32");
 
 class Stubbed extends qb.nn.Module {
-  quant = new qb.QuantStub();
-  dequant = new qb.DeQuantStub();
+  quant = new qb.nn.QuantStub();
+  dequant = new qb.nn.DeQuantStub();
   forward(x: tf.Tensor): tf.Tensor {
     return this.dequant.forward(this.quant.forward(x));
   }
 }
 
 function scalesOf(m: qb.nn.Module): number[][] {
-  return qb
+  return qb.analysis
     .preparedOps(m)
     .flatMap((o) => [...o.inputs, o.weight, o.output].flatMap((fq) => (fq ? [Array.from(fq.scale() ?? [])] : [])));
 }
@@ -79,7 +79,10 @@ describe("onnxruntime engine", () => {
 
   it("every op fake-quantized on the engine is within one step of tfjs (int8 and int16 activations)", async () => {
     const problems: string[] = [];
-    for (const setter of [qb.defaultCalibrationQconfigSetter, qb.calibration8bitWeight16bitActQconfigSetter]) {
+    for (const setter of [
+      qb.qconfig.defaultCalibrationQconfigSetter,
+      qb.qconfig.calibration8bitWeight16bitActQconfigSetter,
+    ]) {
       for (const c of GOLDEN_CASES) {
         const xs = c.inputs.map(ten);
         const { model, dispose } = oneOpModel(c);
@@ -91,7 +94,7 @@ describe("onnxruntime engine", () => {
         const want = prepared.forward(...xs) as tf.Tensor;
         const fast = ortModel(prepared, rt, xs, false, "ort");
         const [got] = (fast as NonNullable<typeof fast>).forward(xs);
-        const out = qb
+        const out = qb.analysis
           .preparedOps(prepared)
           .find((o) => o.info.type !== "DeQuantStub" && o.info.consumers.some((n) => n.startsWith("dequant")));
         const step = out ? (rt.outputQuantizer(out.info.name)?.scale()?.[0] ?? null) : null;
@@ -100,7 +103,7 @@ describe("onnxruntime engine", () => {
           else assertWithinOneStep(got.dataSync(), want.dataSync(), step * (1 + 1e-6), 0.99);
         } catch (e) {
           problems.push(
-            `${c.name} (${opTypeOf(c)}, ${setter === qb.defaultCalibrationQconfigSetter ? "int8" : "int16"}): ${(e as Error).message}`,
+            `${c.name} (${opTypeOf(c)}, ${setter === qb.qconfig.defaultCalibrationQconfigSetter ? "int8" : "int16"}): ${(e as Error).message}`,
           );
         }
         tf.dispose([...xs, got, want]);
@@ -129,12 +132,14 @@ describe("onnxruntime engine", () => {
         const dtype = c.dtype === "qint8" ? qb.qint8 : qb.qint16;
         const m = qb.prepare(new Stubbed().eval(), x, {
           qconfigSetter: [
-            qb.ModuleNameQconfigSetter({ quant: qb.getQconfig({ outDtype: dtype, fixScale: c.scale as number }) }),
+            qb.qconfig.ModuleNameQconfigSetter({
+              quant: qb.qconfig.getQconfig({ outDtype: dtype, fixScale: c.scale as number }),
+            }),
           ],
           warn: false,
           engine: "ort",
         });
-        for (const op of qb.preparedOps(m)) if (op.output) op.output.roundMode = round;
+        for (const op of qb.analysis.preparedOps(m)) if (op.output) op.output.roundMode = round;
         qb.setFakeQuantize(m, qb.FakeQuantState.CALIBRATION);
         await qb.calibrate(m, [x]);
         qb.setFakeQuantize(m, qb.FakeQuantState.VALIDATION);
@@ -157,19 +162,19 @@ describe("onnxruntime engine", () => {
   ): Promise<void> {
     const x = batches[0];
     const run = async (engine: "ort" | "tfjs") => {
-      const m = qb.prepare(model, x, { qconfigSetter: [qb.defaultQatQconfigSetter], warn: false, engine });
+      const m = qb.prepare(model, x, { qconfigSetter: [qb.qconfig.defaultQatQconfigSetter], warn: false, engine });
       qb.setFakeQuantize(m, qb.FakeQuantState.CALIBRATION);
       await qb.calibrate(m, batches);
       qb.setFakeQuantize(m, qb.FakeQuantState.VALIDATION);
-      const qa = new qb.QuantAnalysis(model, m);
+      const qa = new qb.analysis.QuantAnalysis(model, m);
       const sens = qa.sensitivity({ data: x });
       const out = runModel(m, runtimeOf(m, "t"), [x]);
       return { m, scales: scalesOf(m), sens: sens.rows, out };
     };
     const a = await run("tfjs");
     const b = await run("ort");
-    assert.equal(qb.engine(b.m).engine, "ort", `${name}: ${qb.engine(b.m).reason}`);
-    assert.equal(qb.engine(a.m).engine, "tfjs");
+    assert.equal(qb.backend.engine(b.m).engine, "ort", `${name}: ${qb.backend.engine(b.m).reason}`);
+    assert.equal(qb.backend.engine(a.m).engine, "tfjs");
     // the same MinMax ranges: weights and the stub exactly; activations after convolutions differ only by
     // the two libraries' float summation order
     assert.deepEqual(b.scales[0], a.scales[0], `${name}: the QuantStub's scale`);
@@ -177,7 +182,7 @@ describe("onnxruntime engine", () => {
     a.scales.forEach((s, i) => s.forEach((v, j) => (worst = Math.max(worst, Math.abs(v - b.scales[i][j]) / v))));
     assert.ok(worst < 1e-5, `${name}: scales differ by ${worst} relative`);
     const weights = (m: qb.nn.Module) =>
-      qb.preparedOps(m).flatMap((o) => (o.weight ? [Array.from(o.weight.scale() ?? [])] : []));
+      qb.analysis.preparedOps(m).flatMap((o) => (o.weight ? [Array.from(o.weight.scale() ?? [])] : []));
     assert.deepEqual(weights(b.m), weights(a.m), `${name}: weight scales`);
     // validation outputs within one quantization step of the output's grid (the last op keeps a float output: relative)
     b.out.forEach((o, i) =>
@@ -249,7 +254,7 @@ describe("onnxruntime engine", () => {
     const model = qb.examples.deterministicInit(new qb.examples.ResNet18(), 3).eval();
     const x = tf.randomNormal([1, 3, 64, 64], 0, 1, "float32", 8);
     const m = qb.prepare(model, x, {
-      qconfigSetter: [qb.calibration8bitWeight16bitActQconfigSetter],
+      qconfigSetter: [qb.qconfig.calibration8bitWeight16bitActQconfigSetter],
       warn: false,
       engine: "ort",
     });
@@ -313,7 +318,7 @@ describe("onnxruntime engine", () => {
 
   it("a model with an op that has no lowering runs on tfjs and says so in one line", async () => {
     const m = qb.prepare(new Stubbed().eval(), tf.ones([1, 4]), {
-      qconfigSetter: [qb.defaultQatQconfigSetter],
+      qconfigSetter: [qb.qconfig.defaultQatQconfigSetter],
       warn: false,
       engine: "ort",
     });
@@ -324,14 +329,14 @@ describe("onnxruntime engine", () => {
     console.warn = (msg: string) => warnings.push(msg);
     try {
       delete def.onnx;
-      assert.equal(qb.engine(m).engine, "tfjs");
-      assert.match(qb.engine(m).reason, /no ONNX lowering for QuantStub/);
+      assert.equal(qb.backend.engine(m).engine, "tfjs");
+      assert.match(qb.backend.engine(m).reason, /no ONNX lowering for QuantStub/);
       qb.setFakeQuantize(m, qb.FakeQuantState.CALIBRATION);
       await qb.calibrate(m, [tf.ones([1, 4])]);
       await qb.calibrate(m, [tf.ones([1, 4])]);
       assert.equal(warnings.length, 1, "one notice per model");
       assert.match(warnings[0], /runs on tfjs, not onnxruntime: no ONNX lowering for QuantStub/);
-      assert.ok(qb.preparedOps(m)[0].output?.scale() !== null, "calibrated on tfjs");
+      assert.ok(qb.analysis.preparedOps(m)[0].output?.scale() !== null, "calibrated on tfjs");
     } finally {
       if (saved) def.onnx = saved;
       console.warn = warn;
@@ -341,14 +346,17 @@ describe("onnxruntime engine", () => {
 
   it("small models stay on tfjs under auto; QAT always does; QUANTBOOK_ENGINE and { engine } force", () => {
     const x = tf.ones([1, 4]);
-    const m = qb.prepare(new Stubbed().eval(), x, { qconfigSetter: [qb.defaultQatQconfigSetter], warn: false });
-    assert.equal(qb.engine(m).engine, "tfjs");
-    assert.match(qb.engine(m).reason, /small model/);
+    const m = qb.prepare(new Stubbed().eval(), x, { qconfigSetter: [qb.qconfig.defaultQatQconfigSetter], warn: false });
+    assert.equal(qb.backend.engine(m).engine, "tfjs");
+    assert.match(qb.backend.engine(m).reason, /small model/);
     process.env.QUANTBOOK_ENGINE = "ort";
     try {
-      assert.equal(qb.engine(m).engine, "ort");
+      assert.equal(qb.backend.engine(m).engine, "ort");
       process.env.QUANTBOOK_ENGINE = "fast";
-      assert.throws(() => qb.engine(m), /QUANTBOOK_ENGINE: 'fast' is not an engine; set it to ort, tfjs or auto/);
+      assert.throws(
+        () => qb.backend.engine(m),
+        /QUANTBOOK_ENGINE: 'fast' is not an engine; set it to ort, tfjs or auto/,
+      );
     } finally {
       delete process.env.QUANTBOOK_ENGINE;
     }
@@ -365,7 +373,7 @@ describe("onnxruntime engine", () => {
     assert.ok(before.intraOpNumThreads >= 1);
     assert.deepEqual(before.executionProviders, ["cpu"]);
     assert.throws(
-      () => qb.setEngineOptions({ executionProviders: ["cuda", "cpu"] }),
+      () => qb.backend.setEngineOptions({ executionProviders: ["cuda", "cpu"] }),
       /setEngineOptions: execution provider.*cuda.*onnxruntime-node-install=cuda12/,
     );
     assert.throws(
@@ -373,20 +381,24 @@ describe("onnxruntime engine", () => {
       /intraOpNumThreads 0; pass a whole number of threads/,
     );
     assert.deepEqual(engineOptions(), before);
-    qb.setEngineOptions({ intraOpNumThreads: 1 });
+    qb.backend.setEngineOptions({ intraOpNumThreads: 1 });
     assert.equal(engineOptions().intraOpNumThreads, 1);
-    qb.setEngineOptions({ intraOpNumThreads: before.intraOpNumThreads });
+    qb.backend.setEngineOptions({ intraOpNumThreads: before.intraOpNumThreads });
   });
 
   it("no leak over 30 prepare / calibrate / sensitivity cycles on the engine: tensors flat, RSS bounded", async (t) => {
     const model = qb.examples.deterministicInit(new qb.examples.ResNet18(), 2).eval();
     const x = tf.randomNormal([1, 3, 32, 32], 0, 1, "float32", 5);
     const cycle = async () => {
-      const m = qb.prepare(model, x, { qconfigSetter: [qb.defaultQatQconfigSetter], warn: false, engine: "ort" });
+      const m = qb.prepare(model, x, {
+        qconfigSetter: [qb.qconfig.defaultQatQconfigSetter],
+        warn: false,
+        engine: "ort",
+      });
       qb.setFakeQuantize(m, qb.FakeQuantState.CALIBRATION);
       await qb.calibrate(m, [x]);
       qb.setFakeQuantize(m, qb.FakeQuantState.VALIDATION);
-      new qb.QuantAnalysis(model, m).sensitivity({ data: x });
+      new qb.analysis.QuantAnalysis(model, m).sensitivity({ data: x });
       m.dispose();
     };
     for (let i = 0; i < 6; i++) await cycle();
@@ -408,7 +420,7 @@ describe("onnxruntime engine", () => {
     const script = `
       const qb = require(${JSON.stringify(src)});
       const { OnnxBuilder } = require(${JSON.stringify(path.join(src, "ops", "lowering"))});
-      const before = qb.activeBackend();
+      const before = qb.backend.active();
       const x = qb.tf.ones([1, 2, 6, 6]);
       const b = new OnnxBuilder();
       b.addInput("x", "float32", [1, 2, 6, 6]);
@@ -417,10 +429,10 @@ describe("onnxruntime engine", () => {
       (async () => {
         const m = await qb.io.loadOnnx(b.encode());
         qb.setMarch(qb.March.NASH_M);
-        const p = qb.prepare(m.eval(), x, { qconfigSetter: [qb.defaultCalibrationQconfigSetter], warn: false });
+        const p = qb.prepare(m.eval(), x, { qconfigSetter: [qb.qconfig.defaultCalibrationQconfigSetter], warn: false });
         qb.setFakeQuantize(p, qb.FakeQuantState.CALIBRATION);
         await qb.calibrate(p, [x]);
-        console.log(JSON.stringify({ before, after: qb.activeBackend(), sum: qb.tf.sum(x).dataSync()[0] }));
+        console.log(JSON.stringify({ before, after: qb.backend.active(), sum: qb.tf.sum(x).dataSync()[0] }));
       })().catch((e) => { console.error(e); process.exit(1); });`;
     const env = { ...process.env };
     delete env.QUANTBOOK_BACKEND;

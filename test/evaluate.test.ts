@@ -1,5 +1,5 @@
 /**
- * qb.evaluate: cosine, MSE, max |error| and SQNR against values derived by hand (a stub model whose
+ * qb.analysis.evaluate: cosine, MSE, max |error| and SQNR against values derived by hand (a stub model whose
  * output is the fake-quantized input), top-k agreement and accuracy against direct argmax
  * comparisons, user metrics, the pass / fail threshold, bad input and leaks.
  */
@@ -10,29 +10,29 @@ import * as qb from "../src";
 import { assertNoLeak, assertThrows, calibrated, setup } from "./helpers";
 
 class Stubbed extends qb.nn.Module {
-  quant = new qb.QuantStub();
-  dequant = new qb.DeQuantStub();
+  quant = new qb.nn.QuantStub();
+  dequant = new qb.nn.DeQuantStub();
   forward(x: tf.Tensor): tf.Tensor {
     return this.dequant.forward(this.quant.forward(x));
   }
 }
 
 class Classifier extends qb.nn.Module {
-  quant = new qb.QuantStub();
+  quant = new qb.nn.QuantStub();
   fc = new qb.nn.Linear(4, 5);
-  dequant = new qb.DeQuantStub();
+  dequant = new qb.nn.DeQuantStub();
   forward(x: tf.Tensor): tf.Tensor {
     return this.dequant.forward(this.fc.forward(this.quant.forward(x)));
   }
 }
 
-describe("qb.evaluate", () => {
+describe("qb.analysis.evaluate", () => {
   before(setup);
 
   it("cosine, MSE, max |error| and SQNR equal the values derived from the fake-quantized input", async () => {
     const x = tf.tensor([[0.3, -1.2, 0.77, 2.5, -0.01, 1.1]]);
-    const m = await calibrated(new Stubbed(), x, [qb.defaultQatQconfigSetter]);
-    const ev = await qb.evaluate(m, [x]);
+    const m = await calibrated(new Stubbed(), x, [qb.qconfig.defaultQatQconfigSetter]);
+    const ev = await qb.analysis.evaluate(m, [x]);
     // MinMax qint8 on x: s = max|x| / 127.5; the output is clamp(round(x / s), -128, 127)·s (2.5 / s = 127.5 saturates at 127)
     const xs = Array.from(x.dataSync());
     const s = Math.fround(2.5 / 127.5);
@@ -56,7 +56,7 @@ describe("qb.evaluate", () => {
     assert.equal(ev.samples, 1);
     assert.match(ev.caption, /PASS at cosine ≥ 0\.99/);
     // a threshold no quantized output reaches
-    const strict = await qb.evaluate(m, [x], { minCosine: 1 });
+    const strict = await qb.analysis.evaluate(m, [x], { minCosine: 1 });
     assert.equal(strict.passed, false);
     assert.match(strict.caption, /FAIL at cosine ≥ 1/);
     x.dispose();
@@ -67,7 +67,7 @@ describe("qb.evaluate", () => {
     qb.nn.manualSeed(3);
     const float = new Classifier().eval();
     const batches = [0, 1, 2].map((k) => tf.randomNormal([8, 4], 0, 1, "float32", 20 + k));
-    const m = await calibrated(float, batches[0], [qb.defaultQatQconfigSetter]);
+    const m = await calibrated(float, batches[0], [qb.qconfig.defaultQatQconfigSetter]);
     const labels = Array.from({ length: 24 }, (_, i) => (i * 7) % 5);
     let top1 = 0;
     let accF = 0;
@@ -82,7 +82,7 @@ describe("qb.evaluate", () => {
       });
     });
     const calls: string[] = [];
-    const ev = await qb.evaluate(m, batches, {
+    const ev = await qb.analysis.evaluate(m, batches, {
       task: "classification",
       labels,
       metrics: {
@@ -102,7 +102,7 @@ describe("qb.evaluate", () => {
     assert.deepEqual(calls, ["1:8,5/8,5", "1:8,5/8,5", "1:8,5/8,5"]);
     assert.ok(ev.custom.meanAbs > 0);
     assert.equal(ev.rows[0].min_cosine, 0.99);
-    assert.equal((await qb.evaluate(m, batches, { task: "detection" })).rows[0].min_cosine, 0.95);
+    assert.equal((await qb.analysis.evaluate(m, batches, { task: "detection" })).rows[0].min_cosine, 0.95);
     tf.dispose(batches);
     m.dispose();
     float.dispose();
@@ -111,19 +111,22 @@ describe("qb.evaluate", () => {
   it("refuses what it cannot evaluate, and leaks nothing", async () => {
     const x = tf.tensor([[0.3, -1.2, 0.77, 2.5]]);
     qb.setMarch(qb.March.NASH_M);
-    const raw = qb.prepare(new Stubbed().eval(), x, { qconfigSetter: [qb.defaultQatQconfigSetter], warn: false });
-    await assertThrows(() => qb.evaluate(raw, [x]), /evaluate: the model is in FLOAT state/, /VALIDATION/);
-    const m = await calibrated(new Stubbed(), x, [qb.defaultQatQconfigSetter]);
+    const raw = qb.prepare(new Stubbed().eval(), x, {
+      qconfigSetter: [qb.qconfig.defaultQatQconfigSetter],
+      warn: false,
+    });
+    await assertThrows(() => qb.analysis.evaluate(raw, [x]), /evaluate: the model is in FLOAT state/, /VALIDATION/);
+    const m = await calibrated(new Stubbed(), x, [qb.qconfig.defaultQatQconfigSetter]);
     await assertThrows(
-      () => qb.evaluate(m, [x], { metrics: { broken: () => NaN } }),
+      () => qb.analysis.evaluate(m, [x], { metrics: { broken: () => NaN } }),
       /evaluate: metric 'broken': it returned NaN; return a number/,
     );
     await assertThrows(
-      () => qb.evaluate(m, [tf.zeros([1, 3])]),
-      /data input 0 has shape \[1,3\], the model was prepared with \[1,4\]/,
+      () => qb.analysis.evaluate(m, [tf.zeros([1, 3])]),
+      /data input 0 has shape \[1,3\], expected \[1,4\], the shape the model was prepared with/,
     );
-    await assertThrows(() => qb.evaluate(m, []), /evaluate: no batches/);
-    await assertNoLeak(() => qb.evaluate(m, [x, x], { task: "classification", metrics: { one: () => 1 } }));
+    await assertThrows(() => qb.analysis.evaluate(m, []), /evaluate: no batches/);
+    await assertNoLeak(() => qb.analysis.evaluate(m, [x, x], { task: "classification", metrics: { one: () => 1 } }));
     x.dispose();
     m.dispose();
     raw.dispose();
@@ -160,7 +163,7 @@ describe("metrics, by hand", () => {
   });
 });
 
-describe("qb.chooseCalibration", () => {
+describe("qb.analysis.chooseCalibration", () => {
   before(setup);
 
   it("measures max, percentile, KL and MSE on the same data, chooses the best cosine, and its setter reproduces it", async (t) => {
@@ -169,7 +172,7 @@ describe("qb.chooseCalibration", () => {
     );
     const batches = [0, 1].map((k) => tf.randomNormal([1, 3, 32, 32], 0, 1, "float32", 60 + k));
     qb.setMarch(qb.March.NASH_M);
-    const choice = await qb.chooseCalibration(model, batches);
+    const choice = await qb.analysis.chooseCalibration(model, batches);
     t.diagnostic(choice.caption);
     assert.deepEqual(
       choice.rows.map((r) => r.method),
@@ -182,10 +185,10 @@ describe("qb.chooseCalibration", () => {
     qb.setFakeQuantize(m, qb.FakeQuantState.CALIBRATION);
     await qb.calibrate(m, batches);
     qb.setFakeQuantize(m, qb.FakeQuantState.VALIDATION);
-    const ev = await qb.evaluate(m, batches);
+    const ev = await qb.analysis.evaluate(m, batches);
     assert.equal(ev.rows[0].cosine, best, "the chosen setter reproduces its cosine");
     await assertThrows(
-      () => qb.chooseCalibration(model, batches, { candidates: ["entropy" as "kl"] }),
+      () => qb.analysis.chooseCalibration(model, batches, { candidates: ["entropy" as "kl"] }),
       /unknown method entropy; choose from max, percentile, kl, mse/,
     );
     tf.dispose(batches);
@@ -194,7 +197,7 @@ describe("qb.chooseCalibration", () => {
   });
 });
 
-describe("qb.biasCorrection", () => {
+describe("qb.analysis.biasCorrection", () => {
   before(setup);
 
   it("moves each bias by −ΔW·E[x] (derived by hand) and removes the output's mean shift", async () => {
@@ -203,7 +206,10 @@ describe("qb.biasCorrection", () => {
     // inputs with a clear non-zero mean: a weight error shifts the output by ΔW·E[x]
     const x = tf.add(tf.randomNormal([64, 4], 0, 0.3, "float32", 71), tf.tensor1d([1.5, -2, 0.7, 3])) as tf.Tensor;
     qb.setMarch(qb.March.NASH_M);
-    const m = qb.prepare(float, x, { qconfigSetter: [qb.calibration8bitWeight16bitActQconfigSetter], warn: false });
+    const m = qb.prepare(float, x, {
+      qconfigSetter: [qb.qconfig.calibration8bitWeight16bitActQconfigSetter],
+      warn: false,
+    });
     qb.setFakeQuantize(m, qb.FakeQuantState.CALIBRATION);
     await qb.calibrate(m, [x]);
     qb.setFakeQuantize(m, qb.FakeQuantState.VALIDATION);
@@ -214,7 +220,9 @@ describe("qb.biasCorrection", () => {
     const before = shift();
     const fc = (m as unknown as { fc: { weight: tf.Tensor; bias: tf.Tensor } }).fc;
     const b0 = Array.from(fc.bias.dataSync());
-    const op = qb.preparedOps(m).find((o) => o.info.name === "fc") as ReturnType<typeof qb.preparedOps>[number];
+    const op = qb.analysis.preparedOps(m).find((o) => o.info.name === "fc") as ReturnType<
+      typeof qb.analysis.preparedOps
+    >[number];
     const expected = tf.tidy(() => {
       const dw = tf.sub(
         qb.quant.fakeQuantize(fc.weight, { scale: op.weight?.scale() as Float64Array, dtype: qb.qint8, axis: 0 }),
@@ -222,7 +230,7 @@ describe("qb.biasCorrection", () => {
       );
       return Array.from(tf.matMul(dw, tf.reshape(tf.mean(x, 0), [4, 1])).dataSync());
     });
-    const table = qb.biasCorrection(m, [x]);
+    const table = qb.analysis.biasCorrection(m, [x]);
     assert.deepEqual(
       table.rows.map((r) => [r.op_name, r.corrected]),
       [["fc", true]],
@@ -234,7 +242,7 @@ describe("qb.biasCorrection", () => {
     const after = shift();
     const size = (v: number[]) => Math.max(...v.map(Math.abs));
     assert.ok(size(after) < size(before) / 3, `mean output shift ${size(before)} → ${size(after)}`);
-    assert.throws(() => qb.biasCorrection(m, []), /biasCorrection: no data/);
+    assert.throws(() => qb.analysis.biasCorrection(m, []), /biasCorrection: no data/);
     x.dispose();
     m.dispose();
     float.dispose();

@@ -139,7 +139,7 @@ function irBytes(): Buffer {
   qb.setMarch(qb.March.NASH_M);
   const m = new qb.examples.SmallModel();
   const x = tf.randomNormal([1, 2, 3, 256], 0, 1, "float32", 1);
-  const c = qb.prepare(m.eval(), x, { qconfigSetter: [qb.defaultCalibrationQconfigSetter], warn: false });
+  const c = qb.prepare(m.eval(), x, { qconfigSetter: [qb.qconfig.defaultCalibrationQconfigSetter], warn: false });
   qb.setFakeQuantize(c, qb.FakeQuantState.CALIBRATION);
   tf.dispose(c.forward(x) as tf.Tensor); // CALIBRATION: the observers see the batch
   qb.setFakeQuantize(c, qb.FakeQuantState.VALIDATION);

@@ -48,9 +48,9 @@ describe("generated from the op registry", { timeout: 120000 }, () => {
         assert.equal(typeof Layer, "function", `qb.nn.${module} (${def.type})`);
         const m = new Layer(...required);
         const x = tf.ones([1, 3, 2]);
-        const c = qb.prepare(m.eval(), x, { qconfigSetter: [qb.defaultCalibrationQconfigSetter], warn: false });
+        const c = qb.prepare(m.eval(), x, { qconfigSetter: [qb.qconfig.defaultCalibrationQconfigSetter], warn: false });
         assert.deepEqual(
-          qb.preparedOps(c).map((o) => o.info.type),
+          qb.analysis.preparedOps(c).map((o) => o.info.type),
           [def.type],
           `qb.nn.${module} runs ${def.type}`,
         );
@@ -83,9 +83,12 @@ describe("generated from the op registry", { timeout: 120000 }, () => {
         const x = tf.tidy(() => tf.sub(tf.mul(tf.randomUniform([2, 3, 4], 0.05, 1, "float32", 3), 3), 1));
         const domain = ["Log", "Sqrt", "Reciprocal"].includes(imp.op) ? tf.abs(x) : x;
         const { m, y } = await importAndCompare(dir, imp.op, bytes, domain, 1e-5);
-        const c = qb.prepare(m.eval(), domain, { qconfigSetter: [qb.defaultCalibrationQconfigSetter], warn: false });
+        const c = qb.prepare(m.eval(), domain, {
+          qconfigSetter: [qb.qconfig.defaultCalibrationQconfigSetter],
+          warn: false,
+        });
         assert.deepEqual(
-          qb.preparedOps(c).map((o) => o.info.type),
+          qb.analysis.preparedOps(c).map((o) => o.info.type),
           ["QuantStub", def.type, "DeQuantStub"],
           `${imp.op} imports as ${def.type}`,
         );

@@ -17,7 +17,7 @@ export function readJson<T>(name: string): T {
 export async function setup(): Promise<void> {
   // the tests' own logs stay quiet (progress lines are tested in progress.test.ts)
   process.env.QUANTBOOK_PROGRESS ??= "off";
-  await qb.initBackend();
+  await qb.backend.init();
   qb.setMarch(qb.March.NASH_M);
 }
 
@@ -71,7 +71,7 @@ export async function assertThrowsError(fn: () => unknown, expected: qb.Quantboo
 export async function calibrated<T extends qb.nn.Module>(
   m: T,
   data: tf.Tensor,
-  setters: qb.QconfigSetter[],
+  setters: qb.qconfig.QconfigSetter[],
 ): Promise<T> {
   const c = qb.prepare(m.eval(), data, { qconfigSetter: setters });
   qb.setFakeQuantize(c, qb.FakeQuantState.CALIBRATION);
@@ -96,7 +96,7 @@ export function assertWithinOneStep(
 }
 
 /** IR nodes whose output nothing reads (and the graph does not return). */
-export function deadOps(ir: qb.Ir): string[] {
+export function deadOps(ir: qb.march.Ir): string[] {
   const read = new Set(ir.nodes.flatMap((n) => n.inputs.map((inp) => inp.source)));
   return ir.nodes.filter((n) => !read.has(n.name) && !ir.outputs.includes(n.name)).map((n) => `${n.name} (${n.type})`);
 }
@@ -108,7 +108,7 @@ export function deadOps(ir: qb.Ir): string[] {
 export async function quantizeAndConvert(
   m: qb.io.OnnxGraphModule,
   x: tf.Tensor | tf.Tensor[],
-  setter: qb.QconfigSetter = qb.defaultCalibrationQconfigSetter,
+  setter: qb.qconfig.QconfigSetter = qb.qconfig.defaultCalibrationQconfigSetter,
 ) {
   const xs = Array.isArray(x) ? x : [x];
   const c = qb.prepare(m.eval(), x, { qconfigSetter: [setter], warn: false });
@@ -117,7 +117,7 @@ export async function quantizeAndConvert(
   qb.setFakeQuantize(c, qb.FakeQuantState.VALIDATION);
   const ir = qb.export(c, x);
   assert.deepEqual(
-    qb.checkModel(ir, qb.March.NASH_M).violations.map((v) => v.message),
+    qb.march.checkModel(ir, qb.March.NASH_M).violations.map((v) => v.message),
     [],
   );
   assert.deepEqual(deadOps(ir), []);

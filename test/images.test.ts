@@ -168,10 +168,10 @@ describe("images", () => {
     await assertThrows(() => qb.deploy.inputParameters(transformed), /transform/, /pass \{ inputParameters \}/);
     // evaluate takes the dataset's labels: the same accuracy as passing them
     class Tiny extends qb.nn.Module {
-      quant = new qb.QuantStub();
+      quant = new qb.nn.QuantStub();
       flatten = new qb.nn.Flatten();
       fc = new qb.nn.Linear(3 * 8 * 8, 2);
-      dequant = new qb.DeQuantStub();
+      dequant = new qb.nn.DeQuantStub();
       forward(x: tf.Tensor): tf.Tensor {
         return this.dequant.forward(this.fc.forward(this.flatten.forward(this.quant.forward(x))));
       }
@@ -179,9 +179,9 @@ describe("images", () => {
     qb.nn.manualSeed(5);
     const float = new Tiny().eval();
     const first = await ds.take();
-    const m = await calibrated(float, first[0][0], [qb.defaultCalibrationQconfigSetter]);
-    const own = await qb.evaluate(m, ds, { task: "classification" });
-    const given = await qb.evaluate(m, ds, { task: "classification", labels: ds.labels as number[] });
+    const m = await calibrated(float, first[0][0], [qb.qconfig.defaultCalibrationQconfigSetter]);
+    const own = await qb.analysis.evaluate(m, ds, { task: "classification" });
+    const given = await qb.analysis.evaluate(m, ds, { task: "classification", labels: ds.labels as number[] });
     assert.ok(own.accuracy !== undefined);
     assert.deepEqual(own.accuracy, given.accuracy);
     tf.dispose(first.flat());

@@ -113,7 +113,7 @@ describe("quantbook kernel", { timeout: 120000 }, () => {
 
   it("streams console output and updates the progress display in place", async () => {
     const r = await k.execute(
-      'console.log("before");\nconst p = qb.displayProgress(0);\nfor (let i = 1; i <= 3; i++) p({ task: "demo", done: i, total: 3, elapsedMs: 0 });\nconsole.error("after");',
+      'console.log("before");\nconst p = qb.display.progress(0);\nfor (let i = 1; i <= 3; i++) p({ task: "demo", done: i, total: 3, elapsedMs: 0 });\nconsole.error("after");',
     );
     assert.deepEqual(
       only(r.outputs, "stream").map((s) => [s.name, s.text]),

@@ -162,7 +162,7 @@ describe("kernel robustness", { timeout: 240000 }, () => {
 
   it("interrupt stops calibrate within a batch and leaves the model usable", async () => {
     const setup = await k.execute(
-      'qb.setMarch(qb.March.NASH_M);\nconst m = new qb.examples.SmallModel();\nconst x = tf.randomNormal([1, 4, 6, 256], 0, 1, "float32", 7);\nconst calib = qb.prepare(m.eval(), x, { qconfigSetter: [qb.calibration8bitWeight16bitActQconfigSetter] });\nqb.setFakeQuantize(calib, qb.FakeQuantState.CALIBRATION);\nlet batchesSeen = 0;',
+      'qb.setMarch(qb.March.NASH_M);\nconst m = new qb.examples.SmallModel();\nconst x = tf.randomNormal([1, 4, 6, 256], 0, 1, "float32", 7);\nconst calib = qb.prepare(m.eval(), x, { qconfigSetter: [qb.qconfig.calibration8bitWeight16bitActQconfigSetter] });\nqb.setFakeQuantize(calib, qb.FakeQuantState.CALIBRATION);\nlet batchesSeen = 0;',
     );
     assert.equal(setup.status, "ok", JSON.stringify(setup.outputs));
     const r = await interruptUntilDone(
@@ -187,7 +187,7 @@ describe("kernel robustness", { timeout: 240000 }, () => {
   it("interrupt stops sensitivity within an op", async () => {
     const r = await interruptUntilDone(
       k.execute(
-        "const qa = new qb.QuantAnalysis(m, calib);\nlet rowsSeen = 0;\nfor (let i = 0; i < 1000; i++) qa.sensitivity({ data: x, onProgress: (p) => (rowsSeen = p.done) });",
+        "const qa = new qb.analysis.QuantAnalysis(m, calib);\nlet rowsSeen = 0;\nfor (let i = 0; i < 1000; i++) qa.sensitivity({ data: x, onProgress: (p) => (rowsSeen = p.done) });",
       ),
       () => k.interruptByMessage(),
       500,
@@ -201,7 +201,7 @@ describe("kernel robustness", { timeout: 240000 }, () => {
 
   it("re-running a prepare-and-calibrate cell keeps tf.memory().numTensors flat", async () => {
     const cell =
-      "const rerun = qb.prepare(m.eval(), x, { qconfigSetter: [qb.calibration8bitWeight16bitActQconfigSetter] });\nqb.setFakeQuantize(rerun, qb.FakeQuantState.CALIBRATION);\nawait qb.calibrate(rerun, [x]);";
+      "const rerun = qb.prepare(m.eval(), x, { qconfigSetter: [qb.qconfig.calibration8bitWeight16bitActQconfigSetter] });\nqb.setFakeQuantize(rerun, qb.FakeQuantState.CALIBRATION);\nawait qb.calibrate(rerun, [x]);";
     const counts: number[] = [];
     for (let i = 0; i < 6; i++) {
       assert.equal((await k.execute(cell)).status, "ok");

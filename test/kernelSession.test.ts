@@ -33,7 +33,7 @@ describe("a long kernel session", { timeout: 300000 }, () => {
     );
     assert.equal(setup.status, "ok", JSON.stringify(setup.outputs));
     const calibrateCell =
-      "const c = qb.prepare(model.eval(), x, { qconfigSetter: [qb.calibration8bitWeight16bitActQconfigSetter], warn: false });\nqb.setFakeQuantize(c, qb.FakeQuantState.CALIBRATION);\nawait qb.calibrate(c, [x], { onProgress: () => {} });\nqb.setFakeQuantize(c, qb.FakeQuantState.VALIDATION);\ntf.tidy(() => (c.forward(x) as tf.Tensor).shape.length)";
+      "const c = qb.prepare(model.eval(), x, { qconfigSetter: [qb.qconfig.calibration8bitWeight16bitActQconfigSetter], warn: false });\nqb.setFakeQuantize(c, qb.FakeQuantState.CALIBRATION);\nawait qb.calibrate(c, [x], { onProgress: () => {} });\nqb.setFakeQuantize(c, qb.FakeQuantState.VALIDATION);\ntf.tidy(() => (c.forward(x) as tf.Tensor).shape.length)";
     const samples: { cell: number; tensors: number; rssMb: number }[] = [];
     const t0 = performance.now();
     for (let i = 1; i <= 500; i++) {

@@ -108,9 +108,10 @@ function meanAbs(a: tf.Tensor, b: tf.Tensor): number {
   return tf.tidy(() => tf.mean(tf.abs(tf.sub(a, b))).dataSync()[0]);
 }
 
-const int16Linear2 = () => qb.ModuleNameQconfigSetter({ linear2: qb.getQconfig({ weightDtype: qb.qint16 }) });
+const int16Linear2 = () =>
+  qb.qconfig.ModuleNameQconfigSetter({ linear2: qb.qconfig.getQconfig({ weightDtype: qb.qint16 }) });
 const int8InputLinear2 = () =>
-  qb.ModuleNameQconfigSetter({ linear2: qb.getQconfig({ inDtype: qb.qint8, weightDtype: qb.qint16 }) });
+  qb.qconfig.ModuleNameQconfigSetter({ linear2: qb.qconfig.getQconfig({ inDtype: qb.qint8, weightDtype: qb.qint16 }) });
 
 describe("export, convert and perf on the article model", () => {
   before(async () => {
@@ -127,7 +128,7 @@ describe("export, convert and perf on the article model", () => {
     const model = new qb.examples.SmallModel();
     model.loadStateDict(sd);
     const floatOut = model.eval().forward(x);
-    const calib = await calibrated(model, x, [qb.calibration8bitWeight16bitActQconfigSetter]);
+    const calib = await calibrated(model, x, [qb.qconfig.calibration8bitWeight16bitActQconfigSetter]);
     const fq = calib.forward(x);
     const hb = qb.convert(qb.export(calib, x), qb.March.NASH_M);
     const y = hb.forward(x);
@@ -146,8 +147,8 @@ describe("export, convert and perf on the article model", () => {
   it("convert refuses int16 input with int16 weight on NASH_M, in one error naming every violation; NASH_P accepts it", async () => {
     const model = new qb.examples.SmallModel();
     model.loadStateDict(sd);
-    const calib = await calibrated(model, x, [int16Linear2(), qb.calibration8bitWeight16bitActQconfigSetter]);
-    assert.equal(qb.checkModel(calib, qb.March.NASH_M).violations.length, 1);
+    const calib = await calibrated(model, x, [int16Linear2(), qb.qconfig.calibration8bitWeight16bitActQconfigSetter]);
+    assert.equal(qb.march.checkModel(calib, qb.March.NASH_M).violations.length, 1);
     const ir = qb.export(calib, x);
     await assertThrows(
       () => qb.convert(ir, qb.March.NASH_M),
@@ -166,15 +167,19 @@ describe("export, convert and perf on the article model", () => {
     model.loadStateDict(sd);
     const mulSum = new qb.examples.SmallModelMulSum(sd["linear2.weight"], sd["linear2.bias"]);
     mulSum.loadStateDict(sd, { strict: false });
-    const configs: [string, qb.nn.Module, qb.QconfigSetter[]][] = [
-      ["input+output int16, int8 weight", model, [qb.calibration8bitWeight16bitActQconfigSetter]],
-      ["weight+output int16, int8 input", model, [int8InputLinear2(), qb.calibration8bitWeight16bitActQconfigSetter]],
-      ["all int16 via mul + sum", mulSum, [qb.calibration8bitWeight16bitActQconfigSetter]],
+    const configs: [string, qb.nn.Module, qb.qconfig.QconfigSetter[]][] = [
+      ["input+output int16, int8 weight", model, [qb.qconfig.calibration8bitWeight16bitActQconfigSetter]],
+      [
+        "weight+output int16, int8 input",
+        model,
+        [int8InputLinear2(), qb.qconfig.calibration8bitWeight16bitActQconfigSetter],
+      ],
+      ["all int16 via mul + sum", mulSum, [qb.qconfig.calibration8bitWeight16bitActQconfigSetter]],
     ];
     const lat: number[] = [];
     for (const [name, m, setters] of configs) {
       const calib = await calibrated(m, x, setters);
-      const report = qb.perf(qb.convert(qb.export(calib, x), qb.March.NASH_M));
+      const report = qb.march.perf(qb.convert(qb.export(calib, x), qb.March.NASH_M));
       const linear2 = report.ops.filter((o) => o.op.includes("linear2")).reduce((a, o) => a + o.timeUs, 0);
       console.log(
         `# ${name}: model ${report.latencyMs.toFixed(4)} ms, linear2 ${linear2.toFixed(2)} us, int16 MAC share ${(report.int16MacShare * 100).toFixed(0)}% (${report.int16Verdict})`,
@@ -191,13 +196,13 @@ describe("export, convert and perf on the article model", () => {
     const model = new qb.examples.SmallModel();
     model.loadStateDict(sd);
     const calib = await calibrated(model, x, [
-      qb.ModuleNameQconfigSetter({
-        linear1: qb.getQconfig({ inDtype: qb.qint8 }),
-        linear2: qb.getQconfig({ inDtype: qb.qint8 }),
+      qb.qconfig.ModuleNameQconfigSetter({
+        linear1: qb.qconfig.getQconfig({ inDtype: qb.qint8 }),
+        linear2: qb.qconfig.getQconfig({ inDtype: qb.qint8 }),
       }),
-      qb.calibration8bitWeight16bitActQconfigSetter,
+      qb.qconfig.calibration8bitWeight16bitActQconfigSetter,
     ]);
-    const report = qb.perf(qb.export(calib, x), qb.March.NASH_M);
+    const report = qb.march.perf(qb.export(calib, x), qb.March.NASH_M);
     const byOp = new Map(report.ops.map((o) => [o.op, o]));
     assert.equal(byOp.get("linear1")?.macs.qint8xqint8, 200 * 256 * 256);
     assert.equal(byOp.get("linear3")?.macs.qint16xqint8, 200 * 60 * 60);
@@ -214,7 +219,7 @@ describe("export, convert and perf on the article model", () => {
   it("IR round-trips through saveIr / loadIr losslessly", async () => {
     const model = new qb.examples.SmallModel();
     model.loadStateDict(sd);
-    const calib = await calibrated(model, x, [qb.calibration8bitWeight16bitActQconfigSetter]);
+    const calib = await calibrated(model, x, [qb.qconfig.calibration8bitWeight16bitActQconfigSetter]);
     const ir = qb.export(calib, x);
     const dir = mkdtempSync(path.join(tmpdir(), "qb-ir-"));
     const file = path.join(dir, "m.json");
@@ -259,7 +264,9 @@ describe("export, convert and perf on the article model", () => {
   it("export needs VALIDATION; export and the integer model do not leak", async () => {
     const model = new qb.examples.SmallModel();
     model.loadStateDict(sd);
-    const calib = qb.prepare(model.eval(), x, { qconfigSetter: [qb.calibration8bitWeight16bitActQconfigSetter] });
+    const calib = qb.prepare(model.eval(), x, {
+      qconfigSetter: [qb.qconfig.calibration8bitWeight16bitActQconfigSetter],
+    });
     await assertThrows(() => qb.export(calib, x), /export: the model is in FLOAT state/, /VALIDATION/);
     qb.setFakeQuantize(calib, qb.FakeQuantState.CALIBRATION);
     await qb.calibrate(calib, [x], { onProgress: () => {} });
@@ -270,7 +277,7 @@ describe("export, convert and perf on the article model", () => {
     await assertNoLeak(() => hb.forward(x).dispose(), 1);
     await assertThrows(
       () => hb.forward(tf.zeros([2, 100, 255])),
-      /input 0 has shape \[2,100,255\], the model was exported with \[2,100,256\]/,
+      /input 0 has shape \[2,100,255\], expected \[2,100,256\], the shape the model was exported with/,
     );
     calib.dispose();
     model.dispose();
@@ -279,12 +286,15 @@ describe("export, convert and perf on the article model", () => {
 
 describe("every fix the checker suggests is valid for its op", { timeout: 300000 }, () => {
   before(setup);
-  const all16: qb.QconfigSetter = {
+  const all16: qb.qconfig.QconfigSetter = {
     setterName: "all int16",
-    qconfigFor: () => qb.getQconfig({ weightDtype: qb.qint16, outDtype: qb.qint16 }),
+    qconfigFor: () => qb.qconfig.getQconfig({ weightDtype: qb.qint16, outDtype: qb.qint16 }),
   };
   /** The fix as code: a qconfig for the op, or the Linear rewrite; null for advice that is not one edit. */
-  function apply(fix: string, model: qb.nn.Module): { model: qb.nn.Module; setters: qb.QconfigSetter[] } | null {
+  function apply(
+    fix: string,
+    model: qb.nn.Module,
+  ): { model: qb.nn.Module; setters: qb.qconfig.QconfigSetter[] } | null {
     const q =
       /ModuleNameQconfigSetter\(\{ '([^']+)': getQconfig\(\{ (inDtype|weightDtype|outDtype): (qint8|qint16) \}\) \}\)/.exec(
         fix,
@@ -293,7 +303,9 @@ describe("every fix the checker suggests is valid for its op", { timeout: 300000
       return {
         model,
         setters: [
-          qb.ModuleNameQconfigSetter({ [q[1]]: qb.getQconfig({ [q[2]]: qb[q[3] as "qint8" | "qint16"] }) }),
+          qb.qconfig.ModuleNameQconfigSetter({
+            [q[1]]: qb.qconfig.getQconfig({ [q[2]]: qb[q[3] as "qint8" | "qint16"] }),
+          }),
           all16,
         ],
       };
@@ -312,7 +324,7 @@ describe("every fix the checker suggests is valid for its op", { timeout: 300000
       const model = await load();
       const x = tf.randomNormal([...shape], 0, 1, "float32", 5);
       const prepared = qb.prepare(model, x, { qconfigSetter: [all16], warn: false });
-      const violations = qb.checkModel(prepared, qb.March.NASH_M).violations.filter((v) => v.kind === "rule");
+      const violations = qb.march.checkModel(prepared, qb.March.NASH_M).violations.filter((v) => v.kind === "rule");
       prepared.dispose();
       assert.ok(violations.length > 0, "all-int16 breaks the int16-pair rule somewhere");
       let applied = 0;
@@ -327,7 +339,7 @@ describe("every fix the checker suggests is valid for its op", { timeout: 300000
           const edit = apply(fix, model);
           if (edit === null) continue;
           const p = qb.prepare(edit.model.eval(), x, { qconfigSetter: edit.setters, warn: false });
-          const after = qb.checkModel(p, qb.March.NASH_M).violations.filter((w) => w.kind === "rule");
+          const after = qb.march.checkModel(p, qb.March.NASH_M).violations.filter((w) => w.kind === "rule");
           assert.ok(
             after.every((w) => w.op !== v.op && !w.op.startsWith(`${v.module}.`)),
             `${fix}: ${after.map((w) => w.message).join("; ")}`,

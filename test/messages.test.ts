@@ -40,7 +40,7 @@ describe("messages by situation", () => {
       errors.unsupported("pow", "a tensor exponent", "pass the exponent as a number (a constant)"),
     );
     throwsAs(
-      () => new qb.PercentileObserver({ dtype: qb.qint8, percentile: 30 }),
+      () => new qb.quant.PercentileObserver({ dtype: qb.qint8, percentile: 30 }),
       errors.outOfRange("PercentileObserver", "percentile", 30, "in (50, 100], e.g. 99.99"),
     );
     throwsAs(

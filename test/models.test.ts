@@ -60,12 +60,14 @@ describe("torchvision models written with qb.nn", { timeout: 300000 }, () => {
       qb.setMarch(qb.March.NASH_M);
       const float = qb.examples.deterministicInit(make().eval());
       const batches = [0, 1].map((s) => tf.randomUniform([1, 3, 64, 64], -1, 1, "float32", s));
-      const calib = qb.prepare(float, batches[0], { qconfigSetter: [qb.calibration8bitWeight16bitActQconfigSetter] });
+      const calib = qb.prepare(float, batches[0], {
+        qconfigSetter: [qb.qconfig.calibration8bitWeight16bitActQconfigSetter],
+      });
       qb.setFakeQuantize(calib, qb.FakeQuantState.CALIBRATION);
       await qb.calibrate(calib, batches, { onProgress: () => {} });
       qb.setFakeQuantize(calib, qb.FakeQuantState.VALIDATION);
       const before = tf.memory().numTensors;
-      const qa = new qb.QuantAnalysis(float, calib, { onProgress: () => {} });
+      const qa = new qb.analysis.QuantAnalysis(float, calib, { onProgress: () => {} });
       const t0 = performance.now();
       const sens = qa.sensitivity({ data: batches[0] });
       const ms = performance.now() - t0;
@@ -75,7 +77,7 @@ describe("torchvision models written with qb.nn", { timeout: 300000 }, () => {
         "worst first",
       );
       assert.equal(tf.memory().numTensors, before, "sensitivity leaves no tensors behind");
-      const check = qb.checkModel(calib, qb.March.NASH_M);
+      const check = qb.march.checkModel(calib, qb.March.NASH_M);
       // int16 activations with int8 weights: every GEMM is allowed on NASH_M
       assert.deepEqual(
         check.violations.map((v) => v.message),
@@ -94,7 +96,7 @@ describe("torchvision models written with qb.nn", { timeout: 300000 }, () => {
         `# ${name}: ${sens.rows.length} sensitivity rows in ${ms.toFixed(0)} ms; worst ${sens.rows[0].op_name} (${sens.rows[0].sensitive_type}); mean |int - fake-quant| ${intVsFq.toExponential(2)}, |fake-quant - float| ${fqVsFloat.toExponential(2)}`,
       );
       assert.ok(intVsFq < fqVsFloat, "the integer model is closer to the fake-quant model than that is to float");
-      const p = qb.perf(hb);
+      const p = qb.march.perf(hb);
       assert.ok(p.latencyMs > 0 && p.ops.length === ir.nodes.length);
       console.log(
         `# ${name}: ${ir.nodes.length} IR nodes, estimated ${p.latencyMs.toFixed(3)} ms on NASH_M (64x64 input)`,

@@ -13,10 +13,10 @@ class Block extends qb.nn.Module {
 }
 
 class Net extends qb.nn.Module {
-  quant = new qb.QuantStub();
+  quant = new qb.nn.QuantStub();
   blocks = [new Block(), new Block()];
   head = new qb.nn.Linear(4, 3);
-  dequant = new qb.DeQuantStub();
+  dequant = new qb.nn.DeQuantStub();
   forward(x: tf.Tensor): tf.Tensor {
     let h = this.quant.forward(x);
     for (const b of this.blocks) h = b.forward(h);
@@ -62,9 +62,9 @@ describe("nn.Module", () => {
   });
 
   it("stateDict / loadStateDict round-trip", () => {
-    qb.manualSeed(1);
+    qb.nn.manualSeed(1);
     const a = new Net();
-    qb.manualSeed(2);
+    qb.nn.manualSeed(2);
     const b = new Net();
     const x = tf.randomNormal([3, 4], 0, 1, "float32", 5);
     const sd = a.stateDict();
@@ -88,7 +88,7 @@ describe("nn.Module", () => {
       () => net.loadStateDict(bad),
       /missing keys: head\.bias/,
       /unexpected keys: head\.extra/,
-      /Nothing was loaded/,
+      /nothing was loaded/,
       /strict: false/,
     );
     const after = net.stateDict();

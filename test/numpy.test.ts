@@ -120,9 +120,9 @@ describe("datasets from disk", () => {
 
   it("a dataset calibrates a two-input model with bounded memory, and its batches are freed", async () => {
     class TwoInputs extends qb.nn.Module {
-      qa = new qb.QuantStub();
-      qs = new qb.QuantStub();
-      dq = new qb.DeQuantStub();
+      qa = new qb.nn.QuantStub();
+      qs = new qb.nn.QuantStub();
+      dq = new qb.nn.DeQuantStub();
       forward(image: tf.Tensor, scale: tf.Tensor): tf.Tensor {
         return this.dq.forward(
           qb.F.mul(qb.F.mean(this.qa.forward(image), [1, 2, 3]), qb.F.mean(this.qs.forward(scale), 1)),
@@ -133,7 +133,7 @@ describe("datasets from disk", () => {
     const ds = qb.data.npyFolder(path.join(DIR, "calibration_data"), { batchSize: 1 });
     const [[image, scale]] = await ds.take(1);
     const m = qb.prepare(new TwoInputs().eval(), [image, scale], {
-      qconfigSetter: [qb.defaultQatQconfigSetter],
+      qconfigSetter: [qb.qconfig.defaultQatQconfigSetter],
       warn: false,
     });
     qb.setFakeQuantize(m, qb.FakeQuantState.CALIBRATION);
@@ -143,7 +143,7 @@ describe("datasets from disk", () => {
     assert.equal(tf.memory().numTensors, before, "the dataset freed its batches");
     assert.deepEqual(totals, [5, 5, 5, 5, 5], "the dataset's length drives the progress");
     // the image stub saw values 0..4: the moving-average MinMax range grew from the first batch's
-    assert.ok((qb.preparedOps(m)[0].output?.scale()?.[0] as number) > 0);
+    assert.ok((qb.analysis.preparedOps(m)[0].output?.scale()?.[0] as number) > 0);
     tf.dispose([image, scale]);
     m.dispose();
   });

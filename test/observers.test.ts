@@ -40,7 +40,7 @@ describe("observers against the reference (PyTorch-made fixtures)", () => {
     it(`${c.observer} ${c.dtype}`, () => {
       const dtype = dtypes[c.dtype];
       if (c.observer === "minmax" || c.observer === "mse") {
-        const obs = c.observer === "mse" ? new qb.MSEObserver({ dtype }) : new qb.MinMaxObserver({ dtype });
+        const obs = c.observer === "mse" ? new qb.quant.MSEObserver({ dtype }) : new qb.quant.MinMaxObserver({ dtype });
         feed(obs, fx.batches);
         const r = obs.range();
         assert.ok(r);
@@ -49,10 +49,10 @@ describe("observers against the reference (PyTorch-made fixtures)", () => {
         closeRel((obs.scale() as Float64Array)[0], c.scale as number);
         if (c.picks) {
           // the last batch (mostly tiny values, two outliers) must pick the same shrink as the reference
-          assert.equal((obs as qb.MSEObserver).lastPick[0], c.picks[c.picks.length - 1]);
+          assert.equal((obs as qb.quant.MSEObserver).lastPick[0], c.picks[c.picks.length - 1]);
         }
       } else {
-        const obs = new qb.MinMaxObserver({ dtype, axis: 0 });
+        const obs = new qb.quant.MinMaxObserver({ dtype, axis: 0 });
         feed(obs, [fx.batches[0]]);
         const s = obs.scale() as Float64Array;
         assert.equal(s.length, 4);
@@ -65,7 +65,7 @@ describe("observers against the reference (PyTorch-made fixtures)", () => {
     const c = fx.cases.find((k) => k.observer === "mse" && k.dtype === "qint8");
     assert.ok(c?.picks);
     const picks: number[] = [];
-    const obs = new qb.MSEObserver({ dtype: qb.qint8 });
+    const obs = new qb.quant.MSEObserver({ dtype: qb.qint8 });
     for (const b of fx.batches) {
       feed(obs, [b]);
       picks.push(obs.lastPick[0]);
@@ -75,11 +75,11 @@ describe("observers against the reference (PyTorch-made fixtures)", () => {
 
   it("per-channel MSE picks for each channel what a per-tensor MSE picks on that channel alone", () => {
     const x = tf.tensor(fx.batches[3], fx.shape); // the spiky batch: channels differ a lot
-    const perChannel = new qb.MSEObserver({ dtype: qb.qint8, axis: 0 });
+    const perChannel = new qb.quant.MSEObserver({ dtype: qb.qint8, axis: 0 });
     perChannel.observe(x);
     const rows = tf.split(x, fx.shape[0], 0);
     rows.forEach((row, c) => {
-      const alone = new qb.MSEObserver({ dtype: qb.qint8 });
+      const alone = new qb.quant.MSEObserver({ dtype: qb.qint8 });
       alone.observe(row);
       assert.equal(perChannel.lastPick[c], alone.lastPick[0], `channel ${c}`);
       closeRel((perChannel.scale() as Float64Array)[c], (alone.scale() as Float64Array)[0], 1e-12);
@@ -88,7 +88,7 @@ describe("observers against the reference (PyTorch-made fixtures)", () => {
   });
 
   it("moving average: the first batch sets the range, later ones move it by 0.01", () => {
-    const obs = new qb.MinMaxObserver({ dtype: qb.qint8 });
+    const obs = new qb.quant.MinMaxObserver({ dtype: qb.qint8 });
     obs.observe(tf.tensor([-1, 2]));
     obs.observe(tf.tensor([-11, 102]));
     const r = obs.range();
@@ -100,14 +100,14 @@ describe("observers against the reference (PyTorch-made fixtures)", () => {
   it("percentile ignores rare outliers (hand-derived)", () => {
     const values = Array.from({ length: 1001 }, (_, i) => i / 1000); // 0 .. 1
     values[1000] = 1000; // one outlier
-    const obs = new qb.PercentileObserver({ dtype: qb.qint16, percentile: 99 });
+    const obs = new qb.quant.PercentileObserver({ dtype: qb.qint16, percentile: 99 });
     obs.observe(tf.tensor(values));
     const r = obs.range();
     assert.ok(r);
     closeRel(r.max[0], 0.99, 1e-6); // 99th percentile of 0..0.999 (+1 outlier), interpolated
     closeRel(r.min[0], 0.01, 1e-6);
     assert.throws(
-      () => new qb.PercentileObserver({ dtype: qb.qint8, percentile: 20 }),
+      () => new qb.quant.PercentileObserver({ dtype: qb.qint8, percentile: 20 }),
       /percentile 20 must be in \(50, 100\]/,
     );
   });
@@ -120,9 +120,9 @@ describe("observers against the reference (PyTorch-made fixtures)", () => {
     // more levels than bins: nothing to choose
     assert.equal(qb.quant.klThreshold(Float64Array.of(1, 2, 3), 3, 8), 3);
     const uniform = tf.linspace(-1, 1, 20001);
-    const kl = new qb.KLObserver({ dtype: qb.qint8 });
+    const kl = new qb.quant.KLObserver({ dtype: qb.qint8 });
     kl.observe(uniform);
-    const mm = new qb.MinMaxObserver({ dtype: qb.qint8 });
+    const mm = new qb.quant.MinMaxObserver({ dtype: qb.qint8 });
     mm.observe(uniform);
     assert.ok(
       Math.abs((kl.scale() as Float64Array)[0] - (mm.scale() as Float64Array)[0]) <=
@@ -130,9 +130,9 @@ describe("observers against the reference (PyTorch-made fixtures)", () => {
       "uniform: KL keeps the range",
     );
     const gauss = tf.concat([tf.randomNormal([50000], 0, 1, "float32", 9), tf.tensor1d([40])]);
-    const k2 = new qb.KLObserver({ dtype: qb.qint8 });
+    const k2 = new qb.quant.KLObserver({ dtype: qb.qint8 });
     k2.observe(gauss);
-    const m2 = new qb.MinMaxObserver({ dtype: qb.qint8 });
+    const m2 = new qb.quant.MinMaxObserver({ dtype: qb.qint8 });
     m2.observe(gauss);
     const [sk, sm] = [(k2.scale() as Float64Array)[0], (m2.scale() as Float64Array)[0]];
     assert.ok(sk < sm / 4, `KL ${sk} vs MinMax ${sm}: the outlier at 40 is clipped`);
@@ -144,22 +144,22 @@ describe("observers against the reference (PyTorch-made fixtures)", () => {
           tf.mean(tf.square(tf.sub(qb.quant.fakeQuantize(body, { scale: s, dtype: qb.qint8 }), body))).dataSync()[0],
       );
     assert.ok(err(sk) < err(sm), `MSE with KL's scale ${err(sk)} vs MinMax's ${err(sm)}`);
-    const k16 = new qb.KLObserver({ dtype: qb.qint16 });
+    const k16 = new qb.quant.KLObserver({ dtype: qb.qint16 });
     k16.observe(gauss);
     assert.equal((k16.range() as { max: Float64Array }).max[0], 40);
     tf.dispose([uniform, gauss, body]);
   });
 
   it("fixed scale keeps the given scale whatever it sees", () => {
-    const obs = new qb.FixedScaleObserver({ dtype: qb.qint16, scale: 7 / 32767 });
+    const obs = new qb.quant.FixedScaleObserver({ dtype: qb.qint16, scale: 7 / 32767 });
     assert.equal((obs.scale() as Float64Array)[0], 7 / 32767);
     obs.observe(tf.tensor([-100, 100]));
     assert.equal((obs.scale() as Float64Array)[0], 7 / 32767);
-    assert.throws(() => new qb.FixedScaleObserver({ dtype: qb.qint16, scale: 0 }), /must be a finite number > 0/);
+    assert.throws(() => new qb.quant.FixedScaleObserver({ dtype: qb.qint16, scale: 0 }), /must be a finite number > 0/);
   });
 
   it("raises on NaN (and on a channel with only ±Inf) and keeps its state", async () => {
-    const obs = new qb.MSEObserver({ dtype: qb.qint8 });
+    const obs = new qb.quant.MSEObserver({ dtype: qb.qint8 });
     obs.observe(tf.tensor([-1, 1]));
     const before = obs.snapshot();
     await assertThrows(() => obs.observe(tf.tensor([0, NaN])), /values are NaN/);
@@ -168,7 +168,7 @@ describe("observers against the reference (PyTorch-made fixtures)", () => {
   });
 
   it("±Inf (a −∞ attention mask) saturates: the range is that of the finite values", () => {
-    for (const Obs of [qb.MinMaxObserver, qb.MSEObserver]) {
+    for (const Obs of [qb.quant.MinMaxObserver, qb.quant.MSEObserver]) {
       const withInf = new Obs({ dtype: qb.qint8, axis: 0 });
       withInf.observe(tf.tensor([-3, 2, -Infinity, 0.5, 1, Infinity, 4, -2], [2, 4]));
       const finite = new Obs({ dtype: qb.qint8, axis: 0 });
@@ -181,9 +181,9 @@ describe("observers against the reference (PyTorch-made fixtures)", () => {
 
   it("does not leak tensors", async () => {
     const x = tf.randomNormal([8, 32]);
-    const mse = new qb.MSEObserver({ dtype: qb.qint16, axis: 0 });
+    const mse = new qb.quant.MSEObserver({ dtype: qb.qint16, axis: 0 });
     await assertNoLeak(() => mse.observe(x));
-    const pct = new qb.PercentileObserver({ dtype: qb.qint8 });
+    const pct = new qb.quant.PercentileObserver({ dtype: qb.qint8 });
     await assertNoLeak(() => pct.observe(x));
     x.dispose();
   });

@@ -74,11 +74,11 @@ describe("ONNX import", { timeout: 300000 }, () => {
     const x = tf.randomNormal([1, 3, 32, 32], 0, 1, "float32", 1);
     const c = qb.prepare(m.eval(), x, {
       qconfigSetter: [
-        qb.ModuleNameQconfigSetter({ "layer1.0.conv1": qb.getQconfig({ weightDtype: qb.qint16 }) }),
-        qb.calibration8bitWeight16bitActQconfigSetter,
+        qb.qconfig.ModuleNameQconfigSetter({ "layer1.0.conv1": qb.qconfig.getQconfig({ weightDtype: qb.qint16 }) }),
+        qb.qconfig.calibration8bitWeight16bitActQconfigSetter,
       ],
     });
-    const names = qb.preparedOps(c).map((o) => o.info.name);
+    const names = qb.analysis.preparedOps(c).map((o) => o.info.name);
     for (const n of [
       "quant",
       "conv1",
@@ -93,7 +93,7 @@ describe("ONNX import", { timeout: 300000 }, () => {
       "dequant",
     ])
       assert.ok(names.includes(n), `${n} in ${names.join(", ")}`);
-    assert.equal(qb.preparedOps(c).find((o) => o.info.name === "layer1.0.conv1")?.weight?.dtype, qb.qint16);
+    assert.equal(qb.analysis.preparedOps(c).find((o) => o.info.name === "layer1.0.conv1")?.weight?.dtype, qb.qint16);
     const keys = Object.keys(m.stateDict());
     assert.ok(keys.includes("layer1.1.downsample.0.weight") && keys.includes("fc.weight"), keys.join(", "));
     tf.dispose(x);
@@ -108,15 +108,15 @@ describe("ONNX import", { timeout: 300000 }, () => {
       const m = await qb.io.loadOnnx(file);
       const shape = index[`${name}_opset13.onnx`].input;
       const batches = [0, 1, 2].map((s) => tf.randomNormal(shape, 0, 1, "float32", 10 + s));
-      const setter = qb.defaultCalibrationQconfigSetter;
+      const setter = qb.qconfig.defaultCalibrationQconfigSetter;
       const c = qb.prepare(m.eval(), batches[0], { qconfigSetter: [setter] });
       qb.setFakeQuantize(c, qb.FakeQuantState.CALIBRATION);
       await qb.calibrate(c, batches, { onProgress: () => {} });
       qb.setFakeQuantize(c, qb.FakeQuantState.VALIDATION);
-      const qa = new qb.QuantAnalysis(m, c, { onProgress: () => {} });
+      const qa = new qb.analysis.QuantAnalysis(m, c, { onProgress: () => {} });
       const sens = qa.sensitivity({ data: batches[0] });
       assert.ok(sens.rows.length > 3);
-      const check = qb.checkModel(c, qb.March.NASH_M);
+      const check = qb.march.checkModel(c, qb.March.NASH_M);
       assert.deepEqual(
         check.violations.map((v) => v.message),
         [],
@@ -131,7 +131,7 @@ describe("ONNX import", { timeout: 300000 }, () => {
       const step = producer.output.quant.scale?.[0];
       if (step !== undefined) assertWithinOneStep(yi.dataSync(), fq.dataSync(), step * (1 + 1e-6), 0.99);
       else assert.ok(relErr(yi.dataSync(), fq.dataSync()) < 0.05, "high-precision output close to fake-quant");
-      const p = qb.perf(hb);
+      const p = qb.march.perf(hb);
       assert.ok(p.latencyMs > 0);
       console.log(
         `# ${name}: ${ir.nodes.length} IR nodes, worst op ${sens.rows[0].op_name} (${sens.rows[0].sensitive_type}), ${p.latencyMs.toFixed(4)} ms on NASH_M`,
@@ -149,8 +149,8 @@ describe("ONNX import", { timeout: 300000 }, () => {
     const rewritten = qb.transforms.replaceLinearWithBroadcastMulSum(m, "encoder.linear1");
     const [a, b] = [m.forward(x) as unknown as tf.Tensor, rewritten.forward(x) as unknown as tf.Tensor];
     assert.ok(relErr(b.dataSync(), a.dataSync()) < 1e-4, "same function in float");
-    const c = qb.prepare(rewritten.eval(), x, { qconfigSetter: [qb.defaultCalibrationQconfigSetter] });
-    assert.ok(qb.preparedOps(c).some((o) => o.info.name === "encoder.linear1.mul"));
+    const c = qb.prepare(rewritten.eval(), x, { qconfigSetter: [qb.qconfig.defaultCalibrationQconfigSetter] });
+    assert.ok(qb.analysis.preparedOps(c).some((o) => o.info.name === "encoder.linear1.mul"));
     tf.dispose([x, a, b]);
     c.dispose();
     rewritten.dispose();
@@ -536,7 +536,7 @@ describe("ONNX import", { timeout: 300000 }, () => {
       const x = tf.randomNormal([1, 3, 4, 4], 0, 1.5, "float32", 9);
       const y = m.forward(x) as unknown as tf.Tensor;
       assert.ok(relErr(y.dataSync(), await ortRun(file, x)) < 1e-6, `${relErr(y.dataSync(), await ortRun(file, x))}`);
-      const { ir, fq, yi } = await quantizeAndConvert(m, x, qb.calibration8bitWeight16bitActQconfigSetter);
+      const { ir, fq, yi } = await quantizeAndConvert(m, x, qb.qconfig.calibration8bitWeight16bitActQconfigSetter);
       assert.deepEqual(
         ir.nodes.map((n) => n.type).filter((t) => !/Stub/.test(t)),
         ["ELU", "PReLU", "Softplus", "Neg", "Abs", "Maximum", "Maximum", "Minimum", "Add", "Log", "Add"],
@@ -618,7 +618,7 @@ describe("ONNX import", { timeout: 300000 }, () => {
       // calibration passes (−∞ saturates instead of failing the batch)
       const { c, ir, fq, yi } = await quantizeAndConvert(m, [x, mask]);
       // the mask enters as a quantized input of its own and the causal fill is an op: nothing cuts the graph
-      assert.deepEqual(qb.modelCheckResult(c).untracedInputs, []);
+      assert.deepEqual(qb.analysis.modelCheckResult(c).untracedInputs, []);
       assert.deepEqual(
         ir.nodes.map((n) => n.type),
         ["QuantStub", "Transpose", "Matmul", "MaskedFill", "QuantStub", "Sub", "Mul", "Add", "Softmax", "DeQuantStub"],
@@ -631,7 +631,7 @@ describe("ONNX import", { timeout: 300000 }, () => {
       assert.deepEqual(Array.from(y.dataSync()).slice(0, 4), [1, 0, 0, 0]);
       const row0 = Array.from(yi.dataSync()).slice(0, 4);
       assert.ok(row0[1] > 0.3 && row0[3] === 0, `causal row 0: ${row0}`);
-      const sens = new qb.QuantAnalysis(m, c, { onProgress: () => {} }).sensitivity({ data: [x, mask] });
+      const sens = new qb.analysis.QuantAnalysis(m, c, { onProgress: () => {} }).sensitivity({ data: [x, mask] });
       assert.equal(sens.rows[0].op_name, "attn.add");
       tf.dispose([x, mask, y, fq, yi]);
       m.dispose();
@@ -729,7 +729,7 @@ describe("ONNX import", { timeout: 300000 }, () => {
         const x = tf.randomNormal(shape as unknown as number[], 0, 1, "float32", 13);
         const { m, y } = await importAndCompare(dir, label, bytes, x, 1e-5);
         const { c, ir, fq, yi } = await quantizeAndConvert(m, x);
-        assert.deepEqual(qb.modelCheckResult(c).untracedInputs, [], label);
+        assert.deepEqual(qb.analysis.modelCheckResult(c).untracedInputs, [], label);
         assert.ok(
           ir.nodes.some((n) => n.type === op),
           `${label}: ${ir.nodes.map((n) => n.type)}`,
@@ -931,7 +931,7 @@ describe("ONNX import", { timeout: 300000 }, () => {
       const x = tf.randomNormal([1, 4, 6], 0, 1, "float32", 16);
       const y = m.forward(x) as unknown as tf.Tensor;
       assert.ok(relErr(y.dataSync(), await ortRun(path.join(dir, "norms.onnx"), x)) < 1e-5);
-      const { ir, fq, yi } = await quantizeAndConvert(m, x, qb.calibration8bitWeight16bitActQconfigSetter);
+      const { ir, fq, yi } = await quantizeAndConvert(m, x, qb.qconfig.calibration8bitWeight16bitActQconfigSetter);
       assert.deepEqual(
         ir.nodes.map((n) => n.name).filter((n) => /norm|head|mix/.test(n)),
         [

@@ -195,14 +195,14 @@ describe("ONNX graphs from other exporters", { timeout: 600000 }, () => {
     // calibrated, exported with no chip-rule violation on NASH_M, converted
     const { c, ir, fq, yi } = await quantizeAndConvert(m, x);
     assert.equal(
-      qb.preparedOps(c).filter((o) => o.info.type === "Transpose" || o.info.type === "Permute").length,
+      qb.analysis.preparedOps(c).filter((o) => o.info.type === "Transpose" || o.info.type === "Permute").length,
       kept,
     );
-    const rows = new qb.QuantAnalysis(m, c).sensitivity({ data: x }).rows;
+    const rows = new qb.analysis.QuantAnalysis(m, c).sensitivity({ data: x }).rows;
     assert.ok(rows.length > 0);
     const yf = m.forward(x) as unknown as tf.Tensor;
     assert.ok(relErr(yi.dataSync(), yf.dataSync()) < 0.1, "integer model near float");
-    assert.ok(qb.perf(ir).latencyMs > 0);
+    assert.ok(qb.march.perf(ir).latencyMs > 0);
     tf.dispose([x, fq, yi, yf]);
     c.dispose();
     m.dispose();

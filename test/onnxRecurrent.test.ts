@@ -51,13 +51,13 @@ describe("recurrent nets and control flow from ONNX", { timeout: 300000 }, () =>
       );
       qb.setMarch(qb.March.NASH_M);
       const calib = qb.prepare(m.eval(), xs, {
-        qconfigSetter: [qb.calibration8bitWeight16bitActQconfigSetter],
+        qconfigSetter: [qb.qconfig.calibration8bitWeight16bitActQconfigSetter],
         warn: false,
       });
       qb.setFakeQuantize(calib, qb.FakeQuantState.CALIBRATION);
       await qb.calibrate(calib, [xs]);
       qb.setFakeQuantize(calib, qb.FakeQuantState.VALIDATION);
-      const rows = new qb.QuantAnalysis(m, calib).sensitivity({ data: xs }).rows;
+      const rows = new qb.analysis.QuantAnalysis(m, calib).sensitivity({ data: xs }).rows;
       // the gates are points of their own: a table names them
       const types = new Set(rows.map((r) => r.op_type));
       // (ReLU keeps its input's scale: no point of its own)
@@ -69,7 +69,7 @@ describe("recurrent nets and control flow from ONNX", { timeout: 300000 }, () =>
         assert.ok(types.has(ty), `${name}: ${ty} rows (${[...types]})`);
       const ir = qb.export(calib, xs);
       assert.deepEqual(
-        qb.checkModel(ir, qb.March.NASH_M).violations.map((v) => v.message),
+        qb.march.checkModel(ir, qb.March.NASH_M).violations.map((v) => v.message),
         [],
       );
       const yq = [calib.forward(...xs)].flat() as unknown as tf.Tensor[];
@@ -77,10 +77,10 @@ describe("recurrent nets and control flow from ONNX", { timeout: 300000 }, () =>
       const errQ = relErr(yq[0].dataSync(), want[0]);
       const errI = relErr(yi[0].dataSync(), want[0]);
       assert.ok(errQ < 0.05 && errI < 0.05, `${name}: fake-quant ${errQ}, integer ${errI}`);
-      const latency = qb.perf(ir).latencyMs;
+      const latency = qb.march.perf(ir).latencyMs;
       assert.ok(latency > 0);
       t.diagnostic(
-        `${name}: ${qb.preparedOps(calib).length} ops, ${rows.length} sensitivity rows, output error fake-quant ${errQ.toExponential(2)} / integer ${errI.toExponential(2)}, ${latency.toFixed(4)} ms`,
+        `${name}: ${qb.analysis.preparedOps(calib).length} ops, ${rows.length} sensitivity rows, output error fake-quant ${errQ.toExponential(2)} / integer ${errI.toExponential(2)}, ${latency.toFixed(4)} ms`,
       );
       tf.dispose([...xs, ...ys, ...yq, ...yi]);
       calib.dispose();
@@ -147,7 +147,7 @@ describe("recurrent nets and control flow from ONNX", { timeout: 300000 }, () =>
       const frames = [0, 1, 2].map((k) => tf.mul(x0, 1 + k) as tf.Tensor);
       qb.setMarch(qb.March.NASH_M);
       const calib = qb.prepare(m.eval(), [x0, h0, c0], {
-        qconfigSetter: [qb.defaultQatQconfigSetter],
+        qconfigSetter: [qb.qconfig.defaultQatQconfigSetter],
         warn: false,
         engine,
       });
@@ -166,11 +166,11 @@ describe("recurrent nets and control flow from ONNX", { timeout: 300000 }, () =>
         [h, cc] = [hn, cn];
       }
       // the QuantStub of input 1 (h0) observed every carried state: the same MinMax observer (moving average) replayed on them
-      const replay = new qb.MinMaxObserver({ dtype: qb.qint8 });
+      const replay = new qb.quant.MinMaxObserver({ dtype: qb.qint8 });
       seen.forEach((s) => replay.observe(s));
       const r = replay.range() as { min: Float64Array; max: Float64Array };
       const expected = Math.max(-r.min[0], r.max[0]) / 127.5;
-      const stub = qb.preparedOps(calib).filter((o) => o.info.type === "QuantStub")[1];
+      const stub = qb.analysis.preparedOps(calib).filter((o) => o.info.type === "QuantStub")[1];
       const scale = stub.output?.scale()?.[0] as number;
       assert.ok(Math.abs(scale - expected) <= 1e-6 * scale, `h0's stub scale ${scale} vs ${expected}`);
       assert.ok(
@@ -179,7 +179,7 @@ describe("recurrent nets and control flow from ONNX", { timeout: 300000 }, () =>
       );
       // without carry it sees the given h0 only
       const plain = qb.prepare(m.eval(), [x0, h0, c0], {
-        qconfigSetter: [qb.defaultQatQconfigSetter],
+        qconfigSetter: [qb.qconfig.defaultQatQconfigSetter],
         warn: false,
         engine,
       });
@@ -191,7 +191,7 @@ describe("recurrent nets and control flow from ONNX", { timeout: 300000 }, () =>
       const h0Max = tf.max(tf.abs(h0)).dataSync()[0];
       assert.ok(
         Math.abs(
-          (qb
+          (qb.analysis
             .preparedOps(plain)
             .filter((o) => o.info.type === "QuantStub")[1]
             .output?.scale()?.[0] as number) -

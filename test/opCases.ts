@@ -187,15 +187,15 @@ function batchNormOf(scale: tf.Tensor, shift: tf.Tensor): qb.nn.BatchNorm2d {
 
 /** QuantStub per input → the op → DeQuantStub, for the integer-model check. */
 export class OneOp extends qb.nn.Module {
-  stubs: qb.QuantStub[];
-  dequant = new qb.DeQuantStub();
+  stubs: qb.nn.QuantStub[];
+  dequant = new qb.nn.DeQuantStub();
   constructor(
     n: number,
     private readonly run: Run,
     private readonly k: Consts,
   ) {
     super();
-    this.stubs = Array.from({ length: n }, () => new qb.QuantStub());
+    this.stubs = Array.from({ length: n }, () => new qb.nn.QuantStub());
   }
   forward(...xs: tf.Tensor[]): tf.Tensor {
     return this.dequant.forward(

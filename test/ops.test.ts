@@ -46,7 +46,7 @@ describe("op registry", () => {
 
   it("every op has a chip rule on every march, or checkModel reports it as 'no rule known'", () => {
     for (const march of [qb.March.NASH_E, qb.March.NASH_M, qb.March.NASH_P]) {
-      const spec = qb.marchSpec(march);
+      const spec = qb.march.marchSpec(march);
       for (const def of allOps()) {
         if (spec.ops[def.type] !== undefined) continue;
         const r = checkOpDtypes(
@@ -62,7 +62,9 @@ describe("op registry", () => {
     it(`integer model within one step of fake-quant, every op, ${dtype} activations`, async () => {
       qb.setMarch(qb.March.NASH_P); // accepts every dtype pair, so each op is converted as configured
       const setter =
-        dtype === "qint8" ? qb.defaultCalibrationQconfigSetter : qb.calibration8bitWeight16bitActQconfigSetter;
+        dtype === "qint8"
+          ? qb.qconfig.defaultCalibrationQconfigSetter
+          : qb.qconfig.calibration8bitWeight16bitActQconfigSetter;
       const problems: string[] = [];
       for (const c of golden.cases) {
         const [type, run] = RUNS[c.name];

@@ -18,7 +18,7 @@ let model: qb.nn.Module;
 
 /** Front point `i` realised: its setter and rewrites applied to `float`, prepared for the plan's march and calibrated on `data` (the caller disposes both). */
 async function realised(
-  plan: qb.MixedPrecisionPlan,
+  plan: qb.analysis.MixedPrecisionPlan,
   i: number,
   data: tf.Tensor,
   float: qb.nn.Module,
@@ -33,7 +33,7 @@ async function realised(
 }
 
 async function reproduce(
-  plan: qb.MixedPrecisionPlan,
+  plan: qb.analysis.MixedPrecisionPlan,
   i: number,
   data: tf.Tensor,
   float: qb.nn.Module,
@@ -42,11 +42,11 @@ async function reproduce(
   const error = tf.tidy(
     () => tf.mean(tf.abs(tf.sub(c.forward(data) as tf.Tensor, float.forward(data) as tf.Tensor))).dataSync()[0],
   );
-  const violations = qb
+  const violations = qb.march
     .checkModel(c, plan.march)
     .violations.filter((v) => v.kind === "rule")
     .map((v) => v.message);
-  const latency = qb.perf(qb.export(c, data)).latencyMs;
+  const latency = qb.march.perf(qb.export(c, data)).latencyMs;
   c.dispose();
   if (m !== float) m.dispose();
   return { error, latency, violations };
@@ -69,9 +69,9 @@ describe("mixed-precision planner", { timeout: 300000 }, () => {
 
   for (const march of [qb.March.NASH_E, qb.March.NASH_M, qb.March.NASH_P]) {
     it(`${march}: every front point passes the rules and its setter reproduces its error and latency`, async () => {
-      const plan = await qb.planMixedPrecision(model, [x], {
+      const plan = await qb.analysis.planMixedPrecision(model, [x], {
         march,
-        base: qb.calibration8bitWeight16bitActQconfigSetter,
+        base: qb.qconfig.calibration8bitWeight16bitActQconfigSetter,
         onProgress: () => {},
       });
       assert.ok(plan.rows.length >= 2, plan.text);
@@ -100,7 +100,7 @@ describe("mixed-precision planner", { timeout: 300000 }, () => {
 
   it("never throws on a legal request: default options on every march (the article model), every plan legal once realised", async () => {
     for (const march of [qb.March.NASH_E, qb.March.NASH_M, qb.March.NASH_P]) {
-      const plan = await qb.planMixedPrecision(model, [x], { march, onProgress: () => {} });
+      const plan = await qb.analysis.planMixedPrecision(model, [x], { march, onProgress: () => {} });
       assert.deepEqual(plan.refused, [], `${march}: plans the chip refused once realised`);
       assert.ok(plan.rows.length >= 1, `${march}: ${plan.caption}`);
       for (let i = 0; i < plan.rows.length; i++)
@@ -123,7 +123,7 @@ describe("mixed-precision planner", { timeout: 300000 }, () => {
       const m = await qb.io.loadOnnx(path.join(dir, file));
       const data = tf.randomNormal(index[file].input, 0, 1, "float32", 41);
       const t0 = performance.now();
-      const plan = await qb.planMixedPrecision(m, [data], {
+      const plan = await qb.analysis.planMixedPrecision(m, [data], {
         march: qb.March.NASH_M,
         evaluations: 6,
         onProgress: () => {},
@@ -145,9 +145,9 @@ describe("mixed-precision planner", { timeout: 300000 }, () => {
   });
 
   it("ranks by the output cosine when asked: each front point's error is 1 − the cosine its setter reproduces", async () => {
-    const plan = await qb.planMixedPrecision(model, [x], {
+    const plan = await qb.analysis.planMixedPrecision(model, [x], {
       march: qb.March.NASH_P,
-      base: qb.calibration8bitWeight16bitActQconfigSetter,
+      base: qb.qconfig.calibration8bitWeight16bitActQconfigSetter,
       metric: "Cosine",
       evaluations: 6,
       onProgress: () => {},
@@ -169,13 +169,13 @@ describe("mixed-precision planner", { timeout: 300000 }, () => {
       if (m !== model) m.dispose();
     }
     await assert.rejects(
-      qb.planMixedPrecision(model, [x], { march: qb.March.NASH_P, metric: "KL" as "L1" }),
+      qb.analysis.planMixedPrecision(model, [x], { march: qb.March.NASH_P, metric: "KL" as "L1" }),
       /metric 'KL'; pass L1, MSE, Cosine or Top1/,
     );
   });
 
   it("ranks by top-1 agreement when asked: each front point's error is the share of rows whose class changed", async () => {
-    const plan = await qb.planMixedPrecision(model, [x], {
+    const plan = await qb.analysis.planMixedPrecision(model, [x], {
       march: qb.March.NASH_M,
       metric: "Top1",
       evaluations: 4,
@@ -201,14 +201,14 @@ describe("mixed-precision planner", { timeout: 300000 }, () => {
 
   it("takes a Dataset (its batches in memory for the search) and frees them", async () => {
     const before = tf.memory().numTensors;
-    const seen: qb.Progress[] = [];
+    const seen: qb.display.Progress[] = [];
     // the planner passes its march to what it runs: the global chip stays the caller's throughout
     qb.setMarch(qb.March.NASH_M);
     const globals = new Set<string | null>();
-    const plan = await qb.planMixedPrecision(model, qb.data.fromTensors([x]), {
+    const plan = await qb.analysis.planMixedPrecision(model, qb.data.fromTensors([x]), {
       march: qb.March.NASH_P,
       evaluations: 3,
-      onProgress: (p) => (seen.push(p), globals.add(qb.getMarch())),
+      onProgress: (p) => (seen.push(p), globals.add(qb.march.getMarch())),
     });
     assert.deepEqual([...globals], [qb.March.NASH_M]);
     assert.equal(plan.march, qb.March.NASH_P);
@@ -221,14 +221,14 @@ describe("mixed-precision planner", { timeout: 300000 }, () => {
 
   it("cpuFallback: may keep the tail in float on the CPU, costed at the march's CPU rate, and the plan reproduces", async () => {
     await assert.rejects(
-      qb.planMixedPrecision(model, [x], { march: qb.March.NASH_M, cpuFallback: -1 }),
+      qb.analysis.planMixedPrecision(model, [x], { march: qb.March.NASH_M, cpuFallback: -1 }),
       /cpuFallback -1; pass a whole number ≥ 0/,
     );
     await assert.rejects(
-      qb.planMixedPrecision(model, [x], { march: qb.March.NASH_M, sensitivityBatches: 0 }),
+      qb.analysis.planMixedPrecision(model, [x], { march: qb.March.NASH_M, sensitivityBatches: 0 }),
       /sensitivityBatches 0; pass a whole number ≥ 1/,
     );
-    const plan = await qb.planMixedPrecision(model, [x], {
+    const plan = await qb.analysis.planMixedPrecision(model, [x], {
       march: qb.March.NASH_M,
       cpuFallback: 2,
       onProgress: () => {},
@@ -240,7 +240,7 @@ describe("mixed-precision planner", { timeout: 300000 }, () => {
     assert.ok(Math.abs(r.error - plan.rows[i].measured_error) <= 1e-6 * plan.rows[i].measured_error);
     // the realised model: the tail ops are reported as CPU ops and costed by the CPU rate
     const { c } = await realised(plan, i, x, model);
-    const cpu = qb
+    const cpu = qb.march
       .checkModel(c, plan.march)
       .violations.filter((v) => v.kind === "cpu")
       .map((v) => v.op);
@@ -248,8 +248,8 @@ describe("mixed-precision planner", { timeout: 300000 }, () => {
     // every op of the tail is on the CPU, except what the chip takes in float anyway (the DeQuantStub)
     assert.deepEqual(cpu.sort(), listed.filter((op) => op !== "dequant").sort());
     assert.ok(cpu.length > 0);
-    const p = qb.perf(qb.export(c, x));
-    const params = qb.marchSpec(plan.march).perf;
+    const p = qb.march.perf(qb.export(c, x));
+    const params = qb.march.marchSpec(plan.march).perf;
     for (const o of p.ops.filter((o) => cpu.includes(o.op))) {
       assert.equal(o.unit, "cpu", o.op);
       const want =
@@ -258,7 +258,7 @@ describe("mixed-precision planner", { timeout: 300000 }, () => {
     }
     assert.ok(Math.abs(p.latencyMs - plan.rows[i].latency_ms) <= 1e-9 * p.latencyMs);
     // saved and loaded, the choice survives
-    const saved = qb.loadPlan(plan.toJSON(i));
+    const saved = qb.analysis.loadPlan(plan.toJSON(i));
     assert.deepEqual(
       Object.keys(saved.saved.choices)
         .filter((k) => k.endsWith(".cpu"))
@@ -272,14 +272,14 @@ describe("mixed-precision planner", { timeout: 300000 }, () => {
     const before = tf.tidy(() => (model.forward(x) as tf.Tensor).dataSync().slice(0, 8));
     let calls = 0;
     await assert.rejects(
-      qb.planMixedPrecision(model, [x], {
+      qb.analysis.planMixedPrecision(model, [x], {
         march: qb.March.NASH_M,
         onProgress: () => {
           if (++calls === 2) requestInterrupt();
         },
       }),
       (e: qb.QuantbookError) =>
-        e instanceof qb.InterruptedError && /^planMixedPrecision\b.*interrupted by the user/.test(e.message),
+        e instanceof qb.display.InterruptedError && /^planMixedPrecision\b.*interrupted by the user/.test(e.message),
     );
     clearInterrupt();
     assert.deepEqual(
@@ -289,9 +289,13 @@ describe("mixed-precision planner", { timeout: 300000 }, () => {
   });
 
   it("is deterministic, and does no worse than top-k promotion at the same latency (NASH_P, where top-k is legal)", async () => {
-    const opts = { march: qb.March.NASH_P, base: qb.calibration8bitWeight16bitActQconfigSetter, onProgress: () => {} };
-    const a = await qb.planMixedPrecision(model, [x], opts);
-    const b = await qb.planMixedPrecision(model, [x], opts);
+    const opts = {
+      march: qb.March.NASH_P,
+      base: qb.qconfig.calibration8bitWeight16bitActQconfigSetter,
+      onProgress: () => {},
+    };
+    const a = await qb.analysis.planMixedPrecision(model, [x], opts);
+    const b = await qb.analysis.planMixedPrecision(model, [x], opts);
     assert.deepEqual(a.rows, b.rows);
     for (const t of a.topk.filter((t) => t.legal)) {
       const within = a.rows.filter((r) => r.latency_ms <= t.latency_ms + 1e-12);
@@ -314,13 +318,13 @@ describe("mixed-precision planner", { timeout: 300000 }, () => {
       (e: qb.QuantbookError) => /the closest is point \d+/.test(e.message),
     );
     // the budget option picks the same point; an infeasible one names the closest achievable point
-    const withBudget = await qb.planMixedPrecision(model, [x], {
+    const withBudget = await qb.analysis.planMixedPrecision(model, [x], {
       ...opts,
       budget: { latencyMs: a.rows[a.rows.length - 1].latency_ms },
     });
     assert.equal(withBudget.chosen, i);
     await assert.rejects(
-      qb.planMixedPrecision(model, [x], { ...opts, budget: { error: 0 } }),
+      qb.analysis.planMixedPrecision(model, [x], { ...opts, budget: { error: 0 } }),
       /no plan reaches error 0; the closest is point \d+/,
     );
     assert.deepEqual(a.unplanned, []);
@@ -337,9 +341,9 @@ describe("mixed-precision planner", { timeout: 300000 }, () => {
     );
     const batches = [0, 1].map((s) => tf.randomNormal([1, 3, 32, 32], 0, 1, "float32", 30 + s));
     const t0 = performance.now();
-    const plan = await qb.planMixedPrecision(m, batches, { march: qb.March.NASH_M, onProgress: () => {} });
+    const plan = await qb.analysis.planMixedPrecision(m, batches, { march: qb.March.NASH_M, onProgress: () => {} });
     console.log(
-      `# mobilenet_v3 (imported, ${qb.preparedOps(qb.prepare(m.eval(), batches[0], { qconfigSetter: [qb.defaultCalibrationQconfigSetter], warn: false })).length} ops): ${plan.caption}; ${((performance.now() - t0) / 1000).toFixed(1)} s`,
+      `# mobilenet_v3 (imported, ${qb.analysis.preparedOps(qb.prepare(m.eval(), batches[0], { qconfigSetter: [qb.qconfig.defaultCalibrationQconfigSetter], warn: false })).length} ops): ${plan.caption}; ${((performance.now() - t0) / 1000).toFixed(1)} s`,
     );
     for (const t of plan.topk.filter((t) => t.legal)) {
       const best = Math.min(

@@ -58,7 +58,7 @@ describe("quantbook report", { timeout: 300000 }, () => {
         { op_name: "linear1", sensitive_type: "activation", value: 0.125 },
       ]),
     );
-    const table = await toMimeBundle(qb.toDataFrame([{ op: "linear2", L1: 0.5 }]));
+    const table = await toMimeBundle(qb.display.toDataFrame([{ op: "linear2", L1: 0.5 }]));
     const slider = await toMimeBundle(
       qb.plots.scaleSweepChart(sweepRows, {
         values: Array.from({ length: 500 }, (_, i) => Math.sin(i) * 10 ** (-6 + (i % 7))),

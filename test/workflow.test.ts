@@ -5,12 +5,12 @@ import * as qb from "../src";
 import { assertNoLeak, assertThrows, setup } from "./helpers";
 
 class Gate extends qb.nn.Module {
-  quant = new qb.QuantStub();
+  quant = new qb.nn.QuantStub();
   fc = new qb.nn.Linear(8, 4);
   sig = new qb.nn.Sigmoid();
   out = new qb.nn.Linear(4, 2);
   unused = new qb.nn.Linear(2, 2);
-  dequant = new qb.DeQuantStub();
+  dequant = new qb.nn.DeQuantStub();
   forward(x: tf.Tensor): tf.Tensor {
     const h = this.sig.forward(qb.F.mul(this.fc.forward(this.quant.forward(x)), 0.5, { name: "half" }));
     return this.dequant.forward(this.out.forward(h));
@@ -21,8 +21,8 @@ function data(seed: number): tf.Tensor {
   return tf.randomNormal([16, 8], 0, 1, "float32", seed);
 }
 
-function prepared(setters: qb.QconfigSetter[] = [qb.calibration8bitWeight16bitActQconfigSetter]): Gate {
-  qb.manualSeed(7);
+function prepared(setters: qb.qconfig.QconfigSetter[] = [qb.qconfig.calibration8bitWeight16bitActQconfigSetter]): Gate {
+  qb.nn.manualSeed(7);
   const x = data(1);
   const m = qb.prepare(new Gate().eval(), x, { qconfigSetter: setters });
   x.dispose();
@@ -30,7 +30,7 @@ function prepared(setters: qb.QconfigSetter[] = [qb.calibration8bitWeight16bitAc
 }
 
 function opsByName(m: Gate) {
-  return new Map(qb.preparedOps(m).map((o) => [o.info.name, o]));
+  return new Map(qb.analysis.preparedOps(m).map((o) => [o.info.name, o]));
 }
 
 describe("prepare", () => {
@@ -39,7 +39,7 @@ describe("prepare", () => {
   it("names every op by module path, in execution order", () => {
     const m = prepared();
     assert.deepEqual(
-      qb.preparedOps(m).map((o) => `${o.info.name}:${o.info.type}`),
+      qb.analysis.preparedOps(m).map((o) => `${o.info.name}:${o.info.type}`),
       ["quant:QuantStub", "fc:Linear", "half:Mul", "sig:Sigmoid", "out:Linear", "dequant:DeQuantStub"],
     );
     const ops = opsByName(m);
@@ -49,7 +49,7 @@ describe("prepare", () => {
 
   it("quantSummary lists each op's dtypes, scales and observer", async () => {
     const m = prepared();
-    const before = qb.quantSummary(m).rows.find((r) => r.op === "fc");
+    const before = qb.analysis.quantSummary(m).rows.find((r) => r.op === "fc");
     assert.deepEqual(before, {
       op: "fc",
       type: "Linear",
@@ -63,10 +63,10 @@ describe("prepare", () => {
     qb.setFakeQuantize(m, qb.FakeQuantState.CALIBRATION);
     const x = data(20);
     await qb.calibrate(m, [x], { onProgress: () => {} });
-    const after = qb.quantSummary(m).rows.find((r) => r.op === "fc");
+    const after = qb.analysis.quantSummary(m).rows.find((r) => r.op === "fc");
     assert.match(after?.weight_scale ?? "", /^per-channel\[4\] /);
     assert.match(after?.output_scale ?? "", /^\d\.\d{4}e?-?\d*$/);
-    assert.equal(qb.quantSummary(m).rows.find((r) => r.op === "out")?.output, "float32");
+    assert.equal(qb.analysis.quantSummary(m).rows.find((r) => r.op === "out")?.output, "float32");
     x.dispose();
   });
 
@@ -75,7 +75,7 @@ describe("prepare", () => {
     assert.equal(ops.get("fc")?.weight?.dtype, qb.qint8);
     assert.equal(ops.get("fc")?.weight?.axis, 0);
     assert.equal(ops.get("fc")?.output?.dtype, qb.qint16);
-    assert.ok(ops.get("fc")?.output?.observer instanceof qb.MSEObserver);
+    assert.ok(ops.get("fc")?.output?.observer instanceof qb.quant.MSEObserver);
     assert.equal(ops.get("out")?.output, null, "a GEMM feeding only the DeQuantStub keeps a float output");
     assert.equal(ops.get("dequant")?.output, null);
   });
@@ -83,10 +83,12 @@ describe("prepare", () => {
   it("earlier setters win, field by field", () => {
     const ops = opsByName(
       prepared([
-        qb.ModuleNameQconfigSetter({ fc: qb.getQconfig({ weightDtype: qb.qint16 }) }),
-        qb.ModuleNameQconfigSetter({ fc: qb.getQconfig({ weightDtype: qb.qint8, outDtype: qb.qint8 }) }),
-        qb.FixedScaleQconfigSetter({ half: 7 / 32767 }),
-        qb.calibration8bitWeight16bitActQconfigSetter,
+        qb.qconfig.ModuleNameQconfigSetter({ fc: qb.qconfig.getQconfig({ weightDtype: qb.qint16 }) }),
+        qb.qconfig.ModuleNameQconfigSetter({
+          fc: qb.qconfig.getQconfig({ weightDtype: qb.qint8, outDtype: qb.qint8 }),
+        }),
+        qb.qconfig.FixedScaleQconfigSetter({ half: 7 / 32767 }),
+        qb.qconfig.calibration8bitWeight16bitActQconfigSetter,
       ]),
     );
     assert.equal(ops.get("fc")?.weight?.dtype, qb.qint16, "the first setter decided the weight");
@@ -99,41 +101,44 @@ describe("prepare", () => {
     await assertThrows(
       () =>
         prepared([
-          qb.ModuleNameQconfigSetter({ fcc: qb.getQconfig({ weightDtype: qb.qint16 }) }),
-          qb.calibration8bitWeight16bitActQconfigSetter,
+          qb.qconfig.ModuleNameQconfigSetter({ fcc: qb.qconfig.getQconfig({ weightDtype: qb.qint16 }) }),
+          qb.qconfig.calibration8bitWeight16bitActQconfigSetter,
         ]),
       /ModuleNameQconfigSetter: no op or module 'fcc'; nearest: 'fc'/,
     );
     await assertThrows(
-      () => prepared([qb.OpTypeQconfigSetter({ Conv2d: {} })]),
+      () => prepared([qb.qconfig.OpTypeQconfigSetter({ Conv2d: {} })]),
       /OpTypeQconfigSetter: no op of type 'Conv2d'; nearest: /,
     );
-    await assertThrows(() => qb.getQconfig({ weightdtype: qb.qint16 } as never), /unknown option 'weightdtype'/);
     await assertThrows(
-      () => qb.getQconfig({ weightDtype: "int16" as never }),
+      () => qb.qconfig.getQconfig({ weightdtype: qb.qint16 } as never),
+      /unknown option 'weightdtype'/,
+    );
+    await assertThrows(
+      () => qb.qconfig.getQconfig({ weightDtype: "int16" as never }),
       /weightDtype must be qb.qint8 or qb.qint16, got "int16"/,
     );
     await assertThrows(
-      () => qb.getQconfig({ outDtype: qb.qint32 }),
+      () => qb.qconfig.getQconfig({ outDtype: qb.quant.qint32 }),
       /outDtype must be qb.qint8 or qb.qint16, got qint32/,
     );
     await assertThrows(
-      () => qb.getQconfig({ observer: new qb.MSEObserver({ dtype: qb.qint8 }) as never }),
+      () => qb.qconfig.getQconfig({ observer: new qb.quant.MSEObserver({ dtype: qb.qint8 }) as never }),
       /the class, not an instance/,
     );
     assert.deepEqual(
-      qb.getQconfig({ weightDtype: "qint16" }),
+      qb.qconfig.getQconfig({ weightDtype: "qint16" }),
       { weight: { dtype: qb.qint16 } },
       "names are accepted too",
     );
   });
 
   it("leaves the float model usable and unchanged", () => {
-    qb.manualSeed(7);
+    qb.nn.manualSeed(7);
     const float = new Gate().eval();
     const x = data(2);
     const y0 = float.forward(x);
-    const m = qb.prepare(float, x, { qconfigSetter: [qb.calibration8bitWeight16bitActQconfigSetter] });
+    const m = qb.prepare(float, x, { qconfigSetter: [qb.qconfig.calibration8bitWeight16bitActQconfigSetter] });
     m.fc.weight.assign(tf.zerosLike(m.fc.weight));
     const y1 = float.forward(x);
     assert.deepEqual(Array.from(y1.dataSync()), Array.from(y0.dataSync()));
@@ -150,8 +155,10 @@ describe("prepare", () => {
       }
     }
     const x = data(3);
-    const m = qb.prepare(new NoStub().eval(), x, { qconfigSetter: [qb.calibration8bitWeight16bitActQconfigSetter] });
-    const report = qb.modelCheckResult(m);
+    const m = qb.prepare(new NoStub().eval(), x, {
+      qconfigSetter: [qb.qconfig.calibration8bitWeight16bitActQconfigSetter],
+    });
+    const report = qb.analysis.modelCheckResult(m);
     assert.deepEqual(report.floatInputs, [
       { op: "fc", input: 0, source: "<input:0>" },
       { op: "add", input: 1, source: "<float>" },
@@ -159,20 +166,20 @@ describe("prepare", () => {
     assert.deepEqual(report.unusedModules, ["spare"]);
     assert.match(report.text, /Float inputs not behind a QuantStub/);
     class Shared extends qb.nn.Module {
-      quant = new qb.QuantStub();
+      quant = new qb.nn.QuantStub();
       fc = new qb.nn.Linear(8, 8);
       alias = this.fc; // the same module under a second name
-      dequant = new qb.DeQuantStub();
+      dequant = new qb.nn.DeQuantStub();
       forward(x: tf.Tensor) {
         return this.dequant.forward(this.fc.forward(this.fc.forward(this.quant.forward(x))));
       }
     }
-    const shared = qb.modelCheckResult(
-      qb.prepare(new Shared().eval(), x, { qconfigSetter: [qb.calibration8bitWeight16bitActQconfigSetter] }),
+    const shared = qb.analysis.modelCheckResult(
+      qb.prepare(new Shared().eval(), x, { qconfigSetter: [qb.qconfig.calibration8bitWeight16bitActQconfigSetter] }),
     );
     assert.deepEqual(shared.sharedModules, [{ paths: ["fc", "alias"], calls: 2 }]);
     assert.match(shared.text, /fc, alias \(2 calls\)/);
-    const gate = qb.modelCheckResult(prepared());
+    const gate = qb.analysis.modelCheckResult(prepared());
     assert.deepEqual(gate.sharedModules, []);
     assert.deepEqual(gate.unusedModules, ["unused"]);
     assert.deepEqual(gate.floatInputs, []);
@@ -181,7 +188,7 @@ describe("prepare", () => {
 
   it("prepare warns about a raw tf op between quantized ops and a missing QuantStub, not about constants", () => {
     class RawTanh extends qb.nn.Module {
-      quant = new qb.QuantStub();
+      quant = new qb.nn.QuantStub();
       fc = new qb.nn.Linear(8, 4);
       bias = tf.ones([4]);
       forward(x: tf.Tensor) {
@@ -193,20 +200,22 @@ describe("prepare", () => {
     const orig = console.warn;
     console.warn = (m: string) => warnings.push(m);
     try {
-      const m = qb.prepare(new RawTanh().eval(), x, { qconfigSetter: [qb.calibration8bitWeight16bitActQconfigSetter] });
-      assert.deepEqual(qb.modelCheckResult(m).untracedInputs, [{ op: "fc", input: 0 }]);
+      const m = qb.prepare(new RawTanh().eval(), x, {
+        qconfigSetter: [qb.qconfig.calibration8bitWeight16bitActQconfigSetter],
+      });
+      assert.deepEqual(qb.analysis.modelCheckResult(m).untracedInputs, [{ op: "fc", input: 0 }]);
       assert.equal(warnings.length, 1);
       assert.match(
         warnings[0],
-        /^prepare\(RawTanh\): 1 op input\(s\) come from a raw tf op, which cuts the traced graph \(fc input 0\) — use the qb\.F \/ qb\.nn equivalent\. The whole report: qb\.modelCheckResult/,
+        /^prepare\(RawTanh\): 1 op input\(s\) come from a raw tf op, which cuts the traced graph \(fc input 0\) — use the qb\.F \/ qb\.nn equivalent\. The whole report: qb\.analysis\.modelCheckResult/,
       );
       assert.doesNotMatch(warnings[0], /add input 1/, "a module's own constant is not a finding");
       qb.prepare(new RawTanh().eval(), x, {
-        qconfigSetter: [qb.calibration8bitWeight16bitActQconfigSetter],
+        qconfigSetter: [qb.qconfig.calibration8bitWeight16bitActQconfigSetter],
         warn: false,
       });
       assert.equal(warnings.length, 1, "{ warn: false } silences it");
-      qb.prepare(new Gate().eval(), x, { qconfigSetter: [qb.calibration8bitWeight16bitActQconfigSetter] });
+      qb.prepare(new Gate().eval(), x, { qconfigSetter: [qb.qconfig.calibration8bitWeight16bitActQconfigSetter] });
       assert.equal(warnings.length, 1, "a clean model gets no warning");
     } finally {
       console.warn = orig;
@@ -219,7 +228,7 @@ describe("fake-quant states", () => {
   before(setup);
 
   it("CALIBRATION observes without quantizing; VALIDATION quantizes with frozen scales", async () => {
-    qb.manualSeed(7);
+    qb.nn.manualSeed(7);
     const float = new Gate().eval();
     const m = prepared();
     const x = data(4);
@@ -289,14 +298,14 @@ describe("fake-quant states", () => {
 
   it("an op that did not run during tracing is an error naming it", async () => {
     class Branchy extends qb.nn.Module {
-      quant = new qb.QuantStub();
+      quant = new qb.nn.QuantStub();
       forward(x: tf.Tensor) {
         const h = this.quant.forward(x);
         return x.shape[0] > 1 ? qb.F.relu(h) : qb.F.sigmoid(h);
       }
     }
     const m = qb.prepare(new Branchy().eval(), tf.ones([2, 2]), {
-      qconfigSetter: [qb.calibration8bitWeight16bitActQconfigSetter],
+      qconfigSetter: [qb.qconfig.calibration8bitWeight16bitActQconfigSetter],
     });
     await assertThrows(
       () => m.forward(tf.ones([1, 2])),
@@ -320,7 +329,7 @@ describe("QAT", () => {
   before(setup);
 
   it("trains through fake quantization and lowers the loss", async () => {
-    const m = prepared([qb.qat8bitWeight16bitActQconfigSetter]);
+    const m = prepared([qb.qconfig.qat8bitWeight16bitActQconfigSetter]);
     const x = data(12);
     qb.setFakeQuantize(m, qb.FakeQuantState.CALIBRATION);
     await qb.calibrate(m, [x], { onProgress: () => {} });
@@ -330,13 +339,13 @@ describe("QAT", () => {
     const opt = tf.train.adam(0.05);
     const w0 = m.fc.weight.dataSync().slice();
     const before = tf.memory().numTensors;
-    const losses = await qb.qat(m, opt, [[x, target]], { epochs: 15, onProgress: () => {} });
+    const losses = await qb.qat.train(m, opt, [[x, target]], { epochs: 15, onProgress: () => {} });
     assert.ok(losses[14] < losses[0] * 0.5, `loss ${losses[0]} -> ${losses[14]}`);
     assert.notDeepEqual(Array.from(m.fc.weight.dataSync()), Array.from(w0), "gradients reached the first layer");
     const grown = tf.memory().numTensors - before;
     assert.ok(grown <= 20, `QAT must not leak per step (optimizer slots only), grew by ${grown}`);
     m.eval();
-    await assertThrows(() => qb.qatStep(m, opt, x, target), /forward: the model is in QAT state but in eval mode/);
+    await assertThrows(() => qb.qat.step(m, opt, x, target), /forward: the model is in QAT state but in eval mode/);
     tf.dispose([x, target]);
   });
 });

@@ -17,9 +17,9 @@
 import * as tf from "@tensorflow/tfjs";
 import * as qb from "quantbook";
 
-await qb.initBackend();
+await qb.backend.init();
 qb.setMarch(qb.March.NASH_M); // the target chip, set before prepare
-qb.activeBackend();
+qb.backend.active();
 
 // %% [markdown]
 // A model is a `qb.nn.Module` subclass, written the way a PyTorch model is: its fields are its
@@ -28,18 +28,18 @@ qb.activeBackend();
 
 // %%
 class TinyNet extends qb.nn.Module {
-  quant = new qb.QuantStub();
+  quant = new qb.nn.QuantStub();
   fc1 = new qb.nn.Linear(8, 16);
   act = new qb.nn.ReLU();
   fc2 = new qb.nn.Linear(16, 4);
-  dequant = new qb.DeQuantStub();
+  dequant = new qb.nn.DeQuantStub();
   forward(x: tf.Tensor): tf.Tensor {
     const h = this.act.forward(this.fc1.forward(this.quant.forward(x)));
     return this.dequant.forward(this.fc2.forward(h));
   }
 }
 
-qb.manualSeed(0);
+qb.nn.manualSeed(0);
 const model = new TinyNet().eval();
 const data = tf.randomNormal([64, 8], 0, 1, "float32", 1);
 const floatOut = model.forward(data);
@@ -52,8 +52,8 @@ model;
 // so it stays available as the reference.
 
 // %%
-const calib = qb.prepare(model, data, { qconfigSetter: [qb.calibration8bitWeight16bitActQconfigSetter] });
-qb.quantSummary(calib);
+const calib = qb.prepare(model, data, { qconfigSetter: [qb.qconfig.calibration8bitWeight16bitActQconfigSetter] });
+qb.analysis.quantSummary(calib);
 
 // %% [markdown]
 // Calibration runs data through the model while observers record the value ranges; nothing is
@@ -67,7 +67,7 @@ qb.setFakeQuantize(calib, qb.FakeQuantState.VALIDATION);
 const quantOut = calib.forward(data);
 const err = tf.tidy(() => tf.max(tf.abs(tf.sub(quantOut, floatOut))).dataSync()[0]);
 console.log(`max |quantized - float| = ${err.toExponential(3)}`);
-qb.quantSummary(calib); // now with the calibrated scales
+qb.analysis.quantSummary(calib); // now with the calibrated scales
 
 // %% [markdown]
 // The last steps check the chip's rules, build an integer-only model (int8/int16 codes, int32
@@ -80,4 +80,4 @@ const hb = qb.convert(ir, qb.March.NASH_M);
 const intOut = hb.forward(data);
 const intErr = tf.tidy(() => tf.max(tf.abs(tf.sub(intOut, quantOut))).dataSync()[0]);
 console.log(`max |integer model - fake-quant model| = ${intErr.toExponential(3)}`);
-qb.perf(hb);
+qb.march.perf(hb);

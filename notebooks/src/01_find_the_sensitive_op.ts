@@ -13,7 +13,7 @@
 import * as tf from "@tensorflow/tfjs";
 import * as qb from "quantbook";
 
-await qb.initBackend();
+await qb.backend.init();
 qb.setMarch(qb.March.NASH_M);
 const sd = (await qb.io.loadTorch(qb.examples.fixturePath("float-checkpoint.ckpt"))) as Record<string, tf.Tensor>;
 const x = (await qb.io.loadTorch(qb.examples.fixturePath("random_data.pt"))) as tf.Tensor;
@@ -23,7 +23,7 @@ console.log(`input [${x.shape}]; missing keys: [${loaded.missingKeys}], unexpect
 
 // %%
 const floatOut = model.eval().forward(x);
-const calib = qb.prepare(model, x, { qconfigSetter: [qb.calibration8bitWeight16bitActQconfigSetter] });
+const calib = qb.prepare(model, x, { qconfigSetter: [qb.qconfig.calibration8bitWeight16bitActQconfigSetter] });
 qb.setFakeQuantize(calib, qb.FakeQuantState.CALIBRATION);
 await qb.calibrate(calib, [x]);
 qb.setFakeQuantize(calib, qb.FakeQuantState.VALIDATION);
@@ -44,7 +44,7 @@ console.log(`float vs calibrated: mean |diff| ${meanErr.toExponential(3)}, max |
 // float outputs are reused instead of recomputed.
 
 // %%
-const qa = new qb.QuantAnalysis(model, calib);
+const qa = new qb.analysis.QuantAnalysis(model, calib);
 const sensitivity = qa.sensitivity({ data: x });
 const rank = sensitivity.rows.findIndex((r) => r.op_name === "linear2" && r.sensitive_type === "weight") + 1;
 console.log(`linear2 weight rank: ${rank} of ${sensitivity.rows.length}`);

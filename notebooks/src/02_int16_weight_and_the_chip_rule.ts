@@ -9,7 +9,7 @@
 import * as tf from "@tensorflow/tfjs";
 import * as qb from "quantbook";
 
-await qb.initBackend();
+await qb.backend.init();
 qb.setMarch(qb.March.NASH_M);
 const sd = (await qb.io.loadTorch(qb.examples.fixturePath("float-checkpoint.ckpt"))) as Record<string, tf.Tensor>;
 const x = (await qb.io.loadTorch(qb.examples.fixturePath("random_data.pt"))) as tf.Tensor;
@@ -17,7 +17,7 @@ const model = new qb.examples.SmallModel();
 model.loadStateDict(sd);
 const floatOut = model.eval().forward(x);
 
-async function calibrated(setters: qb.QconfigSetter[]) {
+async function calibrated(setters: qb.qconfig.QconfigSetter[]) {
   const m = qb.prepare(model, x, { qconfigSetter: setters });
   qb.setFakeQuantize(m, qb.FakeQuantState.CALIBRATION);
   await qb.calibrate(m, [x]);
@@ -42,10 +42,10 @@ qb.plots.weightQuantErrorChart(qb.analysis.weightQuantError(model.linear2.weight
 // keeps everything else from the template.
 
 // %%
-const int8 = await calibrated([qb.calibration8bitWeight16bitActQconfigSetter]);
+const int8 = await calibrated([qb.qconfig.calibration8bitWeight16bitActQconfigSetter]);
 const int16 = await calibrated([
-  qb.ModuleNameQconfigSetter({ linear2: qb.getQconfig({ weightDtype: qb.qint16 }) }),
-  qb.calibration8bitWeight16bitActQconfigSetter,
+  qb.qconfig.ModuleNameQconfigSetter({ linear2: qb.qconfig.getQconfig({ weightDtype: qb.qint16 }) }),
+  qb.qconfig.calibration8bitWeight16bitActQconfigSetter,
 ]);
 const e8 = meanAbsDiff(int8.forward(x), floatOut);
 const e16 = meanAbsDiff(int16.forward(x), floatOut);
@@ -60,7 +60,7 @@ console.log(
 // rules as data and reports every violation with its fixes:
 
 // %%
-qb.checkModel(int16, qb.March.NASH_M);
+qb.march.checkModel(int16, qb.March.NASH_M);
 
 // %% [markdown]
 // `convert`, which builds the integer model for the chip, refuses the model with the same
@@ -73,7 +73,7 @@ try {
 } catch (e) {
   console.log((e as Error).message);
 }
-console.log(`NASH_P: ${qb.checkModel(ir16, qb.March.NASH_P).ok ? "accepted" : "refused"}`);
+console.log(`NASH_P: ${qb.march.checkModel(ir16, qb.March.NASH_P).ok ? "accepted" : "refused"}`);
 
 // %% [markdown]
 // The first fix the message offers keeps the int16 weight and re-quantizes the Linear's input to
@@ -82,10 +82,10 @@ console.log(`NASH_P: ${qb.checkModel(ir16, qb.March.NASH_P).ok ? "accepted" : "r
 
 // %%
 const int8Input = await calibrated([
-  qb.ModuleNameQconfigSetter({ linear2: qb.getQconfig({ inDtype: qb.qint8, weightDtype: qb.qint16 }) }),
-  qb.calibration8bitWeight16bitActQconfigSetter,
+  qb.qconfig.ModuleNameQconfigSetter({ linear2: qb.qconfig.getQconfig({ inDtype: qb.qint8, weightDtype: qb.qint16 }) }),
+  qb.qconfig.calibration8bitWeight16bitActQconfigSetter,
 ]);
 const e8in = meanAbsDiff(int8Input.forward(x), floatOut);
 console.log(
-  `int8 input + int16 weight: rule ${qb.checkModel(int8Input, qb.March.NASH_M).ok ? "passes" : "fails"}, mean |output - float| ${e8in.toExponential(3)}`,
+  `int8 input + int16 weight: rule ${qb.march.checkModel(int8Input, qb.March.NASH_M).ok ? "passes" : "fails"}, mean |output - float| ${e8in.toExponential(3)}`,
 );

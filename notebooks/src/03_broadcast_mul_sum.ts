@@ -18,7 +18,7 @@
 import * as tf from "@tensorflow/tfjs";
 import * as qb from "quantbook";
 
-await qb.initBackend();
+await qb.backend.init();
 qb.setMarch(qb.March.NASH_M);
 const sd = (await qb.io.loadTorch(qb.examples.fixturePath("float-checkpoint.ckpt"))) as Record<string, tf.Tensor>;
 const x = (await qb.io.loadTorch(qb.examples.fixturePath("random_data.pt"))) as tf.Tensor;
@@ -41,19 +41,20 @@ console.log(
 );
 
 // %%
-async function calibrated(m: qb.nn.Module, setters: qb.QconfigSetter[]) {
+async function calibrated(m: qb.nn.Module, setters: qb.qconfig.QconfigSetter[]) {
   const c = qb.prepare(m, x, { qconfigSetter: setters });
   qb.setFakeQuantize(c, qb.FakeQuantState.CALIBRATION);
   await qb.calibrate(c, [x]);
   qb.setFakeQuantize(c, qb.FakeQuantState.VALIDATION);
   return c;
 }
-const mulSum = await calibrated(rewritten, [qb.calibration8bitWeight16bitActQconfigSetter]);
+const mulSum = await calibrated(rewritten, [qb.qconfig.calibration8bitWeight16bitActQconfigSetter]);
 const linear16 = await calibrated(model, [
-  qb.ModuleNameQconfigSetter({ linear2: qb.getQconfig({ weightDtype: qb.qint16 }) }),
-  qb.calibration8bitWeight16bitActQconfigSetter,
+  qb.qconfig.ModuleNameQconfigSetter({ linear2: qb.qconfig.getQconfig({ weightDtype: qb.qint16 }) }),
+  qb.qconfig.calibration8bitWeight16bitActQconfigSetter,
 ]);
-qb.preparedOps(mulSum)
+qb.analysis
+  .preparedOps(mulSum)
   .filter((o) => o.info.modulePath === "linear2")
   .map((o) => ({ op: o.info.name, type: o.info.type, output: o.output?.dtype.name, scale: o.output?.scale()?.[0] }));
 
@@ -61,7 +62,7 @@ qb.preparedOps(mulSum)
 // The chip rule is satisfied now: every op of the mul + sum form runs in int16 on NASH_M.
 
 // %%
-qb.checkModel(mulSum, qb.March.NASH_M);
+qb.march.checkModel(mulSum, qb.March.NASH_M);
 
 // %% [markdown]
 // ## Output consistency

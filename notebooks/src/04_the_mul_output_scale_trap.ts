@@ -18,7 +18,7 @@
 import * as tf from "@tensorflow/tfjs";
 import * as qb from "quantbook";
 
-await qb.initBackend();
+await qb.backend.init();
 qb.setMarch(qb.March.NASH_M);
 const demo = qb.examples.GatedMulSum.demo();
 const model = demo.model;
@@ -26,11 +26,11 @@ const data = demo.data;
 model.eval();
 const floatOut = model.forward(data);
 
-const calib = qb.prepare(model, data, { qconfigSetter: [qb.calibration8bitWeight16bitActQconfigSetter] });
+const calib = qb.prepare(model, data, { qconfigSetter: [qb.qconfig.calibration8bitWeight16bitActQconfigSetter] });
 qb.setFakeQuantize(calib, qb.FakeQuantState.CALIBRATION);
 await qb.calibrate(calib, [data]);
 qb.setFakeQuantize(calib, qb.FakeQuantState.VALIDATION);
-const mulOp = qb.preparedOps(calib).find((o) => o.info.name === "gate_mul")!;
+const mulOp = qb.analysis.preparedOps(calib).find((o) => o.info.name === "gate_mul")!;
 const mseScale = mulOp.output!.scale()![0];
 const l1 = (out: tf.Tensor) => tf.tidy(() => tf.mean(tf.abs(tf.sub(out, floatOut))).dataSync()[0]);
 console.log(
@@ -58,7 +58,7 @@ qb.plots.zeroBandHistogram(products, mseScale);
 
 // %%
 const sweep = Array.from({ length: 26 }, (_, k) => 10 ** (-4 + 0.1 * k)); // 1e-4 … 3.2e-2, ten per decade
-const explored = qb.scaleExplorer(calib, "gate_mul", { data, sweep });
+const explored = qb.analysis.scaleExplorer(calib, "gate_mul", { data, sweep });
 explored.filter((r) => !r.setting.startsWith("sweep"));
 
 // %% [markdown]
@@ -76,7 +76,10 @@ qb.plots.scaleSweepChart(explored, { values: products });
 
 // %%
 const fixed = qb.prepare(model, data, {
-  qconfigSetter: [qb.FixedScaleQconfigSetter({ gate_mul: 7 / 32767 }), qb.calibration8bitWeight16bitActQconfigSetter],
+  qconfigSetter: [
+    qb.qconfig.FixedScaleQconfigSetter({ gate_mul: 7 / 32767 }),
+    qb.qconfig.calibration8bitWeight16bitActQconfigSetter,
+  ],
 });
 qb.setFakeQuantize(fixed, qb.FakeQuantState.CALIBRATION);
 await qb.calibrate(fixed, [data]);
@@ -105,8 +108,10 @@ const sd = (await qb.io.loadTorch(qb.examples.fixturePath("float-checkpoint.ckpt
 const x = (await qb.io.loadTorch(qb.examples.fixturePath("random_data.pt"))) as tf.Tensor;
 const article = qb.transforms.replaceLinearWithBroadcastMulSum(new qb.examples.SmallModel(), "linear2");
 article.loadStateDict(sd);
-const articleCalib = qb.prepare(article.eval(), x, { qconfigSetter: [qb.calibration8bitWeight16bitActQconfigSetter] });
+const articleCalib = qb.prepare(article.eval(), x, {
+  qconfigSetter: [qb.qconfig.calibration8bitWeight16bitActQconfigSetter],
+});
 qb.setFakeQuantize(articleCalib, qb.FakeQuantState.CALIBRATION);
 await qb.calibrate(articleCalib, [x]);
 qb.setFakeQuantize(articleCalib, qb.FakeQuantState.VALIDATION);
-qb.scaleExplorer(articleCalib, "linear2.mul", { data: x });
+qb.analysis.scaleExplorer(articleCalib, "linear2.mul", { data: x });

@@ -17,7 +17,7 @@
 import * as tf from "@tensorflow/tfjs";
 import * as qb from "quantbook";
 
-await qb.initBackend();
+await qb.backend.init();
 qb.setMarch(qb.March.NASH_M);
 const sd = (await qb.io.loadTorch(qb.examples.fixturePath("float-checkpoint.ckpt"))) as Record<string, tf.Tensor>;
 const x = (await qb.io.loadTorch(qb.examples.fixturePath("random_data.pt"))) as tf.Tensor;
@@ -26,17 +26,23 @@ const loaded = model.loadStateDict(sd);
 const mulSumModel = qb.transforms.replaceLinearWithBroadcastMulSum(model, "linear2");
 const floatOut = model.eval().forward(x);
 
-const configs: { config: string; model: qb.nn.Module; setters: qb.QconfigSetter[] }[] = [
-  { config: "int16 input, int8 weight", model, setters: [qb.calibration8bitWeight16bitActQconfigSetter] },
+const configs: { config: string; model: qb.nn.Module; setters: qb.qconfig.QconfigSetter[] }[] = [
+  { config: "int16 input, int8 weight", model, setters: [qb.qconfig.calibration8bitWeight16bitActQconfigSetter] },
   {
     config: "int8 input, int16 weight",
     model,
     setters: [
-      qb.ModuleNameQconfigSetter({ linear2: qb.getQconfig({ inDtype: qb.qint8, weightDtype: qb.qint16 }) }),
-      qb.calibration8bitWeight16bitActQconfigSetter,
+      qb.qconfig.ModuleNameQconfigSetter({
+        linear2: qb.qconfig.getQconfig({ inDtype: qb.qint8, weightDtype: qb.qint16 }),
+      }),
+      qb.qconfig.calibration8bitWeight16bitActQconfigSetter,
     ],
   },
-  { config: "int16 both, mul + sum", model: mulSumModel, setters: [qb.calibration8bitWeight16bitActQconfigSetter] },
+  {
+    config: "int16 both, mul + sum",
+    model: mulSumModel,
+    setters: [qb.qconfig.calibration8bitWeight16bitActQconfigSetter],
+  },
 ];
 
 // %%
@@ -47,7 +53,7 @@ for (const c of configs) {
   await qb.calibrate(calib, [x]);
   qb.setFakeQuantize(calib, qb.FakeQuantState.VALIDATION);
   const hb = qb.convert(qb.export(calib, x), qb.March.NASH_M);
-  const p = qb.perf(hb);
+  const p = qb.march.perf(hb);
   const error = tf.tidy(() => tf.mean(tf.abs(tf.sub(hb.forward(x), floatOut))).dataSync()[0]);
   const linear2Us = p.ops.filter((o) => o.op.startsWith("linear2")).reduce((a, o) => a + o.timeUs, 0);
   results.push({

@@ -21,16 +21,16 @@ import * as qb from "quantbook";
 import * as os from "os";
 import * as path from "path";
 
-await qb.initBackend();
+await qb.backend.init();
 qb.setMarch(qb.March.NASH_M);
 
 class GatedAttention extends qb.nn.Module {
-  quant = new qb.QuantStub();
+  quant = new qb.nn.QuantStub();
   q = new qb.nn.Linear(32, 16);
   k = new qb.nn.Linear(32, 16);
   v = new qb.nn.Linear(32, 32);
   out = new qb.nn.Linear(32, 8);
-  dequant = new qb.DeQuantStub();
+  dequant = new qb.nn.DeQuantStub();
   forward(x: tf.Tensor): tf.Tensor {
     const h = this.quant.forward(x); // [batch, tokens, 32]
     // qb.F.transpose, not tf.transpose: a raw tf op between two ops would cut the traced graph
@@ -41,7 +41,7 @@ class GatedAttention extends qb.nn.Module {
   }
 }
 
-qb.manualSeed(7);
+qb.nn.manualSeed(7);
 const trained = new GatedAttention();
 // stand-in for your checkpoint: save the weights as safetensors and load them into a new instance
 const file = path.join(os.tmpdir(), "gated-attention.safetensors");
@@ -68,8 +68,8 @@ function batch(seed: number): tf.Tensor {
   );
 }
 const batches = [1, 2, 3, 4].map(batch);
-const calib = qb.prepare(model.eval(), batches[0], { qconfigSetter: [qb.defaultCalibrationQconfigSetter] });
-console.log(qb.modelCheckResult(calib).text);
+const calib = qb.prepare(model.eval(), batches[0], { qconfigSetter: [qb.qconfig.defaultCalibrationQconfigSetter] });
+console.log(qb.analysis.modelCheckResult(calib).text);
 qb.setFakeQuantize(calib, qb.FakeQuantState.CALIBRATION);
 await qb.calibrate(calib, batches);
 qb.setFakeQuantize(calib, qb.FakeQuantState.VALIDATION);
@@ -78,7 +78,7 @@ qb.setFakeQuantize(calib, qb.FakeQuantState.VALIDATION);
 // All int8 (`defaultCalibrationQconfigSetter`) is the cheapest configuration. Which points hurt?
 
 // %%
-const qa = new qb.QuantAnalysis(model, calib);
+const qa = new qb.analysis.QuantAnalysis(model, calib);
 const table = qa.sensitivity({ data: batches[0] });
 table;
 
@@ -94,7 +94,7 @@ qa.advisor();
 
 // %%
 const promoted = qb.prepare(model, batches[0], {
-  qconfigSetter: [qb.sensitiveOpQconfigSetter(table, { topk: 2 }), qb.defaultCalibrationQconfigSetter],
+  qconfigSetter: [qb.qconfig.sensitiveOpQconfigSetter(table, { topk: 2 }), qb.qconfig.defaultCalibrationQconfigSetter],
 });
 qb.setFakeQuantize(promoted, qb.FakeQuantState.CALIBRATION);
 await qb.calibrate(promoted, batches);
@@ -113,10 +113,10 @@ console.log(
 // Before deploying: does the chip accept the new dtypes, and what do they cost?
 
 // %%
-const check = qb.checkModel(promoted, qb.March.NASH_M);
+const check = qb.march.checkModel(promoted, qb.March.NASH_M);
 console.log(`NASH_M rules: ${check.ok ? "all ops pass" : `${check.violations.length} violation(s)`}`);
 const costs = [
-  { config: "all int8", latencyMs: qb.perf(qb.export(calib, batches[0])).latencyMs },
-  { config: "top-2 int16", latencyMs: qb.perf(qb.export(promoted, batches[0])).latencyMs },
+  { config: "all int8", latencyMs: qb.march.perf(qb.export(calib, batches[0])).latencyMs },
+  { config: "top-2 int16", latencyMs: qb.march.perf(qb.export(promoted, batches[0])).latencyMs },
 ];
 qb.plots.latencyBars(costs);

@@ -19,7 +19,7 @@
 import * as tf from "@tensorflow/tfjs";
 import * as qb from "quantbook";
 
-await qb.initBackend();
+await qb.backend.init();
 qb.setMarch(qb.March.NASH_M);
 const model = await qb.io.loadOnnx(qb.examples.fixturePath("onnx/vit_opset13.onnx"));
 console.log(
@@ -40,18 +40,18 @@ console.log(
 
 // %%
 const batches = [1, 2, 3, 4].map((s) => tf.randomNormal([1, 3, 32, 32], 0, 1, "float32", s));
-const calib = qb.prepare(model.eval(), batches[0], { qconfigSetter: [qb.defaultCalibrationQconfigSetter] });
+const calib = qb.prepare(model.eval(), batches[0], { qconfigSetter: [qb.qconfig.defaultCalibrationQconfigSetter] });
 qb.setFakeQuantize(calib, qb.FakeQuantState.CALIBRATION);
 await qb.calibrate(calib, batches);
 qb.setFakeQuantize(calib, qb.FakeQuantState.VALIDATION);
-const check = qb.checkModel(calib, qb.March.NASH_M);
+const check = qb.march.checkModel(calib, qb.March.NASH_M);
 console.log(`all int8 on NASH_M: ${check.ok ? "every op passes" : `${check.violations.length} violation(s)`}`);
 
 // %% [markdown]
 // Which quantization points hurt? Rows name the module paths of the exported model.
 
 // %%
-const qa = new qb.QuantAnalysis(model, calib);
+const qa = new qb.analysis.QuantAnalysis(model, calib);
 const table = qa.sensitivity({ data: batches[0] });
 table;
 
@@ -67,11 +67,13 @@ const worst = table.rows.find(
 console.log(`most sensitive encoder projection weight: ${worst.op_name} (L1 ${worst.value.toExponential(3)})`);
 const both16 = qb.prepare(model, batches[0], {
   qconfigSetter: [
-    qb.ModuleNameQconfigSetter({ [worst.op_name]: qb.getQconfig({ inDtype: qb.qint16, weightDtype: qb.qint16 }) }),
-    qb.defaultCalibrationQconfigSetter,
+    qb.qconfig.ModuleNameQconfigSetter({
+      [worst.op_name]: qb.qconfig.getQconfig({ inDtype: qb.qint16, weightDtype: qb.qint16 }),
+    }),
+    qb.qconfig.defaultCalibrationQconfigSetter,
   ],
 });
-const refused = qb.checkModel(both16, qb.March.NASH_M);
+const refused = qb.march.checkModel(both16, qb.March.NASH_M);
 console.log(refused.violations.map((v) => v.message).join("\n"));
 
 // %% [markdown]
@@ -82,18 +84,18 @@ console.log(refused.violations.map((v) => v.message).join("\n"));
 
 // %%
 const rewritten = qb.transforms.replaceLinearWithBroadcastMulSum(model, worst.op_name);
-const int16 = qb.getQconfig({ outDtype: qb.qint16 });
+const int16 = qb.qconfig.getQconfig({ outDtype: qb.qint16 });
 const mulSum = qb.prepare(rewritten.eval(), batches[0], {
   qconfigSetter: [
-    qb.ModuleNameQconfigSetter({ [worst.op_name]: int16, [`${worst.op_name}.quant_weight`]: int16 }),
-    qb.defaultCalibrationQconfigSetter,
+    qb.qconfig.ModuleNameQconfigSetter({ [worst.op_name]: int16, [`${worst.op_name}.quant_weight`]: int16 }),
+    qb.qconfig.defaultCalibrationQconfigSetter,
   ],
 });
 qb.setFakeQuantize(mulSum, qb.FakeQuantState.CALIBRATION);
 await qb.calibrate(mulSum, batches);
 qb.setFakeQuantize(mulSum, qb.FakeQuantState.VALIDATION);
 console.log(
-  `rewritten, int16 mul + sum: ${qb.checkModel(mulSum, qb.March.NASH_M).ok ? "every op passes" : "violations"}`,
+  `rewritten, int16 mul + sum: ${qb.march.checkModel(mulSum, qb.March.NASH_M).ok ? "every op passes" : "violations"}`,
 );
 const test = tf.randomNormal([1, 3, 32, 32], 0, 1, "float32", 99);
 const reference = model.forward(test) as unknown as tf.Tensor;
@@ -108,6 +110,6 @@ console.log(
 
 // %%
 qb.plots.latencyBars([
-  { config: "all int8", latencyMs: qb.perf(qb.export(calib, batches[0])).latencyMs },
-  { config: "projection as int16 mul + sum", latencyMs: qb.perf(qb.export(mulSum, batches[0])).latencyMs },
+  { config: "all int8", latencyMs: qb.march.perf(qb.export(calib, batches[0])).latencyMs },
+  { config: "projection as int16 mul + sum", latencyMs: qb.march.perf(qb.export(mulSum, batches[0])).latencyMs },
 ]);

@@ -3,9 +3,9 @@
 //
 // Notebooks 01–05 reasoned one op at a time: linear2's int8 weight is the most sensitive point;
 // int16 would fix it; NASH_M refuses int16 input together with int16 weight; so either lower the
-// input, or rewrite the Linear as broadcast mul + sum and pay latency. `qb.planMixedPrecision` does
+// input, or rewrite the Linear as broadcast mul + sum and pay latency. `qb.analysis.planMixedPrecision` does
 // that reasoning for every point at once. It measures each point's error at int8 and int16 (one
-// sensitivity pass per dtype), estimates each plan's latency with `qb.perf`, sweeps the trade-off,
+// sensitivity pass per dtype), estimates each plan's latency with `qb.march.perf`, sweeps the trade-off,
 // repairs any GEMM the chip would refuse, measures the most promising plans for real, and returns
 // the Pareto front of measured error against estimated latency. No plan it returns breaks a rule.
 
@@ -13,16 +13,16 @@
 import * as tf from "@tensorflow/tfjs";
 import * as qb from "quantbook";
 
-await qb.initBackend();
+await qb.backend.init();
 qb.setMarch(qb.March.NASH_M);
 const sd = (await qb.io.loadTorch(qb.examples.fixturePath("float-checkpoint.ckpt"))) as Record<string, tf.Tensor>;
 const x = (await qb.io.loadTorch(qb.examples.fixturePath("random_data.pt"))) as tf.Tensor;
 const model = new qb.examples.SmallModel();
 model.loadStateDict(sd);
 model.eval();
-const plan = await qb.planMixedPrecision(model, [x], {
+const plan = await qb.analysis.planMixedPrecision(model, [x], {
   march: qb.March.NASH_M,
-  base: qb.calibration8bitWeight16bitActQconfigSetter,
+  base: qb.qconfig.calibration8bitWeight16bitActQconfigSetter,
 });
 plan;
 
@@ -59,7 +59,7 @@ const error = tf.tidy(
 );
 console.log(`point ${best}: ${plan.rows[best].choices}`);
 console.log(
-  `rewrites: ${rewrites.length ? rewrites.join(", ") : "none"}; reproduced error ${error.toExponential(3)} (planned ${plan.rows[best].measured_error.toExponential(3)}); NASH_M: ${qb.checkModel(calib, qb.March.NASH_M).ok ? "every op passes" : "violations"}`,
+  `rewrites: ${rewrites.length ? rewrites.join(", ") : "none"}; reproduced error ${error.toExponential(3)} (planned ${plan.rows[best].measured_error.toExponential(3)}); NASH_M: ${qb.march.checkModel(calib, qb.March.NASH_M).ok ? "every op passes" : "violations"}`,
 );
 
 // %% [markdown]
@@ -69,5 +69,5 @@ console.log(
 // %%
 const mnet = await qb.io.loadOnnx(qb.examples.fixturePath("onnx/mobilenet_v3_opset13.onnx"));
 const images = [1, 2].map((s) => tf.randomNormal([1, 3, 32, 32], 0, 1, "float32", s));
-const mplan = await qb.planMixedPrecision(mnet, images, { march: qb.March.NASH_M });
+const mplan = await qb.analysis.planMixedPrecision(mnet, images, { march: qb.March.NASH_M });
 mplan;

@@ -17,7 +17,7 @@
 import * as tf from "@tensorflow/tfjs";
 import * as qb from "quantbook";
 
-await qb.initBackend();
+await qb.backend.init();
 qb.setMarch(qb.March.NASH_M);
 const T = 12;
 const D = 32;
@@ -27,13 +27,13 @@ const causal = tf.tidy(() =>
 );
 
 class CausalAttention extends qb.nn.Module {
-  quant = new qb.QuantStub();
-  biasQuant = new qb.QuantStub();
+  quant = new qb.nn.QuantStub();
+  biasQuant = new qb.nn.QuantStub();
   q = new qb.nn.Linear(D, D);
   k = new qb.nn.Linear(D, D);
   v = new qb.nn.Linear(D, D);
   out = new qb.nn.Linear(D, D);
-  dequant = new qb.DeQuantStub();
+  dequant = new qb.nn.DeQuantStub();
   additiveBias = tf.mul(causal, -10000);
   constructor(readonly masking: "additive" | "fill") {
     super();
@@ -54,7 +54,7 @@ class CausalAttention extends qb.nn.Module {
   }
 }
 
-qb.manualSeed(3);
+qb.nn.manualSeed(3);
 const additive = new CausalAttention("additive").eval();
 const fill = new CausalAttention("fill").eval();
 fill.loadStateDict(additive.stateDict());
@@ -70,7 +70,7 @@ console.log(`float outputs of the two forms differ by at most ${floatDiff.toExpo
 // %%
 async function quantized(
   model: CausalAttention,
-  setters: qb.QconfigSetter[] = [qb.defaultCalibrationQconfigSetter],
+  setters: qb.qconfig.QconfigSetter[] = [qb.qconfig.defaultCalibrationQconfigSetter],
 ): Promise<qb.nn.Module> {
   const c = qb.prepare(model, batches[0], { qconfigSetter: setters });
   qb.setFakeQuantize(c, qb.FakeQuantState.CALIBRATION);
@@ -84,7 +84,7 @@ const reference = additive.forward(test);
 const l1 = (m: qb.nn.Module) =>
   tf.tidy(() => tf.mean(tf.abs(tf.sub(m.forward(test) as tf.Tensor, reference))).dataSync()[0]);
 const scaleOf = (m: qb.nn.Module, name: string) =>
-  qb
+  qb.analysis
     .preparedOps(m)
     .find((o) => o.info.name === name)!
     .output!.scale()![0];
@@ -117,12 +117,12 @@ console.log(
 
 // %%
 const qAdditive16 = await quantized(additive, [
-  qb.ModuleNameQconfigSetter({ mask: qb.getQconfig({ outDtype: qb.qint16 }) }),
-  qb.defaultCalibrationQconfigSetter,
+  qb.qconfig.ModuleNameQconfigSetter({ mask: qb.qconfig.getQconfig({ outDtype: qb.qint16 }) }),
+  qb.qconfig.defaultCalibrationQconfigSetter,
 ]);
 const qFillFixed = await quantized(fill, [
-  qb.FixedScaleQconfigSetter({ scale: 16 / 32767 }),
-  qb.defaultCalibrationQconfigSetter,
+  qb.qconfig.FixedScaleQconfigSetter({ scale: 16 / 32767 }),
+  qb.qconfig.defaultCalibrationQconfigSetter,
 ]);
 console.log(
   `additive, int16 Add (step ${scaleOf(qAdditive16, "mask").toExponential(2)}): held-out error ${l1(qAdditive16).toExponential(3)}`,
@@ -135,12 +135,12 @@ const configs = [
   { config: "masked fill, fixed int16 scores", model: qFillFixed },
 ];
 console.log(
-  `NASH_M rules: ${configs.every((c) => qb.checkModel(c.model, qb.March.NASH_M).ok) ? "all four pass" : "violations"}`,
+  `NASH_M rules: ${configs.every((c) => qb.march.checkModel(c.model, qb.March.NASH_M).ok) ? "all four pass" : "violations"}`,
 );
 qb.plots.accuracyVsLatency(
   configs.map((c) => ({
     config: c.config,
-    latencyMs: qb.perf(qb.export(c.model, batches[0])).latencyMs,
+    latencyMs: qb.march.perf(qb.export(c.model, batches[0])).latencyMs,
     error: l1(c.model),
   })),
   { errorTitle: "held-out mean |output − float| (log)" },
@@ -153,5 +153,5 @@ qb.plots.accuracyVsLatency(
 // and an integer mask input cast to float into a QuantStub, so both forms show up as they do here.)
 
 // %%
-const qa = new qb.QuantAnalysis(additive, qAdditive);
+const qa = new qb.analysis.QuantAnalysis(additive, qAdditive);
 qa.sensitivity({ data: test });

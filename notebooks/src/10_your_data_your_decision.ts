@@ -27,20 +27,20 @@ console.log(`one batch: [${batches[0].shape}]`);
 // ## Which calibration method?
 //
 // The reference toolchain offers `max`, `max` with a percentile, `kl` (entropy) and a `default`
-// that searches among them. `qb.chooseCalibration` calibrates the model with each, measures the
+// that searches among them. `qb.analysis.chooseCalibration` calibrates the model with each, measures the
 // output against float on the same images, and keeps the best. The table says by how much the
 // winner wins; on a small, well-behaved network the methods are close, and on one with outliers
 // (a detector's box regression, an attention softmax) they are not.
 
 // %%
-const choice = await qb.chooseCalibration(model, batches);
+const choice = await qb.analysis.chooseCalibration(model, batches);
 console.log(`chosen: ${choice.chosen}`);
 choice;
 
 // %% [markdown]
 // ## Is the quantized model still right?
 //
-// `qb.evaluate` compares the calibrated model with its own float run over the dataset: per output
+// `qb.analysis.evaluate` compares the calibrated model with its own float run over the dataset: per output
 // the cosine similarity (the deployment guidance is ≥ 0.99 for classification), MSE, the largest
 // error and SQNR; for a classifier, how often the quantized top-1 class is the float one.
 
@@ -49,7 +49,7 @@ const calib = qb.prepare(model.eval(), batches[0], { qconfigSetter: [choice.sett
 qb.setFakeQuantize(calib, qb.FakeQuantState.CALIBRATION);
 await qb.calibrate(calib, images);
 qb.setFakeQuantize(calib, qb.FakeQuantState.VALIDATION);
-const ev = await qb.evaluate(calib, images, { task: "classification" });
+const ev = await qb.analysis.evaluate(calib, images, { task: "classification" });
 console.log(`cosine ${ev.rows[0].cosine.toFixed(6)}, top-1 agreement ${(100 * (ev.top1 ?? 0)).toFixed(1)}%`);
 ev;
 
@@ -61,7 +61,7 @@ ev;
 // op is where to spend int16.
 
 // %%
-const qa = new qb.QuantAnalysis(model, calib);
+const qa = new qb.analysis.QuantAnalysis(model, calib);
 const curve = qa.cumulativeError({ data: batches[0] });
 console.log(curve.caption);
 curve.plot();
@@ -74,7 +74,7 @@ curve.plot();
 // Here the answer is none, already at int8 — so there is nothing for it to buy, and it says so.
 
 // %%
-const byTop1 = await qb.planMixedPrecision(model, batches.slice(0, 2), {
+const byTop1 = await qb.analysis.planMixedPrecision(model, batches.slice(0, 2), {
   march: qb.March.NASH_M,
   evaluations: 2,
   metric: "Top1",
@@ -86,7 +86,10 @@ console.log(byTop1.caption);
 // accurate plan on the front becomes the configuration to deploy.
 
 // %%
-const plan = await qb.planMixedPrecision(model, batches.slice(0, 1), { march: qb.March.NASH_M, evaluations: 4 });
+const plan = await qb.analysis.planMixedPrecision(model, batches.slice(0, 1), {
+  march: qb.March.NASH_M,
+  evaluations: 4,
+});
 const best = plan.pick({ latencyMs: Math.max(...plan.rows.map((r) => r.latency_ms)) });
 console.log(`front: ${plan.rows.length} plans; deploying point ${best}: ${plan.rows[best].choices}`);
 const { qconfigSetter, apply } = plan.setter(best);

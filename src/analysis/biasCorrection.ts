@@ -8,7 +8,7 @@
  *
  * ```ts
  * qb.setFakeQuantize(calib, qb.FakeQuantState.VALIDATION);
- * qb.biasCorrection(calib, batches);   // a table: op, channels, largest correction
+ * qb.analysis.biasCorrection(calib, batches);   // a table: op, channels, largest correction
  * ```
  */
 import * as tf from "@tensorflow/tfjs";

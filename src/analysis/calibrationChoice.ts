@@ -6,7 +6,7 @@
  * calibration type searches max / percentile / kl in the same spirit.
  *
  * ```ts
- * const choice = await qb.chooseCalibration(model, batches, { actDtype: qb.qint8 });
+ * const choice = await qb.analysis.chooseCalibration(model, batches, { actDtype: qb.qint8 });
  * choice;                       // method, cosine, mse, sqnr_db, calibration ms, chosen
  * qb.prepare(model, x, { qconfigSetter: [choice.setter] });
  * ```

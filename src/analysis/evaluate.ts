@@ -9,7 +9,7 @@
  * graph and engine), so a batch costs two runs and no second model.
  *
  * ```ts
- * const ev = await qb.evaluate(calib, batches, { task: "classification" });
+ * const ev = await qb.analysis.evaluate(calib, batches, { task: "classification" });
  * ev;             // a table: output, cosine, mse, max_abs, sqnr_db, min_cosine, pass
  * ev.top1;        // share of samples whose top-1 class is float's
  * ```

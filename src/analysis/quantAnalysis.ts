@@ -4,7 +4,7 @@
  * DataFrame and the text it writes to `outDir` (when given) in the reference file layout.
  *
  * ```ts
- * const qa = new qb.QuantAnalysis(floatModel, calib, { outDir: "debug" });
+ * const qa = new qb.analysis.QuantAnalysis(floatModel, calib, { outDir: "debug" });
  * qa.sensitivity({ data: x }).toDataFrame();     // worst first
  * qa.statistics({ data: x });                    // baseline_statistic.txt, analysis_statistic.txt
  * ```
@@ -106,7 +106,7 @@ export class QuantAnalysis {
       throw errors.invalidArgument(
         "QuantAnalysis",
         "the baseline is not a qb.nn.Module",
-        "pass the float model first, then the prepared one: new qb.QuantAnalysis(model, calib)",
+        "pass the float model first, then the prepared one: new qb.analysis.QuantAnalysis(model, calib)",
       );
     }
     this.outDir = opts.outDir;

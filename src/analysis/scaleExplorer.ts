@@ -5,8 +5,8 @@
  * float (the rest of the model quantized as calibrated).
  *
  * ```ts
- * const rows = qb.scaleExplorer(calib, "gate_mul", { data: x,
- *   settings: [{ observer: qb.MSEObserver }, { scale: 7 / 32767 }] });
+ * const rows = qb.analysis.scaleExplorer(calib, "gate_mul", { data: x,
+ *   settings: [{ observer: qb.quant.MSEObserver }, { scale: 7 / 32767 }] });
  * ```
  */
 import * as tf from "@tensorflow/tfjs";

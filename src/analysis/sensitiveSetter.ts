@@ -22,7 +22,7 @@ export interface SensitiveSetterOptions {
  *
  * ```ts
  * const table = analysis.sensitivity({ data: x });
- * qb.prepare(model, x, { qconfigSetter: [qb.sensitiveOpQconfigSetter(table, { topk: 2 }), qb.calibration8bitWeight16bitActQconfigSetter] });
+ * qb.prepare(model, x, { qconfigSetter: [qb.qconfig.sensitiveOpQconfigSetter(table, { topk: 2 }), qb.qconfig.calibration8bitWeight16bitActQconfigSetter] });
  * ```
  */
 export function sensitiveOpQconfigSetter(

@@ -27,7 +27,7 @@ function scaleText(fq: FakeQuantizer | null): string {
  * what `prepare` decided, at a glance.
  *
  * ```ts
- * qb.quantSummary(calib)        // a table in notebooks; .rows for code
+ * qb.analysis.quantSummary(calib)        // a table in notebooks; .rows for code
  * ```
  */
 export function quantSummary(model: Module): Table<SummaryRow> {

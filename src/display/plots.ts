@@ -1,6 +1,6 @@
 /**
  * Vega-Lite specs for the plots the notebooks and the report show. Data are summarised in JS
- * (binned, sampled) so specs stay small; display them with `qb.display(spec)` or as a cell's
+ * (binned, sampled) so specs stay small; display them with `qb.display.show(spec)` or as a cell's
  * last value.
  */
 import * as tf from "@tensorflow/tfjs";
@@ -142,7 +142,7 @@ export function scaleSweepChart(
   opts: { title?: string; values?: Values; bins?: number } = {},
 ): VegaLiteSpec {
   if (rows.length === 0)
-    throw errors.invalidArgument("scaleSweepChart", "no rows", "pass the rows qb.scaleExplorer returns");
+    throw errors.invalidArgument("scaleSweepChart", "no rows", "pass the rows qb.analysis.scaleExplorer returns");
   const { min, max, step } = sliderRange(rows);
   const start = Math.log10(rows[0].scale);
   const data = rows.map((r) => ({ ...r, kind: r.setting.startsWith("sweep ") ? "sweep" : r.setting }));

@@ -3,8 +3,8 @@
  * without one (scripts, tests) the text/plain part is printed.
  *
  * ```ts
- * await qb.display(table);                                   // a new output
- * await qb.display(chart, { displayId: "plot", update: true });  // replaces it in place
+ * await qb.display.show(table);                                   // a new output
+ * await qb.display.show(chart, { displayId: "plot", update: true });  // replaces it in place
  * ```
  */
 import { toMimeBundle, type MimeBundle } from "./mime";

@@ -5,7 +5,7 @@
  */
 import type * as tf from "@tensorflow/tfjs";
 import * as nn from "../nn";
-import { F } from "../nn";
+import * as F from "../nn/functional";
 
 /** torchvision's _make_divisible: round to a multiple of 8, never more than 10% down. */
 export function makeDivisible(v: number, divisor = 8): number {

@@ -5,7 +5,7 @@
  */
 import type * as tf from "@tensorflow/tfjs";
 import * as nn from "../nn";
-import { F } from "../nn";
+import * as F from "../nn/functional";
 
 const conv3x3 = (i: number, o: number, stride = 1) => new nn.Conv2d(i, o, 3, { stride, padding: 1, bias: false });
 

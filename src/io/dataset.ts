@@ -337,7 +337,7 @@ export function labelsFromCsv(
 
 /**
  * JPEG / PNG / BMP files in `dir`, or in one sub-folder per class (then `labels` and `classes`
- * say each sample's class, for `qb.evaluate`'s accuracy); or a flat folder with `labels: "labels.csv"`
+ * say each sample's class, for `qb.analysis.evaluate`'s accuracy); or a flat folder with `labels: "labels.csv"`
  * (see `labelsFromCsv`). Each image is preprocessed by `image`
  * (resize, crop, channel order, mean / scale, layout) into [1, 3, H, W]; batches stack them. A file
  * that is not an image is an error naming it (hidden files are skipped).

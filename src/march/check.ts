@@ -3,7 +3,7 @@
  * never ignores one — each naming the op, the rule, the dtypes found and how to fix it.
  *
  * ```ts
- * const res = qb.checkModel(calib, qb.March.NASH_M);
+ * const res = qb.march.checkModel(calib, qb.March.NASH_M);
  * res.ok;            // false
  * res.violations[0].message;
  * // "linear2: NASH_M Linear cannot take int16 input with int16 weight; ..."

@@ -5,7 +5,7 @@
  * Parameters live in the march data files (data/*.ts) with where each number comes from.
  *
  * ```ts
- * const p = qb.perf(hb);       // or qb.perf(ir)
+ * const p = qb.march.perf(hb);       // or qb.march.perf(ir)
  * p.latencyMs; p.int16MacShare; p.ops;
  * ```
  */
@@ -64,7 +64,7 @@ function opCost(n: IrNode, p: PerfParams, unit: string): PerfOp {
       throw errors.unsupported(
         `perf: ${n.name}`,
         `a ${inD[0]} x ${wD} GEMM on this chip`,
-        "run qb.checkModel and fix its violations before estimating latency",
+        "run qb.march.checkModel and fix its violations before estimating latency",
       );
     }
     macs[pair] = n.flops;

@@ -26,4 +26,3 @@ export { ConvTranspose2d, type ConvTranspose2dOptions } from "./convTranspose";
 export { Sequential } from "./sequential";
 export { LSTM, GRU, RNN, Recurrent, type RecurrentCell, type RecurrentOptions } from "./recurrent";
 export { manualSeed } from "./init";
-export * as F from "./functional";

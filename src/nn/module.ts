@@ -6,9 +6,9 @@
  *
  * ```ts
  * class Tiny extends qb.nn.Module {
- *   quant = new qb.QuantStub();
+ *   quant = new qb.nn.QuantStub();
  *   fc = new qb.nn.Linear(4, 2);
- *   dequant = new qb.DeQuantStub();
+ *   dequant = new qb.nn.DeQuantStub();
  *   forward(x: tf.Tensor) { return this.dequant.forward(this.fc.forward(this.quant.forward(x))); }
  * }
  * ```

@@ -18,7 +18,7 @@
  *    latency) is returned.
  *
  * ```ts
- * const plan = await qb.planMixedPrecision(model, batches, { march: qb.March.NASH_M });
+ * const plan = await qb.analysis.planMixedPrecision(model, batches, { march: qb.March.NASH_M });
  * plan;                                    // the front, a table
  * const { qconfigSetter, apply } = plan.setter(plan.pick({ latencyMs: 0.08 }));
  * const calib = qb.prepare(apply(model), x, { qconfigSetter });
@@ -122,7 +122,7 @@ export interface MixedPrecisionPlan extends Table<PlanRow> {
   setter(i: number): { qconfigSetter: QconfigSetter[]; rewrites: string[]; apply<T extends Module>(model: T): T };
   /** The point of lowest error within `latencyMs`, or of lowest latency within `error`. */
   pick(budget: { latencyMs?: number; error?: number }): number;
-  /** Front point `i` (default: the budget's choice, else the most accurate) as plain, reviewable JSON (`qb.loadPlan` reads it). */
+  /** Front point `i` (default: the budget's choice, else the most accurate) as plain, reviewable JSON (`qb.analysis.loadPlan` reads it). */
   toJSON(i?: number): SavedPlan;
   /** Writes `toJSON(i)` to `path`. */
   save(path: string, i?: number): void;
@@ -159,7 +159,7 @@ const BUILT_IN_BASES: Record<string, QconfigSetter> = {
  * realise it, ready for prepare. A base that is not built in must be passed as `base`.
  *
  * ```ts
- * const { qconfigSetter, apply, march } = qb.loadPlan("plan.json");
+ * const { qconfigSetter, apply, march } = qb.analysis.loadPlan("plan.json");
  * qb.setMarch(march);
  * const calib = qb.prepare(apply(model).eval(), x, { qconfigSetter });
  * ```
@@ -210,7 +210,7 @@ export function loadPlan(
     throw errors.invalidArgument(
       where,
       `base '${saved.base}' is not a built-in setter`,
-      "pass it: qb.loadPlan(path, { base })",
+      "pass it: qb.analysis.loadPlan(path, { base })",
     );
   return { ...realise(new Map(Object.entries(saved.choices)), base), march: saved.march, saved };
 }

@@ -45,8 +45,8 @@ export interface GetQconfigOptions {
  * Builds a qconfig from dtypes and an observer, deciding only the fields given.
  *
  * ```ts
- * qb.getQconfig({ weightDtype: qb.qint16 });                       // linear2's weight in int16
- * qb.getQconfig({ outDtype: qb.qint16, fixScale: 7 / 32767 });     // the article's mul output
+ * qb.qconfig.getQconfig({ weightDtype: qb.qint16 });                       // linear2's weight in int16
+ * qb.qconfig.getQconfig({ outDtype: qb.qint16, fixScale: 7 / 32767 });     // the article's mul output
  * ```
  */
 export function getQconfig(opts: GetQconfigOptions = {}): QConfig {
@@ -70,7 +70,7 @@ export function getQconfig(opts: GetQconfigOptions = {}): QConfig {
     throw errors.invalidArgument(
       "getQconfig",
       "observer is not an observer class",
-      "pass a class such as qb.MSEObserver or qb.MinMaxObserver (the class, not an instance)",
+      "pass a class such as qb.quant.MSEObserver or qb.quant.MinMaxObserver (the class, not an instance)",
     );
   }
   const inDtype = dtype("inDtype", opts.inDtype);

@@ -1,7 +1,7 @@
 /**
  * The display protocol every quantbook result implements: one symbol, one method. A value with a
  * `[DISPLAY]()` method returns its own Jupyter MIME bundle (Deno's kernel uses the same symbol), so
- * the kernel and `qb.display` never guess what a result is. Tables, reports of several tables,
+ * the kernel and `qb.display.show` never guess what a result is. Tables, reports of several tables,
  * text reports (check reports, the integer model) and modules all draw themselves here.
  */
 import { formatCell, textTable, type Cell } from "./textTable";

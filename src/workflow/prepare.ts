@@ -34,7 +34,7 @@ export interface PrepareOptions {
   warn?: boolean;
   /**
    * The engine of calibration, validation and analysis runs: "auto" (default: onnxruntime when the
-   * model is large enough to gain and every op has an ONNX lowering), "ort" or "tfjs". `qb.engine(model)` says which runs and why.
+   * model is large enough to gain and every op has an ONNX lowering), "ort" or "tfjs". `qb.backend.engine(model)` says which runs and why.
    */
   engine?: "auto" | "ort" | "tfjs";
   /** The target chip (default: the one `qb.setMarch` chose). Tools pass theirs here rather than swap the global. */
@@ -48,7 +48,7 @@ export function checkWarning(name: string, r: CheckReport): string | null {
   const unstubbed = r.floatInputs.filter((f) => isModelInput(f.source));
   if (unstubbed.length > 0) {
     parts.push(
-      `${unstubbed.length} op input(s) take a model input no QuantStub quantized (${some(unstubbed.map((f) => `${f.op} input ${f.input}`))}) — put a qb.QuantStub in front`,
+      `${unstubbed.length} op input(s) take a model input no QuantStub quantized (${some(unstubbed.map((f) => `${f.op} input ${f.input}`))}) — put a qb.nn.QuantStub in front`,
     );
   }
   if (r.untracedInputs.length > 0) {
@@ -62,7 +62,7 @@ export function checkWarning(name: string, r: CheckReport): string | null {
     );
   }
   if (parts.length === 0) return null;
-  return `prepare(${name}): ${parts.join(". ")}. The whole report: qb.modelCheckResult(model).text (silence with { warn: false }).`;
+  return `prepare(${name}): ${parts.join(". ")}. The whole report: qb.analysis.modelCheckResult(model).text (silence with { warn: false }).`;
 }
 
 const checkReports = new WeakMap<object, CheckReport>();
@@ -85,7 +85,7 @@ function resolveQconfigs(graph: Graph, setters: QconfigSetter[]): Map<string, Pr
       throw errors.invalidArgument(
         "prepare",
         "a qconfigSetter is not a setter",
-        "use setters such as qb.calibration8bitWeight16bitActQconfigSetter or qb.ModuleNameQconfigSetter({...})",
+        "use setters such as qb.qconfig.calibration8bitWeight16bitActQconfigSetter or qb.qconfig.ModuleNameQconfigSetter({...})",
       );
     }
     s.validate?.(graph);
@@ -124,7 +124,7 @@ function resolveQconfigs(graph: Graph, setters: QconfigSetter[]): Map<string, Pr
  *
  * ```ts
  * qb.setMarch(qb.March.NASH_M);
- * const calib = qb.prepare(model.eval(), x, { qconfigSetter: [qb.calibration8bitWeight16bitActQconfigSetter] });
+ * const calib = qb.prepare(model.eval(), x, { qconfigSetter: [qb.qconfig.calibration8bitWeight16bitActQconfigSetter] });
  * ```
  */
 export function prepare<T extends Module>(model: T, exampleInput: tf.Tensor | tf.Tensor[], opts: PrepareOptions): T {
@@ -147,7 +147,7 @@ export function prepare<T extends Module>(model: T, exampleInput: tf.Tensor | tf
     throw errors.invalidArgument(
       "prepare",
       "no qconfigSetter",
-      "pass { qconfigSetter: [...] }, e.g. [qb.calibration8bitWeight16bitActQconfigSetter]",
+      "pass { qconfigSetter: [...] }, e.g. [qb.qconfig.calibration8bitWeight16bitActQconfigSetter]",
     );
   }
   const args = Array.isArray(exampleInput) ? exampleInput : [exampleInput];

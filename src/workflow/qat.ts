@@ -26,7 +26,7 @@ function checkQat(model: Module, caller: string): void {
  *
  * ```ts
  * const opt = tf.train.adam(1e-4);
- * const loss = qb.qatStep(qatModel, opt, x, target);
+ * const loss = qb.qat.step(qatModel, opt, x, target);
  * ```
  */
 export function qatStep(

@@ -91,7 +91,7 @@ export function graphNames(graph: Graph): string[] {
  * (`/layer4/layer4.0/downsample/downsample.0/Conv`: every op that node became).
  *
  * ```ts
- * qb.ModuleNameQconfigSetter({ linear2: qb.getQconfig({ weightDtype: qb.qint16 }) })
+ * qb.qconfig.ModuleNameQconfigSetter({ linear2: qb.qconfig.getQconfig({ weightDtype: qb.qint16 }) })
  * ```
  */
 export function ModuleNameQconfigSetter(byName: Record<string, QConfig>): QconfigSetter {

@@ -783,7 +783,7 @@ function checkRuns(root: OnnxGraphModule, g: OnnxGraph, opts: LoadOnnxOptions): 
  *
  * ```ts
  * const model = await qb.io.loadOnnx("resnet18.onnx");
- * const calib = qb.prepare(model.eval(), x, { qconfigSetter: [qb.calibration8bitWeight16bitActQconfigSetter] });
+ * const calib = qb.prepare(model.eval(), x, { qconfigSetter: [qb.qconfig.calibration8bitWeight16bitActQconfigSetter] });
  * ```
  */
 export async function loadOnnx(source: string | Uint8Array, opts: LoadOnnxOptions = {}): Promise<OnnxGraphModule> {

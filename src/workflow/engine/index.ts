@@ -2,7 +2,7 @@
  * The execution engine of a prepared model: onnxruntime (the model compiled once into an ONNX
  * graph, see compile.ts) for calibration, validation, sensitivity and planner runs, or tfjs op
  * by op (DSL authoring, QAT, small models, ops without a lowering). The choice is automatic and
- * visible (`qb.engine(model)`), and `{ engine: "ort" | "tfjs" }` on `prepare` (or the environment
+ * visible (`qb.backend.engine(model)`), and `{ engine: "ort" | "tfjs" }` on `prepare` (or the environment
  * variable `QUANTBOOK_ENGINE`) forces one. A model that cannot be compiled runs on tfjs with a
  * one-line notice naming why — never a silent slow path.
  */
@@ -205,14 +205,14 @@ function refuse(rt: QuantRuntime, key: string, reason: string): null {
  * onnxruntime also the compiled graph's node and quantization-point counts.
  *
  * ```ts
- * qb.engine(calib);   // { engine: "ort", reason: "1819 MFLOP per forward, every op has an ONNX lowering", nodes: 530, points: 71 }
+ * qb.backend.engine(calib);   // { engine: "ort", reason: "1819 MFLOP per forward, every op has an ONNX lowering", nodes: 530, points: 71 }
  * ```
  */
 export function engine(model: Module): EngineDecision & { nodes?: number; points?: number } {
   return describeEngine(runtimeOf(model, "engine"));
 }
 
-/** Which engine the model uses and why, for `qb.engine(model)`. */
+/** Which engine the model uses and why, for `qb.backend.engine(model)`. */
 export function describeEngine(rt: QuantRuntime): EngineDecision & { nodes?: number; points?: number } {
   const d = decideEngine(rt);
   const c = compiled.get(rt);

@@ -74,8 +74,8 @@ let generation = 0;
  * Sets how the onnxruntime engine runs: threads, execution providers, optimization level.
  *
  * ```ts
- * qb.setEngineOptions({ intraOpNumThreads: 4 });
- * qb.setEngineOptions({ executionProviders: ["cuda", "cpu"] });   // onnxruntime-node's CUDA build
+ * qb.backend.setEngineOptions({ intraOpNumThreads: 4 });
+ * qb.backend.setEngineOptions({ executionProviders: ["cuda", "cpu"] });   // onnxruntime-node's CUDA build
  * ```
  */
 export function setEngineOptions(o: Partial<EngineOptions>): EngineOptions {
