@@ -98,4 +98,48 @@ describe("generated from the op registry", { timeout: 120000 }, () => {
       }
     });
   });
+
+  it("every elementwise onnxImport op lets a tf2onnx Transpose pair cancel through it (the layout pass reads the registry)", async () => {
+    const imported = allOps().filter((d) => d.elementwise && d.onnxImport !== undefined);
+    await inTempDir(async (dir) => {
+      for (const def of imported) {
+        const op = (def.onnxImport as OnnxImport).op;
+        // NHWC in, NCHW for the op, NHWC out: the pass moves the first Transpose down to its inverse
+        const bytes = model(
+          18,
+          [
+            {
+              name: "to_nchw",
+              opType: "Transpose",
+              input: ["x"],
+              output: ["t"],
+              attribute: [{ name: "perm", type: 7, ints: [0, 3, 1, 2] }],
+            },
+            { name: "op", opType: op, input: ["t"], output: ["u"] },
+            {
+              name: "to_nhwc",
+              opType: "Transpose",
+              input: ["u"],
+              output: ["v"],
+              attribute: [{ name: "perm", type: 7, ints: [0, 2, 3, 1] }],
+            },
+            // a last op: the pass leaves a Transpose that writes a graph output where it is
+            { name: "out", opType: "Identity", input: ["v"], output: ["y"] },
+          ],
+          [],
+          ["x", [1, 4, 5, 3]],
+          "y",
+        );
+        const x = tf.tidy(() => tf.add(tf.abs(tf.randomNormal([1, 4, 5, 3], 0, 1, "float32", 4)), 0.1));
+        const { m, y } = await importAndCompare(dir, `nhwc_${op}`, bytes, x, 1e-5);
+        assert.equal(
+          (m as unknown as { onnx: { transposesRemoved: number } }).onnx.transposesRemoved,
+          2,
+          `${op}: both Transposes removed`,
+        );
+        tf.dispose([x, y]);
+        m.dispose();
+      }
+    });
+  });
 });

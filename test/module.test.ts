@@ -56,7 +56,7 @@ describe("nn.Module", () => {
     assert.deepEqual(Array.from(zero.dataSync()), [1, 2, 3, 0, 4, 5, 6, 0]);
     assert.throws(
       () => new qb.nn.ReflectionPad2d(2).forward(x),
-      /reflect padding \[2,2,2,2\] must be smaller than the padded dimensions of \[1,1,2,3\]/,
+      /reflect padding \[2,2,2,2\], expected padding smaller than the padded dimensions of \[1,1,2,3\]/,
     );
     tf.dispose([x, reflect, replicate, zero]);
   });

@@ -116,11 +116,11 @@ describe("prepare", () => {
     );
     await assertThrows(
       () => qb.qconfig.getQconfig({ weightDtype: "int16" as never }),
-      /weightDtype must be qb.qint8 or qb.qint16, got "int16"/,
+      /weightDtype is "int16"; pass qb.qint8 or qb.qint16 as weightDtype/,
     );
     await assertThrows(
       () => qb.qconfig.getQconfig({ outDtype: qb.quant.qint32 }),
-      /outDtype must be qb.qint8 or qb.qint16, got qint32/,
+      /outDtype is qint32; pass qb.qint8 or qb.qint16 as outDtype/,
     );
     await assertThrows(
       () => qb.qconfig.getQconfig({ observer: new qb.quant.MSEObserver({ dtype: qb.qint8 }) as never }),

@@ -24,6 +24,7 @@ export function defineLut(
 ): void {
   defineOp({
     ...face,
+    elementwise: true,
     onnx,
     type,
     doc,
@@ -64,6 +65,7 @@ defineOp({
   unit: "vector",
   compute: ([t]) => tf.relu(t),
   onnx: unary("Relu"),
+  elementwise: true,
   torch: { fn: "relu", module: "ReLU" },
   onnxImport: { op: "Relu" },
   integer:

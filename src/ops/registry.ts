@@ -56,6 +56,8 @@ export interface OpDef {
    * writers. An op without one makes a model that uses it run on tfjs (with a notice naming it).
    */
   onnx?: Lowering;
+  /** Each output element depends on the same element of the (one) input alone: a layout change commutes with it. */
+  elementwise?: boolean;
   /**
    * PyTorch's face of a one-input op: `npm run gen` writes its `qb.F` function and `qb.nn` layer
    * (src/nn/generated/) from this, so they are never written by hand.

@@ -26,13 +26,13 @@ class QuantbookKernelTests(jkt.KernelTests):
         {"code": "[1, 2, 3].length", "result": "3"},
     ]
     code_display_data = [
-        {"code": 'require("quantbook").display({ [Symbol.for("Jupyter.display")]: () => ({ "text/html": "<b>hi</b>", "text/plain": "hi" }) })', "mime": "text/html"},
+        {"code": 'require("quantbook").display.show({ [Symbol.for("Jupyter.display")]: () => ({ "text/html": "<b>hi</b>", "text/plain": "hi" }) })', "mime": "text/html"},
         {"code": 'const tslab = require("tslab"); tslab.display.html("<i>x</i>")', "mime": "text/html"},
     ]
     code_history_pattern = "6 *"
     supported_history_operations = ("tail", "range", "search")
     code_inspect_sample = "Math.abs"
-    code_clear_output = 'require("quantbook").clearOutput()'
+    code_clear_output = 'require("quantbook").display.clear()'
 
     # --- the kernel survives what user code leaves behind (issue: the kernel loses the user's work)
 

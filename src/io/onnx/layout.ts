@@ -8,24 +8,17 @@
  * same values; nothing is moved past an op whose meaning depends on the layout.
  */
 import type { AttrValue, ConstValue, OnnxGraph, OnnxNode } from "./proto";
+import { allOps } from "../../ops";
 
-/** Ops that compute each element from the same element of their data input (any other inputs are scalars: Clip's bounds). */
+/**
+ * Ops that compute each element from the same element of their data input (any other inputs are
+ * scalars: Clip's bounds): the ONNX ops registry entries import that are elementwise (Relu,
+ * Sigmoid, Mish, ...), and these.
+ */
 const UNARY = new Set([
-  "Relu",
-  "LeakyRelu",
-  "Sigmoid",
-  "Tanh",
-  "HardSwish",
-  "HardSigmoid",
-  "Elu",
-  "Selu",
-  "Softplus",
-  "Neg",
-  "Abs",
-  "Exp",
-  "Log",
-  "Sqrt",
-  "Reciprocal",
+  ...allOps()
+    .filter((d) => d.elementwise && d.onnxImport !== undefined)
+    .map((d) => (d.onnxImport as { op: string }).op),
   "Erf",
   "Identity",
   "Cast",

@@ -42,6 +42,8 @@ export function insertQdq(
   const model = onnx.ModelProto.decode(bytes);
   const graph = model.graph as onnx.GraphProto;
   const nodes = graph.node ?? [];
+  // where each node sits (the pairs go before or after it): one lookup per point, not a scan
+  const position = new Map(nodes.map((n, i) => [n, i]));
   const opset = Math.max(
     0,
     ...(model.opsetImport ?? []).filter((o) => !o.domain || o.domain === "ai.onnx").map((o) => toNumber(o.version)),
@@ -149,7 +151,7 @@ export function insertQdq(
       // the producer writes the float value under a new name; the pair writes the old one, so readers and graph outputs are unchanged
       const f = fresh(`${t}_float`);
       (n.output as string[])[0] = f;
-      at(nodes.indexOf(n) + 1, ...pair(p, f, t, p.axis));
+      at((position.get(n) as number) + 1, ...pair(p, f, t, p.axis));
     } else if (w.kind === "input") {
       const n = nodeOf(p, w.node);
       if (n === null) continue;
@@ -160,7 +162,7 @@ export function insertQdq(
       }
       const y = fresh(`${x}_requantized`);
       (n.input as string[])[w.input] = y;
-      at(nodes.indexOf(n), ...pair(p, x, y, p.axis));
+      at(position.get(n) as number, ...pair(p, x, y, p.axis));
     } else {
       const n = nodeOf(p, w.node);
       if (n === null) continue;
@@ -197,7 +199,7 @@ export function insertQdq(
       const axis = p.axis === undefined ? undefined : same ? p.axis : 1 - p.axis;
       const y = fresh(`${x}_dequantized`);
       (n.input as string[])[match.index] = y;
-      at(nodes.indexOf(n), ...pair(p, x, y, axis));
+      at(position.get(n) as number, ...pair(p, x, y, axis));
     }
   }
   const out: onnx.INodeProto[] = [];

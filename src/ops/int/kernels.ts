@@ -21,12 +21,19 @@ function emit(acc: Float64Array, shape: number[], out: IrQuant, ratio: (i: numbe
   const [lo, hi] = rangeOf(out);
   const cache = new Map<number, [Multiplier, number]>();
   const data = new Float64Array(acc.length);
+  // neighbours mostly share a ratio (one per tensor, or one per channel in runs): look up on a change only
+  let lastR = NaN;
+  let mm: [Multiplier, number] = [{ m: 0, shift: 0 }, 1];
   for (let i = 0; i < acc.length; i++) {
     const r = ratio(i) / so;
-    let mm = cache.get(r);
-    if (mm === undefined) {
-      mm = r === 0 ? [{ m: 0, shift: 0 }, 1] : [multiplier(Math.abs(r)), Math.sign(r)];
-      cache.set(r, mm);
+    if (r !== lastR) {
+      let found = cache.get(r);
+      if (found === undefined) {
+        found = r === 0 ? [{ m: 0, shift: 0 }, 1] : [multiplier(Math.abs(r)), Math.sign(r)];
+        cache.set(r, found);
+      }
+      mm = found;
+      lastR = r;
     }
     data[i] = requant(acc[i], mm[0], mm[1], lo, hi);
   }
