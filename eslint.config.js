@@ -64,7 +64,6 @@ module.exports = tseslint.config(
     // files over 400 lines, each a single table of cases that reads better whole (to split: issue 16)
     files: [
       "src/io/onnx/load.ts", // the importer's fusion patterns and module builders
-      "src/planner/planMixedPrecision.ts", // the planner: search, measurement and result in one closure
       "kernel/kernel.ts", // the Jupyter message handlers
     ],
     rules: { "max-lines": "off" },
@@ -72,7 +71,6 @@ module.exports = tseslint.config(
   {
     // functions over 80 lines: a state machine or a single pass over a graph that shares its locals
     files: [
-      "src/planner/planMixedPrecision.ts", // planMixedPrecision: 470 lines (one closure over the search state)
       "src/io/pickle.ts", // unpickleAt: the pickle VM's opcode switch
       "src/wasm/fusedFakeQuant.ts", // build: the WebAssembly module, instruction by instruction
       "src/io/onnx/qdqInsert.ts", // insertQdq: one pass over the file's graph

@@ -7,7 +7,7 @@ import {
   logSoftmax as logSoftmaxRaw,
   softmax as softmaxRaw,
 } from "../../../ops/activation";
-import { type Handler, ints, need, axisOf, named } from "./kit";
+import { type Handler, ints, need, axisOf, named, floatCompute } from "./kit";
 
 export const activationHandlers: Record<string, Handler> = {
   Erf: (ctx, ins, raw) => {
@@ -21,7 +21,7 @@ export const activationHandlers: Record<string, Handler> = {
   PRelu: (ctx, ins, raw) => {
     const x = need(ins, 0, ctx);
     const slope = need(ins, 1, ctx);
-    if (raw) return [tf.where(tf.greaterEqual(x, 0), x, tf.mul(x, slope))];
+    if (raw) return [floatCompute("PReLU", x, {}, [slope])];
     // the slope broadcasts against x ([C, 1, 1], [C] or [1]); the op takes one slope per channel or one in all
     const perChannel = slope.size > 1 ? tf.reshape(slope, [slope.size]) : tf.reshape(slope, [1]);
     if (slope.size > 1 && (x.rank < 2 || slope.size !== x.shape[1])) {
@@ -37,7 +37,7 @@ export const activationHandlers: Record<string, Handler> = {
     const x = need(ins, 0, ctx);
     const min = ctx.opset < 11 ? (ctx.attr("min", -3.4e38) as number) : ins[1] ? (ints(ins[1])[0] ?? null) : null;
     const max = ctx.opset < 11 ? (ctx.attr("max", 3.4e38) as number) : ins[2] ? (ints(ins[2])[0] ?? null) : null;
-    if (raw) return [tf.clipByValue(x, min ?? -3.4e38, max ?? 3.4e38)];
+    if (raw) return [floatCompute("Clip", x, { min, max })];
     return [F.clip(x, min, max, named(ctx))];
   },
   Softmax: (ctx, ins, raw) => {

@@ -65,8 +65,13 @@ export function binary(
 }
 
 /** The registry entry's own float compute, for an op whose inputs are all constants (no second copy of its formula here). */
-export function floatCompute(type: OpType, x: tf.Tensor, attrs: Record<string, unknown> = {}): tf.Tensor {
-  return opDef(type, "loadOnnx").compute([x], undefined, [], attrs);
+export function floatCompute(
+  type: OpType,
+  x: tf.Tensor,
+  attrs: Record<string, unknown> = {},
+  params: tf.Tensor[] = [],
+): tf.Tensor {
+  return opDef(type, "loadOnnx").compute([x], undefined, params, attrs);
 }
 
 /**
