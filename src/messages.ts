@@ -170,7 +170,7 @@ export const errors = {
   needsQuantized: (where: string, what: string) =>
     new QuantbookError(
       "INVALID_ARGUMENT",
-      `${where}: ${what} to run in integers; put a QuantStub before float data and give the op a qconfig (qb.analysis.quantSummary shows which ops have none)`,
+      `${where}: ${what} (the integer model computes on codes and their scales); put a QuantStub before float data and give the op a qconfig (qb.analysis.quantSummary shows which ops have none)`,
     ),
 
   /** Data that is NaN or infinite reached a fake-quantizer during calibration. */
