@@ -24,7 +24,7 @@ import { cancelTransposes } from "./layout";
 import { fixInputs, foldIfs, unsupportedOps, type ConstantInput } from "./control";
 import { planRecurrent } from "./recurrent";
 import {
-  CONSTANT_OPERANDS_OK,
+  movesValues,
   contextOf,
   handledOpTypes,
   handlerStep,
@@ -698,7 +698,7 @@ export function buildOnnxModule(g: OnnxGraph, opts: LoadOnnxOptions = {}): OnnxG
       n.inputs.forEach((inp) => {
         if (!b.consts.has(inp)) return;
         b.usedConsts.add(inp);
-        if (!CONSTANT_OPERANDS_OK.has(n.opType)) b.dataConsts.add(inp);
+        if (!movesValues(n.opType)) b.dataConsts.add(inp);
       });
       b.steps.push(handlerStep(contextOf(n, g.opset, path, opName)));
     });

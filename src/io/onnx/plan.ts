@@ -61,58 +61,64 @@ export function handledOpTypes(): string[] {
   ];
 }
 
-/** A step for a node with a handler; runs its quantized ops in the node's scope module. */
-/** Ops whose inputs are data moved or compared as they are (no quantized arithmetic on a constant operand). */
-export const CONSTANT_OPERANDS_OK = new Set([
-  "Reshape",
-  "Flatten",
-  "Squeeze",
-  "Unsqueeze",
-  "Shape",
-  "Size",
-  "Cast",
-  "Identity",
-  "Dropout",
-  "Slice",
-  "Gather",
-  "Split",
-  "Pad",
-  "Expand",
-  "Resize",
-  "Upsample",
-  "Clip",
-  "Pow",
-  "ConstantOfShape",
-  "Range",
-  "Equal",
-  "Where",
-  "Tile",
-  "ReduceMin",
-  "ReduceProd",
-  "ReduceL1",
-  "ReduceL2",
-  "ReduceSumSquare",
-  "ArgMax",
-  "Trilu",
-  "Less",
-  "Greater",
-  "LessOrEqual",
-  "GreaterOrEqual",
-  "And",
-  "Or",
-  "Xor",
-  "Not",
-  "Floor",
-  "Ceil",
-  "Round",
-  "Sign",
-  "Mod",
-]);
+/**
+ * How an ONNX op reads a constant input (an initializer, or a value folded from them):
+ * - `moves`: the op only moves, selects or compares values, or reads shapes and bounds — a
+ *   constant input stays as it is, except the listed data inputs, which are quantized like
+ *   activations (the embedding table a Gather reads, the values a Where picks);
+ * - `params`: the listed inputs are the op's float parameters, never quantized as activations.
+ * Any other op quantizes a constant that meets activations, through a QuantStub of its own.
+ */
+export const OPERANDS: Record<string, { moves?: number[]; params?: number[] }> = {
+  Reshape: { moves: [] },
+  Flatten: { moves: [] },
+  Squeeze: { moves: [] },
+  Unsqueeze: { moves: [] },
+  Shape: { moves: [] },
+  Size: { moves: [] },
+  Cast: { moves: [] },
+  Identity: { moves: [] },
+  Dropout: { moves: [] },
+  Slice: { moves: [] },
+  Gather: { moves: [0] },
+  Split: { moves: [] },
+  Pad: { moves: [] },
+  Expand: { moves: [0] },
+  Resize: { moves: [] },
+  Upsample: { moves: [] },
+  Clip: { moves: [] },
+  Pow: { moves: [] },
+  ConstantOfShape: { moves: [] },
+  Range: { moves: [] },
+  Equal: { moves: [] },
+  Where: { moves: [1, 2] },
+  Tile: { moves: [] },
+  ReduceMin: { moves: [] },
+  ReduceProd: { moves: [] },
+  ReduceL1: { moves: [] },
+  ReduceL2: { moves: [] },
+  ReduceSumSquare: { moves: [] },
+  ArgMax: { moves: [] },
+  Trilu: { moves: [] },
+  Less: { moves: [] },
+  Greater: { moves: [] },
+  LessOrEqual: { moves: [] },
+  GreaterOrEqual: { moves: [] },
+  And: { moves: [] },
+  Or: { moves: [] },
+  Xor: { moves: [] },
+  Not: { moves: [] },
+  Floor: { moves: [] },
+  Ceil: { moves: [] },
+  Round: { moves: [] },
+  Sign: { moves: [] },
+  Mod: { moves: [] },
+  PRelu: { params: [1] },
+  InstanceNormalization: { params: [1, 2] },
+};
 
-/** For move / select ops: the inputs that are data (quantized when constant); the rest are indices, shapes, bounds. */
-const MOVED_DATA_INPUTS: Record<string, number[]> = { Gather: [0], Where: [1, 2], Expand: [0] };
-/** Constant inputs that are an op's float parameters, never quantized as activations. */
-const PARAMETER_INPUTS: Record<string, number[]> = { PRelu: [1], InstanceNormalization: [1, 2] };
+/** The op only moves, selects or compares its inputs (see OPERANDS). */
+export const movesValues = (opType: string): boolean => OPERANDS[opType]?.moves !== undefined;
 
 /**
  * A float constant tensor (a class token, a position embedding) that meets activations in a
@@ -121,11 +127,11 @@ const PARAMETER_INPUTS: Record<string, number[]> = { PRelu: [1], InstanceNormali
 function quantizeConstants(ctx: NodeContext, ins: Ins, constInputs: boolean[]): Ins {
   // ops that move or select data quantize only a constant that *is* the data they move — an
   // embedding table gathered by token ids, the values a Where picks — never indices or shapes
-  const dataInputs = CONSTANT_OPERANDS_OK.has(ctx.node.opType) ? (MOVED_DATA_INPUTS[ctx.node.opType] ?? []) : null;
+  const dataInputs = OPERANDS[ctx.node.opType]?.moves ?? null;
   return ins.map((t, k) => {
     if (t === undefined || t.dtype !== "float32" || t.size <= 1 || !constInputs[k]) return t;
     if (dataInputs !== null && !dataInputs.includes(k)) return t;
-    if (PARAMETER_INPUTS[ctx.node.opType]?.includes(k)) return t;
+    if (OPERANDS[ctx.node.opType]?.params?.includes(k)) return t;
     return runOp(
       { type: "QuantStub", name: `${ctx.opName ?? ctx.node.opType.toLowerCase()}_const${k}`, fallback: "quant" },
       [t],
@@ -133,6 +139,7 @@ function quantizeConstants(ctx: NodeContext, ins: Ins, constInputs: boolean[]): 
   });
 }
 
+/** A step for a node with a handler; runs its quantized ops in the node's scope module. */
 export function handlerStep(ctx: NodeContext): PlanStep {
   const h = HANDLERS[ctx.node.opType];
   const shapeOnly = ctx.node.opType === "Shape" || ctx.node.opType === "Size";
