@@ -244,7 +244,6 @@ export function paretoFront(measured: Measured[]): Measured[] {
 export function refit(measured: Measured[], model: ErrorModel): void {
   const ratios = measured.map((m) => m.error / Math.max(model.raw(m.plan), 1e-30)).sort((a, b) => a - b);
   model.kappa = ratios[Math.floor(ratios.length / 2)];
-  measured.forEach((m) => (m.predicted = model.predict(m.plan)));
   for (const m of measured) {
     const keys = [...m.plan.keys()];
     if (keys.length !== 1 || !keys[0].endsWith(".rewrite")) continue;

@@ -12,8 +12,6 @@ import { errors } from "../messages";
 import { DISPLAY, partsBundle, tableBundle, type MimeBundle } from "./display";
 import { textTable } from "./textTable";
 
-export { textTable, formatCell } from "./textTable";
-
 export type Row = Record<string, string | number | boolean | null>;
 
 /**
